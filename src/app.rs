@@ -1,0 +1,130 @@
+//! The TUI loop: one `tokio::select!` over source events, terminal input, signals and a
+//! frame timer. It redraws only when something changed, at most ~60 times a second, and
+//! sleeps otherwise (an idle monitor uses no CPU).
+
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures::StreamExt;
+use ratatui::DefaultTerminal;
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::event::Command;
+use crate::session::Session;
+use crate::source::SourceHandle;
+use crate::ui::state::UiState;
+
+/// Shortest time between two frames (~60 fps).
+pub const FRAME_INTERVAL: Duration = Duration::from_micros(1_000_000 / 60);
+
+/// Most events taken from the channel before the screen gets a chance to redraw.
+const DRAIN_BATCH: usize = 4096;
+
+/// Restores the terminal however the loop ends (error, early return); the panic hook
+/// installed by `ratatui::try_init` covers panics.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the TUI until the user quits, a signal arrives, or `deadline` passes.
+pub async fn run(
+    handle: SourceHandle,
+    session: Session,
+    ui: UiState,
+    clock: Clock,
+    deadline: Option<Duration>,
+) -> color_eyre::Result<()> {
+    let mut terminal = ratatui::try_init()?;
+    let _guard = TerminalGuard;
+    let result = event_loop(&mut terminal, handle, session, ui, clock, deadline).await;
+    drop(_guard);
+    result
+}
+
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    mut handle: SourceHandle,
+    mut session: Session,
+    mut ui: UiState,
+    clock: Clock,
+    deadline: Option<Duration>,
+) -> color_eyre::Result<()> {
+    let mut input = EventStream::new();
+    let mut signals = crate::run::Signals::new()?;
+    let stop_at = deadline.map(|d| Instant::now() + d);
+    let size = terminal.size()?;
+    ui.size = (size.width, size.height);
+    let mut dirty = true;
+    let mut next_frame = Instant::now();
+    let mut source_open = true;
+
+    loop {
+        if dirty && Instant::now() >= next_frame {
+            ui.now = clock.now();
+            terminal.draw(|f| crate::ui::render(f, &session, &ui))?;
+            dirty = false;
+            next_frame = Instant::now() + FRAME_INTERVAL;
+        }
+        // While rates are non-zero the status bar must tick down to zero, once a second.
+        let settling = session.rx_rate.settling(clock.now()) || session.tx_rate.settling(clock.now());
+        tokio::select! {
+            ev = handle.events.recv(), if source_open => match ev {
+                Some(ev) => {
+                    session.ingest(&ev);
+                    for _ in 0..DRAIN_BATCH {
+                        match handle.events.try_recv() {
+                            Ok(ev) => session.ingest(&ev),
+                            Err(_) => break,
+                        }
+                    }
+                    dirty = true;
+                }
+                None => {
+                    source_open = false;
+                    ui.message = Some("the source stopped".to_string());
+                    dirty = true;
+                }
+            },
+            term = input.next() => match term {
+                Some(Ok(TermEvent::Key(key))) => {
+                    let commands = ui.on_key(&session, key);
+                    send_all(&handle, &mut ui, commands);
+                    dirty = true;
+                }
+                Some(Ok(TermEvent::Resize(w, h))) => {
+                    ui.size = (w, h);
+                    dirty = true;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(next_frame), if dirty => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)), if settling && !dirty => dirty = true,
+            _ = signals.recv() => break,
+            _ = async { match stop_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => break,
+        }
+        if ui.quit {
+            break;
+        }
+    }
+    let _ = handle.commands.try_send(Command::Shutdown);
+    Ok(())
+}
+
+/// Queues commands for the source; a full queue is said, never ignored.
+fn send_all(handle: &SourceHandle, ui: &mut UiState, commands: Vec<Command>) {
+    for c in commands {
+        if handle.commands.try_send(c.clone()).is_err() {
+            ui.message = Some(format!(
+                "{}: not done, the port is not taking commands (busy or gone)",
+                c.describe()
+            ));
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The config file (TOML): defaults for line settings, scrollback, theme, line ending and
+//! key bindings. Read from `--config FILE` or `$XDG_CONFIG_HOME/hsmon/config.toml`.
+//!
+//! ```toml
+//! [serial]
+//! baud = 115200
+//! format = "8N1"
+//! flow = "none"
+//!
+//! [ui]
+//! scrollback_mib = 64
+//! theme = "color"       # or "mono"; NO_COLOR in the environment forces mono
+//! line_ending = "cr"    # none | cr | lf | crlf, added to text typed in the send line
+//!
+//! [keys]
+//! baud_up = ["+", "]"]
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::event::{Baud, FlowControl, FrameFormat, LineSettings};
+use crate::ui::keys::{Keymap, KeymapError};
+use crate::ui::sendline::LineEnding;
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub serial: SerialDefaults,
+    #[serde(default)]
+    pub ui: UiConfig,
+    /// Action name → keys.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SerialDefaults {
+    pub baud: Option<u32>,
+    pub format: Option<String>,
+    pub flow: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct UiConfig {
+    /// In-memory scrollback cap, in MiB (default 64).
+    pub scrollback_mib: Option<usize>,
+    pub theme: Option<String>,
+    pub line_ending: Option<LineEnding>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Log file (default: $XDG_STATE_HOME/hsmon/hsmon.log).
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}:{line}:{column}: {message}\n  fix the config file, or run with --config /dev/null to ignore it")]
+    Parse {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+impl Config {
+    /// The default location.
+    pub fn default_path() -> Option<PathBuf> {
+        dirs::config_dir().map(|d| d.join("hsmon").join("config.toml"))
+    }
+
+    /// Loads `explicit` (must exist) or the default file (may be absent).
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        match explicit {
+            Some(p) => Self::load_file(p),
+            None => match Self::default_path() {
+                Some(p) if p.exists() => Self::load_file(&p),
+                _ => Ok(Config::default()),
+            },
+        }
+    }
+
+    pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; errors carry file, line and column.
+    pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            ConfigError::Parse {
+                path: path.to_string(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        // Validate the values now, so a bad default fails at start-up, not at first use.
+        cfg.line_settings(path)?;
+        cfg.keymap(path)?;
+        Ok(cfg)
+    }
+
+    /// The configured line settings (defaults where absent).
+    pub fn line_settings(&self, path: &str) -> Result<LineSettings, ConfigError> {
+        let invalid = |e: &dyn std::fmt::Display| ConfigError::Invalid {
+            path: path.to_string(),
+            message: format!("[serial] {e}"),
+        };
+        let mut s = LineSettings::default();
+        if let Some(b) = self.serial.baud {
+            s.baud = Baud::new(b).map_err(|e| invalid(&e))?;
+        }
+        if let Some(f) = &self.serial.format {
+            s.format = f.parse::<FrameFormat>().map_err(|e| invalid(&e))?;
+        }
+        if let Some(f) = &self.serial.flow {
+            s.flow = f.parse::<FlowControl>().map_err(|e| invalid(&e))?;
+        }
+        Ok(s)
+    }
+
+    pub fn keymap(&self, path: &str) -> Result<Keymap, ConfigError> {
+        Keymap::with_overrides(self.keys.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(
+            |e: KeymapError| ConfigError::Invalid {
+                path: path.to_string(),
+                message: e.to_string(),
+            },
+        )
+    }
+
+    pub fn window_bytes(&self) -> usize {
+        self.ui
+            .scrollback_mib
+            .unwrap_or(crate::session::DEFAULT_WINDOW_BYTES >> 20)
+            .clamp(1, 4096)
+            << 20
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn full_config_parses() {
+        let c = Config::parse(
+            "[serial]\nbaud = 9600\nformat = \"7E1\"\nflow = \"hw\"\n[ui]\nscrollback_mib = 8\ntheme = \"mono\"\nline_ending = \"crlf\"\n[keys]\nbaud_up = [\"x\"]\n",
+            "c.toml",
+        )
+        .unwrap();
+        let s = c.line_settings("c.toml").unwrap();
+        assert_eq!(s.to_string(), "9600 7E1 flow hw");
+        assert_eq!(c.window_bytes(), 8 << 20);
+        assert_eq!(c.ui.line_ending, Some(LineEnding::CrLf));
+    }
+
+    #[test]
+    fn malformed_config_names_file_line_column() {
+        let cases = [
+            ("[serial]\nbaud = \n", "c.toml:2:"),
+            ("[serial]\nbaud = 9600\nspeed = 3\n", "c.toml:3:1"),
+            ("[ui]\ntheme = 3\n", "c.toml:2:9"),
+        ];
+        for (text, want) in cases {
+            let e = Config::parse(text, "c.toml").unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let e = Config::parse("[serial]\nformat = \"9Q1\"\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("invalid frame format"), "{e}");
+        let e = Config::parse("[keys]\nfly = [\"x\"]\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("unknown action 'fly'"), "{e}");
+        let e = Config::parse("[serial]\nbaud = 1\n", "c.toml").unwrap_err();
+        assert!(e.to_string().contains("invalid baud rate 1"), "{e}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+}

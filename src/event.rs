@@ -1,0 +1,448 @@
+//! The records every source emits (`Event`) and the effects the UI asks of a source (`Command`),
+//! plus the line-setting types they carry.
+//!
+//! Whatever a user sees can be rebuilt from the list of `TimedEvent`s: this is what capture files
+//! store and what replay feeds back in.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Seconds since the session started, from a monotonic clock (never wall time).
+pub type Timestamp = Duration;
+
+/// Which way bytes travelled, seen from hsmon: received from the device or sent to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Rx,
+    Tx,
+}
+
+impl Direction {
+    pub fn label(self) -> &'static str {
+        match self {
+            Direction::Rx => "rx",
+            Direction::Tx => "tx",
+        }
+    }
+}
+
+/// A baud rate in bits per second. Validated: 50 ..= 12 000 000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Baud(u32);
+
+impl Baud {
+    pub const MIN: u32 = 50;
+    pub const MAX: u32 = 12_000_000;
+
+    /// The standard rates the baud keys step through (incl. the ESP8266 boot rate 74880).
+    pub const STANDARD: [u32; 27] = [
+        300, 600, 1200, 1800, 2400, 4800, 7200, 9600, 14400, 19200, 28800, 38400, 57600, 74880,
+        76800, 115200, 230400, 250000, 460800, 500000, 576000, 921600, 1000000, 1500000, 2000000,
+        3000000, 4000000,
+    ];
+
+    pub fn new(bps: u32) -> Result<Baud, SettingsError> {
+        if (Self::MIN..=Self::MAX).contains(&bps) {
+            Ok(Baud(bps))
+        } else {
+            Err(SettingsError::BaudOutOfRange(bps))
+        }
+    }
+
+    pub fn bps(self) -> u32 {
+        self.0
+    }
+
+    /// The next standard rate above this one (saturates at the highest).
+    pub fn step_up(self) -> Baud {
+        Baud(
+            Self::STANDARD
+                .iter()
+                .copied()
+                .find(|&r| r > self.0)
+                .unwrap_or(self.0),
+        )
+    }
+
+    /// The next standard rate below this one (saturates at the lowest).
+    pub fn step_down(self) -> Baud {
+        Baud(
+            Self::STANDARD
+                .iter()
+                .rev()
+                .copied()
+                .find(|&r| r < self.0)
+                .unwrap_or(self.0),
+        )
+    }
+}
+
+impl fmt::Display for Baud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::str::FromStr for Baud {
+    type Err = SettingsError;
+    fn from_str(s: &str) -> Result<Baud, SettingsError> {
+        let t = s.trim().replace('_', "");
+        let n: u32 = t
+            .parse()
+            .map_err(|_| SettingsError::BaudNotNumber(s.to_string()))?;
+        Baud::new(n)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataBits {
+    Five,
+    Six,
+    Seven,
+    Eight,
+}
+
+impl DataBits {
+    pub fn count(self) -> u8 {
+        match self {
+            DataBits::Five => 5,
+            DataBits::Six => 6,
+            DataBits::Seven => 7,
+            DataBits::Eight => 8,
+        }
+    }
+    fn from_count(n: u8) -> Option<DataBits> {
+        Some(match n {
+            5 => DataBits::Five,
+            6 => DataBits::Six,
+            7 => DataBits::Seven,
+            8 => DataBits::Eight,
+            _ => return None,
+        })
+    }
+    /// Cycles 8 → 7 → 6 → 5 → 8.
+    pub fn next(self) -> DataBits {
+        match self {
+            DataBits::Eight => DataBits::Seven,
+            DataBits::Seven => DataBits::Six,
+            DataBits::Six => DataBits::Five,
+            DataBits::Five => DataBits::Eight,
+        }
+    }
+}
+
+/// Parity. Mark and space are set with CMSPAR on Linux; other systems refuse them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Parity {
+    None,
+    Even,
+    Odd,
+    Mark,
+    Space,
+}
+
+impl Parity {
+    pub fn letter(self) -> char {
+        match self {
+            Parity::None => 'N',
+            Parity::Even => 'E',
+            Parity::Odd => 'O',
+            Parity::Mark => 'M',
+            Parity::Space => 'S',
+        }
+    }
+    /// Cycles N → E → O → M → S → N.
+    pub fn next(self) -> Parity {
+        match self {
+            Parity::None => Parity::Even,
+            Parity::Even => Parity::Odd,
+            Parity::Odd => Parity::Mark,
+            Parity::Mark => Parity::Space,
+            Parity::Space => Parity::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopBits {
+    One,
+    Two,
+}
+
+impl StopBits {
+    pub fn count(self) -> u8 {
+        match self {
+            StopBits::One => 1,
+            StopBits::Two => 2,
+        }
+    }
+    pub fn toggled(self) -> StopBits {
+        match self {
+            StopBits::One => StopBits::Two,
+            StopBits::Two => StopBits::One,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FlowControl {
+    None,
+    /// RTS/CTS.
+    Hardware,
+    /// XON/XOFF.
+    Software,
+}
+
+impl FlowControl {
+    pub fn label(self) -> &'static str {
+        match self {
+            FlowControl::None => "none",
+            FlowControl::Hardware => "hw",
+            FlowControl::Software => "sw",
+        }
+    }
+    pub fn next(self) -> FlowControl {
+        match self {
+            FlowControl::None => FlowControl::Hardware,
+            FlowControl::Hardware => FlowControl::Software,
+            FlowControl::Software => FlowControl::None,
+        }
+    }
+}
+
+impl std::str::FromStr for FlowControl {
+    type Err = SettingsError;
+    fn from_str(s: &str) -> Result<FlowControl, SettingsError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "off" => Ok(FlowControl::None),
+            "hw" | "hardware" | "rtscts" => Ok(FlowControl::Hardware),
+            "sw" | "software" | "xonxoff" => Ok(FlowControl::Software),
+            _ => Err(SettingsError::BadFlow(s.to_string())),
+        }
+    }
+}
+
+/// Character format: data bits, parity, stop bits — written `8N1`, `7E1`, `8E2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FrameFormat {
+    pub data_bits: DataBits,
+    pub parity: Parity,
+    pub stop_bits: StopBits,
+}
+
+impl Default for FrameFormat {
+    fn default() -> Self {
+        FrameFormat {
+            data_bits: DataBits::Eight,
+            parity: Parity::None,
+            stop_bits: StopBits::One,
+        }
+    }
+}
+
+impl fmt::Display for FrameFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}{}",
+            self.data_bits.count(),
+            self.parity.letter(),
+            self.stop_bits.count()
+        )
+    }
+}
+
+impl std::str::FromStr for FrameFormat {
+    type Err = SettingsError;
+    fn from_str(s: &str) -> Result<FrameFormat, SettingsError> {
+        let bad = || SettingsError::BadFormat(s.to_string());
+        let b = s.trim().as_bytes();
+        let [d, p, st] = b else {
+            return Err(bad());
+        };
+        let data_bits = DataBits::from_count(d.wrapping_sub(b'0')).ok_or_else(bad)?;
+        let parity = match p.to_ascii_uppercase() {
+            b'N' => Parity::None,
+            b'E' => Parity::Even,
+            b'O' => Parity::Odd,
+            b'M' => Parity::Mark,
+            b'S' => Parity::Space,
+            _ => return Err(bad()),
+        };
+        let stop_bits = match st {
+            b'1' => StopBits::One,
+            b'2' => StopBits::Two,
+            _ => return Err(bad()),
+        };
+        Ok(FrameFormat {
+            data_bits,
+            parity,
+            stop_bits,
+        })
+    }
+}
+
+/// Everything that configures a serial line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LineSettings {
+    pub baud: Baud,
+    pub format: FrameFormat,
+    pub flow: FlowControl,
+}
+
+impl Default for LineSettings {
+    fn default() -> Self {
+        LineSettings {
+            baud: Baud(115_200),
+            format: FrameFormat::default(),
+            flow: FlowControl::None,
+        }
+    }
+}
+
+impl fmt::Display for LineSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} flow {}", self.baud, self.format, self.flow.label())
+    }
+}
+
+/// Modem control outputs as last confirmed by the port (`None` where the port has none, e.g. a pty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ModemLines {
+    pub dtr: Option<bool>,
+    pub rts: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error(
+        "invalid baud rate {0}: use a rate between 50 and 12000000 bps (e.g. 9600, 115200, 74880)"
+    )]
+    BaudOutOfRange(u32),
+    #[error("invalid baud rate '{0}': give a whole number of bits per second, e.g. -b 115200")]
+    BaudNotNumber(String),
+    #[error(
+        "invalid frame format '{0}': write data bits (5-8), parity (N, E, O, M, S) and stop bits (1, 2), e.g. 8N1 or 7E1"
+    )]
+    BadFormat(String),
+    #[error("invalid flow control '{0}': use none, hw (RTS/CTS) or sw (XON/XOFF)")]
+    BadFlow(String),
+}
+
+/// Why a connection changed state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    Up,
+    Down { reason: String },
+    Retrying { reason: String },
+}
+
+/// Bytes dropped because a consumer fell behind (counted, never silent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overrun {
+    pub dropped_bytes: u64,
+}
+
+/// What happened. Sources emit these; the session ingests them in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Rx(Vec<u8>),
+    Tx(Vec<u8>),
+    /// The line settings the port now has (an acknowledgement of a `Command`, or the initial state).
+    LineSettings {
+        settings: LineSettings,
+        modem: ModemLines,
+    },
+    Connection(ConnectionState),
+    /// Bytes the source had to drop because the session was not draining its channel.
+    Overrun(Overrun),
+    /// A break condition was sent on the line.
+    BreakSent,
+    /// A command the source could not carry out (the port refused a setting, ...).
+    CommandFailed { command: String, reason: String },
+}
+
+/// An Event and when it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedEvent {
+    pub at: Timestamp,
+    pub event: Event,
+}
+
+/// An effect on a source, requested by the UI or the headless control input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    SetBaud(Baud),
+    SetFormat(FrameFormat),
+    SetFlow(FlowControl),
+    SetDtr(bool),
+    SetRts(bool),
+    /// Hold the line in break for the given time.
+    SendBreak(Duration),
+    Transmit(Vec<u8>),
+    /// Stop the source and release the device.
+    Shutdown,
+}
+
+impl Command {
+    /// Short name for messages ("set baud 9600").
+    pub fn describe(&self) -> String {
+        match self {
+            Command::SetBaud(b) => format!("set baud {b}"),
+            Command::SetFormat(f) => format!("set format {f}"),
+            Command::SetFlow(f) => format!("set flow {}", f.label()),
+            Command::SetDtr(on) => format!("set DTR {}", on_off(*on)),
+            Command::SetRts(on) => format!("set RTS {}", on_off(*on)),
+            Command::SendBreak(d) => format!("send break {} ms", d.as_millis()),
+            Command::Transmit(b) => format!("transmit {} bytes", b.len()),
+            Command::Shutdown => "shut down".to_string(),
+        }
+    }
+}
+
+pub fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn frame_format_round_trips() {
+        for s in ["8N1", "7E1", "8E2", "5O1", "8M1", "8S2"] {
+            let f: FrameFormat = s.parse().unwrap();
+            assert_eq!(f.to_string(), s);
+        }
+        assert_eq!("7e1".parse::<FrameFormat>().unwrap().to_string(), "7E1");
+    }
+
+    #[test]
+    fn frame_format_rejects_nonsense() {
+        for s in ["", "8N", "9N1", "8X1", "8N3", "8N11", "N81"] {
+            assert!(s.parse::<FrameFormat>().is_err(), "{s} accepted");
+        }
+    }
+
+    #[test]
+    fn baud_steps_through_standard_rates() {
+        let b = Baud::new(9600).unwrap();
+        assert_eq!(b.step_up().bps(), 14400);
+        assert_eq!(b.step_down().bps(), 7200);
+        assert_eq!(Baud::new(57600).unwrap().step_up().bps(), 74880);
+        assert_eq!(Baud::new(4_000_000).unwrap().step_up().bps(), 4_000_000);
+        assert_eq!(Baud::new(300).unwrap().step_down().bps(), 300);
+        // A custom rate steps to its standard neighbours.
+        assert_eq!(Baud::new(100_000).unwrap().step_up().bps(), 115200);
+        assert_eq!(Baud::new(100_000).unwrap().step_down().bps(), 76800);
+    }
+
+    #[test]
+    fn baud_validates() {
+        assert!("0".parse::<Baud>().is_err());
+        assert!("abc".parse::<Baud>().is_err());
+        assert!("20000000".parse::<Baud>().is_err());
+        assert_eq!("921_600".parse::<Baud>().unwrap().bps(), 921600);
+    }
+}

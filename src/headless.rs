@@ -1,0 +1,238 @@
+//! Headless mode: the same session without a terminal UI. Each record is one line on
+//! stdout (text, or JSON with `"type"` and `"t"` as DESIGN.md specifies); stdin lines are
+//! commands, so scripts and tests can drive the port as the keys do.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+use crate::cli::OutputFormat;
+use crate::event::{
+    Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
+};
+use crate::sanitize::hex_string;
+use crate::session::Session;
+use crate::source::SourceHandle;
+use crate::ui::sendline;
+
+/// One record as a JSON object, or None for events that have no record.
+pub fn json_record(ev: &TimedEvent) -> Value {
+    let t = ev.at.as_secs_f64();
+    match &ev.event {
+        Event::Rx(b) => json!({"type": "rx", "t": t, "hex": hex_string(b)}),
+        Event::Tx(b) => json!({"type": "tx", "t": t, "hex": hex_string(b)}),
+        Event::LineSettings { settings, modem } => json!({
+            "type": "settings", "t": t,
+            "baud": settings.baud.bps(),
+            "format": settings.format.to_string(),
+            "flow": settings.flow.label(),
+            "dtr": modem.dtr, "rts": modem.rts,
+        }),
+        Event::Connection(c) => match c {
+            ConnectionState::Up => json!({"type": "connection", "t": t, "state": "up"}),
+            ConnectionState::Down { reason } => {
+                json!({"type": "connection", "t": t, "state": "down", "reason": reason})
+            }
+            ConnectionState::Retrying { reason } => {
+                json!({"type": "connection", "t": t, "state": "retrying", "reason": reason})
+            }
+        },
+        Event::Overrun(o) => json!({
+            "type": "event", "t": t, "id": "hsmon.overrun", "severity": "error",
+            "dropped_bytes": o.dropped_bytes,
+            "text": format!("{} bytes dropped: the output fell behind the port", o.dropped_bytes),
+        }),
+        Event::BreakSent => json!({
+            "type": "event", "t": t, "id": "hsmon.break_sent", "severity": "info", "text": "break sent",
+        }),
+        Event::CommandFailed { command, reason } => json!({
+            "type": "event", "t": t, "id": "hsmon.command_failed", "severity": "warning",
+            "command": command, "text": format!("{command}: {reason}"),
+        }),
+    }
+}
+
+/// One record as a text line.
+pub fn text_record(ev: &TimedEvent) -> String {
+    let t = ev.at.as_secs_f64();
+    match &ev.event {
+        Event::Rx(b) => format!("{t:12.6} rx {}", hex_string(b)),
+        Event::Tx(b) => format!("{t:12.6} tx {}", hex_string(b)),
+        Event::LineSettings { settings, modem } => format!(
+            "{t:12.6} settings {settings} dtr {} rts {}",
+            modem.dtr.map_or("n/a", on_off),
+            modem.rts.map_or("n/a", on_off)
+        ),
+        Event::Connection(ConnectionState::Up) => format!("{t:12.6} connection up"),
+        Event::Connection(ConnectionState::Down { reason }) => {
+            format!("{t:12.6} connection down: {reason}")
+        }
+        Event::Connection(ConnectionState::Retrying { reason }) => {
+            format!("{t:12.6} connection retrying: {reason}")
+        }
+        Event::Overrun(o) => format!(
+            "{t:12.6} event error: {} bytes dropped (output fell behind)",
+            o.dropped_bytes
+        ),
+        Event::BreakSent => format!("{t:12.6} event: break sent"),
+        Event::CommandFailed { command, reason } => {
+            format!("{t:12.6} event warning: {command}: {reason}")
+        }
+    }
+}
+
+/// A headless control line that could not be understood.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ControlError(String);
+
+/// Parses one stdin control line. Blank lines and `#` comments give no command.
+pub fn parse_control(line: &str) -> Result<Option<Command>, ControlError> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let (verb, arg) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let arg = arg.trim();
+    let err = |e: &dyn std::fmt::Display| ControlError(format!("{verb}: {e}"));
+    let on = |a: &str| match a {
+        "on" | "1" | "true" => Ok(true),
+        "off" | "0" | "false" => Ok(false),
+        _ => Err(ControlError(format!("{verb}: say on or off, not '{a}'"))),
+    };
+    let cmd = match verb {
+        "send" | "send-hex" => Command::Transmit(sendline::parse_hex(arg).map_err(|e| err(&e))?),
+        "send-text" => Command::Transmit(sendline::parse_text(arg).map_err(|e| err(&e))?),
+        "baud" => Command::SetBaud(arg.parse::<Baud>().map_err(|e| err(&e))?),
+        "format" => Command::SetFormat(arg.parse::<FrameFormat>().map_err(|e| err(&e))?),
+        "flow" => Command::SetFlow(arg.parse::<FlowControl>().map_err(|e| err(&e))?),
+        "dtr" => Command::SetDtr(on(arg)?),
+        "rts" => Command::SetRts(on(arg)?),
+        "break" => {
+            let ms = if arg.is_empty() {
+                250
+            } else {
+                arg.parse::<u64>().map_err(|e| err(&e))?.min(10_000)
+            };
+            Command::SendBreak(std::time::Duration::from_millis(ms))
+        }
+        "quit" | "exit" => Command::Shutdown,
+        _ => {
+            return Err(ControlError(format!(
+                "unknown command '{verb}': use send HEX, send-text TEXT, baud N, format 8N1, flow none|hw|sw, dtr on|off, rts on|off, break [ms], quit"
+            )));
+        }
+    };
+    Ok(Some(cmd))
+}
+
+/// Runs until Ctrl-C / SIGTERM / SIGHUP, `quit` on stdin, the source ending, or `deadline`.
+pub async fn run(
+    mut handle: SourceHandle,
+    mut session: Session,
+    format: OutputFormat,
+    deadline: Option<std::time::Duration>,
+) -> color_eyre::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut line_no = 0usize;
+    let mut signals = crate::run::Signals::new()?;
+    let stop_at = deadline.map(|d| tokio::time::Instant::now() + d);
+    let mut shutting_down = false;
+
+    loop {
+        tokio::select! {
+            ev = handle.events.recv() => {
+                let Some(ev) = ev else { break };
+                write_record(&mut out, &mut session, &ev, format)?;
+                // Drain what is already queued before flushing: one write per burst.
+                while let Ok(ev) = handle.events.try_recv() {
+                    write_record(&mut out, &mut session, &ev, format)?;
+                }
+                out.flush()?;
+            }
+            line = stdin.next_line(), if stdin_open && !shutting_down => match line {
+                Ok(Some(l)) => {
+                    line_no += 1;
+                    match parse_control(&l) {
+                        Ok(Some(cmd)) => {
+                            let quit = cmd == Command::Shutdown;
+                            if handle.commands.send(cmd).await.is_err() { break }
+                            shutting_down |= quit;
+                        }
+                        Ok(None) => {}
+                        Err(e) => eprintln!("hsmon: stdin line {line_no}: {e}"),
+                    }
+                }
+                // End of input is not the end of the session: keep monitoring.
+                Ok(None) | Err(_) => stdin_open = false,
+            },
+            _ = signals.recv(), if !shutting_down => {
+                shutting_down = true;
+                let _ = handle.commands.send(Command::Shutdown).await;
+            }
+            _ = async { match stop_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } }, if !shutting_down => {
+                shutting_down = true;
+                let _ = handle.commands.send(Command::Shutdown).await;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_record(
+    out: &mut impl Write,
+    session: &mut Session,
+    ev: &TimedEvent,
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    session.ingest(ev);
+    match format {
+        OutputFormat::Json => writeln!(out, "{}", json_record(ev)),
+        OutputFormat::Text => writeln!(out, "{}", text_record(ev)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn json_rx_record_matches_design() {
+        let ev = TimedEvent {
+            at: Duration::from_micros(12_300),
+            event: Event::Rx(vec![0x68, 0x04, 0x04, 0x68]),
+        };
+        assert_eq!(
+            json_record(&ev).to_string(),
+            r#"{"type":"rx","t":0.0123,"hex":"68 04 04 68"}"#
+        );
+    }
+
+    #[test]
+    fn control_lines_parse() {
+        assert_eq!(
+            parse_control("send 68 04").unwrap(),
+            Some(Command::Transmit(vec![0x68, 4]))
+        );
+        assert_eq!(
+            parse_control("send-text AT\\r").unwrap(),
+            Some(Command::Transmit(b"AT\r".to_vec()))
+        );
+        assert_eq!(
+            parse_control("baud 9600").unwrap(),
+            Some(Command::SetBaud(Baud::new(9600).unwrap()))
+        );
+        assert_eq!(parse_control("  # note").unwrap(), None);
+        assert!(parse_control("send 6").unwrap_err().0.contains("odd number"));
+        assert!(parse_control("baud fast").is_err());
+        assert!(parse_control("dtr maybe").is_err());
+        assert!(parse_control("fly").unwrap_err().0.contains("unknown command"));
+    }
+}

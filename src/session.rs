@@ -1,0 +1,389 @@
+//! The session model: ingests Events in order and keeps what the panes show — a bounded window
+//! of bytes in both directions, line settings, connection state, counters and notices.
+//! No terminal code and no clock: time comes in with each event.
+
+use std::collections::VecDeque;
+
+use crate::decode::StreamOffset;
+use crate::event::{
+    ConnectionState, Direction, Event, LineSettings, ModemLines, TimedEvent, Timestamp,
+};
+
+/// Default cap on bytes kept in memory for scrollback (both directions together).
+pub const DEFAULT_WINDOW_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest run of same-direction bytes kept in one piece. Divisible by every row width the
+/// hex pane uses (multiples of 8 up to 64), so rows never break at a run boundary.
+pub const RUN_CAPACITY: usize = 40_320;
+
+/// Most notices kept (connection changes, refused commands, overruns).
+const NOTICES_CAP: usize = 1000;
+
+/// A stretch of consecutive bytes in one direction.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Monotonic id, so a scroll anchor survives eviction of older runs.
+    pub seq: u64,
+    pub direction: Direction,
+    /// Offset of `bytes[0]` in this direction's stream.
+    pub start: StreamOffset,
+    pub bytes: Vec<u8>,
+    /// (index into `bytes`, arrival time) for each chunk that landed in this run.
+    marks: Vec<(u32, Timestamp)>,
+}
+
+impl Run {
+    /// Arrival time of the byte at `index` (the time of the chunk it came in).
+    pub fn time_of(&self, index: usize) -> Timestamp {
+        let i = self.marks.partition_point(|(at, _)| (*at as usize) <= index);
+        self.marks
+            .get(i.saturating_sub(1))
+            .map(|(_, t)| *t)
+            .unwrap_or_default()
+    }
+}
+
+/// Something the user should read in the status line or notices list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub at: Timestamp,
+    pub level: NoticeLevel,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeLevel {
+    Info,
+    Warning,
+    Error,
+}
+
+/// Bytes per second over the last second or so, from event timestamps.
+#[derive(Debug, Clone, Default)]
+pub struct RateMeter {
+    /// (time, bytes) of recent chunks, oldest first; only the last ~2 s are kept.
+    samples: VecDeque<(Timestamp, u64)>,
+}
+
+impl RateMeter {
+    const WINDOW: Timestamp = Timestamp::from_secs(1);
+
+    fn add(&mut self, at: Timestamp, n: usize) {
+        self.samples.push_back((at, n as u64));
+        while let Some(&(t, _)) = self.samples.front() {
+            if at.saturating_sub(t) > Self::WINDOW * 2 {
+                self.samples.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Bytes per second in the second before `now`.
+    pub fn rate(&self, now: Timestamp) -> f64 {
+        let from = now.saturating_sub(Self::WINDOW);
+        let sum: u64 = self
+            .samples
+            .iter()
+            .filter(|(t, _)| *t > from && *t <= now)
+            .map(|(_, n)| n)
+            .sum();
+        sum as f64 / Self::WINDOW.as_secs_f64()
+    }
+
+    /// True when the meter would show a non-zero rate at some time after `now`, i.e. the
+    /// status bar needs one more redraw to fall to zero.
+    pub fn settling(&self, now: Timestamp) -> bool {
+        self.samples
+            .back()
+            .is_some_and(|(t, _)| now.saturating_sub(*t) <= Self::WINDOW)
+    }
+}
+
+/// Counters shown in the status bar.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Bytes sources had to drop because the session fell behind.
+    pub dropped_bytes: u64,
+    /// Bytes pushed out of the in-memory window (still in the capture file, when recording).
+    pub evicted_bytes: u64,
+    pub reconnects: u64,
+    pub commands_failed: u64,
+}
+
+/// The model behind every pane.
+#[derive(Debug)]
+pub struct Session {
+    /// What the source is ("/dev/ttyUSB0", "demo").
+    pub source_name: String,
+    pub settings: Option<LineSettings>,
+    pub modem: ModemLines,
+    pub connection: ConnectionState,
+    pub counters: Counters,
+    pub rx_rate: RateMeter,
+    pub tx_rate: RateMeter,
+    runs: VecDeque<Run>,
+    next_seq: u64,
+    window_bytes: usize,
+    window_cap: usize,
+    rx_offset: StreamOffset,
+    tx_offset: StreamOffset,
+    notices: VecDeque<Notice>,
+    /// Time of the last ingested event.
+    pub last_at: Timestamp,
+    /// Bumped on every change, so the UI can tell whether to redraw.
+    pub generation: u64,
+}
+
+impl Session {
+    pub fn new(source_name: impl Into<String>, window_cap: usize) -> Session {
+        Session {
+            source_name: source_name.into(),
+            settings: None,
+            modem: ModemLines::default(),
+            connection: ConnectionState::Down {
+                reason: "not connected yet".to_string(),
+            },
+            counters: Counters::default(),
+            rx_rate: RateMeter::default(),
+            tx_rate: RateMeter::default(),
+            runs: VecDeque::new(),
+            next_seq: 0,
+            window_bytes: 0,
+            window_cap: window_cap.max(RUN_CAPACITY),
+            rx_offset: 0,
+            tx_offset: 0,
+            notices: VecDeque::new(),
+            last_at: Timestamp::ZERO,
+            generation: 0,
+        }
+    }
+
+    /// Takes one event into the model.
+    pub fn ingest(&mut self, ev: &TimedEvent) {
+        self.generation += 1;
+        self.last_at = self.last_at.max(ev.at);
+        match &ev.event {
+            Event::Rx(b) => {
+                self.counters.rx_bytes += b.len() as u64;
+                self.rx_rate.add(ev.at, b.len());
+                self.append(Direction::Rx, ev.at, b);
+            }
+            Event::Tx(b) => {
+                self.counters.tx_bytes += b.len() as u64;
+                self.tx_rate.add(ev.at, b.len());
+                self.append(Direction::Tx, ev.at, b);
+            }
+            Event::LineSettings { settings, modem } => {
+                if let Some(old) = self.settings {
+                    if old != *settings {
+                        self.notice(ev.at, NoticeLevel::Info, format!("port set to {settings}"));
+                    }
+                }
+                self.settings = Some(*settings);
+                self.modem = *modem;
+            }
+            Event::Connection(state) => {
+                match state {
+                    ConnectionState::Up => {
+                        if !matches!(self.connection, ConnectionState::Up)
+                            && self.counters.rx_bytes + self.counters.tx_bytes > 0
+                        {
+                            self.counters.reconnects += 1;
+                            self.notice(ev.at, NoticeLevel::Info, "reconnected".to_string());
+                        }
+                    }
+                    ConnectionState::Down { reason } => {
+                        self.notice(ev.at, NoticeLevel::Error, format!("disconnected: {reason}"))
+                    }
+                    ConnectionState::Retrying { reason } => self.notice(
+                        ev.at,
+                        NoticeLevel::Warning,
+                        format!("retrying: {reason}"),
+                    ),
+                }
+                self.connection = state.clone();
+            }
+            Event::Overrun(o) => {
+                self.counters.dropped_bytes += o.dropped_bytes;
+                self.notice(
+                    ev.at,
+                    NoticeLevel::Error,
+                    format!(
+                        "{} bytes dropped: the display fell behind the port",
+                        o.dropped_bytes
+                    ),
+                );
+            }
+            Event::BreakSent => self.notice(ev.at, NoticeLevel::Info, "break sent".to_string()),
+            Event::CommandFailed { command, reason } => {
+                self.counters.commands_failed += 1;
+                self.notice(ev.at, NoticeLevel::Warning, format!("{command}: {reason}"));
+            }
+        }
+    }
+
+    fn notice(&mut self, at: Timestamp, level: NoticeLevel, text: String) {
+        if self.notices.len() >= NOTICES_CAP {
+            self.notices.pop_front();
+        }
+        self.notices.push_back(Notice { at, level, text });
+    }
+
+    fn append(&mut self, dir: Direction, at: Timestamp, mut bytes: &[u8]) {
+        let offset = match dir {
+            Direction::Rx => &mut self.rx_offset,
+            Direction::Tx => &mut self.tx_offset,
+        };
+        while !bytes.is_empty() {
+            let fits = match self.runs.back() {
+                Some(r) if r.direction == dir && r.bytes.len() < RUN_CAPACITY => {
+                    RUN_CAPACITY - r.bytes.len()
+                }
+                _ => {
+                    self.runs.push_back(Run {
+                        seq: self.next_seq,
+                        direction: dir,
+                        start: *offset,
+                        bytes: Vec::with_capacity(bytes.len().min(RUN_CAPACITY)),
+                        marks: Vec::new(),
+                    });
+                    self.next_seq += 1;
+                    RUN_CAPACITY
+                }
+            };
+            let take = fits.min(bytes.len());
+            let (head, rest) = bytes.split_at(take);
+            if let Some(run) = self.runs.back_mut() {
+                run.marks.push((run.bytes.len() as u32, at));
+                run.bytes.extend_from_slice(head);
+            }
+            *offset += take as u64;
+            self.window_bytes += take;
+            bytes = rest;
+        }
+        while self.window_bytes > self.window_cap {
+            match self.runs.pop_front() {
+                Some(r) => {
+                    self.window_bytes -= r.bytes.len();
+                    self.counters.evicted_bytes += r.bytes.len() as u64;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The runs in the window, oldest first.
+    pub fn runs(&self) -> &VecDeque<Run> {
+        &self.runs
+    }
+
+    /// The run with sequence number `seq`, if still in the window.
+    pub fn run_index(&self, seq: u64) -> Option<usize> {
+        let first = self.runs.front()?.seq;
+        let i = seq.checked_sub(first)? as usize;
+        (i < self.runs.len()).then_some(i)
+    }
+
+    pub fn notices(&self) -> &VecDeque<Notice> {
+        &self.notices
+    }
+
+    /// Bytes in the in-memory window.
+    pub fn window_bytes(&self) -> usize {
+        self.window_bytes
+    }
+
+    /// All bytes of one direction still in the window, with the offset of the first
+    /// (for tests and exporters; the panes walk runs instead).
+    pub fn stream(&self, dir: Direction) -> (StreamOffset, Vec<u8>) {
+        let mut out = Vec::new();
+        let mut first = None;
+        for r in self.runs.iter().filter(|r| r.direction == dir) {
+            first.get_or_insert(r.start);
+            out.extend_from_slice(&r.bytes);
+        }
+        (first.unwrap_or(0), out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    fn ev(ms: u64, event: Event) -> TimedEvent {
+        TimedEvent {
+            at: Duration::from_millis(ms),
+            event,
+        }
+    }
+
+    #[test]
+    fn bytes_keep_order_and_direction() {
+        let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);
+        s.ingest(&ev(1, Event::Rx(b"hello".to_vec())));
+        s.ingest(&ev(2, Event::Rx(b" world".to_vec())));
+        s.ingest(&ev(3, Event::Tx(vec![0x68, 0x04])));
+        s.ingest(&ev(4, Event::Rx(vec![0xE5])));
+        assert_eq!(s.runs().len(), 3, "rx runs merge; a direction change starts a new run");
+        assert_eq!(s.stream(Direction::Rx).1, b"hello world\xE5");
+        assert_eq!(s.stream(Direction::Tx).1, vec![0x68, 0x04]);
+        assert_eq!(s.runs()[2].start, 11, "rx offsets continue across runs");
+        assert_eq!(s.runs()[0].time_of(0), Duration::from_millis(1));
+        assert_eq!(s.runs()[0].time_of(5), Duration::from_millis(2));
+        assert_eq!(s.counters.rx_bytes, 12);
+        assert_eq!(s.counters.tx_bytes, 2);
+    }
+
+    #[test]
+    fn window_is_bounded_and_eviction_counted() {
+        let cap = RUN_CAPACITY * 3;
+        let mut s = Session::new("t", cap);
+        for i in 0..100u64 {
+            s.ingest(&ev(i, Event::Rx(vec![i as u8; 10_000])));
+        }
+        assert!(s.window_bytes() <= cap);
+        assert_eq!(
+            s.window_bytes() as u64 + s.counters.evicted_bytes,
+            1_000_000,
+            "every byte is either in the window or counted as evicted"
+        );
+        let (first, bytes) = s.stream(Direction::Rx);
+        assert_eq!(first + bytes.len() as u64, 1_000_000);
+        assert!(s.run_index(0).is_none());
+        let last = s.runs().back().unwrap().seq;
+        assert_eq!(s.run_index(last), Some(s.runs().len() - 1));
+    }
+
+    #[test]
+    fn rate_meter_falls_to_zero() {
+        let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);
+        s.ingest(&ev(100, Event::Rx(vec![0; 500])));
+        s.ingest(&ev(600, Event::Rx(vec![0; 500])));
+        assert_eq!(s.rx_rate.rate(Duration::from_millis(700)), 1000.0);
+        assert!(s.rx_rate.settling(Duration::from_millis(1500)));
+        assert_eq!(s.rx_rate.rate(Duration::from_millis(1700)), 0.0);
+        assert!(!s.rx_rate.settling(Duration::from_millis(1700)));
+    }
+
+    #[test]
+    fn reconnect_is_counted_and_noticed() {
+        let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);
+        s.ingest(&ev(0, Event::Connection(ConnectionState::Up)));
+        s.ingest(&ev(1, Event::Rx(vec![1, 2, 3])));
+        s.ingest(&ev(
+            2,
+            Event::Connection(ConnectionState::Down {
+                reason: "EIO".into(),
+            }),
+        ));
+        s.ingest(&ev(3, Event::Connection(ConnectionState::Up)));
+        assert_eq!(s.counters.reconnects, 1);
+        assert!(s.notices().iter().any(|n| n.text.contains("disconnected: EIO")));
+        assert_eq!(s.stream(Direction::Rx).1, vec![1, 2, 3], "nothing lost");
+    }
+}

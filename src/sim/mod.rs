@@ -1,0 +1,4 @@
+//! Simulated devices behind the same source interface as a real port, so `hsmon demo`, the
+//! tests and real hardware run the same code path.
+
+pub mod devices;

@@ -1,0 +1,106 @@
+//! What the user wants, produced only by the keymap (and by the line editors).
+
+/// One user intent. `name()` is the id used in the config file's `[keys]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    ToggleHelp,
+    ScrollUp,
+    ScrollDown,
+    PageUp,
+    PageDown,
+    Top,
+    /// Jump to the newest bytes and follow them again.
+    Follow,
+    BaudUp,
+    BaudDown,
+    /// Open the custom baud entry.
+    EnterBaud,
+    CycleDataBits,
+    CycleParity,
+    ToggleStopBits,
+    CycleFlow,
+    ToggleDtr,
+    ToggleRts,
+    SendBreak,
+    /// Open the send line.
+    OpenSend,
+}
+
+impl Action {
+    pub const ALL: [Action; 19] = [
+        Action::Quit,
+        Action::ToggleHelp,
+        Action::ScrollUp,
+        Action::ScrollDown,
+        Action::PageUp,
+        Action::PageDown,
+        Action::Top,
+        Action::Follow,
+        Action::BaudUp,
+        Action::BaudDown,
+        Action::EnterBaud,
+        Action::CycleDataBits,
+        Action::CycleParity,
+        Action::ToggleStopBits,
+        Action::CycleFlow,
+        Action::ToggleDtr,
+        Action::ToggleRts,
+        Action::SendBreak,
+        Action::OpenSend,
+    ];
+
+    /// Stable name for the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::ToggleHelp => "help",
+            Action::ScrollUp => "scroll_up",
+            Action::ScrollDown => "scroll_down",
+            Action::PageUp => "page_up",
+            Action::PageDown => "page_down",
+            Action::Top => "top",
+            Action::Follow => "follow",
+            Action::BaudUp => "baud_up",
+            Action::BaudDown => "baud_down",
+            Action::EnterBaud => "enter_baud",
+            Action::CycleDataBits => "data_bits",
+            Action::CycleParity => "parity",
+            Action::ToggleStopBits => "stop_bits",
+            Action::CycleFlow => "flow",
+            Action::ToggleDtr => "dtr",
+            Action::ToggleRts => "rts",
+            Action::SendBreak => "break",
+            Action::OpenSend => "send",
+        }
+    }
+
+    /// What the help overlay says.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::Quit => "quit",
+            Action::ToggleHelp => "show or hide this help",
+            Action::ScrollUp => "scroll up one row (pauses follow)",
+            Action::ScrollDown => "scroll down one row",
+            Action::PageUp => "scroll up one page (pauses follow)",
+            Action::PageDown => "scroll down one page",
+            Action::Top => "go to the oldest bytes in memory",
+            Action::Follow => "go to the newest bytes and follow them",
+            Action::BaudUp => "baud rate up to the next standard rate",
+            Action::BaudDown => "baud rate down to the next standard rate",
+            Action::EnterBaud => "type a custom baud rate",
+            Action::CycleDataBits => "data bits 8 → 7 → 6 → 5",
+            Action::CycleParity => "parity none → even → odd → mark → space",
+            Action::ToggleStopBits => "stop bits 1 ↔ 2",
+            Action::CycleFlow => "flow control none → hw (RTS/CTS) → sw (XON/XOFF)",
+            Action::ToggleDtr => "toggle DTR",
+            Action::ToggleRts => "toggle RTS",
+            Action::SendBreak => "send a break (250 ms)",
+            Action::OpenSend => "send text or hex (Tab switches, Enter sends)",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == s)
+    }
+}

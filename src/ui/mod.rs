@@ -1,0 +1,86 @@
+//! Rendering only: one file per pane, each reading `&Session` and `&UiState`.
+
+pub mod action;
+pub mod help;
+pub mod hex;
+pub mod keys;
+pub mod layout;
+pub mod sendline;
+pub mod state;
+pub mod status;
+pub mod theme;
+
+use ratatui::Frame;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::session::Session;
+use crate::ui::action::Action;
+use crate::ui::layout::Areas;
+use crate::ui::sendline::SendMode;
+use crate::ui::state::{InputMode, UiState};
+
+/// Draws the whole screen.
+pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
+    let area = frame.area();
+    if area.width == 0 || area.height == 0 {
+        return;
+    }
+    let areas = Areas::new(area);
+    hex::render(frame, areas.hex, s, ui);
+    status::render(frame, areas.status, s, ui);
+    match ui.mode {
+        InputMode::Normal => hints(frame, areas.bottom, ui),
+        InputMode::Send => {
+            let prompt = match ui.send_mode {
+                SendMode::Text => "send text› ",
+                SendMode::Hex => "send hex› ",
+            };
+            sendline::render(
+                frame,
+                areas.bottom,
+                prompt,
+                &ui.input,
+                ui.input_error.as_deref(),
+                &ui.theme,
+            );
+        }
+        InputMode::Baud => sendline::render(
+            frame,
+            areas.bottom,
+            "baud› ",
+            &ui.input,
+            ui.input_error.as_deref(),
+            &ui.theme,
+        ),
+    }
+    if ui.help {
+        help::render(frame, area, ui);
+    }
+}
+
+/// The key-hint line.
+fn hints(frame: &mut ratatui::Frame, area: ratatui::layout::Rect, ui: &UiState) {
+    let items: [(Action, &str); 12] = [
+        (Action::ToggleHelp, "help"),
+        (Action::Quit, "quit"),
+        (Action::BaudUp, "baud+"),
+        (Action::BaudDown, "baud-"),
+        (Action::EnterBaud, "baud…"),
+        (Action::CycleDataBits, "bits"),
+        (Action::CycleParity, "parity"),
+        (Action::ToggleStopBits, "stop"),
+        (Action::CycleFlow, "flow"),
+        (Action::ToggleDtr, "DTR"),
+        (Action::OpenSend, "send"),
+        (Action::Follow, "follow"),
+    ];
+    let mut spans = Vec::new();
+    for (a, label) in items {
+        if let Some(k) = ui.keymap.keys_for(a).first() {
+            spans.push(Span::styled(format!(" {}", k.label()), ui.theme.hint_key));
+            spans.push(Span::styled(format!(" {label} "), ui.theme.hint));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,332 @@
+//! UI state and the pure `update`: keys become Actions, Actions change UI state or return
+//! Commands for the source. Nothing here performs I/O, so it is tested without tokio.
+
+use std::time::Duration;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::event::{Baud, Command, LineSettings, Timestamp};
+use crate::session::Session;
+use crate::ui::action::Action;
+use crate::ui::hex::{self, Geometry, RowRef};
+use crate::ui::keys::Keymap;
+use crate::ui::layout::Areas;
+use crate::ui::sendline::{self, LineEnding, SendMode};
+use crate::ui::theme::Theme;
+
+/// How long a break holds the line low.
+pub const BREAK_DURATION: Duration = Duration::from_millis(250);
+
+/// Most lines kept in the send history.
+const HISTORY_CAP: usize = 100;
+
+/// Where the hex pane is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scroll {
+    /// Tail: always show the newest bytes.
+    Follow,
+    /// Paused: the top row is row `row` of the run with sequence number `seq`.
+    Anchor { seq: u64, row: usize },
+}
+
+/// Which line editor, if any, has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputMode {
+    Normal,
+    Send,
+    Baud,
+}
+
+#[derive(Debug, Clone)]
+pub struct UiState {
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub line_ending: LineEnding,
+    pub scroll: Scroll,
+    pub help: bool,
+    pub mode: InputMode,
+    pub send_mode: SendMode,
+    pub input: String,
+    /// Why the last Enter was refused (odd hex, bad escape, bad baud).
+    pub input_error: Option<String>,
+    history: Vec<String>,
+    history_pos: Option<usize>,
+    /// Terminal size, as of the last resize.
+    pub size: (u16, u16),
+    /// Session time of the current frame (for rates).
+    pub now: Timestamp,
+    /// A message from the UI itself (a command that could not be queued).
+    pub message: Option<String>,
+    pub quit: bool,
+}
+
+impl UiState {
+    pub fn new(keymap: Keymap, theme: Theme, line_ending: LineEnding, size: (u16, u16)) -> Self {
+        UiState {
+            keymap,
+            theme,
+            line_ending,
+            scroll: Scroll::Follow,
+            help: false,
+            mode: InputMode::Normal,
+            send_mode: SendMode::Text,
+            input: String::new(),
+            input_error: None,
+            history: Vec::new(),
+            history_pos: None,
+            size,
+            now: Timestamp::ZERO,
+            message: None,
+            quit: false,
+        }
+    }
+
+    /// "End / f" — for hints.
+    pub fn key_label(&self, a: Action) -> String {
+        self.keymap
+            .keys_for(a)
+            .iter()
+            .map(|k| k.label())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
+    fn hex_geometry(&self) -> (Geometry, usize) {
+        let areas = Areas::new(ratatui::layout::Rect::new(0, 0, self.size.0, self.size.1));
+        let inner_w = areas.hex.width.saturating_sub(2);
+        let inner_h = areas.hex.height.saturating_sub(2) as usize;
+        (Geometry::for_width(inner_w), inner_h.max(1))
+    }
+
+    /// A terminal key press. Releases and repeats-as-release are ignored (Windows sends both).
+    pub fn on_key(&mut self, s: &Session, key: KeyEvent) -> Vec<Command> {
+        if key.kind != KeyEventKind::Press {
+            return Vec::new();
+        }
+        match self.mode {
+            InputMode::Normal => {
+                if self.help {
+                    // Any key closes the help; the help key toggles it.
+                    let a = self.keymap.action_for(&key);
+                    self.help = false;
+                    if a == Some(Action::Quit) {
+                        self.quit = true;
+                    }
+                    return Vec::new();
+                }
+                match self.keymap.action_for(&key) {
+                    Some(a) => self.update(s, a),
+                    None => Vec::new(),
+                }
+            }
+            InputMode::Send | InputMode::Baud => self.edit(s, key),
+        }
+    }
+
+    /// Applies one Action. Returns the Commands the source must carry out.
+    pub fn update(&mut self, s: &Session, action: Action) -> Vec<Command> {
+        self.message = None;
+        let settings = s.settings.unwrap_or_else(LineSettings::default);
+        match action {
+            Action::Quit => {
+                self.quit = true;
+                vec![]
+            }
+            Action::ToggleHelp => {
+                self.help = !self.help;
+                vec![]
+            }
+            Action::ScrollUp => self.scroll_by(s, -1),
+            Action::ScrollDown => self.scroll_by(s, 1),
+            Action::PageUp => {
+                let (_, h) = self.hex_geometry();
+                self.scroll_by(s, -(h as isize))
+            }
+            Action::PageDown => {
+                let (_, h) = self.hex_geometry();
+                self.scroll_by(s, h as isize)
+            }
+            Action::Top => {
+                if let Some(first) = s.runs().front() {
+                    self.scroll = Scroll::Anchor {
+                        seq: first.seq,
+                        row: 0,
+                    };
+                }
+                vec![]
+            }
+            Action::Follow => {
+                self.scroll = Scroll::Follow;
+                vec![]
+            }
+            Action::BaudUp => vec![Command::SetBaud(settings.baud.step_up())],
+            Action::BaudDown => vec![Command::SetBaud(settings.baud.step_down())],
+            Action::EnterBaud => {
+                self.mode = InputMode::Baud;
+                self.input.clear();
+                self.input_error = None;
+                vec![]
+            }
+            Action::CycleDataBits => {
+                let mut f = settings.format;
+                f.data_bits = f.data_bits.next();
+                vec![Command::SetFormat(f)]
+            }
+            Action::CycleParity => {
+                let mut f = settings.format;
+                f.parity = f.parity.next();
+                vec![Command::SetFormat(f)]
+            }
+            Action::ToggleStopBits => {
+                let mut f = settings.format;
+                f.stop_bits = f.stop_bits.toggled();
+                vec![Command::SetFormat(f)]
+            }
+            Action::CycleFlow => vec![Command::SetFlow(settings.flow.next())],
+            // Unknown line state (a pty) toggles from "on", the Linux default after open.
+            Action::ToggleDtr => vec![Command::SetDtr(!s.modem.dtr.unwrap_or(true))],
+            Action::ToggleRts => vec![Command::SetRts(!s.modem.rts.unwrap_or(true))],
+            Action::SendBreak => vec![Command::SendBreak(BREAK_DURATION)],
+            Action::OpenSend => {
+                self.mode = InputMode::Send;
+                self.input.clear();
+                self.input_error = None;
+                self.history_pos = None;
+                vec![]
+            }
+        }
+    }
+
+    /// Moves the pane by `delta` rows; any move pauses follow mode.
+    fn scroll_by(&mut self, s: &Session, delta: isize) -> Vec<Command> {
+        let (g, h) = self.hex_geometry();
+        let w = g.bytes_per_row;
+        let top = match self.scroll {
+            Scroll::Follow => match hex::tail_rows(s, w, h).first() {
+                Some(r) => *r,
+                None => return vec![],
+            },
+            Scroll::Anchor { .. } => match hex::visible_rows(s, self, w, 1).first() {
+                Some(r) => *r,
+                None => return vec![],
+            },
+        };
+        // The top row may go no further than one page before the last row.
+        let last = hex::last_row(s, w).unwrap_or(top);
+        let max_top = hex::step_clamped(s, w, last, -(h as isize - 1));
+        let mut new_top = hex::step_clamped(s, w, top, delta);
+        if delta > 0 && (new_top.run, new_top.row) > (max_top.run, max_top.row) {
+            new_top = max_top;
+        }
+        self.scroll = self.anchor_of(s, new_top);
+        vec![]
+    }
+
+    fn anchor_of(&self, s: &Session, r: RowRef) -> Scroll {
+        match s.runs().get(r.run) {
+            Some(run) => Scroll::Anchor {
+                seq: run.seq,
+                row: r.row,
+            },
+            None => Scroll::Follow,
+        }
+    }
+
+    /// Keys while a line editor is open.
+    fn edit(&mut self, s: &Session, key: KeyEvent) -> Vec<Command> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Esc => {
+                self.mode = InputMode::Normal;
+                self.input_error = None;
+            }
+            KeyCode::Char('c') if ctrl => {
+                self.mode = InputMode::Normal;
+                self.input_error = None;
+            }
+            KeyCode::Char('u') if ctrl => self.input.clear(),
+            KeyCode::Tab if self.mode == InputMode::Send => {
+                self.send_mode = match self.send_mode {
+                    SendMode::Text => SendMode::Hex,
+                    SendMode::Hex => SendMode::Text,
+                };
+                self.input_error = None;
+            }
+            KeyCode::Backspace => {
+                self.input.pop();
+            }
+            KeyCode::Up if self.mode == InputMode::Send => self.history_move(-1),
+            KeyCode::Down if self.mode == InputMode::Send => self.history_move(1),
+            KeyCode::Enter => return self.submit(s),
+            KeyCode::Char(c) if !ctrl => {
+                if self.input.len() < 4096 {
+                    self.input.push(c);
+                }
+                self.input_error = None;
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn history_move(&mut self, delta: isize) {
+        if self.history.is_empty() {
+            return;
+        }
+        let len = self.history.len() as isize;
+        let pos = match self.history_pos {
+            None if delta < 0 => len - 1,
+            None => return,
+            Some(p) => p as isize + delta,
+        };
+        if pos >= len {
+            self.history_pos = None;
+            self.input.clear();
+        } else {
+            let p = pos.clamp(0, len - 1) as usize;
+            self.history_pos = Some(p);
+            self.input = self.history.get(p).cloned().unwrap_or_default();
+        }
+    }
+
+    fn submit(&mut self, _s: &Session) -> Vec<Command> {
+        match self.mode {
+            InputMode::Baud => match self.input.parse::<Baud>() {
+                Ok(b) => {
+                    self.mode = InputMode::Normal;
+                    self.input.clear();
+                    vec![Command::SetBaud(b)]
+                }
+                Err(e) => {
+                    self.input_error = Some(e.to_string());
+                    vec![]
+                }
+            },
+            InputMode::Send => {
+                match sendline::parse(&self.input, self.send_mode, self.line_ending) {
+                    Ok(bytes) if bytes.is_empty() => {
+                        self.mode = InputMode::Normal;
+                        vec![]
+                    }
+                    Ok(bytes) => {
+                        let line = std::mem::take(&mut self.input);
+                        if self.history.last() != Some(&line) {
+                            self.history.push(line);
+                            if self.history.len() > HISTORY_CAP {
+                                self.history.remove(0);
+                            }
+                        }
+                        self.history_pos = None;
+                        // The line stays open for the next command, like a terminal prompt.
+                        vec![Command::Transmit(bytes)]
+                    }
+                    Err(e) => {
+                        self.input_error = Some(e.to_string());
+                        vec![]
+                    }
+                }
+            }
+            InputMode::Normal => vec![],
+        }
+    }
+}

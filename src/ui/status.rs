@@ -1,0 +1,102 @@
+//! The status bar: what port, with which settings, whether it is up, and the counters —
+//! then the latest notice (a disconnect, a refused command, dropped bytes).
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::event::{ConnectionState, on_off};
+use crate::session::{NoticeLevel, Session};
+use crate::ui::state::UiState;
+
+/// "1.2 KiB", "3.4 MiB".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn modem(v: Option<bool>) -> &'static str {
+    match v {
+        Some(b) => on_off(b),
+        None => "n/a",
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
+    let theme = &ui.theme;
+    let (conn_text, conn_style) = match &s.connection {
+        ConnectionState::Up => ("● connected".to_string(), theme.status_good),
+        ConnectionState::Down { .. } => ("✖ disconnected".to_string(), theme.status_bad),
+        ConnectionState::Retrying { .. } => {
+            ("✖ disconnected — retrying".to_string(), theme.status_bad)
+        }
+    };
+    let settings = s
+        .settings
+        .map(|x| format!("{} {} flow {}", x.baud, x.format, x.flow.label()))
+        .unwrap_or_else(|| "settings unknown".to_string());
+    let line1 = Line::from(vec![
+        Span::styled(
+            format!(
+                " {} │ {} │ DTR {} RTS {} ",
+                crate::sanitize::printable(&s.source_name),
+                settings,
+                modem(s.modem.dtr),
+                modem(s.modem.rts)
+            ),
+            theme.status,
+        ),
+        Span::styled(format!(" {conn_text} "), conn_style),
+    ]);
+
+    let c = &s.counters;
+    let mut counters = format!(
+        " RX {} {}/s │ TX {} {}/s",
+        human_bytes(c.rx_bytes),
+        human_bytes(s.rx_rate.rate(ui.now) as u64),
+        human_bytes(c.tx_bytes),
+        human_bytes(s.tx_rate.rate(ui.now) as u64),
+    );
+    if c.reconnects > 0 {
+        counters.push_str(&format!(" │ reconnects {}", c.reconnects));
+    }
+    let mut spans = vec![Span::styled(counters, theme.status)];
+    if c.dropped_bytes > 0 {
+        spans.push(Span::styled(
+            format!(" dropped {} ", human_bytes(c.dropped_bytes)),
+            theme.status_bad,
+        ));
+    }
+    if c.evicted_bytes > 0 {
+        spans.push(Span::styled(
+            format!(" │ {} scrolled out of memory", human_bytes(c.evicted_bytes)),
+            theme.status,
+        ));
+    }
+    spans.push(Span::styled(" ", theme.status));
+    if let Some(m) = &ui.message {
+        spans.push(Span::styled(format!(" {m}"), theme.error));
+    } else if let Some(n) = s.notices().back() {
+        let style = match n.level {
+            NoticeLevel::Info => theme.hint,
+            NoticeLevel::Warning | NoticeLevel::Error => theme.error,
+        };
+        spans.push(Span::styled(
+            format!(" {:.3}s {}", n.at.as_secs_f64(), crate::sanitize::printable(&n.text)),
+            style,
+        ));
+    }
+    let line2 = Line::from(spans);
+    frame.render_widget(Paragraph::new(vec![line1, line2]), area);
+}
