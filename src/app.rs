@@ -71,7 +71,8 @@ async fn event_loop(
             next_frame = Instant::now() + FRAME_INTERVAL;
         }
         // While rates are non-zero the status bar must tick down to zero, once a second.
-        let settling = session.rx_rate.settling(clock.now()) || session.tx_rate.settling(clock.now());
+        let settling =
+            session.rx_rate.settling(clock.now()) || session.tx_rate.settling(clock.now());
         tokio::select! {
             ev = handle.events.recv(), if source_open => match ev {
                 Some(ev) => {

@@ -58,9 +58,7 @@ impl GlobalArgs {
                 "json" => f.output = OutputFormat::Json,
                 _ => {
                     let line = v.parse().map_err(|e: crate::event::SettingsError| {
-                        crate::exit::UsageError(format!(
-                            "--format {v}: not text or json, and {e}"
-                        ))
+                        crate::exit::UsageError(format!("--format {v}: not text or json, and {e}"))
                     })?;
                     f.line = Some(line);
                 }

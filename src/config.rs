@@ -65,7 +65,9 @@ pub struct LogConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}:{line}:{column}: {message}\n  fix the config file, or run with --config /dev/null to ignore it")]
+    #[error(
+        "{path}:{line}:{column}: {message}\n  fix the config file, or run with --config /dev/null to ignore it"
+    )]
     Parse {
         path: String,
         line: usize,

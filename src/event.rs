@@ -302,7 +302,13 @@ impl Default for LineSettings {
 
 impl fmt::Display for LineSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} flow {}", self.baud, self.format, self.flow.label())
+        write!(
+            f,
+            "{} {} flow {}",
+            self.baud,
+            self.format,
+            self.flow.label()
+        )
     }
 }
 
@@ -359,7 +365,10 @@ pub enum Event {
     /// A break condition was sent on the line.
     BreakSent,
     /// A command the source could not carry out (the port refused a setting, ...).
-    CommandFailed { command: String, reason: String },
+    CommandFailed {
+        command: String,
+        reason: String,
+    },
 }
 
 /// An Event and when it happened.

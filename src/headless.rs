@@ -230,9 +230,19 @@ mod tests {
             Some(Command::SetBaud(Baud::new(9600).unwrap()))
         );
         assert_eq!(parse_control("  # note").unwrap(), None);
-        assert!(parse_control("send 6").unwrap_err().0.contains("odd number"));
+        assert!(
+            parse_control("send 6")
+                .unwrap_err()
+                .0
+                .contains("odd number")
+        );
         assert!(parse_control("baud fast").is_err());
         assert!(parse_control("dtr maybe").is_err());
-        assert!(parse_control("fly").unwrap_err().0.contains("unknown command"));
+        assert!(
+            parse_control("fly")
+                .unwrap_err()
+                .0
+                .contains("unknown command")
+        );
     }
 }

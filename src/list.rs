@@ -94,7 +94,10 @@ pub fn render_text(ports: &[PortInfo]) -> String {
             .filter_map(|x| x.as_deref())
             .collect();
         if !desc.is_empty() {
-            s.push_str(&format!("  {}", crate::sanitize::printable(&desc.join(" "))));
+            s.push_str(&format!(
+                "  {}",
+                crate::sanitize::printable(&desc.join(" "))
+            ));
         }
         if let Some(sn) = &p.serial_number {
             s.push_str(&format!("  serial {}", crate::sanitize::printable(sn)));

@@ -118,10 +118,9 @@ async fn demo(
     let deadline = match args.duration {
         Some(d) if d.is_finite() && d > 0.0 => Some(Duration::from_secs_f64(d.min(1e6))),
         Some(d) => {
-            return Err(UsageError(format!(
-                "--duration {d}: give a positive number of seconds"
-            ))
-            .into());
+            return Err(
+                UsageError(format!("--duration {d}: give a positive number of seconds")).into(),
+            );
         }
         None => None,
     };

@@ -35,7 +35,9 @@ pub struct Run {
 impl Run {
     /// Arrival time of the byte at `index` (the time of the chunk it came in).
     pub fn time_of(&self, index: usize) -> Timestamp {
-        let i = self.marks.partition_point(|(at, _)| (*at as usize) <= index);
+        let i = self
+            .marks
+            .partition_point(|(at, _)| (*at as usize) <= index);
         self.marks
             .get(i.saturating_sub(1))
             .map(|(_, t)| *t)
@@ -198,11 +200,9 @@ impl Session {
                     ConnectionState::Down { reason } => {
                         self.notice(ev.at, NoticeLevel::Error, format!("disconnected: {reason}"))
                     }
-                    ConnectionState::Retrying { reason } => self.notice(
-                        ev.at,
-                        NoticeLevel::Warning,
-                        format!("retrying: {reason}"),
-                    ),
+                    ConnectionState::Retrying { reason } => {
+                        self.notice(ev.at, NoticeLevel::Warning, format!("retrying: {reason}"))
+                    }
                 }
                 self.connection = state.clone();
             }
@@ -329,7 +329,11 @@ mod tests {
         s.ingest(&ev(2, Event::Rx(b" world".to_vec())));
         s.ingest(&ev(3, Event::Tx(vec![0x68, 0x04])));
         s.ingest(&ev(4, Event::Rx(vec![0xE5])));
-        assert_eq!(s.runs().len(), 3, "rx runs merge; a direction change starts a new run");
+        assert_eq!(
+            s.runs().len(),
+            3,
+            "rx runs merge; a direction change starts a new run"
+        );
         assert_eq!(s.stream(Direction::Rx).1, b"hello world\xE5");
         assert_eq!(s.stream(Direction::Tx).1, vec![0x68, 0x04]);
         assert_eq!(s.runs()[2].start, 11, "rx offsets continue across runs");
@@ -383,7 +387,11 @@ mod tests {
         ));
         s.ingest(&ev(3, Event::Connection(ConnectionState::Up)));
         assert_eq!(s.counters.reconnects, 1);
-        assert!(s.notices().iter().any(|n| n.text.contains("disconnected: EIO")));
+        assert!(
+            s.notices()
+                .iter()
+                .any(|n| n.text.contains("disconnected: EIO"))
+        );
         assert_eq!(s.stream(Direction::Rx).1, vec![1, 2, 3], "nothing lost");
     }
 }

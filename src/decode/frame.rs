@@ -141,7 +141,11 @@ pub struct Field {
 }
 
 impl Field {
-    pub fn new(name: impl Into<String>, value: impl Into<String>, span: Range<StreamOffset>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        value: impl Into<String>,
+        span: Range<StreamOffset>,
+    ) -> Self {
         Field {
             name: name.into(),
             value: value.into(),

@@ -193,7 +193,11 @@ fn answer_to(sent: &[u8]) -> Option<Vec<u8>> {
             return Some(vec![0xE5]);
         }
     }
-    if !sent.is_empty() && sent.iter().all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+    if !sent.is_empty()
+        && sent
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
         let text = String::from_utf8_lossy(sent);
         return Some(format!("you typed: {}\r\n", text.trim_end()).into_bytes());
     }
@@ -207,7 +211,11 @@ mod tests {
     #[test]
     fn answers_snd_nke_with_e5() {
         assert_eq!(answer_to(&[0x10, 0x40, 0x01, 0x41, 0x16]), Some(vec![0xE5]));
-        assert_eq!(answer_to(&[0x10, 0x40, 0x01, 0x42, 0x16]), None, "bad checksum");
+        assert_eq!(
+            answer_to(&[0x10, 0x40, 0x01, 0x42, 0x16]),
+            None,
+            "bad checksum"
+        );
         assert_eq!(answer_to(b"AT\r"), Some(b"you typed: AT\r\n".to_vec()));
     }
 

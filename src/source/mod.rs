@@ -113,8 +113,13 @@ impl EventSink {
         }
         self.pending_bytes += len;
         // Coalesce consecutive received chunks so a long stall costs one event, not thousands.
-        if let (Some(TimedEvent { event: Event::Rx(last), .. }), Event::Rx(new)) =
-            (self.pending.back_mut(), &ev.event)
+        if let (
+            Some(TimedEvent {
+                event: Event::Rx(last),
+                ..
+            }),
+            Event::Rx(new),
+        ) = (self.pending.back_mut(), &ev.event)
         {
             last.extend_from_slice(new);
             return;
@@ -227,7 +232,11 @@ mod tests {
         let (bytes, dropped) = rx_bytes(&got);
         assert_eq!(dropped, 0);
         assert_eq!(bytes, sent);
-        assert!(got.len() < 10, "coalesced into few events, got {}", got.len());
+        assert!(
+            got.len() < 10,
+            "coalesced into few events, got {}",
+            got.len()
+        );
     }
 
     #[tokio::test]
@@ -245,7 +254,11 @@ mod tests {
             sink.flush().unwrap();
         }
         let (bytes, dropped) = rx_bytes(&got);
-        assert_eq!(bytes.len() as u64 + dropped, 500, "every byte delivered or counted");
+        assert_eq!(
+            bytes.len() as u64 + dropped,
+            500,
+            "every byte delivered or counted"
+        );
         assert!(dropped >= 390, "dropped {dropped}");
         assert!(matches!(got.last().unwrap().event, Event::Overrun(_)));
     }

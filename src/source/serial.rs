@@ -39,7 +39,9 @@ pub enum OpenError {
         "{path} is busy: another program has it open{holder}. Close that program (a terminal, ModemManager, a flashing tool) and try again"
     )]
     Busy { path: String, holder: String },
-    #[error("{path} is not a serial port ({reason}): give a tty such as /dev/ttyUSB0 or /dev/ttyACM0")]
+    #[error(
+        "{path} is not a serial port ({reason}): give a tty such as /dev/ttyUSB0 or /dev/ttyACM0"
+    )]
     NotATty { path: String, reason: String },
     #[error("{path}: the port refused {what}: {reason}")]
     Refused {
@@ -101,7 +103,9 @@ pub fn open(path: &Path, settings: &LineSettings) -> Result<SerialStream, OpenEr
         .stop_bits(to_sp_stop_bits(settings.format.stop_bits))
         .flow_control(to_sp_flow(settings.flow))
         .timeout(Duration::from_millis(100));
-    let port = builder.open_native_async().map_err(|e| map_open_error(&p, e))?;
+    let port = builder
+        .open_native_async()
+        .map_err(|e| map_open_error(&p, e))?;
     apply_mark_space(&port, settings.format.parity).map_err(|reason| OpenError::Refused {
         path: p.clone(),
         what: format!("parity {:?}", settings.format.parity),
@@ -315,6 +319,16 @@ pub fn spawn(
     })
 }
 
+/// How a command is acknowledged.
+enum CmdKind {
+    /// By the settings the port reports afterwards, compared with these.
+    Settings(LineSettings),
+    /// By the modem-line state in a settings record.
+    Modem,
+    /// By its own event (Tx, BreakSent) or a failure.
+    Other,
+}
+
 enum Ended {
     Shutdown,
     Lost(String),
@@ -413,6 +427,22 @@ impl SerialTask {
     /// port turned out to be gone.
     async fn obey(&mut self, port: &mut SerialStream, cmd: Command) -> Option<String> {
         let what = cmd.describe();
+        let cmd_kind = match &cmd {
+            Command::SetBaud(b) => CmdKind::Settings(LineSettings {
+                baud: *b,
+                ..self.settings
+            }),
+            Command::SetFormat(f) => CmdKind::Settings(LineSettings {
+                format: *f,
+                ..self.settings
+            }),
+            Command::SetFlow(f) => CmdKind::Settings(LineSettings {
+                flow: *f,
+                ..self.settings
+            }),
+            Command::SetDtr(_) | Command::SetRts(_) => CmdKind::Modem,
+            _ => CmdKind::Other,
+        };
         let result: Result<Option<Event>, String> = match cmd {
             Command::SetBaud(b) => port
                 .set_baud_rate(b.bps())
@@ -471,19 +501,42 @@ impl SerialTask {
             },
             Command::Shutdown => Ok(None),
         };
-        let outcome = match result {
-            Ok(Some(ev)) => self.sink.emit(ev),
-            Ok(None) => Ok(()),
-            Err(reason) => self.sink.emit(Event::CommandFailed {
-                command: what,
-                reason,
-            }),
+        let requested = match &cmd_kind {
+            CmdKind::Settings(r) => Some(*r),
+            CmdKind::Modem => None,
+            CmdKind::Other => {
+                // Data and breaks are acknowledged by their own events, not by settings.
+                let _ = match result {
+                    Ok(Some(ev)) => self.sink.emit(ev),
+                    Ok(None) => Ok(()),
+                    Err(reason) => self.sink.emit(Event::CommandFailed {
+                        command: what,
+                        reason,
+                    }),
+                };
+                return None;
+            }
         };
-        if outcome.is_err() {
-            return None;
+        if let Err(reason) = result {
+            let _ = self.sink.emit(Event::CommandFailed {
+                command: what.clone(),
+                reason,
+            });
         }
-        // Every settings command is acknowledged by what the port now reports.
+        // Every settings command is acknowledged by what the port now reports, and a
+        // setting the port silently kept as it was is said (a pty keeps 8N1, for one).
         self.settings = read_settings(port, &self.settings);
+        if let Some(want) = requested {
+            if want != self.settings {
+                let _ = self.sink.emit(Event::CommandFailed {
+                    command: what,
+                    reason: format!(
+                        "the port kept {} (pseudo-terminals ignore data bits, parity and flow control)",
+                        self.settings
+                    ),
+                });
+            }
+        }
         let _ = self.sink.emit(Event::LineSettings {
             settings: self.settings,
             modem: self.modem,
@@ -551,7 +604,9 @@ impl SerialTask {
 }
 
 fn no_modem_lines(e: tokio_serial::Error) -> String {
-    format!("this port has no modem control lines (a pseudo-terminal or a bridge without them): {e}")
+    format!(
+        "this port has no modem control lines (a pseudo-terminal or a bridge without them): {e}"
+    )
 }
 
 fn describe_io(e: &io::Error) -> String {

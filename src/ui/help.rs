@@ -27,7 +27,10 @@ pub fn render(frame: &mut Frame, area: Rect, ui: &UiState) {
         })
         .collect();
     lines.push(Line::raw(""));
-    lines.push(Line::styled(" In the send line and baud entry:", theme.title));
+    lines.push(Line::styled(
+        " In the send line and baud entry:",
+        theme.title,
+    ));
     for (k, d) in EDITOR_KEYS {
         lines.push(Line::from(vec![
             Span::styled(format!(" {k:<key_w$}  "), theme.hint_key),

@@ -259,10 +259,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     let g = Geometry::for_width(inner.width);
     let rows = visible_rows(s, ui, g.bytes_per_row, inner.height as usize);
     let lines: Vec<Line> = if rows.is_empty() {
-        vec![Line::styled(
-            "waiting for bytes…",
-            theme.hint,
-        )]
+        vec![Line::styled("waiting for bytes…", theme.hint)]
     } else {
         rows.iter()
             .filter_map(|r| {

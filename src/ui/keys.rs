@@ -157,7 +157,10 @@ pub const EDITOR_KEYS: &[(&str, &str)] = &[
     ("Esc", "close the line without sending"),
     ("Tab", "switch the send line between text and hex"),
     ("↑ / ↓", "previous / next line from the history"),
-    ("text mode", "escapes \\r \\n \\t \\\\ \\xNN; the configured line ending is added"),
+    (
+        "text mode",
+        "escapes \\r \\n \\t \\\\ \\xNN; the configured line ending is added",
+    ),
     ("hex mode", "bytes as 68 04 04 68 or 68040468"),
 ];
 
@@ -180,7 +183,9 @@ impl Default for Keymap {
 pub enum KeymapError {
     #[error("unknown action '{0}' in [keys]: use one of {names}", names = Action::ALL.map(|a| a.name()).join(", "))]
     UnknownAction(String),
-    #[error("cannot read key '{key}' for '{action}' in [keys]: write a character (q, D, +), a name (up, pgup, f5, space) or ctrl-x / alt-x")]
+    #[error(
+        "cannot read key '{key}' for '{action}' in [keys]: write a character (q, D, +), a name (up, pgup, f5, space) or ctrl-x / alt-x"
+    )]
     BadKey { action: String, key: String },
 }
 
@@ -235,7 +240,10 @@ impl Keymap {
                 let keys = self.keys_for(a);
                 (!keys.is_empty()).then(|| {
                     (
-                        keys.iter().map(|k| k.label()).collect::<Vec<_>>().join(" / "),
+                        keys.iter()
+                            .map(|k| k.label())
+                            .collect::<Vec<_>>()
+                            .join(" / "),
                         a.describe(),
                     )
                 })
@@ -250,7 +258,11 @@ impl Keymap {
             s.push_str(&format!("| {} | {} |\n", k.replace('|', "\\|"), d));
         }
         for (k, d) in EDITOR_KEYS {
-            s.push_str(&format!("| {} (send line) | {} |\n", k, d.replace('|', "\\|")));
+            s.push_str(&format!(
+                "| {} (send line) | {} |\n",
+                k,
+                d.replace('|', "\\|")
+            ));
         }
         s
     }
@@ -287,7 +299,10 @@ mod tests {
             m.action_for(&key(KeyCode::Char('d'), KeyModifiers::NONE)),
             Some(Action::CycleDataBits)
         );
-        assert_eq!(m.action_for(&key(KeyCode::Char('z'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            m.action_for(&key(KeyCode::Char('z'), KeyModifiers::NONE)),
+            None
+        );
     }
 
     #[test]
@@ -306,7 +321,10 @@ mod tests {
             m.action_for(&key(KeyCode::Char('x'), KeyModifiers::NONE)),
             Some(Action::BaudUp)
         );
-        assert_eq!(m.action_for(&key(KeyCode::Char('+'), KeyModifiers::NONE)), None);
+        assert_eq!(
+            m.action_for(&key(KeyCode::Char('+'), KeyModifiers::NONE)),
+            None
+        );
         let bad = vec!["nonsense-key".to_string()];
         assert!(matches!(
             Keymap::with_overrides([("baud_up", bad.as_slice())]),
@@ -321,7 +339,10 @@ mod tests {
     #[test]
     fn parse_key_names() {
         assert_eq!(KeySpec::parse("ctrl-c"), Some(KeySpec::ctrl('c')));
-        assert_eq!(KeySpec::parse("pgup"), Some(KeySpec::plain(KeyCode::PageUp)));
+        assert_eq!(
+            KeySpec::parse("pgup"),
+            Some(KeySpec::plain(KeyCode::PageUp))
+        );
         assert_eq!(KeySpec::parse("f5"), Some(KeySpec::plain(KeyCode::F(5))));
         assert_eq!(KeySpec::parse("D"), Some(KeySpec::ch('D')));
         assert_eq!(KeySpec::parse(""), None);

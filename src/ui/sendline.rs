@@ -150,7 +150,10 @@ mod tests {
         assert!(parse_text("\\q").is_err());
         assert!(parse_text("\\x6").is_err());
         assert!(parse_text("\\").is_err());
-        assert_eq!(parse("AT", SendMode::Text, LineEnding::Cr).unwrap(), b"AT\r");
+        assert_eq!(
+            parse("AT", SendMode::Text, LineEnding::Cr).unwrap(),
+            b"AT\r"
+        );
         assert_eq!(parse("41", SendMode::Hex, LineEnding::CrLf).unwrap(), b"A");
     }
 }

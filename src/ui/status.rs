@@ -93,7 +93,11 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
             NoticeLevel::Warning | NoticeLevel::Error => theme.error,
         };
         spans.push(Span::styled(
-            format!(" {:.3}s {}", n.at.as_secs_f64(), crate::sanitize::printable(&n.text)),
+            format!(
+                " {:.3}s {}",
+                n.at.as_secs_f64(),
+                crate::sanitize::printable(&n.text)
+            ),
             style,
         ));
     }
