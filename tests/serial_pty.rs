@@ -2,6 +2,8 @@
 //! "device" writes, sends what it is told to, reconfigures the port, and survives the port
 //! vanishing and returning.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 mod support;
 
 use std::io::{Read, Write};

@@ -79,6 +79,48 @@ fn lock_holder(path: &Path) -> Option<u32> {
     None
 }
 
+/// Processes that have `path` open, found the way `fuser` does (their /proc/PID/fd links).
+fn holders(path: &Path) -> Vec<u32> {
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn holders_text(path: &Path) -> String {
+    let pids = holders(path);
+    if pids.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = pids
+        .iter()
+        .map(|p| format!("{p} ({})", process_name(*p)))
+        .collect();
+    format!(" (process {})", list.join(", "))
+}
+
 fn process_name(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim().to_string())
@@ -121,14 +163,19 @@ fn map_open_error(path: &str, e: tokio_serial::Error) -> OpenError {
         return OpenError::NotATty { path, reason: text };
     }
     match e.kind {
+        // serialport reports EBUSY (TIOCEXCL) and a held flock as NoDevice.
+        tokio_serial::ErrorKind::NoDevice if Path::new(&path).exists() => {
+            let holder = holders_text(Path::new(&path));
+            OpenError::Busy { path, holder }
+        }
         tokio_serial::ErrorKind::NoDevice => OpenError::NotFound { path },
         tokio_serial::ErrorKind::Io(kind) => match kind {
             io::ErrorKind::NotFound => OpenError::NotFound { path },
             io::ErrorKind::PermissionDenied => OpenError::PermissionDenied { path },
-            io::ErrorKind::ResourceBusy | io::ErrorKind::WouldBlock => OpenError::Busy {
-                path,
-                holder: String::new(),
-            },
+            io::ErrorKind::ResourceBusy | io::ErrorKind::WouldBlock => {
+                let holder = holders_text(Path::new(&path));
+                OpenError::Busy { path, holder }
+            }
             _ => OpenError::Other { path, reason: text },
         },
         tokio_serial::ErrorKind::InvalidInput => OpenError::Refused {
@@ -591,8 +638,12 @@ impl SerialTask {
                     return Some(p);
                 }
                 Err(e) => {
-                    // Say so only when the reason changes, not every 500 ms attempt.
-                    let now = e.to_string();
+                    // Say so only when the reason changes, not every 500 ms attempt (and
+                    // without listing every port each time).
+                    let now = match e {
+                        OpenError::NotFound { path } => format!("{path} is gone"),
+                        other => other.to_string(),
+                    };
                     if now != reason {
                         reason = now;
                         announced = false;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::event::{Baud, Command, LineSettings, Timestamp};
+use crate::event::{Baud, Command, Timestamp};
 use crate::session::Session;
 use crate::ui::action::Action;
 use crate::ui::hex::{self, Geometry, RowRef};
@@ -126,7 +126,7 @@ impl UiState {
     /// Applies one Action. Returns the Commands the source must carry out.
     pub fn update(&mut self, s: &Session, action: Action) -> Vec<Command> {
         self.message = None;
-        let settings = s.settings.unwrap_or_else(LineSettings::default);
+        let settings = s.settings.unwrap_or_default();
         match action {
             Action::Quit => {
                 self.quit = true;

@@ -1,0 +1,113 @@
+//! End to end as a person uses it: `hsmon demo` in a real terminal (tmux), keys typed with
+//! send-keys, the screen read with capture-pane.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::{require, wait_until};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(cmd: &str) -> Tmux {
+        require("tmux");
+        let socket = format!("hsmon-test-{}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "32",
+                cmd,
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux starts");
+        Tmux { socket }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            Command::new("tmux")
+                .args(["-L", &self.socket, "send-keys", k])
+                .status()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    fn wait_for(&self, what: &str) -> String {
+        let mut last = String::new();
+        let found = wait_until(Duration::from_secs(15), || {
+            last = self.screen();
+            last.contains(what)
+        });
+        assert!(found.is_ok(), "{what:?} never appeared; screen:\n{last}");
+        last
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn demo_in_a_real_terminal() {
+    let cmd = format!(
+        "{} --config /dev/null demo; echo EXIT=$?; sleep 30",
+        support::hsmon_bin()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("● connected");
+    t.wait_for("hsmon demo boa");
+    // The M-Bus long frame arrives with its 0x68 start bytes.
+    t.wait_for("68 15 15 68");
+
+    t.keys(&["+"]);
+    t.wait_for("230400 8N1");
+    t.keys(&["p"]);
+    t.wait_for("230400 8E1");
+
+    t.keys(&["i", "AT", "Enter"]);
+    let s = t.wait_for("you typed: AT");
+    assert!(s.contains("TX◂ 41 54 0D"), "{s}");
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(100));
+
+    t.keys(&["?"]);
+    t.wait_for("hsmon keys");
+    t.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(100));
+    t.keys(&["PPage"]);
+    t.wait_for("PAUSED");
+    t.keys(&["End"]);
+    t.wait_for("following");
+
+    t.keys(&["q"]);
+    let s = t.wait_for("EXIT=0");
+    // The terminal is back: no pane border left on the restored screen.
+    assert!(!s.contains("┌ bytes"), "alternate screen left behind:\n{s}");
+}
