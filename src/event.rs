@@ -349,6 +349,26 @@ pub struct Overrun {
     pub dropped_bytes: u64,
 }
 
+/// Error counts the UART driver keeps since the port was opened (Linux TIOCGICOUNT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LineErrorCounts {
+    /// Stop bit not found where expected: typically a wrong baud rate or noise.
+    pub frame: u64,
+    /// The UART's receive register was overwritten before it was read.
+    pub overrun: u64,
+    pub parity: u64,
+    /// Break conditions seen (line held low longer than a character).
+    pub brk: u64,
+    /// The driver's buffer was full (the reader was too slow).
+    pub buf_overrun: u64,
+}
+
+impl LineErrorCounts {
+    pub fn total(&self) -> u64 {
+        self.frame + self.overrun + self.parity + self.brk + self.buf_overrun
+    }
+}
+
 /// What happened. Sources emit these; the session ingests them in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -364,6 +384,8 @@ pub enum Event {
     Overrun(Overrun),
     /// A break condition was sent on the line.
     BreakSent,
+    /// The driver's line error counters changed (`None`: this port keeps none, e.g. a pty).
+    LineErrors(Option<LineErrorCounts>),
     /// A command the source could not carry out (the port refused a setting, ...).
     CommandFailed {
         command: String,

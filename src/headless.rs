@@ -46,6 +46,20 @@ pub fn json_record(ev: &TimedEvent) -> Value {
         Event::BreakSent => json!({
             "type": "event", "t": t, "id": "hsmon.break_sent", "severity": "info", "text": "break sent",
         }),
+        Event::LineErrors(None) => json!({
+            "type": "event", "t": t, "id": "hsmon.line_errors", "severity": "info",
+            "available": false,
+            "text": "this port keeps no line error counters (TIOCGICOUNT unsupported)",
+        }),
+        Event::LineErrors(Some(c)) => json!({
+            "type": "event", "t": t, "id": "hsmon.line_errors",
+            "severity": if c.total() > 0 { "warning" } else { "info" },
+            "available": true,
+            "frame": c.frame, "overrun": c.overrun, "parity": c.parity, "brk": c.brk,
+            "buf_overrun": c.buf_overrun,
+            "text": format!("line errors: framing {} parity {} overrun {} break {} buffer {}",
+                c.frame, c.parity, c.overrun, c.brk, c.buf_overrun),
+        }),
         Event::CommandFailed { command, reason } => json!({
             "type": "event", "t": t, "id": "hsmon.command_failed", "severity": "warning",
             "command": command, "text": format!("{command}: {reason}"),
@@ -76,6 +90,11 @@ pub fn text_record(ev: &TimedEvent) -> String {
             o.dropped_bytes
         ),
         Event::BreakSent => format!("{t:12.6} event: break sent"),
+        Event::LineErrors(None) => format!("{t:12.6} event: line error counters not available"),
+        Event::LineErrors(Some(c)) => format!(
+            "{t:12.6} event: line errors framing {} parity {} overrun {} break {} buffer {}",
+            c.frame, c.parity, c.overrun, c.brk, c.buf_overrun
+        ),
         Event::CommandFailed { command, reason } => {
             format!("{t:12.6} event warning: {command}: {reason}")
         }

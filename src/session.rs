@@ -6,7 +6,8 @@ use std::collections::VecDeque;
 
 use crate::decode::StreamOffset;
 use crate::event::{
-    ConnectionState, Direction, Event, LineSettings, ModemLines, TimedEvent, Timestamp,
+    ConnectionState, Direction, Event, LineErrorCounts, LineSettings, ModemLines, TimedEvent,
+    Timestamp,
 };
 
 /// Default cap on bytes kept in memory for scrollback (both directions together).
@@ -113,6 +114,8 @@ pub struct Counters {
     pub evicted_bytes: u64,
     pub reconnects: u64,
     pub commands_failed: u64,
+    /// The driver's line error counters: None until known, Some(None) where the port keeps none.
+    pub line_errors: Option<Option<LineErrorCounts>>,
 }
 
 /// The model behind every pane.
@@ -218,6 +221,25 @@ impl Session {
                 );
             }
             Event::BreakSent => self.notice(ev.at, NoticeLevel::Info, "break sent".to_string()),
+            Event::LineErrors(counts) => {
+                if let (Some(Some(old)), Some(new)) = (self.counters.line_errors, counts) {
+                    if new.total() > old.total() {
+                        self.notice(
+                            ev.at,
+                            NoticeLevel::Warning,
+                            format!(
+                                "line errors: +{} framing, +{} parity, +{} overrun, +{} break",
+                                new.frame.saturating_sub(old.frame),
+                                new.parity.saturating_sub(old.parity),
+                                (new.overrun + new.buf_overrun)
+                                    .saturating_sub(old.overrun + old.buf_overrun),
+                                new.brk.saturating_sub(old.brk)
+                            ),
+                        );
+                    }
+                }
+                self.counters.line_errors = Some(*counts);
+            }
             Event::CommandFailed { command, reason } => {
                 self.counters.commands_failed += 1;
                 self.notice(ev.at, NoticeLevel::Warning, format!("{command}: {reason}"));
@@ -372,6 +394,28 @@ mod tests {
         assert!(s.rx_rate.settling(Duration::from_millis(1500)));
         assert_eq!(s.rx_rate.rate(Duration::from_millis(1700)), 0.0);
         assert!(!s.rx_rate.settling(Duration::from_millis(1700)));
+    }
+
+    #[test]
+    fn line_error_increase_is_noticed() {
+        use crate::event::LineErrorCounts;
+        let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);
+        s.ingest(&ev(0, Event::LineErrors(Some(LineErrorCounts::default()))));
+        assert!(s.notices().is_empty());
+        let more = LineErrorCounts {
+            frame: 3,
+            parity: 1,
+            ..Default::default()
+        };
+        s.ingest(&ev(1, Event::LineErrors(Some(more))));
+        assert_eq!(s.counters.line_errors, Some(Some(more)));
+        assert!(
+            s.notices()
+                .back()
+                .unwrap()
+                .text
+                .contains("+3 framing, +1 parity")
+        );
     }
 
     #[test]

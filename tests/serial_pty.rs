@@ -74,6 +74,9 @@ fn settings_commands_are_acknowledged_by_the_port() {
     let first = h.wait_for(T, |r| r["type"] == "settings");
     assert_eq!(first["baud"], 115200);
     assert_eq!(first["format"], "8N1");
+    // A pty keeps no UART error counters; that is said once, not left blank.
+    let counters = h.wait_for(T, |r| r["id"] == "hsmon.line_errors");
+    assert_eq!(counters["available"], false);
     h.control("baud 9600");
     h.wait_for(T, |r| r["type"] == "settings" && r["baud"] == 9600);
     h.control("baud 74880");

@@ -105,6 +105,8 @@ impl TourDevice {
     async fn run(&mut self) -> Result<(), Stop> {
         self.emit(Event::Connection(ConnectionState::Up))?;
         self.ack_settings()?;
+        // The simulated UART keeps error counters, as a real one does (all zero here).
+        self.emit(Event::LineErrors(Some(Default::default())))?;
         for line in BOOT_LOG {
             self.pause(250).await?;
             self.say(Say::Text(line))?;

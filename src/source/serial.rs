@@ -15,12 +15,14 @@ use crate::event::{
     Baud, Command, ConnectionState, DataBits, Event, FlowControl, FrameFormat, LineSettings,
     ModemLines, Parity, StopBits,
 };
+use crate::source::line_errors;
 use crate::source::{EventSink, SourceHandle, channels};
 
 /// How often a vanished port is looked for again.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 
-/// How often an open port's path is checked (some drivers stay silent when unplugged).
+/// How often an open port's path is checked (some drivers stay silent when unplugged) and
+/// its line error counters read.
 const PRESENCE_CHECK: Duration = Duration::from_secs(1);
 
 /// Bytes asked for per read.
@@ -431,6 +433,11 @@ impl SerialTask {
     async fn connected(&mut self, port: &mut SerialStream) -> Ended {
         let mut buf = vec![0u8; READ_BUFFER];
         let mut presence = tokio::time::interval(PRESENCE_CHECK);
+        // Reported once at the start (supported or not), then on change.
+        let mut errors = Some(crate::event::LineErrorCounts {
+            frame: u64::MAX,
+            ..Default::default()
+        });
         presence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let flush_soon = self.sink.has_pending();
@@ -459,6 +466,14 @@ impl SerialTask {
                 _ = presence.tick() => {
                     if !self.path.exists() {
                         return Ended::Lost(format!("{} disappeared", self.path.display()));
+                    }
+                    // Line error counters: polled once a second, reported when they change.
+                    let now = line_errors::read(port.as_raw_fd());
+                    if now != errors {
+                        errors = now;
+                        if self.sink.emit(Event::LineErrors(now)).is_err() {
+                            return Ended::Shutdown;
+                        }
                     }
                 }
                 _ = tokio::time::sleep(Duration::from_millis(2)), if flush_soon => {

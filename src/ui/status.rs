@@ -68,6 +68,17 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
         human_bytes(c.tx_bytes),
         human_bytes(s.tx_rate.rate(ui.now) as u64),
     );
+    match c.line_errors {
+        Some(Some(e)) => counters.push_str(&format!(
+            " │ FE {} PE {} OE {} BRK {}",
+            e.frame,
+            e.parity,
+            e.overrun + e.buf_overrun,
+            e.brk
+        )),
+        Some(None) => counters.push_str(" │ line errors n/a"),
+        None => {}
+    }
     if c.reconnects > 0 {
         counters.push_str(&format!(" │ reconnects {}", c.reconnects));
     }

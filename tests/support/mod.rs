@@ -14,6 +14,14 @@ pub fn hsmon_bin() -> &'static str {
     env!("CARGO_BIN_EXE_hsmon")
 }
 
+/// hsmon as a child process. RUST_BACKTRACE is off: with it on, every error report captures
+/// and symbolises a backtrace (about a second in a debug build), which only slows the tests.
+pub fn hsmon_command() -> Command {
+    let mut c = Command::new(hsmon_bin());
+    c.env("RUST_BACKTRACE", "0");
+    c
+}
+
 /// Fails loudly when a tool the tests need is missing (CI installs it; never skip silently).
 pub fn require(tool: &str) {
     let ok = Command::new("sh")
@@ -117,7 +125,7 @@ pub struct Headless {
 
 impl Headless {
     pub fn start(args: &[&str]) -> Headless {
-        let mut child = Command::new(hsmon_bin())
+        let mut child = hsmon_command()
             .args(["--headless", "--format", "json", "--config", "/dev/null"])
             .args(args)
             .stdin(Stdio::piped())
@@ -230,7 +238,7 @@ pub fn hex(s: &str) -> Vec<u8> {
 
 /// Runs hsmon to completion with `args`; returns (exit code, stdout, stderr).
 pub fn run_hsmon(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(hsmon_bin())
+    let out = hsmon_command()
         .args(args)
         .stdin(Stdio::null())
         .output()
