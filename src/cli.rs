@@ -76,6 +76,32 @@ pub enum CommandLine {
     List,
     /// The monitor on a built-in simulated device: no hardware needed.
     Demo(DemoArgs),
+    /// Decode bytes offline: frames with their fields, and what hsmon would say about them.
+    Decode(DecodeArgs),
+    /// Explain a code: a status word (6882), a PC/SC code (0x80100068, SCARD_W_RESET_CARD),
+    /// a byte (68) or a knowledge id.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The protocol (default: guessed): apdu, atr, iso7816-3, mbus, iec101, iec104, dlt645,
+    /// mtk-brom, stm32, esp-slip, tls, http, text.
+    #[arg(long, short)]
+    pub protocol: Option<String>,
+    /// The bytes as hex: "68 03 03 68 53 FE 50 A1 16" or 680303...
+    #[arg(long, conflicts_with = "file")]
+    pub hex: Option<String>,
+    /// A file of raw bytes.
+    #[arg(required_unless_present = "hex")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// One or more codes: 68 · 6882 · 0x80100068 · SCARD_W_RESET_CARD · iso7816.sw.6882
+    #[arg(required = true)]
+    pub codes: Vec<String>,
 }
 
 #[derive(Debug, Args)]

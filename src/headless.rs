@@ -67,6 +67,60 @@ pub fn json_record(ev: &TimedEvent) -> Value {
     }
 }
 
+/// A decoded frame as a JSON record (`"type":"frame"`).
+pub fn frame_record(sf: &crate::session::SessionFrame, bytes: Option<&[u8]>) -> Value {
+    let f = &sf.frame;
+    let mut v = json!({
+        "type": "frame", "t": sf.at.as_secs_f64(),
+        "dir": sf.direction.label(),
+        "protocol": f.protocol.id(),
+        "kind": f.kind,
+        "status": status_id(&f.status),
+        "start": f.span.start, "end": f.span.end,
+        "summary": f.summary,
+    });
+    if let (Some(b), Value::Object(m)) = (bytes, &mut v) {
+        m.insert("hex".into(), Value::String(hex_string(b)));
+    }
+    if let (crate::decode::FrameStatus::BadChecksum { expected, found }, Value::Object(m)) =
+        (&f.status, &mut v)
+    {
+        m.insert("checksum_expected".into(), json!(expected));
+        m.insert("checksum_found".into(), json!(found));
+    }
+    v
+}
+
+pub fn status_id(s: &crate::decode::FrameStatus) -> &'static str {
+    match s {
+        crate::decode::FrameStatus::Ok => "ok",
+        crate::decode::FrameStatus::BadChecksum { .. } => "bad_checksum",
+        crate::decode::FrameStatus::Truncated => "truncated",
+        crate::decode::FrameStatus::Malformed(_) => "malformed",
+    }
+}
+
+/// A diagnosis as a JSON record (`"type":"event"` with the knowledge id).
+pub fn diagnosis_record(d: &crate::session::SessionDiagnosis) -> Value {
+    let g = &d.diagnosis;
+    let mut v = json!({
+        "type": "event", "t": g.first_at.as_secs_f64(),
+        "id": g.id, "severity": g.severity.label(),
+        "title": g.title, "text": g.context,
+        "about_68": g.about_68,
+    });
+    if let Value::Object(m) = &mut v {
+        if let Some(d) = g.direction {
+            m.insert("dir".into(), json!(d.label()));
+        }
+        if let Some(sp) = &g.span {
+            m.insert("start".into(), json!(sp.start));
+            m.insert("end".into(), json!(sp.end));
+        }
+    }
+    v
+}
+
 /// One record as a text line.
 pub fn text_record(ev: &TimedEvent) -> String {
     let t = ev.at.as_secs_f64();
@@ -199,6 +253,8 @@ pub async fn run(
             }
         }
     }
+    session.flush_decoders();
+    write_findings(&mut out, &mut session, format)?;
     out.flush()?;
     Ok(())
 }
@@ -211,9 +267,51 @@ fn write_record(
 ) -> std::io::Result<()> {
     session.ingest(ev);
     match format {
-        OutputFormat::Json => writeln!(out, "{}", json_record(ev)),
-        OutputFormat::Text => writeln!(out, "{}", text_record(ev)),
+        OutputFormat::Json => writeln!(out, "{}", json_record(ev))?,
+        OutputFormat::Text => writeln!(out, "{}", text_record(ev))?,
     }
+    write_findings(out, session, format)
+}
+
+/// Frames and diagnoses the session found since the last call.
+pub fn write_findings(
+    out: &mut impl Write,
+    session: &mut Session,
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    let (frames, diags) = session.take_new();
+    for f in frames {
+        match format {
+            OutputFormat::Json => writeln!(out, "{}", frame_record(f, None))?,
+            OutputFormat::Text => writeln!(
+                out,
+                "{:12.6} frame {} {} {} {} [{}..{}] {}",
+                f.at.as_secs_f64(),
+                f.direction.label(),
+                f.frame.protocol.id(),
+                f.frame.kind,
+                status_id(&f.frame.status),
+                f.frame.span.start,
+                f.frame.span.end,
+                crate::sanitize::printable(&f.frame.summary)
+            )?,
+        }
+    }
+    for d in diags {
+        match format {
+            OutputFormat::Json => writeln!(out, "{}", diagnosis_record(d))?,
+            OutputFormat::Text => writeln!(
+                out,
+                "{:12.6} event {} {}: {} — {}",
+                d.diagnosis.first_at.as_secs_f64(),
+                d.diagnosis.severity.label(),
+                d.diagnosis.id,
+                d.diagnosis.title,
+                crate::sanitize::printable(&d.diagnosis.context)
+            )?,
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@ use color_eyre::eyre::{Result, WrapErr};
 
 use crate::cli::{Cli, CommandLine, DemoArgs, Formats, GlobalArgs, SerialArgs};
 use crate::clock::Clock;
+use std::sync::Arc;
+
 use crate::config::Config;
+use crate::diagnose::knowledge::Knowledge;
 use crate::event::{Baud, FlowControl, FrameFormat, LineSettings};
 use crate::exit::{self, UsageError};
 use crate::session::Session;
@@ -64,9 +67,59 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        CommandLine::Decode(args) => {
+            let knowledge = load_knowledge()?;
+            let protocol = match &args.protocol {
+                Some(p) => Some(crate::decode::Protocol::from_id(p).ok_or_else(|| {
+                    let ids: Vec<&str> = crate::decode::Protocol::ALL
+                        .iter()
+                        .map(|p| p.id())
+                        .collect();
+                    UsageError(format!(
+                        "unknown protocol '{p}': use one of {}",
+                        ids.join(", ")
+                    ))
+                })?),
+                None => None,
+            };
+            let input = match (args.hex, args.file) {
+                (Some(h), _) => crate::offline::Input::Hex(h),
+                (None, Some(f)) => crate::offline::Input::File(f),
+                (None, None) => {
+                    return Err(UsageError("give the bytes with --hex or a FILE".into()).into());
+                }
+            };
+            let bytes = crate::offline::read_input(&input)?;
+            let (code, out) = crate::offline::decode(&bytes, protocol, knowledge, formats.output);
+            print!("{out}");
+            Ok(code)
+        }
+        CommandLine::Explain(args) => {
+            let knowledge = load_knowledge()?;
+            print!(
+                "{}",
+                crate::offline::explain(&args.codes, &knowledge, formats.output)?
+            );
+            Ok(exit::OK)
+        }
         CommandLine::Serial(args) => serial(&cli.global, formats, &config, args).await,
         CommandLine::Demo(args) => demo(&cli.global, formats, &config, args).await,
     }
+}
+
+/// The embedded knowledge base, extended by `$XDG_CONFIG_HOME/hsmon/knowledge.toml` when
+/// that file exists (same id replaces, new ids add). A malformed file is a usage error with
+/// file, line and column.
+pub fn load_knowledge() -> Result<Arc<Knowledge>> {
+    let k = Knowledge::embedded().map_err(|e| UsageError(format!("built-in knowledge: {e}")))?;
+    let user = dirs::config_dir().map(|d| d.join("hsmon").join("knowledge.toml"));
+    let k = match user {
+        Some(p) if p.exists() => k
+            .load_file(&p)
+            .map_err(|e| UsageError(format!("{e}\n  fix the file or move it aside")))?,
+        _ => k,
+    };
+    Ok(Arc::new(k))
 }
 
 /// Line settings from, in order: the command line, the config file, the defaults.
@@ -135,7 +188,11 @@ async fn monitor(
     clock: Clock,
     deadline: Option<Duration>,
 ) -> Result<u8> {
-    let session = Session::new(handle.name.clone(), config.window_bytes());
+    let session = Session::with_knowledge(
+        handle.name.clone(),
+        config.window_bytes(),
+        Some(load_knowledge()?),
+    );
     if global.headless {
         crate::headless::run(handle, session, formats.output, deadline).await?;
     } else {

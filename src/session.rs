@@ -3,8 +3,11 @@
 //! No terminal code and no clock: time comes in with each event.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
-use crate::decode::StreamOffset;
+use crate::decode::{Frame, StreamOffset};
+use crate::diagnose::engine::{Diagnosis, Engine, Findings};
+use crate::diagnose::knowledge::Knowledge;
 use crate::event::{
     ConnectionState, Direction, Event, LineErrorCounts, LineSettings, ModemLines, TimedEvent,
     Timestamp,
@@ -19,6 +22,29 @@ pub const RUN_CAPACITY: usize = 40_320;
 
 /// Most notices kept (connection changes, refused commands, overruns).
 const NOTICES_CAP: usize = 1000;
+
+/// Most decoded frames kept in memory.
+pub const FRAMES_CAP: usize = 200_000;
+
+/// Most diagnoses kept in memory (repeats are counted, not stored).
+pub const DIAGNOSES_CAP: usize = 20_000;
+
+/// A decoded frame and where it came from.
+#[derive(Debug, Clone)]
+pub struct SessionFrame {
+    /// Monotonic number (survives eviction of older frames).
+    pub seq: u64,
+    pub direction: Direction,
+    pub at: Timestamp,
+    pub frame: Frame,
+}
+
+/// A diagnosis and its number.
+#[derive(Debug, Clone)]
+pub struct SessionDiagnosis {
+    pub seq: u64,
+    pub diagnosis: Diagnosis,
+}
 
 /// A stretch of consecutive bytes in one direction.
 #[derive(Debug, Clone)]
@@ -136,6 +162,14 @@ pub struct Session {
     rx_offset: StreamOffset,
     tx_offset: StreamOffset,
     notices: VecDeque<Notice>,
+    frames: VecDeque<SessionFrame>,
+    next_frame_seq: u64,
+    diagnoses: VecDeque<SessionDiagnosis>,
+    engine: Option<Engine>,
+    findings: Findings,
+    /// Frames and diagnoses not yet taken by `take_new` (headless output), as counts.
+    pending_frames: usize,
+    pending_diagnoses: usize,
     /// Time of the last ingested event.
     pub last_at: Timestamp,
     /// Bumped on every change, so the UI can tell whether to redraw.
@@ -143,8 +177,26 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session with the embedded knowledge base.
     pub fn new(source_name: impl Into<String>, window_cap: usize) -> Session {
+        let knowledge = Knowledge::embedded().ok().map(Arc::new);
+        Self::with_knowledge(source_name, window_cap, knowledge)
+    }
+
+    /// A session diagnosing with `knowledge` (None: decode nothing, diagnose nothing).
+    pub fn with_knowledge(
+        source_name: impl Into<String>,
+        window_cap: usize,
+        knowledge: Option<Arc<Knowledge>>,
+    ) -> Session {
         Session {
+            frames: VecDeque::new(),
+            next_frame_seq: 0,
+            diagnoses: VecDeque::new(),
+            engine: knowledge.map(Engine::new),
+            findings: Findings::default(),
+            pending_frames: 0,
+            pending_diagnoses: 0,
             source_name: source_name.into(),
             settings: None,
             modem: ModemLines::default(),
@@ -174,17 +226,25 @@ impl Session {
             Event::Rx(b) => {
                 self.counters.rx_bytes += b.len() as u64;
                 self.rx_rate.add(ev.at, b.len());
+                let offset = self.rx_offset;
                 self.append(Direction::Rx, ev.at, b);
+                self.decode(Direction::Rx, offset, ev.at, b);
             }
             Event::Tx(b) => {
                 self.counters.tx_bytes += b.len() as u64;
                 self.tx_rate.add(ev.at, b.len());
+                let offset = self.tx_offset;
                 self.append(Direction::Tx, ev.at, b);
+                self.decode(Direction::Tx, offset, ev.at, b);
             }
             Event::LineSettings { settings, modem } => {
                 if let Some(old) = self.settings {
                     if old != *settings {
                         self.notice(ev.at, NoticeLevel::Info, format!("port set to {settings}"));
+                        // Bytes before and after a settings change never belong to one frame.
+                        if let Some(e) = self.engine.as_mut() {
+                            e.reset();
+                        }
                     }
                 }
                 self.settings = Some(*settings);
@@ -193,6 +253,9 @@ impl Session {
             Event::Connection(state) => {
                 match state {
                     ConnectionState::Up => {
+                        if let Some(e) = self.engine.as_mut() {
+                            e.reset();
+                        }
                         if !matches!(self.connection, ConnectionState::Up)
                             && self.counters.rx_bytes + self.counters.tx_bytes > 0
                         {
@@ -245,6 +308,91 @@ impl Session {
                 self.notice(ev.at, NoticeLevel::Warning, format!("{command}: {reason}"));
             }
         }
+    }
+
+    fn decode(&mut self, dir: Direction, offset: StreamOffset, at: Timestamp, bytes: &[u8]) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut f = std::mem::take(&mut self.findings);
+        engine.feed(dir, offset, at, bytes, &mut f);
+        self.absorb(&mut f, at);
+        self.findings = f;
+    }
+
+    /// Takes what the engine found into the bounded lists.
+    fn absorb(&mut self, f: &mut Findings, at: Timestamp) {
+        for (direction, frame) in f.frames.drain(..) {
+            if self.frames.len() >= FRAMES_CAP {
+                self.frames.pop_front();
+            }
+            self.frames.push_back(SessionFrame {
+                seq: self.next_frame_seq,
+                direction,
+                at,
+                frame,
+            });
+            self.next_frame_seq += 1;
+            self.pending_frames += 1;
+        }
+        let first = self.diagnoses.front().map_or(0, |d| d.seq);
+        for (n, when) in f.repeats.drain(..) {
+            if let Some(d) = n
+                .checked_sub(first)
+                .and_then(|i| self.diagnoses.get_mut(i as usize))
+            {
+                d.diagnosis.count += 1;
+                d.diagnosis.last_at = when;
+            }
+        }
+        let next = self.diagnoses.back().map_or(0, |d| d.seq + 1);
+        for (i, d) in f.diagnoses.drain(..).enumerate() {
+            if self.diagnoses.len() >= DIAGNOSES_CAP {
+                self.diagnoses.pop_front();
+            }
+            self.diagnoses.push_back(SessionDiagnosis {
+                seq: next + i as u64,
+                diagnosis: d,
+            });
+            self.pending_diagnoses += 1;
+        }
+    }
+
+    /// Frames still pending in the framers are reported (end of input).
+    pub fn flush_decoders(&mut self) {
+        let at = self.last_at;
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut f = std::mem::take(&mut self.findings);
+        engine.flush(at, &mut f);
+        self.absorb(&mut f, at);
+        self.findings = f;
+    }
+
+    /// Frames and diagnoses added since the last call (for headless output), oldest first.
+    pub fn take_new(&mut self) -> (Vec<&SessionFrame>, Vec<&SessionDiagnosis>) {
+        let nf = std::mem::take(&mut self.pending_frames).min(self.frames.len());
+        let nd = std::mem::take(&mut self.pending_diagnoses).min(self.diagnoses.len());
+        (
+            self.frames.iter().skip(self.frames.len() - nf).collect(),
+            self.diagnoses
+                .iter()
+                .skip(self.diagnoses.len() - nd)
+                .collect(),
+        )
+    }
+
+    pub fn frames(&self) -> &VecDeque<SessionFrame> {
+        &self.frames
+    }
+
+    pub fn diagnoses(&self) -> &VecDeque<SessionDiagnosis> {
+        &self.diagnoses
+    }
+
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
     }
 
     fn notice(&mut self, at: Timestamp, level: NoticeLevel, text: String) {

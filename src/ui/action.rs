@@ -25,10 +25,22 @@ pub enum Action {
     SendBreak,
     /// Open the send line.
     OpenSend,
+    /// Move the keyboard to the next pane (bytes → frames → events).
+    FocusNext,
+    /// Enter: open the selected frame or event, or the send line in the bytes pane.
+    Activate,
+    /// Scroll the bytes pane to the selected frame's or event's bytes.
+    JumpToBytes,
+    /// Show only one protocol's frames (cycles through those seen).
+    FilterProtocol,
+    /// Show only events at or above a severity (cycles).
+    FilterSeverity,
+    /// The "what am I talking to?" overlay.
+    TalkingTo,
 }
 
 impl Action {
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 25] = [
         Action::Quit,
         Action::ToggleHelp,
         Action::ScrollUp,
@@ -48,6 +60,12 @@ impl Action {
         Action::ToggleRts,
         Action::SendBreak,
         Action::OpenSend,
+        Action::FocusNext,
+        Action::Activate,
+        Action::JumpToBytes,
+        Action::FilterProtocol,
+        Action::FilterSeverity,
+        Action::TalkingTo,
     ];
 
     /// Stable name for the config file.
@@ -72,6 +90,12 @@ impl Action {
             Action::ToggleRts => "rts",
             Action::SendBreak => "break",
             Action::OpenSend => "send",
+            Action::FocusNext => "focus_next",
+            Action::Activate => "activate",
+            Action::JumpToBytes => "jump",
+            Action::FilterProtocol => "filter_protocol",
+            Action::FilterSeverity => "filter_severity",
+            Action::TalkingTo => "talking_to",
         }
     }
 
@@ -80,10 +104,10 @@ impl Action {
         match self {
             Action::Quit => "quit",
             Action::ToggleHelp => "show or hide this help",
-            Action::ScrollUp => "scroll up one row (pauses follow)",
-            Action::ScrollDown => "scroll down one row",
-            Action::PageUp => "scroll up one page (pauses follow)",
-            Action::PageDown => "scroll down one page",
+            Action::ScrollUp => "scroll up / select the previous row (pauses follow)",
+            Action::ScrollDown => "scroll down / select the next row",
+            Action::PageUp => "up one page (pauses follow)",
+            Action::PageDown => "down one page",
             Action::Top => "go to the oldest bytes in memory",
             Action::Follow => "go to the newest bytes and follow them",
             Action::BaudUp => "baud rate up to the next standard rate",
@@ -97,6 +121,12 @@ impl Action {
             Action::ToggleRts => "toggle RTS",
             Action::SendBreak => "send a break (250 ms)",
             Action::OpenSend => "send text or hex (Tab switches, Enter sends)",
+            Action::FocusNext => "next pane: bytes → frames → events",
+            Action::Activate => "open the selected frame or event (in bytes: the send line)",
+            Action::JumpToBytes => "show the selected frame's or event's bytes in the hex pane",
+            Action::FilterProtocol => "frames: show one protocol only (cycles)",
+            Action::FilterSeverity => "events: warnings and errors only, errors only, all",
+            Action::TalkingTo => "what am I talking to? (the evidence)",
         }
     }
 

@@ -176,12 +176,20 @@ fn marker(d: Direction) -> &'static str {
 
 /// Builds one row as styled text. Every character comes from `hex_pair` or `gutter_char`,
 /// so nothing a device sends reaches the terminal unfiltered.
-fn row_line(run: &Run, row: usize, g: Geometry, theme: &Theme) -> Line<'static> {
+fn row_line(
+    run: &Run,
+    row: usize,
+    g: Geometry,
+    theme: &Theme,
+    marked: Option<&std::ops::Range<u64>>,
+) -> Line<'static> {
     let w = g.bytes_per_row;
     let start = row * w;
     let end = (start + w).min(run.bytes.len());
     let bytes = run.bytes.get(start..end).unwrap_or(&[]);
     let style = dir_style(theme, run.direction);
+    let first = run.start + start as u64;
+    let is_marked = |i: usize| marked.is_some_and(|m| m.contains(&(first + i as u64)));
     let mut spans = Vec::with_capacity(8 + bytes.len() * 2);
     spans.push(Span::styled(
         format!("{:08X} ", run.start + start as u64),
@@ -197,11 +205,21 @@ fn row_line(run: &Run, row: usize, g: Geometry, theme: &Theme) -> Line<'static> 
     let mut hex = String::with_capacity(w * 3);
     for (i, &b) in bytes.iter().enumerate() {
         let [h, l] = hex_pair(b);
-        if b == HIGHLIGHT_BYTE {
+        if b == HIGHLIGHT_BYTE || is_marked(i) {
             if !hex.is_empty() {
                 spans.push(Span::styled(std::mem::take(&mut hex), style));
             }
-            spans.push(Span::styled("68", theme.highlight_68));
+            let st = if b == HIGHLIGHT_BYTE {
+                theme.highlight_68
+            } else {
+                theme.span
+            };
+            let st = if is_marked(i) {
+                st.patch(theme.span)
+            } else {
+                st
+            };
+            spans.push(Span::styled(format!("{}{}", h as char, l as char), st));
             hex.push(' ');
         } else {
             hex.push(h as char);
@@ -263,9 +281,14 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     } else {
         rows.iter()
             .filter_map(|r| {
-                s.runs()
-                    .get(r.run)
-                    .map(|run| row_line(run, r.row, g, theme))
+                s.runs().get(r.run).map(|run| {
+                    let marked = ui
+                        .marked
+                        .as_ref()
+                        .filter(|(d, _)| *d == run.direction)
+                        .map(|(_, m)| m);
+                    row_line(run, r.row, g, theme, marked)
+                })
             })
             .collect()
     };

@@ -148,7 +148,12 @@ pub const DEFAULT_BINDINGS: &[(KeySpec, Action)] = &[
     (KeySpec::ch('R'), Action::ToggleRts),
     (KeySpec::ch('B'), Action::SendBreak),
     (KeySpec::ch('i'), Action::OpenSend),
-    (KeySpec::plain(KeyCode::Enter), Action::OpenSend),
+    (KeySpec::plain(KeyCode::Tab), Action::FocusNext),
+    (KeySpec::plain(KeyCode::Enter), Action::Activate),
+    (KeySpec::ch('g'), Action::JumpToBytes),
+    (KeySpec::ch('F'), Action::FilterProtocol),
+    (KeySpec::ch('E'), Action::FilterSeverity),
+    (KeySpec::ch('T'), Action::TalkingTo),
 ];
 
 /// Keys of the line editors (send line, baud entry); fixed, listed in the help overlay.

@@ -1,6 +1,9 @@
 //! Rendering only: one file per pane, each reading `&Session` and `&UiState`.
 
 pub mod action;
+pub mod detail;
+pub mod events;
+pub mod frames;
 pub mod help;
 pub mod hex;
 pub mod keys;
@@ -8,6 +11,7 @@ pub mod layout;
 pub mod sendline;
 pub mod state;
 pub mod status;
+pub mod talking;
 pub mod theme;
 
 use ratatui::Frame;
@@ -18,7 +22,7 @@ use crate::session::Session;
 use crate::ui::action::Action;
 use crate::ui::layout::Areas;
 use crate::ui::sendline::SendMode;
-use crate::ui::state::{InputMode, UiState};
+use crate::ui::state::{Focus, InputMode, Overlay, UiState};
 
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
@@ -27,7 +31,18 @@ pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
         return;
     }
     let areas = Areas::new(area);
-    hex::render(frame, areas.hex, s, ui);
+    match (ui.focus, areas.frames, areas.events) {
+        // Too small for three panes: the focused list takes the bytes pane's place.
+        (Focus::Frames, None, _) => frames::render(frame, areas.hex, s, ui),
+        (Focus::Events, _, None) => events::render(frame, areas.hex, s, ui),
+        _ => hex::render(frame, areas.hex, s, ui),
+    }
+    if let Some(a) = areas.frames {
+        frames::render(frame, a, s, ui);
+    }
+    if let Some(a) = areas.events {
+        events::render(frame, a, s, ui);
+    }
     status::render(frame, areas.status, s, ui);
     match ui.mode {
         InputMode::Normal => hints(frame, areas.bottom, ui),
@@ -54,16 +69,21 @@ pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
             &ui.theme,
         ),
     }
-    if ui.help {
-        help::render(frame, area, ui);
+    match ui.overlay {
+        Some(Overlay::Help) => help::render(frame, area, ui),
+        Some(Overlay::Detail(d)) => detail::render(frame, area, s, ui, d),
+        Some(Overlay::TalkingTo) => talking::render(frame, area, s, ui),
+        None => {}
     }
 }
 
 /// The key-hint line.
 fn hints(frame: &mut ratatui::Frame, area: ratatui::layout::Rect, ui: &UiState) {
-    let items: [(Action, &str); 12] = [
+    let items: [(Action, &str); 14] = [
         (Action::ToggleHelp, "help"),
         (Action::Quit, "quit"),
+        (Action::FocusNext, "pane"),
+        (Action::Activate, "open"),
         (Action::BaudUp, "baud+"),
         (Action::BaudDown, "baud-"),
         (Action::EnterBaud, "baud…"),

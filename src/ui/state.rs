@@ -29,6 +29,29 @@ pub enum Scroll {
     Anchor { seq: u64, row: usize },
 }
 
+/// Which pane has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Hex,
+    Frames,
+    Events,
+}
+
+/// What the detail overlay shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Frame(u64),
+    Event(u64),
+}
+
+/// Overlays drawn over the panes (any key closes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    Detail(Detail),
+    TalkingTo,
+}
+
 /// Which line editor, if any, has the keyboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputMode {
@@ -43,7 +66,16 @@ pub struct UiState {
     pub theme: Theme,
     pub line_ending: LineEnding,
     pub scroll: Scroll,
-    pub help: bool,
+    pub overlay: Option<Overlay>,
+    pub focus: Focus,
+    /// Selected frame (by seq); None follows the newest.
+    pub frame_sel: Option<u64>,
+    /// Selected diagnosis (by seq).
+    pub event_sel: Option<u64>,
+    pub protocol_filter: Option<crate::decode::Protocol>,
+    pub severity_filter: Option<crate::diagnose::knowledge::Severity>,
+    /// Bytes to mark in the hex pane: the selected frame's or event's.
+    pub marked: Option<(crate::event::Direction, std::ops::Range<u64>)>,
     pub mode: InputMode,
     pub send_mode: SendMode,
     pub input: String,
@@ -67,7 +99,13 @@ impl UiState {
             theme,
             line_ending,
             scroll: Scroll::Follow,
-            help: false,
+            overlay: None,
+            focus: Focus::Hex,
+            frame_sel: None,
+            event_sel: None,
+            protocol_filter: None,
+            severity_filter: None,
+            marked: None,
             mode: InputMode::Normal,
             send_mode: SendMode::Text,
             input: String::new(),
@@ -105,12 +143,16 @@ impl UiState {
         }
         match self.mode {
             InputMode::Normal => {
-                if self.help {
-                    // Any key closes the help; the help key toggles it.
+                if let Some(ov) = self.overlay {
+                    // Any key closes an overlay; q still quits, and g in a detail view jumps.
                     let a = self.keymap.action_for(&key);
-                    self.help = false;
-                    if a == Some(Action::Quit) {
-                        self.quit = true;
+                    self.overlay = None;
+                    match a {
+                        Some(Action::Quit) => self.quit = true,
+                        Some(Action::JumpToBytes) if matches!(ov, Overlay::Detail(_)) => {
+                            return self.update(s, Action::JumpToBytes);
+                        }
+                        _ => {}
                     }
                     return Vec::new();
                 }
@@ -133,18 +175,85 @@ impl UiState {
                 vec![]
             }
             Action::ToggleHelp => {
-                self.help = !self.help;
+                self.overlay = Some(Overlay::Help);
                 vec![]
             }
-            Action::ScrollUp => self.scroll_by(s, -1),
-            Action::ScrollDown => self.scroll_by(s, 1),
+            Action::ScrollUp => self.move_by(s, -1),
+            Action::ScrollDown => self.move_by(s, 1),
             Action::PageUp => {
                 let (_, h) = self.hex_geometry();
-                self.scroll_by(s, -(h as isize))
+                self.move_by(s, -(h as isize))
             }
             Action::PageDown => {
                 let (_, h) = self.hex_geometry();
-                self.scroll_by(s, h as isize)
+                self.move_by(s, h as isize)
+            }
+            Action::FocusNext => {
+                self.focus = match self.focus {
+                    Focus::Hex => Focus::Frames,
+                    Focus::Frames => Focus::Events,
+                    Focus::Events => Focus::Hex,
+                };
+                if self.focus == Focus::Events && self.event_sel.is_none() {
+                    self.event_sel = crate::ui::events::ordered(s, self).first().map(|d| d.seq);
+                }
+                self.update_marked(s);
+                vec![]
+            }
+            Action::Activate => match self.focus {
+                Focus::Hex => self.update(s, Action::OpenSend),
+                Focus::Frames => {
+                    let sel = self
+                        .frame_sel
+                        .or_else(|| crate::ui::frames::window(s, self, 1).first().map(|f| f.seq));
+                    if let Some(seq) = sel {
+                        self.frame_sel = Some(seq);
+                        self.overlay = Some(Overlay::Detail(Detail::Frame(seq)));
+                        self.update_marked(s);
+                    }
+                    vec![]
+                }
+                Focus::Events => {
+                    if let Some(seq) = self.event_sel {
+                        self.overlay = Some(Overlay::Detail(Detail::Event(seq)));
+                    }
+                    vec![]
+                }
+            },
+            Action::JumpToBytes => {
+                self.update_marked(s);
+                if let Some((dir, range)) = self.marked.clone() {
+                    self.scroll_to(s, dir, range.start);
+                }
+                vec![]
+            }
+            Action::FilterProtocol => {
+                let seen = s
+                    .engine()
+                    .map(|e| e.classifier.ranking())
+                    .unwrap_or_default();
+                let mut protos: Vec<crate::decode::Protocol> =
+                    seen.iter().map(|g| g.protocol).collect();
+                protos.sort();
+                self.protocol_filter = match self.protocol_filter {
+                    None => protos.first().copied(),
+                    Some(p) => protos.iter().copied().find(|q| *q > p),
+                };
+                self.frame_sel = None;
+                vec![]
+            }
+            Action::FilterSeverity => {
+                use crate::diagnose::knowledge::Severity;
+                self.severity_filter = match self.severity_filter {
+                    None => Some(Severity::Warning),
+                    Some(Severity::Warning) => Some(Severity::Error),
+                    _ => None,
+                };
+                vec![]
+            }
+            Action::TalkingTo => {
+                self.overlay = Some(Overlay::TalkingTo);
+                vec![]
             }
             Action::Top => {
                 if let Some(first) = s.runs().front() {
@@ -194,6 +303,64 @@ impl UiState {
                 self.history_pos = None;
                 vec![]
             }
+        }
+    }
+
+    /// Up/down in the focused pane.
+    fn move_by(&mut self, s: &Session, delta: isize) -> Vec<Command> {
+        match self.focus {
+            Focus::Hex => self.scroll_by(s, delta),
+            Focus::Frames => {
+                self.frame_sel = crate::ui::frames::step(s, self, delta);
+                self.update_marked(s);
+                vec![]
+            }
+            Focus::Events => {
+                let list = crate::ui::events::ordered(s, self);
+                let cur = self
+                    .event_sel
+                    .and_then(|seq| list.iter().position(|d| d.seq == seq))
+                    .unwrap_or(0) as isize;
+                let i = (cur + delta).clamp(0, list.len().saturating_sub(1) as isize) as usize;
+                self.event_sel = list.get(i).map(|d| d.seq);
+                self.update_marked(s);
+                vec![]
+            }
+        }
+    }
+
+    /// The bytes of the selected frame (frames pane) or event (events pane) get marked.
+    fn update_marked(&mut self, s: &Session) {
+        self.marked = match self.focus {
+            Focus::Frames => self.frame_sel.and_then(|seq| {
+                s.frames()
+                    .iter()
+                    .find(|f| f.seq == seq)
+                    .map(|f| (f.direction, f.frame.span.clone()))
+            }),
+            Focus::Events => self.event_sel.and_then(|seq| {
+                s.diagnoses()
+                    .iter()
+                    .find(|d| d.seq == seq)
+                    .and_then(|d| Some((d.diagnosis.direction?, d.diagnosis.span.clone()?)))
+            }),
+            Focus::Hex => self.marked.clone(),
+        };
+    }
+
+    /// Pauses the hex pane with the row holding `offset` of `dir` near the top.
+    fn scroll_to(&mut self, s: &Session, dir: crate::event::Direction, offset: u64) {
+        let (g, _) = self.hex_geometry();
+        let w = g.bytes_per_row as u64;
+        if let Some(run) = s.runs().iter().find(|r| {
+            r.direction == dir && r.start <= offset && offset < r.start + r.bytes.len() as u64
+        }) {
+            self.scroll = Scroll::Anchor {
+                seq: run.seq,
+                row: ((offset - run.start) / w) as usize,
+            };
+        } else {
+            self.message = Some("those bytes are no longer in memory".to_string());
         }
     }
 

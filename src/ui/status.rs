@@ -46,6 +46,11 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
         .settings
         .map(|x| format!("{} {} flow {}", x.baud, x.format, x.flow.label()))
         .unwrap_or_else(|| "settings unknown".to_string());
+    let talking = s
+        .engine()
+        .and_then(|e| e.classifier.headline())
+        .map(|h| format!(" {h}"))
+        .unwrap_or_default();
     let line1 = Line::from(vec![
         Span::styled(
             format!(
@@ -58,6 +63,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
             theme.status,
         ),
         Span::styled(format!(" {conn_text} "), conn_style),
+        Span::styled(talking, theme.hint_key),
     ]);
 
     let c = &s.counters;

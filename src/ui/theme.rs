@@ -20,7 +20,15 @@ pub struct Theme {
     pub border: Style,
     pub title: Style,
     pub error: Style,
+    pub warning: Style,
+    pub good: Style,
     pub input: Style,
+    /// The border of the pane that has the keyboard.
+    pub focus: Style,
+    /// The selected row of a list.
+    pub selected: Style,
+    /// Bytes of the selected frame or event in the hex pane.
+    pub span: Style,
 }
 
 impl Theme {
@@ -45,7 +53,14 @@ impl Theme {
         border: Style::new().fg(Color::DarkGray),
         title: Style::new().add_modifier(Modifier::BOLD),
         error: Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
+        warning: Style::new().fg(Color::Yellow),
+        good: Style::new().fg(Color::Green),
         input: Style::new().fg(Color::White),
+        focus: Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        selected: Style::new().add_modifier(Modifier::REVERSED),
+        span: Style::new()
+            .bg(Color::Blue)
+            .add_modifier(Modifier::UNDERLINED),
     };
 
     pub const MONO: Theme = Theme {
@@ -63,7 +78,12 @@ impl Theme {
         border: Style::new(),
         title: Style::new().add_modifier(Modifier::BOLD),
         error: Style::new().add_modifier(Modifier::BOLD),
+        warning: Style::new().add_modifier(Modifier::BOLD),
+        good: Style::new(),
         input: Style::new(),
+        focus: Style::new().add_modifier(Modifier::BOLD),
+        selected: Style::new().add_modifier(Modifier::REVERSED),
+        span: Style::new().add_modifier(Modifier::UNDERLINED),
     };
 
     /// The theme for a config name, honouring `NO_COLOR` (https://no-color.org).

@@ -1,0 +1,697 @@
+//! ESP8266/ESP32 ROM serial loader: SLIP framing (`C0 … C0`, `DB DC` → C0, `DB DD` → DB),
+//! the command and response packet headers (direction, command, size, checksum/value), the
+//! response status bytes, the SYNC payload, and the stub's `OHAI` greeting.
+//!
+//! Facts: protocols.md §5.2 and esptool `docs/en/advanced-topics/serial-protocol.rst`
+//! (command codes, status bytes, ROM error codes, data-command checksum).
+//!
+//! Every `C0` both ends the packet before it and may start the next one, so a `C0` inside
+//! garbage never costs a real packet: bytes between two `C0`s that do not look like a loader
+//! packet are dropped silently.
+
+use super::all::stream::{find_first, hex};
+use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+
+const END: u8 = 0xC0;
+const ESCAPE: u8 = 0xDB;
+const ESCAPED_END: u8 = 0xDC;
+const ESCAPED_ESCAPE: u8 = 0xDD;
+/// Request/response header: direction, command, size (LE16), checksum/value (LE32).
+const HEADER: usize = 8;
+/// Longest decoded packet kept: a 16 KiB data block (esptool's block size) with its 16-byte
+/// data header, the packet header and slack. Longer packets are reported as malformed.
+const MAX_PAYLOAD: usize = 0x4000 + 16 + HEADER + 64;
+/// The SYNC command's data: 07 07 12 20 followed by 32 × 55.
+const SYNC_PREFIX: [u8; 4] = [0x07, 0x07, 0x12, 0x20];
+const SYNC_FILL: u8 = 0x55;
+/// The stub loader's greeting.
+const OHAI: &[u8] = b"OHAI";
+/// Seed of the data-command checksum.
+const CHECKSUM_SEED: u8 = 0xEF;
+
+/// Streaming ESP ROM-loader framer: kinds "command", "response", "ohai".
+/// Holds at most one packet (≈16.5 KiB decoded) between calls.
+pub struct EspSlipFramer {
+    /// Inside a packet: offset of its opening C0.
+    open_at: Option<StreamOffset>,
+    /// Decoded bytes of the current packet.
+    payload: Vec<u8>,
+    /// Decoded indices whose byte arrived as a two-byte escape (maps decoded → stream).
+    escaped: Vec<u32>,
+    /// The previous byte was DB.
+    escape_pending: bool,
+    /// First bad escape in this packet: offset of the DB and the byte after it.
+    bad_escape: Option<(StreamOffset, u8)>,
+    /// The packet grew beyond MAX_PAYLOAD.
+    overflow: bool,
+    next_offset: Option<StreamOffset>,
+}
+
+impl EspSlipFramer {
+    pub fn new() -> Self {
+        EspSlipFramer {
+            open_at: None,
+            payload: Vec::new(),
+            escaped: Vec::new(),
+            escape_pending: false,
+            bad_escape: None,
+            overflow: false,
+            next_offset: None,
+        }
+    }
+
+    fn open(&mut self, at: StreamOffset) {
+        self.open_at = Some(at);
+        self.payload.clear();
+        self.escaped.clear();
+        self.escape_pending = false;
+        self.bad_escape = None;
+        self.overflow = false;
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let room = MAX_PAYLOAD.saturating_sub(self.payload.len());
+        if bytes.len() > room {
+            self.overflow = true;
+        }
+        self.payload
+            .extend_from_slice(bytes.get(..room.min(bytes.len())).unwrap_or_default());
+    }
+
+    /// Close the open packet at the C0 at `end_at` (or, when `end_at` is `None`, because the
+    /// stream ended).
+    fn close(&mut self, end_at: Option<StreamOffset>, out: &mut Vec<Frame>) {
+        let Some(open_at) = self.open_at else {
+            return;
+        };
+        if self.payload.is_empty() && !self.escape_pending && self.bad_escape.is_none() {
+            return;
+        }
+        let packet = Packet {
+            open_at,
+            end_at,
+            payload: &self.payload,
+            escaped: &self.escaped,
+            bad_escape: self.bad_escape,
+            overflow: self.overflow,
+            stream_end: self.next_offset.unwrap_or(open_at + 1),
+        };
+        if let Some(frame) = packet.decode() {
+            out.push(frame);
+        }
+    }
+}
+
+impl Default for EspSlipFramer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Framer for EspSlipFramer {
+    fn protocol(&self) -> Protocol {
+        Protocol::EspSlip
+    }
+
+    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.next_offset.is_some_and(|next| next != offset) {
+            self.flush(out);
+        }
+        let mut pos = 0usize;
+        while pos < bytes.len() {
+            let at = offset + pos as u64;
+            let rest = bytes.get(pos..).unwrap_or_default();
+            if self.open_at.is_none() {
+                match find_first(rest, |b| b == END) {
+                    Some(i) => {
+                        self.open(at + i as u64);
+                        pos += i + 1;
+                    }
+                    None => pos = bytes.len(),
+                }
+                continue;
+            }
+            if self.escape_pending {
+                self.escape_pending = false;
+                let Some(&b) = rest.first() else { break };
+                match b {
+                    ESCAPED_END | ESCAPED_ESCAPE => {
+                        let index = self.payload.len() as u32;
+                        self.escaped.push(index);
+                        self.push(&[if b == ESCAPED_END { END } else { ESCAPE }]);
+                        pos += 1;
+                    }
+                    _ => {
+                        if self.bad_escape.is_none() {
+                            self.bad_escape = Some((at.saturating_sub(1), b));
+                        }
+                        // The byte after a bad escape is handled normally (a C0 still ends).
+                    }
+                }
+                continue;
+            }
+            // Copy a run of ordinary bytes in one go.
+            let run = find_first(rest, |b| b == END || b == ESCAPE).unwrap_or(rest.len());
+            if run > 0 {
+                self.push(rest.get(..run).unwrap_or_default());
+                pos += run;
+                continue;
+            }
+            match rest.first() {
+                Some(&END) => {
+                    // Self-clean: this C0 ends the packet and opens the next one.
+                    self.close(Some(at), out);
+                    self.open(at);
+                }
+                _ => self.escape_pending = true,
+            }
+            pos += 1;
+        }
+        self.next_offset = Some(offset + bytes.len() as u64);
+    }
+
+    fn flush(&mut self, out: &mut Vec<Frame>) {
+        self.close(None, out);
+        self.open_at = None;
+        self.payload.clear();
+        self.escaped.clear();
+        self.escape_pending = false;
+        self.bad_escape = None;
+        self.overflow = false;
+    }
+
+    fn reset(&mut self) {
+        self.flush(&mut Vec::new());
+        self.next_offset = None;
+    }
+}
+
+/// Name of a loader command (esptool serial-protocol.rst).
+fn command_name(command: u8) -> Option<&'static str> {
+    Some(match command {
+        0x02 => "FLASH_BEGIN",
+        0x03 => "FLASH_DATA",
+        0x04 => "FLASH_END",
+        0x05 => "MEM_BEGIN",
+        0x06 => "MEM_END",
+        0x07 => "MEM_DATA",
+        0x08 => "SYNC",
+        0x09 => "WRITE_REG",
+        0x0A => "READ_REG",
+        0x0B => "SPI_SET_PARAMS",
+        0x0D => "SPI_ATTACH",
+        0x0F => "CHANGE_BAUDRATE",
+        0x10 => "FLASH_DEFL_BEGIN",
+        0x11 => "FLASH_DEFL_DATA",
+        0x12 => "FLASH_DEFL_END",
+        0x13 => "SPI_FLASH_MD5",
+        0xD0 => "ERASE_FLASH",
+        0xD1 => "ERASE_REGION",
+        0xD2 => "READ_FLASH",
+        0xD3 => "RUN_USER_CODE",
+        _ => return None,
+    })
+}
+
+/// ROM loader error codes (esptool serial-protocol.rst, "ROM Loader Errors").
+fn rom_error(code: u8) -> &'static str {
+    match code {
+        0x05 => "received message is invalid (parameters or length field)",
+        0x06 => "failed to act on received message",
+        0x07 => "invalid CRC in message",
+        0x08 => "flash write error",
+        0x09 => "flash read error",
+        0x0A => "flash read length error",
+        0x0B => "deflate error",
+        0xC0..=0xCF => "stub loader error",
+        0xFF => "unimplemented command (stub loader)",
+        _ => "error code not in our table",
+    }
+}
+
+/// A closed SLIP packet and where its bytes lie in the stream.
+struct Packet<'a> {
+    open_at: StreamOffset,
+    /// Offset of the closing C0; `None` when the stream ended first.
+    end_at: Option<StreamOffset>,
+    payload: &'a [u8],
+    escaped: &'a [u32],
+    bad_escape: Option<(StreamOffset, u8)>,
+    overflow: bool,
+    /// Offset just past the last byte seen (for packets cut off by the end of the stream).
+    stream_end: StreamOffset,
+}
+
+impl Packet<'_> {
+    /// Stream offset where decoded byte `index` starts.
+    fn offset_of(&self, index: usize) -> StreamOffset {
+        let escapes_before = self.escaped.partition_point(|&e| (e as usize) < index);
+        self.open_at + 1 + (index + escapes_before) as u64
+    }
+
+    /// Stream span of decoded bytes `start..end`.
+    fn span_of(&self, start: usize, end: usize) -> std::ops::Range<StreamOffset> {
+        let from = self.offset_of(start);
+        let to = if end >= self.payload.len() {
+            self.end_at.unwrap_or(self.stream_end).max(from)
+        } else {
+            self.offset_of(end)
+        };
+        from..to
+    }
+
+    fn decode(&self) -> Option<Frame> {
+        let frame_end = match self.end_at {
+            Some(end) => end + 1,
+            None => self.stream_end,
+        };
+        let frame_span = self.open_at..frame_end.max(self.open_at + 1);
+        if self.payload == OHAI && self.bad_escape.is_none() {
+            let status = if self.end_at.is_some() {
+                FrameStatus::Ok
+            } else {
+                FrameStatus::Truncated
+            };
+            return Some(Frame {
+                protocol: Protocol::EspSlip,
+                span: frame_span,
+                kind: "ohai",
+                summary: "OHAI: esptool's stub loader is running".to_string(),
+                status,
+                fields: vec![Field::new("greeting", "OHAI", self.span_of(0, OHAI.len()))],
+            });
+        }
+        let (&direction, &command) = (self.payload.first()?, self.payload.get(1)?);
+        let name = command_name(command)?;
+        let kind = match direction {
+            0x00 => "command",
+            0x01 => "response",
+            _ => return None,
+        };
+        let mut fields = vec![
+            Field::new(
+                "start",
+                "0xC0 SLIP frame start",
+                self.open_at..self.open_at + 1,
+            ),
+            Field::new(
+                "direction",
+                if kind == "command" {
+                    "0x00 request"
+                } else {
+                    "0x01 response"
+                },
+                self.span_of(0, 1),
+            ),
+            Field::new(
+                "command",
+                format!("0x{command:02X} {name}"),
+                self.span_of(1, 2),
+            ),
+        ];
+        let mut summary = format!(
+            "{} {name}",
+            if kind == "command" {
+                "command"
+            } else {
+                "response to"
+            }
+        );
+        let mut problems: Vec<String> = Vec::new();
+        let mut bad_checksum = None;
+
+        let Some(&[s0, s1, v0, v1, v2, v3]) = self.payload.get(2..HEADER) else {
+            problems.push(format!(
+                "packet is {} bytes, shorter than the 8-byte header",
+                self.payload.len()
+            ));
+            return Some(self.finish(frame_span, kind, summary, fields, problems, None));
+        };
+        let size = usize::from(u16::from_le_bytes([s0, s1]));
+        let value = u32::from_le_bytes([v0, v1, v2, v3]);
+        let data = self.payload.get(HEADER..).unwrap_or_default();
+        fields.push(Field::new(
+            "size",
+            format!("{size} data bytes"),
+            self.span_of(2, 4),
+        ));
+        // A packet cut off by the end of the stream cannot be judged by its size or content.
+        let complete = self.end_at.is_some();
+        if complete && size != data.len() && !self.overflow {
+            problems.push(format!(
+                "size field says {size} data bytes, the packet carries {}",
+                data.len()
+            ));
+        }
+        if kind == "command" {
+            let mut checksum_text = format!("0x{value:08X}");
+            if matches!(command, 0x03 | 0x07 | 0x11) {
+                // Data commands: XOR of the data after the 16-byte block header, seeded 0xEF.
+                if let Some(block) = data.get(16..).filter(|_| complete) {
+                    let expected = block.iter().fold(CHECKSUM_SEED, |x, &b| x ^ b);
+                    if value == u32::from(expected) {
+                        checksum_text.push_str(" (matches the data)");
+                    } else {
+                        checksum_text.push_str(&format!(" (the data gives 0x{expected:02X})"));
+                        bad_checksum = Some((u32::from(expected), value));
+                    }
+                }
+            } else {
+                checksum_text.push_str(" (unused for this command)");
+            }
+            fields.push(Field::new("checksum", checksum_text, self.span_of(4, 8)));
+            if !data.is_empty() {
+                let mut children = Vec::new();
+                if command == 0x08 {
+                    let expected_sync = data.len() == 36
+                        && data.get(..4) == Some(&SYNC_PREFIX[..])
+                        && data
+                            .get(4..)
+                            .is_some_and(|fill| fill.iter().all(|&b| b == SYNC_FILL));
+                    if expected_sync {
+                        summary.push_str(" (07 07 12 20 + 32 × 55)");
+                        children.push(Field::new(
+                            "pattern",
+                            "07 07 12 20 + 32 × 55: the ROM detects the baud rate from it",
+                            self.span_of(HEADER, HEADER + 36),
+                        ));
+                    } else if complete {
+                        problems
+                            .push("SYNC data is not 07 07 12 20 followed by 32 × 55".to_string());
+                    }
+                }
+                if command == 0x0A
+                    && let Some(&[a0, a1, a2, a3]) = data.get(..4)
+                {
+                    let address = u32::from_le_bytes([a0, a1, a2, a3]);
+                    summary.push_str(&format!(" 0x{address:08X}"));
+                    children.push(Field::new(
+                        "address",
+                        format!("0x{address:08X}"),
+                        self.span_of(HEADER, HEADER + 4),
+                    ));
+                }
+                fields.push(
+                    Field::new(
+                        "data",
+                        hex(data, 48),
+                        self.span_of(HEADER, self.payload.len()),
+                    )
+                    .with_children(children),
+                );
+            }
+        } else {
+            let mut value_text = format!("0x{value:08X}");
+            if command == 0x0A {
+                value_text.push_str(" (register value)");
+                summary.push_str(&format!(" = 0x{value:08X}"));
+            }
+            fields.push(Field::new("value", value_text, self.span_of(4, 8)));
+            if !data.is_empty() {
+                fields.push(Field::new(
+                    "data",
+                    hex(data, 48),
+                    self.span_of(HEADER, self.payload.len()),
+                ));
+            }
+            if let Some((status_text, failed)) = self.status(data) {
+                summary.push_str(&format!(": {status_text}"));
+                let status_start =
+                    self.payload
+                        .len()
+                        .saturating_sub(if data.len() == 2 { 2 } else { 4 });
+                fields.push(Field::new(
+                    "status",
+                    status_text,
+                    self.span_of(status_start, self.payload.len()),
+                ));
+                if failed {
+                    summary.push_str(" (the command failed)");
+                }
+            }
+        }
+        Some(self.finish(frame_span, kind, summary, fields, problems, bad_checksum))
+    }
+
+    /// Status bytes at the end of a response: 2 from the stub (and ESP8266 ROM), 4 from an
+    /// ESP32-class ROM (the last two reserved). Which one it is can only be guessed from the
+    /// size, so a guess is phrased as likely.
+    fn status(&self, data: &[u8]) -> Option<(String, bool)> {
+        let (status, error, certain) = match data.len() {
+            0 | 1 => return None,
+            2 => (data.first()?, data.get(1)?, true),
+            4 => (data.first()?, data.get(1)?, true),
+            n => {
+                let rom_tail = data.get(n.saturating_sub(4)..).filter(|_| n >= 4);
+                let stub_tail = data.get(n.saturating_sub(2)..)?;
+                match rom_tail {
+                    Some(tail)
+                        if tail.get(2..) == Some(&[0, 0][..])
+                            && tail.first().is_some_and(|&s| s <= 1) =>
+                    {
+                        (tail.first()?, tail.get(1)?, false)
+                    }
+                    _ => (stub_tail.first()?, stub_tail.get(1)?, false),
+                }
+            }
+        };
+        let likely = if certain { "" } else { "likely " };
+        Some(match status {
+            0 => (format!("{likely}success"), false),
+            1 => (
+                format!("{likely}failure, error 0x{error:02X} {}", rom_error(*error)),
+                true,
+            ),
+            other => (format!("{likely}status byte 0x{other:02X}"), false),
+        })
+    }
+
+    fn finish(
+        &self,
+        frame_span: std::ops::Range<StreamOffset>,
+        kind: &'static str,
+        mut summary: String,
+        mut fields: Vec<Field>,
+        mut problems: Vec<String>,
+        bad_checksum: Option<(u32, u32)>,
+    ) -> Frame {
+        if let Some((at, byte)) = self.bad_escape {
+            problems.insert(
+                0,
+                format!(
+                    "bad SLIP escape DB {byte:02X} at offset {at} (only DB DC and DB DD are valid)"
+                ),
+            );
+        }
+        if self.overflow {
+            problems.push(format!("packet longer than {MAX_PAYLOAD} bytes"));
+        }
+        if let Some(end) = self.end_at {
+            fields.push(Field::new("end", "0xC0 SLIP frame end", end..end + 1));
+        }
+        let status = if !problems.is_empty() {
+            FrameStatus::Malformed(problems.join("; "))
+        } else if self.end_at.is_none() {
+            FrameStatus::Truncated
+        } else if let Some((expected, found)) = bad_checksum {
+            FrameStatus::BadChecksum { expected, found }
+        } else {
+            FrameStatus::Ok
+        };
+        match &status {
+            FrameStatus::Ok => {}
+            FrameStatus::BadChecksum { expected, found } => {
+                summary.push_str(&format!(
+                    " — bad data checksum 0x{found:02X}, expected 0x{expected:02X}"
+                ));
+            }
+            FrameStatus::Truncated => summary.push_str(" — truncated"),
+            FrameStatus::Malformed(why) => {
+                summary.push_str(" — ");
+                summary.push_str(why);
+            }
+        }
+        Frame {
+            protocol: Protocol::EspSlip,
+            span: frame_span,
+            kind,
+            summary,
+            status,
+            fields,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    fn run(bytes: &[u8]) -> Vec<Frame> {
+        let mut framer = EspSlipFramer::new();
+        let mut out = Vec::new();
+        framer.feed(0, bytes, &mut out);
+        framer.flush(&mut out);
+        out
+    }
+
+    /// protocols.md §5.2: the 46-byte SYNC command on the wire.
+    fn sync_command() -> Vec<u8> {
+        let mut bytes = h("C0 00 08 24 00 00 00 00 00 07 07 12 20");
+        bytes.extend([0x55; 32]);
+        bytes.push(0xC0);
+        bytes
+    }
+
+    #[test]
+    fn sync_command_and_reply() {
+        let bytes = sync_command();
+        assert_eq!(bytes.len(), 46);
+        let frames = run(&bytes);
+        assert_eq!(frames.len(), 1, "{frames:#?}");
+        assert_eq!(frames[0].kind, "command");
+        assert_eq!(frames[0].status, FrameStatus::Ok);
+        assert_eq!(frames[0].summary, "command SYNC (07 07 12 20 + 32 × 55)");
+        assert_eq!(frames[0].span, 0..46);
+
+        let reply = h("C0 01 08 04 00 07 07 12 20 00 00 00 00 C0");
+        let frames = run(&reply);
+        assert_eq!(frames[0].kind, "response");
+        assert_eq!(frames[0].status, FrameStatus::Ok);
+        assert_eq!(frames[0].summary, "response to SYNC: success");
+        let value = frames[0].fields.iter().find(|f| f.name == "value").unwrap();
+        assert_eq!(value.value, "0x20120707");
+        assert_eq!(value.span, 5..9);
+    }
+
+    #[test]
+    fn ohai_and_back_to_back_packets() {
+        let mut bytes = h("C0 4F 48 41 49 C0");
+        bytes.extend(h("C0 01 08 04 00 07 07 12 20 00 00 00 00 C0"));
+        // Packets sharing one C0 as separator.
+        bytes.extend(h("01 08 04 00 07 07 12 20 00 00 00 00 C0"));
+        let frames = run(&bytes);
+        let kinds: Vec<_> = frames.iter().map(|f| (f.kind, f.span.clone())).collect();
+        assert_eq!(
+            kinds,
+            vec![("ohai", 0..6), ("response", 6..20), ("response", 19..33)]
+        );
+    }
+
+    #[test]
+    fn escapes_decode_and_map_offsets() {
+        // READ_REG response whose value bytes contain C0 and DB (escaped).
+        let bytes = h("C0 01 0A 02 00 DB DC DB DD 00 00 00 00 C0");
+        let frames = run(&bytes);
+        assert_eq!(frames[0].status, FrameStatus::Ok, "{frames:#?}");
+        assert_eq!(
+            frames[0].summary,
+            "response to READ_REG = 0x0000DBC0: success"
+        );
+        let value = frames[0].fields.iter().find(|f| f.name == "value").unwrap();
+        assert_eq!(value.span, 5..11);
+        let status = frames[0]
+            .fields
+            .iter()
+            .find(|f| f.name == "status")
+            .unwrap();
+        assert_eq!(status.span, 11..13);
+    }
+
+    #[test]
+    fn bad_escape_is_malformed() {
+        let frames = run(&h("C0 01 08 04 00 DB 01 07 12 20 00 00 00 00 C0"));
+        assert!(
+            matches!(&frames[0].status, FrameStatus::Malformed(w) if w.contains("bad SLIP escape DB 01"))
+        );
+    }
+
+    #[test]
+    fn size_mismatch_truncation_and_failure_status() {
+        let frames = run(&h("C0 01 08 05 00 07 07 12 20 00 00 00 00 C0"));
+        assert!(
+            matches!(&frames[0].status, FrameStatus::Malformed(w) if w.contains("size field says 5"))
+        );
+        let frames = run(&h("C0 00 08 24 00 00 00 00 00 07 07"));
+        assert_eq!(frames[0].status, FrameStatus::Truncated);
+        assert_eq!(frames[0].span, 0..11);
+        let frames = run(&h("C0 01 02 04 00 00 00 00 00 01 05 00 00 C0"));
+        assert!(
+            frames[0]
+                .summary
+                .contains("failure, error 0x05 received message is invalid")
+        );
+    }
+
+    #[test]
+    fn data_command_checksum() {
+        // FLASH_DATA with 4 data bytes 01 02 03 04: checksum = EF^01^02^03^04 = EB.
+        let mut payload = h("00 03 14 00 EB 00 00 00");
+        payload.extend(h(
+            "04 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01 02 03 04",
+        ));
+        let mut bytes = vec![0xC0];
+        bytes.extend(&payload);
+        bytes.push(0xC0);
+        assert_eq!(run(&bytes)[0].status, FrameStatus::Ok);
+        bytes[5] = 0xEC;
+        assert_eq!(
+            run(&bytes)[0].status,
+            FrameStatus::BadChecksum {
+                expected: 0xEB,
+                found: 0xEC
+            }
+        );
+    }
+
+    #[test]
+    fn text_and_stray_c0_do_not_hide_packets() {
+        // The ESP's boot log ("invalid header") with a stray C0, then a real reply.
+        let mut bytes = b"invalid header: 0xffffffff\r\n\xC0junk".to_vec();
+        bytes.extend(h("C0 01 08 04 00 07 07 12 20 00 00 00 00 C0"));
+        let frames = run(&bytes);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].span.start, 33);
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_spans_in_range(bytes in prop::collection::vec(prop::sample::select(vec![0xC0u8, 0xDB, 0xDC, 0xDD, 0x00, 0x01, 0x08, 0x04, 0x0A, 0x55]), 0..400)) {
+            for frame in run(&bytes) {
+                prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
+                for field in &frame.fields {
+                    prop_assert!(field.span.start >= frame.span.start && field.span.end <= frame.span.end);
+                }
+            }
+        }
+
+        #[test]
+        fn split_feeding_equals_whole(garbage in prop::collection::vec(prop::sample::select(vec![0xC0u8, 0xDB, 0xDC, 0x00, 0x01, 0x08, 0x04]), 0..120), cuts in prop::collection::vec(any::<usize>(), 0..6)) {
+            let mut bytes = garbage;
+            bytes.extend(sync_command());
+            bytes.extend(h("C0 01 08 04 00 07 07 12 20 00 00 00 00 C0"));
+            let mut framer = EspSlipFramer::new();
+            let mut split = Vec::new();
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut start = 0;
+            for cut in cuts {
+                framer.feed(start as u64, &bytes[start..cut], &mut split);
+                start = cut;
+            }
+            framer.feed(start as u64, &bytes[start..], &mut split);
+            framer.flush(&mut split);
+            prop_assert_eq!(split, run(&bytes));
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! FT1.2 link-layer framing shared by M-Bus (EN 13757-2) and IEC 60870-5-101: recognises
+//! `E5`, `10 C A CS 16` and `68 L L 68 C … CS 16` and checks length, checksum and stop byte;
+//! `mbus.rs` and `iec101.rs` give the bytes their meaning.
+//!
+//! Source: protocols.md §1.1 (libmbus `mbus_parse`/`mbus_frame_verify`) and §2.1 (lib60870
+//! `link_layer.c`): CS is the byte sum modulo 256 from C to the end of user data; L is the
+//! number of bytes from C to the end of user data, sent twice.
+
+use super::all::stream::{find_first, span, sum8};
+use super::frame::{Field, StreamOffset};
+
+/// Single control character: positive acknowledgement.
+pub(crate) const SINGLE_CHAR: u8 = 0xE5;
+/// Start of a fixed-length (short) frame.
+pub(crate) const START_FIXED: u8 = 0x10;
+/// Start of a variable-length (long/control) frame, sent at offset 0 and 3.
+pub(crate) const START_VARIABLE: u8 = 0x68;
+/// End of every fixed and variable frame.
+pub(crate) const STOP: u8 = 0x16;
+/// Longest FT1.2 frame: 68 L L 68 + 255 bytes + CS 16.
+pub(crate) const MAX_FRAME: usize = 4 + 255 + 2;
+
+/// Which of the three FT1.2 formats a frame has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Single,
+    Fixed,
+    Variable,
+}
+
+/// How the framing checks came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    Ok,
+    /// Stop byte in place, checksum wrong.
+    BadChecksum {
+        expected: u8,
+        found: u8,
+    },
+    /// Checksum right, but the byte where 0x16 belongs is something else.
+    MissingStop {
+        found: u8,
+    },
+    /// `68 L1 L2 68` with L1 != L2.
+    LengthMismatch {
+        first: u8,
+        second: u8,
+    },
+    /// L is below what the format allows (`minimum` bytes from C on).
+    LengthTooShort {
+        length: u8,
+        minimum: u8,
+    },
+    /// Header right, but neither checksum nor stop byte where L says: the frame was cut short
+    /// or L is wrong. Only the header is reported.
+    NoEnd,
+    /// The stream ended inside the frame.
+    Truncated,
+}
+
+/// One recognised FT1.2 frame, relative to the window it was found in.
+pub(crate) struct RawFrame<'a> {
+    pub shape: Shape,
+    /// Bytes the frame's span covers (from the start byte).
+    pub bytes: &'a [u8],
+    /// Bytes from C to the end of user data that are present (may be short if truncated).
+    pub user: &'a [u8],
+    /// Index of `user[0]` in `bytes` (1 for fixed, 4 for variable).
+    pub user_start: usize,
+    pub check: Check,
+    /// How far scanning moves on after this frame.
+    pub consumed: usize,
+}
+
+pub(crate) enum Recognised<'a> {
+    Need,
+    Skip(usize),
+    Frame(RawFrame<'a>),
+}
+
+/// Index of the next byte that can start an FT1.2 frame.
+pub(crate) fn next_start(bytes: &[u8]) -> Option<usize> {
+    find_first(bytes, |b| {
+        b == SINGLE_CHAR || b == START_FIXED || b == START_VARIABLE
+    })
+}
+
+/// Recognise the FT1.2 frame starting at `window[0]`, if any.
+///
+/// `fixed_address_len` is the link-address size of fixed frames (0, 1 or 2 octets; M-Bus 1).
+/// `min_length` is the smallest L the protocol allows (M-Bus 3, IEC 101 1 + address size).
+/// Decisions never depend on bytes past the frame, so they are the same however the stream
+/// is split. A damaged frame moves scanning on only past its first start byte(s) when it
+/// could be hiding a real frame (see `consumed`).
+pub(crate) fn recognise(
+    window: &[u8],
+    fixed_address_len: usize,
+    min_length: u8,
+    at_end: bool,
+) -> Recognised<'_> {
+    match window.first() {
+        Some(&SINGLE_CHAR) => Recognised::Frame(RawFrame {
+            shape: Shape::Single,
+            bytes: window.get(..1).unwrap_or_default(),
+            user: &[],
+            user_start: 1,
+            check: Check::Ok,
+            consumed: 1,
+        }),
+        Some(&START_FIXED) => recognise_fixed(window, fixed_address_len.min(2), at_end),
+        Some(&START_VARIABLE) => recognise_variable(window, min_length, at_end),
+        _ => Recognised::Skip(1),
+    }
+}
+
+fn recognise_fixed(window: &[u8], address_len: usize, at_end: bool) -> Recognised<'_> {
+    let user_len = 1 + address_len;
+    let total = user_len + 3;
+    let Some(user) = window.get(1..1 + user_len) else {
+        return if at_end {
+            Recognised::Skip(1)
+        } else {
+            Recognised::Need
+        };
+    };
+    let expected = sum8(user);
+    let Some(&found) = window.get(1 + user_len) else {
+        return if at_end {
+            Recognised::Skip(1)
+        } else {
+            Recognised::Need
+        };
+    };
+    let Some(&stop) = window.get(total - 1) else {
+        // Only the stop byte is missing: a right checksum makes the start believable.
+        if at_end && found == expected {
+            return Recognised::Frame(RawFrame {
+                shape: Shape::Fixed,
+                bytes: window,
+                user,
+                user_start: 1,
+                check: Check::Truncated,
+                consumed: window.len(),
+            });
+        }
+        return if at_end {
+            Recognised::Skip(1)
+        } else {
+            Recognised::Need
+        };
+    };
+    let bytes = window.get(..total).unwrap_or_default();
+    let (check, consumed) = match (stop == STOP, found == expected) {
+        (true, true) => (Check::Ok, total),
+        (true, false) => (Check::BadChecksum { expected, found }, total),
+        // Leave the byte where the stop belongs: it may start the next frame.
+        (false, true) => (Check::MissingStop { found: stop }, total - 1),
+        (false, false) => return Recognised::Skip(1),
+    };
+    let bytes = if matches!(check, Check::MissingStop { .. }) {
+        window.get(..total - 1).unwrap_or_default()
+    } else {
+        bytes
+    };
+    Recognised::Frame(RawFrame {
+        shape: Shape::Fixed,
+        bytes,
+        user,
+        user_start: 1,
+        check,
+        consumed,
+    })
+}
+
+fn recognise_variable(window: &[u8], min_length: u8, at_end: bool) -> Recognised<'_> {
+    let Some(header) = window.get(..4) else {
+        return if at_end {
+            Recognised::Skip(1)
+        } else {
+            Recognised::Need
+        };
+    };
+    let &[_, first, second, start2] = header else {
+        return Recognised::Skip(1);
+    };
+    if start2 != START_VARIABLE {
+        return Recognised::Skip(1);
+    }
+    // A damaged header is reported, but scanning resumes at the second 68, which may be the
+    // real start of a frame that follows a false one.
+    if first != second {
+        return Recognised::Frame(RawFrame {
+            shape: Shape::Variable,
+            bytes: header,
+            user: &[],
+            user_start: 4,
+            check: Check::LengthMismatch { first, second },
+            consumed: 3,
+        });
+    }
+    if first < min_length.max(1) {
+        return Recognised::Frame(RawFrame {
+            shape: Shape::Variable,
+            bytes: header,
+            user: &[],
+            user_start: 4,
+            check: Check::LengthTooShort {
+                length: first,
+                minimum: min_length.max(1),
+            },
+            consumed: 3,
+        });
+    }
+    let length = usize::from(first);
+    let total = length + 6;
+    let Some(bytes) = window.get(..total) else {
+        if at_end {
+            return Recognised::Frame(RawFrame {
+                shape: Shape::Variable,
+                bytes: window,
+                user: window.get(4..).unwrap_or_default(),
+                user_start: 4,
+                check: Check::Truncated,
+                consumed: 3,
+            });
+        }
+        return Recognised::Need;
+    };
+    let user = bytes.get(4..4 + length).unwrap_or_default();
+    let expected = sum8(user);
+    let found = bytes.get(4 + length).copied().unwrap_or_default();
+    let stop = bytes.get(5 + length).copied().unwrap_or_default();
+    let (check, bytes, consumed) = match (stop == STOP, found == expected) {
+        (true, true) => (Check::Ok, bytes, total),
+        (true, false) => (Check::BadChecksum { expected, found }, bytes, total),
+        (false, true) => (
+            Check::MissingStop { found: stop },
+            bytes.get(..total - 1).unwrap_or_default(),
+            total - 1,
+        ),
+        (false, false) => (Check::NoEnd, header, 3),
+    };
+    Recognised::Frame(RawFrame {
+        shape: Shape::Variable,
+        bytes,
+        user: if check == Check::NoEnd { &[] } else { user },
+        user_start: 4,
+        check,
+        consumed,
+    })
+}
+
+/// Fields common to both protocols: start, L (twice), CS and stop, placed around the
+/// protocol's own fields (`inner`, already built with absolute spans).
+pub(crate) fn framing_fields(
+    at: StreamOffset,
+    raw: &RawFrame<'_>,
+    inner: Vec<Field>,
+) -> Vec<Field> {
+    let mut fields = Vec::with_capacity(inner.len() + 6);
+    match raw.shape {
+        Shape::Single => {
+            fields.push(Field::new(
+                "start",
+                "0xE5 single character (ACK)",
+                span(at, 0, 1),
+            ));
+            return fields;
+        }
+        Shape::Fixed => {
+            fields.push(Field::new(
+                "start",
+                "0x10 fixed-length frame",
+                span(at, 0, 1),
+            ));
+        }
+        Shape::Variable => {
+            fields.push(Field::new(
+                "start",
+                "0x68 variable-length frame",
+                span(at, 0, 1),
+            ));
+            if let (Some(&l1), Some(&l2)) = (raw.bytes.get(1), raw.bytes.get(2)) {
+                fields.push(Field::new(
+                    "L",
+                    format!("{l1} bytes from C to the end of user data"),
+                    span(at, 1, 1),
+                ));
+                let second = if l1 == l2 {
+                    format!("{l2} (matches)")
+                } else {
+                    format!("{l2} (differs from the first L = {l1})")
+                };
+                fields.push(Field::new("L'", second, span(at, 2, 1)));
+            }
+            if raw.bytes.len() > 3 {
+                fields.push(Field::new("start'", "0x68", span(at, 3, 1)));
+            }
+        }
+    }
+    fields.extend(inner);
+    let cs_index = raw.user_start + raw.user.len();
+    let user_complete = match raw.shape {
+        Shape::Variable => raw
+            .bytes
+            .get(1)
+            .is_some_and(|&l| usize::from(l) == raw.user.len()),
+        _ => true,
+    };
+    if user_complete {
+        if let Some(&found) = raw.bytes.get(cs_index) {
+            let value = match raw.check {
+                Check::BadChecksum { expected, found } => {
+                    format!("0x{found:02X}, but the byte sum is 0x{expected:02X}")
+                }
+                _ => format!("0x{found:02X} (sum of C..data mod 256)"),
+            };
+            fields.push(Field::new("CS", value, span(at, cs_index, 1)));
+        }
+        if let Some(&stop) = raw.bytes.get(cs_index + 1) {
+            fields.push(Field::new(
+                "stop",
+                format!("0x{stop:02X}"),
+                span(at, cs_index + 1, 1),
+            ));
+        }
+    }
+    fields
+}
+
+/// Text for a check that failed, phrased for the frames pane; `None` for `Ok`.
+pub(crate) fn problem(check: Check) -> Option<String> {
+    match check {
+        Check::Ok | Check::BadChecksum { .. } | Check::Truncated => None,
+        Check::MissingStop { found } => Some(format!(
+            "missing end byte 0x16 (found 0x{found:02X}); checksum is right"
+        )),
+        Check::LengthMismatch { first, second } => Some(format!(
+            "length bytes differ: L = {first}, L' = {second} (\"Frame length 1 != 2\")"
+        )),
+        Check::LengthTooShort { length, minimum } => {
+            Some(format!("L = {length} is below the minimum {minimum}"))
+        }
+        Check::NoEnd => Some(
+            "no checksum or end byte 0x16 where L says: the frame was cut short, or L is wrong"
+                .to_string(),
+        ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_three_shapes() {
+        let Recognised::Frame(ack) = recognise(&[0xE5, 0x00], 1, 3, false) else {
+            panic!("ack")
+        };
+        assert_eq!(
+            (ack.shape, ack.check, ack.consumed),
+            (Shape::Single, Check::Ok, 1)
+        );
+
+        let Recognised::Frame(short) = recognise(&[0x10, 0x40, 0x01, 0x41, 0x16], 1, 3, false)
+        else {
+            panic!("short")
+        };
+        assert_eq!(
+            (short.shape, short.check, short.user),
+            (Shape::Fixed, Check::Ok, &[0x40, 0x01][..])
+        );
+
+        let frame = [0x68, 0x03, 0x03, 0x68, 0x53, 0x01, 0xBB, 0x0F, 0x16];
+        let Recognised::Frame(long) = recognise(&frame, 1, 3, false) else {
+            panic!("control")
+        };
+        assert_eq!(
+            (long.shape, long.check, long.consumed),
+            (Shape::Variable, Check::Ok, 9)
+        );
+    }
+
+    #[test]
+    fn two_octet_link_address() {
+        // IEC 101 fixed frame with a 2-octet address: 10 C A1 A2 CS 16 (CS = 49+01+00 = 4A).
+        let Recognised::Frame(raw) = recognise(&[0x10, 0x49, 0x01, 0x00, 0x4A, 0x16], 2, 3, false)
+        else {
+            panic!("fixed")
+        };
+        assert_eq!(raw.check, Check::Ok);
+        assert_eq!(raw.bytes.len(), 6);
+    }
+
+    #[test]
+    fn needs_more_then_decides() {
+        assert!(matches!(
+            recognise(&[0x68, 0x03, 0x03], 1, 3, false),
+            Recognised::Need
+        ));
+        assert!(matches!(
+            recognise(&[0x68, 0x03, 0x03, 0x68, 0x53], 1, 3, false),
+            Recognised::Need
+        ));
+        let Recognised::Frame(raw) = recognise(&[0x68, 0x03, 0x03, 0x68, 0x53], 1, 3, true) else {
+            panic!("truncated")
+        };
+        assert_eq!(raw.check, Check::Truncated);
+        assert_eq!(raw.consumed, 3);
+    }
+
+    #[test]
+    fn damaged_variable_frames() {
+        let Recognised::Frame(raw) = recognise(&[0x68, 0x03, 0x04, 0x68], 1, 3, false) else {
+            panic!()
+        };
+        assert_eq!(
+            raw.check,
+            Check::LengthMismatch {
+                first: 3,
+                second: 4
+            }
+        );
+        let bad_cs = [0x68, 0x03, 0x03, 0x68, 0x53, 0x01, 0x50, 0xA5, 0x16];
+        let Recognised::Frame(raw) = recognise(&bad_cs, 1, 3, false) else {
+            panic!()
+        };
+        assert_eq!(
+            raw.check,
+            Check::BadChecksum {
+                expected: 0xA4,
+                found: 0xA5
+            }
+        );
+        let no_stop = [0x68, 0x03, 0x03, 0x68, 0x53, 0x01, 0x50, 0xA4, 0x17];
+        let Recognised::Frame(raw) = recognise(&no_stop, 1, 3, false) else {
+            panic!()
+        };
+        assert_eq!(raw.check, Check::MissingStop { found: 0x17 });
+        assert_eq!(raw.consumed, 8);
+        let cut = [0x68, 0x03, 0x03, 0x68, 0x53, 0x01, 0x10, 0x5B, 0x01];
+        let Recognised::Frame(raw) = recognise(&cut, 1, 3, false) else {
+            panic!()
+        };
+        assert_eq!((raw.check, raw.consumed), (Check::NoEnd, 3));
+        assert!(matches!(
+            recognise(&[0x68, 0x03, 0x03, 0x69], 1, 3, false),
+            Recognised::Skip(1)
+        ));
+    }
+}

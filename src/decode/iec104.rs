@@ -1,0 +1,578 @@
+//! IEC 60870-5-104 APCI over TCP: `68 L CF1..CF4 [ASDU]` framing, I/S/U formats with their
+//! sequence numbers and U functions, and a streaming framer that resyncs after garbage.
+//!
+//! Facts: protocols.md §2.2 (lib60870 `cs104_connection.c`, Wireshark `packet-iec104.c`:
+//! `APCI_START 0x68`, `APDU_MAX_LEN 253`). The standard 104 ASDU has a 2-octet COT, a 2-octet
+//! common address and 3-octet object addresses (lib60870 defaults, protocols.md §2.2 table).
+//!
+//! 104 has no checksum, so a 0x68 in garbage could pass for an I-frame and swallow up to 255
+//! bytes. An I-frame is therefore accepted only when its ASDU length fits its type id and
+//! object count (element sizes from Wireshark), or, for types whose size we cannot check,
+//! when the next byte starts another APDU (0x68) or the stream ends right after it.
+
+use super::all::stream::{Step, Streamer, WindowParser, find_first, hex, span};
+use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::iec101::{asdu_fields, cause_name, element_size, type_name};
+
+/// APCI start byte.
+const START: u8 = 0x68;
+/// Largest L (`APDU_MAX_LEN`).
+const MAX_LENGTH: u8 = 253;
+/// Standard 104 ASDU header: type, VSQ, COT (2), common address (2).
+const ASDU_HEADER: usize = 6;
+/// Standard 104 information object address size.
+const IOA_SIZE: usize = 3;
+
+/// Streaming IEC 104 framer: kinds "i", "s", "u". Pending input ≤ 256 bytes.
+pub struct Iec104Framer {
+    streamer: Streamer<Iec104Parser>,
+}
+
+impl Iec104Framer {
+    pub fn new() -> Self {
+        Iec104Framer {
+            streamer: Streamer::new(Iec104Parser),
+        }
+    }
+}
+
+impl Default for Iec104Framer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Framer for Iec104Framer {
+    fn protocol(&self) -> Protocol {
+        Protocol::Iec104
+    }
+    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
+        self.streamer.feed(offset, bytes, out);
+    }
+    fn flush(&mut self, out: &mut Vec<Frame>) {
+        self.streamer.flush(out);
+    }
+    fn reset(&mut self) {
+        self.streamer.reset();
+    }
+}
+
+struct Iec104Parser;
+
+impl WindowParser for Iec104Parser {
+    // The longest APDU (255 bytes) plus one byte of look-ahead.
+    const MAX_WINDOW: usize = 2 + MAX_LENGTH as usize + 1;
+
+    fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
+        find_first(bytes, |b| b == START)
+    }
+
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+        match decide(at, window, at_end) {
+            Decision::Need => Step::Need,
+            Decision::Skip => Step::Skip(1),
+            Decision::Frame(frame, consumed) => Step::Frame { frame, consumed },
+        }
+    }
+}
+
+enum Decision {
+    Need,
+    Skip,
+    Frame(Frame, usize),
+}
+
+/// Decode the APDU at the start of `bytes` (first byte at stream offset `base`), treating the
+/// end of `bytes` as the end of the stream. `None` if no APDU starts there.
+pub fn parse(base: StreamOffset, bytes: &[u8]) -> Option<Frame> {
+    match decide(base, bytes, true) {
+        Decision::Frame(frame, _) => Some(frame),
+        _ => None,
+    }
+}
+
+/// U-format function of a CF1 value (protocols.md §2.2 table).
+pub(crate) fn u_function(cf1: u8) -> Option<&'static str> {
+    Some(match cf1 {
+        0x07 => "STARTDT act",
+        0x0B => "STARTDT con",
+        0x13 => "STOPDT act",
+        0x23 => "STOPDT con",
+        0x43 => "TESTFR act",
+        0x83 => "TESTFR con",
+        _ => return None,
+    })
+}
+
+/// The control-field format the four control octets have, if they look like APCI at all.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    I,
+    S,
+    U,
+}
+
+fn format_of(cf: [u8; 4]) -> Option<Format> {
+    let [cf1, cf2, cf3, cf4] = cf;
+    if cf1 & 0x01 == 0 {
+        // N(R) is sent shifted left by one: its low bit is always 0.
+        return (cf3 & 0x01 == 0).then_some(Format::I);
+    }
+    if cf1 == 0x01 {
+        return (cf2 == 0 && cf3 & 0x01 == 0).then_some(Format::S);
+    }
+    (cf1 & 0x03 == 0x03 && cf2 == 0 && cf3 == 0 && cf4 == 0).then_some(Format::U)
+}
+
+fn decide(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
+    if window.first() != Some(&START) {
+        return Decision::Skip;
+    }
+    let Some(&length) = window.get(1) else {
+        return if at_end {
+            Decision::Skip
+        } else {
+            Decision::Need
+        };
+    };
+    let Some(&[cf1, cf2, cf3, cf4]) = window.get(2..6) else {
+        if at_end {
+            return truncated_short(at, window, length);
+        }
+        return Decision::Need;
+    };
+    let cf = [cf1, cf2, cf3, cf4];
+    let Some(format) = format_of(cf) else {
+        return Decision::Skip;
+    };
+    match format {
+        Format::U | Format::S => {
+            let frame = short_frame(at, window, length, format, cf);
+            // A malformed one moves on by one byte only: 104 has no checksum to be sure with.
+            let consumed = if frame.status.is_ok() { 6 } else { 1 };
+            Decision::Frame(frame, consumed)
+        }
+        Format::I => i_frame(at, window, length, cf, at_end),
+    }
+}
+
+/// At the end of the stream with fewer than six bytes: report a cut-short U or S frame when
+/// what arrived is consistent with one (L = 4 and a U/S first control octet).
+fn truncated_short(at: StreamOffset, window: &[u8], length: u8) -> Decision {
+    let Some(&cf1) = window.get(2) else {
+        return Decision::Skip;
+    };
+    let rest_zero = window.get(3..).unwrap_or_default().iter().all(|&b| b == 0);
+    let kind = if u_function(cf1).is_some() && rest_zero {
+        "u"
+    } else if cf1 == 0x01 && window.get(3).is_none_or(|&b| b == 0) {
+        "s"
+    } else {
+        return Decision::Skip;
+    };
+    if length != 4 {
+        return Decision::Skip;
+    }
+    let frame = Frame {
+        protocol: Protocol::Iec104,
+        span: span(at, 0, window.len()),
+        kind,
+        summary: format!("{}-frame — truncated", kind.to_uppercase()),
+        status: FrameStatus::Truncated,
+        fields: apci_fields(at, window, length),
+    };
+    Decision::Frame(frame, window.len())
+}
+
+fn apci_fields(at: StreamOffset, window: &[u8], length: u8) -> Vec<Field> {
+    let mut fields = vec![Field::new("start", "0x68 APCI start", span(at, 0, 1))];
+    if window.len() > 1 {
+        fields.push(Field::new(
+            "L",
+            format!("{length} bytes after L (control field + ASDU; 4..=253)"),
+            span(at, 1, 1),
+        ));
+    }
+    fields
+}
+
+fn short_frame(at: StreamOffset, window: &[u8], length: u8, format: Format, cf: [u8; 4]) -> Frame {
+    let [cf1, _, cf3, cf4] = cf;
+    let mut fields = apci_fields(at, window, length);
+    let control_span = span(at, 2, 4);
+    let (kind, mut summary, mut status, control) = match format {
+        Format::U => match u_function(cf1) {
+            Some(name) => (
+                "u",
+                format!("U-frame {name}"),
+                FrameStatus::Ok,
+                Field::new("control", format!("U-format, {name}"), control_span),
+            ),
+            None => (
+                "u",
+                format!("U-frame with unknown function 0x{cf1:02X}"),
+                FrameStatus::Malformed(format!(
+                    "U-format control octet 0x{cf1:02X} is not one of STARTDT/STOPDT/TESTFR act/con (07, 0B, 13, 23, 43, 83)"
+                )),
+                Field::new(
+                    "control",
+                    format!("U-format, unknown function 0x{cf1:02X}"),
+                    control_span,
+                ),
+            ),
+        },
+        _ => {
+            let receive = (u16::from(cf3) | (u16::from(cf4) << 8)) >> 1;
+            (
+                "s",
+                format!("S-frame N(R)={receive}"),
+                FrameStatus::Ok,
+                Field::new("control", format!("S-format, N(R)={receive}"), control_span)
+                    .with_children(vec![Field::new(
+                        "N(R)",
+                        format!("{receive}"),
+                        span(at, 4, 2),
+                    )]),
+            )
+        }
+    };
+    fields.push(control);
+    if length != 4 {
+        let why = format!(
+            "L = {length}, but a {}-frame has L = 4",
+            kind.to_uppercase()
+        );
+        summary.push_str(" — ");
+        summary.push_str(&why);
+        status = FrameStatus::Malformed(why);
+    }
+    Frame {
+        protocol: Protocol::Iec104,
+        span: span(at, 0, 6),
+        kind,
+        summary,
+        status,
+        fields,
+    }
+}
+
+/// The ASDU length a known type needs for `count` objects, standard 104 sizes.
+fn expected_asdu_len(type_id: u8, vsq: u8) -> Option<usize> {
+    let size = element_size(type_id)?;
+    let count = usize::from(vsq & 0x7F);
+    if count == 0 {
+        return None;
+    }
+    Some(if vsq & 0x80 != 0 {
+        ASDU_HEADER + IOA_SIZE + count * size
+    } else {
+        ASDU_HEADER + count * (IOA_SIZE + size)
+    })
+}
+
+fn i_frame(at: StreamOffset, window: &[u8], length: u8, cf: [u8; 4], at_end: bool) -> Decision {
+    let asdu_len = usize::from(length).saturating_sub(4);
+    // Shorter than a header plus one object address, or longer than allowed: not an I-frame
+    // we can tell from garbage.
+    if !(ASDU_HEADER + IOA_SIZE..=usize::from(MAX_LENGTH) - 4).contains(&asdu_len) {
+        return Decision::Skip;
+    }
+    let total = usize::from(length) + 2;
+    let Some(bytes) = window.get(..total) else {
+        if at_end {
+            return truncated_i_frame(at, window, length, cf);
+        }
+        return Decision::Need;
+    };
+    let asdu = bytes.get(6..).unwrap_or_default();
+    let type_id = asdu.first().copied().unwrap_or_default();
+    let vsq = asdu.get(1).copied().unwrap_or_default();
+    let cause = asdu.get(2).copied().unwrap_or_default() & 0x3F;
+    let structure_fits = expected_asdu_len(type_id, vsq) == Some(asdu.len());
+    let known = type_name(type_id).is_some() && cause_name(cause).is_some();
+    // Weak candidates need the next APDU (or the end of the stream) right behind them.
+    let followed_by_apdu = match window.get(total) {
+        Some(&next) => next == START,
+        None if at_end => true,
+        None => {
+            return if known && structure_fits {
+                accept(at, bytes, length, cf, None)
+            } else {
+                Decision::Need
+            };
+        }
+    };
+    if known && structure_fits {
+        return accept(at, bytes, length, cf, None);
+    }
+    if !followed_by_apdu {
+        return Decision::Skip;
+    }
+    let problem = match expected_asdu_len(type_id, vsq) {
+        Some(expected) if type_name(type_id).is_some() => Some(format!(
+            "ASDU is {} bytes, but type {type_id} with {} object(s) needs {expected} (standard sizes: COT 2, CA 2, IOA 3)",
+            asdu.len(),
+            vsq & 0x7F
+        )),
+        _ => None,
+    };
+    accept(at, bytes, length, cf, problem)
+}
+
+fn sequence_numbers(cf: [u8; 4]) -> (u16, u16) {
+    let [cf1, cf2, cf3, cf4] = cf;
+    let send = (u16::from(cf1) | (u16::from(cf2) << 8)) >> 1;
+    let receive = (u16::from(cf3) | (u16::from(cf4) << 8)) >> 1;
+    (send, receive)
+}
+
+fn accept(
+    at: StreamOffset,
+    bytes: &[u8],
+    length: u8,
+    cf: [u8; 4],
+    problem: Option<String>,
+) -> Decision {
+    let (send, receive) = sequence_numbers(cf);
+    let mut fields = apci_fields(at, bytes, length);
+    fields.push(
+        Field::new(
+            "control",
+            format!("I-format, N(S)={send} N(R)={receive}"),
+            span(at, 2, 4),
+        )
+        .with_children(vec![
+            Field::new("N(S)", format!("{send}"), span(at, 2, 2)),
+            Field::new("N(R)", format!("{receive}"), span(at, 4, 2)),
+        ]),
+    );
+    let asdu = bytes.get(6..).unwrap_or_default();
+    let (mut children, asdu_summary) = asdu_fields(
+        at,
+        6,
+        asdu,
+        "COT octet 2 = originator, CA 2 octets, then objects",
+    );
+    if let Some(&[ca_low, ca_high]) = asdu.get(4..6) {
+        let ca_value = u16::from(ca_low) | (u16::from(ca_high) << 8);
+        children.push(Field::new(
+            "CA",
+            format!("{ca_value} (common address)"),
+            span(at, 10, 2),
+        ));
+    }
+    let checked = if type_name(asdu.first().copied().unwrap_or_default()).is_some()
+        && element_size(asdu.first().copied().unwrap_or_default()).is_some()
+    {
+        ""
+    } else {
+        " (ASDU layout not checked)"
+    };
+    fields.push(Field::new("ASDU", hex(asdu, 48), span(at, 6, asdu.len())).with_children(children));
+    let mut summary = format!("I-frame N(S)={send} N(R)={receive}: {asdu_summary}{checked}");
+    let status = match problem {
+        Some(why) => {
+            summary.push_str(" — ");
+            summary.push_str(&why);
+            FrameStatus::Malformed(why)
+        }
+        None => FrameStatus::Ok,
+    };
+    let frame = Frame {
+        protocol: Protocol::Iec104,
+        span: span(at, 0, bytes.len()),
+        kind: "i",
+        summary,
+        status,
+        fields,
+    };
+    // A frame whose structure did not check out moves scanning on by one byte only.
+    let consumed = if frame.status.is_ok() { bytes.len() } else { 1 };
+    Decision::Frame(frame, consumed)
+}
+
+/// End of stream inside an I-frame whose header (type id and cause) looks right.
+fn truncated_i_frame(at: StreamOffset, window: &[u8], length: u8, cf: [u8; 4]) -> Decision {
+    let type_id = window.get(6).copied();
+    let cause = window.get(8).copied();
+    let plausible = type_id.is_some_and(|t| type_name(t).is_some())
+        && cause.is_none_or(|c| cause_name(c & 0x3F).is_some());
+    if !plausible {
+        return Decision::Skip;
+    }
+    let (send, receive) = sequence_numbers(cf);
+    let mut fields = apci_fields(at, window, length);
+    fields.push(Field::new(
+        "control",
+        format!("I-format, N(S)={send} N(R)={receive}"),
+        span(at, 2, 4),
+    ));
+    let frame = Frame {
+        protocol: Protocol::Iec104,
+        span: span(at, 0, window.len()),
+        kind: "i",
+        summary: format!("I-frame N(S)={send} N(R)={receive} — truncated"),
+        status: FrameStatus::Truncated,
+        fields,
+    };
+    Decision::Frame(frame, 1)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    fn run(bytes: &[u8]) -> Vec<Frame> {
+        let mut framer = Iec104Framer::new();
+        let mut out = Vec::new();
+        framer.feed(0, bytes, &mut out);
+        framer.flush(&mut out);
+        out
+    }
+
+    /// protocols.md §2.2 worked frames.
+    #[test]
+    fn worked_frames() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("68 04 07 00 00 00", "u", "U-frame STARTDT act"),
+            ("68 04 0B 00 00 00", "u", "U-frame STARTDT con"),
+            ("68 04 13 00 00 00", "u", "U-frame STOPDT act"),
+            ("68 04 23 00 00 00", "u", "U-frame STOPDT con"),
+            ("68 04 43 00 00 00", "u", "U-frame TESTFR act"),
+            ("68 04 83 00 00 00", "u", "U-frame TESTFR con"),
+            ("68 04 01 00 02 00", "s", "S-frame N(R)=1"),
+            (
+                "68 0E 00 00 00 00 64 01 06 00 01 00 00 00 00 14",
+                "i",
+                "I-frame N(S)=0 N(R)=0: C_IC_NA_1 interrogation command, activation",
+            ),
+            (
+                "68 0E 00 00 02 00 64 01 07 00 01 00 00 00 00 14",
+                "i",
+                "I-frame N(S)=0 N(R)=1: C_IC_NA_1 interrogation command, activation confirmation",
+            ),
+        ];
+        for (bytes, kind, summary) in cases {
+            let bytes = h(bytes);
+            let frames = run(&bytes);
+            assert_eq!(frames.len(), 1, "{frames:#?}");
+            assert_eq!(frames[0].status, FrameStatus::Ok);
+            assert_eq!(frames[0].kind, *kind);
+            assert_eq!(frames[0].summary, *summary);
+            assert_eq!(frames[0].span, 0..bytes.len() as u64);
+        }
+    }
+
+    #[test]
+    fn sequence_number_fields() {
+        // N(S)=5 (0A 00), N(R)=300 (58 02): M_ME_NC_1, one object: 6 + 3 + 5 = 14 ASDU bytes.
+        let bytes = h("68 12 0A 00 58 02 0D 01 03 00 01 00 01 00 00 00 00 80 3F 00");
+        let frames = run(&bytes);
+        assert_eq!(frames[0].status, FrameStatus::Ok, "{frames:#?}");
+        assert_eq!(
+            frames[0].summary,
+            "I-frame N(S)=5 N(R)=300: M_ME_NC_1 measured value, short floating point, spontaneous"
+        );
+        let control = frames[0]
+            .fields
+            .iter()
+            .find(|f| f.name == "control")
+            .unwrap();
+        assert_eq!(control.children[1].span, 4..6);
+    }
+
+    #[test]
+    fn malformed_length_and_u_code() {
+        let frames = run(&h("68 05 07 00 00 00"));
+        assert!(matches!(&frames[0].status, FrameStatus::Malformed(w) if w.contains("L = 5")));
+        let frames = run(&h("68 04 0F 00 00 00"));
+        assert!(
+            matches!(&frames[0].status, FrameStatus::Malformed(w) if w.contains("not one of STARTDT"))
+        );
+        // I-frame, known type, wrong ASDU length, followed by another APDU.
+        let mut bytes = h("68 0F 00 00 00 00 64 01 06 00 01 00 00 00 00 14 00");
+        bytes.extend(h("68 04 43 00 00 00"));
+        let frames = run(&bytes);
+        assert!(matches!(&frames[0].status, FrameStatus::Malformed(w) if w.contains("needs 10")));
+        assert!(
+            frames
+                .iter()
+                .any(|f| f.summary == "U-frame TESTFR act" && f.span == (17..23))
+        );
+    }
+
+    #[test]
+    fn truncated_at_end() {
+        let frames = run(&h("68 0E 00 00 00 00 64 01 06"));
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].status, FrameStatus::Truncated);
+        let frames = run(&h("68 04 07 00"));
+        assert_eq!(frames[0].status, FrameStatus::Truncated);
+        assert_eq!(frames[0].kind, "u");
+    }
+
+    #[test]
+    fn false_start_in_garbage_does_not_swallow() {
+        // "68 20 00 00 00 00" looks like an I-frame header with L=32 but the ASDU is garbage.
+        let mut bytes = h("68 20 00 00 00 00 99 99 99");
+        bytes.extend(h("68 04 07 00 00 00"));
+        bytes.extend(h("AA 68"));
+        bytes.extend(h("68 04 0B 00 00 00"));
+        let frames = run(&bytes);
+        let spans: Vec<_> = frames.iter().map(|f| (f.kind, f.span.clone())).collect();
+        assert_eq!(spans, vec![("u", 9..15), ("u", 17..23)]);
+    }
+
+    #[test]
+    fn unknown_type_accepted_only_before_next_apdu() {
+        // Private type 0x88 with 4 ASDU bytes of payload: L = 4 + 10.
+        let frame = h("68 0E 00 00 00 00 88 01 03 00 01 00 00 00 00 00");
+        let mut bytes = frame.clone();
+        bytes.extend(h("68 04 43 00 00 00"));
+        let frames = run(&bytes);
+        assert!(
+            frames
+                .iter()
+                .any(|f| f.kind == "i" && f.span == (0..16) && f.status.is_ok())
+        );
+        let mut bytes = frame.clone();
+        bytes.extend(h("12 34"));
+        let frames = run(&bytes);
+        assert!(frames.iter().all(|f| f.kind != "i"));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_spans_in_range(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            for frame in run(&bytes) {
+                prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
+            }
+        }
+
+        #[test]
+        fn split_feeding_equals_whole(garbage in prop::collection::vec(prop::sample::select(vec![0x68u8, 0x04, 0x00, 0x07, 0x0E, 0x64, 0x01, 0x06]), 0..200), cuts in prop::collection::vec(any::<usize>(), 0..6)) {
+            let mut bytes = garbage;
+            bytes.extend(h("68 0E 00 00 00 00 64 01 06 00 01 00 00 00 00 14 68 04 01 00 02 00"));
+            let mut framer = Iec104Framer::new();
+            let mut split = Vec::new();
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut start = 0;
+            for cut in cuts {
+                framer.feed(start as u64, &bytes[start..cut], &mut split);
+                start = cut;
+            }
+            framer.feed(start as u64, &bytes[start..], &mut split);
+            framer.flush(&mut split);
+            prop_assert_eq!(split, run(&bytes));
+        }
+    }
+}

@@ -1,0 +1,1507 @@
+//! ISO/IEC 7816-3 traffic on a card's I/O line as one UART reads it (Phoenix/Smartmouse
+//! readers, SIM sniffers): ATR (direct, inverse, or inverse read as direct), PPS, the T=0
+//! procedure-byte state machine and T=1 blocks, with resync after confusion.
+//!
+//! One wire carries both directions interleaved, so the framer follows the protocol to know
+//! who speaks: after a T=0 header (reader) come procedure bytes (card): 60 NULL, INS (ACK: all
+//! remaining data), INS xor FF (one data byte), or SW1 (6X except 60, 9X) then SW2. A 68 in the
+//! SW1 slot is therefore SW1 of a 68XX status word (`shared/reference/iso7816.md`, T=0 facts).
+//!
+//! Resync: when the bytes stop making sense the framer "hunts": it looks for an ATR (TS 3B, 3F
+//! or 03), or, with no ATR seen, a complete T=0 exchange (header, ACK, data, valid SW1, SW2),
+//! or under T=1 a block whose LRC checks. Hunting only accepts what the normal state machine
+//! then accepts too, and every pass either emits a frame or drops a byte, so it cannot loop.
+//! Pending input is bounded by [`MAX_PENDING`].
+
+use super::apdu;
+use super::atr::{self, AtrScan, MAX_ATR_LEN, T1Edc, TransmissionProtocol};
+use super::cla::{self, Cla, ClassKind};
+use super::ins::{self, DataDirection};
+use super::sw::{self, StatusWord};
+use super::{from_inverse_convention, hex, hex_limited};
+use crate::decode::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use std::collections::VecDeque;
+use std::ops::Range;
+
+/// Most raw bytes held at once: a T=0 exchange found while hunting (5 + 1 + 256 + 2) is the
+/// longest unit; a T=1 block is at most 3 + 254 + 2.
+pub const MAX_PENDING: usize = 300;
+
+/// Most data bytes shown in a field value.
+const SHOWN_DATA_BYTES: usize = 64;
+
+/// The transmission protocol the line runs, once an ATR or PPS has said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LineProtocol {
+    T0,
+    T1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Looking for something recognisable (start, or after confusion).
+    Hunting,
+    /// Between units: the next byte starts a PPS, a T=0 header or a T=1 block.
+    Start,
+    Pps,
+    T0Header,
+    /// Header sent; waiting for a procedure byte. `remaining` = data bytes still expected.
+    T0Procedure {
+        remaining: usize,
+    },
+    /// Collecting `left` data bytes after an ACK; then `after` remain.
+    T0Data {
+        left: usize,
+        after: usize,
+    },
+    T0Sw2,
+    T1Block,
+}
+
+/// The last T=0 command header (logical bytes) and where it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct T0Header {
+    bytes: [u8; 5],
+    at: StreamOffset,
+}
+
+impl T0Header {
+    fn cla(&self) -> u8 {
+        let [cla, ..] = self.bytes;
+        cla
+    }
+    fn ins(&self) -> u8 {
+        let [_, ins, ..] = self.bytes;
+        ins
+    }
+    fn p3(&self) -> u8 {
+        let [.., p3] = self.bytes;
+        p3
+    }
+    fn name(&self) -> String {
+        ins::name(self.ins())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("INS {:02X}", self.ins()))
+    }
+}
+
+/// What hunting thinks of the bytes at the front of its window.
+enum Candidate {
+    Accept(LineProtocol),
+    Wait,
+    Reject,
+}
+
+/// Streaming framer for a raw ISO 7816-3 I/O line (`Protocol::Iso7816Line`). Frame kinds:
+/// "atr", "pps", "header", "procedure", "data", "sw", "i-block", "r-block", "s-block".
+#[derive(Debug, Clone)]
+pub struct LineFramer {
+    state: State,
+    /// Raw bytes of the unit being collected; `pending_start` is the offset of the first.
+    pending: Vec<u8>,
+    pending_start: StreamOffset,
+    /// Bytes to process again (after a state change) before new input, with their offsets.
+    replay: VecDeque<(StreamOffset, u8)>,
+    next_offset: Option<StreamOffset>,
+    /// True after an ATR read as 03: every byte is decoded from the inverse convention.
+    inverted: bool,
+    protocol: Option<LineProtocol>,
+    edc: T1Edc,
+    header: Option<T0Header>,
+    /// Logical bytes and length of a PPS request waiting for the card's answer.
+    pps_request: Option<([u8; 6], usize)>,
+    /// T=1: true when the next I-block is the reader's (turns change after a block with M=0).
+    t1_reader_turn: bool,
+    /// Set by `flush`: no more input is coming, so hunting stops waiting for candidates to
+    /// complete and settles what it holds.
+    draining: bool,
+}
+
+impl Default for LineFramer {
+    fn default() -> Self {
+        LineFramer::new()
+    }
+}
+
+impl LineFramer {
+    pub fn new() -> LineFramer {
+        LineFramer {
+            state: State::Hunting,
+            pending: Vec::with_capacity(64),
+            pending_start: 0,
+            replay: VecDeque::new(),
+            next_offset: None,
+            inverted: false,
+            protocol: None,
+            edc: T1Edc::Lrc,
+            header: None,
+            pps_request: None,
+            t1_reader_turn: true,
+            draining: false,
+        }
+    }
+
+    /// The protocol in use, once an ATR, PPS or a recognised exchange has shown it.
+    pub fn line_protocol(&self) -> Option<LineProtocol> {
+        self.protocol
+    }
+
+    /// True when bytes are being decoded from the inverse convention (ATR read as 03).
+    pub fn is_inverted(&self) -> bool {
+        self.inverted
+    }
+
+    /// Raw bytes currently held (never more than [`MAX_PENDING`]).
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn decode(&self, raw: u8) -> u8 {
+        if self.inverted {
+            from_inverse_convention(raw)
+        } else {
+            raw
+        }
+    }
+
+    /// Logical value of pending byte `index`.
+    fn at(&self, index: usize) -> Option<u8> {
+        self.pending.get(index).map(|b| self.decode(*b))
+    }
+
+    fn offset_of(&self, index: usize) -> StreamOffset {
+        self.pending_start.saturating_add(index as u64)
+    }
+
+    fn pending_span(&self) -> Range<StreamOffset> {
+        self.pending_start..self.offset_of(self.pending.len())
+    }
+
+    fn logical_pending(&self) -> Vec<u8> {
+        self.pending.iter().map(|b| self.decode(*b)).collect()
+    }
+
+    fn push(&mut self, at: StreamOffset, raw: u8) {
+        if self.pending.is_empty() {
+            self.pending_start = at;
+        }
+        self.pending.push(raw);
+    }
+
+    /// Put pending bytes from `from` on back on the replay queue (ahead of what is already
+    /// there: they come earlier in the stream) and forget the pending unit.
+    fn replay_pending_from(&mut self, from: usize) {
+        let start = self.pending_start;
+        for (i, raw) in self.pending.iter().enumerate().skip(from).rev() {
+            self.replay
+                .push_front((start.saturating_add(i as u64), *raw));
+        }
+        self.pending.clear();
+    }
+
+    fn start_hunting(&mut self) {
+        self.state = State::Hunting;
+        self.replay_pending_from(0);
+    }
+
+    fn suffix(&self) -> &'static str {
+        if self.inverted {
+            " [inverse convention, decoded]"
+        } else {
+            ""
+        }
+    }
+
+    fn frame(&self, span: Range<StreamOffset>, kind: &'static str, summary: String) -> Frame {
+        Frame {
+            protocol: Protocol::Iso7816Line,
+            span,
+            kind,
+            summary: format!("{summary}{}", self.suffix()),
+            status: FrameStatus::Ok,
+            fields: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, at: StreamOffset, raw: u8, out: &mut Vec<Frame>) {
+        match self.state {
+            State::Hunting => {
+                self.push(at, raw);
+                self.hunt(out);
+                if self.pending.len() > MAX_PENDING {
+                    // Cannot happen with the candidate sizes above; keeps the bound explicit.
+                    self.pending.remove(0);
+                    self.pending_start = self.pending_start.saturating_add(1);
+                }
+            }
+            State::Start => self.start_unit(at, raw),
+            State::Pps => {
+                self.push(at, raw);
+                self.continue_pps(out);
+            }
+            State::T0Header => {
+                self.push(at, raw);
+                self.continue_header(out);
+            }
+            State::T0Procedure { remaining } => self.procedure_byte(at, raw, remaining, out),
+            State::T0Data { left, after } => {
+                self.push(at, raw);
+                if self.pending.len() >= left {
+                    out.push(self.data_frame());
+                    self.pending.clear();
+                    self.state = State::T0Procedure { remaining: after };
+                }
+            }
+            State::T0Sw2 => {
+                self.push(at, raw);
+                out.push(self.sw_frame(FrameStatus::Ok));
+                self.pending.clear();
+                self.state = State::Start;
+            }
+            State::T1Block => {
+                self.push(at, raw);
+                self.continue_block(out);
+            }
+        }
+    }
+
+    // ---- hunting -------------------------------------------------------------------------
+
+    fn hunt(&mut self, out: &mut Vec<Frame>) {
+        loop {
+            let Some(&first) = self.pending.first() else {
+                return;
+            };
+            if matches!(first, 0x3B | 0x3F | 0x03) {
+                let mut logical = [0u8; MAX_ATR_LEN];
+                let n = self.pending.len().min(MAX_ATR_LEN);
+                for (slot, raw) in logical.iter_mut().zip(self.pending.iter()) {
+                    *slot = if first == 0x03 {
+                        from_inverse_convention(*raw)
+                    } else {
+                        *raw
+                    };
+                }
+                match atr::scan(logical.get(..n).unwrap_or(&[])) {
+                    AtrScan::Complete(len) => {
+                        self.accept_atr(len, out);
+                        return;
+                    }
+                    AtrScan::Incomplete if !self.at_end() => return,
+                    AtrScan::Incomplete => {
+                        // The input ended inside an ATR: report it as truncated.
+                        if let Some(frame) = self.truncated_atr() {
+                            out.push(frame);
+                            self.pending.clear();
+                            return;
+                        }
+                    }
+                    AtrScan::NotAtr => {}
+                }
+            }
+            match self.candidate() {
+                Candidate::Accept(protocol) => {
+                    self.protocol = Some(protocol);
+                    self.state = State::Start;
+                    self.replay_pending_from(0);
+                    return;
+                }
+                Candidate::Wait if !self.at_end() => return,
+                Candidate::Wait | Candidate::Reject => {
+                    self.pending.remove(0);
+                    self.pending_start = self.pending_start.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// True while `flush` settles the hunting window and no replayed byte is left.
+    fn at_end(&self) -> bool {
+        self.draining && self.replay.is_empty()
+    }
+
+    fn accept_atr(&mut self, len: usize, out: &mut Vec<Frame>) {
+        let raw = self.pending.get(..len).unwrap_or(&[]);
+        if let Ok(parsed) = atr::parse_prefix(raw) {
+            let mut frame = parsed.to_frame(self.pending_start);
+            frame.protocol = Protocol::Iso7816Line;
+            out.push(frame);
+            self.inverted = parsed.decoded_from_inverse;
+            self.edc = parsed.t1_edc();
+            self.protocol = match parsed.first_protocol() {
+                TransmissionProtocol::T0 => Some(LineProtocol::T0),
+                TransmissionProtocol::T1 => Some(LineProtocol::T1),
+                _ => None,
+            };
+        }
+        self.header = None;
+        self.pps_request = None;
+        self.t1_reader_turn = true;
+        self.state = if self.protocol.is_some() {
+            State::Start
+        } else {
+            State::Hunting
+        };
+        self.replay_pending_from(len);
+    }
+
+    /// Is the front of the hunting window the start of something the state machine will
+    /// accept? Stricter than the state machine on purpose (garbage must rarely pass).
+    fn candidate(&self) -> Candidate {
+        match self.protocol {
+            Some(LineProtocol::T1) => self.t1_candidate(),
+            _ => self.t0_candidate(),
+        }
+    }
+
+    /// A whole T=0 exchange: plausible header, ACK = INS, all data, valid SW1, then SW2.
+    fn t0_candidate(&self) -> Candidate {
+        let Some(cla) = self.at(0) else {
+            return Candidate::Wait;
+        };
+        if matches!(
+            Cla::decode(cla).kind,
+            ClassKind::Reserved | ClassKind::Invalid
+        ) {
+            return Candidate::Reject;
+        }
+        let Some(ins_byte) = self.at(1) else {
+            return Candidate::Wait;
+        };
+        if !ins::is_valid(ins_byte) {
+            return Candidate::Reject;
+        }
+        let (Some(p3), Some(procedure)) = (self.at(4), self.at(5)) else {
+            return Candidate::Wait;
+        };
+        if procedure != ins_byte {
+            return Candidate::Reject;
+        }
+        let n = if p3 == 0 { 256 } else { usize::from(p3) };
+        let (Some(sw1), Some(_sw2)) = (self.at(6 + n), self.at(7 + n)) else {
+            return Candidate::Wait;
+        };
+        if is_sw1(sw1) {
+            Candidate::Accept(LineProtocol::T0)
+        } else {
+            Candidate::Reject
+        }
+    }
+
+    /// A T=1 block with a valid NAD, PCB and LEN whose LRC checks (CRC is not checked, so a
+    /// CRC line resyncs only on an ATR).
+    fn t1_candidate(&self) -> Candidate {
+        if self.edc == T1Edc::Crc {
+            return Candidate::Reject;
+        }
+        let Some(nad) = self.at(0) else {
+            return Candidate::Wait;
+        };
+        if !nad_plausible(nad) {
+            return Candidate::Reject;
+        }
+        let Some(pcb) = self.at(1) else {
+            return Candidate::Wait;
+        };
+        if !pcb_valid(pcb) {
+            return Candidate::Reject;
+        }
+        let Some(len) = self.at(2) else {
+            return Candidate::Wait;
+        };
+        if len == 0xFF {
+            return Candidate::Reject;
+        }
+        let total = 4 + usize::from(len);
+        if self.pending.len() < total {
+            return Candidate::Wait;
+        }
+        let lrc = (0..total)
+            .filter_map(|i| self.at(i))
+            .fold(0u8, |a, b| a ^ b);
+        if lrc == 0 {
+            Candidate::Accept(LineProtocol::T1)
+        } else {
+            Candidate::Reject
+        }
+    }
+
+    // ---- units -----------------------------------------------------------------------------
+
+    fn start_unit(&mut self, at: StreamOffset, raw: u8) {
+        let logical = self.decode(raw);
+        self.push(at, raw);
+        if logical == 0xFF {
+            self.state = State::Pps;
+            return;
+        }
+        match self.protocol {
+            // CLA 0x20-0x3F is reserved, so 3B/3F here is a new ATR (card reset), not a header.
+            Some(LineProtocol::T0) if Cla::decode(logical).kind != ClassKind::Reserved => {
+                self.state = State::T0Header;
+            }
+            Some(LineProtocol::T1) if nad_plausible(logical) => self.state = State::T1Block,
+            _ => self.start_hunting(),
+        }
+    }
+
+    fn continue_pps(&mut self, out: &mut Vec<Frame>) {
+        let Some(pps0) = self.at(1) else { return };
+        if pps0 & 0x80 != 0 {
+            // PPS0 bit 8 is reserved: this FF was not a PPS.
+            self.start_hunting();
+            return;
+        }
+        let need = 3 + (pps0 & 0x70).count_ones() as usize;
+        if self.pending.len() < need {
+            return;
+        }
+        out.push(self.pps_frame(FrameStatus::Ok));
+        self.pending.clear();
+        self.state = State::Start;
+    }
+
+    fn pps_frame(&mut self, truncated: FrameStatus) -> Frame {
+        let logical = self.logical_pending();
+        let pps0 = logical.get(1).copied().unwrap_or(0);
+        let protocol = pps0 & 0x0F;
+        let mut fields = vec![Field::new(
+            "PPSS",
+            "0xFF PPS start",
+            self.pending_start..self.offset_of(1),
+        )];
+        if logical.len() >= 2 {
+            fields.push(Field::new(
+                "PPS0",
+                format!(
+                    "0x{pps0:02X} T={protocol}{}{}{}",
+                    if pps0 & 0x10 != 0 { ", PPS1" } else { "" },
+                    if pps0 & 0x20 != 0 { ", PPS2" } else { "" },
+                    if pps0 & 0x40 != 0 { ", PPS3" } else { "" },
+                ),
+                self.offset_of(1)..self.offset_of(2),
+            ));
+        }
+        let mut index = 2;
+        for (bit, name) in [(0x10u8, "PPS1"), (0x20, "PPS2"), (0x40, "PPS3")] {
+            if pps0 & bit == 0 {
+                continue;
+            }
+            if let Some(v) = logical.get(index) {
+                let value = if bit == 0x10 {
+                    format!("0x{v:02X} {}", atr::describe_fidi(*v))
+                } else {
+                    format!("0x{v:02X}")
+                };
+                fields.push(Field::new(
+                    name,
+                    value,
+                    self.offset_of(index)..self.offset_of(index + 1),
+                ));
+            }
+            index += 1;
+        }
+        let is_response = self.pps_request.is_some();
+        let mut status = truncated;
+        if status.is_ok() {
+            let pck_index = logical.len().saturating_sub(1);
+            let found = logical.get(pck_index).copied().unwrap_or(0);
+            let expected = logical
+                .get(..pck_index)
+                .unwrap_or(&[])
+                .iter()
+                .fold(0u8, |a, b| a ^ b);
+            let valid = expected == found;
+            fields.push(Field::new(
+                "PCK",
+                if valid {
+                    format!("0x{found:02X} valid (XOR of PPSS..PCK = 00)")
+                } else {
+                    format!("0x{found:02X} wrong: expected 0x{expected:02X}")
+                },
+                self.offset_of(pck_index)..self.offset_of(pck_index + 1),
+            ));
+            if !valid {
+                status = FrameStatus::BadChecksum {
+                    expected: u32::from(expected),
+                    found: u32::from(found),
+                };
+            }
+        }
+        let summary = if is_response {
+            let same = self
+                .pps_request
+                .as_ref()
+                .and_then(|(bytes, len)| bytes.get(..*len))
+                .is_some_and(|req| req == logical.as_slice());
+            if status.is_ok() {
+                match protocol {
+                    0 => self.protocol = Some(LineProtocol::T0),
+                    1 => self.protocol = Some(LineProtocol::T1),
+                    _ => {}
+                }
+                self.t1_reader_turn = true;
+            }
+            self.pps_request = None;
+            if same {
+                format!("PPS response T={protocol}: matches the request (accepted)")
+            } else {
+                format!("PPS response T={protocol}: differs from the request")
+            }
+        } else {
+            let mut stored = [0u8; 6];
+            for (slot, b) in stored.iter_mut().zip(logical.iter()) {
+                *slot = *b;
+            }
+            if status.is_ok() {
+                self.pps_request = Some((stored, logical.len().min(6)));
+            }
+            format!("PPS request T={protocol}")
+        };
+        let mut frame = self.frame(self.pending_span(), "pps", summary);
+        frame.status = status;
+        frame.fields = fields;
+        frame
+    }
+
+    fn continue_header(&mut self, out: &mut Vec<Frame>) {
+        if self.pending.len() == 2 && !self.at(1).is_some_and(ins::is_valid) {
+            self.start_hunting();
+            return;
+        }
+        if self.pending.len() < 5 {
+            return;
+        }
+        let mut bytes = [0u8; 5];
+        for (i, slot) in bytes.iter_mut().enumerate() {
+            *slot = self.at(i).unwrap_or(0);
+        }
+        let header = T0Header {
+            bytes,
+            at: self.pending_start,
+        };
+        out.push(self.header_frame(&header, FrameStatus::Ok));
+        self.header = Some(header);
+        self.pending.clear();
+        let p3 = usize::from(header.p3());
+        self.state = State::T0Procedure {
+            remaining: if p3 == 0 { 256 } else { p3 },
+        };
+    }
+
+    fn header_frame(&self, header: &T0Header, status: FrameStatus) -> Frame {
+        let available = self.pending.len().min(5);
+        let at = |i: usize| header.at.saturating_add(i as u64);
+        let cla = Cla::decode(header.cla());
+        let mut fields = vec![cla.field(at(0))];
+        let names = ["CLA", "INS", "P1", "P2", "P3"];
+        for (i, name) in names.iter().enumerate().take(available).skip(1) {
+            let v = header.bytes.get(i).copied().unwrap_or(0);
+            let value = match i {
+                1 => ins::describe(v, &cla),
+                4 => format!(
+                    "0x{v:02X}: {} data bytes (Lc or Le; 00 means 256 when the card sends data)",
+                    if v == 0 { 256 } else { u16::from(v) }
+                ),
+                _ => format!("0x{v:02X}"),
+            };
+            fields.push(Field::new(*name, value, at(i)..at(i + 1)));
+        }
+        let shown = header.bytes.get(..available).unwrap_or(&[]);
+        let mut frame = self.frame(
+            header.at..at(available),
+            "header",
+            format!("{} header {}", header.name(), hex(shown)),
+        );
+        frame.status = status;
+        frame.fields = fields;
+        frame
+    }
+
+    fn procedure_byte(
+        &mut self,
+        at: StreamOffset,
+        raw: u8,
+        remaining: usize,
+        out: &mut Vec<Frame>,
+    ) {
+        let logical = self.decode(raw);
+        let Some(header) = self.header else {
+            self.push(at, raw);
+            self.start_hunting();
+            return;
+        };
+        let ins_byte = header.ins();
+        let span = at..at.saturating_add(1);
+        let procedure = |this: &Self, summary: String, value: String| {
+            let mut frame = this.frame(span.clone(), "procedure", summary);
+            frame.fields = vec![Field::new("procedure byte", value, span.clone())];
+            frame
+        };
+        if logical == 0x60 {
+            out.push(procedure(
+                self,
+                "NULL 60: card asks for more time".to_string(),
+                "0x60 NULL: wait for the next procedure byte".to_string(),
+            ));
+        } else if logical == ins_byte {
+            out.push(procedure(
+                self,
+                format!("ACK {logical:02X}: all {remaining} remaining data bytes follow"),
+                format!("0x{logical:02X} = INS: transfer all remaining data ({remaining} bytes)"),
+            ));
+            if remaining > 0 {
+                self.state = State::T0Data {
+                    left: remaining,
+                    after: 0,
+                };
+            }
+        } else if logical == ins_byte ^ 0xFF {
+            out.push(procedure(
+                self,
+                format!("ACK {logical:02X} (INS xor FF): next data byte only"),
+                format!("0x{logical:02X} = INS xor FF: transfer one data byte"),
+            ));
+            self.state = State::T0Data {
+                left: 1,
+                after: remaining.saturating_sub(1),
+            };
+        } else if is_sw1(logical) {
+            self.push(at, raw);
+            self.state = State::T0Sw2;
+        } else if matches!(raw, 0x3B | 0x3F | 0x03) {
+            // Probably the card was reset and this is a new ATR.
+            self.push(at, raw);
+            self.start_hunting();
+        } else {
+            let mut frame = procedure(
+                self,
+                format!(
+                    "unexpected procedure byte {logical:02X} after {}",
+                    header.name()
+                ),
+                format!(
+                    "0x{logical:02X}: expected 60, {ins_byte:02X}, {:02X}, 6X or 9X",
+                    ins_byte ^ 0xFF
+                ),
+            );
+            frame.status = FrameStatus::Malformed(format!(
+                "procedure byte 0x{logical:02X} is neither NULL (60), ACK ({ins_byte:02X} / {:02X}) nor SW1 (6X, 9X): the line lost sync (baud rate, convention or a missed byte)",
+                ins_byte ^ 0xFF
+            ));
+            out.push(frame);
+            self.state = State::Hunting;
+        }
+    }
+
+    fn data_frame(&self) -> Frame {
+        let logical = self.logical_pending();
+        let direction = self
+            .header
+            .and_then(|h| ins::t0_data_direction(h.ins()))
+            .map(|d| match d {
+                DataDirection::ToCard => " (likely reader → card)",
+                DataDirection::FromCard => " (likely card → reader)",
+            })
+            .unwrap_or("");
+        let span = self.pending_span();
+        let mut frame = self.frame(
+            span.clone(),
+            "data",
+            format!("{} data bytes{direction}", logical.len()),
+        );
+        frame.fields = vec![Field::new(
+            "data",
+            hex_limited(&logical, SHOWN_DATA_BYTES),
+            span,
+        )];
+        frame
+    }
+
+    fn sw_frame(&self, status: FrameStatus) -> Frame {
+        let sw1 = self.at(0).unwrap_or(0);
+        let span = self.pending_span();
+        let after = self
+            .header
+            .map(|h| format!(" (after {}, CLA {:02X})", h.name(), h.cla()))
+            .unwrap_or_default();
+        let mut fields = Vec::new();
+        let summary;
+        match self.at(1) {
+            Some(sw2) if status.is_ok() => {
+                let sw = StatusWord::from_bytes(sw1, sw2);
+                summary = format!("{}{after}", sw::lookup(sw).summary());
+                fields.push(sw::sw_field(sw, self.pending_start));
+                if let Some(h) = self.header {
+                    fields.push(Field::new(
+                        "command",
+                        format!("{} {}", h.name(), hex(&h.bytes)),
+                        h.at..h.at.saturating_add(5),
+                    ));
+                    if let Some(text) = cla::explain_status(&Cla::decode(h.cla()), sw) {
+                        fields.push(Field::new("context", text, span.clone()));
+                    }
+                    let next = match sw1 {
+                        0x61 => Some(format!(
+                            "send GET RESPONSE {:02X} C0 00 00 {sw2:02X} (same CLA and channel)",
+                            h.cla()
+                        )),
+                        0x6C => Some(format!(
+                            "re-send {} with P3={sw2:02X}",
+                            hex(h.bytes.get(..4).unwrap_or(&[]))
+                        )),
+                        _ => None,
+                    };
+                    if let Some(next) = next {
+                        fields.push(Field::new("next step", next, span.clone()));
+                    }
+                }
+            }
+            _ => {
+                summary = format!(
+                    "SW1 {sw1:02X} {} (SW2 missing){after}",
+                    sw::sw1_meaning(sw1)
+                );
+                fields.push(Field::new(
+                    "SW1",
+                    format!("0x{sw1:02X} {}", sw::sw1_meaning(sw1)),
+                    span.clone(),
+                ));
+            }
+        }
+        let mut frame = self.frame(span, "sw", summary);
+        frame.status = status;
+        frame.fields = fields;
+        frame
+    }
+
+    fn edc_len(&self) -> usize {
+        match self.edc {
+            T1Edc::Lrc => 1,
+            T1Edc::Crc => 2,
+        }
+    }
+
+    fn continue_block(&mut self, out: &mut Vec<Frame>) {
+        match self.pending.len() {
+            2 if !self.at(1).is_some_and(pcb_valid) => {
+                self.start_hunting();
+                return;
+            }
+            3 if self.at(2) == Some(0xFF) => {
+                self.start_hunting();
+                return;
+            }
+            _ => {}
+        }
+        let Some(len) = self.at(2) else { return };
+        if self.pending.len() < 3 + usize::from(len) + self.edc_len() {
+            return;
+        }
+        let frame = self.block_frame(FrameStatus::Ok);
+        out.push(frame);
+        self.pending.clear();
+        self.state = State::Start;
+    }
+
+    fn block_frame(&mut self, truncated: FrameStatus) -> Frame {
+        let logical = self.logical_pending();
+        let nad = logical.first().copied().unwrap_or(0);
+        let pcb = logical.get(1).copied();
+        let len = logical.get(2).copied();
+        let start = self.pending_start;
+        let off = |i: usize| start.saturating_add(i as u64);
+        let mut fields = vec![Field::new(
+            "NAD",
+            format!("0x{nad:02X} SAD={} DAD={}", nad & 0x07, (nad >> 4) & 0x07),
+            off(0)..off(1),
+        )];
+        let (kind, mut summary) = match pcb {
+            Some(p) if p & 0x80 == 0 => (
+                "i-block",
+                format!(
+                    "I-block N(S)={}{}",
+                    (p >> 6) & 1,
+                    if p & 0x20 != 0 {
+                        " M=1 (more follows)"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            Some(p) if p & 0xC0 == 0x80 => (
+                "r-block",
+                format!(
+                    "R-block N(R)={} {}",
+                    (p >> 4) & 1,
+                    match p & 0x0F {
+                        0 => "ok",
+                        1 => "EDC/parity error",
+                        _ => "other error",
+                    }
+                ),
+            ),
+            Some(p) => (
+                "s-block",
+                format!(
+                    "S-block {} {}",
+                    match p & 0x1F {
+                        0 => "RESYNCH",
+                        1 => "IFS",
+                        2 => "ABORT",
+                        3 => "WTX",
+                        _ => "VPP error",
+                    },
+                    if p & 0x20 != 0 { "response" } else { "request" }
+                ),
+            ),
+            None => ("i-block", "T=1 block".to_string()),
+        };
+        if let Some(p) = pcb {
+            fields.push(Field::new(
+                "PCB",
+                format!("0x{p:02X} {summary}"),
+                off(1)..off(2),
+            ));
+        }
+        if let Some(l) = len {
+            fields.push(Field::new("LEN", format!("{l} bytes"), off(2)..off(3)));
+        }
+        let inf_len = usize::from(len.unwrap_or(0));
+        let inf_range = 3..(3 + inf_len).min(logical.len());
+        let inf = logical.get(inf_range.clone()).unwrap_or(&[]);
+        if !inf.is_empty() {
+            let mut inf_field = Field::new(
+                "INF",
+                hex_limited(inf, SHOWN_DATA_BYTES),
+                off(inf_range.start)..off(inf_range.end),
+            );
+            let complete = inf.len() == inf_len;
+            match (kind, pcb) {
+                ("i-block", Some(p)) if complete => {
+                    let chained = p & 0x20 != 0;
+                    let reader = self.t1_reader_turn;
+                    if !chained && truncated.is_ok() {
+                        let apdu = if reader {
+                            apdu::command_frame(off(3), inf)
+                        } else {
+                            apdu::response_frame(off(3), inf)
+                        };
+                        if apdu.status.is_ok() {
+                            summary.push_str(&format!(": {}", apdu.summary));
+                            inf_field.children = vec![
+                                Field::new(
+                                    if reader {
+                                        "APDU (command, by turn order)"
+                                    } else {
+                                        "APDU (response, by turn order)"
+                                    },
+                                    apdu.summary,
+                                    apdu.span,
+                                )
+                                .with_children(apdu.fields),
+                            ];
+                        }
+                        self.t1_reader_turn = !reader;
+                    }
+                }
+                ("s-block", Some(p)) => {
+                    let v = inf.first().copied().unwrap_or(0);
+                    let text = match p & 0x1F {
+                        1 => format!("IFS = {v} bytes"),
+                        3 => format!("WTX multiplier = {v}"),
+                        _ => hex(inf),
+                    };
+                    summary.push_str(&format!(" ({text})"));
+                }
+                _ => {}
+            }
+            fields.push(inf_field);
+        }
+        let mut status = truncated;
+        if status.is_ok() {
+            let edc_at = 3 + inf_len;
+            match self.edc {
+                T1Edc::Lrc => {
+                    let found = logical.get(edc_at).copied().unwrap_or(0);
+                    let expected = logical
+                        .get(..edc_at)
+                        .unwrap_or(&[])
+                        .iter()
+                        .fold(0u8, |a, b| a ^ b);
+                    let valid = found == expected;
+                    fields.push(Field::new(
+                        "LRC",
+                        if valid {
+                            format!("0x{found:02X} valid")
+                        } else {
+                            format!("0x{found:02X} wrong: expected 0x{expected:02X}")
+                        },
+                        off(edc_at)..off(edc_at + 1),
+                    ));
+                    if !valid {
+                        status = FrameStatus::BadChecksum {
+                            expected: u32::from(expected),
+                            found: u32::from(found),
+                        };
+                    }
+                }
+                T1Edc::Crc => {
+                    let crc = logical.get(edc_at..edc_at + 2).unwrap_or(&[]);
+                    fields.push(Field::new(
+                        "CRC",
+                        format!("{} (not checked)", hex(crc)),
+                        off(edc_at)..off(edc_at + 2),
+                    ));
+                }
+            }
+        }
+        let mut frame = self.frame(self.pending_span(), kind, summary);
+        frame.status = status;
+        frame.fields = fields;
+        frame
+    }
+
+    fn truncated_atr(&self) -> Option<Frame> {
+        let first = *self.pending.first()?;
+        if !matches!(first, 0x3B | 0x3F | 0x03) || self.pending.len() < 2 {
+            return None;
+        }
+        let mut frame = atr::frame(
+            self.pending_start,
+            self.pending.get(..MAX_ATR_LEN).unwrap_or(&self.pending),
+        );
+        if frame.status != FrameStatus::Truncated {
+            return None;
+        }
+        frame.protocol = Protocol::Iso7816Line;
+        Some(frame)
+    }
+}
+
+/// SW1 values a card may send as a procedure byte: 6X except 60 (NULL), and 9X.
+fn is_sw1(byte: u8) -> bool {
+    matches!(byte, 0x61..=0x6F | 0x90..=0x9F)
+}
+
+/// NAD bits 8 and 4 (VPP control, deprecated) are 0 in practice; a NAD with them set is taken
+/// as a sign of lost sync (and keeps TS 3B/3F from passing as a NAD).
+fn nad_plausible(nad: u8) -> bool {
+    nad & 0x88 == 0
+}
+
+/// PCB codings of ISO 7816-3 §11.3.2: I (0 N(S) M 00000), R (100 N(R) error 0/1/2),
+/// S (11 response type 0-3, or E4 VPP error).
+fn pcb_valid(pcb: u8) -> bool {
+    match pcb & 0xC0 {
+        0x00 | 0x40 => pcb & 0x1F == 0,
+        0x80 => pcb & 0x20 == 0 && pcb & 0x0F <= 2,
+        _ => pcb & 0x1F <= 3 || pcb == 0xE4,
+    }
+}
+
+impl Framer for LineFramer {
+    fn protocol(&self) -> Protocol {
+        Protocol::Iso7816Line
+    }
+
+    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
+        if self.next_offset.is_some_and(|expected| expected != offset) {
+            // A gap in the stream: a partial unit cannot be finished and the position in the
+            // protocol is lost, so drop what is pending and hunt (ATR, or a whole exchange).
+            self.pending.clear();
+            self.state = State::Hunting;
+        }
+        for (i, raw) in bytes.iter().enumerate() {
+            self.step(offset.saturating_add(i as u64), *raw, out);
+            while let Some((at, replayed)) = self.replay.pop_front() {
+                self.step(at, replayed, out);
+            }
+        }
+        self.next_offset = Some(offset.saturating_add(bytes.len() as u64));
+    }
+
+    fn flush(&mut self, out: &mut Vec<Frame>) {
+        if self.state == State::Hunting && !self.pending.is_empty() {
+            // Settle the hunting window: candidates that were waiting for more bytes are
+            // rejected, so whatever real unit lies behind them is still found.
+            self.draining = true;
+            self.start_hunting();
+            while let Some((at, replayed)) = self.replay.pop_front() {
+                self.step(at, replayed, out);
+            }
+            self.draining = false;
+        }
+        match self.state {
+            State::Pps if !self.pending.is_empty() => {
+                let frame = self.pps_frame(FrameStatus::Truncated);
+                out.push(frame);
+            }
+            State::T0Header if !self.pending.is_empty() => {
+                let mut bytes = [0u8; 5];
+                for (i, slot) in bytes.iter_mut().enumerate() {
+                    *slot = self.at(i).unwrap_or(0);
+                }
+                let header = T0Header {
+                    bytes,
+                    at: self.pending_start,
+                };
+                out.push(self.header_frame(&header, FrameStatus::Truncated));
+            }
+            State::T0Data { .. } if !self.pending.is_empty() => {
+                let mut frame = self.data_frame();
+                frame.status = FrameStatus::Truncated;
+                out.push(frame);
+            }
+            State::T0Sw2 if !self.pending.is_empty() => {
+                out.push(self.sw_frame(FrameStatus::Truncated));
+            }
+            State::T1Block if !self.pending.is_empty() => {
+                let frame = self.block_frame(FrameStatus::Truncated);
+                out.push(frame);
+            }
+            _ => {}
+        }
+        self.pending.clear();
+        if !matches!(self.state, State::Hunting | State::T0Procedure { .. }) {
+            self.state = State::Start;
+        }
+    }
+
+    fn reset(&mut self) {
+        *self = LineFramer::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn h(text: &str) -> Vec<u8> {
+        text.split_whitespace()
+            .map(|t| u8::from_str_radix(t, 16).unwrap())
+            .collect()
+    }
+
+    fn run(bytes: &[u8]) -> Vec<Frame> {
+        let mut framer = LineFramer::new();
+        let mut out = Vec::new();
+        framer.feed(0, bytes, &mut out);
+        framer.flush(&mut out);
+        out
+    }
+
+    fn run_split(bytes: &[u8], cuts: &[usize]) -> Vec<Frame> {
+        let mut framer = LineFramer::new();
+        let mut out = Vec::new();
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut start = 0;
+        for cut in cuts.into_iter().chain([bytes.len()]) {
+            framer.feed(start as u64, &bytes[start..cut], &mut out);
+            assert!(framer.pending_len() <= MAX_PENDING);
+            start = cut;
+        }
+        framer.flush(&mut out);
+        out
+    }
+
+    fn kinds(frames: &[Frame]) -> Vec<&'static str> {
+        frames.iter().map(|f| f.kind).collect()
+    }
+
+    fn with_lrc(mut block: Vec<u8>) -> Vec<u8> {
+        let lrc = block.iter().fold(0u8, |a, b| a ^ b);
+        block.push(lrc);
+        block
+    }
+
+    fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
+        frame
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no field {name} in {frame:?}"))
+    }
+
+    /// T=0-only ATR 3B 02 14 50 (no TCK), then SELECT with a 2-byte FID, ACK, data, 61 10,
+    /// then GET RESPONSE with Le=10 (the reference's 61XX procedure), 16 bytes, 90 00.
+    fn t0_session() -> Vec<u8> {
+        let mut s = h("3B 02 14 50  00 A4 00 00 02  A4  3F 00  61 10");
+        s.extend(h("00 C0 00 00 10  C0"));
+        s.extend(0..16u8);
+        s.extend(h("90 00"));
+        s
+    }
+
+    #[test]
+    fn t0_exchange_with_get_response() {
+        let frames = run(&t0_session());
+        assert_eq!(
+            kinds(&frames),
+            [
+                "atr",
+                "header",
+                "procedure",
+                "data",
+                "sw",
+                "header",
+                "procedure",
+                "data",
+                "sw"
+            ]
+        );
+        assert!(frames.iter().all(|f| f.status.is_ok()));
+        assert!(frames.iter().all(|f| f.protocol == Protocol::Iso7816Line));
+        assert_eq!(frames[1].span, 4..9);
+        assert!(frames[1].summary.starts_with("SELECT header 00 A4"));
+        assert_eq!(frames[3].span, 10..12);
+        assert!(
+            frames[4]
+                .summary
+                .starts_with("6110 16 more bytes available: send GET RESPONSE with Le=10")
+        );
+        assert_eq!(
+            field(&frames[4], "next step").value,
+            "send GET RESPONSE 00 C0 00 00 10 (same CLA and channel)"
+        );
+        assert_eq!(frames[7].span.end - frames[7].span.start, 16);
+        assert!(frames[7].summary.contains("likely card → reader"));
+        assert!(frames[8].summary.starts_with("9000"));
+    }
+
+    #[test]
+    fn sw1_68_is_decoded_as_a_status_word() {
+        // CLA 0C (SM, header authenticated) answered 68 82 right after the header.
+        let frames = run(&h("3B 02 14 50  0C A4 04 00 02  68 82"));
+        assert_eq!(kinds(&frames), ["atr", "header", "sw"]);
+        let sw = &frames[2];
+        assert_eq!(sw.span, 9..11);
+        assert!(
+            sw.summary
+                .starts_with("6882 Secure messaging not supported (after SELECT, CLA 0C)"),
+            "{}",
+            sw.summary
+        );
+        assert!(
+            field(sw, "SW")
+                .value
+                .contains("Secure messaging not supported")
+        );
+        assert!(
+            field(sw, "context")
+                .value
+                .contains("secure messaging bits set in CLA")
+        );
+        assert_eq!(field(sw, "command").span, 4..9);
+    }
+
+    #[test]
+    fn null_bytes_and_single_byte_acks() {
+        // VERIFY with 2 data bytes sent one at a time (ACK = INS xor FF = DF), NULLs between.
+        let frames = run(&h("3B 02 14 50  00 20 00 01 02  60 60 DF 31 DF 32 90 00"));
+        assert_eq!(
+            kinds(&frames),
+            [
+                "atr",
+                "header",
+                "procedure",
+                "procedure",
+                "procedure",
+                "data",
+                "procedure",
+                "data",
+                "sw"
+            ]
+        );
+        assert!(frames[2].summary.starts_with("NULL 60"));
+        assert!(frames[4].summary.contains("INS xor FF"));
+        assert_eq!(frames[5].span, 12..13);
+        assert!(frames[8].summary.starts_with("9000"));
+    }
+
+    #[test]
+    fn six_c_suggests_resend() {
+        let frames = run(&h("3B 02 14 50  00 B0 00 00 00  6C 10"));
+        let sw = frames.last().unwrap();
+        assert!(sw.summary.contains("Wrong Le field: 16 bytes"));
+        assert_eq!(
+            field(sw, "next step").value,
+            "re-send 00 B0 00 00 with P3=10"
+        );
+    }
+
+    #[test]
+    fn pps_then_t1_blocks() {
+        // Storage-card ATR offers T=0 and T=1 (TCK valid); PPS to T=1 with PPS1=13:
+        // PCK = FF ^ 11 ^ 13 = FD.
+        let mut s = h("3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 03 00 00 00 00 68");
+        s.extend(h("FF 11 13 FD  FF 11 13 FD"));
+        s.extend(with_lrc(h("00 00 05 00 B0 00 00 10")));
+        s.extend(with_lrc(h("00 40 04 AA BB 90 00")));
+        s.extend(with_lrc(h("00 81 00")));
+        s.extend(with_lrc(h("00 C3 01 02")));
+        let frames = run(&s);
+        assert_eq!(
+            kinds(&frames),
+            [
+                "atr", "pps", "pps", "i-block", "i-block", "r-block", "s-block"
+            ]
+        );
+        assert!(frames.iter().all(|f| f.status.is_ok()), "{frames:#?}");
+        assert_eq!(frames[1].summary, "PPS request T=1");
+        assert!(frames[2].summary.contains("accepted"));
+        assert!(field(&frames[1], "PPS1").value.contains("Fi=372 Di=4"));
+        assert!(
+            frames[3].summary.contains("READ BINARY"),
+            "{}",
+            frames[3].summary
+        );
+        assert!(frames[4].summary.contains("9000"), "{}", frames[4].summary);
+        assert!(frames[5].summary.contains("EDC/parity error"));
+        assert!(
+            frames[6]
+                .summary
+                .contains("WTX request (WTX multiplier = 2)")
+        );
+    }
+
+    #[test]
+    fn corrupt_checksums_are_reported() {
+        let mut s = h("3B 02 14 50  FF 10 13 FD"); // PCK should be FF^10^13 = FC
+        s.truncate(8);
+        let frames = run(&s);
+        assert_eq!(
+            frames[1].status,
+            FrameStatus::BadChecksum {
+                expected: 0xFC,
+                found: 0xFD
+            }
+        );
+        // T=1 (JCOP ATR) block with a wrong LRC.
+        let mut s = h("3B F8 13 00 00 81 31 FE 45 4A 43 4F 50 76 32 34 31 B7");
+        let mut block = with_lrc(h("00 00 01 AA"));
+        *block.last_mut().unwrap() ^= 0x01;
+        s.extend(block);
+        let frames = run(&s);
+        assert_eq!(kinds(&frames), ["atr", "i-block"]);
+        assert!(matches!(frames[1].status, FrameStatus::BadChecksum { .. }));
+        // ATR with a bad TCK.
+        let mut s = h("3B F8 13 00 00 81 31 FE 45 4A 43 4F 50 76 32 34 31 B6");
+        s.extend(with_lrc(h("00 00 00")));
+        let frames = run(&s);
+        assert!(matches!(
+            frames[0].status,
+            FrameStatus::BadChecksum {
+                expected: 0xB7,
+                found: 0xB6
+            }
+        ));
+        assert_eq!(frames[1].kind, "i-block");
+    }
+
+    #[test]
+    fn inverse_convention_read_as_direct() {
+        let logical = h("3F 02 14 50  00 A4 00 00 02  A4  3F 00  90 00");
+        let raw: Vec<u8> = logical
+            .iter()
+            .map(|b| from_inverse_convention(*b))
+            .collect();
+        assert_eq!(raw[0], 0x03);
+        let frames = run(&raw);
+        assert_eq!(kinds(&frames), ["atr", "header", "procedure", "data", "sw"]);
+        assert!(
+            field(&frames[0], "TS")
+                .value
+                .contains("bit-reversing and inverting")
+        );
+        assert!(frames[1].summary.contains("SELECT header 00 A4 00 00 02"));
+        assert!(frames[4].summary.starts_with("9000"));
+        assert!(frames[4].summary.ends_with("[inverse convention, decoded]"));
+    }
+
+    #[test]
+    fn garbage_before_and_between() {
+        let mut s = h("11 22 55 FF 00");
+        s.extend(t0_session());
+        let clean = run(&t0_session());
+        let frames = run(&s);
+        assert_eq!(kinds(&frames), kinds(&clean));
+        assert_eq!(frames[0].span, 5..9);
+        // Garbage between exchanges: an invalid INS (68) breaks the header; the framer hunts
+        // and resyncs on the next whole exchange.
+        let mut s = h("3B 02 14 50  00 68 00 00 00 00 00");
+        s.extend(h("00 B0 00 00 02  B0  AA BB  90 00"));
+        let frames = run(&s);
+        assert_eq!(kinds(&frames), ["atr", "header", "procedure", "data", "sw"]);
+        assert_eq!(frames[1].span, 11..16);
+    }
+
+    #[test]
+    fn unexpected_procedure_byte_is_malformed_then_resyncs() {
+        let mut s = h("3B 02 14 50  00 A4 00 00 02  12");
+        s.extend(h("00 B0 00 00 02  B0  AA BB  90 00"));
+        let frames = run(&s);
+        assert_eq!(
+            kinds(&frames),
+            [
+                "atr",
+                "header",
+                "procedure",
+                "header",
+                "procedure",
+                "data",
+                "sw"
+            ]
+        );
+        assert!(matches!(frames[2].status, FrameStatus::Malformed(_)));
+    }
+
+    #[test]
+    fn card_reset_mid_session_gives_a_new_atr() {
+        let mut s = t0_session();
+        s.extend(h("00 A4 00 00 02")); // header, then the card is reset
+        s.extend(h("3B 02 14 50  00 B0 00 00 01  B0  AA  90 00"));
+        let frames = run(&s);
+        let k = kinds(&frames);
+        assert_eq!(k.iter().filter(|x| **x == "atr").count(), 2, "{k:?}");
+        assert_eq!(k.last(), Some(&"sw"));
+    }
+
+    #[test]
+    fn starting_mid_session_without_atr() {
+        let frames = run(&h("A4 00 00 02 00 A4 00 00 02  A4  3F 00  90 00"));
+        assert_eq!(kinds(&frames), ["header", "procedure", "data", "sw"]);
+        assert_eq!(frames[0].span, 4..9);
+    }
+
+    #[test]
+    fn truncated_units_at_flush() {
+        let f = run(&h("3B F8 13 00"));
+        assert_eq!(kinds(&f), ["atr"]);
+        assert_eq!(f[0].status, FrameStatus::Truncated);
+        let f = run(&h("3B 02 14 50  00 A4 00"));
+        assert_eq!(f[1].kind, "header");
+        assert_eq!(f[1].status, FrameStatus::Truncated);
+        assert_eq!(f[1].span, 4..7);
+        let f = run(&h("3B 02 14 50  00 A4 00 00 02  68"));
+        let last = f.last().unwrap();
+        assert_eq!(last.kind, "sw");
+        assert_eq!(last.status, FrameStatus::Truncated);
+        assert!(
+            last.summary
+                .contains("Functions in CLA not supported (SW2 missing)")
+        );
+        let f = run(&h("3B 02 14 50  00 A4 00 00 02  A4  3F"));
+        assert_eq!(f.last().unwrap().kind, "data");
+        assert_eq!(f.last().unwrap().status, FrameStatus::Truncated);
+        let f = run(&h("3B 02 14 50  FF 11"));
+        assert_eq!(f.last().unwrap().kind, "pps");
+        assert_eq!(f.last().unwrap().status, FrameStatus::Truncated);
+    }
+
+    #[test]
+    fn reset_forgets_state() {
+        let mut framer = LineFramer::new();
+        let mut out = Vec::new();
+        framer.feed(0, &h("3F 02 14 50"), &mut out);
+        assert_eq!(framer.line_protocol(), Some(LineProtocol::T0));
+        framer.reset();
+        assert_eq!(framer.line_protocol(), None);
+        assert_eq!(framer.pending_len(), 0);
+        assert!(!framer.is_inverted());
+    }
+
+    #[test]
+    fn gap_in_offsets_resyncs() {
+        let mut framer = LineFramer::new();
+        let mut out = Vec::new();
+        assert_eq!(framer.protocol(), Protocol::Iso7816Line);
+        framer.feed(0, &h("3B 02 14 50  00 B0 00 00 10  B0  01 02"), &mut out);
+        // 14 data bytes never arrive; the next chunk starts 100 bytes later.
+        framer.feed(112, &h("00 B0 00 00 01  B0  AA  90 00"), &mut out);
+        framer.flush(&mut out);
+        assert_eq!(
+            kinds(&out),
+            [
+                "atr",
+                "header",
+                "procedure",
+                "header",
+                "procedure",
+                "data",
+                "sw"
+            ]
+        );
+        assert_eq!(out[3].span, 112..117);
+        assert!(out.iter().all(|f| f.status.is_ok()));
+    }
+
+    #[test]
+    fn split_known_session_everywhere() {
+        let s = t0_session();
+        let whole = run(&s);
+        for cut in 0..=s.len() {
+            assert_eq!(run_split(&s, &[cut]), whole, "cut at {cut}");
+        }
+    }
+
+    fn fragment() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(h("3B 02 14 50")),
+            Just(h("3B F8 13 00 00 81 31 FE 45 4A 43 4F 50 76 32 34 31 B7")),
+            Just(h(
+                "3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 03 00 00 00 00 68"
+            )),
+            Just(h("00 A4 04 00 02  A4  3F 00  61 10")),
+            Just(h("0C A4 04 00 02  68 82")),
+            Just(h("00 20 00 01 02  60 DF 31 DF 32 90 00")),
+            Just(h("FF 11 13 FD")),
+            Just(with_lrc(h("00 00 05 00 B0 00 00 10"))),
+            Just(with_lrc(h("00 40 04 AA BB 90 00"))),
+            proptest::collection::vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    fn check_spans(frames: &[Frame], end: u64) {
+        fn walk(fields: &[Field], end: u64) {
+            for f in fields {
+                assert!(f.span.start <= f.span.end && f.span.end <= end, "{f:?}");
+                walk(&f.children, end);
+            }
+        }
+        for f in frames {
+            assert!(f.span.start <= f.span.end && f.span.end <= end, "{f:?}");
+            walk(&f.fields, end);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_split_is_stable(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            cuts in proptest::collection::vec(any::<usize>(), 0..6),
+        ) {
+            let whole = run(&bytes);
+            check_spans(&whole, bytes.len() as u64);
+            prop_assert_eq!(run_split(&bytes, &cuts), whole);
+        }
+
+        #[test]
+        fn structured_streams_split_stable(
+            parts in proptest::collection::vec(fragment(), 0..12),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            inverse in any::<bool>(),
+        ) {
+            let mut bytes: Vec<u8> = parts.concat();
+            if inverse {
+                bytes = bytes.iter().map(|b| from_inverse_convention(*b)).collect();
+            }
+            let whole = run(&bytes);
+            check_spans(&whole, bytes.len() as u64);
+            prop_assert_eq!(run_split(&bytes, &cuts), whole);
+        }
+    }
+}

@@ -1,0 +1,826 @@
+//! STM32 system-memory USART bootloader (AN3155): the 0x7F sync byte, ACK 0x79 / NACK 0x1F,
+//! commands sent as opcode + complement, the operands that follow READ/GO/WRITE/ERASE in the
+//! host's stream (address + XOR, count + complement, data + XOR), and the device's GET and
+//! GET ID replies.
+//!
+//! Facts: protocols.md §5.1 (AN3155 copy, stm32flash `stm32.c`); the operand layouts and the
+//! GET reply (`N`, version, N command bytes) from stm32flash `stm32.c` (`stm32_init`,
+//! `stm32_write_memory`, `stm32_pages_erase`, `stm32_mass_erase`).
+
+use super::all::stream::{Step, Streamer, WindowParser, byte_set, find_in_set, hex, span};
+use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+
+const SYNC: u8 = 0x7F;
+const ACK: u8 = 0x79;
+const NACK: u8 = 0x1F;
+
+const GET: u8 = 0x00;
+const READ_MEMORY: u8 = 0x11;
+const GO: u8 = 0x21;
+const WRITE_MEMORY: u8 = 0x31;
+const ERASE: u8 = 0x43;
+const EXTENDED_ERASE: u8 = 0x44;
+
+/// Opcodes of protocols.md §5.1 and their names.
+fn command_name(opcode: u8) -> Option<&'static str> {
+    Some(match opcode {
+        0x00 => "GET",
+        0x01 => "GET VERSION",
+        0x02 => "GET ID",
+        0x11 => "READ MEMORY",
+        0x21 => "GO",
+        0x31 => "WRITE MEMORY",
+        0x43 => "ERASE",
+        0x44 => "EXTENDED ERASE",
+        0x63 => "WRITE PROTECT",
+        0x73 => "WRITE UNPROTECT",
+        0x82 => "READOUT PROTECT",
+        0x92 => "READOUT UNPROTECT",
+        _ => return None,
+    })
+}
+
+/// What the host sends next, right after a command frame ends at `at`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Operand {
+    /// 4 address bytes (MSB first) + XOR, after READ/GO/WRITE.
+    Address { command: u8 },
+    /// N-1 + complement, after READ's address.
+    ReadCount,
+    /// N-1, N data bytes, XOR of all, after WRITE's address.
+    WriteData,
+    /// `FF 00` (global) or N-1, N page numbers, XOR, after ERASE.
+    ErasePages,
+    /// `FF FF 00` (mass) or N-1 (2 bytes), N 2-byte pages, XOR, after EXTENDED ERASE.
+    ExtendedErasePages,
+}
+
+/// Streaming STM32 bootloader framer: kinds "sync", "ack", "nack", "command", "address",
+/// "count", "data", "erase", "get-reply", "id". Pending input ≤ 260 bytes.
+pub struct Stm32BootFramer {
+    streamer: Streamer<Stm32Parser>,
+}
+
+impl Stm32BootFramer {
+    pub fn new() -> Self {
+        Stm32BootFramer {
+            streamer: Streamer::new(Stm32Parser { expect: None }),
+        }
+    }
+}
+
+impl Default for Stm32BootFramer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Framer for Stm32BootFramer {
+    fn protocol(&self) -> Protocol {
+        Protocol::Stm32Boot
+    }
+    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
+        self.streamer.feed(offset, bytes, out);
+    }
+    fn flush(&mut self, out: &mut Vec<Frame>) {
+        self.streamer.flush(out);
+    }
+    fn reset(&mut self) {
+        self.streamer.reset();
+    }
+}
+
+struct Stm32Parser {
+    /// The operand expected at exactly this stream offset (set by the frame before it).
+    expect: Option<(StreamOffset, Operand)>,
+}
+
+/// Bytes worth a look on their own: sync, ACK, NACK and the opcodes.
+const CANDIDATES: [bool; 256] = byte_set(&[
+    SYNC, ACK, NACK, 0x00, 0x01, 0x02, 0x11, 0x21, 0x31, 0x43, 0x44, 0x63, 0x73, 0x82, 0x92,
+]);
+
+impl WindowParser for Stm32Parser {
+    // WRITE data: N-1, up to 256 bytes, XOR; plus slack for the longest GET reply.
+    const MAX_WINDOW: usize = 1 + 256 + 1 + 2;
+
+    fn next_candidate(&self, at: StreamOffset, bytes: &[u8]) -> Option<usize> {
+        let found = find_in_set(bytes, &CANDIDATES);
+        match self.expect {
+            Some((expected_at, _))
+                if expected_at >= at && expected_at - at < bytes.len() as u64 =>
+            {
+                let expected = (expected_at - at) as usize;
+                Some(found.map_or(expected, |f| f.min(expected)))
+            }
+            _ => found,
+        }
+    }
+
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+        let window = window.get(..Self::MAX_WINDOW).unwrap_or(window);
+        let decision = match self.expect {
+            Some((expected_at, operand)) if expected_at == at => {
+                match operand_frame(at, window, at_end, operand) {
+                    Decision::Skip => plain(at, window, at_end),
+                    other => other,
+                }
+            }
+            _ => plain(at, window, at_end),
+        };
+        match decision {
+            Decision::Need => Step::Need,
+            Decision::Skip => Step::Skip(1),
+            Decision::Frame(frame, next) => {
+                let end = frame.span.end;
+                self.expect = next.map(|operand| (end, operand));
+                let consumed = (frame.span.end - frame.span.start) as usize;
+                Step::Frame { frame, consumed }
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.expect = None;
+    }
+}
+
+enum Decision {
+    Need,
+    Skip,
+    /// A frame, and the operand the host sends right after it (if any).
+    Frame(Frame, Option<Operand>),
+}
+
+/// Decode the bootloader element at the start of `bytes` (first byte at stream offset
+/// `base`), without context of earlier commands, treating the end of `bytes` as the end.
+pub fn parse(base: StreamOffset, bytes: &[u8]) -> Option<Frame> {
+    let window = bytes.get(..Stm32Parser::MAX_WINDOW).unwrap_or(bytes);
+    match plain(base, window, true) {
+        Decision::Frame(frame, _) => Some(frame),
+        _ => None,
+    }
+}
+
+fn frame(
+    at: StreamOffset,
+    len: usize,
+    kind: &'static str,
+    summary: String,
+    status: FrameStatus,
+    fields: Vec<Field>,
+) -> Frame {
+    Frame {
+        protocol: Protocol::Stm32Boot,
+        span: span(at, 0, len),
+        kind,
+        summary,
+        status,
+        fields,
+    }
+}
+
+/// Recognition without context: sync, ACK (maybe opening a GET/GET ID reply), NACK, commands.
+fn plain(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
+    let Some(&first) = window.first() else {
+        return Decision::Skip;
+    };
+    match first {
+        SYNC => Decision::Frame(
+            frame(
+                at,
+                1,
+                "sync",
+                "0x7F sync: the bootloader measures the baud rate from it and answers ACK 0x79"
+                    .to_string(),
+                FrameStatus::Ok,
+                vec![Field::new("sync", "0x7F", span(at, 0, 1))],
+            ),
+            None,
+        ),
+        NACK => Decision::Frame(
+            frame(
+                at,
+                1,
+                "nack",
+                "NACK (0x1F)".to_string(),
+                FrameStatus::Ok,
+                vec![Field::new("NACK", "0x1F", span(at, 0, 1))],
+            ),
+            None,
+        ),
+        ACK => ack(at, window, at_end),
+        opcode => command(at, window, at_end, opcode),
+    }
+}
+
+fn ack_frame(at: StreamOffset) -> Decision {
+    Decision::Frame(
+        frame(
+            at,
+            1,
+            "ack",
+            "ACK (0x79)".to_string(),
+            FrameStatus::Ok,
+            vec![Field::new("ACK", "0x79", span(at, 0, 1))],
+        ),
+        None,
+    )
+}
+
+/// An ACK, or the ACK that opens a GET reply (`79 N version cmd×N 79`) or a GET ID reply
+/// (`79 01 PID_hi PID_lo 79`).
+fn ack(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
+    let Some(&n) = window.get(1) else {
+        return if at_end {
+            ack_frame(at)
+        } else {
+            Decision::Need
+        };
+    };
+    let n = usize::from(n);
+    if n == 1 {
+        return get_id_reply(at, window, at_end);
+    }
+    // A GET reply lists at least the basic commands; the bound keeps the window small.
+    if !(5..=20).contains(&n) {
+        return ack_frame(at);
+    }
+    let total = 1 + 1 + 1 + n + 1;
+    // The command bytes must all be known opcodes; decide as soon as one is not.
+    for i in 3..total.min(window.len()) {
+        let b = window.get(i).copied().unwrap_or_default();
+        let fits = if i == total - 1 {
+            b == ACK
+        } else {
+            command_name(b).is_some()
+        };
+        if !fits {
+            return ack_frame(at);
+        }
+    }
+    if window.len() < total {
+        return if at_end {
+            ack_frame(at)
+        } else {
+            Decision::Need
+        };
+    }
+    let version = window.get(2).copied().unwrap_or_default();
+    let commands = window.get(3..3 + n).unwrap_or_default();
+    let names: Vec<&str> = commands.iter().filter_map(|&c| command_name(c)).collect();
+    let fields = vec![
+        Field::new("ACK", "0x79", span(at, 0, 1)),
+        Field::new(
+            "N",
+            format!("{n} command bytes follow the version"),
+            span(at, 1, 1),
+        ),
+        Field::new(
+            "version",
+            format!(
+                "0x{version:02X} (bootloader {}.{})",
+                version >> 4,
+                version & 0x0F
+            ),
+            span(at, 2, 1),
+        ),
+        Field::new(
+            "commands",
+            format!("{} ({})", hex(commands, 32), names.join(", ")),
+            span(at, 3, n),
+        ),
+        Field::new("ACK", "0x79", span(at, 3 + n, 1)),
+    ];
+    Decision::Frame(
+        frame(
+            at,
+            total,
+            "get-reply",
+            format!(
+                "GET reply: bootloader {}.{}, {n} commands",
+                version >> 4,
+                version & 0x0F
+            ),
+            FrameStatus::Ok,
+            fields,
+        ),
+        None,
+    )
+}
+
+fn get_id_reply(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
+    let Some(&[_, _, high, low, end]) = window.get(..5) else {
+        return if at_end {
+            ack_frame(at)
+        } else {
+            Decision::Need
+        };
+    };
+    if end != ACK {
+        return ack_frame(at);
+    }
+    let pid = u16::from(high) << 8 | u16::from(low);
+    let fields = vec![
+        Field::new("ACK", "0x79", span(at, 0, 1)),
+        Field::new("N", "1 (two ID bytes follow)", span(at, 1, 1)),
+        Field::new("PID", format!("0x{pid:04X}"), span(at, 2, 2)),
+        Field::new("ACK", "0x79", span(at, 4, 1)),
+    ];
+    Decision::Frame(
+        frame(
+            at,
+            5,
+            "id",
+            format!("GET ID reply (likely): product ID 0x{pid:04X}"),
+            FrameStatus::Ok,
+            fields,
+        ),
+        None,
+    )
+}
+
+fn command(at: StreamOffset, window: &[u8], at_end: bool, opcode: u8) -> Decision {
+    let Some(name) = command_name(opcode) else {
+        return Decision::Skip;
+    };
+    let Some(&check) = window.get(1) else {
+        return if at_end {
+            Decision::Skip
+        } else {
+            Decision::Need
+        };
+    };
+    let complement = !opcode;
+    // Built only once the bytes are known to form a command: most candidates are not one.
+    let fields = || {
+        vec![
+            Field::new("opcode", format!("0x{opcode:02X} {name}"), span(at, 0, 1)),
+            Field::new("complement", format!("0x{check:02X}"), span(at, 1, 1)),
+        ]
+    };
+    if check == complement {
+        let next = match opcode {
+            READ_MEMORY | GO | WRITE_MEMORY => Some(Operand::Address { command: opcode }),
+            ERASE => Some(Operand::ErasePages),
+            EXTENDED_ERASE => Some(Operand::ExtendedErasePages),
+            _ => None,
+        };
+        let summary = if opcode == GET {
+            "GET (00 FF): asks for the bootloader version and command list".to_string()
+        } else {
+            format!("{name} ({opcode:02X} {complement:02X})")
+        };
+        return Decision::Frame(
+            frame(at, 2, "command", summary, FrameStatus::Ok, fields()),
+            next,
+        );
+    }
+    // A corrupted complement differs from the right one in a single bit; anything else after
+    // an opcode-like byte is unrelated data (e.g. 00 00 from a break).
+    if (check ^ complement).count_ones() == 1 {
+        return Decision::Frame(
+            frame(
+                at,
+                2,
+                "command",
+                format!(
+                    "{name} with a corrupted complement 0x{check:02X} (expected 0x{complement:02X}): the bootloader NACKs it"
+                ),
+                FrameStatus::BadChecksum {
+                    expected: u32::from(complement),
+                    found: u32::from(check),
+                },
+                fields(),
+            ),
+            None,
+        );
+    }
+    Decision::Skip
+}
+
+fn xor(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(0, |x, &b| x ^ b)
+}
+
+/// The operand expected right after a command (or address) frame.
+fn operand_frame(at: StreamOffset, window: &[u8], at_end: bool, operand: Operand) -> Decision {
+    match operand {
+        Operand::Address { command } => {
+            let Some(&[a3, a2, a1, a0, check]) = window.get(..5) else {
+                return if at_end {
+                    Decision::Skip
+                } else {
+                    Decision::Need
+                };
+            };
+            let address = u32::from_be_bytes([a3, a2, a1, a0]);
+            let expected = a3 ^ a2 ^ a1 ^ a0;
+            let name = command_name(command).unwrap_or("command");
+            let fields = vec![
+                Field::new(
+                    "address",
+                    format!("0x{address:08X} (MSB first)"),
+                    span(at, 0, 4),
+                ),
+                Field::new(
+                    "checksum",
+                    format!("0x{check:02X} (XOR of the address bytes)"),
+                    span(at, 4, 1),
+                ),
+            ];
+            let (status, summary) = if check == expected {
+                (FrameStatus::Ok, format!("{name} address 0x{address:08X}"))
+            } else {
+                (
+                    FrameStatus::BadChecksum {
+                        expected: u32::from(expected),
+                        found: u32::from(check),
+                    },
+                    format!(
+                        "{name} address 0x{address:08X} with a wrong XOR 0x{check:02X} (expected 0x{expected:02X})"
+                    ),
+                )
+            };
+            let next = match command {
+                READ_MEMORY if status.is_ok() => Some(Operand::ReadCount),
+                WRITE_MEMORY if status.is_ok() => Some(Operand::WriteData),
+                _ => None,
+            };
+            Decision::Frame(frame(at, 5, "address", summary, status, fields), next)
+        }
+        Operand::ReadCount => {
+            let Some(&[count, check]) = window.get(..2) else {
+                return if at_end {
+                    Decision::Skip
+                } else {
+                    Decision::Need
+                };
+            };
+            let fields = vec![
+                Field::new(
+                    "N-1",
+                    format!("{count} (read {} bytes)", usize::from(count) + 1),
+                    span(at, 0, 1),
+                ),
+                Field::new("complement", format!("0x{check:02X}"), span(at, 1, 1)),
+            ];
+            let status = if check == !count {
+                FrameStatus::Ok
+            } else {
+                FrameStatus::BadChecksum {
+                    expected: u32::from(!count),
+                    found: u32::from(check),
+                }
+            };
+            Decision::Frame(
+                frame(
+                    at,
+                    2,
+                    "count",
+                    format!("READ MEMORY count: {} bytes", usize::from(count) + 1),
+                    status,
+                    fields,
+                ),
+                None,
+            )
+        }
+        Operand::WriteData => {
+            let Some(&count) = window.first() else {
+                return Decision::Skip;
+            };
+            let n = usize::from(count) + 1;
+            let total = 1 + n + 1;
+            let Some(block) = window.get(..total) else {
+                return if at_end {
+                    Decision::Skip
+                } else {
+                    Decision::Need
+                };
+            };
+            let data = block.get(1..1 + n).unwrap_or_default();
+            let found = block.get(1 + n).copied().unwrap_or_default();
+            let expected = count ^ xor(data);
+            let fields = vec![
+                Field::new("N-1", format!("{count} ({n} bytes)"), span(at, 0, 1)),
+                Field::new("data", hex(data, 32), span(at, 1, n)),
+                Field::new(
+                    "checksum",
+                    format!("0x{found:02X} (XOR of N-1 and the data)"),
+                    span(at, 1 + n, 1),
+                ),
+            ];
+            let status = if found == expected {
+                FrameStatus::Ok
+            } else {
+                FrameStatus::BadChecksum {
+                    expected: u32::from(expected),
+                    found: u32::from(found),
+                }
+            };
+            Decision::Frame(
+                frame(
+                    at,
+                    total,
+                    "data",
+                    format!("WRITE MEMORY data: {n} bytes"),
+                    status,
+                    fields,
+                ),
+                None,
+            )
+        }
+        Operand::ErasePages => {
+            let Some(&count) = window.first() else {
+                return Decision::Skip;
+            };
+            if count == 0xFF {
+                let Some(&check) = window.get(1) else {
+                    return if at_end {
+                        Decision::Skip
+                    } else {
+                        Decision::Need
+                    };
+                };
+                if check != 0x00 {
+                    return Decision::Skip;
+                }
+                let fields = vec![Field::new("global erase", "FF 00", span(at, 0, 2))];
+                return Decision::Frame(
+                    frame(
+                        at,
+                        2,
+                        "erase",
+                        "ERASE: global (mass) erase".to_string(),
+                        FrameStatus::Ok,
+                        fields,
+                    ),
+                    None,
+                );
+            }
+            page_list(at, window, at_end, 1, usize::from(count) + 1, "ERASE")
+        }
+        Operand::ExtendedErasePages => {
+            let Some(&[high, low]) = window.get(..2) else {
+                return if at_end {
+                    Decision::Skip
+                } else {
+                    Decision::Need
+                };
+            };
+            if high == 0xFF && low == 0xFF {
+                let Some(&check) = window.get(2) else {
+                    return if at_end {
+                        Decision::Skip
+                    } else {
+                        Decision::Need
+                    };
+                };
+                if check != 0x00 {
+                    return Decision::Skip;
+                }
+                let fields = vec![Field::new("mass erase", "FF FF 00", span(at, 0, 3))];
+                return Decision::Frame(
+                    frame(
+                        at,
+                        3,
+                        "erase",
+                        "EXTENDED ERASE: mass erase".to_string(),
+                        FrameStatus::Ok,
+                        fields,
+                    ),
+                    None,
+                );
+            }
+            let count = (usize::from(high) << 8 | usize::from(low)) + 1;
+            // Only lists that fit the window are framed (stm32flash sends at most 512 pages,
+            // but such long lists are not needed to diagnose a handshake).
+            page_list(at, window, at_end, 2, count, "EXTENDED ERASE")
+        }
+    }
+}
+
+/// `N-1` (1 or 2 bytes), `count` page numbers of `width` bytes, XOR of everything before.
+fn page_list(
+    at: StreamOffset,
+    window: &[u8],
+    at_end: bool,
+    width: usize,
+    count: usize,
+    name: &str,
+) -> Decision {
+    let total = width + count * width + 1;
+    if total > Stm32Parser::MAX_WINDOW {
+        return Decision::Skip;
+    }
+    let Some(block) = window.get(..total) else {
+        return if at_end {
+            Decision::Skip
+        } else {
+            Decision::Need
+        };
+    };
+    let body = block.get(..total - 1).unwrap_or_default();
+    let found = block.get(total - 1).copied().unwrap_or_default();
+    let expected = xor(body);
+    let fields = vec![
+        Field::new(
+            "N-1",
+            format!("{} ({count} pages)", count - 1),
+            span(at, 0, width),
+        ),
+        Field::new(
+            "pages",
+            hex(body.get(width..).unwrap_or_default(), 32),
+            span(at, width, count * width),
+        ),
+        Field::new(
+            "checksum",
+            format!("0x{found:02X} (XOR)"),
+            span(at, total - 1, 1),
+        ),
+    ];
+    let status = if found == expected {
+        FrameStatus::Ok
+    } else {
+        FrameStatus::BadChecksum {
+            expected: u32::from(expected),
+            found: u32::from(found),
+        }
+    };
+    Decision::Frame(
+        frame(
+            at,
+            total,
+            "erase",
+            format!("{name}: {count} page(s)"),
+            status,
+            fields,
+        ),
+        None,
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn h(s: &str) -> Vec<u8> {
+        s.split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    fn run(bytes: &[u8]) -> Vec<Frame> {
+        let mut framer = Stm32BootFramer::new();
+        let mut out = Vec::new();
+        framer.feed(0, bytes, &mut out);
+        framer.flush(&mut out);
+        out
+    }
+
+    fn kinds(frames: &[Frame]) -> Vec<(&'static str, std::ops::Range<u64>)> {
+        frames.iter().map(|f| (f.kind, f.span.clone())).collect()
+    }
+
+    /// protocols.md §5.1 command table: every opcode with its complement.
+    #[test]
+    fn command_table() {
+        for (bytes, name) in [
+            ("00 FF", "GET"),
+            ("01 FE", "GET VERSION"),
+            ("02 FD", "GET ID"),
+            ("11 EE", "READ MEMORY"),
+            ("21 DE", "GO"),
+            ("31 CE", "WRITE MEMORY"),
+            ("43 BC", "ERASE"),
+            ("44 BB", "EXTENDED ERASE"),
+            ("63 9C", "WRITE PROTECT"),
+            ("73 8C", "WRITE UNPROTECT"),
+            ("82 7D", "READOUT PROTECT"),
+            ("92 6D", "READOUT UNPROTECT"),
+        ] {
+            let frames = run(&h(bytes));
+            assert_eq!(frames.len(), 1, "{bytes}");
+            assert_eq!(frames[0].kind, "command");
+            assert_eq!(frames[0].status, FrameStatus::Ok);
+            assert!(frames[0].fields[0].value.ends_with(name), "{bytes}");
+        }
+    }
+
+    #[test]
+    fn sync_ack_nack() {
+        assert_eq!(kinds(&run(&h("7F"))), vec![("sync", 0..1)]);
+        assert_eq!(kinds(&run(&h("79"))), vec![("ack", 0..1)]);
+        assert_eq!(kinds(&run(&h("1F"))), vec![("nack", 0..1)]);
+    }
+
+    /// protocols.md §5.1 worked example: read 256 bytes at 0x08000000 (host stream).
+    #[test]
+    fn read_memory_sequence() {
+        let frames = run(&h("7F 11 EE 08 00 00 00 08 FF 00"));
+        assert_eq!(
+            kinds(&frames),
+            vec![
+                ("sync", 0..1),
+                ("command", 1..3),
+                ("address", 3..8),
+                ("count", 8..10)
+            ]
+        );
+        assert!(frames.iter().all(|f| f.status.is_ok()));
+        assert_eq!(frames[2].summary, "READ MEMORY address 0x08000000");
+        assert_eq!(frames[3].summary, "READ MEMORY count: 256 bytes");
+    }
+
+    #[test]
+    fn bad_complement_and_bad_address_xor() {
+        let frames = run(&h("11 EF"));
+        assert_eq!(
+            frames[0].status,
+            FrameStatus::BadChecksum {
+                expected: 0xEE,
+                found: 0xEF
+            }
+        );
+        // 00 00 (a break) is not a GET with a bad complement.
+        assert!(run(&h("00 00 00")).is_empty());
+        let frames = run(&h("11 EE 08 00 00 00 09"));
+        assert_eq!(
+            frames[1].status,
+            FrameStatus::BadChecksum {
+                expected: 0x08,
+                found: 0x09
+            }
+        );
+    }
+
+    #[test]
+    fn write_and_erase_operands() {
+        // WRITE 4 bytes at 0x20000000: N-1 = 3, XOR = 03 ^ 01 ^ 02 ^ 03 ^ 04 = 07.
+        let frames = run(&h("31 CE 20 00 00 00 20 03 01 02 03 04 07"));
+        assert_eq!(
+            kinds(&frames),
+            vec![("command", 0..2), ("address", 2..7), ("data", 7..13)]
+        );
+        assert!(frames.iter().all(|f| f.status.is_ok()), "{frames:#?}");
+        let frames = run(&h("43 BC FF 00"));
+        assert_eq!(frames[1].summary, "ERASE: global (mass) erase");
+        // Pages 0 and 1: N-1 = 1, XOR = 01 ^ 00 ^ 01 = 00.
+        let frames = run(&h("43 BC 01 00 01 00"));
+        assert_eq!(
+            (frames[1].kind, &frames[1].status),
+            ("erase", &FrameStatus::Ok)
+        );
+        let frames = run(&h("44 BB FF FF 00"));
+        assert_eq!(frames[1].summary, "EXTENDED ERASE: mass erase");
+    }
+
+    #[test]
+    fn get_and_get_id_replies() {
+        // 79, N=11, version 3.1, 11 commands, 79.
+        let frames = run(&h("79 0B 31 00 01 02 11 21 31 43 63 73 82 92 79"));
+        assert_eq!(kinds(&frames), vec![("get-reply", 0..15)]);
+        assert_eq!(frames[0].summary, "GET reply: bootloader 3.1, 11 commands");
+        let frames = run(&h("79 01 04 10 79"));
+        assert_eq!(kinds(&frames), vec![("id", 0..5)]);
+        // An ACK followed by something else stays an ACK.
+        let frames = run(&h("79 0B 31 00 55"));
+        assert_eq!(kinds(&frames)[0], ("ack", 0..1));
+    }
+
+    #[test]
+    fn h_instead_of_ack_is_nothing() {
+        // "Got byte 0x68 instead of ACK": 0x68 is no bootloader byte.
+        assert!(run(b"hello").is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_spans_in_range(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            for frame in run(&bytes) {
+                prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
+            }
+        }
+
+        #[test]
+        fn split_feeding_equals_whole(garbage in prop::collection::vec(prop::sample::select(vec![0x79u8, 0x11, 0xEE, 0x08, 0x00, 0xFF, 0x0B, 0x31, 0x01, 0x7F]), 0..200), cuts in prop::collection::vec(any::<usize>(), 0..6)) {
+            let mut bytes = garbage;
+            bytes.extend(h("7F 11 EE 08 00 00 00 08 FF 00 79 0B 31 00 01 02 11 21 31 43 63 73 82 92 79"));
+            let mut framer = Stm32BootFramer::new();
+            let mut split = Vec::new();
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut start = 0;
+            for cut in cuts {
+                framer.feed(start as u64, &bytes[start..cut], &mut split);
+                start = cut;
+            }
+            framer.feed(start as u64, &bytes[start..], &mut split);
+            framer.flush(&mut split);
+            prop_assert_eq!(split, run(&bytes));
+        }
+    }
+}

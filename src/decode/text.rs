@@ -1,0 +1,424 @@
+//! Printable text lines (boot logs, AT commands, shells): lines ending in `\n` or `\r\n` that
+//! are mostly printable ASCII/UTF-8, with control bytes escaped as `\xNN` in the summary so no
+//! device byte ever reaches the terminal raw.
+//!
+//! Why this matters for "unexpected 0x68": a 0x68 that is the `h` of `hello` means the other
+//! side is printing text (a log, an application) instead of speaking the expected protocol
+//! (protocols.md §0 and §10 step 4).
+
+use super::all::stream::find_first;
+use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+
+/// Longest line kept; a longer one is reported in pieces of this size.
+pub const MAX_LINE: usize = 4096;
+/// Share of characters that must be printable for a line to count as text, in percent.
+const MIN_PRINTABLE_PERCENT: usize = 80;
+/// When a line fails as a whole, its clean tail after the last binary byte is reported if it
+/// has at least this many printable characters (garbage followed by a log line).
+const MIN_TAIL_CHARS: usize = 4;
+/// Characters of a line shown in the summary.
+const SUMMARY_CHARS: usize = 200;
+
+/// Streaming text-line framer: kind "line". Holds at most one line (4 KiB) between calls.
+pub struct TextFramer {
+    /// Bytes of the current line (without its terminator).
+    line: Vec<u8>,
+    /// Stream offset of `line[0]` (or of the next byte when `line` is empty).
+    line_at: StreamOffset,
+    next_offset: Option<StreamOffset>,
+}
+
+impl TextFramer {
+    pub fn new() -> Self {
+        TextFramer {
+            line: Vec::with_capacity(256),
+            line_at: 0,
+            next_offset: None,
+        }
+    }
+
+    /// Finish the current line; `terminator` is the length of `\n` (1) when one ended it,
+    /// 0 when it was cut at `MAX_LINE` or by the end of the stream.
+    fn finish_line(&mut self, terminator: usize, status: FrameStatus, out: &mut Vec<Frame>) {
+        if let Some(frame) = line_frame(self.line_at, &self.line, terminator, status) {
+            out.push(frame);
+        }
+        self.line_at += (self.line.len() + terminator) as u64;
+        self.line.clear();
+    }
+}
+
+impl Default for TextFramer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Framer for TextFramer {
+    fn protocol(&self) -> Protocol {
+        Protocol::Text
+    }
+
+    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
+        if bytes.is_empty() {
+            return;
+        }
+        if self.next_offset != Some(offset) {
+            if self.next_offset.is_some() {
+                self.flush(out);
+            }
+            self.line.clear();
+            self.line_at = offset;
+        }
+        self.next_offset = Some(offset + bytes.len() as u64);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = MAX_LINE - self.line.len();
+            let newline = find_first(rest.get(..room.min(rest.len())).unwrap_or_default(), |b| {
+                b == b'\n'
+            });
+            match newline {
+                Some(i) => {
+                    self.line
+                        .extend_from_slice(rest.get(..i).unwrap_or_default());
+                    rest = rest.get(i + 1..).unwrap_or_default();
+                    self.finish_line(1, FrameStatus::Ok, out);
+                }
+                None if rest.len() >= room => {
+                    self.line
+                        .extend_from_slice(rest.get(..room).unwrap_or_default());
+                    rest = rest.get(room..).unwrap_or_default();
+                    // Bounded: report what we have and continue the line as a new piece.
+                    self.finish_line(0, FrameStatus::Ok, out);
+                }
+                None => {
+                    self.line.extend_from_slice(rest);
+                    rest = &[];
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Frame>) {
+        if !self.line.is_empty() {
+            self.finish_line(0, FrameStatus::Truncated, out);
+        }
+    }
+
+    fn reset(&mut self) {
+        self.line.clear();
+        self.next_offset = None;
+    }
+}
+
+/// How the characters of a line count.
+struct Census {
+    /// Printable characters (ASCII 0x20..0x7E, tab, and non-control UTF-8 characters).
+    printable: usize,
+    /// Printable characters that are not whitespace.
+    visible: usize,
+    /// Control bytes and bytes that are not valid UTF-8.
+    binary: usize,
+    /// Index just past the last binary byte (0 if none).
+    clean_from: usize,
+}
+
+fn census(line: &[u8]) -> Census {
+    let mut counts = Census {
+        printable: 0,
+        visible: 0,
+        binary: 0,
+        clean_from: 0,
+    };
+    // Fast path: pure ASCII, the common case for logs.
+    if line.is_ascii() {
+        for (i, &b) in line.iter().enumerate() {
+            if (0x20..0x7F).contains(&b) || b == b'\t' {
+                counts.printable += 1;
+                counts.visible += usize::from(b != b' ' && b != b'\t');
+            } else {
+                counts.binary += 1;
+                counts.clean_from = i + 1;
+            }
+        }
+        return counts;
+    }
+    let mut index = 0usize;
+    for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let width = c.len_utf8();
+            if c == '\t' || !c.is_control() {
+                counts.printable += 1;
+                counts.visible += usize::from(!c.is_whitespace());
+            } else {
+                counts.binary += 1;
+                counts.clean_from = index + width;
+            }
+            index += width;
+        }
+        let invalid = chunk.invalid().len();
+        if invalid > 0 {
+            counts.binary += invalid;
+            index += invalid;
+            counts.clean_from = index;
+        }
+    }
+    counts
+}
+
+/// ASCII control bytes other than tab (CR and DEL included).
+fn is_control_byte(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7F
+}
+
+/// A lower bound on the binary units `census` would count: control bytes, UTF-8 lead bytes
+/// not followed by a continuation byte, and continuation bytes after an ASCII byte. Written
+/// as branch-free counts so the compiler vectorises it.
+fn binary_lower_bound(line: &[u8]) -> usize {
+    let controls = line.iter().filter(|&&b| is_control_byte(b)).count();
+    let broken = line
+        .iter()
+        .zip(line.iter().skip(1))
+        .filter(|&(&a, &b)| {
+            let continuation = b & 0xC0 == 0x80;
+            (a >= 0xC0 && !continuation) || (a < 0x80 && continuation)
+        })
+        .count();
+    controls + broken
+}
+
+fn is_mostly_printable(counts: &Census) -> bool {
+    let total = counts.printable + counts.binary;
+    counts.visible > 0 && total > 0 && counts.printable * 100 >= total * MIN_PRINTABLE_PERCENT
+}
+
+/// Summary text: printable characters as they are, everything else `\xNN` (per byte),
+/// `\r` and `\t` as `\r` and `\t`, at most `SUMMARY_CHARS` characters.
+fn sanitize(line: &[u8]) -> String {
+    let mut text = String::with_capacity(line.len().min(SUMMARY_CHARS) + 8);
+    let mut shown = 0usize;
+    let mut cut = false;
+    'chunks: for chunk in line.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if shown >= SUMMARY_CHARS {
+                cut = true;
+                break 'chunks;
+            }
+            match c {
+                '\t' => text.push_str("\\t"),
+                '\r' => text.push_str("\\r"),
+                c if c.is_control() => {
+                    let mut buffer = [0u8; 4];
+                    for b in c.encode_utf8(&mut buffer).bytes() {
+                        text.push_str(&format!("\\x{b:02X}"));
+                    }
+                }
+                c => text.push(c),
+            }
+            shown += 1;
+        }
+        for b in chunk.invalid() {
+            if shown >= SUMMARY_CHARS {
+                cut = true;
+                break 'chunks;
+            }
+            text.push_str(&format!("\\x{b:02X}"));
+            shown += 1;
+        }
+    }
+    if cut {
+        text.push('…');
+    }
+    text
+}
+
+/// A frame for `line` (starting at `at`, followed by `terminator` newline bytes), or `None`
+/// when it is not text: empty, blank, or mostly binary without a clean tail.
+fn line_frame(
+    at: StreamOffset,
+    line: &[u8],
+    terminator: usize,
+    status: FrameStatus,
+) -> Option<Frame> {
+    let content = line.strip_suffix(b"\r").unwrap_or(line);
+    // Binary lines are the common case in garbage: reject them with a cheap bound before the
+    // exact (slower) character census.
+    let counts =
+        if binary_lower_bound(content) * 100 > content.len() * (100 - MIN_PRINTABLE_PERCENT) {
+            None
+        } else {
+            Some(census(content))
+        };
+    let (start, text, counts) = match counts {
+        Some(counts) if is_mostly_printable(&counts) => (0, content, counts),
+        _ => {
+            // Binary garbage, then text: report the text after the last binary byte.
+            let after_control = content
+                .iter()
+                .rposition(|&b| is_control_byte(b))
+                .map_or(0, |i| i + 1);
+            let tail = content.get(after_control..).unwrap_or_default();
+            let tail_counts = census(tail);
+            let start = after_control + tail_counts.clean_from;
+            let tail = content.get(start..).unwrap_or_default();
+            let tail_counts = census(tail);
+            if tail_counts.printable < MIN_TAIL_CHARS || !is_mostly_printable(&tail_counts) {
+                return None;
+            }
+            (start, tail, tail_counts)
+        }
+    };
+    let from = at + start as u64;
+    let to = at + (line.len() + terminator) as u64;
+    let ending = match (terminator, line.len() != content.len()) {
+        (1, true) => "\\r\\n",
+        (1, false) => "\\n",
+        _ if status == FrameStatus::Truncated => "none (the stream ended or paused)",
+        _ => "none: longer than 4096 bytes, continued in the next line frame",
+    };
+    let text_span = from..from + text.len() as u64;
+    // The summary carries the text itself; the fields stay cheap (one frame per line).
+    let characters = counts.printable + counts.binary;
+    let text_value = if start > 0 {
+        format!(
+            "{characters} characters, after {start} binary byte(s) that are not part of the line"
+        )
+    } else {
+        format!("{characters} characters")
+    };
+    let mut fields = vec![
+        Field::new("text", text_value, text_span.clone()),
+        Field::new("end of line", ending, text_span.end..to),
+    ];
+    if counts.binary > 0 {
+        fields.push(Field::new(
+            "control bytes",
+            format!("{} (shown as \\xNN)", counts.binary),
+            text_span,
+        ));
+    }
+    Some(Frame {
+        protocol: Protocol::Text,
+        span: from..to,
+        kind: "line",
+        summary: sanitize(text),
+        status,
+        fields,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn run(bytes: &[u8]) -> Vec<Frame> {
+        let mut framer = TextFramer::new();
+        let mut out = Vec::new();
+        framer.feed(0, bytes, &mut out);
+        framer.flush(&mut out);
+        out
+    }
+
+    #[test]
+    fn lines_with_lf_and_crlf() {
+        let frames =
+            run(b"hello world\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\n");
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].summary, "hello world");
+        assert_eq!(frames[0].span, 0..13);
+        assert_eq!(frames[0].fields.last().unwrap().value, "\\r\\n");
+        assert_eq!(
+            frames[1].summary,
+            "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"
+        );
+        assert!(frames.iter().all(|f| f.status.is_ok() && f.kind == "line"));
+    }
+
+    #[test]
+    fn control_bytes_are_escaped() {
+        // An ANSI colour sequence in an ESP-IDF log line.
+        let frames = run(b"\x1b[0;32mI (312) cpu_start: Starting scheduler\x1b[0m\n");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(
+            frames[0].summary,
+            "\\x1B[0;32mI (312) cpu_start: Starting scheduler\\x1B[0m"
+        );
+        assert!(!frames[0].summary.bytes().any(|b| b < 0x20));
+    }
+
+    #[test]
+    fn utf8_is_text() {
+        let frames = run("Zählerstand: 1234 kWh\n".as_bytes());
+        assert_eq!(frames[0].summary, "Zählerstand: 1234 kWh");
+    }
+
+    #[test]
+    fn binary_is_not_text_but_a_clean_tail_is() {
+        assert!(run(&[0x68, 0x03, 0x03, 0x68, 0x53, 0x01, 0x50, 0xA4, 0x16, b'\n']).is_empty());
+        let mut bytes = vec![0x00, 0xFE, 0x01, 0x80, 0x02, 0x90, 0x03];
+        bytes.extend(b"invalid header: 0xffffffff\r\n");
+        let frames = run(&bytes);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].summary, "invalid header: 0xffffffff");
+        assert_eq!(frames[0].span, 7..35);
+        // A few stray characters after binary are not a line.
+        assert!(run(&[0x00, 0x01, 0x02, b'h', b'i', b'\n']).is_empty());
+    }
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        assert!(run(b"\r\n\n   \n").is_empty());
+    }
+
+    #[test]
+    fn long_lines_are_split_and_unfinished_lines_truncated() {
+        let mut bytes = vec![b'a'; MAX_LINE + 10];
+        bytes.push(b'\n');
+        bytes.extend(b"login: ");
+        let frames = run(&bytes);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0].span, 0..MAX_LINE as u64);
+        assert!(frames[0].fields.last().unwrap().value.contains("continued"));
+        assert_eq!(frames[1].span, MAX_LINE as u64..MAX_LINE as u64 + 11);
+        assert_eq!(frames[2].status, FrameStatus::Truncated);
+        assert_eq!(frames[2].summary, "login: ");
+    }
+
+    #[test]
+    fn h_for_hello() {
+        // §10 step 4: 68 65 6C 6C 6F = "hello".
+        let frames = run(&[0x68, 0x65, 0x6C, 0x6C, 0x6F, 0x0A]);
+        assert_eq!(frames[0].summary, "hello");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_spans_in_range_and_no_raw_controls(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
+            for frame in run(&bytes) {
+                prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
+                prop_assert!(!frame.summary.chars().any(|c| c.is_control()));
+            }
+        }
+
+        #[test]
+        fn split_feeding_equals_whole(
+            bytes in prop::collection::vec(prop::sample::select(vec![b'a', b' ', b'\n', b'\r', 0x00, 0xC3, 0xA4, 0xFF]), 0..6000),
+            cuts in prop::collection::vec(any::<usize>(), 0..6),
+        ) {
+            let mut framer = TextFramer::new();
+            let mut split = Vec::new();
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut start = 0;
+            for cut in cuts {
+                framer.feed(start as u64, &bytes[start..cut], &mut split);
+                start = cut;
+            }
+            framer.feed(start as u64, &bytes[start..], &mut split);
+            framer.flush(&mut split);
+            prop_assert_eq!(split, run(&bytes));
+        }
+    }
+}

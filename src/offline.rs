@@ -1,0 +1,329 @@
+//! The offline commands: `hsmon decode` (bytes from the command line or a file, framed and
+//! explained as a live session would) and `hsmon explain` (a status word, a PC/SC code, a
+//! byte or a knowledge id, answered from the tables and the knowledge base).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::cli::OutputFormat;
+use crate::decode::iso7816::{apdu, atr, sw};
+use crate::decode::{Field, Frame, Protocol, pcsc_codes};
+use crate::diagnose::knowledge::{Entry, Knowledge};
+use crate::event::{Event, TimedEvent};
+use crate::exit::UsageError;
+use crate::session::Session;
+
+/// Where `decode` reads its bytes from.
+pub enum Input {
+    Hex(String),
+    File(std::path::PathBuf),
+}
+
+/// Reads the bytes; a malformed hex string or an unreadable file is a usage error.
+pub fn read_input(input: &Input) -> Result<Vec<u8>, UsageError> {
+    match input {
+        Input::Hex(h) => {
+            crate::ui::sendline::parse_hex(h).map_err(|e| UsageError(format!("--hex \"{h}\": {e}")))
+        }
+        Input::File(p) => std::fs::read(p).map_err(|e| {
+            UsageError(format!(
+                "cannot read {}: {e} (give a file of raw bytes, or the bytes with --hex)",
+                p.display()
+            ))
+        }),
+    }
+}
+
+fn fields_text(fields: &[Field], depth: usize, out: &mut String) {
+    for f in fields {
+        let _ = writeln!(
+            out,
+            "{}{}: {}",
+            "  ".repeat(depth + 1),
+            crate::sanitize::printable(&f.name),
+            crate::sanitize::printable(&f.value)
+        );
+        fields_text(&f.children, depth + 1, out);
+    }
+}
+
+fn fields_json(fields: &[Field]) -> Value {
+    Value::Array(
+        fields
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.name, "value": f.value,
+                    "start": f.span.start, "end": f.span.end,
+                    "fields": fields_json(&f.children),
+                })
+            })
+            .collect(),
+    )
+}
+
+fn frame_json(f: &Frame, bytes: &[u8]) -> Value {
+    let slice = bytes
+        .get(f.span.start as usize..f.span.end as usize)
+        .unwrap_or(&[]);
+    json!({
+        "type": "frame",
+        "protocol": f.protocol.id(),
+        "kind": f.kind,
+        "status": crate::headless::status_id(&f.status),
+        "start": f.span.start, "end": f.span.end,
+        "hex": crate::sanitize::hex_string(slice),
+        "summary": f.summary,
+        "fields": fields_json(&f.fields),
+    })
+}
+
+/// Frames for an explicit `--protocol`: ATR and APDUs are parsed whole; stream protocols run
+/// their framer.
+fn frames_for(p: Protocol, bytes: &[u8]) -> Vec<Frame> {
+    match p {
+        Protocol::Atr => vec![atr::frame(0, bytes)],
+        Protocol::Apdu => {
+            // A command unless it parses only as a response (data + SW).
+            if apdu::parse_command(bytes).is_ok() {
+                vec![apdu::command_frame(0, bytes)]
+            } else {
+                vec![apdu::response_frame(0, bytes)]
+            }
+        }
+        _ => {
+            let mut out = Vec::new();
+            for mut f in crate::decode::framers()
+                .into_iter()
+                .filter(|f| f.protocol() == p)
+            {
+                f.feed(0, bytes, &mut out);
+                f.flush(&mut out);
+            }
+            out
+        }
+    }
+}
+
+/// `hsmon decode`: prints frames (and, without `--protocol`, the diagnoses a live session
+/// would raise). Returns the exit status: 0 if anything decoded, 1 if nothing did.
+pub fn decode(
+    bytes: &[u8],
+    protocol: Option<Protocol>,
+    knowledge: Arc<Knowledge>,
+    format: OutputFormat,
+) -> (u8, String) {
+    let mut out = String::new();
+    let (frames, diagnoses) = match protocol {
+        Some(p) => (frames_for(p, bytes), Vec::new()),
+        None => {
+            let mut s = Session::with_knowledge("decode", bytes.len().max(1), Some(knowledge));
+            s.ingest(&TimedEvent {
+                at: std::time::Duration::ZERO,
+                event: Event::Rx(bytes.to_vec()),
+            });
+            s.flush_decoders();
+            let frames = s.frames().iter().map(|f| f.frame.clone()).collect();
+            let diags = s.diagnoses().iter().map(|d| d.diagnosis.clone()).collect();
+            (frames, diags)
+        }
+    };
+    for f in &frames {
+        match format {
+            OutputFormat::Json => {
+                let mut v = frame_json(f, bytes);
+                if f.protocol == Protocol::Atr {
+                    add_atr_fields(&mut v, bytes);
+                }
+                let _ = writeln!(out, "{v}");
+            }
+            OutputFormat::Text => {
+                let _ = writeln!(
+                    out,
+                    "{} {} [{}..{}] {}: {}",
+                    f.protocol.name(),
+                    f.kind,
+                    f.span.start,
+                    f.span.end,
+                    crate::ui::frames::status_mark(&f.status),
+                    crate::sanitize::printable(&f.summary)
+                );
+                fields_text(&f.fields, 0, &mut out);
+            }
+        }
+    }
+    for d in &diagnoses {
+        match format {
+            OutputFormat::Json => {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    json!({"type": "event", "id": d.id, "severity": d.severity.label(),
+                           "title": d.title, "text": d.context, "about_68": d.about_68,
+                           "start": d.span.as_ref().map(|s| s.start),
+                           "end": d.span.as_ref().map(|s| s.end)})
+                );
+            }
+            OutputFormat::Text => {
+                let _ = writeln!(
+                    out,
+                    "\n{} {} ({}): {}",
+                    crate::ui::events::severity_mark(d.severity),
+                    d.title,
+                    d.id,
+                    crate::sanitize::printable(&d.context)
+                );
+            }
+        }
+    }
+    if frames.is_empty() {
+        if format == OutputFormat::Text {
+            let _ = writeln!(
+                out,
+                "no frame found in {} bytes{}",
+                bytes.len(),
+                protocol.map_or(String::new(), |p| format!(" as {}", p.name()))
+            );
+        }
+        return (crate::exit::EXPECTATION_FAILED, out);
+    }
+    (crate::exit::OK, out)
+}
+
+/// The ATR summary fields pcsc-tools' ATR_analysis also prints.
+fn add_atr_fields(v: &mut Value, bytes: &[u8]) {
+    let Ok(a) = atr::parse_prefix(bytes) else {
+        return;
+    };
+    if let Value::Object(m) = v {
+        let protocols: Vec<String> = a.protocols().iter().map(|p| p.to_string()).collect();
+        m.insert("protocols".into(), json!(protocols));
+        m.insert("fi".into(), json!(a.fi()));
+        m.insert("di".into(), json!(a.di()));
+        m.insert(
+            "historical".into(),
+            json!(crate::sanitize::hex_string(a.historical_bytes())),
+        );
+        m.insert("tck_ok".into(), json!(a.tck_ok()));
+    }
+}
+
+fn entry_json(query: &str, e: &Entry) -> Value {
+    json!({
+        "type": "explanation", "query": query, "id": e.id, "severity": e.severity.label(),
+        "title": e.title, "meaning": e.meaning, "causes": e.causes, "fixes": e.fixes,
+        "reference": e.reference,
+    })
+}
+
+/// `hsmon explain`: every query answered, or a usage error naming what can be asked.
+pub fn explain(
+    queries: &[String],
+    knowledge: &Knowledge,
+    format: OutputFormat,
+) -> Result<String, UsageError> {
+    let mut out = String::new();
+    for q in queries {
+        let entries = knowledge.explain(q);
+        // The tables answer what the knowledge base does not cover entry by entry.
+        let sw_line = sw::StatusWord::parse(q)
+            .ok()
+            .filter(|_| q.trim().len() >= 4)
+            .map(|w| sw::lookup(w).summary());
+        let pcsc = pcsc_codes::explain(q);
+        if entries.is_empty() && sw_line.is_none() && pcsc.is_none() {
+            return Err(UsageError(format!(
+                "no explanation for '{q}': ask for a status word (6882), a PC/SC code (0x80100068 or SCARD_W_RESET_CARD), a byte (68) or a knowledge id (iso7816.sw.6882)"
+            )));
+        }
+        match format {
+            OutputFormat::Json => {
+                if let Some(c) = pcsc {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        json!({"type": "pcsc_code", "query": q, "name": c.name,
+                               "code": format!("0x{:08X}", c.code), "meaning": c.meaning,
+                               "hint": c.hint})
+                    );
+                }
+                if let Some(l) = &sw_line {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        json!({"type": "status_word", "query": q, "text": l})
+                    );
+                }
+                for e in &entries {
+                    let _ = writeln!(out, "{}", entry_json(q, e));
+                }
+            }
+            OutputFormat::Text => {
+                let _ = writeln!(out, "── {q} ──");
+                if let Some(c) = pcsc {
+                    let _ = writeln!(out, "{} = 0x{:08X}: {}", c.name, c.code, c.meaning);
+                    if let Some(h) = c.hint {
+                        let _ = writeln!(out, "fix: {h}");
+                    }
+                    out.push('\n');
+                } else if let Some(l) = &sw_line {
+                    let _ = writeln!(out, "status word {l}\n");
+                }
+                for e in &entries {
+                    out.push_str(&e.render_text());
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn kb() -> Arc<Knowledge> {
+        Arc::new(Knowledge::embedded().unwrap())
+    }
+
+    #[test]
+    fn decode_guesses_mbus() {
+        let bytes = crate::ui::sendline::parse_hex("68 03 03 68 53 FE 50 A1 16").unwrap();
+        let (code, out) = decode(&bytes, None, kb(), OutputFormat::Text);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("M-Bus control"), "{out}");
+    }
+
+    #[test]
+    fn decode_atr_json_has_analysis_fields() {
+        let bytes =
+            crate::ui::sendline::parse_hex("3B F8 13 00 00 81 31 FE 45 4A 43 4F 50 76 32 34 31 B7")
+                .unwrap();
+        let (code, out) = decode(&bytes, Some(Protocol::Atr), kb(), OutputFormat::Json);
+        assert_eq!(code, 0);
+        let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        assert_eq!(v["protocols"], json!(["T=1"]));
+        assert_eq!(v["fi"], 372);
+        assert_eq!(v["di"], 4);
+        assert_eq!(v["historical"], "4A 43 4F 50 76 32 34 31");
+    }
+
+    #[test]
+    fn explain_answers_the_three_classics() {
+        let k = kb();
+        let out = explain(&["6882".into()], &k, OutputFormat::Text).unwrap();
+        assert!(out.to_lowercase().contains("secure messaging"), "{out}");
+        let out = explain(&["0x80100068".into()], &k, OutputFormat::Text).unwrap();
+        assert!(
+            out.contains("SCARD_W_RESET_CARD") && out.contains("SCardReconnect"),
+            "{out}"
+        );
+        let out = explain(&["68".into()], &k, OutputFormat::Text).unwrap();
+        assert!(out.contains("M-Bus") && out.contains("IEC 104"), "{out}");
+        assert!(explain(&["zzz".into()], &k, OutputFormat::Text).is_err());
+    }
+}
