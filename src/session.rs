@@ -170,6 +170,8 @@ pub struct Session {
     /// Frames and diagnoses not yet taken by `take_new` (headless output), as counts.
     pending_frames: usize,
     pending_diagnoses: usize,
+    /// Received bytes since the last line-error report: (all, 0x68s, 0x00s).
+    rx_window: (u64, u64, u64),
     /// Time of the last ingested event.
     pub last_at: Timestamp,
     /// Bumped on every change, so the UI can tell whether to redraw.
@@ -197,6 +199,7 @@ impl Session {
             findings: Findings::default(),
             pending_frames: 0,
             pending_diagnoses: 0,
+            rx_window: (0, 0, 0),
             source_name: source_name.into(),
             settings: None,
             modem: ModemLines::default(),
@@ -227,6 +230,9 @@ impl Session {
                 self.counters.rx_bytes += b.len() as u64;
                 self.rx_rate.add(ev.at, b.len());
                 let offset = self.rx_offset;
+                self.rx_window.0 += b.len() as u64;
+                self.rx_window.1 += b.iter().filter(|&&x| x == 0x68).count() as u64;
+                self.rx_window.2 += b.iter().filter(|&&x| x == 0x00).count() as u64;
                 self.append(Direction::Rx, ev.at, b);
                 self.decode(Direction::Rx, offset, ev.at, b);
             }
@@ -301,7 +307,11 @@ impl Session {
                         );
                     }
                 }
+                if let (Some(Some(old)), Some(new)) = (self.counters.line_errors, counts) {
+                    self.diagnose_line_errors(ev.at, old, *new);
+                }
                 self.counters.line_errors = Some(*counts);
+                self.rx_window = (0, 0, 0);
             }
             Event::CommandFailed { command, reason } => {
                 self.counters.commands_failed += 1;
@@ -356,6 +366,61 @@ impl Session {
             });
             self.pending_diagnoses += 1;
         }
+    }
+
+    /// A rise in the driver's error counters, with what arrived meanwhile, becomes
+    /// observations: the counters themselves, a 0x68 amid framing errors (likely garbage, not
+    /// a frame start), and a run of 00 with framing errors (the port is far too fast).
+    fn diagnose_line_errors(&mut self, at: Timestamp, old: LineErrorCounts, new: LineErrorCounts) {
+        use crate::diagnose::observation::{LineErrorCounts as Seen, Observation};
+        if new.total() <= old.total() {
+            return;
+        }
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let (bytes, n68, n00) = self.rx_window;
+        let framing = new.frame.saturating_sub(old.frame);
+        let seen = Seen {
+            bytes,
+            framing,
+            parity: new.parity.saturating_sub(old.parity),
+            breaks: new.brk.saturating_sub(old.brk),
+            overrun: (new.overrun + new.buf_overrun).saturating_sub(old.overrun + old.buf_overrun),
+            fe_even_popcount_only: false,
+        };
+        let mut f = std::mem::take(&mut self.findings);
+        let text = format!(
+            "{framing} framing, {} parity, {} break errors over {bytes} received bytes",
+            seen.parity, seen.breaks
+        );
+        engine.observe(&Observation::LineErrors(seen), at, text, &mut f);
+        if framing > 0 && n68 > 0 {
+            engine.observe(
+                &Observation::RepeatedByte {
+                    byte: 0x68,
+                    count: n68,
+                    framing_errors: framing,
+                },
+                at,
+                format!("{n68} × 68 among {bytes} bytes with {framing} framing errors"),
+                &mut f,
+            );
+        }
+        if framing >= 3 && n00 * 2 >= bytes {
+            engine.observe(
+                &Observation::RepeatedByte {
+                    byte: 0x00,
+                    count: n00,
+                    framing_errors: framing,
+                },
+                at,
+                format!("{n00} × 00 among {bytes} bytes with {framing} framing errors"),
+                &mut f,
+            );
+        }
+        self.absorb(&mut f, at);
+        self.findings = f;
     }
 
     /// Frames still pending in the framers are reported (end of input).

@@ -137,3 +137,26 @@ fn vanished_port_reconnects_without_losing_bytes() {
     dev.read_exact(&mut buf).unwrap();
     assert_eq!(buf, [0x68, 0x16]);
 }
+
+#[test]
+fn frames_and_diagnoses_are_records() {
+    let link = PtyLink::new();
+    let mut h = Headless::start(&["serial", path_str(&link.a())]);
+    h.wait_for(T, |r| r["type"] == "connection" && r["state"] == "up");
+    let mut dev = link.device();
+    // A DL/T 645 normal reply, then an IEC 104 STARTDT con.
+    dev.write_all(&[
+        0x68, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x68, 0x91, 0x08, 0x33, 0x33, 0x34, 0x33, 0x89,
+        0x67, 0x45, 0x33, 0x9F, 0x16,
+    ])
+    .unwrap();
+    let f = h.wait_for(T, |r| r["type"] == "frame");
+    assert_eq!(f["protocol"], "dlt645");
+    assert_eq!(f["status"], "ok");
+    assert_eq!((f["start"].as_u64(), f["end"].as_u64()), (Some(0), Some(20)));
+    assert!(f["summary"].as_str().unwrap().contains("001234.56 kWh"), "{f}");
+    dev.write_all(&[0x68, 0x04, 0x0B, 0x00, 0x00, 0x00]).unwrap();
+    let e = h.wait_for(T, |r| r["type"] == "event" && r["id"] == "iec104.apci_start");
+    assert_eq!(e["about_68"], true);
+    assert_eq!(e["start"], 20);
+}

@@ -333,3 +333,81 @@ fn readme_key_table_matches_the_keymap() {
         "README's key table is out of date; paste this:\n{table}"
     );
 }
+
+fn decoded_session() -> Session {
+    let mut events = vec![at(0, Event::Connection(ConnectionState::Up))];
+    events.push(at(5, Event::Rx(b"boot: hello\r\n".to_vec())));
+    for i in 0..3 {
+        events.push(at(100 + i * 100, Event::Rx(vec![0x68, 0x04, 0x0B, 0x00, 0x00, 0x00])));
+    }
+    events.push(at(
+        500,
+        Event::Rx(vec![
+            0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01,
+            0x07, 0x13, 0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9E, 0x16,
+        ]),
+    ));
+    session(&events)
+}
+
+#[test]
+fn frames_and_events_panes_wide() {
+    let s = decoded_session();
+    let t = draw(&s, &ui(180, 20));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn frames_and_events_panes_stacked() {
+    let s = decoded_session();
+    let t = draw(&s, &ui(100, 30));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
+fn event_detail_explains_and_frame_detail_shows_fields() {
+    let s = decoded_session();
+    let mut u = ui(180, 40);
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    // Tab twice: the events pane, with the first (most important) event selected.
+    u.on_key(&s, key(KeyCode::Tab));
+    u.on_key(&s, key(KeyCode::Tab));
+    let screen = text_of(draw(&s, &u).backend().buffer());
+    assert!(screen.contains("events (2)"), "{screen}");
+    u.on_key(&s, key(KeyCode::Enter));
+    let screen = text_of(draw(&s, &u).backend().buffer());
+    assert!(screen.contains("explanation"), "{screen}");
+    assert!(screen.contains("What to do"), "{screen}");
+    u.on_key(&s, key(KeyCode::Esc));
+
+    // The frames pane: select the bad M-Bus frame (the newest) and open it.
+    u.on_key(&s, key(KeyCode::Tab));
+    u.on_key(&s, key(KeyCode::Tab));
+    u.on_key(&s, key(KeyCode::Up));
+    u.on_key(&s, key(KeyCode::Down));
+    u.on_key(&s, key(KeyCode::Enter));
+    let screen = text_of(draw(&s, &u).backend().buffer());
+    assert!(screen.contains("checksum: expected 9D, found 9E"), "{screen}");
+    assert!(screen.contains("CI: 0x72"), "{screen}");
+    // g: the frame's bytes are marked in the hex pane.
+    u.on_key(&s, key(KeyCode::Char('g')));
+    let t = draw(&s, &u);
+    let buf = t.backend().buffer();
+    let marked = buf
+        .content()
+        .iter()
+        .filter(|c| c.style().bg == Theme::COLOR.span.bg)
+        .count();
+    // 27 bytes, two hex digits each (the two 0x68s keep their own colour but are marked too).
+    assert!(marked >= 25 * 2, "{marked} marked cells\n{}", text_of(buf));
+}
+
+#[test]
+fn talking_to_names_the_peer() {
+    let s = decoded_session();
+    let mut u = ui(120, 30);
+    u.on_key(&s, KeyEvent::new(KeyCode::Char('T'), KeyModifiers::SHIFT));
+    let screen = text_of(draw(&s, &u).backend().buffer());
+    assert!(screen.contains("what am I talking to?"), "{screen}");
+    assert!(screen.contains("IEC 60870-5-104 station"), "{screen}");
+}

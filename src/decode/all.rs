@@ -351,34 +351,6 @@ pub(crate) mod stream {
         from..from + len as u64
     }
 
-    /// Index of the first byte for which `is_wanted` holds.
-    ///
-    /// Works on 16-byte blocks: a branch-free loop builds a bit mask of hits, which the
-    /// compiler turns into vector compares plus one mask move, and the first hit is the mask's
-    /// lowest set bit. Skipping garbage costs well under a cycle per byte, and a hit costs no
-    /// rescan of its block.
-    #[inline]
-    pub(crate) fn find_first(bytes: &[u8], is_wanted: impl Fn(u8) -> bool) -> Option<usize> {
-        const LANES: usize = 16;
-        let mut blocks = bytes.chunks_exact(LANES);
-        let mut base = 0usize;
-        for block in &mut blocks {
-            let mut mask = 0u32;
-            for (i, &b) in block.iter().enumerate() {
-                mask |= u32::from(is_wanted(b)) << i;
-            }
-            if mask != 0 {
-                return Some(base + mask.trailing_zeros() as usize);
-            }
-            base += LANES;
-        }
-        blocks
-            .remainder()
-            .iter()
-            .position(|&b| is_wanted(b))
-            .map(|i| base + i)
-    }
-
     const LOW_BITS: u64 = 0x0101_0101_0101_0101;
     const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
@@ -387,6 +359,37 @@ pub(crate) mod stream {
     #[inline(always)]
     fn zero_bytes(word: u64) -> u64 {
         word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS
+    }
+
+    /// Index of the first byte `b` with `above < b < below` (`above` at most 127, `below` at most 128).
+    ///
+    /// SWAR like [`find_any`], with the "has between" bit trick: no byte's arithmetic can
+    /// carry into its neighbour, so the lowest flagged byte is exact.
+    #[inline]
+    pub(crate) fn find_between(bytes: &[u8], above: u8, below: u8) -> Option<usize> {
+        let (above, below) = (u64::from(above.min(127)), u64::from(below.min(128)));
+        let mut words = bytes.chunks_exact(8);
+        let mut base = 0usize;
+        for word in &mut words {
+            let mut eight = [0u8; 8];
+            eight.copy_from_slice(word);
+            let x = u64::from_le_bytes(eight);
+            let low7 = x & (LOW_BITS * 127);
+            let hits = (LOW_BITS * (127 + below)).wrapping_sub(low7)
+                & !x
+                & low7.wrapping_add(LOW_BITS * (127 - above))
+                & HIGH_BITS;
+            if hits != 0 {
+                return Some(base + (hits.trailing_zeros() / 8) as usize);
+            }
+            base += 8;
+        }
+        let (above, below) = (above as u8, below as u8);
+        words
+            .remainder()
+            .iter()
+            .position(|&b| above < b && b < below)
+            .map(|i| base + i)
     }
 
     /// Index of the first byte equal to any of `needles` (at most a handful).
@@ -438,6 +441,44 @@ pub(crate) mod stream {
         bytes.iter().position(|&b| set[usize::from(b)])
     }
 
+    /// Like [`find_in_set_where`], for a set of a handful of bytes searched with [`find_any`].
+    #[inline]
+    pub(crate) fn find_any_where(
+        bytes: &[u8],
+        needles: &[u8],
+        is_start: impl Fn(&[u8]) -> bool,
+    ) -> Option<usize> {
+        let mut from = 0usize;
+        loop {
+            let rest = bytes.get(from..)?;
+            let i = from + find_any(rest, needles)?;
+            if is_start(bytes.get(i..).unwrap_or_default()) {
+                return Some(i);
+            }
+            from = i + 1;
+        }
+    }
+
+    /// Index of the first byte in `set` at which `is_start` (given the bytes from there on)
+    /// also holds. `is_start` is a cheap second-byte test that keeps common bytes (letters,
+    /// opcodes that are also ASCII) from costing a full parse each.
+    #[inline]
+    pub(crate) fn find_in_set_where(
+        bytes: &[u8],
+        set: &[bool; 256],
+        is_start: impl Fn(&[u8]) -> bool,
+    ) -> Option<usize> {
+        let mut from = 0usize;
+        loop {
+            let rest = bytes.get(from..)?;
+            let i = from + find_in_set(rest, set)?;
+            if is_start(bytes.get(i..).unwrap_or_default()) {
+                return Some(i);
+            }
+            from = i + 1;
+        }
+    }
+
     /// Bytes as upper-case hex pairs separated by spaces ("68 04 07"), at most `max_bytes` of
     /// them, with " …" when cut.
     pub(crate) fn hex(bytes: &[u8], max_bytes: usize) -> String {
@@ -484,7 +525,7 @@ pub(crate) mod stream {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::stream::{find_first, hex};
+    use super::stream::{byte_set, find_any, find_between, find_in_set_where, hex};
     use super::*;
     use crate::decode::frame::{FrameStatus, Protocol};
     use proptest::prelude::*;
@@ -600,13 +641,21 @@ mod tests {
     }
 
     #[test]
-    fn find_first_matches_position() {
+    fn byte_searches_find_the_first_hit() {
         let mut bytes = vec![0u8; 100];
-        assert_eq!(find_first(&bytes, |b| b == 0x68), None);
+        assert_eq!(find_any(&bytes, &[0x68]), None);
         bytes[70] = 0x68;
         bytes[90] = 0x68;
-        assert_eq!(find_first(&bytes, |b| b == 0x68), Some(70));
-        assert_eq!(find_first(&bytes[71..], |b| b == 0x68), Some(19));
+        assert_eq!(find_any(&bytes, &[0x68]), Some(70));
+        assert_eq!(find_any(&bytes[71..], &[0x16, 0x68]), Some(19));
+        bytes[3] = 0x17;
+        assert_eq!(find_between(&bytes, 0x13, 0x1B), Some(3));
+        assert_eq!(find_between(&bytes[4..], 0x13, 0x1B), None);
+        let set = byte_set(b"GH");
+        assert_eq!(
+            find_in_set_where(b"xGxGEyH", &set, |r| r.get(1) == Some(&b'E')),
+            Some(3)
+        );
         assert_eq!(hex(&[0x68, 0x0A], 8), "68 0A");
         assert_eq!(hex(&[1, 2, 3], 2), "01 02 …");
     }
@@ -638,6 +687,13 @@ mod tests {
                     "missing {:?} {} at {:?}", protocol, kind, span
                 );
             }
+        }
+
+        /// The SWAR searches agree with a plain scan on any input.
+        #[test]
+        fn searches_agree_with_plain_scans(bytes in prop::collection::vec(any::<u8>(), 0..100), needles in prop::collection::vec(any::<u8>(), 1..4), above in 0u8..=128, below in 0u8..=128) {
+            prop_assert_eq!(find_any(&bytes, &needles), bytes.iter().position(|b| needles.contains(b)));
+            prop_assert_eq!(find_between(&bytes, above, below), bytes.iter().position(|&b| above < b && b < below));
         }
 
         #[test]

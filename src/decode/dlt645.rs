@@ -5,7 +5,7 @@
 //! Facts: protocols.md §3 (gams/python-dlt645, 600888/dlt645, spec copy); names marked [U]
 //! there are phrased as likely here.
 
-use super::all::stream::{Step, Streamer, WindowParser, find_first, hex, span, sum8};
+use super::all::stream::{Step, Streamer, WindowParser, find_any, hex, span, sum8};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 const START: u8 = 0x68;
@@ -61,7 +61,7 @@ impl WindowParser for Dlt645Parser {
     const MAX_WINDOW: usize = MAX_FRAME;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_first(bytes, |b| b == START || b == PREAMBLE)
+        find_any(bytes, &[START, PREAMBLE])
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {

@@ -9,7 +9,7 @@
 //! garbage never costs a real packet: bytes between two `C0`s that do not look like a loader
 //! packet are dropped silently.
 
-use super::all::stream::{find_first, hex};
+use super::all::stream::{find_any, hex};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 const END: u8 = 0xC0;
@@ -125,7 +125,7 @@ impl Framer for EspSlipFramer {
             let at = offset + pos as u64;
             let rest = bytes.get(pos..).unwrap_or_default();
             if self.open_at.is_none() {
-                match find_first(rest, |b| b == END) {
+                match find_any(rest, &[END]) {
                     Some(i) => {
                         self.open(at + i as u64);
                         pos += i + 1;
@@ -154,7 +154,7 @@ impl Framer for EspSlipFramer {
                 continue;
             }
             // Copy a run of ordinary bytes in one go.
-            let run = find_first(rest, |b| b == END || b == ESCAPE).unwrap_or(rest.len());
+            let run = find_any(rest, &[END, ESCAPE]).unwrap_or(rest.len());
             if run > 0 {
                 self.push(rest.get(..run).unwrap_or_default());
                 pos += run;

@@ -6,7 +6,7 @@
 //! `link_layer.c`): CS is the byte sum modulo 256 from C to the end of user data; L is the
 //! number of bytes from C to the end of user data, sent twice.
 
-use super::all::stream::{find_first, span, sum8};
+use super::all::stream::{find_any, span, sum8};
 use super::frame::{Field, StreamOffset};
 
 /// Single control character: positive acknowledgement.
@@ -79,10 +79,21 @@ pub(crate) enum Recognised<'a> {
 }
 
 /// Index of the next byte that can start an FT1.2 frame.
+///
+/// A 0x68 counts only when the byte three later is 0x68 too (or has not arrived yet): the
+/// ASCII `h` of running text is dropped here instead of in `recognise`.
 pub(crate) fn next_start(bytes: &[u8]) -> Option<usize> {
-    find_first(bytes, |b| {
-        b == SINGLE_CHAR || b == START_FIXED || b == START_VARIABLE
-    })
+    let mut from = 0usize;
+    loop {
+        let rest = bytes.get(from..)?;
+        let i = from + find_any(rest, &[SINGLE_CHAR, START_FIXED, START_VARIABLE])?;
+        let is_false_68 = bytes.get(i) == Some(&START_VARIABLE)
+            && bytes.get(i + 3).is_some_and(|&b| b != START_VARIABLE);
+        if !is_false_68 {
+            return Some(i);
+        }
+        from = i + 1;
+    }
 }
 
 /// Recognise the FT1.2 frame starting at `window[0]`, if any.
@@ -257,16 +268,10 @@ pub(crate) fn framing_fields(
     raw: &RawFrame<'_>,
     inner: Vec<Field>,
 ) -> Vec<Field> {
-    let mut fields = Vec::with_capacity(inner.len() + 6);
+    let mut fields = Vec::with_capacity(inner.len() + 8);
     match raw.shape {
-        Shape::Single => {
-            fields.push(Field::new(
-                "start",
-                "0xE5 single character (ACK)",
-                span(at, 0, 1),
-            ));
-            return fields;
-        }
+        // One byte says it all: no field tree (E5 is frequent in any binary stream).
+        Shape::Single => return Vec::new(),
         Shape::Fixed => {
             fields.push(Field::new(
                 "start",

@@ -129,42 +129,33 @@ pub(crate) fn function_name(c: u8) -> &'static str {
     }
 }
 
+/// The control field with its bits folded into one value (one field instead of five: frames
+/// are built for every match, so their field trees are kept lean).
 fn control_field(at: StreamOffset, index: usize, c: u8) -> Field {
-    let here = span(at, index, 1);
-    let primary = c & 0x40 != 0;
-    let mut bits = vec![Field::new(
-        "PRM",
-        if primary {
-            "1: from the primary (initiating) station"
-        } else {
-            "0: from the secondary (responding) station"
-        },
-        here.clone(),
-    )];
-    if primary {
-        bits.push(Field::new("FCB", format!("{}", (c >> 5) & 1), here.clone()));
-        bits.push(Field::new("FCV", format!("{}", (c >> 4) & 1), here.clone()));
+    let bit = |shift: u8| if (c >> shift) & 1 == 1 { '1' } else { '0' };
+    let mut text = String::with_capacity(96);
+    text.push_str("0x");
+    text.push_str(&super::all::stream::hex(&[c], 1));
+    text.push(' ');
+    text.push_str(function_name(c));
+    if c & 0x40 != 0 {
+        text.push_str(" · PRM=1 (primary station), FCB=");
+        text.push(bit(5));
+        text.push_str(", FCV=");
+        text.push(bit(4));
     } else {
-        bits.push(Field::new(
-            "ACD",
-            format!("{} (class 1 data available)", (c >> 5) & 1),
-            here.clone(),
-        ));
-        bits.push(Field::new(
-            "DFC",
-            format!("{} (further messages cause overflow)", (c >> 4) & 1),
-            here.clone(),
-        ));
+        text.push_str(" · PRM=0 (secondary station), ACD=");
+        text.push(bit(5));
+        text.push_str(" (class 1 data available), DFC=");
+        text.push(bit(4));
+        text.push_str(" (further messages cause overflow)");
     }
     if c & 0x80 != 0 {
-        bits.push(Field::new("DIR", "1 (balanced mode only)", here.clone()));
+        text.push_str(", DIR=1 (balanced mode)");
     }
-    bits.push(Field::new(
-        "function",
-        format!("{} {}", c & 0x0F, function_name(c)),
-        here.clone(),
-    ));
-    Field::new("C", format!("0x{c:02X} {}", function_name(c)), here).with_children(bits)
+    text.push_str(", function ");
+    text.push_str(&(c & 0x0F).to_string());
+    Field::new("C", text, span(at, index, 1))
 }
 
 /// lib60870 identifier and a short description of an ASDU type id.
@@ -534,7 +525,10 @@ mod tests {
         assert_eq!(asdu.children[2].value, "0x06 activation");
         assert_eq!(asdu.children[2].span, 8..9);
         let c = frames[0].fields.iter().find(|f| f.name == "C").unwrap();
-        assert!(c.children.iter().any(|b| b.name == "FCV" && b.value == "1"));
+        assert_eq!(
+            c.value,
+            "0x73 user data, confirm expected · PRM=1 (primary station), FCB=1, FCV=1, function 3"
+        );
     }
 
     #[test]

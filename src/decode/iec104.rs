@@ -10,7 +10,7 @@
 //! object count (element sizes from Wireshark), or, for types whose size we cannot check,
 //! when the next byte starts another APDU (0x68) or the stream ends right after it.
 
-use super::all::stream::{Step, Streamer, WindowParser, find_first, hex, span};
+use super::all::stream::{Step, Streamer, WindowParser, find_any, hex, span};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::iec101::{asdu_fields, cause_name, element_size, type_name};
 
@@ -64,7 +64,7 @@ impl WindowParser for Iec104Parser {
     const MAX_WINDOW: usize = 2 + MAX_LENGTH as usize + 1;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_first(bytes, |b| b == START)
+        find_any(bytes, &[START])
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -296,14 +296,14 @@ fn i_frame(at: StreamOffset, window: &[u8], length: u8, cf: [u8; 4], at_end: boo
         None if at_end => true,
         None => {
             return if known && structure_fits {
-                accept(at, bytes, length, cf, None)
+                accept(at, bytes, length, cf, true, None)
             } else {
                 Decision::Need
             };
         }
     };
     if known && structure_fits {
-        return accept(at, bytes, length, cf, None);
+        return accept(at, bytes, length, cf, true, None);
     }
     if !followed_by_apdu {
         return Decision::Skip;
@@ -316,7 +316,7 @@ fn i_frame(at: StreamOffset, window: &[u8], length: u8, cf: [u8; 4], at_end: boo
         )),
         _ => None,
     };
-    accept(at, bytes, length, cf, problem)
+    accept(at, bytes, length, cf, false, problem)
 }
 
 fn sequence_numbers(cf: [u8; 4]) -> (u16, u16) {
@@ -331,6 +331,7 @@ fn accept(
     bytes: &[u8],
     length: u8,
     cf: [u8; 4],
+    checked: bool,
     problem: Option<String>,
 ) -> Decision {
     let (send, receive) = sequence_numbers(cf);
@@ -361,9 +362,7 @@ fn accept(
             span(at, 10, 2),
         ));
     }
-    let checked = if type_name(asdu.first().copied().unwrap_or_default()).is_some()
-        && element_size(asdu.first().copied().unwrap_or_default()).is_some()
-    {
+    let checked = if checked {
         ""
     } else {
         " (ASDU layout not checked)"
@@ -386,8 +385,14 @@ fn accept(
         status,
         fields,
     };
-    // A frame whose structure did not check out moves scanning on by one byte only.
-    let consumed = if frame.status.is_ok() { bytes.len() } else { 1 };
+    // Only a frame whose ASDU checked out hides its bytes from further scanning; one accepted
+    // on weaker evidence (or malformed) moves scanning on by one byte, so that a false start
+    // never swallows a real APDU.
+    let consumed = if frame.status.is_ok() && checked.is_empty() {
+        bytes.len()
+    } else {
+        1
+    };
     Decision::Frame(frame, consumed)
 }
 

@@ -314,42 +314,19 @@ fn fcb_suffix(c: u8) -> String {
     }
 }
 
-fn c_field(at: StreamOffset, index: usize, c: u8, text: String) -> Field {
-    let direction = if c & 0x40 != 0 {
-        "master → slave"
-    } else {
-        "slave → master"
-    };
-    let mut bits = vec![Field::new("DIR", direction, span(at, index, 1))];
+/// The C-field with its bits folded into one value (one field instead of five: frames are
+/// built for every match, so their field trees are kept lean).
+fn c_field(at: StreamOffset, index: usize, c: u8, mut text: String) -> Field {
+    let bit = |shift: u8| if (c >> shift) & 1 == 1 { '1' } else { '0' };
     if c & 0x40 != 0 {
-        bits.push(Field::new(
-            "FCB",
-            format!("{}", (c >> 5) & 1),
-            span(at, index, 1),
-        ));
-        bits.push(Field::new(
-            "FCV",
-            format!("{}", (c >> 4) & 1),
-            span(at, index, 1),
-        ));
+        text.push_str(" · DIR master → slave, FCV=");
+        text.push(bit(4));
     } else {
-        bits.push(Field::new(
-            "ACD",
-            format!("{}", (c >> 5) & 1),
-            span(at, index, 1),
-        ));
-        bits.push(Field::new(
-            "DFC",
-            format!("{}", (c >> 4) & 1),
-            span(at, index, 1),
-        ));
+        text.push_str(" · DIR slave → master");
     }
-    bits.push(Field::new(
-        "function",
-        format!("{}", c & 0x0F),
-        span(at, index, 1),
-    ));
-    Field::new("C", text, span(at, index, 1)).with_children(bits)
+    text.push_str(", function ");
+    text.push_str(&(c & 0x0F).to_string());
+    Field::new("C", text, span(at, index, 1))
 }
 
 fn long_frame(
@@ -602,7 +579,12 @@ mod tests {
         let c = field(frame, "C");
         assert_eq!(c.span, 4..5);
         assert!(c.value.starts_with("0x08 RSP_UD"));
-        assert_eq!(c.children[0].value, "slave → master");
+        assert!(
+            c.value
+                .ends_with("ACD=0, DFC=0) · DIR slave → master, function 8"),
+            "{}",
+            c.value
+        );
         let data = field(frame, "data");
         assert_eq!(data.span, 7..25);
         assert_eq!(data.children[0].name, "ID");

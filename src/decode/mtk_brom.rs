@@ -4,7 +4,7 @@
 //!
 //! Facts: protocols.md §4.1–4.2 (mtkclient `Port.py`, `meta.py`; osmocom MT6227 trace).
 
-use super::all::stream::{Step, Streamer, WindowParser, byte_set, find_in_set, span};
+use super::all::stream::{Step, Streamer, WindowParser, find_any_where, span};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 /// What the host sends, one byte at a time.
@@ -16,7 +16,7 @@ const READY: &[u8] = b"READY";
 /// Host answers to READY (mtkclient `meta.py`).
 const MODE_REQUESTS: [&[u8]; 3] = [b"METAMETA", b"FACTFACT", b"FASTBOOT"];
 /// First bytes of everything this framer recognises.
-const CANDIDATES: [bool; 256] = byte_set(&[0xA0, 0x5F, b'R', b'M', b'F']);
+const CANDIDATES: [u8; 5] = [0xA0, 0x5F, b'R', b'M', b'F'];
 /// A run of repeated A0 is reported in pieces of at most this many bytes.
 const MAX_RUN: usize = 64;
 
@@ -61,7 +61,15 @@ impl WindowParser for MtkParser {
     const MAX_WINDOW: usize = MAX_RUN + START_SEQUENCE.len();
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_in_set(bytes, &CANDIDATES)
+        find_any_where(bytes, &CANDIDATES, |rest| {
+            matches!(
+                rest,
+                [_] | [0xA0, 0xA0 | 0x0A, ..]
+                    | [0x5F, 0xF5, ..]
+                    | [b'R' | b'M', b'E', ..]
+                    | [b'F', b'A', ..]
+            )
+        })
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {

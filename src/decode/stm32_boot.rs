@@ -7,7 +7,7 @@
 //! GET reply (`N`, version, N command bytes) from stm32flash `stm32.c` (`stm32_init`,
 //! `stm32_write_memory`, `stm32_pages_erase`, `stm32_mass_erase`).
 
-use super::all::stream::{Step, Streamer, WindowParser, byte_set, find_in_set, hex, span};
+use super::all::stream::{Step, Streamer, WindowParser, byte_set, find_in_set_where, hex, span};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 const SYNC: u8 = 0x7F;
@@ -105,7 +105,11 @@ impl WindowParser for Stm32Parser {
     const MAX_WINDOW: usize = 1 + 256 + 1 + 2;
 
     fn next_candidate(&self, at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        let found = find_in_set(bytes, &CANDIDATES);
+        // Opcodes count only when followed by their complement (or one bit off it).
+        let found = find_in_set_where(bytes, &CANDIDATES, |rest| match rest {
+            [SYNC | ACK | NACK, ..] | [_] | [] => true,
+            [opcode, next, ..] => (next ^ !opcode).count_ones() <= 1,
+        });
         match self.expect {
             Some((expected_at, _))
                 if expected_at >= at && expected_at - at < bytes.len() as u64 =>
@@ -134,7 +138,13 @@ impl WindowParser for Stm32Parser {
             Decision::Frame(frame, next) => {
                 let end = frame.span.end;
                 self.expect = next.map(|operand| (end, operand));
-                let consumed = (frame.span.end - frame.span.start) as usize;
+                // A frame that failed its check may be a false start: it must not hide the
+                // bytes after its first one.
+                let consumed = if frame.status.is_ok() {
+                    (frame.span.end - frame.span.start) as usize
+                } else {
+                    1
+                };
                 Step::Frame { frame, consumed }
             }
         }
@@ -194,7 +204,8 @@ fn plain(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
                 "0x7F sync: the bootloader measures the baud rate from it and answers ACK 0x79"
                     .to_string(),
                 FrameStatus::Ok,
-                vec![Field::new("sync", "0x7F", span(at, 0, 1))],
+                // One byte says it all: no field tree (these frames are frequent).
+                Vec::new(),
             ),
             None,
         ),
@@ -205,7 +216,8 @@ fn plain(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
                 "nack",
                 "NACK (0x1F)".to_string(),
                 FrameStatus::Ok,
-                vec![Field::new("NACK", "0x1F", span(at, 0, 1))],
+                // One byte says it all: no field tree (these frames are frequent).
+                Vec::new(),
             ),
             None,
         ),
@@ -222,7 +234,8 @@ fn ack_frame(at: StreamOffset) -> Decision {
             "ack",
             "ACK (0x79)".to_string(),
             FrameStatus::Ok,
-            vec![Field::new("ACK", "0x79", span(at, 0, 1))],
+            // One byte says it all: no field tree (these frames are frequent).
+            Vec::new(),
         ),
         None,
     )

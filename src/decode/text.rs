@@ -6,7 +6,7 @@
 //! side is printing text (a log, an application) instead of speaking the expected protocol
 //! (protocols.md §0 and §10 step 4).
 
-use super::all::stream::find_first;
+use super::all::stream::find_any;
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 /// Longest line kept; a longer one is reported in pieces of this size.
@@ -74,9 +74,7 @@ impl Framer for TextFramer {
         let mut rest = bytes;
         while !rest.is_empty() {
             let room = MAX_LINE - self.line.len();
-            let newline = find_first(rest.get(..room.min(rest.len())).unwrap_or_default(), |b| {
-                b == b'\n'
-            });
+            let newline = find_any(rest.get(..room.min(rest.len())).unwrap_or_default(), b"\n");
             match newline {
                 Some(i) => {
                     self.line
@@ -130,16 +128,17 @@ fn census(line: &[u8]) -> Census {
         binary: 0,
         clean_from: 0,
     };
-    // Fast path: pure ASCII, the common case for logs.
+    // Fast path: pure ASCII, the common case for logs, counted eight bytes at a time.
     if line.is_ascii() {
-        for (i, &b) in line.iter().enumerate() {
-            if (0x20..0x7F).contains(&b) || b == b'\t' {
-                counts.printable += 1;
-                counts.visible += usize::from(b != b' ' && b != b'\t');
-            } else {
-                counts.binary += 1;
-                counts.clean_from = i + 1;
-            }
+        let (controls, blanks) = ascii_counts(line);
+        counts.binary = controls;
+        counts.printable = line.len() - controls;
+        counts.visible = counts.printable - blanks;
+        if controls > 0 {
+            counts.clean_from = line
+                .iter()
+                .rposition(|&b| is_control_byte(b))
+                .map_or(0, |i| i + 1);
         }
         return counts;
     }
@@ -166,25 +165,112 @@ fn census(line: &[u8]) -> Census {
     counts
 }
 
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const LOW_SEVEN_BITS: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in each byte of an all-ASCII `word` that is below `limit` (at most 0x80).
+/// Exact: with the high bits forced on, no byte's subtraction borrows from its neighbour.
+fn ascii_below(word: u64, limit: u8) -> u64 {
+    !((word | HIGH_BITS).wrapping_sub(LOW_BITS * u64::from(limit))) & HIGH_BITS
+}
+
+/// High bit set in each byte of an all-ASCII `word` that equals `value` (exact).
+fn ascii_equal(word: u64, value: u8) -> u64 {
+    let diff = word ^ (LOW_BITS * u64::from(value));
+    !(((diff & LOW_SEVEN_BITS).wrapping_add(LOW_SEVEN_BITS)) | diff) & HIGH_BITS
+}
+
+/// Number of bytes flagged in a high-bit mask.
+fn flagged(mask: u64) -> usize {
+    ((mask >> 7).wrapping_mul(LOW_BITS) >> 56) as usize
+}
+
+/// For an all-ASCII line: (control bytes as `is_control_byte` counts them, blanks = spaces
+/// and tabs), eight bytes at a time.
+fn ascii_counts(line: &[u8]) -> (usize, usize) {
+    let mut controls = 0usize;
+    let mut blanks = 0usize;
+    let mut words = line.chunks_exact(8);
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let word = u64::from_le_bytes(eight);
+        let tabs = ascii_equal(word, b'\t');
+        controls += flagged(ascii_below(word, 0x20) & !tabs) + flagged(ascii_equal(word, 0x7F));
+        blanks += flagged(tabs) + flagged(ascii_equal(word, b' '));
+    }
+    for &b in words.remainder() {
+        controls += usize::from(is_control_byte(b));
+        blanks += usize::from(b == b' ' || b == b'\t');
+    }
+    (controls, blanks)
+}
+
+/// Length of the leading run of printable ASCII (0x20..=0x7E), at most `limit`.
+fn printable_run(bytes: &[u8], limit: usize) -> usize {
+    let bytes = bytes.get(..limit.min(bytes.len())).unwrap_or(bytes);
+    let mut words = bytes.chunks_exact(8);
+    let mut base = 0usize;
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let word = u64::from_le_bytes(eight);
+        // Non-ASCII bytes, or ASCII below 0x20, or DEL.
+        let ascii = !word & HIGH_BITS;
+        let low7 = word & LOW_SEVEN_BITS;
+        let odd = (word & HIGH_BITS)
+            | (ascii_below(low7, 0x20) & ascii)
+            | (ascii_equal(low7, 0x7F) & ascii);
+        if odd != 0 {
+            return base + (odd.trailing_zeros() / 8) as usize;
+        }
+        base += 8;
+    }
+    base + words
+        .remainder()
+        .iter()
+        .take_while(|&&b| (0x20..0x7F).contains(&b))
+        .count()
+}
+
 /// ASCII control bytes other than tab (CR and DEL included).
 fn is_control_byte(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7F
 }
 
 /// A lower bound on the binary units `census` would count: control bytes, UTF-8 lead bytes
-/// not followed by a continuation byte, and continuation bytes after an ASCII byte. Written
-/// as branch-free counts so the compiler vectorises it.
+/// not followed by a continuation byte, and continuation bytes after an ASCII byte. Eight
+/// bytes at a time (each byte is paired with the one after it, the next word's first byte
+/// included), so rejecting a binary line costs a few instructions per byte.
 fn binary_lower_bound(line: &[u8]) -> usize {
-    let controls = line.iter().filter(|&&b| is_control_byte(b)).count();
-    let broken = line
-        .iter()
-        .zip(line.iter().skip(1))
-        .filter(|&(&a, &b)| {
-            let continuation = b & 0xC0 == 0x80;
-            (a >= 0xC0 && !continuation) || (a < 0x80 && continuation)
-        })
-        .count();
-    controls + broken
+    let mut count = 0usize;
+    let mut words = line.chunks_exact(8);
+    let mut next_index = 8usize;
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_le_bytes(eight);
+        // The following byte of each byte: the word shifted by one, plus the next word's first.
+        let next = u64::from(line.get(next_index).copied().unwrap_or(0));
+        let y = (x >> 8) | (next << 56);
+        let ascii = !x & HIGH_BITS;
+        let controls =
+            (ascii_below(x, 0x20) & ascii & !ascii_equal(x, b'\t')) | ascii_equal(x, 0x7F);
+        let lead = x & (x << 1) & HIGH_BITS;
+        let continuation = y & !(y << 1) & HIGH_BITS;
+        let broken = (lead & !continuation) | (ascii & continuation);
+        count += flagged(controls) + flagged(broken);
+        next_index += 8;
+    }
+    let tail_start = line.len() - words.remainder().len();
+    for (i, &a) in words.remainder().iter().enumerate() {
+        let b = line.get(tail_start + i + 1).copied().unwrap_or(0);
+        let continuation = b & 0xC0 == 0x80;
+        count += usize::from(is_control_byte(a));
+        count += usize::from((a >= 0xC0 && !continuation) || (a < 0x80 && continuation));
+    }
+    count
 }
 
 fn is_mostly_printable(counts: &Census) -> bool {
@@ -195,41 +281,63 @@ fn is_mostly_printable(counts: &Census) -> bool {
 /// Summary text: printable characters as they are, everything else `\xNN` (per byte),
 /// `\r` and `\t` as `\r` and `\t`, at most `SUMMARY_CHARS` characters.
 fn sanitize(line: &[u8]) -> String {
-    let mut text = String::with_capacity(line.len().min(SUMMARY_CHARS) + 8);
+    let mut text = String::with_capacity(line.len().min(SUMMARY_CHARS) + 16);
     let mut shown = 0usize;
-    let mut cut = false;
-    'chunks: for chunk in line.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if shown >= SUMMARY_CHARS {
-                cut = true;
-                break 'chunks;
-            }
-            match c {
-                '\t' => text.push_str("\\t"),
-                '\r' => text.push_str("\\r"),
-                c if c.is_control() => {
-                    let mut buffer = [0u8; 4];
-                    for b in c.encode_utf8(&mut buffer).bytes() {
-                        text.push_str(&format!("\\x{b:02X}"));
-                    }
+    let mut rest = line;
+    while let Some(&first) = rest.first() {
+        if shown >= SUMMARY_CHARS {
+            text.push('…');
+            break;
+        }
+        // Runs of printable ASCII are copied in one go.
+        let run = printable_run(rest, SUMMARY_CHARS - shown);
+        if run > 0 {
+            let ascii = rest.get(..run).unwrap_or_default();
+            text.push_str(std::str::from_utf8(ascii).unwrap_or_default());
+            shown += run;
+            rest = rest.get(run..).unwrap_or_default();
+            continue;
+        }
+        // One character that needs care: a control, a multi-byte character, or a bad byte.
+        let width = utf8_width(first);
+        let character = rest
+            .get(..width)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .and_then(|s| s.chars().next());
+        match character {
+            Some('\t') => text.push_str("\\t"),
+            Some('\r') => text.push_str("\\r"),
+            Some(c) if !c.is_control() => text.push(c),
+            Some(c) => {
+                let mut buffer = [0u8; 4];
+                for &b in c.encode_utf8(&mut buffer).as_bytes() {
+                    push_escape(&mut text, b);
                 }
-                c => text.push(c),
             }
-            shown += 1;
+            None => push_escape(&mut text, first),
         }
-        for b in chunk.invalid() {
-            if shown >= SUMMARY_CHARS {
-                cut = true;
-                break 'chunks;
-            }
-            text.push_str(&format!("\\x{b:02X}"));
-            shown += 1;
-        }
-    }
-    if cut {
-        text.push('…');
+        let used = if character.is_some() { width } else { 1 };
+        rest = rest.get(used..).unwrap_or_default();
+        shown += 1;
     }
     text
+}
+
+/// Length of the UTF-8 sequence a lead byte announces (1 for anything that is not a lead).
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => 1,
+    }
+}
+
+fn push_escape(text: &mut String, byte: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    text.push_str("\\x");
+    text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+    text.push(char::from(DIGITS[usize::from(byte & 0x0F)]));
 }
 
 /// A frame for `line` (starting at `at`, followed by `terminator` newline bytes), or `None`
@@ -243,12 +351,13 @@ fn line_frame(
     let content = line.strip_suffix(b"\r").unwrap_or(line);
     // Binary lines are the common case in garbage: reject them with a cheap bound before the
     // exact (slower) character census.
-    let counts =
-        if binary_lower_bound(content) * 100 > content.len() * (100 - MIN_PRINTABLE_PERCENT) {
-            None
-        } else {
-            Some(census(content))
-        };
+    let counts = if !content.is_ascii()
+        && binary_lower_bound(content) * 100 > content.len() * (100 - MIN_PRINTABLE_PERCENT)
+    {
+        None
+    } else {
+        Some(census(content))
+    };
     let (start, text, counts) = match counts {
         Some(counts) if is_mostly_printable(&counts) => (0, content, counts),
         _ => {
@@ -270,33 +379,20 @@ fn line_frame(
     };
     let from = at + start as u64;
     let to = at + (line.len() + terminator) as u64;
-    let ending = match (terminator, line.len() != content.len()) {
-        (1, true) => "\\r\\n",
-        (1, false) => "\\n",
-        _ if status == FrameStatus::Truncated => "none (the stream ended or paused)",
-        _ => "none: longer than 4096 bytes, continued in the next line frame",
+    // The summary carries the text itself; one field with a fixed description keeps the cost
+    // per line at a few allocations (one frame per line, so no formatting here).
+    let clean = start == 0 && counts.binary == 0;
+    let description = match (terminator, line.len() != content.len(), clean) {
+        (1, true, true) => "printable text, ends with \\r\\n",
+        (1, true, false) => "text with control or binary bytes (shown as \\xNN), ends with \\r\\n",
+        (1, false, true) => "printable text, ends with \\n",
+        (1, false, false) => "text with control or binary bytes (shown as \\xNN), ends with \\n",
+        _ if status == FrameStatus::Truncated => {
+            "text without a line end (the stream ended or paused)"
+        }
+        _ => "text longer than 4096 bytes, continued in the next line frame",
     };
-    let text_span = from..from + text.len() as u64;
-    // The summary carries the text itself; the fields stay cheap (one frame per line).
-    let characters = counts.printable + counts.binary;
-    let text_value = if start > 0 {
-        format!(
-            "{characters} characters, after {start} binary byte(s) that are not part of the line"
-        )
-    } else {
-        format!("{characters} characters")
-    };
-    let mut fields = vec![
-        Field::new("text", text_value, text_span.clone()),
-        Field::new("end of line", ending, text_span.end..to),
-    ];
-    if counts.binary > 0 {
-        fields.push(Field::new(
-            "control bytes",
-            format!("{} (shown as \\xNN)", counts.binary),
-            text_span,
-        ));
-    }
+    let fields = vec![Field::new("text", description, from..to)];
     Some(Frame {
         protocol: Protocol::Text,
         span: from..to,
@@ -328,7 +424,10 @@ mod tests {
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].summary, "hello world");
         assert_eq!(frames[0].span, 0..13);
-        assert_eq!(frames[0].fields.last().unwrap().value, "\\r\\n");
+        assert_eq!(
+            frames[0].fields[0].value,
+            "printable text, ends with \\r\\n"
+        );
         assert_eq!(
             frames[1].summary,
             "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"
@@ -394,6 +493,27 @@ mod tests {
     }
 
     proptest! {
+        /// The eight-at-a-time helpers agree with plain per-byte counts.
+        #[test]
+        fn word_helpers_agree_with_plain_scans(bytes in prop::collection::vec(0u8..0x80, 0..80), high in prop::collection::vec(any::<u8>(), 0..40), limit in 0usize..100) {
+            let plain_bound = |line: &[u8]| {
+                let controls = line.iter().filter(|&&b| is_control_byte(b)).count();
+                let broken = line.iter().zip(line.iter().skip(1).chain(std::iter::once(&0u8))).filter(|&(&a, &b)| {
+                    let continuation = b & 0xC0 == 0x80;
+                    (a >= 0xC0 && !continuation) || (a < 0x80 && continuation)
+                }).count();
+                controls + broken
+            };
+            prop_assert_eq!(binary_lower_bound(&high), plain_bound(&high));
+            prop_assert_eq!(binary_lower_bound(&bytes), plain_bound(&bytes));
+            let plain_controls = bytes.iter().filter(|&&b| is_control_byte(b)).count();
+            let plain_blanks = bytes.iter().filter(|&&b| b == b' ' || b == b'\t').count();
+            prop_assert_eq!(ascii_counts(&bytes), (plain_controls, plain_blanks));
+            let plain_run = |b: &[u8]| b.iter().take(limit).take_while(|&&c| (0x20..0x7F).contains(&c)).count();
+            prop_assert_eq!(printable_run(&bytes, limit), plain_run(&bytes));
+            prop_assert_eq!(printable_run(&high, limit), plain_run(&high));
+        }
+
         #[test]
         fn never_panics_spans_in_range_and_no_raw_controls(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
             for frame in run(&bytes) {

@@ -6,7 +6,7 @@
 //! w5500-tls docs; handshake types from the IANA registry as listed by tls-parser.
 
 use super::all::stream::{
-    Step, Streamer, WindowParser, byte_set, escape_ascii, find_first, find_in_set, span,
+    Step, Streamer, WindowParser, escape_ascii, find_any_where, find_between, span,
 };
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
@@ -142,7 +142,18 @@ impl WindowParser for TlsParser {
     const MAX_WINDOW: usize = HEADER + 4;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_first(bytes, |b| (0x14..=0x1A).contains(&b))
+        {
+            // Content types 0x14..=0x1A, followed by major version 3.
+            let mut from = 0usize;
+            loop {
+                let rest = bytes.get(from..)?;
+                let i = from + find_between(rest, 0x13, 0x1B)?;
+                if matches!(bytes.get(i..), Some([_] | [_, 3, ..])) {
+                    return Some(i);
+                }
+                from = i + 1;
+            }
+        }
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -378,7 +389,7 @@ impl Framer for HttpFramer {
 struct HttpParser;
 
 /// First letters of "HTTP/" and of the request methods.
-const HTTP_FIRST_BYTES: [bool; 256] = byte_set(b"HGPDOTC");
+const HTTP_FIRST_BYTES: &[u8] = b"HGPDOTC";
 
 const METHODS: [&[u8]; 9] = [
     b"GET ",
@@ -396,7 +407,17 @@ impl WindowParser for HttpParser {
     const MAX_WINDOW: usize = MAX_LINE;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_in_set(bytes, &HTTP_FIRST_BYTES)
+        find_any_where(bytes, HTTP_FIRST_BYTES, |rest| {
+            matches!(
+                rest,
+                [_] | [b'H', b'T', ..]
+                    | [b'G' | b'D', b'E', ..]
+                    | [b'P', b'O' | b'U' | b'A', ..]
+                    | [b'O', b'P', ..]
+                    | [b'T', b'R', ..]
+                    | [b'C', b'O', ..]
+            )
+        })
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {

@@ -1,1 +1,1298 @@
-//! placeholder
+//! The baud-rate (and frame-format) estimator: scores what was received at a setting, judges the
+//! current setting from its bytes alone (passive), and drives an active scan over candidate
+//! settings (no I/O: the caller sets the port and feeds what it read).
+//!
+//! Evidence, per `shared/reference/protocols.md` §6.2–6.3: printable-text statistics (as in
+//! devttys0 `baudrate.py`), the line error counters (the right rate gives ~0 framing errors), and
+//! valid checksummed frames found by the caller's framers. Wrong-rate garbage has signatures the
+//! passive estimator reads through fingerprints simulated with the UART line model
+//! (`sim::uart_line`): a stream of `00(FE)` means the device is far slower, `00/80/F8/E0`-type
+//! bytes give the speed ratio from their run lengths, random bytes with many FE mean faster.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use crate::event::{Baud, FrameFormat, LineErrorCounts, Parity};
+use crate::sim::uart_line::{Receiver, Sender, Waveform};
+
+/// The twelve rates devices commonly use (the reference's "132 rate pairs" are among these).
+/// Rates outside this list lose ties to rates in it (74880 vs 76800 decode each other cleanly).
+pub const COMMON_RATES: [u32; 12] = [
+    1200, 2400, 4800, 9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600,
+];
+
+/// A line setting to try: rate and character format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Candidate {
+    pub baud: Baud,
+    pub format: FrameFormat,
+}
+
+impl Candidate {
+    pub fn new(baud: Baud, format: FrameFormat) -> Candidate {
+        Candidate { baud, format }
+    }
+
+    /// `baud` with 8N1, the format almost everything uses.
+    pub fn n81(baud: Baud) -> Candidate {
+        Candidate::new(baud, FrameFormat::default())
+    }
+
+    /// 8N1 at each of `rates` that is a valid baud rate.
+    pub fn n81_all(rates: &[u32]) -> Vec<Candidate> {
+        rates
+            .iter()
+            .filter_map(|&r| Baud::new(r).ok())
+            .map(Candidate::n81)
+            .collect()
+    }
+
+    fn with_format(self, s: &str) -> Candidate {
+        match s.parse() {
+            Ok(format) => Candidate { format, ..self },
+            Err(_) => self,
+        }
+    }
+
+    /// Tie-break rank: common rates first, 8N1 before other formats.
+    fn prior(&self) -> u8 {
+        u8::from(!COMMON_RATES.contains(&self.baud.bps()))
+            + u8::from(self.format != FrameFormat::default())
+    }
+}
+
+impl fmt::Display for Candidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.baud, self.format)
+    }
+}
+
+/// What was received at one setting: the bytes, the line-error counter deltas over the same
+/// time (Linux `TIOCGICOUNT`: `frame`, `parity`, `brk`), and how many valid checksummed frames
+/// the caller's framers found in those bytes (text frames excluded: text is scored here).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Evidence<'a> {
+    pub bytes: &'a [u8],
+    pub errors: LineErrorCounts,
+    pub frames_ok: usize,
+}
+
+/// Printable-text statistics of a byte run (devttys0 `baudrate.py` criteria and more).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TextStats {
+    /// Fraction of bytes that are ASCII space…`~`, tab, CR or LF (0..=1).
+    pub printable: f64,
+    pub whitespace: usize,
+    /// `. , : ; ? !`
+    pub punctuation: usize,
+    pub letters: usize,
+    pub vowels: usize,
+    /// CR or LF bytes.
+    pub line_endings: usize,
+    /// devttys0's acceptance: 25 consecutive printable bytes including a whitespace, a
+    /// punctuation mark and a vowel (a non-printable byte resets the counters).
+    pub devttys0_run: bool,
+}
+
+fn is_printable(b: u8) -> bool {
+    (0x20..=0x7E).contains(&b) || matches!(b, b'\t' | b'\r' | b'\n')
+}
+
+/// Computes [`TextStats`] over `bytes`.
+pub fn text_stats(bytes: &[u8]) -> TextStats {
+    let mut s = TextStats::default();
+    let (mut run, mut run_ws, mut run_punct, mut run_vowel) = (0usize, false, false, false);
+    let mut printable = 0usize;
+    for &b in bytes {
+        if !is_printable(b) {
+            (run, run_ws, run_punct, run_vowel) = (0, false, false, false);
+            continue;
+        }
+        printable += 1;
+        run += 1;
+        let lower = b.to_ascii_lowercase();
+        if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+            s.whitespace += 1;
+            run_ws = true;
+        }
+        if matches!(b, b'\r' | b'\n') {
+            s.line_endings += 1;
+        }
+        if matches!(b, b'.' | b',' | b':' | b';' | b'?' | b'!') {
+            s.punctuation += 1;
+            run_punct = true;
+        }
+        if lower.is_ascii_lowercase() {
+            s.letters += 1;
+            if matches!(lower, b'a' | b'e' | b'i' | b'o' | b'u') {
+                s.vowels += 1;
+                run_vowel = true;
+            }
+        }
+        if run >= 25 && run_ws && run_punct && run_vowel {
+            s.devttys0_run = true;
+        }
+    }
+    s.printable = ratio(printable, bytes.len());
+    s
+}
+
+fn ratio(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// A setting's score (0..=1) and what it is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Score {
+    /// The overall score, 0..=1: `confidence × error_factor × max(text, frames, clean)`.
+    pub value: f64,
+    /// How much the bytes look like text, 0..=1.
+    pub text: f64,
+    /// Evidence from valid checksummed frames, 0..=1.
+    pub frames: f64,
+    /// A weak floor for error-free, non-garbage-shaped binary (0..=0.25).
+    pub clean: f64,
+    /// 1 with no line errors, falling towards 0 as framing/parity/break errors per byte rise.
+    pub error_factor: f64,
+    /// Grows with the number of bytes (few bytes prove little), 0..=1.
+    pub confidence: f64,
+    /// (frame + brk) errors per received byte.
+    pub fe_ratio: f64,
+    /// parity errors per received byte.
+    pub pe_ratio: f64,
+    pub stats: TextStats,
+}
+
+/// Bytes whose frame is a single run of zeros then ones (FF FE FC F8 F0 E0 C0 80 00): what a
+/// glitch or a much slower device looks like.
+fn is_step_byte(b: u8) -> bool {
+    // LSB first: zeros then ones  <=>  b is all ones above its lowest set bit (or zero).
+    b == 0 || (b | (b - 1)) == 0xFF
+}
+
+/// Scores a setting from what was received at it.
+pub fn score(ev: &Evidence) -> Score {
+    let n = ev.bytes.len();
+    let stats = text_stats(ev.bytes);
+    let fe_ratio = ratio(
+        usize::try_from(ev.errors.frame.saturating_add(ev.errors.brk)).unwrap_or(usize::MAX),
+        n.max(1),
+    );
+    let pe_ratio = ratio(
+        usize::try_from(ev.errors.parity).unwrap_or(usize::MAX),
+        n.max(1),
+    );
+    if n == 0 {
+        return Score {
+            fe_ratio,
+            pe_ratio,
+            ..Score::default()
+        };
+    }
+    // Text: random bytes are ~37 % printable, 7E1 read as 8N1 ~50 %; real text ~100 %, less a
+    // few characters cut or misframed when the port changed setting mid-stream.
+    let base = ((stats.printable - 0.5) / 0.4).clamp(0.0, 1.0).powf(1.5);
+    let ws_ok = ratio(stats.whitespace, n) >= 0.02;
+    let vowel_ok = stats.letters < 8 || (0.15..=0.65).contains(&ratio(stats.vowels, stats.letters));
+    let lines_ok = stats.line_endings > 0 || stats.devttys0_run;
+    let structure = (f64::from(u8::from(ws_ok)) + f64::from(u8::from(vowel_ok)) + f64::from(u8::from(lines_ok))) / 3.0;
+    let text = base * (0.8 + 0.2 * structure);
+    // Frames: one valid checksummed frame is good evidence, three are proof.
+    let frames = 1.0 - 0.25f64.powi(i32::try_from(ev.frames_ok.min(16)).unwrap_or(16));
+    let step = ratio(ev.bytes.iter().filter(|&&b| is_step_byte(b)).count(), n);
+    let clean = 0.25 * (1.0 - step);
+    // Errors: the right setting gives ~0 %, wrong rates 15–100 %. Up to 3 % is free (a glitch,
+    // a character misframed after the setting changed mid-stream); beyond that it costs fast.
+    let e = 8.0 * (fe_ratio + pe_ratio - 0.03).max(0.0);
+    let error_factor = 1.0 / (1.0 + e * e.sqrt());
+    let confidence = 1.0 - (-(n as f64) / 8.0).exp();
+    let value = (confidence * error_factor * text.max(frames).max(clean)).clamp(0.0, 1.0);
+    Score {
+        value,
+        text,
+        frames,
+        clean,
+        error_factor,
+        confidence,
+        fe_ratio,
+        pe_ratio,
+        stats,
+    }
+}
+
+/// A candidate with its score and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    pub candidate: Candidate,
+    /// 0..=1.
+    pub score: f64,
+    /// Bytes the score rests on (0 for a passive guess).
+    pub bytes: usize,
+    pub reason: String,
+}
+
+/// Sorts best first; scores within 0.02 of each other tie and fall to the prior (common rate,
+/// 8N1), then to the original order (stable sort).
+fn sort_ranking(r: &mut [Ranked]) {
+    r.sort_by(|a, b| {
+        let bucket = |x: f64| (x * 50.0).round() as i64;
+        bucket(b.score)
+            .cmp(&bucket(a.score))
+            .then(a.candidate.prior().cmp(&b.candidate.prior()))
+            .then(b.score.partial_cmp(&a.score).unwrap_or(Ordering::Equal))
+    });
+}
+
+/// Which way the true setting lies from the monitor's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The device is slower than the monitor.
+    Lower,
+    /// The device is faster than the monitor.
+    Higher,
+    /// The rate looks right; the character format (7/8 bits, parity) does not.
+    Format,
+    Unclear,
+}
+
+/// The passive verdict on the current setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    LooksRight,
+    Garbage(Direction),
+    /// Fewer than 8 bytes and no line errors: nothing to judge yet.
+    NotEnoughData,
+}
+
+/// What the passive estimator makes of the current setting's bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassiveEstimate {
+    pub monitor: Candidate,
+    pub verdict: Verdict,
+    /// The current setting's own score, 0..=1.
+    pub current: Score,
+    /// Candidate settings, best first (the monitor's own setting included).
+    pub ranking: Vec<Ranked>,
+    /// One sentence for the user.
+    pub reason: String,
+}
+
+/// Shape features of received bytes, comparable between observed and simulated traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Features {
+    n: usize,
+    fe: f64,
+    zero: f64,
+    step: f64,
+    printable: f64,
+    /// Histogram of trailing zero bits (the low run after the start bit), 0..=8.
+    tz: [f64; 9],
+    /// Histogram of level changes inside the 10-bit frame: 1, 2, 3, 4, 5, 6+.
+    changes: [f64; 6],
+}
+
+impl Features {
+    fn of(bytes: &[u8], fe_count: u64) -> Features {
+        let n = bytes.len();
+        let mut f = Features {
+            n,
+            ..Features::default()
+        };
+        if n == 0 {
+            return f;
+        }
+        let w = 1.0 / n as f64;
+        for &b in bytes {
+            f.tz[b.trailing_zeros().min(8) as usize] += w;
+            // Frame: start 0, d0..d7, stop 1; count level changes.
+            let frame: u16 = (u16::from(b) << 1) | 0x200;
+            let changes = ((frame ^ (frame >> 1)) & 0x1FF).count_ones() as usize;
+            f.changes[changes.clamp(1, 6) - 1] += w;
+            if b == 0 {
+                f.zero += w;
+            }
+            if is_step_byte(b) {
+                f.step += w;
+            }
+            if is_printable(b) {
+                f.printable += w;
+            }
+        }
+        f.fe = (fe_count as f64 / n as f64).min(1.5);
+        f
+    }
+
+    fn distance(&self, o: &Features) -> f64 {
+        if self.n == 0 || o.n == 0 {
+            return if self.n == o.n { 0.0 } else { 2.0 };
+        }
+        let l1 = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>();
+        0.5 * l1(&self.tz, &o.tz)
+            + 0.5 * l1(&self.changes, &o.changes)
+            + (self.fe - o.fe).abs()
+            + (self.zero - o.zero).abs()
+            + 0.5 * (self.step - o.step).abs()
+            + 0.5 * (self.printable - o.printable).abs()
+    }
+}
+
+/// Built-in payloads the fingerprints are simulated with: boot-log text and 0x68 frames.
+const FINGERPRINT_TEXT: &[&str] = &[
+    "boot: checking flash... ok\r\n",
+    "The quick brown fox jumps over the lazy dog, twice.\r\n",
+    "net: link up, 100 Mbps full duplex; dhcp: lease 10.0.0.17\r\n",
+    "app: meter gateway ready, waiting for requests!\r\n",
+    "warning: clock not set, using build time\r\n",
+];
+const FINGERPRINT_FRAMES: &[&[u8]] = &[
+    &[
+        0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01, 0x07,
+        0x13, 0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9D, 0x16,
+    ],
+    &[0x68, 0x04, 0x07, 0x00, 0x00, 0x00],
+    &[
+        0x68, 0x0E, 0x00, 0x00, 0x02, 0x00, 0x64, 0x01, 0x07, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+        0x14,
+    ],
+    &[
+        0x68, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x68, 0x91, 0x08, 0x33, 0x33, 0x34, 0x33, 0x89,
+        0x67, 0x45, 0x33, 0x9F, 0x16,
+    ],
+];
+
+/// Simulated traffic stops after this many sent bytes (a device far faster than the monitor
+/// yields few bytes; the fingerprint then stays sparse rather than costing seconds).
+const FINGERPRINT_MAX_SENT: usize = 4096;
+/// ...or once the monitor has received this many characters.
+const FINGERPRINT_WANT_RX: usize = 256;
+
+/// What `units` sent at `true_rate` (8N1, 3 idle character times between units) look like to
+/// the monitor `m`.
+fn fingerprint(true_rate: Baud, m: Candidate, units: &[&[u8]]) -> Features {
+    let sender = Sender::new(true_rate, FrameFormat::default());
+    let receiver = Receiver::new(m.baud, m.format);
+    let mut wave = Waveform::new();
+    let (mut t, mut sent, mut i) = (0.0, 0usize, 0usize);
+    // Send every unit twice at least, then until the monitor had time for enough characters
+    // (its character time bounds what it can receive).
+    let min_sent = 2 * units.iter().map(|u| u.len()).sum::<usize>();
+    let want_time = FINGERPRINT_WANT_RX as f64 * 10.0 / f64::from(m.baud.bps());
+    while sent < FINGERPRINT_MAX_SENT && !(sent >= min_sent && t >= want_time) {
+        let Some(unit) = units.get(i % units.len().max(1)) else {
+            break;
+        };
+        t = sender.send(&mut wave, t, unit) + 3.0 * sender.char_time();
+        sent += unit.len();
+        i += 1;
+    }
+    let r = receiver.decode(&wave);
+    Features::of(&r.bytes(), r.counts.frame + r.counts.brk)
+}
+
+/// Estimates the true setting from the current setting's bytes alone. Build one per monitor
+/// setting and keep it: construction simulates every candidate rate (a few ms in release).
+#[derive(Debug, Clone)]
+pub struct PassiveEstimator {
+    monitor: Candidate,
+    /// Per candidate rate: fingerprints for text and for binary frames.
+    prints: Vec<(Baud, [Features; 2])>,
+}
+
+impl PassiveEstimator {
+    /// Precomputes fingerprints of each of `rates` (bit/s; invalid ones skipped) as seen by
+    /// `monitor`.
+    pub fn new(monitor: Candidate, rates: &[u32]) -> PassiveEstimator {
+        let text: Vec<&[u8]> = FINGERPRINT_TEXT.iter().map(|s| s.as_bytes()).collect();
+        let prints = rates
+            .iter()
+            .filter_map(|&r| Baud::new(r).ok())
+            .map(|r| {
+                (
+                    r,
+                    [
+                        fingerprint(r, monitor, &text),
+                        fingerprint(r, monitor, FINGERPRINT_FRAMES),
+                    ],
+                )
+            })
+            .collect();
+        PassiveEstimator { monitor, prints }
+    }
+
+    pub fn monitor(&self) -> Candidate {
+        self.monitor
+    }
+
+    /// Judges the monitor's setting from `ev` and ranks candidate settings.
+    pub fn estimate(&self, ev: &Evidence) -> PassiveEstimate {
+        let m = self.monitor;
+        let mbps = f64::from(m.baud.bps());
+        let current = score(ev);
+        let n = ev.bytes.len();
+        let errors = ev.errors.frame + ev.errors.brk + ev.errors.parity;
+        let own = |score: f64, reason: String| Ranked {
+            candidate: m,
+            score,
+            bytes: n,
+            reason,
+        };
+        if n < 8 && errors == 0 {
+            return PassiveEstimate {
+                monitor: m,
+                verdict: Verdict::NotEnoughData,
+                current,
+                ranking: vec![own(current.value, "too few bytes to judge".into())],
+                reason: format!("{n} bytes and no line errors at {m}: not enough to judge"),
+            };
+        }
+        let obs = Features::of(ev.bytes, ev.errors.frame + ev.errors.brk);
+        if current.value >= 0.6 {
+            let why = describe_good(&current, ev.frames_ok);
+            return PassiveEstimate {
+                monitor: m,
+                verdict: Verdict::LooksRight,
+                current,
+                ranking: vec![own(current.value, why.clone())],
+                reason: format!("{m} looks right: {why}"),
+            };
+        }
+        // A format mismatch at the right rate: fix the format, keep the rate.
+        if let Some((format, why)) = format_hint(ev, m, &current) {
+            let mut ranking = vec![Ranked {
+                candidate: m.with_format(format),
+                score: 0.8,
+                bytes: 0,
+                reason: why.clone(),
+            }];
+            ranking.push(own(current.value, "current setting".into()));
+            return PassiveEstimate {
+                monitor: m,
+                verdict: Verdict::Garbage(Direction::Format),
+                current,
+                ranking,
+                reason: format!("{m}: {why}"),
+            };
+        }
+        // Signatures of §6.2 decide the direction; fingerprints rank within it.
+        let breaks = obs.zero >= 0.8 && obs.fe >= 0.5;
+        let (direction, mut reason) = if breaks {
+            (
+                Direction::Lower,
+                format!(
+                    "a stream of 00 with framing errors (break-like): the device is at least \
+                     10x slower than {} (try {} or below)",
+                    m.baud,
+                    snap_rate(mbps / 10.0)
+                ),
+            )
+        } else if let Some(k) = faster_ratio(ev.bytes, &obs) {
+            (
+                Direction::Lower,
+                format!(
+                    "receiver-faster garbage (00/80/F8/E0-type bytes, low runs ~{k:.1} bits): \
+                     the device runs at about {} bps",
+                    snap_rate(mbps / k)
+                ),
+            )
+        } else if obs.fe >= 0.08 || obs.printable < 0.6 {
+            (
+                Direction::Higher,
+                format!(
+                    "random-looking bytes with {:.0}% framing errors: the device is faster \
+                     than {}",
+                    obs.fe * 100.0,
+                    m.baud
+                ),
+            )
+        } else {
+            (
+                Direction::Unclear,
+                "the bytes are neither clean text nor known frames".to_string(),
+            )
+        };
+        // Per rate: the nearer of its two fingerprints (text, frames).
+        let fits: Vec<(Baud, f64)> = self
+            .prints
+            .iter()
+            .map(|(rate, fp)| {
+                let d = fp.iter().map(|f| obs.distance(f)).fold(f64::INFINITY, f64::min);
+                (*rate, d)
+            })
+            .collect();
+        let mut ranking: Vec<Ranked> = fits
+            .iter()
+            .map(|&(rate, d)| {
+                let mut s = (-d / 0.25).exp();
+                let rel = f64::from(rate.bps()) / mbps;
+                let agrees = match direction {
+                    Direction::Lower => rel < 0.98,
+                    Direction::Higher => rel > 1.02,
+                    _ => true,
+                };
+                if !agrees {
+                    s *= 0.2;
+                }
+                if breaks {
+                    // A break stream looks the same for every rate ≥10x below: start just below
+                    // M/10 and work down.
+                    s *= 0.9f64.powf((mbps / 10.0 / f64::from(rate.bps())).log2().max(0.0));
+                }
+                if rate == m.baud {
+                    s = s.min(current.value);
+                }
+                Ranked {
+                    candidate: Candidate::new(rate, m.format),
+                    score: s.clamp(0.0, 1.0),
+                    bytes: 0,
+                    reason: format!("fingerprint distance {d:.2}"),
+                }
+            })
+            .collect();
+        sort_ranking(&mut ranking);
+        if let Some(best) = ranking.first() {
+            reason.push_str(&format!("; closest fingerprint: {}", best.candidate.baud));
+        }
+        PassiveEstimate {
+            monitor: m,
+            verdict: Verdict::Garbage(direction),
+            current,
+            ranking,
+            reason: format!("{m} looks wrong: {reason}"),
+        }
+    }
+}
+
+/// The nearest common rate to `bps`.
+fn snap_rate(bps: f64) -> u32 {
+    COMMON_RATES
+        .iter()
+        .copied()
+        .min_by(|&a, &b| {
+            let d = |r: u32| (f64::from(r).ln() - bps.max(1.0).ln()).abs();
+            d(a).partial_cmp(&d(b)).unwrap_or(Ordering::Equal)
+        })
+        .unwrap_or(9600)
+}
+
+/// For receiver-faster garbage: the speed ratio k = monitor/device, from the low run at the
+/// start of each non-zero byte (start bit + trailing zeros = one device bit ≈ k monitor bits).
+/// `None` when the bytes do not have that shape.
+fn faster_ratio(bytes: &[u8], obs: &Features) -> Option<f64> {
+    if obs.n < 8 || obs.changes[0] + obs.changes[1] + obs.changes[2] < 0.7 {
+        return None;
+    }
+    let mut runs: Vec<u32> = bytes
+        .iter()
+        .filter(|&&b| b != 0)
+        .map(|&b| 1 + b.trailing_zeros())
+        .collect();
+    if runs.len() < 4 {
+        return Some(10.0);
+    }
+    runs.sort_unstable();
+    // The shortest device low bit dominates the lower runs: take the 25th percentile.
+    let k = f64::from(runs.get(runs.len() / 4).copied().unwrap_or(1));
+    (k >= 2.0).then_some(k)
+}
+
+/// One line on why a score is good.
+fn describe_good(s: &Score, frames_ok: usize) -> String {
+    if s.frames >= s.text && frames_ok > 0 {
+        format!(
+            "{frames_ok} valid checksummed frame(s), {:.0}% framing errors",
+            s.fe_ratio * 100.0
+        )
+    } else {
+        format!(
+            "{:.0}% printable text, {:.0}% framing errors",
+            s.stats.printable * 100.0,
+            s.fe_ratio * 100.0
+        )
+    }
+}
+
+/// Format-mismatch signatures at a plausible rate (§6.2): 7E1/7O1 read as 8N1 (bit 7 set
+/// exactly on the bytes that need it for even/odd parity: 0x68 'h' arrives as 0xE8), 8E1 read as
+/// 8N1 (framing errors on the even-popcount bytes only), parity errors on 8N1 data read with
+/// parity. Returns the suggested format and why.
+fn format_hint(ev: &Evidence, m: Candidate, s: &Score) -> Option<(&'static str, String)> {
+    let n = ev.bytes.len();
+    if n < 16 {
+        return None;
+    }
+    let eight_n = m.format.data_bits.count() == 8 && m.format.parity == Parity::None;
+    let masked: Vec<u8> = ev.bytes.iter().map(|b| b & 0x7F).collect();
+    let masked_text = text_stats(&masked).printable;
+    let even = ev.bytes.iter().filter(|b| b.count_ones() % 2 == 0).count();
+    let high = ev.bytes.iter().filter(|&&b| b & 0x80 != 0).count();
+    if eight_n && s.fe_ratio < 0.05 && masked_text >= 0.9 && ratio(high, n) >= 0.15 {
+        if ratio(even, n) >= 0.95 {
+            return Some((
+                "7E1",
+                "bytes are text with bit 7 set exactly where even parity needs it \
+                 (0x68 'h' arrives as 0xE8): a 7E1 device read as 8N1"
+                    .into(),
+            ));
+        }
+        if ratio(n - even, n) >= 0.95 {
+            return Some((
+                "7O1",
+                "bytes are text with bit 7 set exactly where odd parity needs it: a 7O1 device \
+                 read as 8N1"
+                    .into(),
+            ));
+        }
+    }
+    let structured = ev.frames_ok > 0 || s.stats.printable >= 0.85;
+    let fe = ev.errors.frame + ev.errors.brk;
+    if eight_n && structured && (0.15..=0.85).contains(&s.fe_ratio) {
+        // 8E1 read as 8N1: the stop sample is the parity bit, low for even-popcount bytes.
+        let fe = usize::try_from(fe).unwrap_or(usize::MAX);
+        if fe.abs_diff(even) as f64 <= 0.2 * n as f64 {
+            return Some((
+                "8E1",
+                "data look right but framing errors hit the even-popcount bytes: an 8E1 device \
+                 read as 8N1"
+                    .into(),
+            ));
+        }
+    }
+    if m.format.parity != Parity::None && s.pe_ratio >= 0.1 && s.stats.printable >= 0.85 {
+        return Some((
+            "8N1",
+            "data look right but with parity errors: the device sends without parity".into(),
+        ));
+    }
+    None
+}
+
+/// When a dwell at one candidate ends: after `bytes` bytes or `seconds`, whichever is first.
+/// Choose `seconds` ≥ `bytes` character times at the slowest candidate (≈ bytes × 10 / rate)
+/// and long enough for a quiet device to speak.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dwell {
+    pub bytes: usize,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// Counts valid checksummed frames in a byte run (the caller's framers; see `Evidence`).
+pub type FrameCounter = Box<dyn Fn(&[u8]) -> usize + Send>;
+
+/// What the caller should do after feeding the scan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Keep the port as it is and keep feeding.
+    Stay,
+    /// Set the port to this candidate, then call `begin` when the port confirms it.
+    Switch(Candidate),
+    /// The scan is over: the best candidate (if any candidate saw anything).
+    Finished(Option<Ranked>),
+}
+
+impl Trial {
+    /// The evidence at this candidate. One framing error is forgiven: the character in flight
+    /// when the port changed setting is usually cut (on real ports as in the line model).
+    fn evidence(&self) -> Evidence<'_> {
+        let mut errors = self.errors;
+        if errors.frame > 0 {
+            errors.frame -= 1;
+        } else if errors.brk > 0 {
+            errors.brk -= 1;
+        }
+        Evidence {
+            bytes: &self.bytes,
+            errors,
+            frames_ok: self.frames_ok,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Trial {
+    candidate: Candidate,
+    bytes: Vec<u8>,
+    errors: LineErrorCounts,
+    frames_ok: usize,
+    started: Option<f64>,
+    score: Option<Score>,
+}
+
+/// An active scan: tries candidate settings one after another, scores each from what arrives
+/// while it is set, stops early on a convincing one, and adds format variants (7E1, 8E1, 8N1)
+/// at a rate whose bytes show a 7/8-bit or parity mismatch. No I/O: the caller sets the port
+/// to [`current`](ActiveScan::current), calls [`begin`](ActiveScan::begin) when the port
+/// confirms it, and feeds bytes and error-counter deltas.
+pub struct ActiveScan {
+    queue: Vec<Candidate>,
+    done: Vec<Trial>,
+    now: Option<Trial>,
+    dwell: Dwell,
+    accept_score: f64,
+    accept_bytes: usize,
+    good_enough: f64,
+    frame_counter: Option<FrameCounter>,
+    finished: bool,
+}
+
+impl fmt::Debug for ActiveScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActiveScan")
+            .field("queue", &self.queue)
+            .field("done", &self.done.len())
+            .field("now", &self.now.as_ref().map(|t| t.candidate))
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl ActiveScan {
+    /// A scan over `candidates` in order (duplicates dropped), dwelling `dwell` at each.
+    /// Stops early at a candidate scoring ≥ 0.95 on ≥ min(32, dwell.bytes) bytes, or scoring
+    /// ≥ 0.8 at the end of its full dwell (wrong rates score below 0.2 in practice).
+    pub fn new(candidates: impl IntoIterator<Item = Candidate>, dwell: Dwell) -> ActiveScan {
+        let mut queue: Vec<Candidate> = Vec::new();
+        for c in candidates {
+            if !queue.contains(&c) {
+                queue.push(c);
+            }
+        }
+        let mut scan = ActiveScan {
+            queue,
+            done: Vec::new(),
+            now: None,
+            dwell,
+            accept_score: 0.95,
+            accept_bytes: dwell.bytes.min(32),
+            good_enough: 0.8,
+            frame_counter: None,
+            finished: false,
+        };
+        scan.advance();
+        scan
+    }
+
+    /// Uses `counter` to find valid frames in each candidate's bytes (decoder evidence).
+    pub fn with_frame_counter(mut self, counter: FrameCounter) -> ActiveScan {
+        self.frame_counter = Some(counter);
+        self
+    }
+
+    /// Early stop at `score` (0..=1) once `min_bytes` bytes were seen at the candidate.
+    pub fn with_accept(mut self, score: f64, min_bytes: usize) -> ActiveScan {
+        self.accept_score = score;
+        self.accept_bytes = min_bytes;
+        self
+    }
+
+    /// Stops at the end of a full dwell on a candidate scoring at least `score` (0..=1; above
+    /// 1 never).
+    pub fn with_good_enough(mut self, score: f64) -> ActiveScan {
+        self.good_enough = score;
+        self
+    }
+
+    /// Tries first what a passive estimate ranks high: its ranked candidates that are in the
+    /// scan (or format variants it suggests) move to the front, in its order.
+    pub fn prioritize(mut self, estimate: &PassiveEstimate) -> ActiveScan {
+        if self.finished {
+            return self;
+        }
+        let mut front: Vec<Candidate> = Vec::new();
+        for r in &estimate.ranking {
+            let in_scan = self.queue.contains(&r.candidate)
+                || self.now.as_ref().is_some_and(|t| t.candidate == r.candidate);
+            let variant = r.candidate.format != FrameFormat::default();
+            if (in_scan || variant) && !front.contains(&r.candidate) {
+                front.push(r.candidate);
+            }
+        }
+        // Nothing was fed yet (prioritize is called before the first begin): restart the order.
+        if let Some(t) = self.now.take() {
+            if t.bytes.is_empty() && t.started.is_none() {
+                self.queue.insert(0, t.candidate);
+            } else {
+                self.now = Some(t);
+            }
+        }
+        self.queue.retain(|c| !front.contains(c));
+        front.extend(self.queue.drain(..));
+        self.queue = front;
+        if self.now.is_none() {
+            self.advance();
+        }
+        self
+    }
+
+    /// The setting the port should have now; `None` once the scan is finished.
+    pub fn current(&self) -> Option<Candidate> {
+        self.now.as_ref().map(|t| t.candidate)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Bytes taken into account so far, over all candidates.
+    pub fn bytes_seen(&self) -> usize {
+        self.done.iter().chain(self.now.as_ref()).map(|t| t.bytes.len()).sum()
+    }
+
+    /// The port confirmed the current setting at `now` seconds: the dwell starts.
+    pub fn begin(&mut self, now: f64) {
+        if let Some(t) = self.now.as_mut() {
+            t.started = Some(now);
+        }
+    }
+
+    /// Bytes read at the current setting and the line-error counter deltas since the last
+    /// feed, at `now` seconds.
+    pub fn feed(&mut self, now: f64, bytes: &[u8], errors: LineErrorCounts) -> Step {
+        let Some(t) = self.now.as_mut() else {
+            return self.finished_step();
+        };
+        if t.started.is_none() {
+            t.started = Some(now);
+        }
+        let room = self.dwell.bytes.saturating_sub(t.bytes.len());
+        t.bytes.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        t.errors.frame = t.errors.frame.saturating_add(errors.frame);
+        t.errors.parity = t.errors.parity.saturating_add(errors.parity);
+        t.errors.brk = t.errors.brk.saturating_add(errors.brk);
+        if !bytes.is_empty() {
+            t.frames_ok = self.frame_counter.as_ref().map_or(0, |f| f(&t.bytes));
+        }
+        self.poll(now)
+    }
+
+    /// Time passed without bytes: ends the dwell when it is over.
+    pub fn poll(&mut self, now: f64) -> Step {
+        let Some(t) = self.now.as_mut() else {
+            return self.finished_step();
+        };
+        let s = score(&t.evidence());
+        t.score = Some(s);
+        let n = t.bytes.len();
+        let elapsed = t.started.map_or(0.0, |s| now - s);
+        let accepted = s.value >= self.accept_score && n >= self.accept_bytes;
+        // Obvious garbage needs no full dwell: many line errors, or (given time for a frame to
+        // complete) glitch-shaped bytes with nothing text- or frame-like.
+        let shapeless = n >= 48 && s.text == 0.0 && s.frames == 0.0 && s.clean < 0.15;
+        let garbage = n >= 16 && s.value < 0.1 && (s.fe_ratio + s.pe_ratio >= 0.25 || shapeless);
+        let over = n >= self.dwell.bytes || !(elapsed < self.dwell.seconds);
+        if !(accepted || garbage || over) {
+            return Step::Stay;
+        }
+        let good = over && s.value >= self.good_enough;
+        let mut variant = false;
+        if let Some(t) = self.now.take() {
+            variant = self.queue_variants(&t, &s);
+            self.done.push(t);
+        }
+        // A suggested format variant is still tried; otherwise a convincing score ends the scan.
+        if (accepted || good) && !variant {
+            self.queue.clear();
+        }
+        self.advance();
+        match self.now.as_ref() {
+            Some(t) => Step::Switch(t.candidate),
+            None => self.finished_step(),
+        }
+    }
+
+    /// Candidates scored so far, best first.
+    pub fn ranking(&self) -> Vec<Ranked> {
+        let mut r: Vec<Ranked> = self
+            .done
+            .iter()
+            .chain(self.now.as_ref())
+            .filter_map(|t| {
+                let s = t.score?;
+                Some(Ranked {
+                    candidate: t.candidate,
+                    score: s.value,
+                    bytes: t.bytes.len(),
+                    reason: if s.value >= 0.5 {
+                        describe_good(&s, t.frames_ok)
+                    } else if t.bytes.is_empty() {
+                        "no bytes".to_string()
+                    } else {
+                        format!(
+                            "{:.0}% printable, {:.0}% framing and {:.0}% parity errors",
+                            s.stats.printable * 100.0,
+                            s.fe_ratio * 100.0,
+                            s.pe_ratio * 100.0
+                        )
+                    },
+                })
+            })
+            .collect();
+        sort_ranking(&mut r);
+        r
+    }
+
+    /// The best candidate so far.
+    pub fn best(&self) -> Option<Ranked> {
+        self.ranking().into_iter().next()
+    }
+
+    fn finished_step(&self) -> Step {
+        Step::Finished(self.best())
+    }
+
+    fn advance(&mut self) {
+        if self.queue.is_empty() {
+            self.now = None;
+            self.finished = true;
+        } else {
+            let c = self.queue.remove(0);
+            self.now = Some(Trial {
+                candidate: c,
+                bytes: Vec::new(),
+                errors: LineErrorCounts::default(),
+                frames_ok: 0,
+                started: None,
+                score: None,
+            });
+        }
+    }
+
+    /// Puts a format variant suggested by `t`'s bytes at the front of the queue; true if it did.
+    fn queue_variants(&mut self, t: &Trial, s: &Score) -> bool {
+        if let Some((format, _)) = format_hint(&t.evidence(), t.candidate, s) {
+            let v = t.candidate.with_format(format);
+            let tried = self.done.iter().any(|d| d.candidate == v);
+            if !tried && v != t.candidate {
+                self.queue.retain(|c| *c != v);
+                self.queue.insert(0, v);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::sim::uart_line::{Noise, SplitMix64, UartLink};
+    use std::collections::HashMap;
+
+    fn baud(b: u32) -> Baud {
+        Baud::new(b).unwrap()
+    }
+
+    fn fmt(s: &str) -> FrameFormat {
+        s.parse().unwrap()
+    }
+
+    fn errs(frame: u64, parity: u64, brk: u64) -> LineErrorCounts {
+        LineErrorCounts {
+            frame,
+            parity,
+            brk,
+            ..LineErrorCounts::default()
+        }
+    }
+
+    // ---- the test corpus -------------------------------------------------------------------
+
+    const TEXT: &[&str] = &[
+        "U-Boot 2021.07 (Mar 12 2024 - 10:31:07 +0000)\r\n",
+        "DRAM:  256 MiB\r\n",
+        "boot: checking flash... ok\r\n",
+        "Hit any key to stop autoboot:  0\r\n",
+        "Starting kernel ...\r\n",
+        "[    0.000000] Booting Linux on physical CPU 0x0\r\n",
+        "[    1.234567] serial: ttyS0 at MMIO 0x1c28000 (irq = 32) is a U6_16550A\r\n",
+        "Welcome to the meter gateway. Please log in, or press enter for help.\r\n",
+        "She sells sea shells by the sea shore, and the shells she sells are surely seashells.\r\n",
+        "app: heartbeat ok; uptime 3 days, load 0.42\r\n",
+        "net: link up at 100 Mbps, full duplex\r\n",
+        "It was the best of times, it was the worst of times; it was the age of wisdom.\r\n",
+    ];
+
+    const MBUS_RSP_UD: &[u8] = &[
+        0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01, 0x07,
+        0x13, 0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9D, 0x16,
+    ];
+    const IEC104_STARTDT: &[u8] = &[0x68, 0x04, 0x07, 0x00, 0x00, 0x00];
+    const IEC104_I: &[u8] = &[
+        0x68, 0x0E, 0x00, 0x00, 0x02, 0x00, 0x64, 0x01, 0x07, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+        0x14,
+    ];
+    const DLT645: &[u8] = &[
+        0x68, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x68, 0x91, 0x08, 0x33, 0x33, 0x34, 0x33, 0x89,
+        0x67, 0x45, 0x33, 0x9F, 0x16,
+    ];
+    const FRAMES: &[&[u8]] = &[MBUS_RSP_UD, IEC104_STARTDT, IEC104_I, DLT645];
+
+    fn sum(b: &[u8]) -> u8 {
+        b.iter().fold(0u8, |a, &x| a.wrapping_add(x))
+    }
+
+    /// FT1.2 long frame (M-Bus, IEC 101): 68 L L 68 C.. CS 16, CS = sum of the L user bytes.
+    fn ft12_len(b: &[u8]) -> Option<usize> {
+        let l = usize::from(*b.get(1)?);
+        let total = l + 6;
+        let ok = l >= 3
+            && b.get(2) == Some(&b[1])
+            && b.get(3) == Some(&0x68)
+            && b.get(total - 1) == Some(&0x16)
+            && b.get(4 + l) == Some(&sum(b.get(4..4 + l)?));
+        ok.then_some(total)
+    }
+
+    /// DL/T 645: 68 A0..A5 68 C L DATA CS 16, CS = sum from the first 68 through DATA.
+    fn dlt645_len(b: &[u8]) -> Option<usize> {
+        let l = usize::from(*b.get(9)?);
+        let total = l + 12;
+        let ok = b.get(7) == Some(&0x68)
+            && b.get(total - 1) == Some(&0x16)
+            && b.get(10 + l) == Some(&sum(b.get(..10 + l)?));
+        ok.then_some(total)
+    }
+
+    /// IEC 104 APCI (no checksum): 68 L CF1..CF4, with strict control-field rules.
+    fn iec104_len(b: &[u8]) -> Option<usize> {
+        let l = usize::from(*b.get(1)?);
+        let apci = b.get(2..6)?;
+        let total = l + 2;
+        b.get(total - 1)?;
+        let ok = match apci[0] & 0x03 {
+            0 | 2 => l >= 10 && apci[2] & 1 == 0 && (1..=127).contains(&b[6]),
+            1 => l == 4 && apci[0] == 1 && apci[1] == 0 && apci[2] & 1 == 0,
+            _ => {
+                l == 4
+                    && [0x07, 0x0B, 0x13, 0x23, 0x43, 0x83].contains(&apci[0])
+                    && apci[1..] == [0, 0, 0]
+            }
+        };
+        ok.then_some(total)
+    }
+
+    /// The test's stand-in for the real framers: valid frames in `b`.
+    fn count_frames(b: &[u8]) -> usize {
+        let (mut i, mut n) = (0, 0);
+        while i < b.len() {
+            if b[i] == 0x68 {
+                let rest = &b[i..];
+                if let Some(len) = ft12_len(rest)
+                    .or_else(|| dlt645_len(rest))
+                    .or_else(|| iec104_len(rest))
+                {
+                    n += 1;
+                    i += len;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn frame_validator_accepts_the_corpus_only() {
+        let all: Vec<u8> = FRAMES.concat();
+        assert_eq!(count_frames(&all), 4);
+        let mut bad = MBUS_RSP_UD.to_vec();
+        bad[10] ^= 1;
+        assert_eq!(count_frames(&bad), 0);
+        assert_eq!(count_frames(b"hello world"), 0);
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum Kind {
+        Text,
+        Binary,
+    }
+
+    /// A device writing lines or frames at its rate, idle 2–10 character times plus up to
+    /// 0.5 ms between them.
+    struct Device {
+        units: Vec<Vec<u8>>,
+        next: usize,
+        rng: SplitMix64,
+    }
+
+    impl Device {
+        fn new(kind: Kind, seed: u64) -> Device {
+            let units: Vec<Vec<u8>> = match kind {
+                Kind::Text => TEXT.iter().map(|s| s.as_bytes().to_vec()).collect(),
+                Kind::Binary => FRAMES.iter().map(|f| f.to_vec()).collect(),
+            };
+            let mut rng = SplitMix64::new(seed);
+            let next = rng.below(units.len() as u64) as usize;
+            Device { units, next, rng }
+        }
+
+        fn pump(&mut self, link: &mut UartLink, until: f64) {
+            let char_time = link.sender().char_time();
+            while link.line_free_at() < until {
+                let unit = &self.units[self.next % self.units.len()];
+                self.next += 1;
+                let end = link.send(link.line_free_at(), unit);
+                let gap = (2.0 + 8.0 * self.rng.next_f64()) * char_time
+                    + 0.0005 * self.rng.next_f64();
+                link.send(end + gap, &[]);
+            }
+        }
+    }
+
+    fn dwell(kind: Kind) -> Dwell {
+        let bytes = match kind {
+            Kind::Text => 64,
+            Kind::Binary => 256,
+        };
+        // Enough for `bytes` characters at 1200, the slowest candidate.
+        Dwell {
+            bytes,
+            seconds: 1.5 * bytes as f64 * 10.0 / 1200.0,
+        }
+    }
+
+    /// How often the harness reads the simulated port: every 8 characters at the monitor's rate
+    /// (at least every 4 of the device's).
+    fn read_period(c: Candidate, true_rate: u32) -> f64 {
+        (80.0 / f64::from(c.baud.bps())).max(40.0 / f64::from(true_rate))
+    }
+
+    struct Outcome {
+        best: Option<Candidate>,
+        ranking: Vec<Ranked>,
+        bytes: usize,
+        passive_top: Option<Candidate>,
+    }
+
+    fn run_trial(
+        kind: Kind,
+        true_rate: u32,
+        true_format: &str,
+        noisy: bool,
+        start: Candidate,
+        estimators: &mut HashMap<Candidate, PassiveEstimator>,
+        seed: u64,
+    ) -> Outcome {
+        let sender = Sender::new(baud(true_rate), fmt(true_format));
+        let mut link = UartLink::new(sender, Receiver::new(start.baud, start.format));
+        if noisy {
+            // Light: one glitch per ~2000 bit times, 0.1–1 bit wide.
+            let n = Noise::in_bit_times(f64::from(true_rate) / 2000.0, 0.1, 1.0, baud(true_rate), seed);
+            link = link.with_noise(n);
+        }
+        let mut dev = Device::new(kind, seed);
+        let dwell = dwell(kind);
+        // Passive look at the starting setting.
+        let mut t = 0.0;
+        let (mut seen, mut counts) = (Vec::new(), LineErrorCounts::default());
+        while seen.len() < dwell.bytes && t < dwell.seconds {
+            t += read_period(start, true_rate);
+            dev.pump(&mut link, t);
+            let r = link.receive_until(t);
+            seen.extend(r.bytes());
+            let c = r.counts.to_line_error_counts();
+            counts.frame += c.frame;
+            counts.parity += c.parity;
+            counts.brk += c.brk;
+        }
+        seen.truncate(dwell.bytes);
+        let est = estimators
+            .entry(start)
+            .or_insert_with(|| PassiveEstimator::new(start, &COMMON_RATES))
+            .estimate(&Evidence {
+                bytes: &seen,
+                errors: counts,
+                frames_ok: count_frames(&seen),
+            });
+        let mut scan = ActiveScan::new(Candidate::n81_all(&COMMON_RATES), dwell)
+            .with_frame_counter(Box::new(count_frames))
+            .prioritize(&est);
+        while let Some(c) = scan.current() {
+            link.set_receiver(Receiver::new(c.baud, c.format), t);
+            scan.begin(t);
+            loop {
+                t += read_period(c, true_rate);
+                dev.pump(&mut link, t);
+                let r = link.receive_until(t);
+                match scan.feed(t, &r.bytes(), r.counts.to_line_error_counts()) {
+                    Step::Stay => {}
+                    _ => break,
+                }
+            }
+        }
+        Outcome {
+            best: scan.best().map(|r| r.candidate),
+            ranking: scan.ranking(),
+            bytes: scan.bytes_seen(),
+            passive_top: est.ranking.first().map(|r| r.candidate),
+        }
+    }
+
+    #[test]
+    fn accuracy_over_generated_corpus() {
+        let mut estimators = HashMap::new();
+        let mut table = String::new();
+        let mut seed = 1u64;
+        let mut misses = Vec::new();
+        for kind in [Kind::Text, Kind::Binary] {
+            let (mut hits, mut total) = (0usize, 0usize);
+            table.push_str(&format!(
+                "\n{kind:?} (dwell {} bytes)\n true rate   top-1   mean bytes   passive top-1\n",
+                dwell(kind).bytes
+            ));
+            for &rate in &COMMON_RATES {
+                let (mut ok, mut n, mut bytes, mut ptop) = (0, 0, 0, 0);
+                for noisy in [false, true] {
+                    for &m in &COMMON_RATES {
+                        seed += 1;
+                        let start = Candidate::n81(baud(m));
+                        let o = run_trial(kind, rate, "8N1", noisy, start, &mut estimators, seed);
+                        n += 1;
+                        bytes += o.bytes;
+                        if std::env::var("AB_DEBUG").is_ok_and(|v| v == format!("{kind:?}{rate}")) {
+                            println!("start={m} noise={noisy} bytes={} {}", o.bytes, o.ranking.iter().map(|r| format!("{}:{:.2}/{}B", r.candidate.baud, r.score, r.bytes)).collect::<Vec<_>>().join(" "));
+                        }
+                        if o.best.map(|c| c.baud.bps()) == Some(rate) {
+                            ok += 1;
+                        } else {
+                            misses.push(format!(
+                                "{kind:?} {rate} noise={noisy} start={m}: got {:?}; {}",
+                                o.best.map(|c| c.to_string()),
+                                o.ranking
+                                    .iter()
+                                    .take(3)
+                                    .map(|r| format!("{} {:.2} ({} B: {})", r.candidate, r.score, r.bytes, r.reason))
+                                    .collect::<Vec<_>>()
+                                    .join(" | ")
+                            ));
+                        }
+                        if o.passive_top.map(|c| c.baud.bps()) == Some(rate) {
+                            ptop += 1;
+                        }
+                    }
+                }
+                table.push_str(&format!(
+                    " {rate:>9}   {:>4.0}%   {:>10.0}   {:>5.0}%\n",
+                    100.0 * ok as f64 / n as f64,
+                    bytes as f64 / n as f64,
+                    100.0 * ptop as f64 / n as f64
+                ));
+                hits += ok;
+                total += n;
+            }
+            let acc = hits as f64 / total as f64;
+            table.push_str(&format!(" all         {:>4.1}%\n", acc * 100.0));
+            let floor = if kind == Kind::Text { 0.95 } else { 0.90 };
+            println!("{table}");
+            for m in &misses {
+                println!("miss: {m}");
+            }
+            assert!(acc >= floor, "{kind:?}: top-1 {acc:.3} < {floor}\n{table}");
+        }
+    }
+}

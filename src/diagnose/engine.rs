@@ -266,7 +266,6 @@ impl Engine {
                 key_bytes,
                 out,
             );
-            break;
         }
     }
 
@@ -327,7 +326,15 @@ impl Engine {
         out: &mut Findings,
     ) {
         if let Some(entry) = self.knowledge.matches(obs).into_iter().next() {
-            let about_68 = context.contains("68");
+            let about_68 = match obs {
+                Observation::RepeatedByte { byte, .. } | Observation::IsolatedByte { byte, .. } => {
+                    *byte == 0x68
+                }
+                Observation::SevenBitPair { byte } => *byte == 0x68,
+                Observation::Pcsc { code } => code & 0xFF == 0x68,
+                Observation::StatusWord(sw) => sw.sw >> 8 == 0x68,
+                _ => false,
+            };
             self.raise(
                 entry.id.clone(),
                 entry.severity,
@@ -386,6 +393,17 @@ fn printable(b: u8) -> bool {
     (0x20..0x7f).contains(&b) || matches!(b, b'\r' | b'\n' | b'\t')
 }
 
+/// The frame's bytes are printable and so is the byte before: it is a piece of text.
+fn in_text(frame: &Frame, state: &DirState) -> bool {
+    let bytes = state.bytes(&frame.span);
+    let before = frame
+        .span
+        .start
+        .checked_sub(1)
+        .and_then(|b| state.bytes(&(b..b + 1)).first().copied());
+    !bytes.is_empty() && bytes.iter().all(|&b| printable(b)) && before.is_some_and(printable)
+}
+
 /// Weak evidence is dropped before it can mislead the classifier or raise an event:
 /// - one- or two-byte bootloader replies (STM32 79/1F, MediaTek 5F…) inside running text
 ///   (the 'y' of "every" is 0x79);
@@ -394,19 +412,12 @@ fn printable(b: u8) -> bool {
 ///   of the stream, where a card's answer to reset would be.
 fn plausible(frame: &Frame, state: &mut DirState) -> bool {
     match frame.protocol {
-        Protocol::Stm32Boot | Protocol::MtkBrom => {
-            let bytes = state.bytes(&frame.span);
-            let before = frame
-                .span
-                .start
-                .checked_sub(1)
-                .map(|b| state.bytes(&(b..b + 1)).first().copied());
-            let in_text = bytes.iter().all(|&b| printable(b))
-                && matches!(before, Some(Some(b)) if printable(b));
-            !in_text
-        }
+        Protocol::Stm32Boot | Protocol::MtkBrom => !in_text(frame, state),
         Protocol::Iso7816Line => {
             if frame.kind == "atr" {
+                if in_text(frame, state) {
+                    return false;
+                }
                 if frame.status.is_ok() {
                     state.card_line = true;
                     return true;

@@ -913,8 +913,9 @@ mod tests {
             "E8 65 6C 6C 6F"
         );
         // 8E1 read as 8N1: data intact, even-popcount bytes get FE (their parity bit is 0).
-        let r = sim(2400, "8E1", 2400, "8N1", e, &[0x68, 0x15, 0x15, 0x68]);
-        assert_eq!(show(&r), "68 15(FE) 15(FE) 68");
+        // (0x68, 0x15, 0x16 have odd popcount — the FT1.2 framing characters pass cleanly.)
+        let r = sim(2400, "8E1", 2400, "8N1", e, &[0x68, 0x15, 0x03, 0x16, 0xC0]);
+        assert_eq!(show(&r), "68 15 03(FE) 16 C0(FE)");
         // 8N1 read as 8E1: parity errors, and framing errors for back-to-back bytes.
         let r = sim(2400, "8N1", 2400, "8E1", e, &[0x00, 0x01, 0x03]);
         assert!(r.counts.parity > 0 && r.chars.iter().any(|c| c.framing_error));

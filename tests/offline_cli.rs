@@ -1,0 +1,109 @@
+//! `hsmon decode` and `hsmon explain` from the shell: answers, JSON records, exit statuses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use serde_json::Value;
+use support::run_hsmon;
+
+fn json_lines(out: &str) -> Vec<Value> {
+    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn explain_the_three_faces_of_0x68() {
+    let (code, out, err) = run_hsmon(&["explain", "6882"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("iso7816.sw.6882"), "{out}");
+    assert!(out.to_lowercase().contains("secure messaging"), "{out}");
+
+    let (code, out, _) = run_hsmon(&["explain", "0x80100068"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("SCARD_W_RESET_CARD") && out.contains("SCardReconnect"), "{out}");
+
+    let (code, out, _) = run_hsmon(&["--format", "json", "explain", "68"]);
+    assert_eq!(code, 0);
+    let ids: Vec<String> = json_lines(&out)
+        .iter()
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .collect();
+    for want in [
+        "iso7816.sw1.68",
+        "pcsc.w_reset_card",
+        "mbus.long_frame_unexpected",
+        "iec104.apci_start",
+        "dlt645.frame_start",
+        "uart.genuine_68",
+    ] {
+        assert!(ids.iter().any(|i| i == want), "explain 68 lacks {want}: {ids:?}");
+    }
+}
+
+#[test]
+fn decode_guesses_and_forces_protocols() {
+    let (code, out, _) = run_hsmon(&["decode", "--hex", "68 03 03 68 53 FE 50 A1 16"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("M-Bus control [0..9] ✓"), "{out}");
+    assert!(out.contains("CS: 0xA1"), "{out}");
+
+    let (code, out, _) = run_hsmon(&[
+        "--format",
+        "json",
+        "decode",
+        "--protocol",
+        "atr",
+        "--hex",
+        "3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 03 00 00 00 00 68",
+    ]);
+    assert_eq!(code, 0);
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["type"], "frame");
+    assert_eq!(v["protocol"], "atr");
+    assert_eq!(v["protocols"], serde_json::json!(["T=0", "T=1"]));
+    assert_eq!(v["fi"], 372);
+    assert_eq!(v["di"], 1);
+    assert_eq!(v["historical"], "80 4F 0C A0 00 00 03 06 03 00 03 00 00 00 00");
+    assert_eq!(v["status"], "ok", "TCK 68 is right");
+
+    let (code, out, _) = run_hsmon(&[
+        "--format",
+        "json",
+        "decode",
+        "--hex",
+        "68 15 15 68 08 02 72 78 56 34 12 24 40 01 07 13 00 00 00 0C 78 04 03 02 01 9E 16",
+    ]);
+    assert_eq!(code, 0);
+    let recs = json_lines(&out);
+    assert_eq!(recs[0]["status"], "bad_checksum");
+    assert!(recs.iter().any(|r| r["type"] == "event" && r["id"] == "mbus.checksum"), "{out}");
+}
+
+#[test]
+fn decode_from_a_file_and_nothing_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("frame.bin");
+    std::fs::write(&f, [0x68, 0x04, 0x43, 0x00, 0x00, 0x00]).unwrap();
+    let (code, out, _) = run_hsmon(&["decode", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("TESTFR act"), "{out}");
+    let (code, out, _) = run_hsmon(&["decode", "--protocol", "mbus", "--hex", "01 02 03"]);
+    assert_eq!(code, 1, "nothing decoded is exit 1");
+    assert!(out.contains("no frame found in 3 bytes as M-Bus"), "{out}");
+}
+
+#[test]
+fn bad_offline_input() {
+    let table: [(&[&str], i32, &str); 5] = [
+        (&["decode", "--hex", "68 0"], 2, "odd number of hex digits"),
+        (&["decode", "--hex", "zz"], 2, "not a hex digit"),
+        (&["decode", "--protocol", "modbus", "--hex", "01"], 2, "unknown protocol 'modbus'"),
+        (&["decode", "/no/such/capture.bin"], 2, "cannot read /no/such/capture.bin"),
+        (&["explain", "qqq"], 2, "no explanation for 'qqq'"),
+    ];
+    for (args, want, msg) in table {
+        let (code, _, err) = run_hsmon(args);
+        assert_eq!(code, want, "{args:?}: {err}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
+}
