@@ -352,72 +352,107 @@ pub(crate) mod stream {
     }
 
     const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+    const LOW_SEVEN_BITS: u64 = 0x7F7F_7F7F_7F7F_7F7F;
     const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-    /// High bit set in each byte of `word` that is zero; bits above the first zero byte may
-    /// be set spuriously (borrow), so only the lowest set bit is meaningful.
+    /// High bit set in exactly those bytes of `word` that equal `value`. Exact for every
+    /// byte: no arithmetic carries from one byte into the next.
     #[inline(always)]
-    fn zero_bytes(word: u64) -> u64 {
-        word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS
+    fn bytes_equal(word: u64, value: u8) -> u64 {
+        let diff = word ^ (LOW_BITS * u64::from(value));
+        !(((diff & LOW_SEVEN_BITS).wrapping_add(LOW_SEVEN_BITS)) | diff) & HIGH_BITS
     }
 
-    /// Index of the first byte `b` with `above < b < below` (`above` at most 127, `below` at most 128).
-    ///
-    /// SWAR like [`find_any`], with the "has between" bit trick: no byte's arithmetic can
-    /// carry into its neighbour, so the lowest flagged byte is exact.
-    #[inline]
-    pub(crate) fn find_between(bytes: &[u8], above: u8, below: u8) -> Option<usize> {
-        let (above, below) = (u64::from(above.min(127)), u64::from(below.min(128)));
+    /// High bit set in exactly those bytes `b` of `word` with `above < b < below` (`above` at
+    /// most 127, `below` at most 128): the "has between" bit trick, exact per byte.
+    #[inline(always)]
+    fn bytes_between(word: u64, above: u64, below: u64) -> u64 {
+        let low7 = word & LOW_SEVEN_BITS;
+        (LOW_BITS * (127 + below)).wrapping_sub(low7)
+            & !word
+            & low7.wrapping_add(LOW_BITS * (127 - above))
+            & HIGH_BITS
+    }
+
+    /// The search loop behind the `find_*` functions: eight bytes at a time as one `u64`
+    /// (SWAR, as memchr's portable fallback does; no `unsafe`). `word_hits` flags candidate
+    /// bytes of a word (high bit per byte, exact), `byte_hit` says the same for one byte (the
+    /// tail), and `is_start` (given the bytes from the candidate on) confirms a candidate. A
+    /// rejected candidate costs no rescan: the next one comes from the same mask.
+    #[inline(always)]
+    fn find_in_words(
+        bytes: &[u8],
+        word_hits: impl Fn(u64) -> u64,
+        byte_hit: impl Fn(u8) -> bool,
+        is_start: impl Fn(&[u8]) -> bool,
+    ) -> Option<usize> {
         let mut words = bytes.chunks_exact(8);
         let mut base = 0usize;
         for word in &mut words {
             let mut eight = [0u8; 8];
             eight.copy_from_slice(word);
-            let x = u64::from_le_bytes(eight);
-            let low7 = x & (LOW_BITS * 127);
-            let hits = (LOW_BITS * (127 + below)).wrapping_sub(low7)
-                & !x
-                & low7.wrapping_add(LOW_BITS * (127 - above))
-                & HIGH_BITS;
-            if hits != 0 {
-                return Some(base + (hits.trailing_zeros() / 8) as usize);
+            let mut hits = word_hits(u64::from_le_bytes(eight));
+            while hits != 0 {
+                let i = base + (hits.trailing_zeros() / 8) as usize;
+                if is_start(bytes.get(i..).unwrap_or_default()) {
+                    return Some(i);
+                }
+                hits &= hits - 1;
             }
             base += 8;
         }
-        let (above, below) = (above as u8, below as u8);
-        words
-            .remainder()
-            .iter()
-            .position(|&b| above < b && b < below)
-            .map(|i| base + i)
+        for (k, &b) in words.remainder().iter().enumerate() {
+            if byte_hit(b) && is_start(bytes.get(base + k..).unwrap_or_default()) {
+                return Some(base + k);
+            }
+        }
+        None
     }
 
-    /// Index of the first byte equal to any of `needles` (at most a handful).
-    ///
-    /// Eight bytes at a time as one `u64` (SWAR, as memchr's portable fallback does): about
-    /// half an instruction per byte and needle, with no `unsafe` and no rescan after a hit.
+    /// Index of the first byte equal to any of `needles` (a handful at most: each costs about
+    /// half an instruction per byte).
     #[inline]
     pub(crate) fn find_any(bytes: &[u8], needles: &[u8]) -> Option<usize> {
-        let mut words = bytes.chunks_exact(8);
-        let mut base = 0usize;
-        for word in &mut words {
-            let mut eight = [0u8; 8];
-            eight.copy_from_slice(word);
-            let word = u64::from_le_bytes(eight);
-            let mut hits = 0u64;
-            for &needle in needles {
-                hits |= zero_bytes(word ^ (LOW_BITS * u64::from(needle)));
-            }
-            if hits != 0 {
-                return Some(base + (hits.trailing_zeros() / 8) as usize);
-            }
-            base += 8;
-        }
-        words
-            .remainder()
-            .iter()
-            .position(|b| needles.contains(b))
-            .map(|i| base + i)
+        find_any_where(bytes, needles, |_| true)
+    }
+
+    /// First byte equal to one of `needles` at which `is_start` (given the bytes from there
+    /// on) also holds. `is_start` is a cheap second-byte test that keeps common bytes
+    /// (letters, opcodes that are also ASCII) from costing a full parse each.
+    #[inline]
+    pub(crate) fn find_any_where(
+        bytes: &[u8],
+        needles: &[u8],
+        is_start: impl Fn(&[u8]) -> bool,
+    ) -> Option<usize> {
+        find_in_words(
+            bytes,
+            |word| {
+                needles
+                    .iter()
+                    .fold(0, |hits, &needle| hits | bytes_equal(word, needle))
+            },
+            |b| needles.contains(&b),
+            is_start,
+        )
+    }
+
+    /// Like [`find_any_where`], for the bytes strictly between `above` (at most 127) and
+    /// `below` (at most 128).
+    #[inline]
+    pub(crate) fn find_between_where(
+        bytes: &[u8],
+        above: u8,
+        below: u8,
+        is_start: impl Fn(&[u8]) -> bool,
+    ) -> Option<usize> {
+        let (above, below) = (above.min(127), below.min(128));
+        find_in_words(
+            bytes,
+            |word| bytes_between(word, u64::from(above), u64::from(below)),
+            |b| above < b && b < below,
+            is_start,
+        )
     }
 
     /// A set of bytes for [`find_in_set`], built at compile time.
@@ -433,30 +468,12 @@ pub(crate) mod stream {
 
     /// Index of the first byte that is in `set`.
     ///
-    /// For sets whose members are common (letters, several opcodes) a table lookup per byte
-    /// beats the vector fold of [`find_first`], which would redo a whole chunk per hit.
+    /// For sets too large for [`find_any`] (STM32's fifteen opcodes and markers) a table
+    /// lookup per byte is cheaper than one SWAR compare per member.
     #[inline]
     pub(crate) fn find_in_set(bytes: &[u8], set: &[bool; 256]) -> Option<usize> {
         // Indexing a 256-entry table with a u8 cannot go out of bounds.
         bytes.iter().position(|&b| set[usize::from(b)])
-    }
-
-    /// Like [`find_in_set_where`], for a set of a handful of bytes searched with [`find_any`].
-    #[inline]
-    pub(crate) fn find_any_where(
-        bytes: &[u8],
-        needles: &[u8],
-        is_start: impl Fn(&[u8]) -> bool,
-    ) -> Option<usize> {
-        let mut from = 0usize;
-        loop {
-            let rest = bytes.get(from..)?;
-            let i = from + find_any(rest, needles)?;
-            if is_start(bytes.get(i..).unwrap_or_default()) {
-                return Some(i);
-            }
-            from = i + 1;
-        }
     }
 
     /// Index of the first byte in `set` at which `is_start` (given the bytes from there on)
@@ -525,7 +542,7 @@ pub(crate) mod stream {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::stream::{byte_set, find_any, find_between, find_in_set_where, hex};
+    use super::stream::{byte_set, find_any, find_between_where, find_in_set_where, hex};
     use super::*;
     use crate::decode::frame::{FrameStatus, Protocol};
     use proptest::prelude::*;
@@ -649,8 +666,8 @@ mod tests {
         assert_eq!(find_any(&bytes, &[0x68]), Some(70));
         assert_eq!(find_any(&bytes[71..], &[0x16, 0x68]), Some(19));
         bytes[3] = 0x17;
-        assert_eq!(find_between(&bytes, 0x13, 0x1B), Some(3));
-        assert_eq!(find_between(&bytes[4..], 0x13, 0x1B), None);
+        assert_eq!(find_between_where(&bytes, 0x13, 0x1B, |_| true), Some(3));
+        assert_eq!(find_between_where(&bytes[4..], 0x13, 0x1B, |_| true), None);
         let set = byte_set(b"GH");
         assert_eq!(
             find_in_set_where(b"xGxGEyH", &set, |r| r.get(1) == Some(&b'E')),
@@ -693,7 +710,7 @@ mod tests {
         #[test]
         fn searches_agree_with_plain_scans(bytes in prop::collection::vec(any::<u8>(), 0..100), needles in prop::collection::vec(any::<u8>(), 1..4), above in 0u8..=128, below in 0u8..=128) {
             prop_assert_eq!(find_any(&bytes, &needles), bytes.iter().position(|b| needles.contains(b)));
-            prop_assert_eq!(find_between(&bytes, above, below), bytes.iter().position(|&b| above < b && b < below));
+            prop_assert_eq!(find_between_where(&bytes, above, below, |_| true), bytes.iter().position(|&b| above < b && b < below));
         }
 
         #[test]

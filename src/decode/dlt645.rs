@@ -27,6 +27,7 @@ pub struct Dlt645Framer {
 }
 
 impl Dlt645Framer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         Dlt645Framer {
             streamer: Streamer::new(Dlt645Parser),

@@ -48,6 +48,7 @@ pub struct EspSlipFramer {
 }
 
 impl EspSlipFramer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         EspSlipFramer {
             open_at: None,

@@ -6,7 +6,7 @@
 //! `link_layer.c`): CS is the byte sum modulo 256 from C to the end of user data; L is the
 //! number of bytes from C to the end of user data, sent twice.
 
-use super::all::stream::{find_any, span, sum8};
+use super::all::stream::{find_any_where, span, sum8};
 use super::frame::{Field, StreamOffset};
 
 /// Single control character: positive acknowledgement.
@@ -83,17 +83,14 @@ pub(crate) enum Recognised<'a> {
 /// A 0x68 counts only when the byte three later is 0x68 too (or has not arrived yet): the
 /// ASCII `h` of running text is dropped here instead of in `recognise`.
 pub(crate) fn next_start(bytes: &[u8]) -> Option<usize> {
-    let mut from = 0usize;
-    loop {
-        let rest = bytes.get(from..)?;
-        let i = from + find_any(rest, &[SINGLE_CHAR, START_FIXED, START_VARIABLE])?;
-        let is_false_68 = bytes.get(i) == Some(&START_VARIABLE)
-            && bytes.get(i + 3).is_some_and(|&b| b != START_VARIABLE);
-        if !is_false_68 {
-            return Some(i);
-        }
-        from = i + 1;
-    }
+    find_any_where(
+        bytes,
+        &[SINGLE_CHAR, START_FIXED, START_VARIABLE],
+        |rest| match rest {
+            [START_VARIABLE, _, _, fourth, ..] => *fourth == START_VARIABLE,
+            _ => true,
+        },
+    )
 }
 
 /// Recognise the FT1.2 frame starting at `window[0]`, if any.

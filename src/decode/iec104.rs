@@ -29,6 +29,7 @@ pub struct Iec104Framer {
 }
 
 impl Iec104Framer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         Iec104Framer {
             streamer: Streamer::new(Iec104Parser),

@@ -22,6 +22,7 @@ pub struct MbusFramer {
 }
 
 impl MbusFramer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         MbusFramer {
             streamer: Streamer::new(MbusParser),

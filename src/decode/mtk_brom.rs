@@ -27,6 +27,7 @@ pub struct MtkBromFramer {
 }
 
 impl MtkBromFramer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         MtkBromFramer {
             streamer: Streamer::new(MtkParser),

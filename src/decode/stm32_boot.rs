@@ -62,6 +62,7 @@ pub struct Stm32BootFramer {
 }
 
 impl Stm32BootFramer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         Stm32BootFramer {
             streamer: Streamer::new(Stm32Parser { expect: None }),

@@ -29,6 +29,7 @@ pub struct TextFramer {
 }
 
 impl TextFramer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         TextFramer {
             line: Vec::with_capacity(256),

@@ -5,9 +5,7 @@
 //! checks and error texts); alert descriptions from `tls_prot.h`/RFC 8446 as listed by the
 //! w5500-tls docs; handshake types from the IANA registry as listed by tls-parser.
 
-use super::all::stream::{
-    Step, Streamer, WindowParser, escape_ascii, find_any_where, find_between, span,
-};
+use super::all::stream::{Step, Streamer, WindowParser, escape_ascii, find_between_where, span};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 /// Record header: type, version (2), length (2).
@@ -107,6 +105,7 @@ pub struct TlsFramer {
 }
 
 impl TlsFramer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         TlsFramer {
             streamer: Streamer::new(TlsParser),
@@ -142,18 +141,8 @@ impl WindowParser for TlsParser {
     const MAX_WINDOW: usize = HEADER + 4;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        {
-            // Content types 0x14..=0x1A, followed by major version 3.
-            let mut from = 0usize;
-            loop {
-                let rest = bytes.get(from..)?;
-                let i = from + find_between(rest, 0x13, 0x1B)?;
-                if matches!(bytes.get(i..), Some([_] | [_, 3, ..])) {
-                    return Some(i);
-                }
-                from = i + 1;
-            }
-        }
+        // Content types 0x14..=0x1A, followed by major version 3.
+        find_between_where(bytes, 0x13, 0x1B, |rest| matches!(rest, [_] | [_, 3, ..]))
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -358,6 +347,7 @@ pub struct HttpFramer {
 }
 
 impl HttpFramer {
+    /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         HttpFramer {
             streamer: Streamer::new(HttpParser),
@@ -388,9 +378,6 @@ impl Framer for HttpFramer {
 
 struct HttpParser;
 
-/// First letters of "HTTP/" and of the request methods.
-const HTTP_FIRST_BYTES: &[u8] = b"HGPDOTC";
-
 const METHODS: [&[u8]; 9] = [
     b"GET ",
     b"POST ",
@@ -407,10 +394,13 @@ impl WindowParser for HttpParser {
     const MAX_WINDOW: usize = MAX_LINE;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_any_where(bytes, HTTP_FIRST_BYTES, |rest| {
+        // All first letters lie in 'C'..='T': one range test per byte, then the first two
+        // letters of "HTTP/" or of a method.
+        find_between_where(bytes, b'B', b'U', |rest| {
             matches!(
                 rest,
-                [_] | [b'H', b'T', ..]
+                [b'H' | b'G' | b'P' | b'D' | b'O' | b'T' | b'C']
+                    | [b'H', b'T', ..]
                     | [b'G' | b'D', b'E', ..]
                     | [b'P', b'O' | b'U' | b'A', ..]
                     | [b'O', b'P', ..]

@@ -406,6 +406,145 @@ pub fn scan(bytes: &[u8]) -> AtrScan {
     }
 }
 
+/// What a streaming hunter needs to know about a complete ATR, found without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtrOutline {
+    /// Length in bytes, TS to TCK ([`Atr::len`]).
+    pub len: usize,
+    pub tck: TckStatus,
+    /// The protocol the card starts in ([`Atr::first_protocol`]).
+    pub first_protocol: TransmissionProtocol,
+    /// [`Atr::t1_edc`].
+    pub t1_edc: T1Edc,
+}
+
+/// Result of [`probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtrProbe {
+    /// A complete ATR of a shape cards send starts the buffer (its TCK may still be wrong).
+    Complete(AtrOutline),
+    /// Consistent so far; nothing is decided before the buffer holds `need` bytes.
+    Incomplete { need: usize },
+    /// Not an ATR a card sends: TS not 3B/3F, structure longer than 33 bytes, TA1 coding an
+    /// RFU Fi or Di, a TD announcing T=2..13 (reserved or RFU), or TD1 announcing T=15.
+    NotAtr,
+}
+
+/// Stricter, faster [`scan`] for hunting in a stream that is mostly not card traffic: looks
+/// at logical (direct-convention) `bytes`, never allocates, and says `NotAtr` at the first
+/// byte no real ATR has (where `scan` waits for the whole structure). Agrees with
+/// [`parse_prefix`] on every ATR it calls complete.
+pub fn probe(bytes: &[u8]) -> AtrProbe {
+    // Index of a byte the structure needs: its value, or why it is not there (yet).
+    let need = |index: usize| -> Result<u8, AtrProbe> {
+        if index >= MAX_ATR_LEN {
+            return Err(AtrProbe::NotAtr);
+        }
+        bytes
+            .get(index)
+            .copied()
+            .ok_or(AtrProbe::Incomplete { need: index + 1 })
+    };
+    let outline = || -> Result<AtrOutline, AtrProbe> {
+        let ts = need(0)?;
+        if ts != 0x3B && ts != 0x3F {
+            return Err(AtrProbe::NotAtr);
+        }
+        let t0 = need(1)?;
+        let mut y = t0 >> 4;
+        let mut next = 2usize;
+        let mut number: u8 = 1;
+        let mut applies_to: Option<u8> = None;
+        let mut tck_required = false;
+        let mut ta2 = None;
+        let mut first_offered = None;
+        let mut t1_group_seen = false;
+        let mut t1_edc = T1Edc::Lrc;
+        loop {
+            // Same rule as `Atr::first_group_for(T1)`: the first group i ≥ 3 for T=1.
+            let first_t1_group = number >= 3 && applies_to == Some(1) && !t1_group_seen;
+            t1_group_seen |= first_t1_group;
+            if y & 0x1 != 0 {
+                let ta = need(next)?;
+                if number == 1 && (fi_from_code(ta >> 4).is_none() || di_from_code(ta).is_none()) {
+                    return Err(AtrProbe::NotAtr);
+                }
+                if number == 2 {
+                    ta2 = Some(ta);
+                }
+                next += 1;
+            }
+            if y & 0x2 != 0 {
+                need(next)?;
+                next += 1;
+            }
+            if y & 0x4 != 0 {
+                let tc = need(next)?;
+                if first_t1_group && tc & 0x01 != 0 {
+                    t1_edc = T1Edc::Crc;
+                }
+                next += 1;
+            }
+            if y & 0x8 == 0 {
+                break;
+            }
+            let td = need(next)?;
+            next += 1;
+            let protocol = td & 0x0F;
+            if matches!(protocol, 2..=13) || (number == 1 && protocol == 15) {
+                return Err(AtrProbe::NotAtr);
+            }
+            tck_required |= protocol != 0;
+            if protocol != 15 && first_offered.is_none() {
+                first_offered = Some(protocol);
+            }
+            applies_to = Some(protocol);
+            y = td >> 4;
+            // `need` stops at 33 and every TD takes a byte, so this ends.
+            number = number.saturating_add(1);
+        }
+        let historical_end = next + usize::from(t0 & 0x0F);
+        if historical_end > MAX_ATR_LEN || (tck_required && historical_end >= MAX_ATR_LEN) {
+            return Err(AtrProbe::NotAtr);
+        }
+        let tck = if tck_required {
+            let found = need(historical_end)?;
+            let before = bytes
+                .get(1..historical_end)
+                .unwrap_or(&[])
+                .iter()
+                .fold(0u8, |acc, b| acc ^ b);
+            if before == found {
+                TckStatus::Valid
+            } else {
+                TckStatus::Invalid {
+                    found,
+                    expected: before,
+                }
+            }
+        } else {
+            // The last historical byte (or T0 when there are none) ends the ATR.
+            need(historical_end - 1)?;
+            TckStatus::NotPresent
+        };
+        let first_protocol = match (ta2, first_offered) {
+            (Some(ta2), _) => ta2 & 0x0F,
+            (None, Some(t)) => t,
+            (None, None) => 0,
+        };
+        Ok(AtrOutline {
+            len: historical_end + usize::from(tck_required),
+            tck,
+            first_protocol: TransmissionProtocol(first_protocol),
+            t1_edc,
+        })
+    };
+    match outline() {
+        Ok(outline) => AtrProbe::Complete(outline),
+        Err(probe) => probe,
+    }
+}
+
 /// A parsed ATR. `bytes` are the logical values (decoded when the ATR was read inverted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Atr {

@@ -14,7 +14,7 @@
 //! Pending input is bounded by [`MAX_PENDING`].
 
 use super::apdu;
-use super::atr::{self, AtrScan, MAX_ATR_LEN, T1Edc, TransmissionProtocol};
+use super::atr::{self, AtrProbe, MAX_ATR_LEN, T1Edc, TckStatus, TransmissionProtocol};
 use super::cla::{self, Cla, ClassKind};
 use super::ins::{self, DataDirection};
 use super::sw::{self, StatusWord};
@@ -85,11 +85,86 @@ impl T0Header {
     }
 }
 
-/// What hunting thinks of the bytes at the front of its window.
-enum Candidate {
-    Accept(LineProtocol),
-    Wait,
+/// Evidence, in bits, that bytes are card traffic and not noise: a check that noise passes
+/// with chance p is worth log2(1/p), for the worse of two kinds of noise, random bytes and
+/// printable text (boot logs: lowercase a-o are 61-6F, valid SW1 values, and a letter often
+/// repeats where an ACK would be). Hunting on a line that carries something else meets
+/// candidates all the time (a TS about every 85 random bytes, an ACK where it fits every 256)
+/// and every accepted one costs frames and time, so it commits only on enough evidence, and
+/// never on structure bytes that are all printable text.
+/// A procedure byte that is NULL (60), INS or INS xor FF, when it is not text / when it is.
+const ACK_BITS: u32 = 8;
+const TEXT_ACK_BITS: u32 = 4;
+/// SW1 in a procedure-byte slot (6X except 60, 9X): when it is not text / when it is.
+const SW1_BITS: u32 = 4;
+const TEXT_SW1_BITS: u32 = 1;
+/// A T=1 NAD with bits 8 and 4 clear (1 in 4), a valid PCB (17 of 256), a matching LRC.
+const NAD_BITS: u32 = 2;
+const PCB_BITS: u32 = 4;
+const LRC_BITS: u32 = 8;
+/// FF then a PPS0 with bit 8 clear; a PCK that checks.
+const PPS_BITS: u32 = 9;
+const PCK_BITS: u32 = 8;
+/// An ATR whose TCK checks is taken at once, as is one at the very start of the input or
+/// right after `flush` (a reset after silence). Any other ATR (T=0 only, so no TCK, or a
+/// wrong TCK) needs this much evidence after it: e.g. an ACK and a 9X SW1, a PPS whose PCK
+/// checks, a T=1 block whose LRC checks, or two exchanges each with an ACK.
+const WEAK_ATR_BITS: u32 = 11;
+/// A T=0 exchange or T=1 block found without an ATR, with what follows it, must reach this
+/// (e.g. an exchange ACK + 90, then the next header and its ACK or NULL). At the end of input
+/// the complete unit alone is enough.
+const UNIT_BITS: u32 = 16;
+
+/// What hunting decides about the front of its window.
+enum Verdict {
+    /// An ATR of this many bytes.
+    Atr(usize),
+    /// The input ended inside an ATR.
+    TruncatedAtr(Box<Frame>),
+    /// A T=0 exchange or T=1 block: the state machine takes over from here.
+    Unit(LineProtocol),
+    /// Nothing is decided before the window holds this many bytes.
+    Wait(usize),
     Reject,
+}
+
+/// What the bytes after a candidate say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Evidence {
+    Enough,
+    /// Consistent so far; the next look needs this many bytes in the window.
+    Wait(usize),
+    Against,
+}
+
+/// Evidence gathered for a candidate: bits, and whether any structure byte so far is
+/// outside printable text (a candidate made only of text is never taken).
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    bits: u32,
+    binary: bool,
+}
+
+impl Tally {
+    fn is_enough(&self, needed: u32) -> bool {
+        self.binary && self.bits >= needed
+    }
+
+    fn add_ack(&mut self, text: bool) {
+        self.bits += if text { TEXT_ACK_BITS } else { ACK_BITS };
+    }
+
+    fn add_sw1(&mut self, text: bool) {
+        self.bits += if text { TEXT_SW1_BITS } else { SW1_BITS };
+    }
+}
+
+/// How to read the bytes after a candidate: convention, protocol and T=1 EDC.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    inverted: bool,
+    protocol: Option<LineProtocol>,
+    edc: T1Edc,
 }
 
 /// Streaming framer for a raw ISO 7816-3 I/O line (`Protocol::Iso7816Line`). Frame kinds:
@@ -115,6 +190,13 @@ pub struct LineFramer {
     /// Set by `flush`: no more input is coming, so hunting stops waiting for candidates to
     /// complete and settles what it holds.
     draining: bool,
+    /// Hunting: the front candidate cannot be judged before `pending` holds this many bytes.
+    hunt_need: usize,
+    /// True from `new`, `reset` or `flush` until the next byte arrives: that byte follows
+    /// silence, where a card's ATR starts.
+    after_silence: bool,
+    /// Offset of the first byte after silence: an ATR starting there is taken at once.
+    fresh_at: Option<StreamOffset>,
 }
 
 impl Default for LineFramer {
@@ -138,6 +220,9 @@ impl LineFramer {
             pps_request: None,
             t1_reader_turn: true,
             draining: false,
+            hunt_need: 0,
+            after_silence: true,
+            fresh_at: None,
         }
     }
 
@@ -197,6 +282,7 @@ impl LineFramer {
                 .push_front((start.saturating_add(i as u64), *raw));
         }
         self.pending.clear();
+        self.hunt_need = 0;
     }
 
     fn start_hunting(&mut self) {
@@ -267,49 +353,48 @@ impl LineFramer {
 
     // ---- hunting -------------------------------------------------------------------------
 
+    /// Settle the front of the hunting window, then the positions behind it, until a unit is
+    /// accepted or a candidate waits for bytes that have not arrived. Only the front position
+    /// is ever judged, and each judgement either drops it (with every position behind it the
+    /// quick filter rules out) or hands the window to the state machine: no byte is looked at
+    /// as a start twice.
     fn hunt(&mut self, out: &mut Vec<Frame>) {
         loop {
-            let Some(&first) = self.pending.first() else {
+            if self.pending.is_empty() {
+                self.hunt_need = 0;
                 return;
-            };
-            if matches!(first, 0x3B | 0x3F | 0x03) {
-                let mut logical = [0u8; MAX_ATR_LEN];
-                let n = self.pending.len().min(MAX_ATR_LEN);
-                for (slot, raw) in logical.iter_mut().zip(self.pending.iter()) {
-                    *slot = if first == 0x03 {
-                        from_inverse_convention(*raw)
-                    } else {
-                        *raw
-                    };
-                }
-                match atr::scan(logical.get(..n).unwrap_or(&[])) {
-                    AtrScan::Complete(len) => {
-                        self.accept_atr(len, out);
-                        return;
-                    }
-                    AtrScan::Incomplete if !self.at_end() => return,
-                    AtrScan::Incomplete => {
-                        // The input ended inside an ATR: report it as truncated.
-                        if let Some(frame) = self.truncated_atr() {
-                            out.push(frame);
-                            self.pending.clear();
-                            return;
-                        }
-                    }
-                    AtrScan::NotAtr => {}
-                }
             }
-            match self.candidate() {
-                Candidate::Accept(protocol) => {
+            let at_end = self.at_end();
+            if !at_end && self.pending.len() < self.hunt_need {
+                return;
+            }
+            match self.judge_front(at_end) {
+                Verdict::Atr(len) => {
+                    self.hunt_need = 0;
+                    self.accept_atr(len, out);
+                    return;
+                }
+                Verdict::TruncatedAtr(frame) => {
+                    out.push(*frame);
+                    self.pending.clear();
+                    self.hunt_need = 0;
+                    return;
+                }
+                Verdict::Unit(protocol) => {
+                    self.hunt_need = 0;
                     self.protocol = Some(protocol);
                     self.state = State::Start;
                     self.replay_pending_from(0);
                     return;
                 }
-                Candidate::Wait if !self.at_end() => return,
-                Candidate::Wait | Candidate::Reject => {
-                    self.pending.remove(0);
-                    self.pending_start = self.pending_start.saturating_add(1);
+                Verdict::Wait(need) => {
+                    self.hunt_need = need;
+                    return;
+                }
+                Verdict::Reject => {
+                    let dead = 1 + self.dead_positions(1);
+                    self.drop_front(dead);
+                    self.hunt_need = 0;
                 }
             }
         }
@@ -318,6 +403,91 @@ impl LineFramer {
     /// True while `flush` settles the hunting window and no replayed byte is left.
     fn at_end(&self) -> bool {
         self.draining && self.replay.is_empty()
+    }
+
+    fn drop_front(&mut self, count: usize) {
+        let count = count.min(self.pending.len());
+        self.pending.drain(..count);
+        self.pending_start = self.pending_start.saturating_add(count as u64);
+    }
+
+    /// What to do with the front of the hunting window. Decisions depend only on the bytes
+    /// already held (more bytes never change an accept or a reject), so judging after every
+    /// byte or after a whole chunk gives the same frames; `Wait` is never returned at the end.
+    fn judge_front(&self, at_end: bool) -> Verdict {
+        let Some(&first) = self.pending.first() else {
+            return Verdict::Wait(1);
+        };
+        if is_ts(first) {
+            let inverse = first == 0x03;
+            let mut logical = [0u8; MAX_ATR_LEN];
+            let n = self.pending.len().min(MAX_ATR_LEN);
+            for (slot, raw) in logical.iter_mut().zip(self.pending.iter()) {
+                *slot = decode_as(*raw, inverse);
+            }
+            match atr::probe(logical.get(..n).unwrap_or(&[])) {
+                AtrProbe::Complete(outline) => {
+                    let fresh = self.fresh_at == Some(self.pending_start);
+                    if fresh || outline.tck == TckStatus::Valid {
+                        return Verdict::Atr(outline.len);
+                    }
+                    let reading = Reading {
+                        inverted: inverse,
+                        protocol: match outline.first_protocol {
+                            TransmissionProtocol::T1 => Some(LineProtocol::T1),
+                            _ => Some(LineProtocol::T0),
+                        },
+                        edc: outline.t1_edc,
+                    };
+                    let tally = Tally {
+                        bits: 0,
+                        binary: self
+                            .pending
+                            .iter()
+                            .take(outline.len)
+                            .any(|raw| !is_text(*raw)),
+                    };
+                    match self.follow(outline.len, reading, tally, WEAK_ATR_BITS) {
+                        Evidence::Enough => return Verdict::Atr(outline.len),
+                        Evidence::Wait(_) if at_end => return Verdict::Atr(outline.len),
+                        Evidence::Wait(need) => return Verdict::Wait(need),
+                        Evidence::Against => {}
+                    }
+                }
+                AtrProbe::Incomplete { need } if !at_end => return Verdict::Wait(need),
+                AtrProbe::Incomplete { .. } => {
+                    // The input ended inside an ATR: report it as truncated.
+                    if let Some(frame) = self.truncated_atr() {
+                        return Verdict::TruncatedAtr(Box::new(frame));
+                    }
+                }
+                AtrProbe::NotAtr => {}
+            }
+        }
+        let mut tally = Tally::default();
+        let found = match self.protocol {
+            Some(LineProtocol::T1) => self.t1_block_start(&mut tally),
+            _ => self.t0_exchange_start(&mut tally),
+        };
+        match found {
+            Err(Evidence::Wait(need)) if !at_end => Verdict::Wait(need),
+            Err(_) => Verdict::Reject,
+            Ok((protocol, end)) => {
+                let reading = Reading {
+                    inverted: self.inverted,
+                    protocol: Some(protocol),
+                    edc: self.edc,
+                };
+                match self.follow(end, reading, tally, UNIT_BITS) {
+                    Evidence::Enough => Verdict::Unit(protocol),
+                    // The unit itself is complete: at the end of input that is enough, as
+                    // nothing can contradict it.
+                    Evidence::Wait(_) if at_end => Verdict::Unit(protocol),
+                    Evidence::Wait(need) => Verdict::Wait(need),
+                    Evidence::Against => Verdict::Reject,
+                }
+            }
+        }
     }
 
     fn accept_atr(&mut self, len: usize, out: &mut Vec<Frame>) {
@@ -345,84 +515,224 @@ impl LineFramer {
         self.replay_pending_from(len);
     }
 
-    /// Is the front of the hunting window the start of something the state machine will
-    /// accept? Stricter than the state machine on purpose (garbage must rarely pass).
-    fn candidate(&self) -> Candidate {
-        match self.protocol {
-            Some(LineProtocol::T1) => self.t1_candidate(),
-            _ => self.t0_candidate(),
+    /// Logical value of window byte `index` read in the given convention, noting in `tally`
+    /// whether the raw byte is outside printable text; or why hunting cannot have it: not
+    /// arrived yet (`Wait`), or beyond what the window may hold (`Against`).
+    fn look(&self, index: usize, inverted: bool, tally: &mut Tally) -> Result<u8, Evidence> {
+        if index >= MAX_PENDING {
+            return Err(Evidence::Against);
         }
+        let raw = *self.pending.get(index).ok_or(Evidence::Wait(index + 1))?;
+        tally.binary |= !is_text(raw);
+        Ok(decode_as(raw, inverted))
     }
 
-    /// A whole T=0 exchange: plausible header, ACK = INS, all data, valid SW1, then SW2.
-    fn t0_candidate(&self) -> Candidate {
-        let Some(cla) = self.at(0) else {
-            return Candidate::Wait;
-        };
-        if matches!(
-            Cla::decode(cla).kind,
-            ClassKind::Reserved | ClassKind::Invalid
-        ) {
-            return Candidate::Reject;
+    /// Raw window byte `index` is printable text (it was looked at already).
+    fn text_at(&self, index: usize) -> bool {
+        self.pending.get(index).is_some_and(|raw| is_text(*raw))
+    }
+
+    /// A whole T=0 exchange at the front whose first procedure byte is an ACK: plausible CLA
+    /// and INS, ACK = INS, all data, valid SW1, then SW2. Gives where it ends.
+    fn t0_exchange_start(&self, tally: &mut Tally) -> Result<(LineProtocol, usize), Evidence> {
+        let inverted = self.inverted;
+        if !cla_plausible(self.look(0, inverted, tally)?) {
+            return Err(Evidence::Against);
         }
-        let Some(ins_byte) = self.at(1) else {
-            return Candidate::Wait;
-        };
+        let ins_byte = self.look(1, inverted, tally)?;
         if !ins::is_valid(ins_byte) {
-            return Candidate::Reject;
+            return Err(Evidence::Against);
         }
-        let (Some(p3), Some(procedure)) = (self.at(4), self.at(5)) else {
-            return Candidate::Wait;
-        };
-        if procedure != ins_byte {
-            return Candidate::Reject;
+        // The ACK is the cheap, strong test (1 in 256): before P3.
+        if self.look(5, inverted, tally)? != ins_byte {
+            return Err(Evidence::Against);
         }
-        let n = if p3 == 0 { 256 } else { usize::from(p3) };
-        let (Some(sw1), Some(_sw2)) = (self.at(6 + n), self.at(7 + n)) else {
-            return Candidate::Wait;
-        };
-        if is_sw1(sw1) {
-            Candidate::Accept(LineProtocol::T0)
-        } else {
-            Candidate::Reject
+        tally.add_ack(self.text_at(5));
+        for index in 2..5 {
+            self.look(index, inverted, tally)?;
         }
+        let n = data_len(self.look(4, inverted, tally)?);
+        if !is_sw1(self.look(6 + n, inverted, tally)?) {
+            return Err(Evidence::Against);
+        }
+        tally.add_sw1(self.text_at(6 + n));
+        self.look(7 + n, inverted, tally)?;
+        Ok((LineProtocol::T0, 8 + n))
     }
 
-    /// A T=1 block with a valid NAD, PCB and LEN whose LRC checks (CRC is not checked, so a
-    /// CRC line resyncs only on an ATR).
-    fn t1_candidate(&self) -> Candidate {
+    /// A T=1 block at the front with a valid NAD, PCB and LEN whose LRC checks (CRC is not
+    /// checked, so a CRC line resyncs only on an ATR). Gives where it ends.
+    fn t1_block_start(&self, tally: &mut Tally) -> Result<(LineProtocol, usize), Evidence> {
         if self.edc == T1Edc::Crc {
-            return Candidate::Reject;
+            return Err(Evidence::Against);
         }
-        let Some(nad) = self.at(0) else {
-            return Candidate::Wait;
-        };
-        if !nad_plausible(nad) {
-            return Candidate::Reject;
+        let inverted = self.inverted;
+        if !nad_plausible(self.look(0, inverted, tally)?)
+            || !pcb_valid(self.look(1, inverted, tally)?)
+        {
+            return Err(Evidence::Against);
         }
-        let Some(pcb) = self.at(1) else {
-            return Candidate::Wait;
-        };
-        if !pcb_valid(pcb) {
-            return Candidate::Reject;
-        }
-        let Some(len) = self.at(2) else {
-            return Candidate::Wait;
-        };
+        let len = self.look(2, inverted, tally)?;
         if len == 0xFF {
-            return Candidate::Reject;
+            return Err(Evidence::Against);
         }
         let total = 4 + usize::from(len);
-        if self.pending.len() < total {
-            return Candidate::Wait;
+        let mut lrc = 0u8;
+        for index in 0..total {
+            lrc ^= self.look(index, inverted, tally)?;
         }
-        let lrc = (0..total)
-            .filter_map(|i| self.at(i))
-            .fold(0u8, |a, b| a ^ b);
-        if lrc == 0 {
-            Candidate::Accept(LineProtocol::T1)
-        } else {
-            Candidate::Reject
+        if lrc != 0 {
+            return Err(Evidence::Against);
+        }
+        tally.bits += NAD_BITS + PCB_BITS + LRC_BITS;
+        Ok((LineProtocol::T1, total))
+    }
+
+    /// Read on from window index `from` as the state machine would after accepting what lies
+    /// before (PPS, then T=0 exchanges or T=1 blocks), adding to `tally` until it is enough
+    /// for `needed` bits. `Against` as soon as a byte contradicts it or the window limit is
+    /// reached first.
+    fn follow(&self, from: usize, reading: Reading, tally: Tally, needed: u32) -> Evidence {
+        let mut tally = tally;
+        match self.follow_units(from, reading, &mut tally, needed) {
+            Ok(()) => Evidence::Enough,
+            Err(evidence) => evidence,
+        }
+    }
+
+    fn follow_units(
+        &self,
+        from: usize,
+        reading: Reading,
+        tally: &mut Tally,
+        needed: u32,
+    ) -> Result<(), Evidence> {
+        let inverted = reading.inverted;
+        let mut i = from;
+        loop {
+            if tally.is_enough(needed) {
+                return Ok(());
+            }
+            let first = self.look(i, inverted, tally)?;
+            if first == 0xFF {
+                // PPS (request or answer): PPS0 bit 8 is reserved, PPS1-3 as PPS0 says.
+                let pps0 = self.look(i + 1, inverted, tally)?;
+                if pps0 & 0x80 != 0 {
+                    return Err(Evidence::Against);
+                }
+                tally.bits += PPS_BITS;
+                if tally.is_enough(needed) {
+                    return Ok(());
+                }
+                let len = 3 + (pps0 & 0x70).count_ones() as usize;
+                let mut pck = 0u8;
+                for index in i..i + len {
+                    pck ^= self.look(index, inverted, tally)?;
+                }
+                if pck == 0 {
+                    tally.bits += PCK_BITS;
+                }
+                i += len;
+                continue;
+            }
+            if reading.protocol == Some(LineProtocol::T1) {
+                if !nad_plausible(first) || !pcb_valid(self.look(i + 1, inverted, tally)?) {
+                    return Err(Evidence::Against);
+                }
+                let len = self.look(i + 2, inverted, tally)?;
+                if len == 0xFF {
+                    return Err(Evidence::Against);
+                }
+                tally.bits += NAD_BITS + PCB_BITS;
+                if tally.is_enough(needed) {
+                    return Ok(());
+                }
+                let total = 3 + usize::from(len);
+                match reading.edc {
+                    T1Edc::Lrc => {
+                        let mut lrc = 0u8;
+                        for index in i..=i + total {
+                            lrc ^= self.look(index, inverted, tally)?;
+                        }
+                        if lrc != 0 {
+                            return Err(Evidence::Against);
+                        }
+                        tally.bits += LRC_BITS;
+                        i += total + 1;
+                    }
+                    T1Edc::Crc => {
+                        self.look(i + total + 1, inverted, tally)?;
+                        i += total + 2;
+                    }
+                }
+                continue;
+            }
+            // T=0 header, then procedure bytes exactly as `procedure_byte` reads them.
+            let ins_byte = self.look(i + 1, inverted, tally)?;
+            if !cla_plausible(first) || !ins::is_valid(ins_byte) {
+                return Err(Evidence::Against);
+            }
+            self.look(i + 2, inverted, tally)?;
+            self.look(i + 3, inverted, tally)?;
+            let mut remaining = data_len(self.look(i + 4, inverted, tally)?);
+            i += 5;
+            loop {
+                if tally.is_enough(needed) {
+                    return Ok(());
+                }
+                let procedure = self.look(i, inverted, tally)?;
+                let text = self.text_at(i);
+                i += 1;
+                if procedure == 0x60 {
+                    tally.add_ack(text);
+                } else if procedure == ins_byte {
+                    tally.add_ack(text);
+                    i += remaining;
+                    remaining = 0;
+                } else if procedure == ins_byte ^ 0xFF {
+                    tally.add_ack(text);
+                    i += 1;
+                    remaining = remaining.saturating_sub(1);
+                } else if is_sw1(procedure) {
+                    self.look(i, inverted, tally)?;
+                    i += 1;
+                    tally.add_sw1(text);
+                    break;
+                } else {
+                    return Err(Evidence::Against);
+                }
+            }
+        }
+    }
+
+    /// How many window positions from `from` on hunting would reject at once (not a TS, and
+    /// under T=0 no ACK where the first procedure byte would be; under T=1 no plausible NAD,
+    /// PCB and LEN). Stops at the first position that needs a real look or more bytes.
+    fn dead_positions(&self, from: usize) -> usize {
+        let window = self.pending.get(from..).unwrap_or(&[]);
+        match (self.protocol, self.edc) {
+            (Some(LineProtocol::T1), T1Edc::Crc) => {
+                window.iter().take_while(|raw| !is_ts(**raw)).count()
+            }
+            (Some(LineProtocol::T1), T1Edc::Lrc) => {
+                let logical = |i: usize| window.get(i).map(|raw| self.decode(*raw));
+                let mut p = 0;
+                while let Some(&raw) = window.get(p) {
+                    let dead = !is_ts(raw)
+                        && (!logical(p).is_some_and(nad_plausible)
+                            || match logical(p + 1) {
+                                None => false,
+                                Some(pcb) if !pcb_valid(pcb) => true,
+                                Some(_) => logical(p + 2) == Some(0xFF),
+                            });
+                    if !dead {
+                        break;
+                    }
+                    p += 1;
+                }
+                p
+            }
+            _ => t0_dead_prefix(window),
         }
     }
 
@@ -984,6 +1294,76 @@ fn is_sw1(byte: u8) -> bool {
     matches!(byte, 0x61..=0x6F | 0x90..=0x9F)
 }
 
+/// TS as a direct-convention UART reads it: 3B, 3F, or 03 (3F sent in inverse convention).
+fn is_ts(raw: u8) -> bool {
+    (raw == 0x3B) | (raw == 0x3F) | (raw == 0x03)
+}
+
+/// Printable ASCII, tab, CR or LF: what a boot log or a shell sends.
+fn is_text(raw: u8) -> bool {
+    matches!(raw, 0x20..=0x7E | b'\t' | b'\r' | b'\n')
+}
+
+/// `raw` decoded from the inverse convention when `inverted`.
+fn decode_as(raw: u8, inverted: bool) -> u8 {
+    if inverted {
+        from_inverse_convention(raw)
+    } else {
+        raw
+    }
+}
+
+/// A CLA the state machine reads as the start of a T=0 header (not reserved, not FF = PPS).
+fn cla_plausible(cla: u8) -> bool {
+    !matches!(
+        Cla::decode(cla).kind,
+        ClassKind::Reserved | ClassKind::Invalid
+    )
+}
+
+/// Data bytes a T=0 header announces in P3 (00 means 256).
+fn data_len(p3: u8) -> usize {
+    if p3 == 0 { 256 } else { usize::from(p3) }
+}
+
+/// Positions at the start of `window` that cannot start an ATR nor a T=0 exchange whose
+/// first procedure byte is an ACK: the byte is not a TS and the byte 5 later is not the one
+/// after it (INS). Equality survives inverse-convention decoding (a bijection), so raw bytes
+/// are compared. Checks a block of positions at a time so that the loop vectorises: this is
+/// where hunting spends its time on a line that carries no card traffic.
+fn t0_dead_prefix(window: &[u8]) -> usize {
+    const BLOCK: usize = 32;
+    let n = window.len().saturating_sub(5);
+    let (Some(starts), Some(ins), Some(acks)) =
+        (window.get(..n), window.get(1..n + 1), window.get(5..n + 5))
+    else {
+        return 0;
+    };
+    let mut dead = 0;
+    for ((s, i), a) in starts
+        .chunks_exact(BLOCK)
+        .zip(ins.chunks_exact(BLOCK))
+        .zip(acks.chunks_exact(BLOCK))
+    {
+        let live = s
+            .iter()
+            .zip(i)
+            .zip(a)
+            .fold(false, |live, ((&s, &i), &a)| live | is_ts(s) | (i == a));
+        if live {
+            break;
+        }
+        dead += BLOCK;
+    }
+    dead + starts
+        .iter()
+        .zip(ins)
+        .zip(acks)
+        .skip(dead)
+        .take_while(|((s, i), a)| !is_ts(**s) && i != a)
+        .count()
+}
+
 /// NAD bits 8 and 4 (VPP control, deprecated) are 0 in practice; a NAD with them set is taken
 /// as a sign of lost sync (and keeps TS 3B/3F from passing as a NAD).
 fn nad_plausible(nad: u8) -> bool {
@@ -1010,10 +1390,32 @@ impl Framer for LineFramer {
             // A gap in the stream: a partial unit cannot be finished and the position in the
             // protocol is lost, so drop what is pending and hunt (ATR, or a whole exchange).
             self.pending.clear();
+            self.hunt_need = 0;
             self.state = State::Hunting;
         }
-        for (i, raw) in bytes.iter().enumerate() {
-            self.step(offset.saturating_add(i as u64), *raw, out);
+        if self.after_silence && !bytes.is_empty() {
+            self.after_silence = false;
+            self.fresh_at = Some(offset);
+        }
+        let mut i = 0;
+        while let Some(&raw) = bytes.get(i) {
+            let at = offset.saturating_add(i as u64);
+            let room = MAX_PENDING.saturating_sub(self.pending.len());
+            if self.state == State::Hunting && room > 0 {
+                // Hunting takes input a window at a time: its decisions depend only on the
+                // bytes held, so this gives the frames that byte-by-byte feeding would.
+                let take = room.min(bytes.len() - i);
+                if self.pending.is_empty() {
+                    self.pending_start = at;
+                }
+                self.pending
+                    .extend_from_slice(bytes.get(i..i + take).unwrap_or(&[]));
+                i += take;
+                self.hunt(out);
+            } else {
+                self.step(at, raw, out);
+                i += 1;
+            }
             while let Some((at, replayed)) = self.replay.pop_front() {
                 self.step(at, replayed, out);
             }
@@ -1063,6 +1465,8 @@ impl Framer for LineFramer {
             _ => {}
         }
         self.pending.clear();
+        self.hunt_need = 0;
+        self.after_silence = true;
         if !matches!(self.state, State::Hunting | State::T0Procedure { .. }) {
             self.state = State::Start;
         }
