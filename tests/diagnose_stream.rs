@@ -22,7 +22,10 @@ fn feed(events: Vec<Event>) -> Session {
 }
 
 fn ids(s: &Session) -> Vec<String> {
-    s.diagnoses().iter().map(|d| d.diagnosis.id.clone()).collect()
+    s.diagnoses()
+        .iter()
+        .map(|d| d.diagnosis.id.clone())
+        .collect()
 }
 
 fn rx(h: &str) -> Event {
@@ -56,7 +59,10 @@ fn stream_cases_raise_their_entries() {
         ),
         (
             "M-Bus echo on a half-duplex line",
-            vec![tx("68 03 03 68 53 FE 50 A1 16"), rx("68 03 03 68 53 FE 50 A1 16")],
+            vec![
+                tx("68 03 03 68 53 FE 50 A1 16"),
+                rx("68 03 03 68 53 FE 50 A1 16"),
+            ],
             "mbus.echo",
         ),
         (
@@ -124,7 +130,10 @@ fn repeats_are_counted_not_listed() {
     assert_eq!(apci.len(), 1);
     assert_eq!(apci[0].diagnosis.count, 14);
     let head = s.engine().unwrap().classifier.headline().unwrap();
-    assert!(head.contains("IEC 60870-5-104") && head.contains("14 frames, 14 ok"), "{head}");
+    assert!(
+        head.contains("IEC 60870-5-104") && head.contains("14 frames, 14 ok"),
+        "{head}"
+    );
 }
 
 #[test]

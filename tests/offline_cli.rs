@@ -8,7 +8,9 @@ use serde_json::Value;
 use support::run_hsmon;
 
 fn json_lines(out: &str) -> Vec<Value> {
-    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -20,7 +22,10 @@ fn explain_the_three_faces_of_0x68() {
 
     let (code, out, _) = run_hsmon(&["explain", "0x80100068"]);
     assert_eq!(code, 0);
-    assert!(out.contains("SCARD_W_RESET_CARD") && out.contains("SCardReconnect"), "{out}");
+    assert!(
+        out.contains("SCARD_W_RESET_CARD") && out.contains("SCardReconnect"),
+        "{out}"
+    );
 
     let (code, out, _) = run_hsmon(&["--format", "json", "explain", "68"]);
     assert_eq!(code, 0);
@@ -36,7 +41,10 @@ fn explain_the_three_faces_of_0x68() {
         "dlt645.frame_start",
         "uart.genuine_68",
     ] {
-        assert!(ids.iter().any(|i| i == want), "explain 68 lacks {want}: {ids:?}");
+        assert!(
+            ids.iter().any(|i| i == want),
+            "explain 68 lacks {want}: {ids:?}"
+        );
     }
 }
 
@@ -63,7 +71,10 @@ fn decode_guesses_and_forces_protocols() {
     assert_eq!(v["protocols"], serde_json::json!(["T=0", "T=1"]));
     assert_eq!(v["fi"], 372);
     assert_eq!(v["di"], 1);
-    assert_eq!(v["historical"], "80 4F 0C A0 00 00 03 06 03 00 03 00 00 00 00");
+    assert_eq!(
+        v["historical"],
+        "80 4F 0C A0 00 00 03 06 03 00 03 00 00 00 00"
+    );
     assert_eq!(v["status"], "ok", "TCK 68 is right");
 
     let (code, out, _) = run_hsmon(&[
@@ -76,7 +87,11 @@ fn decode_guesses_and_forces_protocols() {
     assert_eq!(code, 0);
     let recs = json_lines(&out);
     assert_eq!(recs[0]["status"], "bad_checksum");
-    assert!(recs.iter().any(|r| r["type"] == "event" && r["id"] == "mbus.checksum"), "{out}");
+    assert!(
+        recs.iter()
+            .any(|r| r["type"] == "event" && r["id"] == "mbus.checksum"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -97,8 +112,16 @@ fn bad_offline_input() {
     let table: [(&[&str], i32, &str); 5] = [
         (&["decode", "--hex", "68 0"], 2, "odd number of hex digits"),
         (&["decode", "--hex", "zz"], 2, "not a hex digit"),
-        (&["decode", "--protocol", "modbus", "--hex", "01"], 2, "unknown protocol 'modbus'"),
-        (&["decode", "/no/such/capture.bin"], 2, "cannot read /no/such/capture.bin"),
+        (
+            &["decode", "--protocol", "modbus", "--hex", "01"],
+            2,
+            "unknown protocol 'modbus'",
+        ),
+        (
+            &["decode", "/no/such/capture.bin"],
+            2,
+            "cannot read /no/such/capture.bin",
+        ),
         (&["explain", "qqq"], 2, "no explanation for 'qqq'"),
     ];
     for (args, want, msg) in table {

@@ -153,10 +153,19 @@ fn frames_and_diagnoses_are_records() {
     let f = h.wait_for(T, |r| r["type"] == "frame");
     assert_eq!(f["protocol"], "dlt645");
     assert_eq!(f["status"], "ok");
-    assert_eq!((f["start"].as_u64(), f["end"].as_u64()), (Some(0), Some(20)));
-    assert!(f["summary"].as_str().unwrap().contains("001234.56 kWh"), "{f}");
-    dev.write_all(&[0x68, 0x04, 0x0B, 0x00, 0x00, 0x00]).unwrap();
-    let e = h.wait_for(T, |r| r["type"] == "event" && r["id"] == "iec104.apci_start");
+    assert_eq!(
+        (f["start"].as_u64(), f["end"].as_u64()),
+        (Some(0), Some(20))
+    );
+    assert!(
+        f["summary"].as_str().unwrap().contains("001234.56 kWh"),
+        "{f}"
+    );
+    dev.write_all(&[0x68, 0x04, 0x0B, 0x00, 0x00, 0x00])
+        .unwrap();
+    let e = h.wait_for(T, |r| {
+        r["type"] == "event" && r["id"] == "iec104.apci_start"
+    });
     assert_eq!(e["about_68"], true);
     assert_eq!(e["start"], 20);
 }

@@ -338,7 +338,10 @@ fn decoded_session() -> Session {
     let mut events = vec![at(0, Event::Connection(ConnectionState::Up))];
     events.push(at(5, Event::Rx(b"boot: hello\r\n".to_vec())));
     for i in 0..3 {
-        events.push(at(100 + i * 100, Event::Rx(vec![0x68, 0x04, 0x0B, 0x00, 0x00, 0x00])));
+        events.push(at(
+            100 + i * 100,
+            Event::Rx(vec![0x68, 0x04, 0x0B, 0x00, 0x00, 0x00]),
+        ));
     }
     events.push(at(
         500,
@@ -387,7 +390,10 @@ fn event_detail_explains_and_frame_detail_shows_fields() {
     u.on_key(&s, key(KeyCode::Down));
     u.on_key(&s, key(KeyCode::Enter));
     let screen = text_of(draw(&s, &u).backend().buffer());
-    assert!(screen.contains("checksum: expected 9D, found 9E"), "{screen}");
+    assert!(
+        screen.contains("checksum: expected 9D, found 9E"),
+        "{screen}"
+    );
     assert!(screen.contains("CI: 0x72"), "{screen}");
     // g: the frame's bytes are marked in the hex pane.
     u.on_key(&s, key(KeyCode::Char('g')));
