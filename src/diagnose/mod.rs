@@ -2,6 +2,7 @@
 //! two, and the "what am I talking to?" classifier. Pure: no I/O but reading a user's
 //! knowledge file, no clock.
 
+pub mod autobaud;
 pub mod classify;
 pub mod engine;
 pub mod knowledge;

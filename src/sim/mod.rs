@@ -2,3 +2,4 @@
 //! tests and real hardware run the same code path.
 
 pub mod devices;
+pub mod uart_line;

@@ -323,7 +323,13 @@ impl Noise {
     }
 
     /// Widths given in bit times of `baud` (e.g. "glitches of 0.1–1.5 bits at 9600").
-    pub fn in_bit_times(rate_hz: f64, min_bits: f64, max_bits: f64, baud: Baud, seed: u64) -> Noise {
+    pub fn in_bit_times(
+        rate_hz: f64,
+        min_bits: f64,
+        max_bits: f64,
+        baud: Baud,
+        seed: u64,
+    ) -> Noise {
         let bit = 1.0 / f64::from(baud.bps());
         Noise::new(rate_hz, min_bits * bit, max_bits * bit, seed)
     }
@@ -692,8 +698,7 @@ impl RxDecoder {
             self.counts.count(&c);
             out.push(c);
             self.hunt_from = last_tick.saturating_add(1);
-            self.level_armed =
-                !stop && self.rx.after_framing_error == AfterFramingError::Level;
+            self.level_armed = !stop && self.rx.after_framing_error == AfterFramingError::Level;
         }
     }
 }
@@ -865,7 +870,14 @@ mod tests {
         // 9600 -> 115200: each 00(FE) is a break (line low for a whole character).
         let r = sim(9600, "8N1", 115200, "8N1", AfterFramingError::Edge, &[0x68]);
         assert!(r.chars.iter().all(|c| c.brk));
-        assert_eq!(r.counts, RxCounts { frame: 0, parity: 0, brk: 3 });
+        assert_eq!(
+            r.counts,
+            RxCounts {
+                frame: 0,
+                parity: 0,
+                brk: 3
+            }
+        );
     }
 
     #[test]
@@ -974,7 +986,14 @@ mod tests {
         c.count(&ch(true, true, true));
         c.count(&ch(true, true, false));
         c.count(&ch(true, false, false));
-        assert_eq!(c, RxCounts { frame: 1, parity: 1, brk: 1 });
+        assert_eq!(
+            c,
+            RxCounts {
+                frame: 1,
+                parity: 1,
+                brk: 1
+            }
+        );
         let l = c.to_line_error_counts();
         assert_eq!((l.frame, l.parity, l.brk, l.overrun), (1, 1, 1, 0));
     }
@@ -1010,7 +1029,10 @@ mod tests {
         got.extend(link.receive_until(t + 0.01).bytes());
         assert_eq!(got, b"hello world, this is a link test\r\n");
         // Retuned 12x too fast: a stream of breaks.
-        link.set_receiver(Receiver::new(baud(115200), FrameFormat::default()), t + 0.01);
+        link.set_receiver(
+            Receiver::new(baud(115200), FrameFormat::default()),
+            t + 0.01,
+        );
         let t = link.send(t + 0.02, b"hello");
         let r = link.receive_until(t + 0.01);
         assert!(!r.chars.is_empty() && r.chars.iter().all(|c| c.byte == 0 && c.brk));

@@ -120,7 +120,7 @@ enum Verdict {
     /// An ATR of this many bytes.
     Atr(usize),
     /// The input ended inside an ATR.
-    TruncatedAtr(Box<Frame>),
+    TruncatedAtr,
     /// A T=0 exchange or T=1 block: the state machine takes over from here.
     Unit(LineProtocol),
     /// Nothing is decided before the window holds this many bytes.
@@ -159,12 +159,16 @@ impl Tally {
     }
 }
 
-/// How to read the bytes after a candidate: convention, protocol and T=1 EDC.
+/// How to read a candidate and the bytes after it: where it starts in the window, the
+/// convention, the protocol (T=0 also when none is known) and T=1 EDC, and whether a PPS may
+/// come first (right after an ATR).
 #[derive(Debug, Clone, Copy)]
 struct Reading {
+    front: usize,
     inverted: bool,
-    protocol: Option<LineProtocol>,
+    protocol: LineProtocol,
     edc: T1Edc,
+    pps: bool,
 }
 
 /// Streaming framer for a raw ISO 7816-3 I/O line (`Protocol::Iso7816Line`). Frame kinds:
@@ -353,50 +357,51 @@ impl LineFramer {
 
     // ---- hunting -------------------------------------------------------------------------
 
-    /// Settle the front of the hunting window, then the positions behind it, until a unit is
-    /// accepted or a candidate waits for bytes that have not arrived. Only the front position
-    /// is ever judged, and each judgement either drops it (with every position behind it the
-    /// quick filter rules out) or hands the window to the state machine: no byte is looked at
-    /// as a start twice.
+    /// Judge the front of the hunting window, then the positions behind it, until a unit is
+    /// accepted or a candidate waits for bytes that have not arrived. Each judgement either
+    /// rejects the front (and with it every position behind it that the quick filter rules
+    /// out) or hands the window to the state machine, so no position is judged twice; the
+    /// rejected bytes are dropped once, when the call ends.
     fn hunt(&mut self, out: &mut Vec<Frame>) {
-        loop {
-            if self.pending.is_empty() {
-                self.hunt_need = 0;
-                return;
+        let mut front = 0;
+        let verdict = loop {
+            let held = self.pending.len().saturating_sub(front);
+            if held == 0 {
+                break Verdict::Wait(0);
             }
             let at_end = self.at_end();
-            if !at_end && self.pending.len() < self.hunt_need {
-                return;
+            if !at_end && held < self.hunt_need {
+                break Verdict::Wait(self.hunt_need);
             }
-            match self.judge_front(at_end) {
-                Verdict::Atr(len) => {
-                    self.hunt_need = 0;
-                    self.accept_atr(len, out);
-                    return;
-                }
-                Verdict::TruncatedAtr(frame) => {
-                    out.push(*frame);
-                    self.pending.clear();
-                    self.hunt_need = 0;
-                    return;
-                }
-                Verdict::Unit(protocol) => {
-                    self.hunt_need = 0;
-                    self.protocol = Some(protocol);
-                    self.state = State::Start;
-                    self.replay_pending_from(0);
-                    return;
-                }
-                Verdict::Wait(need) => {
-                    self.hunt_need = need;
-                    return;
-                }
+            match self.judge(front, at_end) {
                 Verdict::Reject => {
-                    let dead = 1 + self.dead_positions(1);
-                    self.drop_front(dead);
+                    front += 1;
+                    front += self.dead_positions(front);
                     self.hunt_need = 0;
                 }
+                verdict => break verdict,
             }
+        };
+        self.drop_front(front);
+        match verdict {
+            Verdict::Atr(len) => {
+                self.hunt_need = 0;
+                self.accept_atr(len, out);
+            }
+            Verdict::TruncatedAtr => {
+                if let Some(frame) = self.truncated_atr() {
+                    out.push(frame);
+                }
+                self.pending.clear();
+                self.hunt_need = 0;
+            }
+            Verdict::Unit(protocol) => {
+                self.protocol = Some(protocol);
+                self.state = State::Start;
+                self.replay_pending_from(0);
+            }
+            Verdict::Wait(need) => self.hunt_need = need,
+            Verdict::Reject => {}
         }
     }
 
@@ -407,45 +412,52 @@ impl LineFramer {
 
     fn drop_front(&mut self, count: usize) {
         let count = count.min(self.pending.len());
-        self.pending.drain(..count);
-        self.pending_start = self.pending_start.saturating_add(count as u64);
+        if count > 0 {
+            self.pending.drain(..count);
+            self.pending_start = self.pending_start.saturating_add(count as u64);
+        }
     }
 
-    /// What to do with the front of the hunting window. Decisions depend only on the bytes
-    /// already held (more bytes never change an accept or a reject), so judging after every
-    /// byte or after a whole chunk gives the same frames; `Wait` is never returned at the end.
-    fn judge_front(&self, at_end: bool) -> Verdict {
-        let Some(&first) = self.pending.first() else {
+    /// What to do with the hunting window from index `front` on. Decisions depend only on
+    /// the bytes already held (more bytes never turn an accept into a reject or back), so
+    /// judging after every byte or after a whole chunk gives the same frames. At the end of
+    /// input nothing waits: what is consistent so far is accepted only if it is complete.
+    fn judge(&self, front: usize, at_end: bool) -> Verdict {
+        let window = self.pending.get(front..).unwrap_or(&[]);
+        let Some(&first) = window.first() else {
             return Verdict::Wait(1);
         };
         if is_ts(first) {
             let inverse = first == 0x03;
-            let mut logical = [0u8; MAX_ATR_LEN];
-            let n = self.pending.len().min(MAX_ATR_LEN);
-            for (slot, raw) in logical.iter_mut().zip(self.pending.iter()) {
-                *slot = decode_as(*raw, inverse);
-            }
-            match atr::probe(logical.get(..n).unwrap_or(&[])) {
+            let held = window.get(..MAX_ATR_LEN).unwrap_or(window);
+            let mut decoded = [0u8; MAX_ATR_LEN];
+            let logical = if inverse {
+                for (slot, raw) in decoded.iter_mut().zip(held) {
+                    *slot = from_inverse_convention(*raw);
+                }
+                decoded.get(..held.len()).unwrap_or(&[])
+            } else {
+                held
+            };
+            match atr::probe(logical) {
                 AtrProbe::Complete(outline) => {
-                    let fresh = self.fresh_at == Some(self.pending_start);
-                    if fresh || outline.tck == TckStatus::Valid {
+                    let start = self.pending_start.saturating_add(front as u64);
+                    if self.fresh_at == Some(start) || outline.tck == TckStatus::Valid {
                         return Verdict::Atr(outline.len);
                     }
                     let reading = Reading {
+                        front,
                         inverted: inverse,
                         protocol: match outline.first_protocol {
-                            TransmissionProtocol::T1 => Some(LineProtocol::T1),
-                            _ => Some(LineProtocol::T0),
+                            TransmissionProtocol::T1 => LineProtocol::T1,
+                            _ => LineProtocol::T0,
                         },
                         edc: outline.t1_edc,
+                        pps: true,
                     };
                     let tally = Tally {
                         bits: 0,
-                        binary: self
-                            .pending
-                            .iter()
-                            .take(outline.len)
-                            .any(|raw| !is_text(*raw)),
+                        binary: window.iter().take(outline.len).any(|raw| !is_text(*raw)),
                     };
                     match self.follow(outline.len, reading, tally, WEAK_ATR_BITS) {
                         Evidence::Enough => return Verdict::Atr(outline.len),
@@ -455,38 +467,39 @@ impl LineFramer {
                     }
                 }
                 AtrProbe::Incomplete { need } if !at_end => return Verdict::Wait(need),
-                AtrProbe::Incomplete { .. } => {
-                    // The input ended inside an ATR: report it as truncated.
-                    if let Some(frame) = self.truncated_atr() {
-                        return Verdict::TruncatedAtr(Box::new(frame));
-                    }
+                // The input ended inside an ATR: report it as truncated (if it is one).
+                AtrProbe::Incomplete { .. } if self.truncated_atr_at(front).is_some() => {
+                    return Verdict::TruncatedAtr;
                 }
-                AtrProbe::NotAtr => {}
+                AtrProbe::Incomplete { .. } | AtrProbe::NotAtr => {}
             }
         }
+        let protocol = match self.protocol {
+            Some(LineProtocol::T1) => LineProtocol::T1,
+            _ => LineProtocol::T0,
+        };
+        let reading = Reading {
+            front,
+            inverted: self.inverted,
+            protocol,
+            edc: self.edc,
+            pps: false,
+        };
         let mut tally = Tally::default();
-        let found = match self.protocol {
-            Some(LineProtocol::T1) => self.t1_block_start(&mut tally),
-            _ => self.t0_exchange_start(&mut tally),
+        let found = match protocol {
+            LineProtocol::T1 => self.t1_block_start(reading, &mut tally),
+            LineProtocol::T0 => self.t0_exchange_start(reading, &mut tally),
         };
         match found {
             Err(Evidence::Wait(need)) if !at_end => Verdict::Wait(need),
             Err(_) => Verdict::Reject,
-            Ok((protocol, end)) => {
-                let reading = Reading {
-                    inverted: self.inverted,
-                    protocol: Some(protocol),
-                    edc: self.edc,
-                };
-                match self.follow(end, reading, tally, UNIT_BITS) {
-                    Evidence::Enough => Verdict::Unit(protocol),
-                    // The unit itself is complete: at the end of input that is enough, as
-                    // nothing can contradict it.
-                    Evidence::Wait(_) if at_end => Verdict::Unit(protocol),
-                    Evidence::Wait(need) => Verdict::Wait(need),
-                    Evidence::Against => Verdict::Reject,
-                }
-            }
+            Ok(end) => match self.follow(end, reading, tally, UNIT_BITS) {
+                Evidence::Enough => Verdict::Unit(protocol),
+                // The unit itself is complete: at the end of input nothing can contradict it.
+                Evidence::Wait(_) if at_end => Verdict::Unit(protocol),
+                Evidence::Wait(need) => Verdict::Wait(need),
+                Evidence::Against => Verdict::Reject,
+            },
         }
     }
 
@@ -515,83 +528,81 @@ impl LineFramer {
         self.replay_pending_from(len);
     }
 
-    /// Logical value of window byte `index` read in the given convention, noting in `tally`
-    /// whether the raw byte is outside printable text; or why hunting cannot have it: not
-    /// arrived yet (`Wait`), or beyond what the window may hold (`Against`).
-    fn look(&self, index: usize, inverted: bool, tally: &mut Tally) -> Result<u8, Evidence> {
+    /// Logical value of the byte `index` places after the candidate's start, noting in
+    /// `tally` whether the raw byte lies outside printable text; or why hunting cannot have
+    /// it: not arrived yet (`Wait`, with the window length needed), or beyond what a window
+    /// may hold (`Against`).
+    fn look(&self, reading: Reading, index: usize, tally: &mut Tally) -> Result<u8, Evidence> {
         if index >= MAX_PENDING {
             return Err(Evidence::Against);
         }
-        let raw = *self.pending.get(index).ok_or(Evidence::Wait(index + 1))?;
+        let raw = *self
+            .pending
+            .get(reading.front + index)
+            .ok_or(Evidence::Wait(index + 1))?;
         tally.binary |= !is_text(raw);
-        Ok(decode_as(raw, inverted))
+        Ok(decode_as(raw, reading.inverted))
     }
 
-    /// Raw window byte `index` is printable text (it was looked at already).
-    fn text_at(&self, index: usize) -> bool {
-        self.pending.get(index).is_some_and(|raw| is_text(*raw))
+    /// The raw byte `index` places after the candidate's start is printable text.
+    fn text_at(&self, reading: Reading, index: usize) -> bool {
+        self.pending
+            .get(reading.front + index)
+            .is_some_and(|raw| is_text(*raw))
     }
 
-    /// A whole T=0 exchange at the front whose first procedure byte is an ACK: plausible CLA
-    /// and INS, ACK = INS, all data, valid SW1, then SW2. Gives where it ends.
-    fn t0_exchange_start(&self, tally: &mut Tally) -> Result<(LineProtocol, usize), Evidence> {
-        let inverted = self.inverted;
-        if !cla_plausible(self.look(0, inverted, tally)?) {
+    /// A whole T=0 exchange whose first procedure byte is an ACK: plausible CLA and INS,
+    /// ACK = INS, all data, valid SW1, then SW2. Gives its length.
+    fn t0_exchange_start(&self, reading: Reading, tally: &mut Tally) -> Result<usize, Evidence> {
+        let mut look = |index: usize| self.look(reading, index, tally);
+        let cla = look(0)?;
+        let ins_byte = look(1)?;
+        // The ACK is the cheap, strong test (1 in 256): first.
+        if look(5)? != ins_byte || !cla_plausible(cla) || !ins::is_valid(ins_byte) {
             return Err(Evidence::Against);
         }
-        let ins_byte = self.look(1, inverted, tally)?;
-        if !ins::is_valid(ins_byte) {
+        look(2)?;
+        look(3)?;
+        let n = data_len(look(4)?);
+        if !is_sw1(look(6 + n)?) {
             return Err(Evidence::Against);
         }
-        // The ACK is the cheap, strong test (1 in 256): before P3.
-        if self.look(5, inverted, tally)? != ins_byte {
-            return Err(Evidence::Against);
-        }
-        tally.add_ack(self.text_at(5));
-        for index in 2..5 {
-            self.look(index, inverted, tally)?;
-        }
-        let n = data_len(self.look(4, inverted, tally)?);
-        if !is_sw1(self.look(6 + n, inverted, tally)?) {
-            return Err(Evidence::Against);
-        }
-        tally.add_sw1(self.text_at(6 + n));
-        self.look(7 + n, inverted, tally)?;
-        Ok((LineProtocol::T0, 8 + n))
+        look(7 + n)?;
+        tally.add_ack(self.text_at(reading, 5));
+        tally.add_sw1(self.text_at(reading, 6 + n));
+        Ok(8 + n)
     }
 
-    /// A T=1 block at the front with a valid NAD, PCB and LEN whose LRC checks (CRC is not
-    /// checked, so a CRC line resyncs only on an ATR). Gives where it ends.
-    fn t1_block_start(&self, tally: &mut Tally) -> Result<(LineProtocol, usize), Evidence> {
-        if self.edc == T1Edc::Crc {
+    /// A T=1 block with a valid NAD, PCB and LEN whose LRC checks (CRC is not checked, so a
+    /// CRC line resyncs only on an ATR). Gives its length.
+    fn t1_block_start(&self, reading: Reading, tally: &mut Tally) -> Result<usize, Evidence> {
+        if reading.edc == T1Edc::Crc {
             return Err(Evidence::Against);
         }
-        let inverted = self.inverted;
-        if !nad_plausible(self.look(0, inverted, tally)?)
-            || !pcb_valid(self.look(1, inverted, tally)?)
-        {
+        let mut look = |index: usize| self.look(reading, index, tally);
+        if !nad_plausible(look(0)?) || !pcb_valid(look(1)?) {
             return Err(Evidence::Against);
         }
-        let len = self.look(2, inverted, tally)?;
+        let len = look(2)?;
         if len == 0xFF {
             return Err(Evidence::Against);
         }
         let total = 4 + usize::from(len);
         let mut lrc = 0u8;
         for index in 0..total {
-            lrc ^= self.look(index, inverted, tally)?;
+            lrc ^= look(index)?;
         }
         if lrc != 0 {
             return Err(Evidence::Against);
         }
         tally.bits += NAD_BITS + PCB_BITS + LRC_BITS;
-        Ok((LineProtocol::T1, total))
+        Ok(total)
     }
 
-    /// Read on from window index `from` as the state machine would after accepting what lies
-    /// before (PPS, then T=0 exchanges or T=1 blocks), adding to `tally` until it is enough
-    /// for `needed` bits. `Against` as soon as a byte contradicts it or the window limit is
-    /// reached first.
+    /// Read on from `from` (bytes after the candidate's start) as the state machine would
+    /// after accepting the candidate: a PPS where `reading` allows one, then T=0 exchanges or
+    /// T=1 blocks, adding to `tally` until it is enough for `needed` bits. `Against` as soon
+    /// as a byte contradicts it, or if the window limit comes first.
     fn follow(&self, from: usize, reading: Reading, tally: Tally, needed: u32) -> Evidence {
         let mut tally = tally;
         match self.follow_units(from, reading, &mut tally, needed) {
@@ -607,16 +618,16 @@ impl LineFramer {
         tally: &mut Tally,
         needed: u32,
     ) -> Result<(), Evidence> {
-        let inverted = reading.inverted;
         let mut i = from;
+        let mut pps_allowed = reading.pps;
         loop {
             if tally.is_enough(needed) {
                 return Ok(());
             }
-            let first = self.look(i, inverted, tally)?;
-            if first == 0xFF {
-                // PPS (request or answer): PPS0 bit 8 is reserved, PPS1-3 as PPS0 says.
-                let pps0 = self.look(i + 1, inverted, tally)?;
+            let first = self.look(reading, i, tally)?;
+            if first == 0xFF && pps_allowed {
+                // PPS request or answer: PPS0 bit 8 is reserved, PPS1-3 as PPS0 says.
+                let pps0 = self.look(reading, i + 1, tally)?;
                 if pps0 & 0x80 != 0 {
                     return Err(Evidence::Against);
                 }
@@ -627,7 +638,7 @@ impl LineFramer {
                 let len = 3 + (pps0 & 0x70).count_ones() as usize;
                 let mut pck = 0u8;
                 for index in i..i + len {
-                    pck ^= self.look(index, inverted, tally)?;
+                    pck ^= self.look(reading, index, tally)?;
                 }
                 if pck == 0 {
                     tally.bits += PCK_BITS;
@@ -635,11 +646,12 @@ impl LineFramer {
                 i += len;
                 continue;
             }
-            if reading.protocol == Some(LineProtocol::T1) {
-                if !nad_plausible(first) || !pcb_valid(self.look(i + 1, inverted, tally)?) {
+            pps_allowed = false;
+            if reading.protocol == LineProtocol::T1 {
+                if !nad_plausible(first) || !pcb_valid(self.look(reading, i + 1, tally)?) {
                     return Err(Evidence::Against);
                 }
-                let len = self.look(i + 2, inverted, tally)?;
+                let len = self.look(reading, i + 2, tally)?;
                 if len == 0xFF {
                     return Err(Evidence::Against);
                 }
@@ -652,7 +664,7 @@ impl LineFramer {
                     T1Edc::Lrc => {
                         let mut lrc = 0u8;
                         for index in i..=i + total {
-                            lrc ^= self.look(index, inverted, tally)?;
+                            lrc ^= self.look(reading, index, tally)?;
                         }
                         if lrc != 0 {
                             return Err(Evidence::Against);
@@ -661,27 +673,27 @@ impl LineFramer {
                         i += total + 1;
                     }
                     T1Edc::Crc => {
-                        self.look(i + total + 1, inverted, tally)?;
+                        self.look(reading, i + total + 1, tally)?;
                         i += total + 2;
                     }
                 }
                 continue;
             }
             // T=0 header, then procedure bytes exactly as `procedure_byte` reads them.
-            let ins_byte = self.look(i + 1, inverted, tally)?;
+            let ins_byte = self.look(reading, i + 1, tally)?;
             if !cla_plausible(first) || !ins::is_valid(ins_byte) {
                 return Err(Evidence::Against);
             }
-            self.look(i + 2, inverted, tally)?;
-            self.look(i + 3, inverted, tally)?;
-            let mut remaining = data_len(self.look(i + 4, inverted, tally)?);
+            self.look(reading, i + 2, tally)?;
+            self.look(reading, i + 3, tally)?;
+            let mut remaining = data_len(self.look(reading, i + 4, tally)?);
             i += 5;
             loop {
                 if tally.is_enough(needed) {
                     return Ok(());
                 }
-                let procedure = self.look(i, inverted, tally)?;
-                let text = self.text_at(i);
+                let procedure = self.look(reading, i, tally)?;
+                let text = self.text_at(reading, i);
                 i += 1;
                 if procedure == 0x60 {
                     tally.add_ack(text);
@@ -694,7 +706,7 @@ impl LineFramer {
                     i += 1;
                     remaining = remaining.saturating_sub(1);
                 } else if is_sw1(procedure) {
-                    self.look(i, inverted, tally)?;
+                    self.look(reading, i, tally)?;
                     i += 1;
                     tally.add_sw1(text);
                     break;
@@ -705,9 +717,9 @@ impl LineFramer {
         }
     }
 
-    /// How many window positions from `from` on hunting would reject at once (not a TS, and
-    /// under T=0 no ACK where the first procedure byte would be; under T=1 no plausible NAD,
-    /// PCB and LEN). Stops at the first position that needs a real look or more bytes.
+    /// How many window positions from `from` on hunting would reject at once: not a TS,
+    /// and under T=0 no ACK where the first procedure byte would be, under T=1 no plausible
+    /// NAD, PCB and LEN. Stops at the first position that needs a real look or more bytes.
     fn dead_positions(&self, from: usize) -> usize {
         let window = self.pending.get(from..).unwrap_or(&[]);
         match (self.protocol, self.edc) {
@@ -1273,13 +1285,19 @@ impl LineFramer {
     }
 
     fn truncated_atr(&self) -> Option<Frame> {
-        let first = *self.pending.first()?;
-        if !matches!(first, 0x3B | 0x3F | 0x03) || self.pending.len() < 2 {
+        self.truncated_atr_at(0)
+    }
+
+    /// The ATR cut short by the end of input at window index `front`, as a frame.
+    fn truncated_atr_at(&self, front: usize) -> Option<Frame> {
+        let window = self.pending.get(front..)?;
+        let first = *window.first()?;
+        if !is_ts(first) || window.len() < 2 {
             return None;
         }
         let mut frame = atr::frame(
-            self.pending_start,
-            self.pending.get(..MAX_ATR_LEN).unwrap_or(&self.pending),
+            self.pending_start.saturating_add(front as u64),
+            window.get(..MAX_ATR_LEN).unwrap_or(window),
         );
         if frame.status != FrameStatus::Truncated {
             return None;
@@ -1327,41 +1345,55 @@ fn data_len(p3: u8) -> usize {
 }
 
 /// Positions at the start of `window` that cannot start an ATR nor a T=0 exchange whose
-/// first procedure byte is an ACK: the byte is not a TS and the byte 5 later is not the one
-/// after it (INS). Equality survives inverse-convention decoding (a bijection), so raw bytes
-/// are compared. Checks a block of positions at a time so that the loop vectorises: this is
-/// where hunting spends its time on a line that carries no card traffic.
+/// first procedure byte is an ACK: the byte is not a TS and the byte 5 later differs from the
+/// one after it (INS). Equality survives inverse-convention decoding (a bijection), so raw
+/// bytes are compared. This is where hunting spends its time on a line without card
+/// traffic, so it tests 8 positions per step, in the bytes of a `u64`.
 fn t0_dead_prefix(window: &[u8]) -> usize {
-    const BLOCK: usize = 32;
-    let n = window.len().saturating_sub(5);
-    let (Some(starts), Some(ins), Some(acks)) =
-        (window.get(..n), window.get(1..n + 1), window.get(5..n + 5))
-    else {
-        return 0;
+    // Positions that have the byte 5 later in the window.
+    let judged = window.len().saturating_sub(5);
+    let word = |at: usize| {
+        window
+            .get(at..at + 8)
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+            .map(u64::from_le_bytes)
     };
-    let mut dead = 0;
-    for ((s, i), a) in starts
-        .chunks_exact(BLOCK)
-        .zip(ins.chunks_exact(BLOCK))
-        .zip(acks.chunks_exact(BLOCK))
-    {
-        let live = s
-            .iter()
-            .zip(i)
-            .zip(a)
-            .fold(false, |live, ((&s, &i), &a)| live | is_ts(s) | (i == a));
-        if live {
+    let mut p = 0;
+    while p + 8 <= judged {
+        let (Some(starts), Some(ins), Some(acks)) = (word(p), word(p + 1), word(p + 5)) else {
+            break;
+        };
+        let live = zero_byte_flags(starts ^ (0x3B * LANES))
+            | zero_byte_flags(starts ^ (0x3F * LANES))
+            | zero_byte_flags(starts ^ (0x03 * LANES))
+            | zero_byte_flags(ins ^ acks);
+        if live != 0 {
+            // The lowest flag is exact (see `zero_byte_flags`); little-endian: lowest first.
+            return p + (live.trailing_zeros() / 8) as usize;
+        }
+        p += 8;
+    }
+    while p < judged {
+        let (Some(&start), Some(ins), Some(ack)) =
+            (window.get(p), window.get(p + 1), window.get(p + 5))
+        else {
+            break;
+        };
+        if is_ts(start) || ins == ack {
             break;
         }
-        dead += BLOCK;
+        p += 1;
     }
-    dead + starts
-        .iter()
-        .zip(ins)
-        .zip(acks)
-        .skip(dead)
-        .take_while(|((s, i), a)| !is_ts(**s) && i != a)
-        .count()
+    p
+}
+
+/// 0x01 in every byte of a `u64`.
+const LANES: u64 = 0x0101_0101_0101_0101;
+
+/// Bit 8 of each byte set where `x` has a zero byte. Only bytes above (more significant
+/// than) the lowest zero byte can be flagged wrongly, so the lowest flag is always right.
+fn zero_byte_flags(x: u64) -> u64 {
+    x.wrapping_sub(LANES) & !x & (LANES << 7)
 }
 
 /// NAD bits 8 and 4 (VPP control, deprecated) are 0 in practice; a NAD with them set is taken
