@@ -159,12 +159,12 @@ impl Tally {
     }
 }
 
-/// How to read a candidate and the bytes after it: where it starts in the window, the
-/// convention, the protocol (T=0 also when none is known) and T=1 EDC, and whether a PPS may
-/// come first (right after an ATR).
+/// How to read a candidate: the window from its first byte on, the convention, the protocol
+/// (T=0 also when none is known), the T=1 EDC, and whether a PPS may come first (right after
+/// an ATR).
 #[derive(Debug, Clone, Copy)]
-struct Reading {
-    front: usize,
+struct Reading<'a> {
+    window: &'a [u8],
     inverted: bool,
     protocol: LineProtocol,
     edc: T1Edc,
@@ -200,7 +200,8 @@ pub struct LineFramer {
     /// silence, where a card's ATR starts.
     after_silence: bool,
     /// Offset of the first byte after silence: an ATR starting there is taken at once.
-    fresh_at: Option<StreamOffset>,
+    fresh_at: Option<StreamOffset>,    /// Scratch for hunting across a chunk boundary: the pending window, then new input.
+    joined: Vec<u8>,
 }
 
 impl Default for LineFramer {
@@ -227,6 +228,7 @@ impl LineFramer {
             hunt_need: 0,
             after_silence: true,
             fresh_at: None,
+            joined: Vec::new(),
         }
     }
 
@@ -356,12 +358,45 @@ impl LineFramer {
     }
 
     // ---- hunting -------------------------------------------------------------------------
+    //
+    // Hunting judges one start position at a time, the earliest first. A judgement depends
+    // only on the bytes from that position on that are already held (more bytes never turn
+    // an accept into a reject or back), so judging in the caller's chunk, in the pending
+    // window, or after every replayed byte all give the same frames. Positions the quick
+    // filter (`dead_prefix`) rules out are never judged, and no position is judged twice
+    // except to look again once the bytes it waits for have arrived.
 
-    /// Judge the front of the hunting window, then the positions behind it, until a unit is
-    /// accepted or a candidate waits for bytes that have not arrived. Each judgement either
-    /// rejects the front (and with it every position behind it that the quick filter rules
-    /// out) or hands the window to the state machine, so no position is judged twice; the
-    /// rejected bytes are dropped once, when the call ends.
+    /// Hunt in `bytes` (stream offset `at`) with nothing pending: positions are judged where
+    /// they lie, and only an undecided tail, or the bytes from an accepted start on (at most
+    /// [`MAX_PENDING`]), are copied to `pending`. Returns how many bytes that consumed.
+    fn hunt_in_place(&mut self, at: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) -> usize {
+        let mut front = 0;
+        loop {
+            let rest = bytes.get(front..).unwrap_or(&[]);
+            let dead = self.dead_prefix(rest);
+            front += dead;
+            let Some(window) = bytes.get(front..).filter(|w| !w.is_empty()) else {
+                return bytes.len();
+            };
+            let start = at.saturating_add(front as u64);
+            match self.judge(window, start, false) {
+                Verdict::Reject => front += 1,
+                verdict => {
+                    let take = window.len().min(MAX_PENDING);
+                    self.pending.clear();
+                    self.pending
+                        .extend_from_slice(window.get(..take).unwrap_or(&[]));
+                    self.pending_start = start;
+                    self.settle(verdict, out);
+                    return front + take;
+                }
+            }
+        }
+    }
+
+    /// Hunt in the pending window (input that arrived while a candidate waited, or bytes
+    /// replayed after the state machine lost track). Rejected bytes are dropped once, when
+    /// the call ends.
     fn hunt(&mut self, out: &mut Vec<Frame>) {
         let mut front = 0;
         let verdict = loop {
@@ -373,16 +408,23 @@ impl LineFramer {
             if !at_end && held < self.hunt_need {
                 break Verdict::Wait(self.hunt_need);
             }
-            match self.judge(front, at_end) {
+            let window = self.pending.get(front..).unwrap_or(&[]);
+            let start = self.pending_start.saturating_add(front as u64);
+            match self.judge(window, start, at_end) {
                 Verdict::Reject => {
                     front += 1;
-                    front += self.dead_positions(front);
+                    front += self.dead_prefix(self.pending.get(front..).unwrap_or(&[]));
                     self.hunt_need = 0;
                 }
                 verdict => break verdict,
             }
         };
         self.drop_front(front);
+        self.settle(verdict, out);
+    }
+
+    /// Act on the verdict for the start at `pending[0]`.
+    fn settle(&mut self, verdict: Verdict, out: &mut Vec<Frame>) {
         match verdict {
             Verdict::Atr(len) => {
                 self.hunt_need = 0;
@@ -418,60 +460,16 @@ impl LineFramer {
         }
     }
 
-    /// What to do with the hunting window from index `front` on. Decisions depend only on
-    /// the bytes already held (more bytes never turn an accept into a reject or back), so
-    /// judging after every byte or after a whole chunk gives the same frames. At the end of
-    /// input nothing waits: what is consistent so far is accepted only if it is complete.
-    fn judge(&self, front: usize, at_end: bool) -> Verdict {
-        let window = self.pending.get(front..).unwrap_or(&[]);
+    /// What to do with the start at `window[0]` (stream offset `start`). At the end of input
+    /// nothing waits: what is consistent so far is accepted only if it is complete.
+    fn judge(&self, window: &[u8], start: StreamOffset, at_end: bool) -> Verdict {
         let Some(&first) = window.first() else {
             return Verdict::Wait(1);
         };
         if is_ts(first) {
-            let inverse = first == 0x03;
-            let held = window.get(..MAX_ATR_LEN).unwrap_or(window);
-            let mut decoded = [0u8; MAX_ATR_LEN];
-            let logical = if inverse {
-                for (slot, raw) in decoded.iter_mut().zip(held) {
-                    *slot = from_inverse_convention(*raw);
-                }
-                decoded.get(..held.len()).unwrap_or(&[])
-            } else {
-                held
-            };
-            match atr::probe(logical) {
-                AtrProbe::Complete(outline) => {
-                    let start = self.pending_start.saturating_add(front as u64);
-                    if self.fresh_at == Some(start) || outline.tck == TckStatus::Valid {
-                        return Verdict::Atr(outline.len);
-                    }
-                    let reading = Reading {
-                        front,
-                        inverted: inverse,
-                        protocol: match outline.first_protocol {
-                            TransmissionProtocol::T1 => LineProtocol::T1,
-                            _ => LineProtocol::T0,
-                        },
-                        edc: outline.t1_edc,
-                        pps: true,
-                    };
-                    let tally = Tally {
-                        bits: 0,
-                        binary: window.iter().take(outline.len).any(|raw| !is_text(*raw)),
-                    };
-                    match self.follow(outline.len, reading, tally, WEAK_ATR_BITS) {
-                        Evidence::Enough => return Verdict::Atr(outline.len),
-                        Evidence::Wait(_) if at_end => return Verdict::Atr(outline.len),
-                        Evidence::Wait(need) => return Verdict::Wait(need),
-                        Evidence::Against => {}
-                    }
-                }
-                AtrProbe::Incomplete { need } if !at_end => return Verdict::Wait(need),
-                // The input ended inside an ATR: report it as truncated (if it is one).
-                AtrProbe::Incomplete { .. } if self.truncated_atr_at(front).is_some() => {
-                    return Verdict::TruncatedAtr;
-                }
-                AtrProbe::Incomplete { .. } | AtrProbe::NotAtr => {}
+            match self.judge_atr(window, start, at_end) {
+                Verdict::Reject => {}
+                verdict => return verdict,
             }
         }
         let protocol = match self.protocol {
@@ -479,7 +477,7 @@ impl LineFramer {
             _ => LineProtocol::T0,
         };
         let reading = Reading {
-            front,
+            window,
             inverted: self.inverted,
             protocol,
             edc: self.edc,
@@ -487,19 +485,77 @@ impl LineFramer {
         };
         let mut tally = Tally::default();
         let found = match protocol {
-            LineProtocol::T1 => self.t1_block_start(reading, &mut tally),
-            LineProtocol::T0 => self.t0_exchange_start(reading, &mut tally),
+            LineProtocol::T1 => t1_block_start(reading, &mut tally),
+            LineProtocol::T0 => t0_exchange_start(reading, &mut tally),
         };
         match found {
             Err(Evidence::Wait(need)) if !at_end => Verdict::Wait(need),
             Err(_) => Verdict::Reject,
-            Ok(end) => match self.follow(end, reading, tally, UNIT_BITS) {
+            Ok(end) => match follow(reading, end, tally, UNIT_BITS) {
                 Evidence::Enough => Verdict::Unit(protocol),
                 // The unit itself is complete: at the end of input nothing can contradict it.
                 Evidence::Wait(_) if at_end => Verdict::Unit(protocol),
                 Evidence::Wait(need) => Verdict::Wait(need),
                 Evidence::Against => Verdict::Reject,
             },
+        }
+    }
+
+    /// An ATR at `window[0]` (a TS): `Reject` when there is none, so that the position can
+    /// still start a T=0 exchange (03 is a valid CLA).
+    fn judge_atr(&self, window: &[u8], start: StreamOffset, at_end: bool) -> Verdict {
+        let inverse = window.first() == Some(&0x03);
+        let held = window.get(..MAX_ATR_LEN).unwrap_or(window);
+        let mut decoded = [0u8; MAX_ATR_LEN];
+        let probe = if inverse {
+            // Most candidates fail within a few bytes: decode those first.
+            let mut done = 0;
+            loop {
+                let upto = held.len().min(if done == 0 { 8 } else { MAX_ATR_LEN });
+                for (slot, raw) in decoded.iter_mut().zip(held).take(upto).skip(done) {
+                    *slot = decode_as(*raw, true);
+                }
+                done = upto;
+                match atr::probe(decoded.get(..done).unwrap_or(&[])) {
+                    AtrProbe::Incomplete { .. } if done < held.len() => {}
+                    probe => break probe,
+                }
+            }
+        } else {
+            atr::probe(held)
+        };
+        match probe {
+            AtrProbe::Complete(outline) => {
+                if self.fresh_at == Some(start) || outline.tck == TckStatus::Valid {
+                    return Verdict::Atr(outline.len);
+                }
+                let reading = Reading {
+                    window,
+                    inverted: inverse,
+                    protocol: match outline.first_protocol {
+                        TransmissionProtocol::T1 => LineProtocol::T1,
+                        _ => LineProtocol::T0,
+                    },
+                    edc: outline.t1_edc,
+                    pps: true,
+                };
+                let tally = Tally {
+                    bits: 0,
+                    binary: window.iter().take(outline.len).any(|raw| !is_text(*raw)),
+                };
+                match follow(reading, outline.len, tally, WEAK_ATR_BITS) {
+                    Evidence::Enough => Verdict::Atr(outline.len),
+                    Evidence::Wait(_) if at_end => Verdict::Atr(outline.len),
+                    Evidence::Wait(need) => Verdict::Wait(need),
+                    Evidence::Against => Verdict::Reject,
+                }
+            }
+            AtrProbe::Incomplete { need } if !at_end => Verdict::Wait(need),
+            // The input ended inside an ATR: report it as truncated (if it is one).
+            AtrProbe::Incomplete { .. } if truncated_atr_frame(start, window).is_some() => {
+                Verdict::TruncatedAtr
+            }
+            AtrProbe::Incomplete { .. } | AtrProbe::NotAtr => Verdict::Reject,
         }
     }
 
@@ -528,223 +584,15 @@ impl LineFramer {
         self.replay_pending_from(len);
     }
 
-    /// Logical value of the byte `index` places after the candidate's start, noting in
-    /// `tally` whether the raw byte lies outside printable text; or why hunting cannot have
-    /// it: not arrived yet (`Wait`, with the window length needed), or beyond what a window
-    /// may hold (`Against`).
-    fn look(&self, reading: Reading, index: usize, tally: &mut Tally) -> Result<u8, Evidence> {
-        if index >= MAX_PENDING {
-            return Err(Evidence::Against);
-        }
-        let raw = *self
-            .pending
-            .get(reading.front + index)
-            .ok_or(Evidence::Wait(index + 1))?;
-        tally.binary |= !is_text(raw);
-        Ok(decode_as(raw, reading.inverted))
-    }
-
-    /// The raw byte `index` places after the candidate's start is printable text.
-    fn text_at(&self, reading: Reading, index: usize) -> bool {
-        self.pending
-            .get(reading.front + index)
-            .is_some_and(|raw| is_text(*raw))
-    }
-
-    /// A whole T=0 exchange whose first procedure byte is an ACK: plausible CLA and INS,
-    /// ACK = INS, all data, valid SW1, then SW2. Gives its length.
-    fn t0_exchange_start(&self, reading: Reading, tally: &mut Tally) -> Result<usize, Evidence> {
-        let mut look = |index: usize| self.look(reading, index, tally);
-        let cla = look(0)?;
-        let ins_byte = look(1)?;
-        // The ACK is the cheap, strong test (1 in 256): first.
-        if look(5)? != ins_byte || !cla_plausible(cla) || !ins::is_valid(ins_byte) {
-            return Err(Evidence::Against);
-        }
-        look(2)?;
-        look(3)?;
-        let n = data_len(look(4)?);
-        if !is_sw1(look(6 + n)?) {
-            return Err(Evidence::Against);
-        }
-        look(7 + n)?;
-        tally.add_ack(self.text_at(reading, 5));
-        tally.add_sw1(self.text_at(reading, 6 + n));
-        Ok(8 + n)
-    }
-
-    /// A T=1 block with a valid NAD, PCB and LEN whose LRC checks (CRC is not checked, so a
-    /// CRC line resyncs only on an ATR). Gives its length.
-    fn t1_block_start(&self, reading: Reading, tally: &mut Tally) -> Result<usize, Evidence> {
-        if reading.edc == T1Edc::Crc {
-            return Err(Evidence::Against);
-        }
-        let mut look = |index: usize| self.look(reading, index, tally);
-        if !nad_plausible(look(0)?) || !pcb_valid(look(1)?) {
-            return Err(Evidence::Against);
-        }
-        let len = look(2)?;
-        if len == 0xFF {
-            return Err(Evidence::Against);
-        }
-        let total = 4 + usize::from(len);
-        let mut lrc = 0u8;
-        for index in 0..total {
-            lrc ^= look(index)?;
-        }
-        if lrc != 0 {
-            return Err(Evidence::Against);
-        }
-        tally.bits += NAD_BITS + PCB_BITS + LRC_BITS;
-        Ok(total)
-    }
-
-    /// Read on from `from` (bytes after the candidate's start) as the state machine would
-    /// after accepting the candidate: a PPS where `reading` allows one, then T=0 exchanges or
-    /// T=1 blocks, adding to `tally` until it is enough for `needed` bits. `Against` as soon
-    /// as a byte contradicts it, or if the window limit comes first.
-    fn follow(&self, from: usize, reading: Reading, tally: Tally, needed: u32) -> Evidence {
-        let mut tally = tally;
-        match self.follow_units(from, reading, &mut tally, needed) {
-            Ok(()) => Evidence::Enough,
-            Err(evidence) => evidence,
-        }
-    }
-
-    fn follow_units(
-        &self,
-        from: usize,
-        reading: Reading,
-        tally: &mut Tally,
-        needed: u32,
-    ) -> Result<(), Evidence> {
-        let mut i = from;
-        let mut pps_allowed = reading.pps;
-        loop {
-            if tally.is_enough(needed) {
-                return Ok(());
-            }
-            let first = self.look(reading, i, tally)?;
-            if first == 0xFF && pps_allowed {
-                // PPS request or answer: PPS0 bit 8 is reserved, PPS1-3 as PPS0 says.
-                let pps0 = self.look(reading, i + 1, tally)?;
-                if pps0 & 0x80 != 0 {
-                    return Err(Evidence::Against);
-                }
-                tally.bits += PPS_BITS;
-                if tally.is_enough(needed) {
-                    return Ok(());
-                }
-                let len = 3 + (pps0 & 0x70).count_ones() as usize;
-                let mut pck = 0u8;
-                for index in i..i + len {
-                    pck ^= self.look(reading, index, tally)?;
-                }
-                if pck == 0 {
-                    tally.bits += PCK_BITS;
-                }
-                i += len;
-                continue;
-            }
-            pps_allowed = false;
-            if reading.protocol == LineProtocol::T1 {
-                if !nad_plausible(first) || !pcb_valid(self.look(reading, i + 1, tally)?) {
-                    return Err(Evidence::Against);
-                }
-                let len = self.look(reading, i + 2, tally)?;
-                if len == 0xFF {
-                    return Err(Evidence::Against);
-                }
-                tally.bits += NAD_BITS + PCB_BITS;
-                if tally.is_enough(needed) {
-                    return Ok(());
-                }
-                let total = 3 + usize::from(len);
-                match reading.edc {
-                    T1Edc::Lrc => {
-                        let mut lrc = 0u8;
-                        for index in i..=i + total {
-                            lrc ^= self.look(reading, index, tally)?;
-                        }
-                        if lrc != 0 {
-                            return Err(Evidence::Against);
-                        }
-                        tally.bits += LRC_BITS;
-                        i += total + 1;
-                    }
-                    T1Edc::Crc => {
-                        self.look(reading, i + total + 1, tally)?;
-                        i += total + 2;
-                    }
-                }
-                continue;
-            }
-            // T=0 header, then procedure bytes exactly as `procedure_byte` reads them.
-            let ins_byte = self.look(reading, i + 1, tally)?;
-            if !cla_plausible(first) || !ins::is_valid(ins_byte) {
-                return Err(Evidence::Against);
-            }
-            self.look(reading, i + 2, tally)?;
-            self.look(reading, i + 3, tally)?;
-            let mut remaining = data_len(self.look(reading, i + 4, tally)?);
-            i += 5;
-            loop {
-                if tally.is_enough(needed) {
-                    return Ok(());
-                }
-                let procedure = self.look(reading, i, tally)?;
-                let text = self.text_at(reading, i);
-                i += 1;
-                if procedure == 0x60 {
-                    tally.add_ack(text);
-                } else if procedure == ins_byte {
-                    tally.add_ack(text);
-                    i += remaining;
-                    remaining = 0;
-                } else if procedure == ins_byte ^ 0xFF {
-                    tally.add_ack(text);
-                    i += 1;
-                    remaining = remaining.saturating_sub(1);
-                } else if is_sw1(procedure) {
-                    self.look(reading, i, tally)?;
-                    i += 1;
-                    tally.add_sw1(text);
-                    break;
-                } else {
-                    return Err(Evidence::Against);
-                }
-            }
-        }
-    }
-
-    /// How many window positions from `from` on hunting would reject at once: not a TS,
-    /// and under T=0 no ACK where the first procedure byte would be, under T=1 no plausible
-    /// NAD, PCB and LEN. Stops at the first position that needs a real look or more bytes.
-    fn dead_positions(&self, from: usize) -> usize {
-        let window = self.pending.get(from..).unwrap_or(&[]);
+    /// How many positions at the start of `window` hunting would reject without a look at
+    /// more than a few bytes. Stops at the first that needs a real look or more bytes.
+    fn dead_prefix(&self, window: &[u8]) -> usize {
         match (self.protocol, self.edc) {
             (Some(LineProtocol::T1), T1Edc::Crc) => {
                 window.iter().take_while(|raw| !is_ts(**raw)).count()
             }
-            (Some(LineProtocol::T1), T1Edc::Lrc) => {
-                let logical = |i: usize| window.get(i).map(|raw| self.decode(*raw));
-                let mut p = 0;
-                while let Some(&raw) = window.get(p) {
-                    let dead = !is_ts(raw)
-                        && (!logical(p).is_some_and(nad_plausible)
-                            || match logical(p + 1) {
-                                None => false,
-                                Some(pcb) if !pcb_valid(pcb) => true,
-                                Some(_) => logical(p + 2) == Some(0xFF),
-                            });
-                    if !dead {
-                        break;
-                    }
-                    p += 1;
-                }
-                p
-            }
-            _ => t0_dead_prefix(window),
+            (Some(LineProtocol::T1), T1Edc::Lrc) => t1_dead_prefix(window, self.inverted),
+            _ => t0_dead_prefix(window, self.inverted),
         }
     }
 
@@ -1285,115 +1133,13 @@ impl LineFramer {
     }
 
     fn truncated_atr(&self) -> Option<Frame> {
-        self.truncated_atr_at(0)
-    }
-
-    /// The ATR cut short by the end of input at window index `front`, as a frame.
-    fn truncated_atr_at(&self, front: usize) -> Option<Frame> {
-        let window = self.pending.get(front..)?;
-        let first = *window.first()?;
-        if !is_ts(first) || window.len() < 2 {
-            return None;
-        }
-        let mut frame = atr::frame(
-            self.pending_start.saturating_add(front as u64),
-            window.get(..MAX_ATR_LEN).unwrap_or(window),
-        );
-        if frame.status != FrameStatus::Truncated {
-            return None;
-        }
-        frame.protocol = Protocol::Iso7816Line;
-        Some(frame)
+        truncated_atr_frame(self.pending_start, &self.pending)
     }
 }
 
 /// SW1 values a card may send as a procedure byte: 6X except 60 (NULL), and 9X.
 fn is_sw1(byte: u8) -> bool {
     matches!(byte, 0x61..=0x6F | 0x90..=0x9F)
-}
-
-/// TS as a direct-convention UART reads it: 3B, 3F, or 03 (3F sent in inverse convention).
-fn is_ts(raw: u8) -> bool {
-    (raw == 0x3B) | (raw == 0x3F) | (raw == 0x03)
-}
-
-/// Printable ASCII, tab, CR or LF: what a boot log or a shell sends.
-fn is_text(raw: u8) -> bool {
-    matches!(raw, 0x20..=0x7E | b'\t' | b'\r' | b'\n')
-}
-
-/// `raw` decoded from the inverse convention when `inverted`.
-fn decode_as(raw: u8, inverted: bool) -> u8 {
-    if inverted {
-        from_inverse_convention(raw)
-    } else {
-        raw
-    }
-}
-
-/// A CLA the state machine reads as the start of a T=0 header (not reserved, not FF = PPS).
-fn cla_plausible(cla: u8) -> bool {
-    !matches!(
-        Cla::decode(cla).kind,
-        ClassKind::Reserved | ClassKind::Invalid
-    )
-}
-
-/// Data bytes a T=0 header announces in P3 (00 means 256).
-fn data_len(p3: u8) -> usize {
-    if p3 == 0 { 256 } else { usize::from(p3) }
-}
-
-/// Positions at the start of `window` that cannot start an ATR nor a T=0 exchange whose
-/// first procedure byte is an ACK: the byte is not a TS and the byte 5 later differs from the
-/// one after it (INS). Equality survives inverse-convention decoding (a bijection), so raw
-/// bytes are compared. This is where hunting spends its time on a line without card
-/// traffic, so it tests 8 positions per step, in the bytes of a `u64`.
-fn t0_dead_prefix(window: &[u8]) -> usize {
-    // Positions that have the byte 5 later in the window.
-    let judged = window.len().saturating_sub(5);
-    let word = |at: usize| {
-        window
-            .get(at..at + 8)
-            .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-            .map(u64::from_le_bytes)
-    };
-    let mut p = 0;
-    while p + 8 <= judged {
-        let (Some(starts), Some(ins), Some(acks)) = (word(p), word(p + 1), word(p + 5)) else {
-            break;
-        };
-        let live = zero_byte_flags(starts ^ (0x3B * LANES))
-            | zero_byte_flags(starts ^ (0x3F * LANES))
-            | zero_byte_flags(starts ^ (0x03 * LANES))
-            | zero_byte_flags(ins ^ acks);
-        if live != 0 {
-            // The lowest flag is exact (see `zero_byte_flags`); little-endian: lowest first.
-            return p + (live.trailing_zeros() / 8) as usize;
-        }
-        p += 8;
-    }
-    while p < judged {
-        let (Some(&start), Some(ins), Some(ack)) =
-            (window.get(p), window.get(p + 1), window.get(p + 5))
-        else {
-            break;
-        };
-        if is_ts(start) || ins == ack {
-            break;
-        }
-        p += 1;
-    }
-    p
-}
-
-/// 0x01 in every byte of a `u64`.
-const LANES: u64 = 0x0101_0101_0101_0101;
-
-/// Bit 8 of each byte set where `x` has a zero byte. Only bytes above (more significant
-/// than) the lowest zero byte can be flagged wrongly, so the lowest flag is always right.
-fn zero_byte_flags(x: u64) -> u64 {
-    x.wrapping_sub(LANES) & !x & (LANES << 7)
 }
 
 /// NAD bits 8 and 4 (VPP control, deprecated) are 0 in practice; a NAD with them set is taken
@@ -1409,6 +1155,389 @@ fn pcb_valid(pcb: u8) -> bool {
         0x00 | 0x40 => pcb & 0x1F == 0,
         0x80 => pcb & 0x20 == 0 && pcb & 0x0F <= 2,
         _ => pcb & 0x1F <= 3 || pcb == 0xE4,
+    }
+}
+
+// ---- hunting helpers -------------------------------------------------------------------------
+
+/// Logical value of the candidate's byte `index`, noting in `tally` whether the raw byte
+/// lies outside printable text; or why hunting cannot have it: not arrived yet (`Wait`, with
+/// the window length needed), or beyond what a window may hold (`Against`).
+fn look(reading: Reading, index: usize, tally: &mut Tally) -> Result<u8, Evidence> {
+    if index >= MAX_PENDING {
+        return Err(Evidence::Against);
+    }
+    let raw = *reading
+        .window
+        .get(index)
+        .ok_or(Evidence::Wait(index + 1))?;
+    tally.binary |= !is_text(raw);
+    Ok(decode_as(raw, reading.inverted))
+}
+
+/// The candidate's raw byte `index` is printable text.
+fn text_at(reading: Reading, index: usize) -> bool {
+    reading.window.get(index).is_some_and(|raw| is_text(*raw))
+}
+
+/// A whole T=0 exchange whose first procedure byte is an ACK: plausible CLA and INS,
+/// ACK = INS, all data, valid SW1, then SW2. Gives its length.
+fn t0_exchange_start(reading: Reading, tally: &mut Tally) -> Result<usize, Evidence> {
+    let mut look = |index: usize| look(reading, index, tally);
+    let cla = look(0)?;
+    let ins_byte = look(1)?;
+    // The ACK is the cheap, strong test (1 in 256): first.
+    if look(5)? != ins_byte || !cla_plausible(cla) || !ins::is_valid(ins_byte) {
+        return Err(Evidence::Against);
+    }
+    look(2)?;
+    look(3)?;
+    let n = data_len(look(4)?);
+    if !is_sw1(look(6 + n)?) {
+        return Err(Evidence::Against);
+    }
+    look(7 + n)?;
+    tally.add_ack(text_at(reading, 5));
+    tally.add_sw1(text_at(reading, 6 + n));
+    Ok(8 + n)
+}
+
+/// A T=1 block with a valid NAD, PCB and LEN whose LRC checks (CRC is not checked, so a CRC
+/// line resyncs only on an ATR). Gives its length.
+fn t1_block_start(reading: Reading, tally: &mut Tally) -> Result<usize, Evidence> {
+    if reading.edc == T1Edc::Crc {
+        return Err(Evidence::Against);
+    }
+    let mut look = |index: usize| look(reading, index, tally);
+    if !nad_plausible(look(0)?) || !pcb_valid(look(1)?) {
+        return Err(Evidence::Against);
+    }
+    let len = look(2)?;
+    if len == 0xFF {
+        return Err(Evidence::Against);
+    }
+    let total = 4 + usize::from(len);
+    let mut lrc = 0u8;
+    for index in 0..total {
+        lrc ^= look(index)?;
+    }
+    if lrc != 0 {
+        return Err(Evidence::Against);
+    }
+    tally.bits += NAD_BITS + PCB_BITS + LRC_BITS;
+    Ok(total)
+}
+
+/// Read on from the candidate's byte `from` as the state machine would after accepting the
+/// candidate: a PPS where `reading` allows one, then T=0 exchanges or T=1 blocks, adding to
+/// `tally` until it is enough for `needed` bits. `Against` as soon as a byte contradicts it,
+/// or if the window limit comes first.
+fn follow(reading: Reading, from: usize, tally: Tally, needed: u32) -> Evidence {
+    let mut tally = tally;
+    match follow_units(reading, from, &mut tally, needed) {
+        Ok(()) => Evidence::Enough,
+        Err(evidence) => evidence,
+    }
+}
+
+fn follow_units(
+    reading: Reading,
+    from: usize,
+    tally: &mut Tally,
+    needed: u32,
+) -> Result<(), Evidence> {
+    let mut i = from;
+    let mut pps_allowed = reading.pps;
+    loop {
+        if tally.is_enough(needed) {
+            return Ok(());
+        }
+        let first = look(reading, i, tally)?;
+        if first == 0xFF && pps_allowed {
+            // PPS request or answer: PPS0 bit 8 is reserved, PPS1-3 as PPS0 says.
+            let pps0 = look(reading, i + 1, tally)?;
+            if pps0 & 0x80 != 0 {
+                return Err(Evidence::Against);
+            }
+            tally.bits += PPS_BITS;
+            if tally.is_enough(needed) {
+                return Ok(());
+            }
+            let len = 3 + (pps0 & 0x70).count_ones() as usize;
+            let mut pck = 0u8;
+            for index in i..i + len {
+                pck ^= look(reading, index, tally)?;
+            }
+            if pck == 0 {
+                tally.bits += PCK_BITS;
+            }
+            i += len;
+            continue;
+        }
+        pps_allowed = false;
+        if reading.protocol == LineProtocol::T1 {
+            if !nad_plausible(first) || !pcb_valid(look(reading, i + 1, tally)?) {
+                return Err(Evidence::Against);
+            }
+            let len = look(reading, i + 2, tally)?;
+            if len == 0xFF {
+                return Err(Evidence::Against);
+            }
+            tally.bits += NAD_BITS + PCB_BITS;
+            if tally.is_enough(needed) {
+                return Ok(());
+            }
+            let total = 3 + usize::from(len);
+            match reading.edc {
+                T1Edc::Lrc => {
+                    let mut lrc = 0u8;
+                    for index in i..=i + total {
+                        lrc ^= look(reading, index, tally)?;
+                    }
+                    if lrc != 0 {
+                        return Err(Evidence::Against);
+                    }
+                    tally.bits += LRC_BITS;
+                    i += total + 1;
+                }
+                T1Edc::Crc => {
+                    look(reading, i + total + 1, tally)?;
+                    i += total + 2;
+                }
+            }
+            continue;
+        }
+        // T=0 header, then procedure bytes exactly as `procedure_byte` reads them.
+        let ins_byte = look(reading, i + 1, tally)?;
+        if !cla_plausible(first) || !ins::is_valid(ins_byte) {
+            return Err(Evidence::Against);
+        }
+        look(reading, i + 2, tally)?;
+        look(reading, i + 3, tally)?;
+        let mut remaining = data_len(look(reading, i + 4, tally)?);
+        i += 5;
+        loop {
+            if tally.is_enough(needed) {
+                return Ok(());
+            }
+            let procedure = look(reading, i, tally)?;
+            let text = text_at(reading, i);
+            i += 1;
+            if procedure == 0x60 {
+                tally.add_ack(text);
+            } else if procedure == ins_byte {
+                tally.add_ack(text);
+                i += remaining;
+                remaining = 0;
+            } else if procedure == ins_byte ^ 0xFF {
+                tally.add_ack(text);
+                i += 1;
+                remaining = remaining.saturating_sub(1);
+            } else if is_sw1(procedure) {
+                look(reading, i, tally)?;
+                i += 1;
+                tally.add_sw1(text);
+                break;
+            } else {
+                return Err(Evidence::Against);
+            }
+        }
+    }
+}
+
+/// The ATR cut short by the end of input at the start of `window`, as a frame.
+fn truncated_atr_frame(start: StreamOffset, window: &[u8]) -> Option<Frame> {
+    let first = *window.first()?;
+    if !is_ts(first) || window.len() < 2 {
+        return None;
+    }
+    let mut frame = atr::frame(start, window.get(..MAX_ATR_LEN).unwrap_or(window));
+    if frame.status != FrameStatus::Truncated {
+        return None;
+    }
+    frame.protocol = Protocol::Iso7816Line;
+    Some(frame)
+}
+
+/// TS as a direct-convention UART reads it: 3B, 3F, or 03 (3F sent in inverse convention).
+fn is_ts(raw: u8) -> bool {
+    (raw == 0x3B) | (raw == 0x3F) | (raw == 0x03)
+}
+
+/// Printable ASCII, tab, CR or LF: what a boot log or a shell sends.
+fn is_text(raw: u8) -> bool {
+    matches!(raw, 0x20..=0x7E | b'\t' | b'\r' | b'\n')
+}
+
+/// `raw` decoded from the inverse convention when `inverted`.
+fn decode_as(raw: u8, inverted: bool) -> u8 {
+    if inverted {
+        INVERSE.get(usize::from(raw)).copied().unwrap_or(raw)
+    } else {
+        raw
+    }
+}
+
+/// [`from_inverse_convention`] of every byte value: x86 has no bit-reverse instruction, and
+/// hunting decodes at every 03 it meets.
+const INVERSE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut raw = 0;
+    while raw < 256 {
+        table[raw] = (!(raw as u8)).reverse_bits();
+        raw += 1;
+    }
+    table
+};
+
+/// A CLA the state machine reads as the start of a T=0 header (not reserved, not FF = PPS).
+fn cla_plausible(cla: u8) -> bool {
+    !matches!(
+        Cla::decode(cla).kind,
+        ClassKind::Reserved | ClassKind::Invalid
+    )
+}
+
+/// Data bytes a T=0 header announces in P3 (00 means 256).
+fn data_len(p3: u8) -> usize {
+    if p3 == 0 { 256 } else { usize::from(p3) }
+}
+
+/// 0x01 in every byte of a `u64`.
+const LANES: u64 = 0x0101_0101_0101_0101;
+
+/// 0x80 in each byte of a `u64` that is zero in `x`, 0 elsewhere (exact: no carries
+/// between bytes), so such masks can be combined freely.
+fn zero_bytes(x: u64) -> u64 {
+    let high = LANES << 7;
+    !(((x & !high).wrapping_add(!high)) | x) & high
+}
+
+/// The 8 bytes of `window` from `at`, little-endian (byte `at` lowest).
+fn word(window: &[u8], at: usize) -> Option<u64> {
+    let bytes: [u8; 8] = window.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// Positions at the start of `window` that start no ATR and no T=0 exchange hunting would
+/// take. Works 8 positions at a time on the raw bytes (a TS, or INS equal to the byte 5
+/// later, the ACK; in the direct convention also a plausible CLA and a valid INS), then
+/// looks closer at what passes: P3 and SW1. This is where hunting spends its time on a line
+/// without card traffic.
+fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
+    let mut p = 0;
+    loop {
+        if let (Some(starts), Some(ins), Some(acks)) =
+            (word(window, p), word(window, p + 1), word(window, p + 5))
+        {
+            let ts = zero_bytes(starts ^ (0x3B * LANES))
+                | zero_bytes(starts ^ (0x3F * LANES))
+                | zero_bytes(starts ^ (0x03 * LANES));
+            let mut exchange = zero_bytes(ins ^ acks);
+            if !inverted {
+                let ins_high = (ins >> 4) & (0x0F * LANES);
+                exchange &= !(zero_bytes(ins_high ^ (0x06 * LANES))
+                    | zero_bytes(ins_high ^ (0x09 * LANES))
+                    | zero_bytes((starts & (0xE0 * LANES)) ^ (0x20 * LANES))
+                    | zero_bytes(starts ^ (0xFF * LANES)));
+            }
+            let live = ts | exchange;
+            if live == 0 {
+                p += 8;
+                continue;
+            }
+            p += (live.trailing_zeros() / 8) as usize;
+        }
+        match t0_position(window, p, inverted) {
+            Position::Dead(next) => p = next,
+            Position::Live => return p,
+        }
+    }
+}
+
+/// What `t0_dead_prefix` finds at one position.
+enum Position {
+    /// Dead, as is every position before this one.
+    Dead(usize),
+    /// Needs a real look, or more bytes.
+    Live,
+}
+
+/// One position of `t0_dead_prefix`, exactly: dead unless it is a TS, or a plausible CLA and
+/// INS with the ACK in place and (if it has arrived) SW1 where P3 puts it.
+fn t0_position(window: &[u8], p: usize, inverted: bool) -> Position {
+    let byte = |i: usize| window.get(i).copied();
+    let (Some(cla), Some(ins), Some(ack)) = (byte(p), byte(p + 1), byte(p + 5)) else {
+        return Position::Live;
+    };
+    if is_ts(cla) {
+        return Position::Live;
+    }
+    if ins != ack
+        || !cla_plausible(decode_as(cla, inverted))
+        || !ins::is_valid(decode_as(ins, inverted))
+    {
+        return Position::Dead(p + 1);
+    }
+    let Some(p3) = byte(p + 4) else {
+        return Position::Live;
+    };
+    let n = data_len(decode_as(p3, inverted));
+    match byte(p + 6 + n) {
+        Some(sw1) if is_sw1(decode_as(sw1, inverted)) => Position::Live,
+        Some(sw1) if cla == ins && sw1 == cla => {
+            // Inside a run of one byte value b (an idle line: 00...), every start whose SW1
+            // slot is still in the run is dead: b is a valid INS, so it is not SW1.
+            let run = window
+                .get(p..)
+                .unwrap_or(&[])
+                .iter()
+                .take_while(|raw| **raw == cla)
+                .count();
+            Position::Dead((p + run).saturating_sub(6 + n).max(p + 1))
+        }
+        Some(_) => Position::Dead(p + 1),
+        None => Position::Live,
+    }
+}
+
+/// Positions at the start of `window` that start no ATR and no T=1 block hunting would
+/// take: not a TS, and no plausible NAD, valid PCB and LEN other than FF. In the direct
+/// convention 8 positions at a time first (NAD bits 8 and 4 clear, PCB low bits as some
+/// valid PCB has them).
+fn t1_dead_prefix(window: &[u8], inverted: bool) -> usize {
+    let mut p = 0;
+    loop {
+        if !inverted {
+            if let (Some(nads), Some(pcbs)) = (word(window, p), word(window, p + 1)) {
+                let ts = zero_bytes(nads ^ (0x3B * LANES))
+                    | zero_bytes(nads ^ (0x3F * LANES))
+                    | zero_bytes(nads ^ (0x03 * LANES));
+                let block = zero_bytes(nads & (0x88 * LANES))
+                    & (zero_bytes(pcbs & (0x0C * LANES)) | zero_bytes(pcbs ^ (0xE4 * LANES)));
+                let live = ts | block;
+                if live == 0 {
+                    p += 8;
+                    continue;
+                }
+                p += (live.trailing_zeros() / 8) as usize;
+            }
+        }
+        let logical = |i: usize| window.get(i).map(|raw| decode_as(*raw, inverted));
+        let Some(&raw) = window.get(p) else {
+            return p;
+        };
+        let dead = !is_ts(raw)
+            && (!logical(p).is_some_and(nad_plausible)
+                || match logical(p + 1) {
+                    None => false,
+                    Some(pcb) if !pcb_valid(pcb) => true,
+                    Some(_) => logical(p + 2) == Some(0xFF),
+                });
+        if !dead {
+            return p;
+        }
+        p += 1;
     }
 }
 
@@ -1432,18 +1561,23 @@ impl Framer for LineFramer {
         let mut i = 0;
         while let Some(&raw) = bytes.get(i) {
             let at = offset.saturating_add(i as u64);
-            let room = MAX_PENDING.saturating_sub(self.pending.len());
-            if self.state == State::Hunting && room > 0 {
-                // Hunting takes input a window at a time: its decisions depend only on the
-                // bytes held, so this gives the frames that byte-by-byte feeding would.
-                let take = room.min(bytes.len() - i);
-                if self.pending.is_empty() {
-                    self.pending_start = at;
-                }
-                self.pending
-                    .extend_from_slice(bytes.get(i..i + take).unwrap_or(&[]));
-                i += take;
-                self.hunt(out);
+            if self.state == State::Hunting && self.pending.is_empty() {
+                i += self.hunt_in_place(at, bytes.get(i..).unwrap_or(&[]), out);
+            } else if self.state == State::Hunting {
+                // A candidate waits for more bytes: hunt on in the window joined with the
+                // new input (a buffer kept for this, so no allocation once it has grown).
+                let mut joined = std::mem::take(&mut self.joined);
+                joined.clear();
+                joined.extend_from_slice(&self.pending);
+                joined.extend_from_slice(bytes.get(i..).unwrap_or(&[]));
+                let held = self.pending.len();
+                let start = self.pending_start;
+                self.pending.clear();
+                // Consumes at least the held bytes: an accepted start copies up to
+                // MAX_PENDING bytes from itself on, and the held ones are fewer.
+                let consumed = self.hunt_in_place(start, &joined, out);
+                self.joined = joined;
+                i += consumed.saturating_sub(held).max(1);
             } else {
                 self.step(at, raw, out);
                 i += 1;
@@ -1941,3 +2075,4 @@ mod tests {
         }
     }
 }
+
