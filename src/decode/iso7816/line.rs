@@ -200,7 +200,8 @@ pub struct LineFramer {
     /// silence, where a card's ATR starts.
     after_silence: bool,
     /// Offset of the first byte after silence: an ATR starting there is taken at once.
-    fresh_at: Option<StreamOffset>,    /// Scratch for hunting across a chunk boundary: the pending window, then new input.
+    fresh_at: Option<StreamOffset>,
+    /// Scratch for hunting across a chunk boundary: the pending window, then new input.
     joined: Vec<u8>,
 }
 
@@ -1167,10 +1168,7 @@ fn look(reading: Reading, index: usize, tally: &mut Tally) -> Result<u8, Evidenc
     if index >= MAX_PENDING {
         return Err(Evidence::Against);
     }
-    let raw = *reading
-        .window
-        .get(index)
-        .ok_or(Evidence::Wait(index + 1))?;
+    let raw = *reading.window.get(index).ok_or(Evidence::Wait(index + 1))?;
     tally.binary |= !is_text(raw);
     Ok(decode_as(raw, reading.inverted))
 }
@@ -2075,4 +2073,3 @@ mod tests {
         }
     }
 }
-
