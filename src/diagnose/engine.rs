@@ -166,7 +166,7 @@ impl Engine {
                 Direction::Rx => &mut self.rx,
                 Direction::Tx => &mut self.tx,
             };
-            if !plausible(&frame, state) {
+            if !plausible(&frame, state) || !self.corroborated(&frame) {
                 continue;
             }
             self.classifier.observe(&frame, dir == Direction::Rx);
@@ -175,6 +175,18 @@ impl Engine {
         }
         if dir == Direction::Rx {
             self.diagnose_bytes(offset, at, bytes, out);
+        }
+    }
+
+    /// A corrupt bootloader frame (a 2-byte command with a bad complement, a damaged MTK
+    /// reply) is more often line noise (00 FE is a glitch) than a bootloader: it counts
+    /// only once a valid frame of that protocol was seen.
+    fn corroborated(&self, frame: &Frame) -> bool {
+        match frame.protocol {
+            Protocol::Stm32Boot | Protocol::MtkBrom if !frame.status.is_ok() => {
+                self.classifier.tally(frame.protocol).ok > 0
+            }
+            _ => true,
         }
     }
 
@@ -194,7 +206,7 @@ impl Engine {
                     Direction::Rx => &mut self.rx,
                     Direction::Tx => &mut self.tx,
                 };
-                if !plausible(&frame, state) {
+                if !plausible(&frame, state) || !self.corroborated(&frame) {
                     continue;
                 }
                 self.classifier.observe(&frame, dir == Direction::Rx);
@@ -284,7 +296,12 @@ impl Engine {
         let high: Vec<(usize, u8)> = bytes
             .iter()
             .enumerate()
-            .filter(|(_, b)| **b >= 0xA0 && (**b & 0x7F).is_ascii_graphic())
+            // The values a noise glitch produces (FF, FE, … 80) are not a bit-7 signature.
+            .filter(|(_, b)| {
+                **b >= 0xA0
+                    && (**b & 0x7F).is_ascii_graphic()
+                    && !matches!(**b, 0xFF | 0xFE | 0xFC | 0xF8 | 0xF0 | 0xE0 | 0xC0)
+            })
             .map(|(i, b)| (i, *b))
             .collect();
         let other = bytes.len() - printable - high.len();

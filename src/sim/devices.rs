@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
-use crate::event::{Command, ConnectionState, Event, LineSettings, ModemLines};
+use crate::event::{Baud, Command, ConnectionState, Event, FrameFormat, LineSettings, ModemLines};
+use crate::sim::uart_line::{Noise, Receiver, RxCounts, Sender, UartLink};
 use crate::source::{EventSink, SourceHandle, channels};
 
 /// One step of the device's script.
@@ -61,16 +62,48 @@ const CYCLE: &[(u64, Say)] = &[
 ];
 
 /// The names `hsmon demo` accepts.
-pub const SCENARIOS: &[(&str, &str)] = &[(
-    "tour",
-    "a board printing a boot log, then M-Bus, IEC 104 and DL/T 645 frames (each opens with 0x68); it answers M-Bus SND_NKE with E5 and echoes text",
-)];
+pub const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "tour",
+        "a board printing a boot log, then M-Bus, IEC 104 and DL/T 645 frames (each opens with 0x68); it answers M-Bus SND_NKE with E5 and echoes text",
+    ),
+    (
+        "wrong-baud",
+        "the same board talking at 9600 8N1 through a bit-level model of the wire, while the monitor starts at 115200: turn the baud (- / [) until the garbage becomes text",
+    ),
+    (
+        "noisy",
+        "the board at the right rate on a noisy line: glitches add phantom bytes (FF, FE, … 00 by their width, never 0x68) and framing errors",
+    ),
+];
+
+/// The wire between the simulated board and the monitor's UART, for scenarios that model it.
+struct Wire {
+    link: UartLink,
+    totals: RxCounts,
+}
+
+fn wire_for(scenario: &str, monitor: &LineSettings) -> Option<Option<Wire>> {
+    let receiver = Receiver::new(monitor.baud, monitor.format);
+    let nine_six = Baud::new(9600).ok()?;
+    match scenario {
+        "tour" => Some(None),
+        "wrong-baud" => Some(Some(Wire {
+            link: UartLink::new(Sender::new(nine_six, FrameFormat::default()), receiver),
+            totals: RxCounts::default(),
+        })),
+        "noisy" => Some(Some(Wire {
+            link: UartLink::new(Sender::new(monitor.baud, monitor.format), receiver)
+                .with_noise(Noise::in_bit_times(8.0, 0.75, 9.0, monitor.baud, 0x68)),
+            totals: RxCounts::default(),
+        })),
+        _ => None,
+    }
+}
 
 /// Starts the demo device.
 pub fn spawn(scenario: &str, clock: Clock) -> Option<SourceHandle> {
-    if scenario != "tour" {
-        return None;
-    }
+    let wire = wire_for(scenario, &LineSettings::default())?;
     let (etx, erx, ctx, crx) = channels();
     tokio::spawn(async move {
         let mut dev = TourDevice {
@@ -81,13 +114,14 @@ pub fn spawn(scenario: &str, clock: Clock) -> Option<SourceHandle> {
                 dtr: Some(true),
                 rts: Some(true),
             },
+            wire,
         };
         let _ = dev.run().await;
     });
     Some(SourceHandle {
         events: erx,
         commands: ctx,
-        name: "demo: tour (simulated board)".to_string(),
+        name: format!("demo: {scenario} (simulated board)"),
     })
 }
 
@@ -96,6 +130,7 @@ struct TourDevice {
     commands: mpsc::Receiver<Command>,
     settings: LineSettings,
     modem: ModemLines,
+    wire: Option<Wire>,
 }
 
 /// The session ended.
@@ -135,7 +170,41 @@ impl TourDevice {
             Say::Text(t) => t.as_bytes().to_vec(),
             Say::Bytes(b) => b.to_vec(),
         };
-        self.emit(Event::Rx(bytes))
+        let Some(wire) = self.wire.as_mut() else {
+            return self.emit(Event::Rx(bytes));
+        };
+        // Through the wire: what the monitor's UART makes of it at its own settings.
+        let now = self.sink.clock().now().as_secs_f64();
+        let start = now.max(wire.link.line_free_at());
+        let end = wire.link.send(start, &bytes);
+        let got = wire
+            .link
+            .receive_until(end + 20.0 / f64::from(self.settings.baud.bps()));
+        let before = wire.totals;
+        wire.totals.frame += got.counts.frame;
+        wire.totals.parity += got.counts.parity;
+        wire.totals.brk += got.counts.brk;
+        let changed = wire.totals != before;
+        let counts = wire.totals.to_line_error_counts();
+        let rx = got.bytes();
+        if !rx.is_empty() {
+            self.emit(Event::Rx(rx))?;
+        }
+        if changed {
+            self.emit(Event::LineErrors(Some(counts)))?;
+        }
+        Ok(())
+    }
+
+    /// The monitor's UART follows the settings the user chose.
+    fn retune(&mut self) {
+        if let Some(wire) = self.wire.as_mut() {
+            let now = self.sink.clock().now().as_secs_f64();
+            wire.link.set_receiver(
+                Receiver::new(self.settings.baud, self.settings.format),
+                now.max(wire.link.line_free_at()),
+            );
+        }
     }
 
     /// Waits `ms` while obeying commands.
@@ -154,10 +223,12 @@ impl TourDevice {
             None | Some(Command::Shutdown) => Err(Stop),
             Some(Command::SetBaud(b)) => {
                 self.settings.baud = b;
+                self.retune();
                 self.ack_settings()
             }
             Some(Command::SetFormat(f)) => {
                 self.settings.format = f;
+                self.retune();
                 self.ack_settings()
             }
             Some(Command::SetFlow(f)) => {

@@ -1,0 +1,58 @@
+//! The demo's simulated wire: at the wrong rate the board's text arrives as garbage with line
+//! errors; turning the baud to the board's rate turns it back into text.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::time::Duration;
+
+use support::Headless;
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn wrong_baud_turns_into_text_at_the_right_rate() {
+    let mut h = Headless::start(&["demo", "wrong-baud"]);
+    h.wait_for(T, |r| r["type"] == "settings" && r["baud"] == 115200);
+    // Read 12 times too fast, the 9600 board's bytes are breaks: 00 with errors.
+    let garbage = h.wait_for(T, |r| r["type"] == "rx");
+    assert!(
+        garbage["hex"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .all(|b| b == "00"),
+        "{garbage}"
+    );
+    h.wait_for(T, |r| {
+        r["id"] == "hsmon.line_errors" && r["brk"].as_u64().unwrap_or(0) > 0
+    });
+    assert!(
+        !h.records
+            .iter()
+            .any(|r| r["type"] == "frame" && r["protocol"] == "text")
+    );
+    h.control("baud 9600");
+    h.wait_for(T, |r| r["type"] == "settings" && r["baud"] == 9600);
+    let line = h.wait_for(T, |r| r["type"] == "frame" && r["protocol"] == "text");
+    assert!(line["status"] == "ok", "{line}");
+}
+
+#[test]
+fn noise_adds_phantoms_but_never_a_0x68() {
+    let mut h = Headless::start(&["demo", "noisy", "--duration", "4"]);
+    h.wait_for(T, |r| r["type"] == "frame" && r["protocol"] == "iec104");
+    // The board sent 0x68s as frame starts and as 'h'; noise must not add any (a glitch
+    // landing inside a character may spoil one, so only "no more than clean" is asserted).
+    let noisy: usize = h.rx_bytes().iter().filter(|&&b| b == 0x68).count();
+    let mut clean = Headless::start(&["demo", "tour"]);
+    clean.wait_for(T, |r| r["type"] == "frame" && r["protocol"] == "iec104");
+    let clean_68: usize = clean.rx_bytes().iter().filter(|&&b| b == 0x68).count();
+    assert!(noisy <= clean_68, "noise made a 0x68: {noisy} > {clean_68}");
+    assert!(clean_68 >= 5, "the clean run has the board's 0x68s");
+    assert!(
+        h.rx_bytes().len() > clean.rx_bytes().len(),
+        "noise adds phantom bytes"
+    );
+}
