@@ -367,18 +367,26 @@ impl LineFramer {
     // filter (`dead_prefix`) rules out are never judged, and no position is judged twice
     // except to look again once the bytes it waits for have arrived.
 
-    /// Hunt in `bytes` (stream offset `at`) with nothing pending: positions are judged where
-    /// they lie, and only an undecided tail, or the bytes from an accepted start on (at most
-    /// [`MAX_PENDING`]), are copied to `pending`. Returns how many bytes that consumed.
-    fn hunt_in_place(&mut self, at: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) -> usize {
+    /// Hunt in `bytes` (stream offset `at`) with nothing pending, judging the positions
+    /// before `limit` where they lie: only an undecided tail, or the bytes from an accepted
+    /// start on (at most [`MAX_PENDING`]), are copied to `pending`. Returns how many bytes
+    /// that consumed (at least `limit`, or all).
+    fn hunt_in_place(
+        &mut self,
+        at: StreamOffset,
+        bytes: &[u8],
+        limit: usize,
+        out: &mut Vec<Frame>,
+    ) -> usize {
         let mut front = 0;
         loop {
-            let rest = bytes.get(front..).unwrap_or(&[]);
-            let dead = self.dead_prefix(rest);
-            front += dead;
+            front += self.dead_prefix(bytes.get(front..).unwrap_or(&[]));
             let Some(window) = bytes.get(front..).filter(|w| !w.is_empty()) else {
                 return bytes.len();
             };
+            if front >= limit {
+                return front;
+            }
             let start = at.saturating_add(front as u64);
             match self.judge(window, start, false) {
                 Verdict::Reject => front += 1,
@@ -1178,8 +1186,9 @@ fn text_at(reading: Reading, index: usize) -> bool {
     reading.window.get(index).is_some_and(|raw| is_text(*raw))
 }
 
-/// A whole T=0 exchange whose first procedure byte is an ACK: plausible CLA and INS,
-/// ACK = INS, all data, valid SW1, then SW2. Gives its length.
+/// A whole T=0 exchange whose first procedure byte is an ACK: plausible CLA and INS, a
+/// header that is not all printable text, ACK = INS, all data, valid SW1, then SW2. Gives
+/// its length.
 fn t0_exchange_start(reading: Reading, tally: &mut Tally) -> Result<usize, Evidence> {
     let mut look = |index: usize| look(reading, index, tally);
     let cla = look(0)?;
@@ -1188,9 +1197,11 @@ fn t0_exchange_start(reading: Reading, tally: &mut Tally) -> Result<usize, Evide
     if look(5)? != ins_byte || !cla_plausible(cla) || !ins::is_valid(ins_byte) {
         return Err(Evidence::Against);
     }
-    look(2)?;
-    look(3)?;
     let n = data_len(look(4)?);
+    // Real headers are never all printable (CLA 00, 80 or A0, P1 or P2 00, ...); text is.
+    if reading.window.iter().take(5).all(|raw| is_text(*raw)) {
+        return Err(Evidence::Against);
+    }
     if !is_sw1(look(6 + n)?) {
         return Err(Evidence::Against);
     }
@@ -1390,10 +1401,8 @@ const INVERSE: [u8; 256] = {
 
 /// A CLA the state machine reads as the start of a T=0 header (not reserved, not FF = PPS).
 fn cla_plausible(cla: u8) -> bool {
-    !matches!(
-        Cla::decode(cla).kind,
-        ClassKind::Reserved | ClassKind::Invalid
-    )
+    // Reserved (20-3F) and invalid (FF) classes, as `Cla::decode` has them.
+    !matches!(cla, 0x20..=0x3F | 0xFF)
 }
 
 /// Data bytes a T=0 header announces in P3 (00 means 256).
@@ -1411,6 +1420,13 @@ fn zero_bytes(x: u64) -> u64 {
     !(((x & !high).wrapping_add(!high)) | x) & high
 }
 
+/// Like [`zero_bytes`] but cheaper and only exact up to the lowest zero byte: bytes above
+/// it may be flagged wrongly, so masks may be or-ed (never and-ed) and only the lowest flag
+/// read.
+fn some_zero_byte(x: u64) -> u64 {
+    x.wrapping_sub(LANES) & !x & (LANES << 7)
+}
+
 /// The 8 bytes of `window` from `at`, little-endian (byte `at` lowest).
 fn word(window: &[u8], at: usize) -> Option<u64> {
     let bytes: [u8; 8] = window.get(at..at + 8)?.try_into().ok()?;
@@ -1418,34 +1434,34 @@ fn word(window: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Positions at the start of `window` that start no ATR and no T=0 exchange hunting would
-/// take. Works 8 positions at a time on the raw bytes (a TS, or INS equal to the byte 5
-/// later, the ACK; in the direct convention also a plausible CLA and a valid INS), then
-/// looks closer at what passes: P3 and SW1. This is where hunting spends its time on a line
-/// without card traffic.
+/// take. Tests 8 positions at a time, in the bytes of a `u64`, for what every start needs: a
+/// TS, or an INS equal to the byte 5 later (the ACK; equality survives inverse-convention
+/// decoding, a bijection, so raw bytes do). The few positions that pass get a closer look
+/// (`t0_position`). This is where hunting spends its time on a line without card traffic.
 fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
     let mut p = 0;
-    loop {
-        if let (Some(starts), Some(ins), Some(acks)) =
-            (word(window, p), word(window, p + 1), word(window, p + 5))
-        {
-            let ts = zero_bytes(starts ^ (0x3B * LANES))
-                | zero_bytes(starts ^ (0x3F * LANES))
-                | zero_bytes(starts ^ (0x03 * LANES));
-            let mut exchange = zero_bytes(ins ^ acks);
-            if !inverted {
-                let ins_high = (ins >> 4) & (0x0F * LANES);
-                exchange &= !(zero_bytes(ins_high ^ (0x06 * LANES))
-                    | zero_bytes(ins_high ^ (0x09 * LANES))
-                    | zero_bytes((starts & (0xE0 * LANES)) ^ (0x20 * LANES))
-                    | zero_bytes(starts ^ (0xFF * LANES)));
-            }
-            let live = ts | exchange;
-            if live == 0 {
-                p += 8;
-                continue;
-            }
-            p += (live.trailing_zeros() / 8) as usize;
+    while let Some(block) = window.get(p..p + 16) {
+        let (Some(starts), Some(ins), Some(acks)) =
+            (word(block, 0), word(block, 1), word(block, 5))
+        else {
+            break;
+        };
+        let live = some_zero_byte((starts | (0x04 * LANES)) ^ (0x3F * LANES))
+            | some_zero_byte(starts ^ (0x03 * LANES))
+            | some_zero_byte(ins ^ acks);
+        if live == 0 {
+            p += 8;
+            continue;
         }
+        // The lowest flag is exact (see `some_zero_byte`), and little-endian puts the
+        // earliest position lowest.
+        p += (live.trailing_zeros() / 8) as usize;
+        match t0_position(window, p, inverted) {
+            Position::Dead(next) => p = next,
+            Position::Live => return p,
+        }
+    }
+    loop {
         match t0_position(window, p, inverted) {
             Position::Dead(next) => p = next,
             Position::Live => return p,
@@ -1461,19 +1477,27 @@ enum Position {
     Live,
 }
 
-/// One position of `t0_dead_prefix`, exactly: dead unless it is a TS, or a plausible CLA and
-/// INS with the ACK in place and (if it has arrived) SW1 where P3 puts it.
+/// One position of `t0_dead_prefix`, exactly: dead unless it may start an ATR, or it has a
+/// plausible CLA and INS, a header not all text, the ACK in place and (once it has arrived)
+/// SW1 where P3 puts it.
 fn t0_position(window: &[u8], p: usize, inverted: bool) -> Position {
     let byte = |i: usize| window.get(i).copied();
-    let (Some(cla), Some(ins), Some(ack)) = (byte(p), byte(p + 1), byte(p + 5)) else {
+    let Some(cla) = byte(p) else {
         return Position::Live;
     };
-    if is_ts(cla) {
+    if is_ts(cla) && !atr_ruled_out(window.get(p..).unwrap_or(&[])) {
         return Position::Live;
     }
+    // 3B and 3F are reserved CLAs; 03 may still start an exchange.
+    let (Some(ins), Some(ack)) = (byte(p + 1), byte(p + 5)) else {
+        return Position::Live;
+    };
     if ins != ack
         || !cla_plausible(decode_as(cla, inverted))
         || !ins::is_valid(decode_as(ins, inverted))
+        || window
+            .get(p..p + 5)
+            .is_some_and(|header| header.iter().all(|raw| is_text(*raw)))
     {
         return Position::Dead(p + 1);
     }
@@ -1499,10 +1523,33 @@ fn t0_position(window: &[u8], p: usize, inverted: bool) -> Position {
     }
 }
 
+/// True when the TS at `window[0]` starts no ATR [`atr::probe`] would accept, judged from
+/// T0, TA1 and TD1 only (false when unsure).
+fn atr_ruled_out(window: &[u8]) -> bool {
+    let inverted = window.first() == Some(&0x03);
+    let byte = |i: usize| window.get(i).map(|raw| decode_as(*raw, inverted));
+    let Some(t0) = byte(1) else {
+        return false;
+    };
+    if t0 & 0x10 != 0 {
+        match byte(2) {
+            Some(ta1) if atr::fi_from_code(ta1 >> 4).is_none() => return true,
+            Some(ta1) if atr::di_from_code(ta1).is_none() => return true,
+            _ => {}
+        }
+    }
+    if t0 & 0x80 != 0 {
+        let td1 = 2 + (t0 & 0x70).count_ones() as usize;
+        if byte(td1).is_some_and(|td1| matches!(td1 & 0x0F, 2..=13 | 15)) {
+            return true;
+        }
+    }
+    false
+}
+
 /// Positions at the start of `window` that start no ATR and no T=1 block hunting would
 /// take: not a TS, and no plausible NAD, valid PCB and LEN other than FF. In the direct
-/// convention 8 positions at a time first (NAD bits 8 and 4 clear, PCB low bits as some
-/// valid PCB has them).
+/// convention 8 positions at a time first (NAD bits 8 and 4 clear, PCB of a valid class).
 fn t1_dead_prefix(window: &[u8], inverted: bool) -> usize {
     let mut p = 0;
     loop {
@@ -1511,8 +1558,13 @@ fn t1_dead_prefix(window: &[u8], inverted: bool) -> usize {
                 let ts = zero_bytes(nads ^ (0x3B * LANES))
                     | zero_bytes(nads ^ (0x3F * LANES))
                     | zero_bytes(nads ^ (0x03 * LANES));
-                let block = zero_bytes(nads & (0x88 * LANES))
-                    & (zero_bytes(pcbs & (0x0C * LANES)) | zero_bytes(pcbs ^ (0xE4 * LANES)));
+                // PCB: I-block (0 N(S) M 00000), R-block (100 N(R) 00xx), S-block
+                // (11 x 000yy) or E4: a superset of `pcb_valid`.
+                let pcb = zero_bytes(pcbs & (0x9F * LANES))
+                    | zero_bytes((pcbs & (0xEC * LANES)) ^ (0x80 * LANES))
+                    | zero_bytes((pcbs & (0xDC * LANES)) ^ (0xC0 * LANES))
+                    | zero_bytes(pcbs ^ (0xE4 * LANES));
+                let block = zero_bytes(nads & (0x88 * LANES)) & pcb;
                 let live = ts | block;
                 if live == 0 {
                     p += 8;
@@ -1560,22 +1612,25 @@ impl Framer for LineFramer {
         while let Some(&raw) = bytes.get(i) {
             let at = offset.saturating_add(i as u64);
             if self.state == State::Hunting && self.pending.is_empty() {
-                i += self.hunt_in_place(at, bytes.get(i..).unwrap_or(&[]), out);
+                let rest = bytes.get(i..).unwrap_or(&[]);
+                i += self.hunt_in_place(at, rest, rest.len(), out);
             } else if self.state == State::Hunting {
-                // A candidate waits for more bytes: hunt on in the window joined with the
-                // new input (a buffer kept for this, so no allocation once it has grown).
+                // A candidate waits for more bytes: judge the held positions in the window
+                // joined with enough new input (a buffer kept for this, so no allocation once
+                // it has grown); the rest of the input is hunted where it lies.
+                let rest = bytes.get(i..).unwrap_or(&[]);
                 let mut joined = std::mem::take(&mut self.joined);
                 joined.clear();
                 joined.extend_from_slice(&self.pending);
-                joined.extend_from_slice(bytes.get(i..).unwrap_or(&[]));
+                joined.extend_from_slice(rest.get(..MAX_PENDING).unwrap_or(rest));
                 let held = self.pending.len();
                 let start = self.pending_start;
                 self.pending.clear();
                 // Consumes at least the held bytes: an accepted start copies up to
                 // MAX_PENDING bytes from itself on, and the held ones are fewer.
-                let consumed = self.hunt_in_place(start, &joined, out);
+                let consumed = self.hunt_in_place(start, &joined, held, out);
                 self.joined = joined;
-                i += consumed.saturating_sub(held).max(1);
+                i += consumed.saturating_sub(held);
             } else {
                 self.step(at, raw, out);
                 i += 1;
