@@ -464,27 +464,28 @@ pub fn probe(bytes: &[u8]) -> AtrProbe {
             // Same rule as `Atr::first_group_for(T1)`: the first group i ≥ 3 for T=1.
             let first_t1_group = number >= 3 && applies_to == Some(1) && !t1_group_seen;
             t1_group_seen |= first_t1_group;
-            if y & 0x1 != 0 {
-                let ta = need(next)?;
+            // Which of TA, TB, TC are there is data, not worth a branch each: count them.
+            let ta_at = next;
+            let tc_at = ta_at + usize::from(y & 0x1) + usize::from((y >> 1) & 0x1);
+            let td_at = tc_at + usize::from((y >> 2) & 0x1);
+            if y & 0x1 != 0 && number <= 2 {
+                // TA1 is judged as soon as it is there; TA2 gives specific mode.
+                let ta = need(ta_at)?;
                 if number == 1 && (fi_from_code(ta >> 4).is_none() || di_from_code(ta).is_none()) {
                     return Err(AtrProbe::NotAtr);
                 }
                 if number == 2 {
                     ta2 = Some(ta);
                 }
-                next += 1;
             }
-            if y & 0x2 != 0 {
-                need(next)?;
-                next += 1;
-            }
-            if y & 0x4 != 0 {
-                let tc = need(next)?;
-                if first_t1_group && tc & 0x01 != 0 {
+            if td_at > next {
+                // The group's TA, TB and TC are consecutive: all there once the last is.
+                let last = need(td_at - 1)?;
+                if first_t1_group && y & 0x4 != 0 && last & 0x01 != 0 {
                     t1_edc = T1Edc::Crc;
                 }
-                next += 1;
             }
+            next = td_at;
             if y & 0x8 == 0 {
                 break;
             }
@@ -1306,6 +1307,66 @@ mod tests {
         }
         assert_eq!(scan(&bytes), AtrScan::Complete(18));
         assert_eq!(scan(&[0x12]), AtrScan::NotAtr);
+    }
+
+    /// ATR-like bytes: TS 3B/3F (sometimes not), then structure-ish bytes.
+    fn atr_like() -> impl Strategy<Value = Vec<u8>> {
+        let ts = prop_oneof![4 => Just(0x3Bu8), 4 => Just(0x3F), 1 => any::<u8>()];
+        let byte = prop_oneof![
+            3 => any::<u8>(),
+            1 => proptest::sample::select(vec![0x00, 0x01, 0x11, 0x13, 0x80, 0x81, 0x31, 0x1F, 0xF0, 0x0F]),
+        ];
+        (ts, proptest::collection::vec(byte, 0..40)).prop_map(|(ts, mut rest)| {
+            rest.insert(0, ts);
+            rest
+        })
+    }
+
+    /// What `probe` rules out beyond the structure: TA1 with an RFU Fi or Di, a TD with
+    /// T=2..13, TD1 with T=15.
+    fn implausible(atr: &Atr) -> bool {
+        let ta1_rfu =
+            atr.interface_byte('A', 1).is_some() && (atr.fi().is_none() || atr.di().is_none());
+        let td_rfu = atr
+            .groups
+            .iter()
+            .filter_map(|g| g.td.map(|td| (g.number, td.value & 0x0F)))
+            .any(|(number, t)| matches!(t, 2..=13) || (number == 1 && t == 15));
+        ta1_rfu || td_rfu
+    }
+
+    proptest! {
+        #[test]
+        fn probe_agrees_with_scan_and_parse(bytes in atr_like()) {
+            match probe(&bytes) {
+                AtrProbe::Complete(outline) => {
+                    prop_assert_eq!(scan(&bytes), AtrScan::Complete(outline.len));
+                    let atr = parse_prefix(&bytes).unwrap();
+                    prop_assert!(!implausible(&atr));
+                    prop_assert_eq!(atr.len(), outline.len);
+                    prop_assert_eq!(atr.tck, outline.tck);
+                    prop_assert_eq!(atr.first_protocol(), outline.first_protocol);
+                    prop_assert_eq!(atr.t1_edc(), outline.t1_edc);
+                }
+                AtrProbe::Incomplete { need } => {
+                    prop_assert!(need > bytes.len());
+                    prop_assert_eq!(scan(&bytes), AtrScan::Incomplete);
+                    // Nothing is decided before `need` bytes, whatever they are.
+                    for fill in [0x00u8, 0x11, 0xFF] {
+                        let mut more = bytes.clone();
+                        more.resize(need - 1, fill);
+                        let later = probe(&more);
+                        prop_assert!(matches!(later, AtrProbe::Incomplete { .. }), "{:?}", later);
+                    }
+                }
+                AtrProbe::NotAtr => match scan(&bytes) {
+                    AtrScan::NotAtr => {}
+                    AtrScan::Complete(_) => prop_assert!(implausible(&parse_prefix(&bytes).unwrap())),
+                    // Ruled out early on a byte seen so far, or too long for 33 bytes.
+                    AtrScan::Incomplete => {}
+                },
+            }
+        }
     }
 
     proptest! {

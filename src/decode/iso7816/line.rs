@@ -7,10 +7,15 @@
 //! remaining data), INS xor FF (one data byte), or SW1 (6X except 60, 9X) then SW2. A 68 in the
 //! SW1 slot is therefore SW1 of a 68XX status word (`shared/reference/iso7816.md`, T=0 facts).
 //!
-//! Resync: when the bytes stop making sense the framer "hunts": it looks for an ATR (TS 3B, 3F
+//! Resync: when the bytes stop making sense the framer "hunts" for a start: an ATR (TS 3B, 3F
 //! or 03), or, with no ATR seen, a complete T=0 exchange (header, ACK, data, valid SW1, SW2),
-//! or under T=1 a block whose LRC checks. Hunting only accepts what the normal state machine
-//! then accepts too, and every pass either emits a frame or drops a byte, so it cannot loop.
+//! or under T=1 a block whose LRC checks. A line often carries something else for a long time
+//! (boot logs, other protocols, noise at a wrong baud rate) where such starts turn up by chance
+//! all the time, so one is taken only on enough evidence in the bytes after it (`UNIT_BITS`,
+//! `WEAK_ATR_BITS`), unless it is an ATR whose TCK checks or that follows silence. Hunting
+//! works on whole chunks: a filter testing 8 positions at a time skips what cannot start
+//! anything, the rest is judged once. It only accepts what the normal state machine then
+//! accepts too, and every pass either emits a frame or drops a byte, so it cannot loop.
 //! Pending input is bounded by [`MAX_PENDING`].
 
 use super::apdu;
@@ -23,8 +28,8 @@ use crate::decode::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOf
 use std::collections::VecDeque;
 use std::ops::Range;
 
-/// Most raw bytes held at once: a T=0 exchange found while hunting (5 + 1 + 256 + 2) is the
-/// longest unit; a T=1 block is at most 3 + 254 + 2.
+/// Most raw bytes held at once, and how far hunting reads past the start of a candidate: a
+/// T=0 exchange (5 + 1 + 256 + 2) or a T=1 block (3 + 254 + 2) and the start of the next.
 pub const MAX_PENDING: usize = 300;
 
 /// Most data bytes shown in a field value.
@@ -85,20 +90,21 @@ impl T0Header {
     }
 }
 
-/// Evidence, in bits, that bytes are card traffic and not noise: a check that noise passes
-/// with chance p is worth log2(1/p), for the worse of two kinds of noise, random bytes and
-/// printable text (boot logs: lowercase a-o are 61-6F, valid SW1 values, and a letter often
-/// repeats where an ACK would be). Hunting on a line that carries something else meets
-/// candidates all the time (a TS about every 85 random bytes, an ACK where it fits every 256)
-/// and every accepted one costs frames and time, so it commits only on enough evidence, and
-/// never on structure bytes that are all printable text.
+// Evidence, in bits, that bytes are card traffic and not noise: a check that noise passes
+// with chance p is worth log2(1/p), for the worse of two kinds of noise, random bytes and
+// printable text (boot logs: lowercase a-o are 61-6F, valid SW1 values, and a letter often
+// repeats where an ACK would be). Hunting on a line that carries something else meets
+// candidates all the time (a TS about every 85 random bytes, an ACK where it fits every 256)
+// and every accepted one costs frames and time, so it commits only on enough evidence, and
+// never on structure bytes that are all printable text.
+
 /// A procedure byte that is NULL (60), INS or INS xor FF, when it is not text / when it is.
 const ACK_BITS: u32 = 8;
 const TEXT_ACK_BITS: u32 = 4;
 /// SW1 in a procedure-byte slot (6X except 60, 9X): when it is not text / when it is.
 const SW1_BITS: u32 = 4;
 const TEXT_SW1_BITS: u32 = 1;
-/// A T=1 NAD with bits 8 and 4 clear (1 in 4), a valid PCB (17 of 256), a matching LRC.
+/// A T=1 NAD with bits 8 and 4 clear (1 in 4), a valid PCB (19 of 256), a matching LRC.
 const NAD_BITS: u32 = 2;
 const PCB_BITS: u32 = 4;
 const LRC_BITS: u32 = 8;
@@ -113,7 +119,7 @@ const WEAK_ATR_BITS: u32 = 11;
 /// A T=0 exchange or T=1 block found without an ATR, with what follows it, must reach this
 /// (e.g. an exchange ACK + 90, then the next header and its ACK or NULL). At the end of input
 /// the complete unit alone is enough.
-const UNIT_BITS: u32 = 16;
+const UNIT_BITS: u32 = 20;
 
 /// What hunting decides about the front of its window.
 enum Verdict {
@@ -380,7 +386,8 @@ impl LineFramer {
     ) -> usize {
         let mut front = 0;
         loop {
-            front += self.dead_prefix(bytes.get(front..).unwrap_or(&[]));
+            let start = at.saturating_add(front as u64);
+            front += self.dead_prefix(bytes.get(front..).unwrap_or(&[]), start);
             let Some(window) = bytes.get(front..).filter(|w| !w.is_empty()) else {
                 return bytes.len();
             };
@@ -422,7 +429,8 @@ impl LineFramer {
             match self.judge(window, start, at_end) {
                 Verdict::Reject => {
                     front += 1;
-                    front += self.dead_prefix(self.pending.get(front..).unwrap_or(&[]));
+                    let start = self.pending_start.saturating_add(front as u64);
+                    front += self.dead_prefix(self.pending.get(front..).unwrap_or(&[]), start);
                     self.hunt_need = 0;
                 }
                 verdict => break verdict,
@@ -593,15 +601,22 @@ impl LineFramer {
         self.replay_pending_from(len);
     }
 
-    /// How many positions at the start of `window` hunting would reject without a look at
-    /// more than a few bytes. Stops at the first that needs a real look or more bytes.
-    fn dead_prefix(&self, window: &[u8]) -> usize {
-        match (self.protocol, self.edc) {
-            (Some(LineProtocol::T1), T1Edc::Crc) => {
-                window.iter().take_while(|raw| !is_ts(**raw)).count()
-            }
+    /// How many positions at the start of `window` (stream offset `start`) hunting would
+    /// reject without a real look. Stops at the first that needs one or more bytes, and at
+    /// the first byte after silence (where an ATR is taken at once).
+    fn dead_prefix(&self, window: &[u8], start: StreamOffset) -> usize {
+        let dead = match (self.protocol, self.edc) {
+            (Some(LineProtocol::T1), T1Edc::Crc) => window
+                .iter()
+                .enumerate()
+                .position(|(p, raw)| is_ts(*raw) && atr_possible(window.get(p..).unwrap_or(&[])))
+                .unwrap_or(window.len()),
             (Some(LineProtocol::T1), T1Edc::Lrc) => t1_dead_prefix(window, self.inverted),
             _ => t0_dead_prefix(window, self.inverted),
+        };
+        match self.fresh_at.and_then(|fresh| fresh.checked_sub(start)) {
+            Some(fresh) => dead.min(usize::try_from(fresh).unwrap_or(usize::MAX)),
+            None => dead,
         }
     }
 
@@ -1198,10 +1213,20 @@ fn t0_exchange_start(reading: Reading, tally: &mut Tally) -> Result<usize, Evide
         return Err(Evidence::Against);
     }
     let n = data_len(look(4)?);
-    // Real headers are never all printable (CLA 00, 80 or A0, P1 or P2 00, ...); text is.
-    if reading.window.iter().take(5).all(|raw| is_text(*raw)) {
+    // Text is not taken for a header: not one that is all printable (real ones have CLA 00,
+    // 80 or A0, P1 or P2 00, ...), nor one whose raw CLA and INS are both 20-7F (CLA 20-3F
+    // is reserved anyway; this gives up resyncing on channels 4-19 with a printable INS, so
+    // that words in a log, a letter repeated 4 bytes later, are ruled out cheaply).
+    let [raw_cla, raw_ins, ..] =
+        <[u8; 2]>::try_from(reading.window.get(..2).unwrap_or(&[])).unwrap_or([0; 2]);
+    if (is_printable(raw_cla) && is_printable(raw_ins))
+        || reading.window.iter().take(5).all(|raw| is_text(*raw))
+    {
         return Err(Evidence::Against);
     }
+    // P1 and P2 (held, as P3 is) count as structure for `tally`.
+    look(2)?;
+    look(3)?;
     if !is_sw1(look(6 + n)?) {
         return Err(Evidence::Against);
     }
@@ -1226,15 +1251,31 @@ fn t1_block_start(reading: Reading, tally: &mut Tally) -> Result<usize, Evidence
         return Err(Evidence::Against);
     }
     let total = 4 + usize::from(len);
-    let mut lrc = 0u8;
-    for index in 0..total {
-        lrc ^= look(index)?;
-    }
-    if lrc != 0 {
+    look(total - 1)?;
+    if lrc_of(reading, 0..total) != 0 {
         return Err(Evidence::Against);
     }
     tally.bits += NAD_BITS + PCB_BITS + LRC_BITS;
     Ok(total)
+}
+
+/// XOR of the candidate's logical bytes `range` (all held). Decoding from the inverse
+/// convention is a bit reversal and an inversion, so the XOR of decoded bytes is the bit
+/// reversal of the raw XOR, inverted when the count is odd: one pass over raw bytes that
+/// the compiler vectorises.
+fn lrc_of(reading: Reading, range: std::ops::Range<usize>) -> u8 {
+    let count = range.len();
+    let raw = reading
+        .window
+        .get(range)
+        .unwrap_or(&[])
+        .iter()
+        .fold(0u8, |lrc, b| lrc ^ b);
+    match (reading.inverted, count % 2 == 1) {
+        (false, _) => raw,
+        (true, false) => raw.reverse_bits(),
+        (true, true) => !raw.reverse_bits(),
+    }
 }
 
 /// Read on from the candidate's byte `from` as the state machine would after accepting the
@@ -1299,11 +1340,8 @@ fn follow_units(
             let total = 3 + usize::from(len);
             match reading.edc {
                 T1Edc::Lrc => {
-                    let mut lrc = 0u8;
-                    for index in i..=i + total {
-                        lrc ^= look(reading, index, tally)?;
-                    }
-                    if lrc != 0 {
+                    look(reading, i + total, tally)?;
+                    if lrc_of(reading, i..i + total + 1) != 0 {
                         return Err(Evidence::Against);
                     }
                     tally.bits += LRC_BITS;
@@ -1317,8 +1355,11 @@ fn follow_units(
             continue;
         }
         // T=0 header, then procedure bytes exactly as `procedure_byte` reads them.
+        if !cla_plausible(first) {
+            return Err(Evidence::Against);
+        }
         let ins_byte = look(reading, i + 1, tally)?;
-        if !cla_plausible(first) || !ins::is_valid(ins_byte) {
+        if !ins::is_valid(ins_byte) {
             return Err(Evidence::Against);
         }
         look(reading, i + 2, tally)?;
@@ -1375,8 +1416,24 @@ fn is_ts(raw: u8) -> bool {
 
 /// Printable ASCII, tab, CR or LF: what a boot log or a shell sends.
 fn is_text(raw: u8) -> bool {
-    matches!(raw, 0x20..=0x7E | b'\t' | b'\r' | b'\n')
+    TEXT.get(usize::from(raw)).copied().unwrap_or(false)
 }
+
+/// 20-7F: the raw CLA and INS of a header hunting does not take when both are.
+fn is_printable(raw: u8) -> bool {
+    (0x20..=0x7F).contains(&raw)
+}
+
+/// [`is_text`] of every byte value (a lookup is cheaper than the comparisons).
+const TEXT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut raw = 0;
+    while raw < 256 {
+        table[raw] = matches!(raw as u8, 0x20..=0x7E | b'\t' | b'\r' | b'\n');
+        raw += 1;
+    }
+    table
+};
 
 /// `raw` decoded from the inverse convention when `inverted`.
 fn decode_as(raw: u8, inverted: bool) -> u8 {
@@ -1413,18 +1470,18 @@ fn data_len(p3: u8) -> usize {
 /// 0x01 in every byte of a `u64`.
 const LANES: u64 = 0x0101_0101_0101_0101;
 
-/// 0x80 in each byte of a `u64` that is zero in `x`, 0 elsewhere (exact: no carries
-/// between bytes), so such masks can be combined freely.
-fn zero_bytes(x: u64) -> u64 {
-    let high = LANES << 7;
-    !(((x & !high).wrapping_add(!high)) | x) & high
-}
-
-/// Like [`zero_bytes`] but cheaper and only exact up to the lowest zero byte: bytes above
-/// it may be flagged wrongly, so masks may be or-ed (never and-ed) and only the lowest flag
-/// read.
+/// 0x80 in each byte of `x` that is zero; bytes above (more significant than) the lowest
+/// zero byte may be flagged wrongly. So such masks are supersets: they may be or-ed and
+/// and-ed with each other, and each flag gets a closer look.
 fn some_zero_byte(x: u64) -> u64 {
     x.wrapping_sub(LANES) & !x & (LANES << 7)
+}
+
+/// 0x80 in each byte of `x` that is 20-7F ([`is_printable`]), exactly.
+fn printable(x: u64) -> u64 {
+    let high = LANES << 7;
+    // Bit 8 clear, and bit 6 or 7 set (adding 7F to x & 60 carries into bit 8 then).
+    !x & (x & (0x60 * LANES)).wrapping_add(0x7F * LANES) & high
 }
 
 /// The 8 bytes of `window` from `at`, little-endian (byte `at` lowest).
@@ -1440,26 +1497,51 @@ fn word(window: &[u8], at: usize) -> Option<u64> {
 /// (`t0_position`). This is where hunting spends its time on a line without card traffic.
 fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
     let mut p = 0;
-    while let Some(block) = window.get(p..p + 16) {
+    'blocks: while let Some(block) = window.get(p..p + 16) {
         let (Some(starts), Some(ins), Some(acks)) =
             (word(block, 0), word(block, 1), word(block, 5))
         else {
             break;
         };
-        let live = some_zero_byte((starts | (0x04 * LANES)) ^ (0x3F * LANES))
+        let mut acked = some_zero_byte(ins ^ acks);
+        if acked != 0 {
+            // Text repeats letters 4 bytes apart all the time; random bytes rarely do.
+            acked &= !(printable(starts) & printable(ins));
+        }
+        let mut live = some_zero_byte((starts | (0x04 * LANES)) ^ (0x3F * LANES))
             | some_zero_byte(starts ^ (0x03 * LANES))
-            | some_zero_byte(ins ^ acks);
-        if live == 0 {
-            p += 8;
-            continue;
+            | acked;
+        // Every real candidate is flagged; flags above the lowest may be false, which the
+        // closer look sorts out. Little-endian: the earliest position is the lowest.
+        while live != 0 {
+            let k = (live.trailing_zeros() / 8) as usize;
+            live &= live - 1;
+            // Most flagged positions are text (a letter repeated 4 bytes later) or a TS with
+            // an impossible TA1 or TD1: rule those out here, without a branch per test
+            // (`t0_position` says the same, slower).
+            if let Some(&[cla, ins, p1, p2, p3, ack]) = block.get(k..k + 6) {
+                let ts = is_ts(cla);
+                let no_atr = ts && atr_ruled_out([cla, ins, p1, p2, p3, ack]);
+                let no_exchange = (ins != ack)
+                    | !cla_plausible(decode_as(cla, inverted))
+                    | !ins::is_valid(decode_as(ins, inverted))
+                    | (is_printable(cla) & is_printable(ins))
+                    | (is_text(cla) & is_text(ins) & is_text(p1) & is_text(p2) & is_text(p3));
+                if (!ts | no_atr) & no_exchange {
+                    continue;
+                }
+            }
+            let q = p + k;
+            match t0_position(window, q, inverted) {
+                Position::Dead(next) if next > q + 1 => {
+                    p = next;
+                    continue 'blocks;
+                }
+                Position::Dead(_) => {}
+                Position::Live => return q,
+            }
         }
-        // The lowest flag is exact (see `some_zero_byte`), and little-endian puts the
-        // earliest position lowest.
-        p += (live.trailing_zeros() / 8) as usize;
-        match t0_position(window, p, inverted) {
-            Position::Dead(next) => p = next,
-            Position::Live => return p,
-        }
+        p += 8;
     }
     loop {
         match t0_position(window, p, inverted) {
@@ -1481,27 +1563,31 @@ enum Position {
 /// plausible CLA and INS, a header not all text, the ACK in place and (once it has arrived)
 /// SW1 where P3 puts it.
 fn t0_position(window: &[u8], p: usize, inverted: bool) -> Position {
-    let byte = |i: usize| window.get(i).copied();
-    let Some(cla) = byte(p) else {
+    let Some(header) = window.get(p..p + 6) else {
         return Position::Live;
     };
-    if is_ts(cla) && !atr_ruled_out(window.get(p..).unwrap_or(&[])) {
+    let [cla, ins, p1, p2, p3, ack] = <[u8; 6]>::try_from(header).unwrap_or([0; 6]);
+    // 3B and 3F are reserved CLAs; 03 may still start an exchange.
+    if is_ts(cla) && atr_possible(window.get(p..).unwrap_or(&[])) {
         return Position::Live;
     }
-    // 3B and 3F are reserved CLAs; 03 may still start an exchange.
-    let (Some(ins), Some(ack)) = (byte(p + 1), byte(p + 5)) else {
-        return Position::Live;
-    };
-    if ins != ack
-        || !cla_plausible(decode_as(cla, inverted))
-        || !ins::is_valid(decode_as(ins, inverted))
-        || window
-            .get(p..p + 5)
-            .is_some_and(|header| header.iter().all(|raw| is_text(*raw)))
-    {
+    // Most positions that get here are text (a letter repeated 4 bytes later): decide
+    // without a branch per test.
+    let dead = (ins != ack)
+        | !cla_plausible(decode_as(cla, inverted))
+        | !ins::is_valid(decode_as(ins, inverted))
+        | (is_printable(cla) & is_printable(ins))
+        | (is_text(cla) & is_text(ins) & is_text(p1) & is_text(p2) & is_text(p3));
+    if dead {
         return Position::Dead(p + 1);
     }
-    let Some(p3) = byte(p + 4) else {
+    t0_sw1_position(window, p, inverted)
+}
+
+/// The rest of `t0_position`: SW1 where P3 puts it.
+fn t0_sw1_position(window: &[u8], p: usize, inverted: bool) -> Position {
+    let byte = |i: usize| window.get(i).copied();
+    let (Some(cla), Some(ins), Some(p3)) = (byte(p), byte(p + 1), byte(p + 4)) else {
         return Position::Live;
     };
     let n = data_len(decode_as(p3, inverted));
@@ -1523,72 +1609,172 @@ fn t0_position(window: &[u8], p: usize, inverted: bool) -> Position {
     }
 }
 
-/// True when the TS at `window[0]` starts no ATR [`atr::probe`] would accept, judged from
-/// T0, TA1 and TD1 only (false when unsure).
-fn atr_ruled_out(window: &[u8]) -> bool {
+/// True when the TS `head[0]` starts no ATR, judged from T0, TA1 and TD1 alone (TD1 is
+/// within the first 6 bytes): TA1 codes an RFU Fi or Di, or TD1 a reserved protocol.
+/// Branch-free, for `t0_dead_prefix`; [`atr::probe`] rules the same and more.
+fn atr_ruled_out(head: [u8; 6]) -> bool {
+    let [ts, t0, ta1, ..] = head;
+    let decode = |raw: u8| decode_as_branchless(raw, ts == 0x03);
+    let (t0, ta1) = (decode(t0), decode(ta1));
+    let td1 = decode(
+        head.get(2 + (t0 & 0x70).count_ones() as usize)
+            .copied()
+            .unwrap_or(0),
+    );
+    let bad_ta1 = (t0 & 0x10 != 0) & BAD_TA1.get(usize::from(ta1)).copied().unwrap_or(false);
+    let bad_td1 = (t0 & 0x80 != 0) & ((BAD_TD1_PROTOCOLS >> (td1 & 0x0F)) & 1 != 0);
+    bad_ta1 | bad_td1
+}
+
+/// [`decode_as`] with a select instead of a branch.
+fn decode_as_branchless(raw: u8, inverted: bool) -> u8 {
+    let decoded = INVERSE.get(usize::from(raw)).copied().unwrap_or(raw);
+    if inverted { decoded } else { raw }
+}
+
+/// TA1 values whose Fi or Di is RFU.
+const BAD_TA1: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut ta1 = 0;
+    while ta1 < 256 {
+        let fi_rfu = matches!(ta1 >> 4, 7 | 8 | 14 | 15);
+        let di_rfu = matches!(ta1 & 0x0F, 0 | 10..=15);
+        table[ta1] = fi_rfu || di_rfu;
+        ta1 += 1;
+    }
+    table
+};
+
+/// Bit T set for the protocols no TD1 announces: reserved and RFU (2-13), and T=15.
+const BAD_TD1_PROTOCOLS: u16 = 0b1011_1111_1111_1100;
+
+/// False when the TS at `window[0]` starts no ATR hunting would take: none that
+/// [`atr::probe`] accepts, or a weak one (no or a wrong TCK) whose next byte(s) already
+/// contradict it the way `follow` would. True when unsure (bytes missing).
+#[cold]
+fn atr_possible(window: &[u8]) -> bool {
     let inverted = window.first() == Some(&0x03);
-    let byte = |i: usize| window.get(i).map(|raw| decode_as(*raw, inverted));
-    let Some(t0) = byte(1) else {
-        return false;
+    // The convention follows TS, so it is not predictable: decode without branching.
+    let byte = |i: usize| {
+        window
+            .get(i)
+            .map(|raw| decode_as_branchless(*raw, inverted))
     };
-    if t0 & 0x10 != 0 {
-        match byte(2) {
-            Some(ta1) if atr::fi_from_code(ta1 >> 4).is_none() => return true,
-            Some(ta1) if atr::di_from_code(ta1).is_none() => return true,
-            _ => {}
+    // Most TS bytes in noise fail on TA1 or TD1: check those before a whole probe.
+    if let Some(head) = window
+        .get(..6)
+        .and_then(|head| <[u8; 6]>::try_from(head).ok())
+    {
+        if atr_ruled_out(head) {
+            return false;
         }
     }
-    if t0 & 0x80 != 0 {
-        let td1 = 2 + (t0 & 0x70).count_ones() as usize;
-        if byte(td1).is_some_and(|td1| matches!(td1 & 0x0F, 2..=13 | 15)) {
-            return true;
+    let held = window.get(..MAX_ATR_LEN).unwrap_or(window);
+    let mut decoded = [0u8; MAX_ATR_LEN];
+    let logical = if inverted {
+        for (slot, raw) in decoded.iter_mut().zip(held) {
+            *slot = decode_as(*raw, true);
         }
+        decoded.get(..held.len()).unwrap_or(&[])
+    } else {
+        held
+    };
+    let outline = match atr::probe(logical) {
+        AtrProbe::NotAtr => return false,
+        AtrProbe::Incomplete { .. } => return true,
+        AtrProbe::Complete(outline) => outline,
+    };
+    if outline.tck == TckStatus::Valid {
+        return true;
     }
-    false
+    // A weak ATR needs evidence after it; the first unit must at least start right.
+    let byte = |i: usize| byte(outline.len + i);
+    let Some(first) = byte(0) else {
+        return true;
+    };
+    let second = byte(1);
+    if first == 0xFF {
+        // PPS0 bit 8 is reserved.
+        return second.is_none_or(|pps0| pps0 & 0x80 == 0);
+    }
+    if outline.first_protocol == TransmissionProtocol::T1 {
+        return nad_plausible(first)
+            && second.is_none_or(pcb_valid)
+            && byte(2).is_none_or(|len| len != 0xFF);
+    }
+    let Some(ins_byte) = second else {
+        return cla_plausible(first);
+    };
+    if !cla_plausible(first) || !ins::is_valid(ins_byte) {
+        return false;
+    }
+    byte(5).is_none_or(|procedure| {
+        procedure == 0x60
+            || procedure == ins_byte
+            || procedure == ins_byte ^ 0xFF
+            || is_sw1(procedure)
+    })
 }
 
 /// Positions at the start of `window` that start no ATR and no T=1 block hunting would
-/// take: not a TS, and no plausible NAD, valid PCB and LEN other than FF. In the direct
-/// convention 8 positions at a time first (NAD bits 8 and 4 clear, PCB of a valid class).
+/// take: not a TS, and no plausible NAD, valid PCB and LEN other than FF. Tests 8 positions
+/// at a time first (on bytes decoded from the inverse convention when `inverted`): a TS, or
+/// NAD bits 8 and 4 clear with a PCB of a valid class; `t1_position` looks closer.
 fn t1_dead_prefix(window: &[u8], inverted: bool) -> usize {
     let mut p = 0;
-    loop {
-        if !inverted {
-            if let (Some(nads), Some(pcbs)) = (word(window, p), word(window, p + 1)) {
-                let ts = zero_bytes(nads ^ (0x3B * LANES))
-                    | zero_bytes(nads ^ (0x3F * LANES))
-                    | zero_bytes(nads ^ (0x03 * LANES));
-                // PCB: I-block (0 N(S) M 00000), R-block (100 N(R) 00xx), S-block
-                // (11 x 000yy) or E4: a superset of `pcb_valid`.
-                let pcb = zero_bytes(pcbs & (0x9F * LANES))
-                    | zero_bytes((pcbs & (0xEC * LANES)) ^ (0x80 * LANES))
-                    | zero_bytes((pcbs & (0xDC * LANES)) ^ (0xC0 * LANES))
-                    | zero_bytes(pcbs ^ (0xE4 * LANES));
-                let block = zero_bytes(nads & (0x88 * LANES)) & pcb;
-                let live = ts | block;
-                if live == 0 {
-                    p += 8;
-                    continue;
-                }
-                p += (live.trailing_zeros() / 8) as usize;
+    while let Some(block) = window.get(p..p + 16) {
+        let Some(starts) = word(block, 0) else {
+            break;
+        };
+        let (nads, pcbs) = if inverted {
+            let mut logical = [0u8; 9];
+            for (slot, raw) in logical.iter_mut().zip(block) {
+                *slot = decode_as(*raw, true);
+            }
+            (word(&logical, 0), word(&logical, 1))
+        } else {
+            (Some(starts), word(block, 1))
+        };
+        let (Some(nads), Some(pcbs)) = (nads, pcbs) else {
+            break;
+        };
+        // Or-ed and and-ed supersets: every real candidate is flagged, some flags are false.
+        // PCB: I-block (0 N(S) M 00000), R-block (100 N(R) 00xx), S-block (11 x 000yy), E4.
+        let pcb = some_zero_byte(pcbs & (0x9F * LANES))
+            | some_zero_byte((pcbs & (0xEC * LANES)) ^ (0x80 * LANES))
+            | some_zero_byte((pcbs & (0xDC * LANES)) ^ (0xC0 * LANES))
+            | some_zero_byte(pcbs ^ (0xE4 * LANES));
+        let mut live = some_zero_byte((starts | (0x04 * LANES)) ^ (0x3F * LANES))
+            | some_zero_byte(starts ^ (0x03 * LANES))
+            | (some_zero_byte(nads & (0x88 * LANES)) & pcb);
+        while live != 0 {
+            let q = p + (live.trailing_zeros() / 8) as usize;
+            live &= live - 1;
+            if t1_position_live(window, q, inverted) {
+                return q;
             }
         }
-        let logical = |i: usize| window.get(i).map(|raw| decode_as(*raw, inverted));
-        let Some(&raw) = window.get(p) else {
-            return p;
-        };
-        let dead = !is_ts(raw)
-            && (!logical(p).is_some_and(nad_plausible)
-                || match logical(p + 1) {
-                    None => false,
-                    Some(pcb) if !pcb_valid(pcb) => true,
-                    Some(_) => logical(p + 2) == Some(0xFF),
-                });
-        if !dead {
-            return p;
-        }
+        p += 8;
+    }
+    while !t1_position_live(window, p, inverted) {
         p += 1;
     }
+    p
+}
+
+/// One position of `t1_dead_prefix`, exactly: live when it may start an ATR, or has a
+/// plausible NAD, a valid PCB and a LEN other than FF (or the bytes to tell are missing).
+fn t1_position_live(window: &[u8], p: usize, inverted: bool) -> bool {
+    let Some(&raw) = window.get(p) else {
+        return true;
+    };
+    if is_ts(raw) && atr_possible(window.get(p..).unwrap_or(&[])) {
+        return true;
+    }
+    let logical = |i: usize| window.get(i).map(|raw| decode_as(*raw, inverted));
+    nad_plausible(decode_as(raw, inverted))
+        && logical(p + 1).is_none_or(pcb_valid)
+        && logical(p + 2) != Some(0xFF)
 }
 
 impl Framer for LineFramer {
@@ -1611,14 +1797,19 @@ impl Framer for LineFramer {
         let mut i = 0;
         while let Some(&raw) = bytes.get(i) {
             let at = offset.saturating_add(i as u64);
+            let rest = bytes.get(i..).unwrap_or(&[]);
             if self.state == State::Hunting && self.pending.is_empty() {
-                let rest = bytes.get(i..).unwrap_or(&[]);
                 i += self.hunt_in_place(at, rest, rest.len(), out);
+            } else if self.state == State::Hunting
+                && self.pending.len() + rest.len() < self.hunt_need
+            {
+                // Still not what the waiting candidate needs (fewer than MAX_PENDING bytes).
+                self.pending.extend_from_slice(rest);
+                i = bytes.len();
             } else if self.state == State::Hunting {
                 // A candidate waits for more bytes: judge the held positions in the window
                 // joined with enough new input (a buffer kept for this, so no allocation once
                 // it has grown); the rest of the input is hunted where it lies.
-                let rest = bytes.get(i..).unwrap_or(&[]);
                 let mut joined = std::mem::take(&mut self.joined);
                 joined.clear();
                 joined.extend_from_slice(&self.pending);
@@ -2125,6 +2316,195 @@ mod tests {
             let whole = run(&bytes);
             check_spans(&whole, bytes.len() as u64);
             prop_assert_eq!(run_split(&bytes, &cuts), whole);
+        }
+    }
+    // ---- hunting on lines without card traffic -----------------------------------------
+
+    fn xorshift(state: &mut u32) -> u8 {
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        *state as u8
+    }
+
+    /// M-Bus frames, a boot log and idle runs: the kinds of traffic hunting sees most.
+    fn non_card_traffic() -> Vec<u8> {
+        let mut s = Vec::new();
+        for _ in 0..100 {
+            s.extend(b"boot: hello, this is the boot log of a device\r\n");
+            s.extend(b"[    0.000000] Linux version 6.1.0 (gcc 12.2.0) #1 SMP PREEMPT\r\n");
+            s.extend(h("68 04 0B 00 00 00"));
+            s.extend(h(
+                "68 15 15 68 08 02 72 78 56 34 12 24 40 01 07 13 00 00 00 0C 78 04 03 02 01 9D 16",
+            ));
+        }
+        s.extend([0x00; 2000]);
+        s.extend([0xFF; 2000]);
+        s
+    }
+
+    #[test]
+    fn non_card_traffic_gives_no_frames_and_a_session_after_it_is_found() {
+        let noise = non_card_traffic();
+        assert_eq!(run(&noise), []);
+        let mut s = noise.clone();
+        s.extend(t0_session());
+        let frames = run(&s);
+        assert_eq!(kinds(&frames), kinds(&run(&t0_session())));
+        assert_eq!(frames[0].span.start, noise.len() as u64);
+    }
+
+    #[test]
+    fn random_bytes_give_few_frames() {
+        // Every 85 random bytes hold a TS and every 256 an ACK where one fits: hunting must
+        // not take them (each costs frames and time).
+        let mut state = 1;
+        let noise: Vec<u8> = (0..1 << 18).map(|_| xorshift(&mut state)).collect();
+        let frames = run(&noise);
+        assert!(frames.len() < 60, "{} frames", frames.len());
+    }
+
+    #[test]
+    fn weak_atr_after_noise_needs_what_follows() {
+        // A T=0-only ATR (no TCK) after noise is taken once an exchange confirms it...
+        let mut s = h("12 34 56");
+        s.extend(t0_session());
+        assert_eq!(run(&s)[0].span, 3..7);
+        // ...but not when the bytes after it make no sense.
+        let frames = run(&h("12 34 56  3B 02 14 50  22 44 66 88 AA CC EE 11 33 55"));
+        assert!(frames.iter().all(|f| f.kind != "atr"), "{frames:#?}");
+        // At the very start of the input (or after `flush`) it is taken at once.
+        let mut framer = LineFramer::new();
+        let mut out = Vec::new();
+        framer.feed(0, &h("3B 02 14 50"), &mut out);
+        assert_eq!(kinds(&out), ["atr"]);
+    }
+
+    #[test]
+    fn lookup_tables_match_their_definitions() {
+        for byte in 0..=255u8 {
+            assert_eq!(
+                cla_plausible(byte),
+                !matches!(
+                    Cla::decode(byte).kind,
+                    ClassKind::Reserved | ClassKind::Invalid
+                ),
+                "{byte:02X}"
+            );
+            assert_eq!(decode_as(byte, true), from_inverse_convention(byte));
+            assert_eq!(
+                decode_as_branchless(byte, true),
+                from_inverse_convention(byte)
+            );
+            assert_eq!(decode_as_branchless(byte, false), byte);
+            assert_eq!(
+                is_text(byte),
+                matches!(byte, 0x20..=0x7E | b'\t' | b'\r' | b'\n')
+            );
+            assert_eq!(
+                BAD_TA1[usize::from(byte)],
+                atr::fi_from_code(byte >> 4).is_none() || atr::di_from_code(byte).is_none()
+            );
+            let word = u64::from_le_bytes([byte, 0x20, 0x7F, 0x1F, 0x80, byte ^ 0x40, 0, 0xFF]);
+            for (k, raw) in word.to_le_bytes().into_iter().enumerate() {
+                assert_eq!(printable(word) >> (8 * k + 7) & 1 == 1, is_printable(raw));
+            }
+        }
+    }
+
+    /// A framer in the hunting state with the given line settings.
+    fn hunting_framer(protocol: Option<LineProtocol>, edc: T1Edc, inverted: bool) -> LineFramer {
+        let mut framer = LineFramer::new();
+        framer.protocol = protocol;
+        framer.edc = edc;
+        framer.inverted = inverted;
+        framer.after_silence = false;
+        framer
+    }
+
+    /// Bytes that often start candidates: TS, ACK-able headers, SW1, runs.
+    fn candidate_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            4 => any::<u8>(),
+            1 => proptest::sample::select(vec![
+                0x3B, 0x3F, 0x03, 0x00, 0xFF, 0x60, 0x61, 0x90, 0x9F, 0xA4, 0x5B, 0x20, 0x73, 0x81,
+                0x11, 0x13, 0x80, 0x02, 0x40, 0xC3,
+            ]),
+        ];
+        prop_oneof![
+            proptest::collection::vec(byte, 0..90),
+            (
+                proptest::collection::vec(fragment(), 1..6),
+                any::<u8>(),
+                0usize..300
+            )
+                .prop_map(|(parts, fill, run)| {
+                    let mut bytes = vec![fill; run % 40];
+                    bytes.extend(parts.concat());
+                    bytes
+                }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn quick_filter_never_skips_a_start_hunting_would_take(
+            window in candidate_bytes(),
+            protocol in prop_oneof![
+                Just(None),
+                Just(Some(LineProtocol::T0)),
+                Just(Some(LineProtocol::T1)),
+            ],
+            crc in any::<bool>(),
+            inverted in any::<bool>(),
+        ) {
+            let edc = if crc { T1Edc::Crc } else { T1Edc::Lrc };
+            let framer = hunting_framer(protocol, edc, inverted);
+            let dead = framer.dead_prefix(&window, 1000);
+            prop_assert!(dead <= window.len());
+            for p in 0..dead {
+                let rest = &window[p..];
+                for at_end in [false, true] {
+                    let verdict = framer.judge(rest, 1000 + p as u64, at_end);
+                    prop_assert!(matches!(verdict, Verdict::Reject), "position {p}, end {at_end}");
+                }
+            }
+        }
+
+        #[test]
+        fn lrc_of_matches_the_logical_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            for inverted in [false, true] {
+                let reading = Reading {
+                    window: &bytes,
+                    inverted,
+                    protocol: LineProtocol::T1,
+                    edc: T1Edc::Lrc,
+                    pps: false,
+                };
+                let expected = bytes.iter().fold(0u8, |a, b| a ^ decode_as(*b, inverted));
+                prop_assert_eq!(lrc_of(reading, 0..bytes.len()), expected);
+            }
+        }
+
+        #[test]
+        fn noisy_sessions_split_stable(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    3 => fragment(),
+                    1 => Just(b"boot: hello, this is the boot log\r\n".to_vec()),
+                    1 => (any::<u8>(), 0usize..400).prop_map(|(b, n)| vec![b; n]),
+                ],
+                0..10,
+            ),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let bytes: Vec<u8> = parts.concat();
+            let whole = run(&bytes);
+            check_spans(&whole, bytes.len() as u64);
+            prop_assert_eq!(run_split(&bytes, &cuts), whole.clone());
+            // Byte by byte goes through the pending window and replays only.
+            let every: Vec<usize> = (0..bytes.len()).collect();
+            prop_assert_eq!(run_split(&bytes, &every), whole);
         }
     }
 }
