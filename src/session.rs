@@ -179,9 +179,12 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session with the embedded knowledge base.
+    /// A session with the embedded knowledge base (parsed once per process and shared).
     pub fn new(source_name: impl Into<String>, window_cap: usize) -> Session {
-        let knowledge = Knowledge::embedded().ok().map(Arc::new);
+        static EMBEDDED: std::sync::OnceLock<Option<Arc<Knowledge>>> = std::sync::OnceLock::new();
+        let knowledge = EMBEDDED
+            .get_or_init(|| Knowledge::embedded().ok().map(Arc::new))
+            .clone();
         Self::with_knowledge(source_name, window_cap, knowledge)
     }
 

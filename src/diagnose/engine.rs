@@ -229,8 +229,8 @@ impl Engine {
             Direction::Tx => &self.tx,
         };
         let bytes = state.bytes(&frame.span).to_vec();
-        let echo = dir == Direction::Rx && !bytes.is_empty() && self.last_tx.ends_with(&bytes)
-            || (dir == Direction::Rx && !bytes.is_empty() && bytes == self.last_tx);
+        // The bytes just sent coming back (the whole transmission, or its tail).
+        let echo = dir == Direction::Rx && !bytes.is_empty() && self.last_tx.ends_with(&bytes);
         let seen = FrameSeen::from_frame(frame, obs_dir(dir), &bytes).with_echo(echo);
         let mut observations = vec![Observation::Frame(seen)];
         if let Some(sw) = status_word(frame, &bytes) {
