@@ -391,6 +391,131 @@ pub enum Event {
         command: String,
         reason: String,
     },
+    /// One command/response exchange with a smart card.
+    Apdu(ApduExchange),
+    /// A reader or card changed state (inserted, removed, connected, reset, ...).
+    Card(CardEvent),
+    /// A PC/SC call failed: the operation and its raw SCARD return code (e.g. 0x80100068).
+    Pcsc {
+        operation: String,
+        code: u32,
+    },
+}
+
+/// Why an APDU was sent: the user or script asked, or hsmon followed up a T=0 procedure status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApduOrigin {
+    /// Typed by the user or sent from the control input.
+    User,
+    /// A script command, by its (1-based) line number.
+    Script { line: u32 },
+    /// GET RESPONSE (00 C0 00 00 XX) sent automatically after a 61XX.
+    GetResponse,
+    /// The previous command resent with Le = XX after a 6CXX.
+    LeRetry,
+}
+
+impl ApduOrigin {
+    pub fn label(self) -> String {
+        match self {
+            ApduOrigin::User => "user".to_string(),
+            ApduOrigin::Script { line } => format!("script:{line}"),
+            ApduOrigin::GetResponse => "get-response".to_string(),
+            ApduOrigin::LeRetry => "le-retry".to_string(),
+        }
+    }
+
+    /// True for the exchanges hsmon adds on its own (shown linked to the one before).
+    pub fn is_follow_up(self) -> bool {
+        matches!(self, ApduOrigin::GetResponse | ApduOrigin::LeRetry)
+    }
+}
+
+/// A command APDU and the card's response (data followed by SW1 SW2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApduExchange {
+    pub command: Vec<u8>,
+    /// The response as the card returned it, SW1 SW2 last (empty if transmit failed).
+    pub response: Vec<u8>,
+    /// Time spent in the transmit call.
+    pub duration: Duration,
+    pub origin: ApduOrigin,
+}
+
+impl ApduExchange {
+    /// SW1 SW2 as one number (0x9000), if the response has at least two bytes.
+    pub fn sw(&self) -> Option<u16> {
+        let n = self.response.len();
+        (n >= 2).then(|| u16::from_be_bytes([self.response[n - 2], self.response[n - 1]]))
+    }
+
+    /// The response data without the status word.
+    pub fn data(&self) -> &[u8] {
+        &self.response[..self.response.len().saturating_sub(2)]
+    }
+}
+
+/// How hsmon shares a card with other PC/SC applications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ShareMode {
+    Shared,
+    Exclusive,
+}
+
+/// What to do with the card when a handle lets go of it (SCardDisconnect/SCardReconnect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CardDisposition {
+    /// Leave it as it is: other applications keep their state.
+    Leave,
+    /// Warm reset: every other handle gets SCARD_W_RESET_CARD.
+    Reset,
+    Unpower,
+}
+
+impl CardDisposition {
+    pub fn label(self) -> &'static str {
+        match self {
+            CardDisposition::Leave => "SCARD_LEAVE_CARD",
+            CardDisposition::Reset => "SCARD_RESET_CARD",
+            CardDisposition::Unpower => "SCARD_UNPOWER_CARD",
+        }
+    }
+}
+
+/// A change of reader or card state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardEvent {
+    /// The readers PC/SC knows about now (on start and on every hotplug).
+    Readers(Vec<String>),
+    /// A card is present in the reader, with its ATR.
+    Inserted {
+        reader: String,
+        atr: Vec<u8>,
+    },
+    Removed {
+        reader: String,
+    },
+    /// hsmon holds the card: the negotiated protocol ("T=0", "T=1", ...) and share mode.
+    Connected {
+        reader: String,
+        protocol: String,
+        share: ShareMode,
+        atr: Vec<u8>,
+    },
+    /// hsmon reconnected its handle (after a foreign reset, or a reset the user asked for).
+    Reconnected {
+        reader: String,
+        disposition: CardDisposition,
+        protocol: String,
+    },
+    Disconnected {
+        reader: String,
+        disposition: CardDisposition,
+    },
+    /// A PC/SC transaction was begun or ended around a script run.
+    Transaction {
+        begun: bool,
+    },
 }
 
 /// An Event and when it happened.
@@ -411,6 +536,15 @@ pub enum Command {
     /// Hold the line in break for the given time.
     SendBreak(Duration),
     Transmit(Vec<u8>),
+    /// Send a command APDU to the card (a card source follows 61XX/6CXX up when enabled).
+    SendApdu {
+        apdu: Vec<u8>,
+        origin: ApduOrigin,
+    },
+    /// Reconnect to the card: `Leave` only acknowledges a foreign reset, `Reset` resets it.
+    Reconnect(CardDisposition),
+    /// Begin (true) or end (false) a PC/SC transaction (exclusive use of the card meanwhile).
+    Transaction(bool),
     /// Stop the source and release the device.
     Shutdown,
 }
@@ -426,6 +560,10 @@ impl Command {
             Command::SetRts(on) => format!("set RTS {}", on_off(*on)),
             Command::SendBreak(d) => format!("send break {} ms", d.as_millis()),
             Command::Transmit(b) => format!("transmit {} bytes", b.len()),
+            Command::SendApdu { apdu, .. } => format!("send APDU of {} bytes", apdu.len()),
+            Command::Reconnect(d) => format!("reconnect ({})", d.label()),
+            Command::Transaction(true) => "begin transaction".to_string(),
+            Command::Transaction(false) => "end transaction".to_string(),
             Command::Shutdown => "shut down".to_string(),
         }
     }

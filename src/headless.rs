@@ -64,6 +64,74 @@ pub fn json_record(ev: &TimedEvent) -> Value {
             "type": "event", "t": t, "id": "hsmon.command_failed", "severity": "warning",
             "command": command, "text": format!("{command}: {reason}"),
         }),
+        Event::Apdu(x) => {
+            let sw = x.sw().map(crate::decode::iso7816::sw::StatusWord);
+            json!({
+                "type": "apdu", "t": t,
+                "origin": x.origin.label(),
+                "command": hex_string(&x.command),
+                "response": hex_string(x.data()),
+                "sw": sw.map(|s| s.to_string()),
+                "sw_text": sw.map(|s| crate::decode::iso7816::sw::lookup(s).meaning),
+                "summary": crate::card::describe::command_summary(&x.command),
+                "duration_ms": x.duration.as_secs_f64() * 1000.0,
+            })
+        }
+        Event::Card(c) => card_record(t, c),
+        Event::Pcsc { operation, code } => {
+            let known = crate::decode::pcsc_codes::lookup_code(*code);
+            json!({
+                "type": "event", "t": t,
+                "id": known.map_or_else(|| "pcsc.unknown".to_string(), |k| k.knowledge_id()),
+                "severity": "error",
+                "operation": operation,
+                "code": format!("0x{code:08X}"),
+                "name": known.map(|k| k.name),
+                "text": format!("{operation}: {}", crate::card::describe::pcsc_error_text(*code)),
+            })
+        }
+    }
+}
+
+fn card_record(t: f64, c: &crate::event::CardEvent) -> Value {
+    use crate::event::CardEvent as C;
+    match c {
+        C::Readers(r) => json!({"type": "card", "t": t, "state": "readers", "readers": r}),
+        C::Inserted { reader, atr } => json!({
+            "type": "card", "t": t, "state": "inserted", "reader": reader, "atr": hex_string(atr),
+        }),
+        C::Removed { reader } => {
+            json!({"type": "card", "t": t, "state": "removed", "reader": reader})
+        }
+        C::Connected {
+            reader,
+            protocol,
+            share,
+            atr,
+        } => json!({
+            "type": "card", "t": t, "state": "connected", "reader": reader,
+            "protocol": protocol,
+            "share": match share { crate::event::ShareMode::Shared => "shared", crate::event::ShareMode::Exclusive => "exclusive" },
+            "atr": hex_string(atr),
+        }),
+        C::Reconnected {
+            reader,
+            disposition,
+            protocol,
+        } => json!({
+            "type": "card", "t": t, "state": "reconnected", "reader": reader,
+            "disposition": disposition.label(), "protocol": protocol,
+        }),
+        C::Disconnected {
+            reader,
+            disposition,
+        } => json!({
+            "type": "card", "t": t, "state": "disconnected", "reader": reader,
+            "disposition": disposition.label(),
+        }),
+        C::Transaction { begun } => json!({
+            "type": "card", "t": t, "state": if *begun { "transaction_begun" } else { "transaction_ended" },
+        }),
     }
 }
 
@@ -152,6 +220,30 @@ pub fn text_record(ev: &TimedEvent) -> String {
         Event::CommandFailed { command, reason } => {
             format!("{t:12.6} event warning: {command}: {reason}")
         }
+        Event::Apdu(x) => {
+            let sw = x
+                .sw()
+                .map(|s| {
+                    crate::decode::iso7816::sw::lookup(crate::decode::iso7816::sw::StatusWord(s))
+                        .summary()
+                })
+                .unwrap_or_else(|| "no status word".to_string());
+            format!(
+                "{t:12.6} apdu [{}] > {} < {} {sw} ({:.1} ms)",
+                x.origin.label(),
+                hex_string(&x.command),
+                hex_string(x.data()),
+                x.duration.as_secs_f64() * 1000.0
+            )
+        }
+        Event::Card(c) => format!(
+            "{t:12.6} card {}",
+            crate::card::describe::card_event_text(c)
+        ),
+        Event::Pcsc { operation, code } => format!(
+            "{t:12.6} event error: {operation}: {}",
+            crate::card::describe::pcsc_error_text(*code)
+        ),
     }
 }
 

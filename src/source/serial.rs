@@ -562,6 +562,9 @@ impl SerialTask {
                 }
             },
             Command::Shutdown => Ok(None),
+            Command::SendApdu { .. } | Command::Reconnect(_) | Command::Transaction(_) => {
+                Err("a serial port has no card: APDUs need `hsmon card`".to_string())
+            }
         };
         let requested = match &cmd_kind {
             CmdKind::Settings(r) => Some(*r),
