@@ -10,6 +10,7 @@ use ratatui::DefaultTerminal;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
+use crate::diagnose::baud_scan::BaudScan;
 use crate::event::Command;
 use crate::session::Session;
 use crate::source::SourceHandle;
@@ -38,9 +39,12 @@ pub async fn run(
     ui: UiState,
     clock: Clock,
     deadline: Option<Duration>,
+    autobaud: bool,
 ) -> color_eyre::Result<()> {
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
+    let mut ui = ui;
+    ui.scan_request = autobaud.then_some(true);
     let result = event_loop(&mut terminal, handle, session, ui, clock, deadline).await;
     drop(_guard);
     result
@@ -62,6 +66,8 @@ async fn event_loop(
     let mut dirty = true;
     let mut next_frame = Instant::now();
     let mut source_open = true;
+    let mut scan: Option<BaudScan> = None;
+    let mut scan_tick = tokio::time::interval(crate::headless::SCAN_TICK);
 
     loop {
         if dirty && Instant::now() >= next_frame {
@@ -76,13 +82,15 @@ async fn event_loop(
         tokio::select! {
             ev = handle.events.recv(), if source_open => match ev {
                 Some(ev) => {
-                    session.ingest(&ev);
+                    let mut commands = Vec::new();
+                    take_event(&mut session, &mut scan, &ev, &mut commands);
                     for _ in 0..DRAIN_BATCH {
                         match handle.events.try_recv() {
-                            Ok(ev) => session.ingest(&ev),
+                            Ok(ev) => take_event(&mut session, &mut scan, &ev, &mut commands),
                             Err(_) => break,
                         }
                     }
+                    send_all(&handle, &mut ui, commands);
                     dirty = true;
                 }
                 None => {
@@ -105,17 +113,72 @@ async fn event_loop(
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
+            _ = scan_tick.tick(), if scan.is_some() => {
+                if let Some(s) = scan.as_mut() {
+                    let (commands, _) = s.poll(clock.now().as_secs_f64());
+                    send_all(&handle, &mut ui, commands);
+                    dirty = true;
+                }
+            }
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = tokio::time::sleep(Duration::from_secs(1)), if settling && !dirty => dirty = true,
             _ = signals.recv() => break,
             _ = async { match stop_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => break,
         }
+        // Scan requests from the keys (or --autobaud), and a scan's progress or end.
+        match ui.scan_request.take() {
+            Some(true) if scan.is_none() => match session.settings {
+                Some(settings) => {
+                    let (s, commands, _) =
+                        BaudScan::start(settings, session.baud_watch().estimate());
+                    send_all(&handle, &mut ui, commands);
+                    ui.proposal = None;
+                    scan = Some(s);
+                }
+                // Not yet known: ask again once the port reports its settings.
+                None => ui.scan_request = Some(true),
+            },
+            Some(false) => {
+                if let Some(s) = scan.take() {
+                    let commands = s.restore();
+                    send_all(&handle, &mut ui, commands);
+                    ui.scan_status = Some("scan stopped; the port is back to its setting".into());
+                }
+            }
+            _ => {}
+        }
+        if let Some(s) = scan.as_ref() {
+            ui.scan_status = Some(s.status_line());
+            if let Some(result) = s.result() {
+                ui.proposal = result.map(|r| r.candidate);
+                if result.is_none() {
+                    ui.message = Some(s.status_line());
+                }
+                let commands = s.restore();
+                send_all(&handle, &mut ui, commands);
+                scan = None;
+            }
+        }
+        ui.scanning = scan.is_some();
         if ui.quit {
             break;
         }
     }
     let _ = handle.commands.try_send(Command::Shutdown);
     Ok(())
+}
+
+/// One source Event into the session, and into a running baud scan.
+fn take_event(
+    session: &mut Session,
+    scan: &mut Option<BaudScan>,
+    ev: &crate::event::TimedEvent,
+    commands: &mut Vec<Command>,
+) {
+    session.ingest(ev);
+    if let Some(s) = scan.as_mut() {
+        commands.extend(s.on_event(ev).0);
+    }
 }
 
 /// Queues commands for the source; a full queue is said, never ignored.

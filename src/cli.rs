@@ -119,6 +119,11 @@ pub struct SerialArgs {
     /// Flow control: none, hw (RTS/CTS) or sw (XON/XOFF).
     #[arg(long, value_name = "none|hw|sw")]
     pub flow: Option<String>,
+    /// Find the device's rate: try the common rates one by one on the port, score what
+    /// arrives, and propose the best (TUI) or print `baud` records and exit 0 when one locks,
+    /// 1 when none scores (--headless).
+    #[arg(long)]
+    pub autobaud: bool,
 }
 
 #[derive(Debug, Args)]
@@ -130,4 +135,7 @@ pub struct DemoArgs {
     /// Stop after this many seconds (for scripts and tests); default: run until quit.
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
+    /// Start an active baud scan at once, as `serial --autobaud` does.
+    #[arg(long)]
+    pub autobaud: bool,
 }

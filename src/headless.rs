@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
 use crate::cli::OutputFormat;
+use crate::diagnose::autobaud::Ranked;
+use crate::diagnose::baud_scan::{BaudScan, ScanUpdate};
 use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
 };
@@ -293,12 +295,16 @@ pub fn parse_control(line: &str) -> Result<Option<Command>, ControlError> {
 }
 
 /// Runs until Ctrl-C / SIGTERM / SIGHUP, `quit` on stdin, the source ending, or `deadline`.
+/// With `autobaud`, an active scan runs once the port reports its settings; the run ends when
+/// the scan does, with exit status 0 if it locked and 1 if nothing scored.
 pub async fn run(
     mut handle: SourceHandle,
     mut session: Session,
     format: OutputFormat,
     deadline: Option<std::time::Duration>,
-) -> color_eyre::Result<()> {
+    autobaud: bool,
+    clock: crate::clock::Clock,
+) -> color_eyre::Result<u8> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -307,17 +313,54 @@ pub async fn run(
     let mut signals = crate::run::Signals::new()?;
     let stop_at = deadline.map(|d| tokio::time::Instant::now() + d);
     let mut shutting_down = false;
+    let mut scan: Option<BaudScan> = None;
+    let mut scan_wanted = autobaud;
+    let mut status = crate::exit::OK;
+    let mut tick = tokio::time::interval(SCAN_TICK);
 
     loop {
         tokio::select! {
             ev = handle.events.recv() => {
                 let Some(ev) = ev else { break };
-                write_record(&mut out, &mut session, &ev, format)?;
+                let mut cmds = Vec::new();
+                let mut batch = vec![ev];
                 // Drain what is already queued before flushing: one write per burst.
                 while let Ok(ev) = handle.events.try_recv() {
-                    write_record(&mut out, &mut session, &ev, format)?;
+                    batch.push(ev);
+                }
+                for ev in &batch {
+                    write_record(&mut out, &mut session, ev, format)?;
+                    if scan_wanted {
+                        if let (None, Event::LineSettings { settings, .. }) = (&scan, &ev.event) {
+                            let (s, c, ups) = BaudScan::start(*settings, session.baud_watch().estimate());
+                            write_scan_updates(&mut out, ev.at, &ups, format)?;
+                            cmds.extend(c);
+                            scan = Some(s);
+                            scan_wanted = false;
+                            continue;
+                        }
+                    }
+                    if let Some(s) = scan.as_mut() {
+                        let (c, ups) = s.on_event(ev);
+                        write_scan_updates(&mut out, ev.at, &ups, format)?;
+                        cmds.extend(c);
+                    }
                 }
                 out.flush()?;
+                for c in cmds {
+                    if handle.commands.send(c).await.is_err() { break }
+                }
+            }
+            _ = tick.tick(), if scan.as_ref().is_some_and(|s| !s.is_finished()) => {
+                let now = clock.now();
+                if let Some(s) = scan.as_mut() {
+                    let (cmds, ups) = s.poll(now.as_secs_f64());
+                    write_scan_updates(&mut out, now, &ups, format)?;
+                    out.flush()?;
+                    for c in cmds {
+                        if handle.commands.send(c).await.is_err() { break }
+                    }
+                }
             }
             line = stdin.next_line(), if stdin_open && !shutting_down => match line {
                 Ok(Some(l)) => {
@@ -341,6 +384,21 @@ pub async fn run(
             }
             _ = async { match stop_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } }, if !shutting_down => {
                 shutting_down = true;
+                if autobaud && scan.as_ref().is_none_or(|s| !s.is_finished()) {
+                    // Out of time before the scan finished: nothing locked.
+                    status = crate::exit::EXPECTATION_FAILED;
+                }
+                let _ = handle.commands.send(Command::Shutdown).await;
+            }
+        }
+        if !shutting_down {
+            if let Some(result) = scan.as_ref().and_then(|s| s.result()) {
+                status = if result.is_some() {
+                    crate::exit::OK
+                } else {
+                    crate::exit::EXPECTATION_FAILED
+                };
+                shutting_down = true;
                 let _ = handle.commands.send(Command::Shutdown).await;
             }
         }
@@ -348,7 +406,89 @@ pub async fn run(
     session.flush_decoders();
     write_findings(&mut out, &mut session, format)?;
     out.flush()?;
+    Ok(status)
+}
+
+/// How often a running baud scan is polled (a dwell ends on time, not only on bytes).
+pub const SCAN_TICK: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The `baud` records of an active scan.
+fn write_scan_updates(
+    out: &mut impl Write,
+    at: crate::event::Timestamp,
+    ups: &[ScanUpdate],
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    for u in ups {
+        match format {
+            OutputFormat::Json => writeln!(out, "{}", scan_record(at, u))?,
+            OutputFormat::Text => writeln!(out, "{:12.6} baud {}", at.as_secs_f64(), scan_text(u))?,
+        }
+    }
     Ok(())
+}
+
+fn ranked_json(r: &Ranked) -> Value {
+    json!({
+        "baud": r.candidate.baud.bps(), "format": r.candidate.format.to_string(),
+        "score": (r.score * 1000.0).round() / 1000.0, "bytes": r.bytes, "reason": r.reason,
+    })
+}
+
+/// A `baud` record: `state` is `trying`, `scored`, `locked` or `none`.
+pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
+    let t = at.as_secs_f64();
+    let mut v = match u {
+        ScanUpdate::Trying(c) => json!({
+            "type": "baud", "t": t, "state": "trying",
+            "baud": c.baud.bps(), "format": c.format.to_string(),
+        }),
+        ScanUpdate::Scored(r) => {
+            let mut v = ranked_json(r);
+            if let Value::Object(m) = &mut v {
+                m.insert("state".into(), json!("scored"));
+            }
+            v
+        }
+        ScanUpdate::Finished { locked, ranking } => {
+            let mut v = locked.as_ref().map_or_else(|| json!({}), ranked_json);
+            if let Value::Object(m) = &mut v {
+                m.insert(
+                    "state".into(),
+                    json!(if locked.is_some() { "locked" } else { "none" }),
+                );
+                m.insert(
+                    "ranking".into(),
+                    Value::Array(ranking.iter().map(ranked_json).collect()),
+                );
+            }
+            v
+        }
+    };
+    if let Value::Object(m) = &mut v {
+        m.insert("type".into(), json!("baud"));
+        m.insert("t".into(), json!(t));
+    }
+    v
+}
+
+fn scan_text(u: &ScanUpdate) -> String {
+    match u {
+        ScanUpdate::Trying(c) => format!("trying {c}"),
+        ScanUpdate::Scored(r) => format!(
+            "scored {} {:.2} over {} bytes: {}",
+            r.candidate, r.score, r.bytes, r.reason
+        ),
+        ScanUpdate::Finished {
+            locked: Some(r), ..
+        } => format!(
+            "locked {} (score {:.2}): {}",
+            r.candidate, r.score, r.reason
+        ),
+        ScanUpdate::Finished { locked: None, .. } => {
+            "none: no setting scored (is the device sending?)".to_string()
+        }
+    }
 }
 
 fn write_record(

@@ -150,7 +150,7 @@ async fn serial(
     let settings = line_settings(config, formats, &args)?;
     let clock = Clock::start();
     let handle = crate::source::serial::spawn(args.port.clone(), settings, clock)?;
-    monitor(global, formats, config, handle, clock, None).await
+    monitor(global, formats, config, handle, clock, None, args.autobaud).await
 }
 
 async fn demo(
@@ -177,7 +177,16 @@ async fn demo(
         }
         None => None,
     };
-    monitor(global, formats, config, handle, clock, deadline).await
+    monitor(
+        global,
+        formats,
+        config,
+        handle,
+        clock,
+        deadline,
+        args.autobaud,
+    )
+    .await
 }
 
 async fn monitor(
@@ -187,6 +196,7 @@ async fn monitor(
     handle: SourceHandle,
     clock: Clock,
     deadline: Option<Duration>,
+    autobaud: bool,
 ) -> Result<u8> {
     let session = Session::with_knowledge(
         handle.name.clone(),
@@ -194,7 +204,8 @@ async fn monitor(
         Some(load_knowledge()?),
     );
     if global.headless {
-        crate::headless::run(handle, session, formats.output, deadline).await?;
+        return crate::headless::run(handle, session, formats.output, deadline, autobaud, clock)
+            .await;
     } else {
         let path = Config::default_path().map_or_else(String::new, |p| p.display().to_string());
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -204,7 +215,7 @@ async fn monitor(
             config.ui.line_ending.unwrap_or_default(),
             (80, 24),
         );
-        crate::app::run(handle, session, ui, clock, deadline)
+        crate::app::run(handle, session, ui, clock, deadline, autobaud)
             .await
             .wrap_err("the terminal UI failed")?;
     }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::decode::{Frame, StreamOffset};
+use crate::diagnose::baud_watch::BaudWatch;
 use crate::diagnose::engine::{Diagnosis, Engine, Findings};
 use crate::diagnose::knowledge::Knowledge;
 use crate::event::{
@@ -172,6 +173,8 @@ pub struct Session {
     pending_diagnoses: usize,
     /// Received bytes since the last line-error report: (all, 0x68s, 0x00s).
     rx_window: (u64, u64, u64),
+    /// Passive baud estimation over received bytes (serial sources only: it needs settings).
+    baud: BaudWatch,
     /// Time of the last ingested event.
     pub last_at: Timestamp,
     /// Bumped on every change, so the UI can tell whether to redraw.
@@ -203,6 +206,7 @@ impl Session {
             pending_frames: 0,
             pending_diagnoses: 0,
             rx_window: (0, 0, 0),
+            baud: BaudWatch::new(),
             source_name: source_name.into(),
             settings: None,
             modem: ModemLines::default(),
@@ -237,7 +241,9 @@ impl Session {
                 self.rx_window.1 += b.iter().filter(|&&x| x == 0x68).count() as u64;
                 self.rx_window.2 += b.iter().filter(|&&x| x == 0x00).count() as u64;
                 self.append(Direction::Rx, ev.at, b);
+                self.baud.on_rx(b);
                 self.decode(Direction::Rx, offset, ev.at, b);
+                self.judge_baud(ev.at);
             }
             Event::Tx(b) => {
                 self.counters.tx_bytes += b.len() as u64;
@@ -258,6 +264,7 @@ impl Session {
                 }
                 self.settings = Some(*settings);
                 self.modem = *modem;
+                self.baud.on_settings(settings);
             }
             Event::Connection(state) => {
                 match state {
@@ -265,6 +272,7 @@ impl Session {
                         if let Some(e) = self.engine.as_mut() {
                             e.reset();
                         }
+                        self.baud.on_reconnect();
                         if !matches!(self.connection, ConnectionState::Up)
                             && self.counters.rx_bytes + self.counters.tx_bytes > 0
                         {
@@ -316,6 +324,10 @@ impl Session {
                 }
                 self.counters.line_errors = Some(*counts);
                 self.rx_window = (0, 0, 0);
+                if let Some(c) = counts {
+                    self.baud.on_line_errors(c);
+                    self.judge_baud(ev.at);
+                }
             }
             Event::CommandFailed { command, reason } => {
                 self.counters.commands_failed += 1;
@@ -334,9 +346,35 @@ impl Session {
         self.findings = f;
     }
 
+    /// Lets the baud watch judge what arrived; a setting that looks wrong becomes one
+    /// observation per setting (baud mismatch, too high/low, clock drift).
+    fn judge_baud(&mut self, at: Timestamp) {
+        let Some((obs, text)) = self.baud.judge() else {
+            return;
+        };
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut f = std::mem::take(&mut self.findings);
+        engine.observe(&obs, at, text, &mut f);
+        self.absorb(&mut f, at);
+        self.findings = f;
+    }
+
+    /// What the passive baud estimation makes of the current setting.
+    pub fn baud_watch(&self) -> &BaudWatch {
+        &self.baud
+    }
+
     /// Takes what the engine found into the bounded lists.
     fn absorb(&mut self, f: &mut Findings, at: Timestamp) {
         for (direction, frame) in f.frames.drain(..) {
+            if direction == Direction::Rx
+                && frame.status == crate::decode::FrameStatus::Ok
+                && frame.protocol != crate::decode::Protocol::Text
+            {
+                self.baud.on_frame_ok();
+            }
             if self.frames.len() >= FRAMES_CAP {
                 self.frames.pop_front();
             }

@@ -392,6 +392,13 @@ fn fingerprint(true_rate: Baud, m: Candidate, units: &[&[u8]]) -> Features {
     Features::of(&r.bytes(), r.counts.frame + r.counts.brk)
 }
 
+/// Clock errors the drift fit tries, in percent.
+/// A 16x-oversampling receiver tolerates about 3.5 % at 8N1 (reference §6.1): below that no
+/// errors, and by 5-6 % most characters break, so the steps are fine where errors begin.
+const DRIFT_STEPS_PCT: [f64; 13] = [
+    2.5, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25, 4.5, 4.75, 5.0, 5.5, 6.0, 7.0,
+];
+
 /// Estimates the true setting from the current setting's bytes alone. Build one per monitor
 /// setting and keep it: construction simulates every candidate rate (a few ms in release).
 #[derive(Debug, Clone)]
@@ -399,6 +406,9 @@ pub struct PassiveEstimator {
     monitor: Candidate,
     /// Per candidate rate: fingerprints for text and for binary frames.
     prints: Vec<(Baud, [Features; 2])>,
+    /// Clock error (percent, device faster) → framing errors per byte of text read at the
+    /// monitor's rate: what a drifting device looks like.
+    drift: Vec<(f64, f64)>,
 }
 
 impl PassiveEstimator {
@@ -419,7 +429,42 @@ impl PassiveEstimator {
                 )
             })
             .collect();
-        PassiveEstimator { monitor, prints }
+        let drift = DRIFT_STEPS_PCT
+            .iter()
+            .filter_map(|&pct| {
+                let bps = f64::from(monitor.baud.bps()) * (1.0 + pct / 100.0);
+                let rate = Baud::new(bps.round() as u32).ok()?;
+                Some((pct, fingerprint(rate, monitor, &text).fe))
+            })
+            .collect();
+        PassiveEstimator {
+            monitor,
+            prints,
+            drift,
+        }
+    }
+
+    /// For bytes that read partly as text with some framing errors: how far (percent,
+    /// either way) the device's clock is likely off the monitor's rate, fitted to simulated
+    /// text. `None` without framing errors, with too few bytes, or when the bytes are not
+    /// mostly text (then it is a wrong rate, not drift).
+    pub fn drift_pct(&self, ev: &Evidence) -> Option<f64> {
+        let n = ev.bytes.len();
+        if n < 48 {
+            return None;
+        }
+        let fe = ev.errors.frame.saturating_add(ev.errors.brk) as f64 / n as f64;
+        let stats = text_stats(ev.bytes);
+        // Drifted text keeps most characters (a 4 % error leaves ~58 % printable where a wrong
+        // standard rate leaves ~37 %, like random bytes).
+        if !(0.004..=0.45).contains(&fe) || stats.printable < 0.5 {
+            return None;
+        }
+        self.drift
+            .iter()
+            .filter(|(_, sim_fe)| (sim_fe - fe).abs() <= 0.1)
+            .min_by(|a, b| (a.1 - fe).abs().total_cmp(&(b.1 - fe).abs()))
+            .map(|&(pct, _)| pct)
     }
 
     pub fn monitor(&self) -> Candidate {
@@ -1033,6 +1078,44 @@ mod tests {
             brk,
             ..LineErrorCounts::default()
         }
+    }
+
+    /// Boot-log lines from a device whose clock runs `pct` percent fast, read at 9600.
+    fn drifting_text(pct: f64) -> (Vec<u8>, LineErrorCounts) {
+        let sender = Sender::new(baud(9600), FrameFormat::default()).with_clock_ppm(pct * 1e4);
+        let mut link = UartLink::new(sender, Receiver::new(baud(9600), FrameFormat::default()));
+        let mut t = 0.0;
+        for i in 0..40 {
+            let line = TEXT[i % TEXT.len()].as_bytes();
+            t = link.send(t, line) + 0.01;
+        }
+        let r = link.receive_until(t + 1.0);
+        let c = r.counts.to_line_error_counts();
+        (r.bytes(), c)
+    }
+
+    #[test]
+    fn drift_is_fitted_from_framing_errors_on_clean_text() {
+        let est = PassiveEstimator::new(Candidate::n81(baud(9600)), &COMMON_RATES);
+        // No errors: no drift claimed.
+        let (clean, c0) = drifting_text(0.0);
+        assert_eq!(c0.frame, 0);
+        let ev = Evidence {
+            bytes: &clean,
+            errors: c0,
+            frames_ok: 0,
+        };
+        assert_eq!(est.drift_pct(&ev), None);
+        // 4 % fast: framing errors on some characters; the fit lands near 4 %.
+        let (bytes, c) = drifting_text(4.0);
+        assert!(c.frame > 0, "a 4 % clock error gives framing errors");
+        let ev = Evidence {
+            bytes: &bytes,
+            errors: c,
+            frames_ok: 0,
+        };
+        let pct = est.drift_pct(&ev).unwrap();
+        assert!((3.5..=4.5).contains(&pct), "fitted {pct} %");
     }
 
     // ---- the test corpus -------------------------------------------------------------------

@@ -3,6 +3,8 @@
 //! knowledge file, no clock.
 
 pub mod autobaud;
+pub mod baud_scan;
+pub mod baud_watch;
 pub mod classify;
 pub mod engine;
 pub mod knowledge;

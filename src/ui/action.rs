@@ -16,6 +16,10 @@ pub enum Action {
     BaudDown,
     /// Open the custom baud entry.
     EnterBaud,
+    /// Switch to the setting the baud estimate or a finished scan suggests.
+    ApplyBaud,
+    /// Start (or stop) an active baud scan on the port.
+    AutobaudScan,
     CycleDataBits,
     CycleParity,
     ToggleStopBits,
@@ -40,7 +44,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 27] = [
         Action::Quit,
         Action::ToggleHelp,
         Action::ScrollUp,
@@ -52,6 +56,8 @@ impl Action {
         Action::BaudUp,
         Action::BaudDown,
         Action::EnterBaud,
+        Action::ApplyBaud,
+        Action::AutobaudScan,
         Action::CycleDataBits,
         Action::CycleParity,
         Action::ToggleStopBits,
@@ -82,6 +88,8 @@ impl Action {
             Action::BaudUp => "baud_up",
             Action::BaudDown => "baud_down",
             Action::EnterBaud => "enter_baud",
+            Action::ApplyBaud => "apply_baud",
+            Action::AutobaudScan => "autobaud",
             Action::CycleDataBits => "data_bits",
             Action::CycleParity => "parity",
             Action::ToggleStopBits => "stop_bits",
@@ -113,6 +121,10 @@ impl Action {
             Action::BaudUp => "baud rate up to the next standard rate",
             Action::BaudDown => "baud rate down to the next standard rate",
             Action::EnterBaud => "type a custom baud rate",
+            Action::ApplyBaud => "apply the suggested baud rate / format (status bar)",
+            Action::AutobaudScan => {
+                "active baud scan: try the common rates, propose the best (again: stop)"
+            }
             Action::CycleDataBits => "data bits 8 → 7 → 6 → 5",
             Action::CycleParity => "parity none → even → odd → mark → space",
             Action::ToggleStopBits => "stop bits 1 ↔ 2",

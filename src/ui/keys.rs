@@ -140,6 +140,8 @@ pub const DEFAULT_BINDINGS: &[(KeySpec, Action)] = &[
     (KeySpec::ch('-'), Action::BaudDown),
     (KeySpec::ch('['), Action::BaudDown),
     (KeySpec::ch('b'), Action::EnterBaud),
+    (KeySpec::ch('a'), Action::ApplyBaud),
+    (KeySpec::ch('A'), Action::AutobaudScan),
     (KeySpec::ch('d'), Action::CycleDataBits),
     (KeySpec::ch('p'), Action::CycleParity),
     (KeySpec::ch('s'), Action::ToggleStopBits),

@@ -89,6 +89,14 @@ pub struct UiState {
     pub now: Timestamp,
     /// A message from the UI itself (a command that could not be queued).
     pub message: Option<String>,
+    /// Start (true) or stop (false) an active baud scan: the app loop takes the request.
+    pub scan_request: Option<bool>,
+    /// A scan is running (set by the app loop).
+    pub scanning: bool,
+    /// The scan's progress or result, for the status bar.
+    pub scan_status: Option<String>,
+    /// The setting a finished scan proposes; the apply key takes it.
+    pub proposal: Option<crate::diagnose::autobaud::Candidate>,
     pub quit: bool,
 }
 
@@ -115,6 +123,10 @@ impl UiState {
             size,
             now: Timestamp::ZERO,
             message: None,
+            scan_request: None,
+            scanning: false,
+            scan_status: None,
+            proposal: None,
             quit: false,
         }
     }
@@ -266,6 +278,36 @@ impl UiState {
             }
             Action::Follow => {
                 self.scroll = Scroll::Follow;
+                vec![]
+            }
+            Action::ApplyBaud => {
+                let suggested = self
+                    .proposal
+                    .take()
+                    .or_else(|| s.baud_watch().suggestion().map(|r| r.candidate));
+                match suggested {
+                    Some(c) => {
+                        self.scan_status = None;
+                        let mut cmds = Vec::new();
+                        if c.format != settings.format {
+                            cmds.push(Command::SetFormat(c.format));
+                        }
+                        if c.baud != settings.baud {
+                            cmds.push(Command::SetBaud(c.baud));
+                        }
+                        cmds
+                    }
+                    None => {
+                        self.message = Some(format!(
+                            "no baud suggestion yet: the bytes look right, or press {} to scan",
+                            self.key_label(Action::AutobaudScan)
+                        ));
+                        vec![]
+                    }
+                }
+            }
+            Action::AutobaudScan => {
+                self.scan_request = Some(!self.scanning);
                 vec![]
             }
             Action::BaudUp => vec![Command::SetBaud(settings.baud.step_up())],

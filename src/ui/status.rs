@@ -102,8 +102,29 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
         ));
     }
     spans.push(Span::styled(" ", theme.status));
+    let baud_hint = || {
+        s.baud_watch().status_line().map(|l| {
+            format!(
+                " {l} — {} apply, {} scan",
+                ui.key_label(crate::ui::action::Action::ApplyBaud),
+                ui.key_label(crate::ui::action::Action::AutobaudScan)
+            )
+        })
+    };
     if let Some(m) = &ui.message {
         spans.push(Span::styled(format!(" {m}"), theme.error));
+    } else if let (Some(scan), true) = (&ui.scan_status, ui.scanning || ui.proposal.is_some()) {
+        let apply = if ui.proposal.is_some() {
+            format!(
+                " — {} apply",
+                ui.key_label(crate::ui::action::Action::ApplyBaud)
+            )
+        } else {
+            String::new()
+        };
+        spans.push(Span::styled(format!(" {scan}{apply}"), theme.hint_key));
+    } else if let Some(b) = baud_hint() {
+        spans.push(Span::styled(b, theme.error));
     } else if let Some(n) = s.notices().back() {
         let style = match n.level {
             NoticeLevel::Info => theme.hint,

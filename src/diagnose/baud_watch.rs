@@ -1,0 +1,384 @@
+//! The passive baud watch: what arrived since the port's setting last changed, judged by the
+//! estimator ("garbage: likely baud mismatch — 9600 8N1 looks right"), with the suggestion the
+//! apply key uses and the one observation per setting that raises the knowledge entry.
+//!
+//! Pure: the session feeds it received bytes, line-error counters, valid-frame counts and
+//! settings; nothing here reads a clock or touches a port.
+
+use crate::diagnose::autobaud::{
+    COMMON_RATES, Candidate, Direction, Evidence, PassiveEstimate, PassiveEstimator, Ranked,
+    Verdict,
+};
+use crate::diagnose::observation::{BaudSuspect, Observation};
+use crate::event::{LineErrorCounts, LineSettings};
+
+/// Bytes judged at once. After this many the window starts again, so the verdict follows
+/// the line (a device that changes rate, a noisy burst that ends).
+const WINDOW: usize = 512;
+/// A passive candidate scoring below this is not offered (fingerprints are only a guess; the
+/// active scan measures). Passive scores are low by nature: a break stream from a device 12x
+/// slower gives its true rate ~0.13 and the next rate down ~0.12.
+const SUGGEST_MIN: f64 = 0.1;
+/// Judge again after this many new bytes (and whenever the error counters move).
+const JUDGE_EVERY: usize = 32;
+
+/// The watch's conclusion about the current setting.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BaudVerdict {
+    /// Nothing (or too little) received at this setting yet.
+    Unknown,
+    LooksRight,
+    /// The bytes are garbage at this setting; `suggestion` is the best candidate, if any.
+    Garbage {
+        direction: Direction,
+        suggestion: Option<Ranked>,
+    },
+    /// Mostly text with some framing errors: the device's clock is likely this many percent
+    /// off the configured rate.
+    Drift {
+        pct: f64,
+    },
+}
+
+/// Passive baud estimation over the live stream.
+#[derive(Debug, Default)]
+pub struct BaudWatch {
+    monitor: Option<Candidate>,
+    estimator: Option<PassiveEstimator>,
+    bytes: Vec<u8>,
+    errors: LineErrorCounts,
+    last_counts: Option<LineErrorCounts>,
+    frames_ok: usize,
+    unjudged: usize,
+    errors_moved: bool,
+    estimate: Option<PassiveEstimate>,
+    verdict: Option<BaudVerdict>,
+    /// An observation was already raised for this setting (one per setting, not per byte).
+    raised: bool,
+}
+
+impl BaudWatch {
+    pub fn new() -> BaudWatch {
+        BaudWatch::default()
+    }
+
+    /// The port confirmed a setting. A change starts the watch afresh.
+    pub fn on_settings(&mut self, settings: &LineSettings) {
+        let c = Candidate::new(settings.baud, settings.format);
+        if self.monitor == Some(c) {
+            return;
+        }
+        self.monitor = Some(c);
+        if self.estimator.as_ref().is_some_and(|e| e.monitor() != c) {
+            self.estimator = None;
+        }
+        self.restart_window();
+        self.estimate = None;
+        self.verdict = None;
+        self.raised = false;
+    }
+
+    /// The port reconnected: counters restart from zero there.
+    pub fn on_reconnect(&mut self) {
+        self.last_counts = None;
+    }
+
+    pub fn on_rx(&mut self, bytes: &[u8]) {
+        if self.monitor.is_none() {
+            return;
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if self.bytes.len() >= WINDOW {
+                self.restart_window();
+            }
+            let take = rest.len().min(WINDOW - self.bytes.len());
+            self.bytes.extend_from_slice(&rest[..take]);
+            self.unjudged += take;
+            rest = &rest[take..];
+        }
+    }
+
+    /// The driver's cumulative counters (TIOCGICOUNT, or the simulated wire's).
+    pub fn on_line_errors(&mut self, counts: &LineErrorCounts) {
+        if let Some(old) = self.last_counts {
+            let d = |new: u64, old: u64| new.saturating_sub(old);
+            let delta = LineErrorCounts {
+                frame: d(counts.frame, old.frame),
+                overrun: d(counts.overrun, old.overrun),
+                parity: d(counts.parity, old.parity),
+                brk: d(counts.brk, old.brk),
+                buf_overrun: d(counts.buf_overrun, old.buf_overrun),
+            };
+            if delta.frame + delta.parity + delta.brk > 0 {
+                self.errors.frame += delta.frame;
+                self.errors.parity += delta.parity;
+                self.errors.brk += delta.brk;
+                self.errors_moved = true;
+            }
+        }
+        self.last_counts = Some(*counts);
+    }
+
+    /// A valid checksummed, non-text frame was decoded from received bytes.
+    pub fn on_frame_ok(&mut self) {
+        self.frames_ok += 1;
+    }
+
+    /// Re-judges the setting when enough has changed. Returns an observation the first time
+    /// the setting looks wrong (the caller hands it to the diagnosis engine).
+    pub fn judge(&mut self) -> Option<(Observation, String)> {
+        let monitor = self.monitor?;
+        let errors_to_judge = self.errors_moved && !self.bytes.is_empty();
+        if self.unjudged < JUDGE_EVERY && !errors_to_judge {
+            return None;
+        }
+        self.unjudged = 0;
+        self.errors_moved = false;
+        let estimator = self
+            .estimator
+            .get_or_insert_with(|| PassiveEstimator::new(monitor, &COMMON_RATES));
+        let ev = Evidence {
+            bytes: &self.bytes,
+            errors: self.errors,
+            frames_ok: self.frames_ok,
+        };
+        let estimate = estimator.estimate(&ev);
+        let drift = estimator.drift_pct(&ev);
+        let verdict = match (estimate.verdict, drift) {
+            (Verdict::NotEnoughData, _) => BaudVerdict::Unknown,
+            (Verdict::LooksRight, None) => BaudVerdict::LooksRight,
+            (_, Some(pct)) if !confident_elsewhere(&estimate) => BaudVerdict::Drift { pct },
+            (Verdict::LooksRight, Some(_)) => BaudVerdict::LooksRight,
+            (Verdict::Garbage(direction), _) => BaudVerdict::Garbage {
+                direction,
+                suggestion: estimate
+                    .ranking
+                    .iter()
+                    .find(|r| r.candidate != monitor && r.score >= SUGGEST_MIN)
+                    .cloned(),
+            },
+        };
+        self.estimate = Some(estimate);
+        self.verdict = Some(verdict.clone());
+        if self.raised {
+            return None;
+        }
+        let configured = monitor.baud.bps();
+        let (estimated, text) = match &verdict {
+            BaudVerdict::Garbage {
+                direction: Direction::Lower | Direction::Higher,
+                suggestion: Some(s),
+            } => (
+                Some(s.candidate.baud.bps()),
+                format!(
+                    "garbage at {monitor}: likely baud mismatch, {} looks right (score {:.2})",
+                    s.candidate, s.score
+                ),
+            ),
+            BaudVerdict::Garbage {
+                direction: Direction::Unclear | Direction::Lower | Direction::Higher,
+                suggestion: None,
+            } => (
+                None,
+                format!(
+                    "garbage at {monitor}: likely a baud mismatch; {}",
+                    self.estimate.as_ref().map_or("", |e| e.reason.as_str())
+                ),
+            ),
+            BaudVerdict::Drift { pct } => (
+                Some(drifted(configured, *pct)),
+                format!(
+                    "text with framing errors at {monitor}: the device's clock is likely about {pct:.1} % off"
+                ),
+            ),
+            // Format mismatches are raised by the 7-bit and parity observations.
+            _ => return None,
+        };
+        self.raised = true;
+        Some((
+            Observation::Baud(BaudSuspect {
+                configured,
+                estimated,
+            }),
+            text,
+        ))
+    }
+
+    pub fn verdict(&self) -> &BaudVerdict {
+        self.verdict.as_ref().unwrap_or(&BaudVerdict::Unknown)
+    }
+
+    pub fn estimate(&self) -> Option<&PassiveEstimate> {
+        self.estimate.as_ref()
+    }
+
+    /// The setting the apply key switches to, if the watch has one.
+    pub fn suggestion(&self) -> Option<&Ranked> {
+        match self.verdict.as_ref()? {
+            BaudVerdict::Garbage { suggestion, .. } => suggestion.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// One line for the status bar, when there is something to say.
+    pub fn status_line(&self) -> Option<String> {
+        let m = self.monitor?;
+        match self.verdict.as_ref()? {
+            BaudVerdict::Unknown | BaudVerdict::LooksRight => None,
+            BaudVerdict::Garbage {
+                direction: Direction::Format,
+                suggestion: Some(s),
+            } => Some(format!(
+                "garbage: likely format mismatch — {} looks right (score {:.2})",
+                s.candidate, s.score
+            )),
+            BaudVerdict::Garbage {
+                suggestion: Some(s),
+                ..
+            } => Some(format!(
+                "garbage: likely baud mismatch — {} looks right (score {:.2})",
+                s.candidate, s.score
+            )),
+            BaudVerdict::Garbage { .. } => Some(format!(
+                "garbage: likely baud mismatch — {}; try an active scan",
+                self.estimate
+                    .as_ref()
+                    .map_or_else(|| format!("{m} looks wrong"), |e| e.reason.clone())
+            )),
+            BaudVerdict::Drift { pct } => Some(format!(
+                "framing errors in text: the device's clock is likely ~{pct:.1} % off {}",
+                m.baud
+            )),
+        }
+    }
+
+    fn restart_window(&mut self) {
+        self.bytes.clear();
+        self.errors = LineErrorCounts::default();
+        self.frames_ok = 0;
+        self.unjudged = 0;
+        self.errors_moved = false;
+    }
+}
+
+/// A different standard rate explains the bytes well: a wrong rate, not a drifting clock.
+fn confident_elsewhere(e: &PassiveEstimate) -> bool {
+    e.ranking
+        .first()
+        .is_some_and(|r| r.candidate != e.monitor && r.score >= 0.5)
+}
+
+fn drifted(configured: u32, pct: f64) -> u32 {
+    (f64::from(configured) * (1.0 + pct / 100.0)).round() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::event::{Baud, FrameFormat};
+    use crate::sim::uart_line::{Receiver, Sender, UartLink};
+
+    fn settings(bps: u32) -> LineSettings {
+        LineSettings {
+            baud: Baud::new(bps).unwrap(),
+            ..LineSettings::default()
+        }
+    }
+
+    /// Boot-log text sent at `true_bps` (clock off by `pct`) and read at `monitor_bps`.
+    fn wire(true_bps: u32, pct: f64, monitor_bps: u32) -> (Vec<u8>, LineErrorCounts) {
+        let sender = Sender::new(Baud::new(true_bps).unwrap(), FrameFormat::default())
+            .with_clock_ppm(pct * 1e4);
+        let rx = Receiver::new(Baud::new(monitor_bps).unwrap(), FrameFormat::default());
+        let mut link = UartLink::new(sender, rx);
+        let mut t = 0.0;
+        for _ in 0..12 {
+            t = link.send(t, b"boot: checking flash... ok, hello there\r\n") + 0.005;
+        }
+        let r = link.receive_until(t + 0.5);
+        (r.bytes(), r.counts.to_line_error_counts())
+    }
+
+    fn watch_through(monitor_bps: u32, bytes: &[u8], counts: LineErrorCounts) -> BaudWatch {
+        let mut w = BaudWatch::new();
+        w.on_settings(&settings(monitor_bps));
+        w.on_line_errors(&LineErrorCounts::default());
+        let mut raised = Vec::new();
+        for chunk in bytes.chunks(40) {
+            w.on_rx(chunk);
+            raised.extend(w.judge());
+        }
+        w.on_line_errors(&counts);
+        raised.extend(w.judge());
+        assert!(raised.len() <= 1, "one observation per setting: {raised:?}");
+        w
+    }
+
+    #[test]
+    fn clean_text_looks_right_and_raises_nothing() {
+        let (b, c) = wire(115_200, 0.0, 115_200);
+        let w = watch_through(115_200, &b, c);
+        assert_eq!(w.verdict(), &BaudVerdict::LooksRight);
+        assert_eq!(w.status_line(), None);
+        assert!(w.suggestion().is_none());
+    }
+
+    #[test]
+    fn device_slower_than_monitor_suggests_its_rate() {
+        let (b, c) = wire(9600, 0.0, 115_200);
+        let mut w = watch_through(115_200, &b, c);
+        let s = w.suggestion().expect("a suggestion").candidate;
+        assert_eq!(s.baud.bps(), 9600, "{:?}", w.estimate());
+        let line = w.status_line().unwrap();
+        assert!(
+            line.starts_with("garbage: likely baud mismatch — 9600 8N1"),
+            "{line}"
+        );
+        // Already raised for this setting: nothing more.
+        w.on_rx(&b);
+        assert!(w.judge().is_none());
+    }
+
+    #[test]
+    fn the_first_judgement_raises_a_baud_observation() {
+        let (b, c) = wire(9600, 0.0, 115_200);
+        let mut w = BaudWatch::new();
+        w.on_settings(&settings(115_200));
+        w.on_line_errors(&LineErrorCounts::default());
+        w.on_line_errors(&c);
+        w.on_rx(&b[..b.len().min(WINDOW)]);
+        let (obs, text) = w.judge().unwrap();
+        assert_eq!(
+            obs,
+            Observation::Baud(BaudSuspect {
+                configured: 115_200,
+                estimated: Some(9600)
+            })
+        );
+        assert!(text.contains("9600 8N1 looks right"), "{text}");
+    }
+
+    #[test]
+    fn a_drifting_clock_is_told_apart_from_a_wrong_rate() {
+        let (b, c) = wire(9600, 4.0, 9600);
+        assert!(c.frame > 0);
+        let w = watch_through(9600, &b, c);
+        match w.verdict() {
+            BaudVerdict::Drift { pct } => assert!((3.0..=5.0).contains(pct), "{pct}"),
+            v => panic!("expected drift, got {v:?}"),
+        }
+        assert!(w.status_line().unwrap().contains("% off 9600"));
+    }
+
+    #[test]
+    fn a_new_setting_starts_afresh() {
+        let (b, c) = wire(9600, 0.0, 115_200);
+        let mut w = watch_through(115_200, &b, c);
+        assert!(w.suggestion().is_some());
+        w.on_settings(&settings(9600));
+        assert_eq!(w.verdict(), &BaudVerdict::Unknown);
+        assert!(w.suggestion().is_none());
+    }
+}
