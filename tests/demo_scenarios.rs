@@ -56,3 +56,28 @@ fn noise_adds_phantoms_but_never_a_0x68() {
         "noise adds phantom bytes"
     );
 }
+
+#[test]
+fn autobaud_on_the_wrong_baud_demo_locks_at_9600() {
+    let mut h = Headless::start(&["demo", "wrong-baud", "--autobaud"]);
+    let end = h.wait_for(Duration::from_secs(40), |r| {
+        r["type"] == "baud" && (r["state"] == "locked" || r["state"] == "none")
+    });
+    assert_eq!(end["state"], "locked", "{end}");
+    assert_eq!(end["baud"], 9600, "{end}");
+    let (code, _) = h.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_drifting_clock_is_diagnosed_as_drift_not_a_wrong_rate() {
+    let mut h = Headless::start(&["demo", "drift", "--duration", "6"]);
+    let ev = h.wait_for(T, |r| r["type"] == "event" && r["id"] == "uart.clock_drift");
+    assert!(ev["text"].as_str().unwrap().contains("% off"), "{ev}");
+    assert!(
+        !h.records
+            .iter()
+            .any(|r| r["id"] == "uart.baud_too_high" || r["id"] == "uart.baud_too_low"),
+        "drift is not a wrong standard rate"
+    );
+}

@@ -450,7 +450,7 @@ impl PassiveEstimator {
     /// mostly text (then it is a wrong rate, not drift).
     pub fn drift_pct(&self, ev: &Evidence) -> Option<f64> {
         let n = ev.bytes.len();
-        if n < 48 {
+        if n < 64 {
             return None;
         }
         let fe = ev.errors.frame.saturating_add(ev.errors.brk) as f64 / n as f64;
@@ -460,8 +460,17 @@ impl PassiveEstimator {
         if !(0.004..=0.45).contains(&fe) || stats.printable < 0.5 {
             return None;
         }
+        // Errors at all mean at least the receiver's tolerance: of the error-free steps only
+        // the largest (the edge of the tolerance) is a candidate.
+        let edge = self
+            .drift
+            .iter()
+            .filter(|(_, sim_fe)| *sim_fe == 0.0)
+            .map(|(pct, _)| *pct)
+            .fold(f64::NEG_INFINITY, f64::max);
         self.drift
             .iter()
+            .filter(|(pct, sim_fe)| *sim_fe > 0.0 || *pct == edge)
             .filter(|(_, sim_fe)| (sim_fe - fe).abs() <= 0.1)
             .min_by(|a, b| (a.1 - fe).abs().total_cmp(&(b.1 - fe).abs()))
             .map(|&(pct, _)| pct)

@@ -19,6 +19,8 @@ const WINDOW: usize = 512;
 /// active scan measures). Passive scores are low by nature: a break stream from a device 12x
 /// slower gives its true rate ~0.13 and the next rate down ~0.12.
 const SUGGEST_MIN: f64 = 0.1;
+/// Bytes in the window before an observation is raised.
+const RAISE_AFTER: usize = 64;
 /// Judge again after this many new bytes (and whenever the error counters move).
 const JUDGE_EVERY: usize = 32;
 
@@ -161,7 +163,9 @@ impl BaudWatch {
         };
         self.estimate = Some(estimate);
         self.verdict = Some(verdict.clone());
-        if self.raised {
+        // One observation per setting: wait until the window holds enough to tell a wrong
+        // rate from a drifting clock.
+        if self.raised || self.bytes.len() < RAISE_AFTER {
             return None;
         }
         let configured = monitor.baud.bps();

@@ -75,7 +75,15 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "noisy",
         "the board at the right rate on a noisy line: glitches add phantom bytes (FF, FE, … 00 by their width, never 0x68) and framing errors",
     ),
+    (
+        "drift",
+        "the board's clock runs 4 % fast (an RC oscillator): at 115200 most text reads, some characters break with framing errors; type the estimated rate (b 119808) to read it cleanly",
+    ),
 ];
+
+/// The drift scenario's clock error: past the ~3.5 % a 16x-oversampling receiver tolerates at
+/// 8N1 (reference §6.1), so some characters break, few enough that text still shows through.
+const DRIFT_PPM: f64 = 40_000.0;
 
 /// The wire between the simulated board and the monitor's UART, for scenarios that model it.
 struct Wire {
@@ -90,6 +98,13 @@ fn wire_for(scenario: &str, monitor: &LineSettings) -> Option<Option<Wire>> {
         "tour" => Some(None),
         "wrong-baud" => Some(Some(Wire {
             link: UartLink::new(Sender::new(nine_six, FrameFormat::default()), receiver),
+            totals: RxCounts::default(),
+        })),
+        "drift" => Some(Some(Wire {
+            link: UartLink::new(
+                Sender::new(monitor.baud, monitor.format).with_clock_ppm(DRIFT_PPM),
+                receiver,
+            ),
             totals: RxCounts::default(),
         })),
         "noisy" => Some(Some(Wire {
