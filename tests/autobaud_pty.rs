@@ -66,13 +66,7 @@ fn autobaud_names_the_device_rate_over_a_pty() {
     let monitor = Arc::new(AtomicU32::new(115_200));
     let stop = Arc::new(AtomicBool::new(false));
     let peer = play_device(&link, monitor.clone(), stop.clone());
-    let mut h = Headless::start(&[
-        "serial",
-        path_str(&link.a()),
-        "-b",
-        "115200",
-        "--autobaud",
-    ]);
+    let mut h = Headless::start(&["serial", path_str(&link.a()), "-b", "115200", "--autobaud"]);
     // Every settings record retunes the peer's model of the wire.
     let end = h.wait_for(Duration::from_secs(60), |r| {
         if r["type"] == "settings" {

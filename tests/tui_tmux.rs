@@ -17,7 +17,10 @@ struct Tmux {
 impl Tmux {
     fn start(cmd: &str) -> Tmux {
         require("tmux");
-        let socket = format!("hsmon-test-{}", std::process::id());
+        // One tmux server per test: tests in this file run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let socket = format!("hsmon-test-{}-{n}", std::process::id());
         let ok = Command::new("tmux")
             .args([
                 "-L",
@@ -110,4 +113,24 @@ fn demo_in_a_real_terminal() {
     let s = t.wait_for("EXIT=0");
     // The terminal is back: no pane border left on the restored screen.
     assert!(!s.contains("┌ bytes"), "alternate screen left behind:\n{s}");
+}
+
+#[test]
+fn active_scan_in_a_real_terminal_finds_the_rate_and_a_applies_it() {
+    let cmd = format!(
+        "{} --config /dev/null demo wrong-baud; echo EXIT=$?; sleep 30",
+        support::hsmon_bin()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("115200 8N1");
+    t.keys(&["A"]);
+    // The scan sets the port to each candidate, then goes back and proposes.
+    t.wait_for("scan: 9600 8N1 looks right");
+    let s = t.wait_for("115200 8N1 flow none");
+    assert!(s.contains("a apply"), "{s}");
+    t.keys(&["a"]);
+    t.wait_for("9600 8N1 flow none");
+    t.wait_for("heartbeat ok");
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0");
 }

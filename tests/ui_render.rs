@@ -417,3 +417,51 @@ fn talking_to_names_the_peer() {
     assert!(screen.contains("what am I talking to?"), "{screen}");
     assert!(screen.contains("IEC 60870-5-104 station"), "{screen}");
 }
+
+/// 9600 8N1 text read at 115200 through the line model: breaks, as a real UART reports them.
+fn wrong_baud_session() -> Session {
+    use hsmon::event::{FrameFormat, LineErrorCounts};
+    use hsmon::sim::uart_line::{Receiver, Sender, UartLink};
+    let mut link = UartLink::new(
+        Sender::new(Baud::new(9600).unwrap(), FrameFormat::default()),
+        Receiver::new(Baud::new(115_200).unwrap(), FrameFormat::default()),
+    );
+    let mut t = 0.0;
+    for _ in 0..6 {
+        t = link.send(t, b"boot: checking flash... ok\r\n") + 0.01;
+    }
+    let r = link.receive_until(t + 0.1);
+    let c = r.counts.to_line_error_counts();
+    session(&[
+        at(0, Event::Connection(ConnectionState::Up)),
+        at(
+            0,
+            Event::LineSettings {
+                settings: LineSettings::default(),
+                modem: ModemLines::default(),
+            },
+        ),
+        at(0, Event::LineErrors(Some(LineErrorCounts::default()))),
+        at(100, Event::Rx(r.bytes())),
+        at(1000, Event::LineErrors(Some(c))),
+    ])
+}
+
+#[test]
+fn status_bar_suggests_the_rate_and_a_applies_it() {
+    let s = wrong_baud_session();
+    let mut u = ui(160, 30);
+    let screen = text_of(draw(&s, &u).backend().buffer());
+    assert!(
+        screen.contains("garbage: likely baud mismatch — 9600 8N1 looks right"),
+        "{screen}"
+    );
+    assert!(screen.contains("a apply, A scan"), "{screen}");
+    assert_eq!(
+        u.on_key(&s, KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE)),
+        vec![hsmon::event::Command::SetBaud(Baud::new(9600).unwrap())]
+    );
+    // `A` asks the app loop for an active scan.
+    u.on_key(&s, KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT));
+    assert_eq!(u.scan_request, Some(true));
+}
