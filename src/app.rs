@@ -83,10 +83,10 @@ async fn event_loop(
             ev = handle.events.recv(), if source_open => match ev {
                 Some(ev) => {
                     let mut commands = Vec::new();
-                    take_event(&mut session, &mut scan, &ev, &mut commands);
+                    take_event(&mut session, &mut scan, &mut ui, &ev, &mut commands);
                     for _ in 0..DRAIN_BATCH {
                         match handle.events.try_recv() {
-                            Ok(ev) => take_event(&mut session, &mut scan, &ev, &mut commands),
+                            Ok(ev) => take_event(&mut session, &mut scan, &mut ui, &ev, &mut commands),
                             Err(_) => break,
                         }
                     }
@@ -168,10 +168,11 @@ async fn event_loop(
     Ok(())
 }
 
-/// One source Event into the session, and into a running baud scan.
+/// One source Event into the session, a running baud scan and a loaded APDU script.
 fn take_event(
     session: &mut Session,
     scan: &mut Option<BaudScan>,
+    ui: &mut UiState,
     ev: &crate::event::TimedEvent,
     commands: &mut Vec<Command>,
 ) {
@@ -179,6 +180,7 @@ fn take_event(
     if let Some(s) = scan.as_mut() {
         commands.extend(s.on_event(ev).0);
     }
+    commands.extend(ui.on_card_event(ev));
 }
 
 /// Queues commands for the source; a full queue is said, never ignored.

@@ -72,8 +72,11 @@ impl GlobalArgs {
 pub enum CommandLine {
     /// Monitor a serial port: live hex view, line control, send, auto-reconnect.
     Serial(SerialArgs),
-    /// List serial ports with USB VID:PID, serial number and /dev/serial/by-id name.
+    /// List serial ports with USB VID:PID, serial number and /dev/serial/by-id name,
+    /// and the PC/SC card readers.
     List,
+    /// Watch PC/SC smart-card readers; step through an APDU script, send APDUs.
+    Card(CardArgs),
     /// The monitor on a built-in simulated device: no hardware needed.
     Demo(DemoArgs),
     /// Decode bytes offline: frames with their fields, and what hsmon would say about them.
@@ -124,6 +127,31 @@ pub struct SerialArgs {
     /// 1 when none scores (--headless).
     #[arg(long)]
     pub autobaud: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CardArgs {
+    /// The reader: its name (or a unique part of it) or its index in `hsmon list`.
+    /// Default: the first reader with a card in it.
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub reader: Option<String>,
+    /// An APDU script in pcsc-tools' scriptor format (hex lines, # comments, reset, exit),
+    /// with optional `# expect 9000` lines. The TUI steps through it; --headless runs it and
+    /// exits 1 if an expectation fails.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Connect exclusively (other applications cannot use the card meanwhile).
+    #[arg(long)]
+    pub exclusive: bool,
+    /// Protocol to negotiate: t0, t1 or any.
+    #[arg(long, value_name = "t0|t1|any", default_value = "any")]
+    pub protocol: String,
+    /// Do not answer 61XX with GET RESPONSE or 6CXX with a resend automatically.
+    #[arg(long)]
+    pub no_follow_up: bool,
+    /// Wrap each script run in SCardBeginTransaction / SCardEndTransaction.
+    #[arg(long)]
+    pub transaction: bool,
 }
 
 #[derive(Debug, Args)]

@@ -302,9 +302,12 @@ pub async fn run(
     mut session: Session,
     format: OutputFormat,
     deadline: Option<std::time::Duration>,
-    autobaud: bool,
+    extras: crate::run::Extras,
     clock: crate::clock::Clock,
 ) -> color_eyre::Result<u8> {
+    let autobaud = extras.autobaud;
+    let mut script = extras.script;
+    let mut script_started = false;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -344,6 +347,17 @@ pub async fn run(
                         let (c, ups) = s.on_event(ev);
                         write_scan_updates(&mut out, ev.at, &ups, format)?;
                         cmds.extend(c);
+                    }
+                    if let Some(r) = script.as_mut() {
+                        // The script runs once a card is connected.
+                        if !script_started && matches!(ev.event, Event::Card(crate::event::CardEvent::Connected { .. })) {
+                            script_started = true;
+                            cmds.extend(r.run_all());
+                        } else {
+                            let (c, ups) = r.on_event(ev);
+                            cmds.extend(c);
+                            write_script_updates(&mut out, ev.at, &ups, format)?;
+                        }
                     }
                 }
                 out.flush()?;
@@ -392,6 +406,15 @@ pub async fn run(
             }
         }
         if !shutting_down {
+            if let Some(r) = script.as_ref().filter(|r| r.is_finished() && !r.is_busy()) {
+                status = if r.expectation_failures() > 0 {
+                    crate::exit::EXPECTATION_FAILED
+                } else {
+                    crate::exit::OK
+                };
+                shutting_down = true;
+                let _ = handle.commands.send(Command::Shutdown).await;
+            }
             if let Some(result) = scan.as_ref().and_then(|s| s.result()) {
                 status = if result.is_some() {
                     crate::exit::OK
@@ -407,6 +430,63 @@ pub async fn run(
     write_findings(&mut out, &mut session, format)?;
     out.flush()?;
     Ok(status)
+}
+
+/// Records for script steps: `event` records `script.step` (info when it met its
+/// expectation or had none and succeeded, error otherwise) and `script.finished`.
+fn write_script_updates(
+    out: &mut impl Write,
+    at: crate::event::Timestamp,
+    ups: &[crate::card::runner::RunnerUpdate],
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    use crate::card::runner::{RunnerUpdate, StepResult};
+    let t = at.as_secs_f64();
+    for u in ups {
+        let v = match u {
+            RunnerUpdate::StepDone {
+                line,
+                result,
+                expect,
+                ..
+            } => {
+                let failed = result.is_failure();
+                let (sw, text) = match result {
+                    StepResult::Sw { sw, expected } => (
+                        Some(format!("{sw:04X}")),
+                        match (expected, expect) {
+                            (Some(true), Some(e)) => format!("line {line}: {sw:04X} as expected ({e})"),
+                            (Some(false), Some(e)) => format!("line {line}: {sw:04X}, expected {e}"),
+                            _ => format!("line {line}: {sw:04X}"),
+                        },
+                    ),
+                    StepResult::Reset => (None, format!("line {line}: card reset")),
+                    StepResult::Failed(why) => (None, format!("line {line}: {why}")),
+                };
+                json!({
+                    "type": "event", "t": t, "id": "script.step",
+                    "severity": if failed { "error" } else { "info" },
+                    "line": line, "sw": sw, "expect": expect, "ok": !failed, "text": text,
+                })
+            }
+            RunnerUpdate::Finished { failures } => json!({
+                "type": "event", "t": t, "id": "script.finished",
+                "severity": if *failures > 0 { "error" } else { "info" },
+                "failures": failures,
+                "text": format!("script finished: {failures} step(s) failed"),
+            }),
+        };
+        match format {
+            OutputFormat::Json => writeln!(out, "{v}")?,
+            OutputFormat::Text => writeln!(
+                out,
+                "{t:12.6} event {}: {}",
+                v["severity"].as_str().unwrap_or(""),
+                v["text"].as_str().unwrap_or("")
+            )?,
+        }
+    }
+    Ok(())
 }
 
 /// How often a running baud scan is polled (a dwell ends on time, not only on bytes).

@@ -109,3 +109,27 @@ pub fn render_text(ports: &[PortInfo]) -> String {
     }
     s
 }
+
+/// The PC/SC readers for `hsmon list`, or why they cannot be listed.
+pub fn render_readers(readers: &Result<Vec<crate::source::card::ReaderInfo>, String>) -> String {
+    match readers {
+        Err(e) => format!("Card readers: {e}\n"),
+        Ok(r) if r.is_empty() => {
+            "Card readers: none (plug one in; pcscd lists it within a second)\n".to_string()
+        }
+        Ok(r) => {
+            let mut s = String::from("Card readers:\n");
+            for (i, x) in r.iter().enumerate() {
+                s.push_str(&format!("  {i}  {}", crate::sanitize::printable(&x.name)));
+                match &x.atr {
+                    Some(atr) => {
+                        s.push_str(&format!("  card ATR {}", crate::sanitize::hex_string(atr)))
+                    }
+                    None => s.push_str("  (no card)"),
+                }
+                s.push('\n');
+            }
+            s
+        }
+    }
+}

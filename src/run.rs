@@ -59,14 +59,35 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
         CommandLine::List => {
             let ports = crate::list::serial_ports();
+            let readers = crate::source::card::list_readers();
             match formats.output {
                 crate::cli::OutputFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&ports)?)
+                    let readers_json = match &readers {
+                        Ok(r) => serde_json::json!(
+                            r.iter()
+                                .map(|x| serde_json::json!({
+                                    "name": x.name,
+                                    "atr": x.atr.as_ref().map(|a| crate::sanitize::hex_string(a)),
+                                }))
+                                .collect::<Vec<_>>()
+                        ),
+                        Err(e) => serde_json::json!({ "error": e }),
+                    };
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "serial": ports, "readers": readers_json,
+                        }))?
+                    )
                 }
-                crate::cli::OutputFormat::Text => print!("{}", crate::list::render_text(&ports)),
+                crate::cli::OutputFormat::Text => {
+                    print!("{}", crate::list::render_text(&ports));
+                    print!("{}", crate::list::render_readers(&readers));
+                }
             }
             Ok(exit::OK)
         }
+        CommandLine::Card(args) => card(&cli.global, formats, &config, args).await,
         CommandLine::Decode(args) => {
             let knowledge = load_knowledge()?;
             let protocol = match &args.protocol {
@@ -153,6 +174,67 @@ async fn serial(
     monitor(global, formats, config, handle, clock, None, args.autobaud).await
 }
 
+async fn card(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    args: crate::cli::CardArgs,
+) -> Result<u8> {
+    let protocol = args
+        .protocol
+        .parse::<crate::source::card::ProtocolChoice>()
+        .map_err(UsageError)?;
+    let follow_up = !args.no_follow_up;
+    let script = match &args.script {
+        Some(path) => Some(load_script(path, follow_up, args.transaction)?),
+        None => None,
+    };
+    let opts = crate::source::card::CardOptions {
+        reader: args.reader.clone(),
+        share: if args.exclusive {
+            crate::event::ShareMode::Exclusive
+        } else {
+            crate::event::ShareMode::Shared
+        },
+        protocol,
+        follow_up,
+    };
+    let clock = Clock::start();
+    let handle = crate::source::card::spawn(opts, clock);
+    monitor_with(global, formats, config, handle, clock, None, Extras {
+        autobaud: false,
+        script,
+    })
+    .await
+}
+
+/// Reads and parses an APDU script; errors name the file and line.
+pub fn load_script(
+    path: &std::path::Path,
+    follow_up: bool,
+    transaction: bool,
+) -> Result<crate::card::runner::ScriptRunner> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError(format!(
+            "cannot read the script {}: {e} — check the path",
+            path.display()
+        ))
+    })?;
+    let script = crate::card::script::Script::parse(&text).map_err(|e| {
+        UsageError(format!("{}:{}: {e} — {}", path.display(), e.line(), e.hint()))
+    })?;
+    let mut runner =
+        crate::card::runner::ScriptRunner::new(script, path.display().to_string(), follow_up);
+    runner.transaction = transaction;
+    Ok(runner)
+}
+
+/// What a monitor runs besides the session: an active baud scan, an APDU script.
+pub struct Extras {
+    pub autobaud: bool,
+    pub script: Option<crate::card::runner::ScriptRunner>,
+}
+
 async fn demo(
     global: &GlobalArgs,
     formats: Formats,
@@ -198,13 +280,29 @@ async fn monitor(
     deadline: Option<Duration>,
     autobaud: bool,
 ) -> Result<u8> {
+    let extras = Extras {
+        autobaud,
+        script: None,
+    };
+    monitor_with(global, formats, config, handle, clock, deadline, extras).await
+}
+
+async fn monitor_with(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    handle: SourceHandle,
+    clock: Clock,
+    deadline: Option<Duration>,
+    extras: Extras,
+) -> Result<u8> {
     let session = Session::with_knowledge(
         handle.name.clone(),
         config.window_bytes(),
         Some(load_knowledge()?),
     );
     if global.headless {
-        return crate::headless::run(handle, session, formats.output, deadline, autobaud, clock)
+        return crate::headless::run(handle, session, formats.output, deadline, extras, clock)
             .await;
     } else {
         let path = Config::default_path().map_or_else(String::new, |p| p.display().to_string());
@@ -215,7 +313,9 @@ async fn monitor(
             config.ui.line_ending.unwrap_or_default(),
             (80, 24),
         );
-        crate::app::run(handle, session, ui, clock, deadline, autobaud)
+        let mut ui = ui;
+        ui.script = extras.script;
+        crate::app::run(handle, session, ui, clock, deadline, extras.autobaud)
             .await
             .wrap_err("the terminal UI failed")?;
     }

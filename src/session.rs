@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::decode::{Frame, StreamOffset};
+use crate::card::log::CardLog;
 use crate::diagnose::baud_watch::BaudWatch;
 use crate::diagnose::engine::{Diagnosis, Engine, Findings};
 use crate::diagnose::knowledge::Knowledge;
@@ -175,6 +176,7 @@ pub struct Session {
     rx_window: (u64, u64, u64),
     /// Passive baud estimation over received bytes (serial sources only: it needs settings).
     baud: BaudWatch,
+    card: CardLog,
     /// Time of the last ingested event.
     pub last_at: Timestamp,
     /// Bumped on every change, so the UI can tell whether to redraw.
@@ -207,6 +209,7 @@ impl Session {
             pending_diagnoses: 0,
             rx_window: (0, 0, 0),
             baud: BaudWatch::new(),
+            card: CardLog::new(),
             source_name: source_name.into(),
             settings: None,
             modem: ModemLines::default(),
@@ -502,8 +505,40 @@ impl Session {
         self.engine.as_ref()
     }
 
-    /// Card events: kept for the APDU pane (see `card_log`), not mixed into the byte stream.
-    fn ingest_card(&mut self, _ev: &TimedEvent) {}
+    /// Card events: kept in the card log for the APDU pane, not mixed into the byte stream;
+    /// status words and PC/SC codes go to the diagnosis engine.
+    fn ingest_card(&mut self, ev: &TimedEvent) {
+        let observations = self.card.ingest(ev.at, &ev.event);
+        match &ev.event {
+            Event::Card(c) => {
+                let text = crate::card::describe::card_event_text(c);
+                self.notice(ev.at, NoticeLevel::Info, format!("card {text}"));
+            }
+            Event::Pcsc { operation, code } => self.notice(
+                ev.at,
+                NoticeLevel::Error,
+                format!(
+                    "{operation}: {}",
+                    crate::card::describe::pcsc_error_text(*code)
+                ),
+            ),
+            _ => {}
+        }
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut f = std::mem::take(&mut self.findings);
+        for (obs, text) in observations {
+            engine.observe(&obs, ev.at, text, &mut f);
+        }
+        self.absorb(&mut f, ev.at);
+        self.findings = f;
+    }
+
+    /// The card side of the session (readers, ATR, exchanges).
+    pub fn card(&self) -> &CardLog {
+        &self.card
+    }
 
     fn notice(&mut self, at: Timestamp, level: NoticeLevel, text: String) {
         if self.notices.len() >= NOTICES_CAP {

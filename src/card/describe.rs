@@ -109,3 +109,74 @@ mod tests {
         );
     }
 }
+
+/// Where pcsc-tools installs its list of known ATRs.
+pub const SMARTCARD_LIST: &str = "/usr/share/pcsc/smartcard_list.txt";
+
+/// The card's name from pcsc-tools' smartcard_list.txt, where it is installed and knows the
+/// ATR ("Schlumberger Multiflex 3k"). Several descriptions are joined with "; ".
+pub fn card_name(atr: &[u8]) -> Option<String> {
+    static LIST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let text = LIST
+        .get_or_init(|| std::fs::read_to_string(SMARTCARD_LIST).ok())
+        .as_deref()?;
+    card_name_in(text, atr)
+}
+
+/// `card_name` over the text of a smartcard_list.txt.
+pub fn card_name_in(list: &str, atr: &[u8]) -> Option<String> {
+    let want = hex_string(atr).to_ascii_uppercase();
+    let mut lines = list.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.starts_with('\t') || line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut names = Vec::new();
+        while let Some(next) = lines.peek() {
+            if let Some(n) = next.strip_prefix('\t') {
+                names.push(n.trim().to_string());
+                lines.next();
+            } else {
+                break;
+            }
+        }
+        if atr_pattern_matches(line.trim(), &want) && !names.is_empty() {
+            return Some(names.join("; "));
+        }
+    }
+    None
+}
+
+/// The list's patterns are regular expressions over "3B 02 14 50"; nearly all use only `.`
+/// for a wildcard digit. Patterns with other operators are skipped rather than misread.
+fn atr_pattern_matches(pattern: &str, atr: &str) -> bool {
+    if pattern.contains(['[', '(', '|', '*', '+', '?', '\\']) {
+        return false;
+    }
+    pattern.len() == atr.len()
+        && pattern
+            .bytes()
+            .zip(atr.bytes())
+            .all(|(p, a)| p == b'.' || p.eq_ignore_ascii_case(&a))
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    const LIST: &str = "# comment\n3B 02 14 50\n\tSchlumberger Multiflex 3k\n\n3B 02 14 5.\n\tAny 5x\n\tsecond line\n3B 0[0-9] 14\n\tregex\n";
+
+    #[test]
+    fn names_come_from_exact_and_wildcard_patterns() {
+        assert_eq!(
+            card_name_in(LIST, &[0x3B, 0x02, 0x14, 0x50]).as_deref(),
+            Some("Schlumberger Multiflex 3k")
+        );
+        assert_eq!(
+            card_name_in(LIST, &[0x3B, 0x02, 0x14, 0x57]).as_deref(),
+            Some("Any 5x; second line")
+        );
+        assert_eq!(card_name_in(LIST, &[0x3B, 0x02, 0x14]), None);
+        assert_eq!(card_name_in(LIST, &[0x3B, 0x02, 0x15, 0x50]), None);
+    }
+}

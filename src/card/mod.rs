@@ -3,3 +3,6 @@
 //! `source/card.rs`, the simulated card in `sim/card.rs`.
 
 pub mod describe;
+pub mod log;
+pub mod runner;
+pub mod script;

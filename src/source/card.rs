@@ -223,6 +223,18 @@ pub fn release(card: Card) {
     }
 }
 
+const RESET_CARD: u32 = 0x8010_0068;
+const REMOVED_CARD: u32 = 0x8010_0069;
+const NO_SMARTCARD: u32 = 0x8010_000C;
+
+/// `context_lost` by SCARD code.
+fn context_lost_code(c: u32) -> bool {
+    matches!(
+        c,
+        0x8010_001D | 0x8010_001E | 0x8010_0003 | 0x8010_0013 | 0x8010_0018
+    )
+}
+
 /// Errors after which the context is useless: pcscd stopped or restarted.
 fn context_lost(e: pcsc::Error) -> bool {
     matches!(
@@ -348,6 +360,15 @@ impl Worker {
             operation: operation.to_string(),
             code: code(e),
         });
+        self.drop_context(code(e));
+    }
+
+    /// Like `lose_context` when the Pcsc event was already emitted (by `exchange`).
+    fn lose_context_code(&mut self, c: u32, _operation: &str) {
+        self.drop_context(c);
+    }
+
+    fn drop_context(&mut self, c: u32) {
         if let Some(h) = self.held.take() {
             // The handle died with pcscd; there is nothing to disconnect.
             std::mem::forget(h.card);
@@ -356,7 +377,7 @@ impl Worker {
         if let Ok(mut g) = self.waker.lock() {
             *g = None;
         }
-        self.context_error = Some(code(e));
+        self.context_error = Some(c);
         self.emit(Event::Connection(ConnectionState::Retrying {
             reason:
                 "lost the PC/SC service (pcscd stopped or restarted): re-establishing the context"
@@ -635,20 +656,26 @@ impl Worker {
             });
             return;
         };
-        let result = exchange(&h.card, &mut self.sink, apdu, origin, self.opts.follow_up);
+        let result = exchange(
+            &mut pcsc_transmit(&h.card),
+            &mut self.sink,
+            apdu,
+            origin,
+            self.opts.follow_up,
+        );
         self.held = Some(h);
         if let Err(e) = result {
             self.after_error(e);
         }
     }
 
-    /// Recovers from a failed card call.
-    fn after_error(&mut self, e: pcsc::Error) {
+    /// Recovers from a failed card call (by its SCARD code).
+    fn after_error(&mut self, e: u32) {
         match e {
             // Another application (or a transaction end) reset the card. The APDU was not
             // sent; acknowledge with SCardReconnect(LEAVE_CARD), which resets nothing.
-            pcsc::Error::ResetCard => self.reconnect(CardDisposition::Leave),
-            pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => {
+            RESET_CARD => self.reconnect(CardDisposition::Leave),
+            REMOVED_CARD | NO_SMARTCARD => {
                 if let Some(h) = self.held.take() {
                     let reader = lossy(&h.reader);
                     release(h.card);
@@ -657,7 +684,7 @@ impl Worker {
                     }));
                 }
             }
-            e if context_lost(e) => self.lose_context(e, "SCardTransmit"),
+            e if context_lost_code(e) => self.lose_context_code(e, "SCardTransmit"),
             _ => {}
         }
     }
@@ -694,7 +721,7 @@ impl Worker {
                 });
                 self.held = Some(h);
                 if e != pcsc::Error::ResetCard {
-                    self.after_error(e);
+                    self.after_error(code(e));
                 }
             }
         }
@@ -714,7 +741,7 @@ impl Worker {
         let mut keep_running = true;
         let mut failure = None;
         match h.card.transaction() {
-            Err(e) => failure = Some((e, "SCardBeginTransaction")),
+            Err(e) => failure = Some((code(e), "SCardBeginTransaction")),
             Ok(tx) => {
                 let _ = self
                     .sink
@@ -736,16 +763,21 @@ impl Worker {
                             break;
                         }
                         Command::SendApdu { apdu, origin } => {
-                            if let Err(e) = exchange(&tx, &mut self.sink, &apdu, origin, follow_up)
+                            if let Err(e) =
+                                exchange(&mut pcsc_transmit(&tx), &mut self.sink, &apdu, origin, follow_up)
                             {
                                 failure = Some((e, "SCardTransmit"));
                                 break;
                             }
                         }
                         Command::Transmit(apdu) => {
-                            if let Err(e) =
-                                exchange(&tx, &mut self.sink, &apdu, ApduOrigin::User, follow_up)
-                            {
+                            if let Err(e) = exchange(
+                                &mut pcsc_transmit(&tx),
+                                &mut self.sink,
+                                &apdu,
+                                ApduOrigin::User,
+                                follow_up,
+                            ) {
                                 failure = Some((e, "SCardTransmit"));
                                 break;
                             }
@@ -779,7 +811,7 @@ impl Worker {
             if op == "SCardBeginTransaction" {
                 self.emit(Event::Pcsc {
                     operation: op.to_string(),
-                    code: code(e),
+                    code: e,
                 });
             }
             self.after_error(e);
@@ -788,34 +820,35 @@ impl Worker {
     }
 }
 
-/// Sends `apdu` and, with `follow_up`, the T=0 follow-ups: GET RESPONSE while the card says
-/// 61XX, and one resend with Le = XX after 6CXX. Each transmit is its own `Apdu` event. A
-/// failed transmit is an `Apdu` with no response plus a `Pcsc` event, and the error returns.
+/// Sends `apdu` through `transmit` (the card's response, or its SCARD error code) and, with
+/// `follow_up`, the T=0 follow-ups: GET RESPONSE while the card says 61XX, and one resend with
+/// Le = XX after 6CXX. Each transmit is its own `Apdu` event. A failed transmit is an `Apdu`
+/// with no response plus a `Pcsc` event, and its code returns. Shared by the PC/SC source and
+/// the simulated reader.
 pub fn exchange(
-    card: &Card,
+    transmit: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>, u32>,
     sink: &mut EventSink,
     apdu: &[u8],
     origin: ApduOrigin,
     follow_up: bool,
-) -> Result<(), pcsc::Error> {
-    let mut buf = vec![0u8; RESPONSE_BUFFER];
-    let mut send = |cmd: &[u8], origin: ApduOrigin| -> Result<Vec<u8>, pcsc::Error> {
+) -> Result<(), u32> {
+    let mut send = |cmd: &[u8], origin: ApduOrigin| -> Result<Vec<u8>, u32> {
         let t0 = Instant::now();
-        let r = card.transmit(cmd, &mut buf);
+        let r = transmit(cmd);
         let duration = t0.elapsed();
-        let response = r.as_ref().map(|b| b.to_vec()).unwrap_or_default();
+        let response = r.as_ref().map(|b| b.clone()).unwrap_or_default();
         let _ = sink.emit(Event::Apdu(ApduExchange {
             command: cmd.to_vec(),
             response: response.clone(),
             duration,
             origin,
         }));
-        if let Err(e) = r {
+        if let Err(code) = r {
             let _ = sink.emit(Event::Pcsc {
                 operation: "SCardTransmit".to_string(),
-                code: code(e),
+                code,
             });
-            return Err(e);
+            return Err(code);
         }
         Ok(response)
     };
@@ -836,6 +869,16 @@ pub fn exchange(
         response = send(&get_response(cla, sw2), ApduOrigin::GetResponse)?;
     }
     Ok(())
+}
+
+/// A transmit function over a pcsc card handle.
+fn pcsc_transmit(card: &Card) -> impl FnMut(&[u8]) -> Result<Vec<u8>, u32> + '_ {
+    let mut buf = vec![0u8; RESPONSE_BUFFER];
+    move |cmd| {
+        card.transmit(cmd, &mut buf)
+            .map(|b| b.to_vec())
+            .map_err(code)
+    }
 }
 
 /// SW2 when the response's SW1 is `sw1`.

@@ -41,10 +41,24 @@ pub enum Action {
     FilterSeverity,
     /// The "what am I talking to?" overlay.
     TalkingTo,
+    /// Card: send the script's next step.
+    StepNext,
+    /// Card: send the last command again.
+    Resend,
+    /// Card: edit the current command in the send line.
+    EditApdu,
+    /// Card: run the script until a step fails.
+    RunToFailure,
+    /// Card: back to the script's first step and run it (after a reset lost the card's state).
+    ReplayScript,
+    /// Card: reset the card (SCardReconnect with SCARD_RESET_CARD).
+    ResetCard,
+    /// Card: wrap script runs in a PC/SC transaction, or not.
+    ToggleTransaction,
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 34] = [
         Action::Quit,
         Action::ToggleHelp,
         Action::ScrollUp,
@@ -72,6 +86,13 @@ impl Action {
         Action::FilterProtocol,
         Action::FilterSeverity,
         Action::TalkingTo,
+        Action::StepNext,
+        Action::Resend,
+        Action::EditApdu,
+        Action::RunToFailure,
+        Action::ReplayScript,
+        Action::ResetCard,
+        Action::ToggleTransaction,
     ];
 
     /// Stable name for the config file.
@@ -104,6 +125,13 @@ impl Action {
             Action::FilterProtocol => "filter_protocol",
             Action::FilterSeverity => "filter_severity",
             Action::TalkingTo => "talking_to",
+            Action::StepNext => "step",
+            Action::Resend => "resend",
+            Action::EditApdu => "edit",
+            Action::RunToFailure => "run_to_failure",
+            Action::ReplayScript => "replay",
+            Action::ResetCard => "reset_card",
+            Action::ToggleTransaction => "transaction",
         }
     }
 
@@ -139,6 +167,13 @@ impl Action {
             Action::FilterProtocol => "frames: show one protocol only (cycles)",
             Action::FilterSeverity => "events: warnings and errors only, errors only, all",
             Action::TalkingTo => "what am I talking to? (the evidence)",
+            Action::StepNext => "card: send the script's next step",
+            Action::Resend => "card: send the last command again",
+            Action::EditApdu => "card: edit the current command in the send line",
+            Action::RunToFailure => "card: run the script to the next failure",
+            Action::ReplayScript => "card: replay the script from the start",
+            Action::ResetCard => "card: reset it (SCARD_RESET_CARD: other applications lose their state)",
+            Action::ToggleTransaction => "card: wrap script runs in a PC/SC transaction (toggle)",
         }
     }
 

@@ -98,6 +98,10 @@ pub fn lines(s: &Session, ui: &UiState, d: Detail) -> (String, Vec<Line<'static>
             }
             (" explanation ".into(), out)
         }
+        Detail::Exchange(seq) => (
+            " APDU exchange ".into(),
+            crate::ui::apdu::detail_lines(s, ui, seq),
+        ),
     }
 }
 

@@ -156,6 +156,13 @@ pub const DEFAULT_BINDINGS: &[(KeySpec, Action)] = &[
     (KeySpec::ch('F'), Action::FilterProtocol),
     (KeySpec::ch('E'), Action::FilterSeverity),
     (KeySpec::ch('T'), Action::TalkingTo),
+    (KeySpec::ch('n'), Action::StepNext),
+    (KeySpec::ch('r'), Action::Resend),
+    (KeySpec::ch('e'), Action::EditApdu),
+    (KeySpec::ch('c'), Action::RunToFailure),
+    (KeySpec::ch('z'), Action::ReplayScript),
+    (KeySpec::ch('X'), Action::ResetCard),
+    (KeySpec::ch('t'), Action::ToggleTransaction),
 ];
 
 /// Keys of the line editors (send line, baud entry); fixed, listed in the help overlay.

@@ -1,6 +1,7 @@
 //! Rendering only: one file per pane, each reading `&Session` and `&UiState`.
 
 pub mod action;
+pub mod apdu;
 pub mod detail;
 pub mod events;
 pub mod frames;
@@ -35,6 +36,7 @@ pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
         // Too small for three panes: the focused list takes the bytes pane's place.
         (Focus::Frames, None, _) => frames::render(frame, areas.hex, s, ui),
         (Focus::Events, _, None) => events::render(frame, areas.hex, s, ui),
+        _ if s.card().is_active() => apdu::render(frame, areas.hex, s, ui),
         _ => hex::render(frame, areas.hex, s, ui),
     }
     if let Some(a) = areas.frames {
@@ -45,6 +47,7 @@ pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
     }
     status::render(frame, areas.status, s, ui);
     match ui.mode {
+        InputMode::Normal if s.card().is_active() => card_hints(frame, areas.bottom, ui),
         InputMode::Normal => hints(frame, areas.bottom, ui),
         InputMode::Send => {
             let prompt = match ui.send_mode {
@@ -75,6 +78,31 @@ pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
         Some(Overlay::TalkingTo) => talking::render(frame, area, s, ui),
         None => {}
     }
+}
+
+/// The key-hint line of a card session.
+fn card_hints(frame: &mut ratatui::Frame, area: ratatui::layout::Rect, ui: &UiState) {
+    let items: [(Action, &str); 11] = [
+        (Action::ToggleHelp, "help"),
+        (Action::Quit, "quit"),
+        (Action::FocusNext, "pane"),
+        (Action::Activate, "open"),
+        (Action::OpenSend, "send APDU"),
+        (Action::StepNext, "next"),
+        (Action::Resend, "resend"),
+        (Action::EditApdu, "edit"),
+        (Action::RunToFailure, "run"),
+        (Action::ReplayScript, "replay"),
+        (Action::ResetCard, "reset card"),
+    ];
+    let mut spans = Vec::new();
+    for (a, label) in items {
+        if let Some(k) = ui.keymap.keys_for(a).first() {
+            spans.push(Span::styled(format!(" {}", k.label()), ui.theme.hint_key));
+            spans.push(Span::styled(format!(" {label} "), ui.theme.hint));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 /// The key-hint line.

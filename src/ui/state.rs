@@ -42,6 +42,8 @@ pub enum Focus {
 pub enum Detail {
     Frame(u64),
     Event(u64),
+    /// A card exchange, by its seq in the card log.
+    Exchange(u64),
 }
 
 /// Overlays drawn over the panes (any key closes them).
@@ -97,6 +99,10 @@ pub struct UiState {
     pub scan_status: Option<String>,
     /// The setting a finished scan proposes; the apply key takes it.
     pub proposal: Option<crate::diagnose::autobaud::Candidate>,
+    /// An APDU script being stepped through (`hsmon card --script`).
+    pub script: Option<crate::card::runner::ScriptRunner>,
+    /// Selected card exchange (by seq); None follows the newest.
+    pub apdu_sel: Option<u64>,
     pub quit: bool,
 }
 
@@ -127,6 +133,8 @@ impl UiState {
             scanning: false,
             scan_status: None,
             proposal: None,
+            script: None,
+            apdu_sel: None,
             quit: false,
         }
     }
@@ -213,6 +221,16 @@ impl UiState {
                 vec![]
             }
             Action::Activate => match self.focus {
+                Focus::Hex if s.card().is_active() => {
+                    let sel = self
+                        .apdu_sel
+                        .or_else(|| s.card().exchanges().back().map(|e| e.seq));
+                    match sel {
+                        Some(seq) => self.overlay = Some(Overlay::Detail(Detail::Exchange(seq))),
+                        None => return self.update(s, Action::OpenSend),
+                    }
+                    vec![]
+                }
                 Focus::Hex => self.update(s, Action::OpenSend),
                 Focus::Frames => {
                     let sel = self
@@ -343,14 +361,111 @@ impl UiState {
                 self.input.clear();
                 self.input_error = None;
                 self.history_pos = None;
+                // A card takes APDUs: hex.
+                if s.card().is_active() {
+                    self.send_mode = crate::ui::sendline::SendMode::Hex;
+                }
                 vec![]
             }
+            Action::StepNext => self.with_script(|r| r.step()),
+            Action::RunToFailure => self.with_script(|r| r.run_to_failure()),
+            Action::ReplayScript => self.with_script(|r| {
+                r.restart();
+                r.run_to_failure()
+            }),
+            Action::Resend => match &mut self.script {
+                Some(r) => r.resend(),
+                None => match last_command(s) {
+                    Some(apdu) => vec![Command::SendApdu {
+                        apdu,
+                        origin: crate::event::ApduOrigin::User,
+                    }],
+                    None => {
+                        self.message = Some("nothing sent yet to resend".to_string());
+                        vec![]
+                    }
+                },
+            },
+            Action::EditApdu => {
+                let apdu = self
+                    .script
+                    .as_ref()
+                    .and_then(|r| r.current_apdu().map(|b| b.to_vec()))
+                    .or_else(|| last_command(s));
+                self.update(s, Action::OpenSend);
+                self.send_mode = crate::ui::sendline::SendMode::Hex;
+                if let Some(a) = apdu {
+                    self.input = crate::sanitize::hex_string(&a);
+                }
+                vec![]
+            }
+            Action::ResetCard => {
+                if s.card().is_active() {
+                    vec![Command::Reconnect(crate::event::CardDisposition::Reset)]
+                } else {
+                    self.message = Some("no card: reset applies to `hsmon card`".to_string());
+                    vec![]
+                }
+            }
+            Action::ToggleTransaction => {
+                match &mut self.script {
+                    Some(r) => {
+                        r.transaction = !r.transaction;
+                        self.message = Some(if r.transaction {
+                            "script runs are wrapped in SCardBeginTransaction / SCardEndTransaction".to_string()
+                        } else {
+                            "script runs are no longer wrapped in a transaction".to_string()
+                        });
+                    }
+                    None => {
+                        self.message =
+                            Some("no script loaded: hsmon card --script FILE".to_string())
+                    }
+                }
+                vec![]
+            }
+        }
+    }
+
+    /// Runs `f` on the loaded script, or says there is none.
+    fn with_script(
+        &mut self,
+        f: impl FnOnce(&mut crate::card::runner::ScriptRunner) -> Vec<Command>,
+    ) -> Vec<Command> {
+        match &mut self.script {
+            Some(r) => f(r),
+            None => {
+                self.message = Some(
+                    "no script loaded: start with hsmon card --script FILE (i sends one APDU)"
+                        .to_string(),
+                );
+                vec![]
+            }
+        }
+    }
+
+    /// A session Event for the script runner; returns the Commands it sends next.
+    pub fn on_card_event(&mut self, ev: &crate::event::TimedEvent) -> Vec<Command> {
+        match &mut self.script {
+            Some(r) => r.on_event(ev).0,
+            None => Vec::new(),
         }
     }
 
     /// Up/down in the focused pane.
     fn move_by(&mut self, s: &Session, delta: isize) -> Vec<Command> {
         match self.focus {
+            Focus::Hex if s.card().is_active() => {
+                let list = s.card().exchanges();
+                let cur = self
+                    .apdu_sel
+                    .and_then(|seq| list.iter().position(|e| e.seq == seq))
+                    .unwrap_or(list.len()) as isize;
+                let i = (cur + delta).clamp(0, list.len() as isize);
+                // Past the newest: follow again.
+                self.apdu_sel = list.get(i as usize).map(|e| e.seq);
+                vec![]
+            }
             Focus::Hex => self.scroll_by(s, delta),
             Focus::Frames => {
                 self.frame_sel = crate::ui::frames::step(s, self, delta);
@@ -538,4 +653,14 @@ impl UiState {
             InputMode::Normal => vec![],
         }
     }
+}
+
+/// The last command the user or script sent (not a follow-up), to resend or edit.
+fn last_command(s: &Session) -> Option<Vec<u8>> {
+    s.card()
+        .exchanges()
+        .iter()
+        .rev()
+        .find(|e| e.parent.is_none())
+        .map(|e| e.exchange.command.clone())
 }
