@@ -3,3 +3,4 @@
 //! `source/card.rs`, the simulated card in `sim/card.rs`.
 
 pub mod describe;
+pub mod script;
