@@ -23,3 +23,23 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install Rust from your distribution (apt-get install cargo) or rustup" >&2
   exit 1
 fi
+
+# The smart-card tests talk to a running pcscd with the vpcd reader driver ("Virtual PCD"); the
+# tests start one themselves when none runs, but CI starts it here so a broken install fails
+# early with pcscd's own message.
+pcscd_running() {
+  [ -S /run/pcscd/pcscd.comm ] || return 1
+  # Socket-activated by systemd: no pid file, the socket answers for it.
+  [ -f /run/pcscd/pcscd.pid ] || return 0
+  kill -0 "$(cat /run/pcscd/pcscd.pid)" 2>/dev/null
+}
+if [ ! -f /etc/reader.conf.d/vpcd ]; then
+  echo "vsmartcard-vpcd is installed but /etc/reader.conf.d/vpcd is missing: reinstall it (apt-get install --reinstall vsmartcard-vpcd)" >&2
+  exit 1
+fi
+if pcscd_running; then
+  echo "== pcscd is running"
+else
+  echo "== starting pcscd"
+  $SUDO /usr/sbin/pcscd
+fi
