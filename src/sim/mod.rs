@@ -1,5 +1,6 @@
 //! Simulated devices behind the same source interface as a real port, so `hsmon demo`, the
 //! tests and real hardware run the same code path.
 
+pub mod card;
 pub mod devices;
 pub mod uart_line;

@@ -1,6 +1,10 @@
 //! Test support: real pseudo-terminal links (socat), the hsmon binary in headless mode with
-//! its JSON records collected, and waiting with deadlines instead of sleeps.
+//! its JSON records collected, waiting with deadlines instead of sleeps, and the real PC/SC
+//! stack with our virtual card behind it (`pcscd`, `vpcd`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod pcscd;
+pub mod vpcd;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
