@@ -81,15 +81,13 @@ pub fn json_record(ev: &TimedEvent) -> Value {
         }
         Event::Card(c) => card_record(t, c),
         Event::Pcsc { operation, code } => {
+            // The raw PC/SC failure; the explanation comes as an `event` from the knowledge base.
             let known = crate::decode::pcsc_codes::lookup_code(*code);
             json!({
-                "type": "event", "t": t,
-                "id": known.map_or_else(|| "pcsc.unknown".to_string(), |k| k.knowledge_id()),
-                "severity": "error",
+                "type": "card", "t": t, "state": "pcsc_error",
                 "operation": operation,
                 "code": format!("0x{code:08X}"),
                 "name": known.map(|k| k.name),
-                "text": format!("{operation}: {}", crate::card::describe::pcsc_error_text(*code)),
             })
         }
     }
@@ -455,8 +453,12 @@ fn write_script_updates(
                     StepResult::Sw { sw, expected } => (
                         Some(format!("{sw:04X}")),
                         match (expected, expect) {
-                            (Some(true), Some(e)) => format!("line {line}: {sw:04X} as expected ({e})"),
-                            (Some(false), Some(e)) => format!("line {line}: {sw:04X}, expected {e}"),
+                            (Some(true), Some(e)) => {
+                                format!("line {line}: {sw:04X} as expected ({e})")
+                            }
+                            (Some(false), Some(e)) => {
+                                format!("line {line}: {sw:04X}, expected {e}")
+                            }
                             _ => format!("line {line}: {sw:04X}"),
                         },
                     ),

@@ -201,10 +201,18 @@ async fn card(
     };
     let clock = Clock::start();
     let handle = crate::source::card::spawn(opts, clock);
-    monitor_with(global, formats, config, handle, clock, None, Extras {
-        autobaud: false,
-        script,
-    })
+    monitor_with(
+        global,
+        formats,
+        config,
+        handle,
+        clock,
+        None,
+        Extras {
+            autobaud: false,
+            script,
+        },
+    )
     .await
 }
 
@@ -221,7 +229,12 @@ pub fn load_script(
         ))
     })?;
     let script = crate::card::script::Script::parse(&text).map_err(|e| {
-        UsageError(format!("{}:{}: {e} — {}", path.display(), e.line(), e.hint()))
+        UsageError(format!(
+            "{}:{}: {e} — {}",
+            path.display(),
+            e.line(),
+            e.hint()
+        ))
     })?;
     let mut runner =
         crate::card::runner::ScriptRunner::new(script, path.display().to_string(), follow_up);
@@ -242,6 +255,21 @@ async fn demo(
     args: DemoArgs,
 ) -> Result<u8> {
     let clock = Clock::start();
+    let deadline = demo_deadline(args.duration)?;
+    if args.scenario == "card" {
+        let handle = crate::sim::card_reader::spawn(clock);
+        let script = crate::card::script::Script::parse(crate::sim::card_reader::DEMO_SCRIPT)
+            .map_err(|e| UsageError(format!("the built-in demo script: {e}")))?;
+        let extras = Extras {
+            autobaud: false,
+            script: Some(crate::card::runner::ScriptRunner::new(
+                script,
+                "demo card.apdu",
+                true,
+            )),
+        };
+        return monitor_with(global, formats, config, handle, clock, deadline, extras).await;
+    }
     let handle = crate::sim::devices::spawn(&args.scenario, clock).ok_or_else(|| {
         let names: Vec<&str> = crate::sim::devices::SCENARIOS.iter().map(|s| s.0).collect();
         UsageError(format!(
@@ -250,15 +278,6 @@ async fn demo(
             names.join(", ")
         ))
     })?;
-    let deadline = match args.duration {
-        Some(d) if d.is_finite() && d > 0.0 => Some(Duration::from_secs_f64(d.min(1e6))),
-        Some(d) => {
-            return Err(
-                UsageError(format!("--duration {d}: give a positive number of seconds")).into(),
-            );
-        }
-        None => None,
-    };
     monitor(
         global,
         formats,
@@ -269,6 +288,16 @@ async fn demo(
         args.autobaud,
     )
     .await
+}
+
+fn demo_deadline(duration: Option<f64>) -> Result<Option<Duration>> {
+    match duration {
+        Some(d) if d.is_finite() && d > 0.0 => Ok(Some(Duration::from_secs_f64(d.min(1e6)))),
+        Some(d) => {
+            Err(UsageError(format!("--duration {d}: give a positive number of seconds")).into())
+        }
+        None => Ok(None),
+    }
 }
 
 async fn monitor(

@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::decode::{Frame, StreamOffset};
 use crate::card::log::CardLog;
+use crate::decode::{Frame, StreamOffset};
 use crate::diagnose::baud_watch::BaudWatch;
 use crate::diagnose::engine::{Diagnosis, Engine, Findings};
 use crate::diagnose::knowledge::Knowledge;

@@ -218,7 +218,8 @@ impl CardLog {
         if sw != 0x9000 {
             let cla = x.command.first().copied();
             let ins = x.command.get(1).copied();
-            let info = crate::decode::iso7816::sw::lookup(crate::decode::iso7816::sw::StatusWord(sw));
+            let info =
+                crate::decode::iso7816::sw::lookup(crate::decode::iso7816::sw::StatusWord(sw));
             out.push((
                 Observation::StatusWord(StatusWordSeen { sw, cla, ins }),
                 format!(
@@ -247,7 +248,11 @@ impl CardLog {
             0x82 if sw == 0x9000 => self.context.secure_messaging = true,
             _ => {}
         }
-        if sw == 0x9000 && cla.secure_messaging.is_some_and(|m| m != SecureMessaging::None) {
+        if sw == 0x9000
+            && cla
+                .secure_messaging
+                .is_some_and(|m| m != SecureMessaging::None)
+        {
             self.context.secure_messaging = true;
         }
         let _ = x;
@@ -255,7 +260,8 @@ impl CardLog {
 
     pub fn get(&self, seq: u64) -> Option<&CardExchange> {
         let first = self.exchanges.front()?.seq;
-        self.exchanges.get(usize::try_from(seq.checked_sub(first)?).ok()?)
+        self.exchanges
+            .get(usize::try_from(seq.checked_sub(first)?).ok()?)
     }
 
     /// The final status word of the command `seq` (after its follow-ups), if it is complete.
@@ -297,10 +303,17 @@ mod tests {
     #[test]
     fn follow_ups_link_to_their_command_and_give_the_final_sw() {
         let mut log = CardLog::new();
-        log.ingest(Duration::ZERO, &apdu(SELECT, &[0x61, 0x02], ApduOrigin::User));
         log.ingest(
             Duration::ZERO,
-            &apdu(&[0x00, 0xC0, 0x00, 0x00, 0x02], &[0x6F, 0x00, 0x90, 0x00], ApduOrigin::GetResponse),
+            &apdu(SELECT, &[0x61, 0x02], ApduOrigin::User),
+        );
+        log.ingest(
+            Duration::ZERO,
+            &apdu(
+                &[0x00, 0xC0, 0x00, 0x00, 0x02],
+                &[0x6F, 0x00, 0x90, 0x00],
+                ApduOrigin::GetResponse,
+            ),
         );
         assert_eq!(log.exchanges()[1].parent, Some(0));
         assert_eq!(log.final_sw(0), Some(0x9000));
@@ -311,10 +324,17 @@ mod tests {
     #[test]
     fn a_foreign_reset_says_what_was_lost() {
         let mut log = CardLog::new();
-        log.ingest(Duration::ZERO, &apdu(SELECT, &[0x90, 0x00], ApduOrigin::User));
         log.ingest(
             Duration::ZERO,
-            &apdu(&[0x00, 0x20, 0x00, 0x80, 0x04, 0x31, 0x32, 0x33, 0x34], &[0x90, 0x00], ApduOrigin::User),
+            &apdu(SELECT, &[0x90, 0x00], ApduOrigin::User),
+        );
+        log.ingest(
+            Duration::ZERO,
+            &apdu(
+                &[0x00, 0x20, 0x00, 0x80, 0x04, 0x31, 0x32, 0x33, 0x34],
+                &[0x90, 0x00],
+                ApduOrigin::User,
+            ),
         );
         let obs = log.ingest(
             Duration::from_secs(1),
@@ -324,7 +344,13 @@ mod tests {
             },
         );
         assert_eq!(obs[0].0, Observation::Pcsc { code: 0x8010_0068 });
-        assert!(obs[0].1.contains("the selected application A0 00 00 00 03, the verified PIN"), "{}", obs[0].1);
+        assert!(
+            obs[0]
+                .1
+                .contains("the selected application A0 00 00 00 03, the verified PIN"),
+            "{}",
+            obs[0].1
+        );
         let r = log.last_reset.as_ref().unwrap();
         assert!(r.foreign && r.lost.pin_verified);
         assert!(log.context.is_empty());
@@ -335,7 +361,11 @@ mod tests {
         let mut log = CardLog::new();
         let obs = log.ingest(
             Duration::ZERO,
-            &apdu(&[0x0C, 0xA4, 0x04, 0x00, 0x01, 0xA0], &[0x68, 0x82], ApduOrigin::User),
+            &apdu(
+                &[0x0C, 0xA4, 0x04, 0x00, 0x01, 0xA0],
+                &[0x68, 0x82],
+                ApduOrigin::User,
+            ),
         );
         assert_eq!(
             obs[0].0,
@@ -347,6 +377,12 @@ mod tests {
         );
         assert_eq!(log.errors, 1);
         // 9000 raises nothing.
-        assert!(log.ingest(Duration::ZERO, &apdu(SELECT, &[0x90, 0x00], ApduOrigin::User)).is_empty());
+        assert!(
+            log.ingest(
+                Duration::ZERO,
+                &apdu(SELECT, &[0x90, 0x00], ApduOrigin::User)
+            )
+            .is_empty()
+        );
     }
 }

@@ -30,10 +30,7 @@ impl StepResult {
             StepResult::Sw {
                 expected: Some(ok), ..
             } => !ok,
-            StepResult::Sw {
-                sw,
-                expected: None,
-            } => !matches!(sw >> 8, 0x90 | 0x61 | 0x62 | 0x63),
+            StepResult::Sw { sw, expected: None } => !matches!(sw >> 8, 0x90 | 0x61 | 0x62 | 0x63),
             StepResult::Reset => false,
             StepResult::Failed(_) => true,
         }
@@ -82,6 +79,9 @@ pub struct ScriptRunner {
     /// Wrap runs in SCardBeginTransaction / SCardEndTransaction.
     pub transaction: bool,
     in_transaction: bool,
+    /// A step failed on an exchange with no response; the Pcsc event that follows it
+    /// belongs to that step, not to the next one.
+    skip_pcsc: bool,
 }
 
 impl ScriptRunner {
@@ -99,6 +99,7 @@ impl ScriptRunner {
             finished: false,
             transaction: false,
             in_transaction: false,
+            skip_pcsc: false,
         }
     }
 
@@ -192,7 +193,11 @@ impl ScriptRunner {
     /// The APDU of the step at the cursor (the last one once the script is done), to edit.
     pub fn current_apdu(&self) -> Option<&[u8]> {
         let n = self.script.steps.len();
-        let i = if self.pos < n { self.pos } else { n.checked_sub(1)? };
+        let i = if self.pos < n {
+            self.pos
+        } else {
+            n.checked_sub(1)?
+        };
         match self.script.steps.get(i) {
             Some(Step::Apdu { bytes, .. }) => Some(bytes),
             _ => None,
@@ -250,6 +255,11 @@ impl ScriptRunner {
     /// Takes a session Event: completes the step in flight, and keeps running in the
     /// run modes. Returns Commands to send and what happened.
     pub fn on_event(&mut self, ev: &TimedEvent) -> (Vec<Command>, Vec<RunnerUpdate>) {
+        if let Event::Pcsc { .. } = ev.event {
+            if std::mem::take(&mut self.skip_pcsc) {
+                return (Vec::new(), Vec::new());
+            }
+        }
         let Some(i) = self.waiting else {
             return (Vec::new(), Vec::new());
         };
@@ -265,9 +275,12 @@ impl ScriptRunner {
                     return (Vec::new(), Vec::new());
                 }
                 match x.sw() {
-                    None => Some(StepResult::Failed(
-                        "no response: the exchange failed (see the events)".to_string(),
-                    )),
+                    None => {
+                        self.skip_pcsc = true;
+                        Some(StepResult::Failed(
+                            "no response: the exchange failed (see the events)".to_string(),
+                        ))
+                    }
                     Some(sw) => {
                         self.last_sw = Some(sw);
                         let more = self.follow_up && matches!(sw >> 8, 0x61 | 0x6C);
@@ -298,10 +311,6 @@ impl ScriptRunner {
         let Some(result) = result else {
             return (Vec::new(), Vec::new());
         };
-        // A Pcsc failure may arrive after the Apdu event that already failed the step.
-        if self.results.get(i).is_some_and(|r| r.is_some()) {
-            return (Vec::new(), Vec::new());
-        }
         self.waiting = None;
         self.last_sw = None;
         self.pos = i + 1;
@@ -321,11 +330,18 @@ impl ScriptRunner {
             },
         }];
         let mut cmds = Vec::new();
+        // Running everything goes on past unmet expectations (scriptor's way), but not past
+        // an exchange that failed outright: after a reset or a removal the card's state is
+        // gone and later steps would only fail for that reason.
+        let broken = matches!(self.results.get(i), Some(Some(StepResult::Failed(_))));
         let go_on = match self.mode {
             Mode::Step => false,
             Mode::ToFailure => !failed,
-            Mode::All => true,
+            Mode::All => !broken,
         };
+        if broken && self.mode == Mode::All {
+            self.finished = true;
+        }
         if go_on {
             cmds = self.send_next();
         }
@@ -438,7 +454,13 @@ mod tests {
         assert!(c.is_empty(), "stopped: {c:?}");
         assert!(matches!(
             &ups[0],
-            RunnerUpdate::StepDone { result: StepResult::Sw { sw: 0x6982, expected: Some(false) }, .. }
+            RunnerUpdate::StepDone {
+                result: StepResult::Sw {
+                    sw: 0x6982,
+                    expected: Some(false)
+                },
+                ..
+            }
         ));
         assert_eq!(r.failures(), 1);
         // Resend sends step 2 again.
@@ -467,7 +489,10 @@ mod tests {
         })));
         let (c, ups) = r.on_event(&answer(&c[0], &[0x6C, 0x08]));
         assert!(c.is_empty() && ups.is_empty(), "6CXX is not final");
-        let (_, ups) = r.on_event(&follow(ApduOrigin::LeRetry, &[1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00]));
+        let (_, ups) = r.on_event(&follow(
+            ApduOrigin::LeRetry,
+            &[1, 2, 3, 4, 5, 6, 7, 8, 0x90, 0x00],
+        ));
         assert_eq!(ups.last(), Some(&RunnerUpdate::Finished { failures: 1 }));
         assert!(r.is_finished());
     }
@@ -476,14 +501,22 @@ mod tests {
     fn a_foreign_reset_fails_the_step_and_restart_goes_back() {
         let mut r = runner();
         let c = r.step();
-        let Command::SendApdu { apdu, origin } = &c[0] else { panic!() };
+        let Command::SendApdu { apdu, origin } = &c[0] else {
+            panic!()
+        };
         let (_, ups) = r.on_event(&ev(Event::Apdu(ApduExchange {
             command: apdu.clone(),
             response: vec![],
             duration: Duration::ZERO,
             origin: *origin,
         })));
-        assert!(matches!(&ups[0], RunnerUpdate::StepDone { result: StepResult::Failed(_), .. }));
+        assert!(matches!(
+            &ups[0],
+            RunnerUpdate::StepDone {
+                result: StepResult::Failed(_),
+                ..
+            }
+        ));
         // The Pcsc event that follows does not count twice.
         let (_, ups) = r.on_event(&ev(Event::Pcsc {
             operation: "SCardTransmit".into(),
@@ -503,6 +536,10 @@ mod tests {
         assert_eq!(c[0], Command::Transaction(true));
         let (c, _) = r.on_event(&answer(&c[1], &[0x90, 0x00]));
         let (c, _) = r.on_event(&answer(&c[0], &[0x69, 0x82]));
-        assert_eq!(c, vec![Command::Transaction(false)], "the run stops: the transaction ends");
+        assert_eq!(
+            c,
+            vec![Command::Transaction(false)],
+            "the run stops: the transaction ends"
+        );
     }
 }

@@ -76,6 +76,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the board at the right rate on a noisy line: glitches add phantom bytes (FF, FE, … 00 by their width, never 0x68) and framing errors",
     ),
     (
+        "card",
+        "a simulated smart card in a simulated reader, with a demo APDU script: 61XX and GET RESPONSE, 6882 on a secure-messaging CLA, 6CXX and the right Le, and a reset by another application mid-script (n steps, c runs, z replays)",
+    ),
+    (
         "drift",
         "the board's clock runs 4 % fast (an RC oscillator): at 115200 most text reads, some characters break with framing errors; type the estimated rate (b 119808) to read it cleanly",
     ),

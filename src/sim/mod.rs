@@ -2,5 +2,6 @@
 //! tests and real hardware run the same code path.
 
 pub mod card;
+pub mod card_reader;
 pub mod devices;
 pub mod uart_line;

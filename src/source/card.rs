@@ -763,9 +763,13 @@ impl Worker {
                             break;
                         }
                         Command::SendApdu { apdu, origin } => {
-                            if let Err(e) =
-                                exchange(&mut pcsc_transmit(&tx), &mut self.sink, &apdu, origin, follow_up)
-                            {
+                            if let Err(e) = exchange(
+                                &mut pcsc_transmit(&tx),
+                                &mut self.sink,
+                                &apdu,
+                                origin,
+                                follow_up,
+                            ) {
                                 failure = Some((e, "SCardTransmit"));
                                 break;
                             }
@@ -820,13 +824,16 @@ impl Worker {
     }
 }
 
+/// One transmit: the card's response (data + SW1 SW2) or the SCARD error code.
+pub type Transmit<'a> = dyn FnMut(&[u8]) -> Result<Vec<u8>, u32> + 'a;
+
 /// Sends `apdu` through `transmit` (the card's response, or its SCARD error code) and, with
 /// `follow_up`, the T=0 follow-ups: GET RESPONSE while the card says 61XX, and one resend with
 /// Le = XX after 6CXX. Each transmit is its own `Apdu` event. A failed transmit is an `Apdu`
 /// with no response plus a `Pcsc` event, and its code returns. Shared by the PC/SC source and
 /// the simulated reader.
 pub fn exchange(
-    transmit: &mut dyn FnMut(&[u8]) -> Result<Vec<u8>, u32>,
+    transmit: &mut Transmit<'_>,
     sink: &mut EventSink,
     apdu: &[u8],
     origin: ApduOrigin,
@@ -836,7 +843,7 @@ pub fn exchange(
         let t0 = Instant::now();
         let r = transmit(cmd);
         let duration = t0.elapsed();
-        let response = r.as_ref().map(|b| b.clone()).unwrap_or_default();
+        let response = r.clone().unwrap_or_default();
         let _ = sink.emit(Event::Apdu(ApduExchange {
             command: cmd.to_vec(),
             response: response.clone(),

@@ -172,7 +172,9 @@ impl Action {
             Action::EditApdu => "card: edit the current command in the send line",
             Action::RunToFailure => "card: run the script to the next failure",
             Action::ReplayScript => "card: replay the script from the start",
-            Action::ResetCard => "card: reset it (SCARD_RESET_CARD: other applications lose their state)",
+            Action::ResetCard => {
+                "card: reset it (SCARD_RESET_CARD: other applications lose their state)"
+            }
             Action::ToggleTransaction => "card: wrap script runs in a PC/SC transaction (toggle)",
         }
     }

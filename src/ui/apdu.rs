@@ -97,13 +97,19 @@ pub fn header_lines(s: &Session, ui: &UiState) -> Vec<Line<'static>> {
     if let Some(r) = &c.last_reset {
         out.push(Line::styled(
             format!(
-                " {:.3}s card reset {} — lost {}{}",
+                " {:.3}s card reset {}",
                 r.at.as_secs_f64(),
                 if r.foreign {
-                    "by another application (SCARD_W_RESET_CARD); hsmon reconnected with LEAVE_CARD"
+                    "by another application (SCARD_W_RESET_CARD): the APDU was not sent; hsmon reconnected with SCARD_LEAVE_CARD"
                 } else {
-                    "as asked"
+                    "as asked (SCARD_RESET_CARD)"
                 },
+            ),
+            ui.theme.error,
+        ));
+        out.push(Line::styled(
+            format!(
+                "   lost: {}{}",
                 r.lost.describe(),
                 if ui.script.is_some() && r.foreign {
                     format!(
@@ -139,8 +145,12 @@ pub fn script_lines(ui: &UiState) -> Vec<Line<'static>> {
     let mut out = vec![Line::from(vec![
         Span::styled(format!(" script {} ", printable(&r.name)), ui.theme.title),
         Span::raw(format!(
-            "· {state}{} · {} next · {} resend · {} edit · {} run to failure · {} from the start",
-            if r.transaction { " · in transactions" } else { "" },
+            "· {state}{} · {} next {} resend {} edit {} run {} replay",
+            if r.transaction {
+                " · in transactions"
+            } else {
+                ""
+            },
             key(A::StepNext),
             key(A::Resend),
             key(A::EditApdu),
@@ -148,7 +158,9 @@ pub fn script_lines(ui: &UiState) -> Vec<Line<'static>> {
             key(A::ReplayScript),
         )),
     ])];
-    let first = pos.saturating_sub(SCRIPT_ROWS / 2).min(n.saturating_sub(SCRIPT_ROWS));
+    let first = pos
+        .saturating_sub(SCRIPT_ROWS / 2)
+        .min(n.saturating_sub(SCRIPT_ROWS));
     for (i, step) in r.steps().iter().enumerate().skip(first).take(SCRIPT_ROWS) {
         let mark = if i == pos && !r.is_finished() {
             "▶"
@@ -264,7 +276,10 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     let room = (inner.height as usize).saturating_sub(lines.len());
     let list = c.exchanges();
     // The selected exchange stays in view; otherwise the newest are shown.
-    let end = match ui.apdu_sel.and_then(|seq| list.iter().position(|e| e.seq == seq)) {
+    let end = match ui
+        .apdu_sel
+        .and_then(|seq| list.iter().position(|e| e.seq == seq))
+    {
         Some(i) => (i + 1).max(room.min(list.len())).min(list.len()),
         None => list.len(),
     };
@@ -362,4 +377,43 @@ pub fn detail_lines(s: &Session, ui: &UiState, seq: u64) -> Vec<Line<'static>> {
         }
     }
     out
+}
+
+/// The ATR panel (the frames pane's place in a card session): the full parse as a field tree,
+/// and the card's name where pcsc-tools' list knows it.
+pub fn render_atr(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(ui.theme.border)
+        .title(Span::styled(" ATR ", ui.theme.title));
+    let mut lines = Vec::new();
+    match &s.card().atr {
+        None => lines.push(Line::styled("no card yet", ui.theme.hint)),
+        Some(atr) => {
+            lines.push(Line::raw(hex_string(atr)));
+            if let Some(name) = crate::card::describe::card_name(atr) {
+                lines.push(Line::styled(printable(&name), ui.theme.title));
+            }
+            let f = crate::decode::iso7816::atr::frame(0, atr);
+            lines.push(Line::raw(printable(&f.summary)));
+            fn walk(fields: &[crate::decode::Field], depth: usize, out: &mut Vec<Line<'static>>) {
+                for fl in fields {
+                    out.push(Line::raw(format!(
+                        "{}{}: {}",
+                        "  ".repeat(depth),
+                        printable(&fl.name),
+                        printable(&fl.value)
+                    )));
+                    walk(&fl.children, depth + 1, out);
+                }
+            }
+            walk(&f.fields, 0, &mut lines);
+        }
+    }
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(ratatui::widgets::Wrap { trim: false }),
+        area,
+    );
 }

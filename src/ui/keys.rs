@@ -315,6 +315,10 @@ mod tests {
         );
         assert_eq!(
             m.action_for(&key(KeyCode::Char('z'), KeyModifiers::NONE)),
+            Some(Action::ReplayScript)
+        );
+        assert_eq!(
+            m.action_for(&key(KeyCode::Char('y'), KeyModifiers::NONE)),
             None
         );
     }

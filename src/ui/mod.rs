@@ -40,7 +40,11 @@ pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
         _ => hex::render(frame, areas.hex, s, ui),
     }
     if let Some(a) = areas.frames {
-        frames::render(frame, a, s, ui);
+        if s.card().is_active() {
+            apdu::render_atr(frame, a, s, ui);
+        } else {
+            frames::render(frame, a, s, ui);
+        }
     }
     if let Some(a) = areas.events {
         events::render(frame, a, s, ui);

@@ -412,7 +412,8 @@ impl UiState {
                     Some(r) => {
                         r.transaction = !r.transaction;
                         self.message = Some(if r.transaction {
-                            "script runs are wrapped in SCardBeginTransaction / SCardEndTransaction".to_string()
+                            "script runs are wrapped in SCardBeginTransaction / SCardEndTransaction"
+                                .to_string()
                         } else {
                             "script runs are no longer wrapped in a transaction".to_string()
                         });

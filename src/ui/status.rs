@@ -42,10 +42,21 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
             ("✖ disconnected — retrying".to_string(), theme.status_bad)
         }
     };
-    let settings = s
-        .settings
-        .map(|x| format!("{} {} flow {}", x.baud, x.format, x.flow.label()))
-        .unwrap_or_else(|| "settings unknown".to_string());
+    let card = s.card();
+    let settings = if card.is_active() {
+        format!(
+            "{} {}",
+            card.reader.as_deref().map_or_else(
+                || "no reader chosen".to_string(),
+                crate::sanitize::printable
+            ),
+            card.protocol.as_deref().unwrap_or("")
+        )
+    } else {
+        s.settings
+            .map(|x| format!("{} {} flow {}", x.baud, x.format, x.flow.label()))
+            .unwrap_or_else(|| "settings unknown".to_string())
+    };
     let talking = s
         .engine()
         .and_then(|e| e.classifier.headline())
@@ -53,13 +64,21 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
         .unwrap_or_default();
     let line1 = Line::from(vec![
         Span::styled(
-            format!(
-                " {} │ {} │ DTR {} RTS {} ",
-                crate::sanitize::printable(&s.source_name),
-                settings,
-                modem(s.modem.dtr),
-                modem(s.modem.rts)
-            ),
+            if card.is_active() {
+                format!(
+                    " {} │ {} ",
+                    crate::sanitize::printable(&s.source_name),
+                    settings
+                )
+            } else {
+                format!(
+                    " {} │ {} │ DTR {} RTS {} ",
+                    crate::sanitize::printable(&s.source_name),
+                    settings,
+                    modem(s.modem.dtr),
+                    modem(s.modem.rts)
+                )
+            },
             theme.status,
         ),
         Span::styled(format!(" {conn_text} "), conn_style),
@@ -67,13 +86,22 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     ]);
 
     let c = &s.counters;
-    let mut counters = format!(
-        " RX {} {}/s │ TX {} {}/s",
-        human_bytes(c.rx_bytes),
-        human_bytes(s.rx_rate.rate(ui.now) as u64),
-        human_bytes(c.tx_bytes),
-        human_bytes(s.tx_rate.rate(ui.now) as u64),
-    );
+    let mut counters = if card.is_active() {
+        format!(
+            " APDUs {} │ errors {} │ resets {}",
+            card.exchanges().len(),
+            card.errors,
+            card.resets
+        )
+    } else {
+        format!(
+            " RX {} {}/s │ TX {} {}/s",
+            human_bytes(c.rx_bytes),
+            human_bytes(s.rx_rate.rate(ui.now) as u64),
+            human_bytes(c.tx_bytes),
+            human_bytes(s.tx_rate.rate(ui.now) as u64),
+        )
+    };
     match c.line_errors {
         Some(Some(e)) => counters.push_str(&format!(
             " │ FE {} PE {} OE {} BRK {}",
