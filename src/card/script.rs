@@ -520,7 +520,9 @@ impl Script {
                 Some(body) => (body, true),
                 None => (raw, false),
             };
-            if raw.starts_with(char::is_whitespace) || !scriptor_spacing(body) {
+            // scriptor sees a continuation only when `\` is the very last character.
+            let stray_space = continues && !raw.ends_with('\\');
+            if raw.starts_with(char::is_whitespace) || stray_space || !scriptor_spacing(body) {
                 warn(&mut script, WarningKind::IrregularSpacing);
             }
             let mut apdu = pending.take().unwrap_or(Pending {
@@ -811,7 +813,7 @@ this line is never read
     #[test]
     fn warnings_for_scriptor_differences() {
         let script = Script::parse(
-            "# exit code is checked later\n  # indented\n00  A4 04 00 01 3F\n00A4 04 00 01 3F\n00 84 00 00 08\r\n",
+            "# exit code is checked later\n  # indented\n00  A4 04 00 01 3F\n00A4 04 00 01 3F\n00 84 00 00 08\r\n00 84 \\ \n00 00 08\n",
         )
         .unwrap();
         let kinds: Vec<(usize, WarningKind)> =
@@ -824,11 +826,12 @@ this line is never read
                 (3, WarningKind::IrregularSpacing),
                 (4, WarningKind::IrregularSpacing),
                 (5, WarningKind::CrLf),
+                (6, WarningKind::IrregularSpacing),
             ]
         );
         assert_eq!(
             script.apdu_count(),
-            3,
+            4,
             "the warnings do not stop the script"
         );
         assert!(

@@ -50,7 +50,8 @@ struct Insertion {
 }
 
 /// A simulated card in the vpcd reader. The [`SimCard`] is shared, so a test can change its
-/// behaviour while pcscd talks to it (`vcard.card().respond_once(..)`).
+/// behaviour while pcscd talks to it (`vcard.card().respond_once(..)`). The reader has one
+/// slot: one `VirtualCard` at a time, under `pcscd::pcsc_lock()`.
 pub struct VirtualCard {
     card: Arc<Mutex<SimCard>>,
     log: Arc<Mutex<Vec<VpcdEvent>>>,
@@ -169,7 +170,13 @@ impl VirtualCard {
         reader
     }
 
+    /// Waits until vpcd has accepted this connection and polled it (so a card that was in
+    /// the reader just before cannot be mistaken for this one), then until pcscd shows it.
     fn wait_present(&mut self) {
+        self.wait_log(pcscd::STACK_TIMEOUT, "vpcd accepting the card", |log| {
+            let last_connect = log.iter().rposition(|e| *e == VpcdEvent::Connected);
+            last_connect.is_some_and(|i| log[i..].contains(&VpcdEvent::GetAtr))
+        });
         let reader = self.reader();
         let atr = self.card().atr().to_vec();
         pcscd::wait_card(&reader, Some(&atr));
