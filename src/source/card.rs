@@ -120,6 +120,7 @@ pub fn spawn(opts: CardOptions, clock: Clock) -> SourceHandle {
             pnp: None,
             held: None,
             context_error: None,
+            said_ambiguous: false,
         };
         w.run();
         w.drain();
@@ -153,6 +154,8 @@ struct Worker {
     held: Option<Held>,
     /// The last context error said, so a pcscd that stays away is said once.
     context_error: Option<u32>,
+    /// An ambiguous --reader was said.
+    said_ambiguous: bool,
 }
 
 /// A pcsc error as its SCARD code.
@@ -521,24 +524,48 @@ impl Worker {
         true
     }
 
-    /// The reader the user chose, if it is there.
-    fn chosen(&self) -> Option<usize> {
-        match &self.opts.reader {
-            None => self.present.iter().position(|p| p.is_some()),
-            Some(want) => {
-                if let Ok(i) = want.parse::<usize>() {
-                    return (i < self.readers.len()).then_some(i);
+    /// The reader the user chose, if it is there. A name part that matches several readers
+    /// takes the one with a card in it; still ambiguous, it is said once and none is taken.
+    fn chosen(&mut self) -> Option<usize> {
+        let want = match &self.opts.reader {
+            None => return self.present.iter().position(|p| p.is_some()),
+            Some(w) => w.clone(),
+        };
+        if let Ok(i) = want.parse::<usize>() {
+            return (i < self.readers.len()).then_some(i);
+        }
+        let names: Vec<String> = self.readers.iter().map(|r| lossy(r)).collect();
+        if let Some(i) = names.iter().position(|n| *n == want) {
+            return Some(i);
+        }
+        let hits: Vec<usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.to_lowercase().contains(&want.to_lowercase()))
+            .map(|(i, _)| i)
+            .collect();
+        let with_card: Vec<usize> = hits
+            .iter()
+            .copied()
+            .filter(|&i| self.present.get(i).is_some_and(|p| p.is_some()))
+            .collect();
+        match (hits.as_slice(), with_card.as_slice()) {
+            ([one], _) => Some(*one),
+            (_, [one]) => Some(*one),
+            ([], _) => None,
+            _ => {
+                if !self.said_ambiguous {
+                    self.said_ambiguous = true;
+                    let list: Vec<&str> = hits.iter().map(|&i| names[i].as_str()).collect();
+                    self.emit(Event::CommandFailed {
+                        command: format!("choose reader '{want}'"),
+                        reason: format!(
+                            "it matches {}: give the full name or the index (hsmon list)",
+                            list.join(", ")
+                        ),
+                    });
                 }
-                let names: Vec<String> = self.readers.iter().map(|r| lossy(r)).collect();
-                names.iter().position(|n| n == want).or_else(|| {
-                    let hits: Vec<usize> = names
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, n)| n.to_lowercase().contains(&want.to_lowercase()))
-                        .map(|(i, _)| i)
-                        .collect();
-                    (hits.len() == 1).then(|| hits[0])
-                })
+                None
             }
         }
     }
