@@ -89,8 +89,7 @@ pub enum CommandLine {
 pub struct ExportArgs {
     /// The capture file (.hscap) to export.
     pub file: PathBuf,
-    /// pcapng (Wireshark: APDUs as ISO 7816, line bytes with direction), jsonl (the records of
-    /// --headless --format json) or hexdump (readable, for bug reports).
+    /// The output format.
     #[arg(long, value_enum, value_name = "pcapng|jsonl|hexdump")]
     pub to: crate::capture::ExportFormat,
     /// Write to OUT instead of stdout.

@@ -345,6 +345,18 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_record() {
+        // docs/capture-format.md: Tx `10 5B 01 5C 16` (M-Bus REQ_UD2) at 1.5 ms.
+        let mut b = Vec::new();
+        push_record(&mut b, 2, 1_500_000, &[0x10, 0x5B, 0x01, 0x5C, 0x16]);
+        let want = [
+            0xC7, 0x5E, 0xA1, 0x9B, 0x0F, 0x00, 0x00, 0x00, 0x02, 0x00, 0x60, 0xE3, 0x16, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x10, 0x5B, 0x01, 0x5C, 0x16, 0xE1, 0x39, 0x5E, 0xD9,
+        ];
+        assert_eq!(b, want);
+    }
+
+    #[test]
     fn header_round_trips_and_names_its_problems() {
         let meta = CaptureMeta {
             source: "serial /dev/ttyUSB0".into(),
