@@ -361,6 +361,14 @@ fn export_errors_exit_2_with_the_cause_and_the_fix() {
             vec!["is the capture itself"],
         ),
         (
+            vec!["export", cap_s, "--to", "hexdump", "-o", "/dev/full"],
+            vec![
+                "cannot write the export",
+                "No space left on device",
+                "free space",
+            ],
+        ),
+        (
             vec!["export", cap_s, "--to", "pdf"],
             vec!["invalid value 'pdf'", "pcapng"],
         ),
@@ -375,6 +383,10 @@ fn export_errors_exit_2_with_the_cause_and_the_fix() {
     }
     // The refused export left the capture untouched and made no half-written output.
     assert!(!unwritable.exists());
+    assert!(
+        Path::new("/dev/full").exists(),
+        "a failed export removed a device"
+    );
     let mut r = hsmon::capture::CaptureReader::open(&cap).unwrap();
     assert_eq!(r.index().unwrap().events, 10);
 }

@@ -110,15 +110,16 @@ pub fn run_cli(file: &Path, to: ExportFormat, output: Option<&Path>) -> Result<u
                 source,
             })?;
             let mut w = BufWriter::new(f);
-            let r = export(&mut reader, to, &mut w);
-            let r = r.and_then(|s| {
+            let r = export(&mut reader, to, &mut w).and_then(|s| {
                 w.into_inner()
+                    .map(|_| s)
                     .map_err(|e| ExportError::Write(e.into_error()))
-                    .and_then(|f| f.sync_all().map_err(ExportError::Write))
-                    .map(|()| s)
             });
-            if r.is_err() {
-                // A half-written export would pass for a whole one.
+            // A half-written export would pass for a whole one: remove it — if it is a plain
+            // file (never a device or pipe given as -o /dev/stdout, nor a symlink).
+            if r.is_err()
+                && std::fs::symlink_metadata(out_path).is_ok_and(|m| m.file_type().is_file())
+            {
                 let _ = std::fs::remove_file(out_path);
             }
             r?
