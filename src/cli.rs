@@ -84,6 +84,20 @@ pub enum CommandLine {
     /// Explain a code: a status word (6882), a PC/SC code (0x80100068, SCARD_W_RESET_CARD),
     /// a byte (68) or a knowledge id.
     Explain(ExplainArgs),
+    /// Export a capture (.hscap): pcapng for Wireshark, jsonl for scripts, hexdump for reports.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The capture file (.hscap) to export.
+    pub file: PathBuf,
+    /// The output format.
+    #[arg(long, value_enum, value_name = "pcapng|jsonl|hexdump")]
+    pub to: crate::capture::ExportFormat,
+    /// Write to OUT instead of stdout.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

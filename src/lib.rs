@@ -7,6 +7,7 @@
 //! [`event::Command`]s.
 
 pub mod app;
+pub mod capture;
 pub mod card;
 pub mod cli;
 pub mod clock;

@@ -123,6 +123,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             );
             Ok(exit::OK)
         }
+        CommandLine::Export(args) => {
+            crate::capture::export::run_cli(&args.file, args.to, args.output.as_deref())
+                .map_err(|e| UsageError(e.to_string()).into())
+        }
         CommandLine::Serial(args) => serial(&cli.global, formats, &config, args).await,
         CommandLine::Demo(args) => demo(&cli.global, formats, &config, args).await,
     }

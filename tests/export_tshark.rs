@@ -1,0 +1,392 @@
+//! `hsmon export`: a capture written by `CaptureWriter`, exported by the real binary, read back
+//! by the real Wireshark (tshark): APDUs dissected as ISO 7816 with the right INS and SW, line
+//! bytes with their direction; jsonl equal to the headless records; errors with exit status 2.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, UNIX_EPOCH};
+
+use hsmon::capture::{CaptureMeta, CaptureWriter};
+use hsmon::event::{
+    ApduExchange, ApduOrigin, CardEvent, ConnectionState, Event, LineSettings, ModemLines,
+    ShareMode, TimedEvent,
+};
+use support::{hex, path_str, require, run_hsmon};
+
+/// M-Bus REQ_UD2 and RSP_UD (reference/protocols.md), the storage-card ATR the ATR decoder's
+/// tests use, a SELECT answered 6A82, a GET RESPONSE answered 9000, an SM-CLA command answered
+/// 6882 (reference/iso7816.md's worked example) and a foreign reset (0x80100068).
+const REQ_UD2: &str = "10 5B 01 5C 16";
+const RSP_UD: &str =
+    "68 15 15 68 08 02 72 78 56 34 12 24 40 01 07 13 00 00 00 0C 78 04 03 02 01 9D 16";
+const ATR: &str = "3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 03 00 00 00 00 68";
+const SELECT: &str = "00 A4 04 00 07 A0 00 00 00 04 10 10";
+const GET_RESPONSE: &str = "00 C0 00 00 04";
+const SM_SELECT: &str = "0C A4 04 00 02 3F 00";
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn session() -> Vec<TimedEvent> {
+    let settings = LineSettings {
+        baud: "2400".parse().unwrap(),
+        format: "8E1".parse().unwrap(),
+        flow: "none".parse().unwrap(),
+    };
+    let apdu = |command: &str, response: &str, origin| {
+        Event::Apdu(ApduExchange {
+            command: hex(command),
+            response: hex(response),
+            duration: ms(2),
+            origin,
+        })
+    };
+    vec![
+        (0, Event::Connection(ConnectionState::Up)),
+        (
+            1,
+            Event::LineSettings {
+                settings,
+                modem: ModemLines {
+                    dtr: Some(true),
+                    rts: None,
+                },
+            },
+        ),
+        (10, Event::Tx(hex(REQ_UD2))),
+        (60, Event::Rx(hex(RSP_UD))),
+        (
+            100,
+            Event::Card(CardEvent::Inserted {
+                reader: "Virtual PCD 00 00".into(),
+                atr: hex(ATR),
+            }),
+        ),
+        (
+            110,
+            Event::Card(CardEvent::Connected {
+                reader: "Virtual PCD 00 00".into(),
+                protocol: "T=1".into(),
+                share: ShareMode::Shared,
+                atr: hex(ATR),
+            }),
+        ),
+        (120, apdu(SELECT, "6A 82", ApduOrigin::User)),
+        (
+            130,
+            apdu(
+                GET_RESPONSE,
+                "01 02 03 04 90 00",
+                ApduOrigin::Script { line: 3 },
+            ),
+        ),
+        (140, apdu(SM_SELECT, "68 82", ApduOrigin::User)),
+        (
+            150,
+            Event::Pcsc {
+                operation: "SCardTransmit".into(),
+                code: 0x8010_0068,
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .collect()
+}
+
+fn write_capture(dir: &Path, events: &[TimedEvent]) -> PathBuf {
+    let path = dir.join("session.hscap");
+    let meta = CaptureMeta::new(
+        "serial /dev/ttyUSB0",
+        None,
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    );
+    let mut w = CaptureWriter::create(&path, &meta).unwrap();
+    for e in events {
+        w.append(e);
+    }
+    w.sync();
+    assert_eq!(w.failed(), None);
+    path
+}
+
+/// tshark's fields for every packet, one Vec per packet.
+fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    require("tshark");
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-r", path_str(file), "-T", "fields", "-E", "separator=/t"]);
+    cmd.args(["-E", "occurrence=f"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("tshark runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tshark failed: {stderr}");
+    assert!(
+        !stderr.contains("appears to be damaged") && !stderr.contains("isn't a capture file"),
+        "tshark: {stderr}"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn pcapng_export_opens_in_tshark_with_apdus_and_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = write_capture(dir.path(), &session());
+    let out = dir.path().join("session.pcapng");
+    let (code, stdout, stderr) = run_hsmon(&[
+        "export",
+        path_str(&cap),
+        "--to",
+        "pcapng",
+        "-o",
+        path_str(&out),
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    assert!(stdout.is_empty(), "pcapng went to stdout: {stdout}");
+    assert!(
+        stderr.contains("exported 10 events") && stderr.contains("(13 packets)"),
+        "{stderr}"
+    );
+
+    let rows = tshark_fields(
+        &out,
+        &[
+            "frame.time_epoch",
+            "frame.packet_flags_direction",
+            "_ws.col.Protocol",
+            "iso7816.apdu.ins",
+            "iso7816.apdu.sw1",
+            "iso7816.apdu.sw2",
+            "iso7816.atr.init_char",
+            "data.data",
+            "frame.comment",
+        ],
+    );
+    let summary: Vec<String> = rows.iter().map(|r| r.join(" | ")).collect();
+    let all = summary.join("\n");
+    assert_eq!(rows.len(), 13, "{all}");
+    let col = |i: usize, name: &str| -> &str {
+        let k = [
+            "time", "dir", "proto", "ins", "sw1", "sw2", "ts", "data", "comment",
+        ]
+        .iter()
+        .position(|n| *n == name)
+        .unwrap();
+        rows[i].get(k).map_or("", |s| s.as_str())
+    };
+    let compact = |h: &str| h.replace(' ', "").to_lowercase();
+    // EPB direction flags as tshark prints them.
+    const IN: &str = "0x00000001";
+    const OUT: &str = "0x00000002";
+
+    // Connection and settings: text packets in time order, with the wall-clock start.
+    assert_eq!(col(0, "proto"), "hsmon", "{all}");
+    assert!(col(0, "comment").contains("connection up"), "{all}");
+    assert!(col(0, "time").starts_with("1700000000.000000000"), "{all}");
+    assert!(col(1, "comment").contains("2400 8E1"), "{all}");
+    // Line bytes: tx outbound, rx inbound, the bytes themselves, 50 ms apart.
+    assert_eq!(col(2, "dir"), OUT, "{all}");
+    assert_eq!(col(2, "data"), compact(REQ_UD2), "{all}");
+    assert!(col(2, "time").starts_with("1700000000.010"), "{all}");
+    assert_eq!(col(3, "dir"), IN, "{all}");
+    assert_eq!(col(3, "data"), compact(RSP_UD), "{all}");
+    // The ATR, dissected as one (TS 0x3B), on insertion and on connect.
+    for i in [4, 5] {
+        assert_eq!(col(i, "proto"), "ISO 7816", "{all}");
+        assert_eq!(col(i, "ts"), "0x3b", "{all}");
+        assert_eq!(col(i, "dir"), IN, "{all}");
+    }
+    assert!(col(4, "comment").contains("Virtual PCD 00 00"), "{all}");
+    // APDUs: command (outbound) and response (inbound), INS and SW as Wireshark reads them.
+    let apdus = [
+        (6, "0xa4", "0x6a", "0x82"),
+        (8, "0xc0", "0x90", "0x00"),
+        (10, "0xa4", "0x68", "0x82"),
+    ];
+    for (i, ins, sw1, sw2) in apdus {
+        assert_eq!(col(i, "proto"), "ISO 7816", "{all}");
+        assert_eq!(col(i, "dir"), OUT, "{all}");
+        assert_eq!(col(i, "ins"), ins, "packet {i}: {all}");
+        assert_eq!(col(i + 1, "dir"), IN, "{all}");
+        assert_eq!(col(i + 1, "sw1"), sw1, "packet {}: {all}", i + 1);
+        assert_eq!(col(i + 1, "sw2"), sw2, "packet {}: {all}", i + 1);
+    }
+    // The command is stamped `duration` (2 ms) before the response.
+    assert!(col(6, "time").starts_with("1700000000.118"), "{all}");
+    assert!(col(7, "time").starts_with("1700000000.120"), "{all}");
+    assert!(col(8, "comment").contains("script:3"), "{all}");
+    // The PC/SC error as text, naming the code.
+    assert_eq!(col(12, "proto"), "hsmon", "{all}");
+    assert!(col(12, "comment").contains("SCARD_W_RESET_CARD"), "{all}");
+}
+
+#[test]
+fn pcapng_to_a_pipe_works_and_line_bytes_take_a_user_dissector() {
+    require("tshark");
+    let dir = tempfile::tempdir().unwrap();
+    let cap = write_capture(dir.path(), &session());
+    let out = support::hsmon_command()
+        .args(["export", path_str(&cap), "--to", "pcapng"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let file = dir.path().join("piped.pcapng");
+    std::fs::write(&file, &out.stdout).unwrap();
+    // DLT_USER mapping, as docs/capture-format.md tells users: USER0 → the `data` dissector.
+    let o = Command::new("tshark")
+        .args(["-r", path_str(&file), "-V", "-Y", "frame.interface_id == 1"])
+        .args([
+            "-o",
+            r#"uat:user_dlts:"User 0 (DLT=147)","data","0","","0","""#,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.contains("DLT: 147, Payload: data"), "{text}");
+    assert!(!text.contains("User encapsulation not handled"), "{text}");
+}
+
+#[test]
+fn jsonl_export_matches_the_headless_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = session();
+    let cap = write_capture(dir.path(), &events);
+    let (code, stdout, stderr) = run_hsmon(&["export", path_str(&cap), "--to", "jsonl"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want: Vec<serde_json::Value> = events.iter().map(hsmon::headless::json_record).collect();
+    assert_eq!(lines, want);
+    assert_eq!(lines[6]["type"], "apdu");
+    assert_eq!(lines[6]["sw"], "6A82");
+}
+
+#[test]
+fn hexdump_export_is_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = write_capture(dir.path(), &session());
+    let out = dir.path().join("dump.txt");
+    let (code, _, stderr) = run_hsmon(&[
+        "export",
+        path_str(&cap),
+        "--to",
+        "hexdump",
+        "-o",
+        path_str(&out),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    for want in [
+        "# source:   serial /dev/ttyUSB0",
+        "# started:  2023-11-14T22:13:20.000000000Z",
+        "    0.010000 tx 5 bytes at tx offset 0",
+        "00000000  10 5B 01 5C 16",
+        "    0.060000 rx 27 bytes at rx offset 0",
+        "00000010  00 00 00 0C 78 04 03 02  01 9D 16",
+        "|h..h..rxV4.$@...|",
+        "> 00000000  00 A4 04 00 07 A0 00 00  00 04 10 10",
+        "< 00000000  6A 82",
+        "ATR 00000000  3B 8F 80 01",
+        "SCARD_W_RESET_CARD",
+    ] {
+        assert!(text.contains(want), "hexdump lacks {want:?}:\n{text}");
+    }
+}
+
+#[test]
+fn a_torn_capture_exports_what_it_holds_and_says_where_it_was_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = write_capture(dir.path(), &session());
+    let full = std::fs::read(&cap).unwrap();
+    std::fs::write(&cap, &full[..full.len() - 3]).unwrap();
+    let (code, stdout, stderr) = run_hsmon(&["export", path_str(&cap), "--to", "jsonl"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 9);
+    assert!(
+        stderr.contains("ends with an incomplete record at byte"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn export_errors_exit_2_with_the_cause_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = write_capture(dir.path(), &session());
+    let not_cap = dir.path().join("notes.txt");
+    std::fs::write(&not_cap, "just some text, not a capture\n").unwrap();
+    let empty = dir.path().join("empty.hscap");
+    std::fs::write(&empty, b"").unwrap();
+    let missing = dir.path().join("nope.hscap");
+    let unwritable = dir.path().join("no-such-dir").join("out.pcapng");
+    let cap_s = path_str(&cap);
+    let table: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["export", path_str(&missing), "--to", "pcapng"],
+            vec!["nope.hscap: no such file", "--capture"],
+        ),
+        (
+            vec!["export", path_str(&not_cap), "--to", "jsonl"],
+            vec!["not an hsmon capture", "hsmon decode"],
+        ),
+        (
+            vec!["export", path_str(&empty), "--to", "jsonl"],
+            vec!["ends inside its header", "nothing to read"],
+        ),
+        (
+            vec![
+                "export",
+                cap_s,
+                "--to",
+                "pcapng",
+                "-o",
+                path_str(&unwritable),
+            ],
+            vec!["cannot create", "No such file or directory", "-o FILE"],
+        ),
+        (
+            vec!["export", cap_s, "--to", "jsonl", "-o", cap_s],
+            vec!["is the capture itself"],
+        ),
+        (
+            vec!["export", cap_s, "--to", "hexdump", "-o", "/dev/full"],
+            vec![
+                "cannot write the export",
+                "No space left on device",
+                "free space",
+            ],
+        ),
+        (
+            vec!["export", cap_s, "--to", "pdf"],
+            vec!["invalid value 'pdf'", "pcapng"],
+        ),
+    ];
+    for (args, msgs) in table {
+        let (code, _, err) = run_hsmon(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        for m in msgs {
+            assert!(err.contains(m), "{args:?}: stderr lacks {m:?}: {err}");
+        }
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // The refused export left the capture untouched and made no half-written output.
+    assert!(!unwritable.exists());
+    assert!(
+        Path::new("/dev/full").exists(),
+        "a failed export removed a device"
+    );
+    let mut r = hsmon::capture::CaptureReader::open(&cap).unwrap();
+    assert_eq!(r.index().unwrap().events, 10);
+}
