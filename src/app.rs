@@ -90,6 +90,7 @@ async fn event_loop(
                             Err(_) => break,
                         }
                     }
+                    commands.extend(ui.after_events(&session));
                     send_all(&handle, &mut ui, commands);
                     dirty = true;
                 }
@@ -120,6 +121,7 @@ async fn event_loop(
                     dirty = true;
                 }
             }
+            _ = crate::headless::capture_timer(&session, &clock) => session.poll_capture(clock.now()),
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = tokio::time::sleep(Duration::from_secs(1)), if settling && !dirty => dirty = true,
             _ = signals.recv() => break,
@@ -165,6 +167,7 @@ async fn event_loop(
         }
     }
     let _ = handle.commands.try_send(Command::Shutdown);
+    session.finish_capture();
     Ok(())
 }
 

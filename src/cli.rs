@@ -26,6 +26,18 @@ pub struct GlobalArgs {
     /// is also accepted here (DESIGN.md's `--format 8N1`); give both with two --format.
     #[arg(long, global = true, value_name = "text|json|8N1", action = clap::ArgAction::Append)]
     pub format: Vec<String>,
+    /// Record the session to FILE (default: a new file under
+    /// $XDG_STATE_HOME/hsmon/captures/). Replay it with `hsmon replay FILE`.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        conflicts_with = "no_capture"
+    )]
+    pub capture: Option<PathBuf>,
+    /// Do not record the session.
+    #[arg(long, global = true)]
+    pub no_capture: bool,
     /// Config file to use instead of $XDG_CONFIG_HOME/hsmon/config.toml.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -77,6 +89,8 @@ pub enum CommandLine {
     List,
     /// Watch PC/SC smart-card readers; step through an APDU script, send APDUs.
     Card(CardArgs),
+    /// Play a recorded session back: the same panes, decoders and explanations as live.
+    Replay(ReplayArgs),
     /// The monitor on a built-in simulated device: no hardware needed.
     Demo(DemoArgs),
     /// Decode bytes offline: frames with their fields, and what hsmon would say about them.
@@ -141,6 +155,18 @@ pub struct SerialArgs {
     /// 1 when none scores (--headless).
     #[arg(long)]
     pub autobaud: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A capture file (every session records one; see --capture).
+    pub file: PathBuf,
+    /// Playback speed: 1 = as recorded, 10 = ten times faster, 0.5 = half.
+    #[arg(long, default_value = "1")]
+    pub speed: f64,
+    /// Start paused (step with `.`, play with Space).
+    #[arg(long)]
+    pub paused: bool,
 }
 
 #[derive(Debug, Args)]

@@ -21,4 +21,9 @@ impl Clock {
     pub fn now(&self) -> Timestamp {
         self.start.elapsed()
     }
+
+    /// The instant of session time `t` (for timers).
+    pub fn instant_at(&self, t: Timestamp) -> Instant {
+        self.start + t
+    }
 }

@@ -370,7 +370,7 @@ impl LineErrorCounts {
 }
 
 /// What happened. Sources emit these; the session ingests them in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Rx(Vec<u8>),
     Tx(Vec<u8>),
@@ -400,6 +400,26 @@ pub enum Event {
         operation: String,
         code: u32,
     },
+    /// A replay's player state changed (paused or playing, at which speed).
+    Replay {
+        paused: bool,
+        speed: f64,
+        text: String,
+    },
+}
+
+/// What the replay keys ask of the replay source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplayControl {
+    TogglePause,
+    /// Twice as fast.
+    Faster,
+    /// Half as fast.
+    Slower,
+    /// Pause and play exactly one event.
+    Step,
+    /// Play on at full speed until these bytes have arrived (in either direction), then pause.
+    Find(Vec<u8>),
 }
 
 /// Why an APDU was sent: the user or script asked, or hsmon followed up a T=0 procedure status.
@@ -519,14 +539,14 @@ pub enum CardEvent {
 }
 
 /// An Event and when it happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimedEvent {
     pub at: Timestamp,
     pub event: Event,
 }
 
 /// An effect on a source, requested by the UI or the headless control input.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     SetBaud(Baud),
     SetFormat(FrameFormat),
@@ -545,6 +565,8 @@ pub enum Command {
     Reconnect(CardDisposition),
     /// Begin (true) or end (false) a PC/SC transaction (exclusive use of the card meanwhile).
     Transaction(bool),
+    /// Control a replay.
+    Replay(ReplayControl),
     /// Stop the source and release the device.
     Shutdown,
 }
@@ -564,6 +586,7 @@ impl Command {
             Command::Reconnect(d) => format!("reconnect ({})", d.label()),
             Command::Transaction(true) => "begin transaction".to_string(),
             Command::Transaction(false) => "end transaction".to_string(),
+            Command::Replay(r) => format!("replay {r:?}").to_lowercase(),
             Command::Shutdown => "shut down".to_string(),
         }
     }

@@ -80,6 +80,14 @@ pub fn json_record(ev: &TimedEvent) -> Value {
             })
         }
         Event::Card(c) => card_record(t, c),
+        Event::Replay {
+            paused,
+            speed,
+            text,
+        } => json!({
+            "type": "event", "t": t, "id": "hsmon.replay", "severity": "info",
+            "paused": paused, "speed": speed, "text": text,
+        }),
         Event::Pcsc { operation, code } => {
             // The raw PC/SC failure; the explanation comes as an `event` from the knowledge base.
             let known = crate::decode::pcsc_codes::lookup_code(*code);
@@ -240,6 +248,7 @@ pub fn text_record(ev: &TimedEvent) -> String {
             "{t:12.6} card {}",
             crate::card::describe::card_event_text(c)
         ),
+        Event::Replay { text, .. } => format!("{t:12.6} event: replay {text}"),
         Event::Pcsc { operation, code } => format!(
             "{t:12.6} event error: {operation}: {}",
             crate::card::describe::pcsc_error_text(*code)
@@ -363,6 +372,7 @@ pub async fn run(
                     if handle.commands.send(c).await.is_err() { break }
                 }
             }
+            _ = capture_timer(&session, &clock) => session.poll_capture(clock.now()),
             _ = tick.tick(), if scan.as_ref().is_some_and(|s| !s.is_finished()) => {
                 let now = clock.now();
                 if let Some(s) = scan.as_mut() {
@@ -425,9 +435,20 @@ pub async fn run(
         }
     }
     session.flush_decoders();
+    session.finish_capture();
     write_findings(&mut out, &mut session, format)?;
     out.flush()?;
     Ok(status)
+}
+
+/// Fires when the session's capture has records due for the file (never when it has none).
+pub async fn capture_timer(session: &Session, clock: &crate::clock::Clock) {
+    match session.capture_flush_due() {
+        Some(due) => {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(clock.instant_at(due))).await
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Records for script steps: `event` records `script.step` (info when it met its

@@ -88,6 +88,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         CommandLine::Card(args) => card(&cli.global, formats, &config, args).await,
+        CommandLine::Replay(args) => replay(&cli.global, formats, &config, args).await,
         CommandLine::Decode(args) => {
             let knowledge = load_knowledge()?;
             let protocol = match &args.protocol {
@@ -220,6 +221,42 @@ async fn card(
     .await
 }
 
+async fn replay(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    args: crate::cli::ReplayArgs,
+) -> Result<u8> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(UsageError(format!(
+            "--speed {}: give a positive number (1 = as recorded, 10 = ten times faster)",
+            args.speed
+        ))
+        .into());
+    }
+    let clock = Clock::start();
+    let handle =
+        crate::source::replay::spawn(&args.file, clock, args.speed, args.paused, !global.headless)
+            .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+    // A replay is not recorded again.
+    let mut g = global.clone();
+    g.no_capture = true;
+    g.capture = None;
+    monitor_with(
+        &g,
+        formats,
+        config,
+        handle,
+        clock,
+        None,
+        Extras {
+            autobaud: false,
+            script: None,
+        },
+    )
+    .await
+}
+
 /// Reads and parses an APDU script; errors name the file and line.
 pub fn load_script(
     path: &std::path::Path,
@@ -244,6 +281,26 @@ pub fn load_script(
         crate::card::runner::ScriptRunner::new(script, path.display().to_string(), follow_up);
     runner.transaction = transaction;
     Ok(runner)
+}
+
+/// The session's capture: `--capture FILE`, else a new file in the default directory; none
+/// with `--no-capture`. A capture that cannot be created does not stop the session: the
+/// writer carries the reason and the status bar says recording stopped.
+fn open_capture(
+    global: &GlobalArgs,
+    source: &str,
+) -> Option<crate::capture::writer::CaptureWriter> {
+    use crate::capture::{meta, writer::CaptureWriter};
+    if global.no_capture {
+        return None;
+    }
+    let now = std::time::SystemTime::now();
+    let path = match &global.capture {
+        Some(p) => p.clone(),
+        None => meta::default_capture_path(source, now)?,
+    };
+    let m = meta::CaptureMeta::new(source, None, now);
+    Some(CaptureWriter::create_or_stopped(&path, &m))
 }
 
 /// What a monitor runs besides the session: an active baud scan, an APDU script.
@@ -329,11 +386,14 @@ async fn monitor_with(
     deadline: Option<Duration>,
     extras: Extras,
 ) -> Result<u8> {
-    let session = Session::with_knowledge(
+    let mut session = Session::with_knowledge(
         handle.name.clone(),
         config.window_bytes(),
         Some(load_knowledge()?),
     );
+    if let Some(writer) = open_capture(global, &handle.name) {
+        session.set_recorder(writer);
+    }
     if global.headless {
         return crate::headless::run(handle, session, formats.output, deadline, extras, clock)
             .await;

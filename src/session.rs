@@ -146,6 +146,13 @@ pub struct Counters {
     pub line_errors: Option<Option<LineErrorCounts>>,
 }
 
+/// Where a replay stands (from the replay source's `Replay` events).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayState {
+    pub paused: bool,
+    pub speed: f64,
+}
+
 /// The model behind every pane.
 #[derive(Debug)]
 pub struct Session {
@@ -177,6 +184,10 @@ pub struct Session {
     /// Passive baud estimation over received bytes (serial sources only: it needs settings).
     baud: BaudWatch,
     card: CardLog,
+    /// The replay's player state, when the source is a replay.
+    pub replay: Option<ReplayState>,
+    /// Every ingested event is appended here when the session is recorded.
+    recorder: Option<crate::capture::writer::CaptureWriter>,
     /// Time of the last ingested event.
     pub last_at: Timestamp,
     /// Bumped on every change, so the UI can tell whether to redraw.
@@ -210,6 +221,8 @@ impl Session {
             rx_window: (0, 0, 0),
             baud: BaudWatch::new(),
             card: CardLog::new(),
+            recorder: None,
+            replay: None,
             source_name: source_name.into(),
             settings: None,
             modem: ModemLines::default(),
@@ -231,8 +244,56 @@ impl Session {
         }
     }
 
+    /// Records every event from now on into `writer` (a stopped writer just reports why).
+    pub fn set_recorder(&mut self, writer: crate::capture::writer::CaptureWriter) {
+        self.recorder = Some(writer);
+    }
+
+    /// The capture, if the session is recorded.
+    pub fn recorder(&self) -> Option<&crate::capture::writer::CaptureWriter> {
+        self.recorder.as_ref()
+    }
+
+    /// When the capture next needs `poll_capture` (None: nothing pending, no timer needed).
+    pub fn capture_flush_due(&self) -> Option<Timestamp> {
+        self.recorder.as_ref().and_then(|r| r.flush_due())
+    }
+
+    /// Writes what is due to the capture (records reach the file within 100 ms).
+    pub fn poll_capture(&mut self, now: Timestamp) {
+        if let Some(r) = self.recorder.as_mut() {
+            let was = r.failed().is_none();
+            r.poll_flush(now);
+            self.note_capture_failure(was, now);
+        }
+    }
+
+    /// Flushes and syncs the capture: the end of a session.
+    pub fn finish_capture(&mut self) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.sync();
+        }
+    }
+
+    fn note_capture_failure(&mut self, was_ok: bool, at: Timestamp) {
+        let detail = match self.recorder.as_ref().and_then(|r| r.failure()) {
+            Some(f) if was_ok => f.detail.clone(),
+            _ => return,
+        };
+        self.notice(
+            at,
+            NoticeLevel::Error,
+            format!("recording stopped: {detail}"),
+        );
+    }
+
     /// Takes one event into the model.
     pub fn ingest(&mut self, ev: &TimedEvent) {
+        if let Some(r) = self.recorder.as_mut() {
+            let was = r.failed().is_none();
+            r.append(ev);
+            self.note_capture_failure(was, ev.at);
+        }
         self.generation += 1;
         self.last_at = self.last_at.max(ev.at);
         match &ev.event {
@@ -305,6 +366,17 @@ impl Session {
             }
             Event::BreakSent => self.notice(ev.at, NoticeLevel::Info, "break sent".to_string()),
             Event::Apdu(_) | Event::Card(_) | Event::Pcsc { .. } => self.ingest_card(ev),
+            Event::Replay {
+                paused,
+                speed,
+                text,
+            } => {
+                self.replay = Some(ReplayState {
+                    paused: *paused,
+                    speed: *speed,
+                });
+                self.notice(ev.at, NoticeLevel::Info, format!("replay {text}"));
+            }
             Event::LineErrors(counts) => {
                 if let (Some(Some(old)), Some(new)) = (self.counters.line_errors, counts) {
                     if new.total() > old.total() {
@@ -593,6 +665,62 @@ impl Session {
     /// The runs in the window, oldest first.
     pub fn runs(&self) -> &VecDeque<Run> {
         &self.runs
+    }
+
+    /// The first occurrence of `pattern` in the bytes in memory that starts after `after`
+    /// (a direction and stream offset: the previous match), in arrival order. Matches may
+    /// span two runs of the same direction. Returns the direction and the match's offsets.
+    pub fn find(
+        &self,
+        pattern: &[u8],
+        after: Option<(Direction, StreamOffset)>,
+    ) -> Option<(Direction, std::ops::Range<StreamOffset>)> {
+        if pattern.is_empty() {
+            return None;
+        }
+        let keep = pattern.len() - 1;
+        // Per direction: the tail of the previous run of that direction and its end offset.
+        let mut tails: [(Vec<u8>, StreamOffset); 2] = [(Vec::new(), 0), (Vec::new(), 0)];
+        // Searching starts once the previous match is passed (by position in arrival order).
+        let mut started = after.is_none();
+        for run in &self.runs {
+            let d = usize::from(run.direction == Direction::Tx);
+            let (tail, tail_end) = &tails[d];
+            let joined = if *tail_end == run.start && !tail.is_empty() {
+                let mut j = tail.clone();
+                j.extend_from_slice(&run.bytes);
+                j
+            } else {
+                run.bytes.clone()
+            };
+            let base = run.start - (joined.len() - run.bytes.len()) as u64;
+            let mut from = 0usize;
+            if let Some((ad, aoff)) = after {
+                if !started
+                    && ad == run.direction
+                    && aoff >= base
+                    && aoff < run.start + run.bytes.len() as u64
+                {
+                    started = true;
+                    from = (aoff - base + 1) as usize;
+                } else if !started {
+                    // Keep the tail and move on.
+                    let t = joined[joined.len().saturating_sub(keep)..].to_vec();
+                    tails[d] = (t, run.start + run.bytes.len() as u64);
+                    continue;
+                }
+            }
+            if let Some(i) = joined
+                .get(from..)
+                .and_then(|h| h.windows(pattern.len()).position(|w| w == pattern))
+            {
+                let start = base + (from + i) as u64;
+                return Some((run.direction, start..start + pattern.len() as u64));
+            }
+            let t = joined[joined.len().saturating_sub(keep)..].to_vec();
+            tails[d] = (t, run.start + run.bytes.len() as u64);
+        }
+        None
     }
 
     /// The run with sequence number `seq`, if still in the window.

@@ -134,3 +134,34 @@ fn active_scan_in_a_real_terminal_finds_the_rate_and_a_applies_it() {
     t.keys(&["q"]);
     t.wait_for("EXIT=0");
 }
+
+#[test]
+fn replay_steps_and_searches_a_capture_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("tour.hscap");
+    let ok = support::hsmon_command()
+        .args(["--headless", "--config", "/dev/null", "--capture"])
+        .arg(&cap)
+        .args(["demo", "tour", "--duration", "5"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    assert!(ok);
+    let cmd = format!(
+        "{} --config /dev/null replay {} --paused; echo EXIT=$?; sleep 30",
+        support::hsmon_bin(),
+        cap.display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("replay paused");
+    // One event at a time: the first chunk of the boot log.
+    t.keys(&["."]);
+    t.wait_for("RX▸");
+    // On to the next frame, then search the whole capture for the heartbeat line.
+    t.keys(&["/", "heartbeat", "Enter"]);
+    let s = t.wait_for("found at rx offset");
+    assert!(s.contains("heartbeat"), "{s}");
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0");
+}

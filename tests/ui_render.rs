@@ -465,3 +465,22 @@ fn status_bar_suggests_the_rate_and_a_applies_it() {
     u.on_key(&s, KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT));
     assert_eq!(u.scan_request, Some(true));
 }
+
+#[test]
+fn status_bar_says_recording_and_why_it_stopped() {
+    use hsmon::capture::{meta::CaptureMeta, writer::CaptureWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.hscap");
+    let meta = CaptureMeta::new("t", None, std::time::SystemTime::now());
+    let mut s = mbus_session();
+    s.set_recorder(CaptureWriter::create_or_stopped(&path, &meta));
+    let screen = text_of(draw(&s, &ui(200, 30)).backend().buffer());
+    assert!(screen.contains("● rec "), "{screen}");
+    let mut full = mbus_session();
+    full.set_recorder(CaptureWriter::create_or_stopped(
+        std::path::Path::new("/dev/full"),
+        &meta,
+    ));
+    let screen = text_of(draw(&full, &ui(200, 30)).backend().buffer());
+    assert!(screen.contains("recording stopped: disk full"), "{screen}");
+}

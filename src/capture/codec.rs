@@ -31,11 +31,12 @@ pub enum Kind {
     Apdu = 9,
     Card = 10,
     Pcsc = 11,
+    Replay = 12,
 }
 
 impl Kind {
     /// Every kind this version writes and reads.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Rx,
         Kind::Tx,
         Kind::LineSettings,
@@ -47,6 +48,7 @@ impl Kind {
         Kind::Apdu,
         Kind::Card,
         Kind::Pcsc,
+        Kind::Replay,
     ];
 
     pub fn of(ev: &Event) -> Kind {
@@ -62,6 +64,7 @@ impl Kind {
             Event::Apdu(_) => Kind::Apdu,
             Event::Card(_) => Kind::Card,
             Event::Pcsc { .. } => Kind::Pcsc,
+            Event::Replay { .. } => Kind::Replay,
         }
     }
 }
@@ -123,6 +126,15 @@ pub fn encode_payload(ev: &Event, out: &mut Vec<u8>) -> Kind {
         Event::Pcsc { operation, code } => {
             put_str(out, operation);
             out.extend_from_slice(&code.to_le_bytes());
+        }
+        Event::Replay {
+            paused,
+            speed,
+            text,
+        } => {
+            out.push(u8::from(*paused));
+            out.extend_from_slice(&speed.to_le_bytes());
+            put_str(out, text);
         }
     }
     Kind::of(ev)
@@ -336,6 +348,11 @@ pub fn decode_payload(kind: u16, p: &[u8]) -> Result<Event, PayloadError> {
             operation: c.str()?,
             code: c.u32()?,
         },
+        Kind::Replay => Event::Replay {
+            paused: c.u8()? != 0,
+            speed: f64::from_bits(c.u64()?),
+            text: c.str()?,
+        },
     })
 }
 
@@ -398,6 +415,7 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Apdu => "apdu",
         Kind::Card => "card",
         Kind::Pcsc => "pcsc",
+        Kind::Replay => "replay",
     }
 }
 

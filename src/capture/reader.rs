@@ -168,7 +168,7 @@ impl std::fmt::Display for TornTail {
 }
 
 /// One event read back, with where it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// 0-based among the events of the file (skipped records take no number).
     pub number: u64,

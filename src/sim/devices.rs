@@ -275,7 +275,10 @@ impl TourDevice {
                 Ok(())
             }
             Some(
-                cmd @ (Command::SendApdu { .. } | Command::Reconnect(_) | Command::Transaction(_)),
+                cmd @ (Command::SendApdu { .. }
+                | Command::Reconnect(_)
+                | Command::Transaction(_)
+                | Command::Replay(_)),
             ) => self.emit(Event::CommandFailed {
                 command: cmd.describe(),
                 reason: "this simulated device is a serial line, not a card".to_string(),

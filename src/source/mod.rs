@@ -7,6 +7,7 @@
 
 pub mod card;
 pub mod line_errors;
+pub mod replay;
 pub mod serial;
 
 use std::collections::VecDeque;

@@ -562,6 +562,7 @@ impl SerialTask {
                 }
             },
             Command::Shutdown => Ok(None),
+            Command::Replay(_) => Err("a live port is not a replay".to_string()),
             Command::SendApdu { .. } | Command::Reconnect(_) | Command::Transaction(_) => {
                 Err("a serial port has no card: APDUs need `hsmon card`".to_string())
             }

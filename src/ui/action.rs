@@ -55,10 +55,22 @@ pub enum Action {
     ResetCard,
     /// Card: wrap script runs in a PC/SC transaction, or not.
     ToggleTransaction,
+    /// Replay: pause or play.
+    ReplayPause,
+    ReplayFaster,
+    ReplaySlower,
+    /// Replay: play one event.
+    ReplayStep,
+    /// Replay: play until the next frame (or APDU exchange in a card session).
+    ReplayStepFrame,
+    /// Replay: play until the next diagnostic event.
+    ReplayNextEvent,
+    /// Search the bytes (hex or text); in a replay, on through the whole capture.
+    Search,
 }
 
 impl Action {
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 41] = [
         Action::Quit,
         Action::ToggleHelp,
         Action::ScrollUp,
@@ -93,6 +105,13 @@ impl Action {
         Action::ReplayScript,
         Action::ResetCard,
         Action::ToggleTransaction,
+        Action::ReplayPause,
+        Action::ReplayFaster,
+        Action::ReplaySlower,
+        Action::ReplayStep,
+        Action::ReplayStepFrame,
+        Action::ReplayNextEvent,
+        Action::Search,
     ];
 
     /// Stable name for the config file.
@@ -132,6 +151,13 @@ impl Action {
             Action::ReplayScript => "replay",
             Action::ResetCard => "reset_card",
             Action::ToggleTransaction => "transaction",
+            Action::ReplayPause => "replay_pause",
+            Action::ReplayFaster => "replay_faster",
+            Action::ReplaySlower => "replay_slower",
+            Action::ReplayStep => "replay_step",
+            Action::ReplayStepFrame => "replay_step_frame",
+            Action::ReplayNextEvent => "replay_next_event",
+            Action::Search => "search",
         }
     }
 
@@ -176,6 +202,17 @@ impl Action {
                 "card: reset it (SCARD_RESET_CARD: other applications lose their state)"
             }
             Action::ToggleTransaction => "card: wrap script runs in a PC/SC transaction (toggle)",
+            Action::ReplayPause => "replay: pause / play",
+            Action::ReplayFaster => "replay: twice as fast",
+            Action::ReplaySlower => "replay: half as fast",
+            Action::ReplayStep => "replay: one chunk (the next bytes or APDU exchange)",
+            Action::ReplayStepFrame => {
+                "replay: on to the next frame (card: the next APDU exchange)"
+            }
+            Action::ReplayNextEvent => "replay: on to the next diagnostic event",
+            Action::Search => {
+                "search the bytes: hex (68 04) or text; / then Enter on an empty line finds the next"
+            }
         }
     }
 

@@ -163,6 +163,13 @@ pub const DEFAULT_BINDINGS: &[(KeySpec, Action)] = &[
     (KeySpec::ch('z'), Action::ReplayScript),
     (KeySpec::ch('X'), Action::ResetCard),
     (KeySpec::ch('t'), Action::ToggleTransaction),
+    (KeySpec::ch(' '), Action::ReplayPause),
+    (KeySpec::ch('>'), Action::ReplayFaster),
+    (KeySpec::ch('<'), Action::ReplaySlower),
+    (KeySpec::ch('.'), Action::ReplayStep),
+    (KeySpec::ch(','), Action::ReplayStepFrame),
+    (KeySpec::ch('N'), Action::ReplayNextEvent),
+    (KeySpec::ch('/'), Action::Search),
 ];
 
 /// Keys of the line editors (send line, baud entry); fixed, listed in the help overlay.

@@ -67,6 +67,14 @@ pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
                 &ui.theme,
             );
         }
+        InputMode::Search => sendline::render(
+            frame,
+            areas.bottom,
+            "search (hex or text)› ",
+            &ui.input,
+            ui.input_error.as_deref(),
+            &ui.theme,
+        ),
         InputMode::Baud => sendline::render(
             frame,
             areas.bottom,

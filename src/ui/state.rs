@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::event::{Baud, Command, Timestamp};
+use crate::event::{Baud, Command, ReplayControl, Timestamp};
 use crate::session::Session;
 use crate::ui::action::Action;
 use crate::ui::hex::{self, Geometry, RowRef};
@@ -60,6 +60,22 @@ pub enum InputMode {
     Normal,
     Send,
     Baud,
+    /// The search line (`/`).
+    Search,
+}
+
+/// The last search: the bytes, and where they were last found (direction, stream offset).
+pub type Search = (Vec<u8>, Option<(crate::event::Direction, u64)>);
+
+/// What a replay plays on to, one event at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayGoal {
+    /// A frame newer than this seq (None: any frame).
+    Frame(Option<u64>),
+    /// More card exchanges than this.
+    Exchange(usize),
+    /// A diagnosis newer than this seq.
+    Event(Option<u64>),
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +119,12 @@ pub struct UiState {
     pub script: Option<crate::card::runner::ScriptRunner>,
     /// Selected card exchange (by seq); None follows the newest.
     pub apdu_sel: Option<u64>,
+    /// A replay step in progress (`,` or `N`).
+    pub replay_goal: Option<ReplayGoal>,
+    /// The last search: the bytes, and where they were last found.
+    pub search: Option<Search>,
+    /// The replay source is searching the capture for `search`.
+    pub search_pending: bool,
     pub quit: bool,
 }
 
@@ -135,6 +157,9 @@ impl UiState {
             proposal: None,
             script: None,
             apdu_sel: None,
+            replay_goal: None,
+            search: None,
+            search_pending: false,
             quit: false,
         }
     }
@@ -181,7 +206,7 @@ impl UiState {
                     None => Vec::new(),
                 }
             }
-            InputMode::Send | InputMode::Baud => self.edit(s, key),
+            InputMode::Send | InputMode::Baud | InputMode::Search => self.edit(s, key),
         }
     }
 
@@ -367,6 +392,28 @@ impl UiState {
                 }
                 vec![]
             }
+            Action::ReplayPause => self.replay(s, ReplayControl::TogglePause),
+            Action::ReplayFaster => self.replay(s, ReplayControl::Faster),
+            Action::ReplaySlower => self.replay(s, ReplayControl::Slower),
+            Action::ReplayStep => self.replay(s, ReplayControl::Step),
+            Action::ReplayStepFrame => {
+                self.replay_goal = Some(if s.card().is_active() {
+                    ReplayGoal::Exchange(s.card().exchanges().len())
+                } else {
+                    ReplayGoal::Frame(s.frames().back().map(|f| f.seq))
+                });
+                self.replay(s, ReplayControl::Step)
+            }
+            Action::ReplayNextEvent => {
+                self.replay_goal = Some(ReplayGoal::Event(s.diagnoses().back().map(|d| d.seq)));
+                self.replay(s, ReplayControl::Step)
+            }
+            Action::Search => {
+                self.mode = InputMode::Search;
+                self.input.clear();
+                self.input_error = None;
+                vec![]
+            }
             Action::StepNext => self.with_script(|r| r.step()),
             Action::RunToFailure => self.with_script(|r| r.run_to_failure()),
             Action::ReplayScript => self.with_script(|r| {
@@ -426,6 +473,69 @@ impl UiState {
                 vec![]
             }
         }
+    }
+
+    /// A replay command, or a message that this is not a replay.
+    fn replay(&mut self, s: &Session, c: ReplayControl) -> Vec<Command> {
+        if s.replay.is_some() {
+            vec![Command::Replay(c)]
+        } else {
+            self.replay_goal = None;
+            self.message = Some("not a replay: hsmon replay FILE plays a capture back".to_string());
+            vec![]
+        }
+    }
+
+    /// After the session took new events: a replay step goes on until its goal is met; a
+    /// search waiting on the replay looks again.
+    pub fn after_events(&mut self, s: &Session) -> Vec<Command> {
+        let mut out = Vec::new();
+        if self.search_pending {
+            if let Some((pattern, last)) = self.search.clone() {
+                if let Some((dir, range)) = s.find(&pattern, last) {
+                    self.search_pending = false;
+                    self.found(s, &pattern, dir, range);
+                } else if s.replay.is_some_and(|r| r.paused) {
+                    // The replay stopped at a match spanning what `find` saw: look no further.
+                    self.search_pending = false;
+                }
+            }
+        }
+        if let Some(goal) = self.replay_goal {
+            let reached = match goal {
+                ReplayGoal::Frame(last) => s.frames().back().map(|f| f.seq) != last,
+                ReplayGoal::Exchange(n) => s.card().exchanges().len() > n,
+                ReplayGoal::Event(last) => s.diagnoses().back().map(|d| d.seq) != last,
+            };
+            let ended = matches!(s.connection, crate::event::ConnectionState::Down { .. });
+            if reached || ended {
+                self.replay_goal = None;
+                if ended && !reached {
+                    self.message = Some("the end of the capture".to_string());
+                }
+            } else {
+                out.push(Command::Replay(ReplayControl::Step));
+            }
+        }
+        out
+    }
+
+    fn found(
+        &mut self,
+        s: &Session,
+        pattern: &[u8],
+        dir: crate::event::Direction,
+        range: std::ops::Range<u64>,
+    ) {
+        self.search = Some((pattern.to_vec(), Some((dir, range.start))));
+        self.marked = Some((dir, range.clone()));
+        self.focus = Focus::Hex;
+        self.scroll_to(s, dir, range.start);
+        self.message = Some(format!(
+            "found at {} offset {:#X}; / Enter finds the next",
+            dir.label(),
+            range.start
+        ));
     }
 
     /// Runs `f` on the loaded script, or says there is none.
@@ -614,8 +724,47 @@ impl UiState {
         }
     }
 
-    fn submit(&mut self, _s: &Session) -> Vec<Command> {
+    fn submit(&mut self, s: &Session) -> Vec<Command> {
         match self.mode {
+            InputMode::Search => {
+                let text = self.input.trim().to_string();
+                if text.is_empty() {
+                    // Enter on an empty line: the same search again, from the last match.
+                    if self.search.is_none() {
+                        self.mode = InputMode::Normal;
+                        return vec![];
+                    }
+                } else {
+                    let pattern = search_pattern(&text);
+                    self.search = Some((pattern, None));
+                }
+                self.mode = InputMode::Normal;
+                self.input.clear();
+                let Some((pattern, last)) = self.search.clone() else {
+                    return vec![];
+                };
+                match s.find(&pattern, last) {
+                    Some((dir, range)) => {
+                        self.found(s, &pattern, dir, range);
+                        vec![]
+                    }
+                    None if s.replay.is_some() => {
+                        self.search_pending = true;
+                        self.message = Some(format!(
+                            "searching the capture for {}…",
+                            crate::sanitize::hex_string(&pattern)
+                        ));
+                        vec![Command::Replay(ReplayControl::Find(pattern))]
+                    }
+                    None => {
+                        self.message = Some(format!(
+                            "{} not found in the bytes in memory",
+                            crate::sanitize::hex_string(&pattern)
+                        ));
+                        vec![]
+                    }
+                }
+            }
             InputMode::Baud => match self.input.parse::<Baud>() {
                 Ok(b) => {
                     self.mode = InputMode::Normal;
@@ -664,4 +813,20 @@ fn last_command(s: &Session) -> Option<Vec<u8>> {
         .rev()
         .find(|e| e.parent.is_none())
         .map(|e| e.exchange.command.clone())
+}
+
+/// A search line as bytes: hex when it is only hex digit pairs (spaces allowed: "68 04",
+/// "6804"), else the text itself ("boot", "AT").
+pub fn search_pattern(text: &str) -> Vec<u8> {
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let hex_only = !digits.is_empty()
+        && digits.len() % 2 == 0
+        && digits.chars().all(|c| c.is_ascii_hexdigit())
+        && text.split_whitespace().all(|w| w.len() % 2 == 0);
+    if hex_only {
+        if let Ok(b) = crate::ui::sendline::parse_hex(text) {
+            return b;
+        }
+    }
+    text.as_bytes().to_vec()
 }

@@ -33,12 +33,37 @@ fn modem(v: Option<bool>) -> &'static str {
     }
 }
 
+/// "● rec FILE" while recording; "recording stopped: disk full" when it had to stop.
+fn recording(s: &Session, ui: &UiState) -> Span<'static> {
+    match s.recorder() {
+        None => Span::raw(""),
+        Some(r) => match r.failed() {
+            Some(why) => Span::styled(
+                format!(" recording stopped: {} ", crate::sanitize::printable(why)),
+                ui.theme.status_bad,
+            ),
+            None => Span::styled(
+                format!(" ● rec {} ", crate::sanitize::printable(r.name())),
+                ui.theme.hint,
+            ),
+        },
+    }
+}
+
 pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     let theme = &ui.theme;
-    let (conn_text, conn_style) = match &s.connection {
-        ConnectionState::Up => ("● connected".to_string(), theme.status_good),
-        ConnectionState::Down { .. } => ("✖ disconnected".to_string(), theme.status_bad),
-        ConnectionState::Retrying { .. } => {
+    let (conn_text, conn_style) = match (&s.replay, &s.connection) {
+        (Some(r), ConnectionState::Down { .. }) => {
+            (format!("■ replay ended ({}x)", r.speed), theme.status)
+        }
+        (Some(r), _) if r.paused => (
+            format!("⏸ replay paused ({}x) · Space plays, . steps", r.speed),
+            theme.status,
+        ),
+        (Some(r), _) => (format!("▶ replay {}x", r.speed), theme.status_good),
+        (None, ConnectionState::Up) => ("● connected".to_string(), theme.status_good),
+        (None, ConnectionState::Down { .. }) => ("✖ disconnected".to_string(), theme.status_bad),
+        (None, ConnectionState::Retrying { .. }) => {
             ("✖ disconnected — retrying".to_string(), theme.status_bad)
         }
     };
@@ -83,6 +108,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
         ),
         Span::styled(format!(" {conn_text} "), conn_style),
         Span::styled(talking, theme.hint_key),
+        recording(s, ui),
     ]);
 
     let c = &s.counters;

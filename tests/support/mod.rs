@@ -23,6 +23,11 @@ pub fn hsmon_bin() -> &'static str {
 pub fn hsmon_command() -> Command {
     let mut c = Command::new(hsmon_bin());
     c.env("RUST_BACKTRACE", "0");
+    // Sessions record by default: tests' captures go to a scratch directory, not $HOME.
+    c.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join("hsmon-test-state"),
+    );
     c
 }
 
