@@ -647,7 +647,12 @@ impl ComPort {
                     }
                     self.control_silent = true;
                 }
-                out.push(self.settings_event());
+                // The read at connect reports only what it learnt (ser2net answers it for a
+                // pty by echoing the question: nothing learnt, nothing to repeat).
+                let learnt = self.modem.dtr.is_some() || self.modem.rts.is_some();
+                if !automatic || learnt {
+                    out.push(self.settings_event());
+                }
             }
             Purpose::Break => {
                 if unanswered.is_empty() {
@@ -812,7 +817,7 @@ mod tests {
         p.poll(ms(999), &mut out);
         assert!(out.is_empty());
         p.poll(ms(1000), &mut out);
-        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out.len(), 1, "{out:?}");
         let Event::CommandFailed { command, reason } = &out[0] else {
             panic!("{out:?}")
         };
@@ -822,7 +827,6 @@ mod tests {
             "{reason}"
         );
         assert!(reason.contains("data flows on"), "{reason}");
-        assert!(matches!(out[1], Event::LineSettings { .. }));
         assert!(!p.is_waiting());
         // A reconnect does not ask (nor say) it again.
         let again = p.open(ms(5000));
@@ -834,6 +838,21 @@ mod tests {
             !out.iter().any(|e| matches!(e, Event::CommandFailed { .. })),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn a_question_answered_with_the_question_learns_nothing() {
+        // ser2net on a pty answers REQUEST-DTR (7) with 7 and REQUEST-RTS (10) with 10.
+        let mut p = ComPort::new(settings("115200 8N1"));
+        p.open(ms(0));
+        let mut out = Vec::new();
+        answer_open(&mut p, &mut out);
+        out.clear();
+        p.on_reply(&answer(&[105, control::REQUEST_DTR]), &mut out);
+        p.on_reply(&answer(&[105, control::REQUEST_RTS]), &mut out);
+        assert!(!p.is_waiting(), "both answered");
+        assert!(out.is_empty(), "no repeat of unchanged settings: {out:?}");
+        assert_eq!(p.modem, ModemLines::default(), "n/a, not a guess");
     }
 
     #[test]
