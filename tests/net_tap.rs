@@ -216,4 +216,16 @@ fn the_tui_shows_whose_bytes_are_whose() {
             .any(|l| l.contains("meter ") && l.contains("mbus")),
         "{text}"
     );
+    // And the frame detail says whose it is.
+    let rsp = s
+        .frames()
+        .iter()
+        .find(|f| f.direction == hsmon::event::Direction::Rx)
+        .unwrap();
+    let (_, lines) = hsmon::ui::detail::lines(&s, &ui, hsmon::ui::state::Detail::Frame(rsp.seq));
+    assert!(
+        lines[0].to_string().starts_with("RX (meter) M-Bus"),
+        "{}",
+        lines[0]
+    );
 }

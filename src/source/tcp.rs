@@ -228,7 +228,7 @@ pub async fn spawn(target: HostPort, clock: Clock) -> Result<SourceHandle, Conne
 }
 
 /// How a connected stretch ended.
-pub(crate) enum Ended {
+enum Ended {
     Shutdown,
     Lost(String),
 }
