@@ -61,7 +61,10 @@ fn main() {
                 .await
                 .expect("the card source connects")
                 .expect("events");
-            if matches!(ev.event, Event::Card(hsmon::event::CardEvent::Connected { .. })) {
+            if matches!(
+                ev.event,
+                Event::Card(hsmon::event::CardEvent::Connected { .. })
+            ) {
                 break;
             }
         }
@@ -93,8 +96,14 @@ fn main() {
         per
     });
     println!("APDU round trip over pcscd + vpcd ({n} × GET CHALLENGE):");
-    println!("  bare pcsc transmit loop   {:>8.1} µs", bare.as_secs_f64() * 1e6);
-    println!("  through hsmon's source    {:>8.1} µs", hsmon.as_secs_f64() * 1e6);
+    println!(
+        "  bare pcsc transmit loop   {:>8.1} µs",
+        bare.as_secs_f64() * 1e6
+    );
+    println!(
+        "  through hsmon's source    {:>8.1} µs",
+        hsmon.as_secs_f64() * 1e6
+    );
     println!(
         "  ratio {:.2}  (overhead {:.1} µs per APDU)",
         hsmon.as_secs_f64() / bare.as_secs_f64(),

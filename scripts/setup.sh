@@ -4,7 +4,7 @@
 # for smart-card tests, ser2net, tshark), then the Rust toolchain check.
 set -euo pipefail
 
-PKGS=(pkgconf libudev-dev libpcsclite-dev pcscd vsmartcard-vpcd socat tmux util-linux tshark)
+PKGS=(pkgconf libudev-dev libpcsclite-dev pcscd vsmartcard-vpcd socat tmux util-linux tshark ser2net)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

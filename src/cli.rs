@@ -100,6 +100,13 @@ pub enum CommandLine {
     Explain(ExplainArgs),
     /// Export a capture (.hscap): pcapng for Wireshark, jsonl for scripts, hexdump for reports.
     Export(ExportArgs),
+    /// Monitor a raw TCP connection (a ser2net raw port, IEC 60870-5-104 on 2404, ...),
+    /// reconnecting when it drops.
+    Tcp(TcpArgs),
+    /// Both directions of a UART link, one adapter per direction (a Y-cable), in one session.
+    Tap(TapArgs),
+    /// Ask a port what it really speaks.
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +119,62 @@ pub struct ExportArgs {
     /// Write to OUT instead of stdout.
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TcpArgs {
+    /// HOST:PORT, e.g. 10.0.0.5:2404, lab-pi:7000, [::1]:2000.
+    pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TapArgs {
+    /// The adapter whose RX hears the host (master): shown as TX, the request direction.
+    pub port_a: PathBuf,
+    /// The adapter whose RX hears the device: shown as RX, the answers.
+    pub port_b: PathBuf,
+    /// Baud rate of both ports. Default: the config file's, else 115200.
+    #[arg(short, long, value_name = "BAUD")]
+    pub baud: Option<String>,
+    /// Character format of both ports (8N1, 7E1, 8E2). `--format 8N1` works too.
+    #[arg(long = "line", value_name = "8N1")]
+    pub line_format: Option<String>,
+    /// Flow control of both ports: none, hw or sw.
+    #[arg(long, value_name = "none|hw|sw")]
+    pub flow: Option<String>,
+    /// Name of the sender PORT_A hears.
+    #[arg(long, value_name = "NAME", default_value = "master")]
+    pub label_a: String,
+    /// Name of the sender PORT_B hears.
+    #[arg(long, value_name = "NAME", default_value = "device")]
+    pub label_b: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    #[command(subcommand)]
+    pub kind: ProbeKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProbeKind {
+    /// Send a real TLS ClientHello and classify the answer: a TLS handshake (version, cipher,
+    /// certificate chain), a TLS alert, plaintext (HTTP where TLS was expected), or nothing.
+    /// Exit 0 TLS, 1 plaintext/alert/nothing, 3 connection error.
+    Tls(TlsProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TlsProbeArgs {
+    /// HOST:PORT, e.g. api.example:443, 10.0.0.5:19998.
+    pub target: String,
+    /// The server name to send (SNI) and verify the certificate against. Default: HOST, when
+    /// it is a name (an IP address sends no SNI).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Seconds to wait for the connection and for each answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -137,7 +200,8 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct SerialArgs {
-    /// The port: /dev/ttyUSB0, /dev/ttyACM0, /dev/serial/by-id/..., a pty.
+    /// The port: /dev/ttyUSB0, /dev/ttyACM0, /dev/serial/by-id/..., a pty, or a remote port
+    /// behind an RFC 2217 server (ser2net) as rfc2217://HOST:PORT.
     pub port: PathBuf,
     /// Baud rate in bits per second (any rate the adapter supports, e.g. 74880).
     /// Default: the config file's, else 115200.

@@ -601,11 +601,36 @@ fn write_record(
     format: OutputFormat,
 ) -> std::io::Result<()> {
     session.ingest(ev);
+    let dir = match ev.event {
+        Event::Rx(_) => Some(crate::event::Direction::Rx),
+        Event::Tx(_) => Some(crate::event::Direction::Tx),
+        _ => None,
+    };
+    let label = dir.and_then(|d| session.labels.as_ref().map(|l| l.get(d)));
     match format {
-        OutputFormat::Json => writeln!(out, "{}", json_record(ev))?,
-        OutputFormat::Text => writeln!(out, "{}", text_record(ev))?,
+        OutputFormat::Json => writeln!(out, "{}", with_label(json_record(ev), label))?,
+        OutputFormat::Text => match (label, dir, &ev.event) {
+            // "rx meter 68 04 …": the label after the direction, for a tap.
+            (Some(l), Some(d), Event::Rx(b) | Event::Tx(b)) => writeln!(
+                out,
+                "{:12.6} {} {} {}",
+                ev.at.as_secs_f64(),
+                d.label(),
+                crate::sanitize::printable(l),
+                hex_string(b)
+            )?,
+            _ => writeln!(out, "{}", text_record(ev))?,
+        },
     }
     write_findings(out, session, format)
+}
+
+/// Adds `"label"` (a tap's name for who sent the bytes) to a record.
+fn with_label(mut v: Value, label: Option<&str>) -> Value {
+    if let (Some(l), Value::Object(m)) = (label, &mut v) {
+        m.insert("label".into(), Value::String(l.to_string()));
+    }
+    v
 }
 
 /// Frames and diagnoses the session found since the last call.
@@ -614,10 +639,16 @@ pub fn write_findings(
     session: &mut Session,
     format: OutputFormat,
 ) -> std::io::Result<()> {
+    let labels = session.labels.clone();
+    let label = |d| labels.as_ref().map(|l| l.get(d));
     let (frames, diags) = session.take_new();
     for f in frames {
         match format {
-            OutputFormat::Json => writeln!(out, "{}", frame_record(f, None))?,
+            OutputFormat::Json => writeln!(
+                out,
+                "{}",
+                with_label(frame_record(f, None), label(f.direction))
+            )?,
             OutputFormat::Text => writeln!(
                 out,
                 "{:12.6} frame {} {} {} {} [{}..{}] {}",

@@ -19,6 +19,7 @@ pub mod exit;
 pub mod headless;
 pub mod list;
 pub mod offline;
+pub mod probe;
 pub mod run;
 pub mod sanitize;
 pub mod session;

@@ -130,6 +130,9 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         }
         CommandLine::Serial(args) => serial(&cli.global, formats, &config, args).await,
         CommandLine::Demo(args) => demo(&cli.global, formats, &config, args).await,
+        CommandLine::Tcp(args) => tcp(&cli.global, formats, &config, args).await,
+        CommandLine::Tap(args) => tap(&cli.global, formats, &config, args).await,
+        CommandLine::Probe(args) => probe(formats, args).await,
     }
 }
 
@@ -173,10 +176,116 @@ async fn serial(
     config: &Config,
     args: SerialArgs,
 ) -> Result<u8> {
+    if let Some(target) = crate::source::rfc2217::target_of(&args.port) {
+        return rfc2217(global, formats, config, args, target).await;
+    }
     let settings = line_settings(config, formats, &args)?;
     let clock = Clock::start();
     let handle = crate::source::serial::spawn(args.port.clone(), settings, clock)?;
     monitor(global, formats, config, handle, clock, None, args.autobaud).await
+}
+
+/// `serial rfc2217://HOST:PORT`: a remote port behind ser2net, set like a local one.
+async fn rfc2217(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    args: SerialArgs,
+    target: Result<crate::source::tcp::HostPort, crate::source::tcp::AddressError>,
+) -> Result<u8> {
+    let target = target.map_err(|e| UsageError(e.to_string()))?;
+    let settings = line_settings(config, formats, &args)?;
+    let clock = Clock::start();
+    let handle = crate::source::rfc2217::spawn(target, settings, clock).await?;
+    monitor(global, formats, config, handle, clock, None, args.autobaud).await
+}
+
+/// `tcp HOST:PORT`: a raw TCP stream.
+async fn tcp(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    args: crate::cli::TcpArgs,
+) -> Result<u8> {
+    let target = args
+        .target
+        .parse::<crate::source::tcp::HostPort>()
+        .map_err(|e| UsageError(e.to_string()))?;
+    let clock = Clock::start();
+    let handle = crate::source::tcp::spawn(target, clock).await?;
+    monitor(global, formats, config, handle, clock, None, false).await
+}
+
+/// `tap PORT_A PORT_B`: two ports, one per direction of a link, in one session.
+async fn tap(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    args: crate::cli::TapArgs,
+) -> Result<u8> {
+    let as_serial = SerialArgs {
+        port: args.port_a.clone(),
+        baud: args.baud,
+        line_format: args.line_format,
+        flow: args.flow,
+        autobaud: false,
+    };
+    let settings = line_settings(config, formats, &as_serial)?;
+    let labels = crate::session::DirectionLabels {
+        tx: args.label_a,
+        rx: args.label_b,
+    };
+    let ports = crate::source::tap::TapPorts {
+        a: args.port_a,
+        b: args.port_b,
+        labels: labels.clone(),
+    };
+    let clock = Clock::start();
+    let handle = crate::source::tap::spawn(ports, settings, clock).map_err(|e| match e {
+        crate::source::tap::TapError::SamePort(_) => {
+            color_eyre::Report::new(UsageError(e.to_string()))
+        }
+        other => color_eyre::Report::new(other),
+    })?;
+    let extras = Extras {
+        labels: Some(labels),
+        ..Extras::default()
+    };
+    monitor_with(global, formats, config, handle, clock, None, extras).await
+}
+
+/// `probe tls HOST:PORT`: one probe, one report, an exit status that says what answered.
+async fn probe(formats: Formats, args: crate::cli::ProbeArgs) -> Result<u8> {
+    let crate::cli::ProbeKind::Tls(a) = args.kind;
+    let target = a
+        .target
+        .parse::<crate::source::tcp::HostPort>()
+        .map_err(|e| UsageError(e.to_string()))?;
+    if !(a.timeout.is_finite() && a.timeout > 0.0) {
+        return Err(UsageError(format!(
+            "--timeout {}: give a positive number of seconds",
+            a.timeout
+        ))
+        .into());
+    }
+    let opts = crate::probe::tls::ProbeOptions {
+        sni: a.sni,
+        timeout: Duration::from_secs_f64(a.timeout.min(600.0)),
+    };
+    let knowledge = load_knowledge()?;
+    let report = crate::probe::tls::probe(&target, &opts, &knowledge)
+        .await
+        .map_err(|e| match e {
+            crate::probe::tls::ProbeError::BadServerName(_) => {
+                color_eyre::Report::new(UsageError(e.to_string()))
+            }
+            other => color_eyre::Report::new(other),
+        })?;
+    match formats.output {
+        crate::cli::OutputFormat::Json => println!("{}", report.to_json()),
+        crate::cli::OutputFormat::Text => print!("{}", report.to_text()),
+    }
+    Ok(report.exit_code())
 }
 
 async fn card(
@@ -216,6 +325,7 @@ async fn card(
         Extras {
             autobaud: false,
             script,
+            labels: None,
         },
     )
     .await
@@ -242,19 +352,7 @@ async fn replay(
     let mut g = global.clone();
     g.no_capture = true;
     g.capture = None;
-    monitor_with(
-        &g,
-        formats,
-        config,
-        handle,
-        clock,
-        None,
-        Extras {
-            autobaud: false,
-            script: None,
-        },
-    )
-    .await
+    monitor_with(&g, formats, config, handle, clock, None, Extras::default()).await
 }
 
 /// Reads and parses an APDU script; errors name the file and line.
@@ -303,10 +401,13 @@ fn open_capture(
     Some(CaptureWriter::create_or_stopped(&path, &m))
 }
 
-/// What a monitor runs besides the session: an active baud scan, an APDU script.
+/// What a monitor runs besides the session: an active baud scan, an APDU script, and the
+/// names of the two directions (a tap).
+#[derive(Default)]
 pub struct Extras {
     pub autobaud: bool,
     pub script: Option<crate::card::runner::ScriptRunner>,
+    pub labels: Option<crate::session::DirectionLabels>,
 }
 
 async fn demo(
@@ -328,6 +429,7 @@ async fn demo(
                 "demo card.apdu",
                 true,
             )),
+            labels: None,
         };
         return monitor_with(global, formats, config, handle, clock, deadline, extras).await;
     }
@@ -373,6 +475,7 @@ async fn monitor(
     let extras = Extras {
         autobaud,
         script: None,
+        labels: None,
     };
     monitor_with(global, formats, config, handle, clock, deadline, extras).await
 }
@@ -394,6 +497,7 @@ async fn monitor_with(
     if let Some(writer) = open_capture(global, &handle.name) {
         session.set_recorder(writer);
     }
+    session.labels = extras.labels.clone();
     if global.headless {
         return crate::headless::run(handle, session, formats.output, deadline, extras, clock)
             .await;

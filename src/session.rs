@@ -146,6 +146,25 @@ pub struct Counters {
     pub line_errors: Option<Option<LineErrorCounts>>,
 }
 
+/// What the user calls each direction when they are two ports of one link (`hsmon tap`):
+/// the sender of the bytes ("master", "meter"). Without them, directions read rx/tx.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectionLabels {
+    /// Who sent what arrives as `Rx` (the device, on a tap).
+    pub rx: String,
+    /// Who sent what arrives as `Tx` (the host or master, on a tap).
+    pub tx: String,
+}
+
+impl DirectionLabels {
+    pub fn get(&self, d: Direction) -> &str {
+        match d {
+            Direction::Rx => &self.rx,
+            Direction::Tx => &self.tx,
+        }
+    }
+}
+
 /// Where a replay stands (from the replay source's `Replay` events).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplayState {
@@ -158,6 +177,8 @@ pub struct ReplayState {
 pub struct Session {
     /// What the source is ("/dev/ttyUSB0", "demo").
     pub source_name: String,
+    /// Names of the two directions, for a tap (None: rx/tx as seen from hsmon).
+    pub labels: Option<DirectionLabels>,
     pub settings: Option<LineSettings>,
     pub modem: ModemLines,
     pub connection: ConnectionState,
@@ -224,6 +245,7 @@ impl Session {
             recorder: None,
             replay: None,
             source_name: source_name.into(),
+            labels: None,
             settings: None,
             modem: ModemLines::default(),
             connection: ConnectionState::Down {

@@ -8,7 +8,10 @@
 pub mod card;
 pub mod line_errors;
 pub mod replay;
+pub mod rfc2217;
 pub mod serial;
+pub mod tap;
+pub mod tcp;
 
 use std::collections::VecDeque;
 

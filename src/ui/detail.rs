@@ -39,8 +39,13 @@ pub fn lines(s: &Session, ui: &UiState, d: Detail) -> (String, Vec<Line<'static>
             let fr = &sf.frame;
             out.push(Line::styled(
                 format!(
-                    "{} {} · {} · {} · bytes {:X}..{:X} ({} bytes) · {:.3}s",
+                    "{}{} {} · {} · {} · bytes {:X}..{:X} ({} bytes) · {:.3}s",
                     sf.direction.label().to_uppercase(),
+                    // A tap names the sender: "TX (master)".
+                    s.labels.as_ref().map_or_else(String::new, |l| format!(
+                        " ({})",
+                        crate::sanitize::printable(l.get(sf.direction))
+                    )),
                     fr.protocol.name(),
                     fr.kind,
                     crate::ui::frames::status_mark(&fr.status),

@@ -90,6 +90,9 @@ pub fn render(f: &mut TermFrame, area: Rect, s: &Session, ui: &UiState) {
         );
         return;
     }
+    let label_width = s.labels.as_ref().map_or(2, |l| {
+        l.rx.chars().count().max(l.tx.chars().count()).clamp(2, 10)
+    });
     let lines: Vec<Line> = rows
         .iter()
         .map(|sf| {
@@ -102,7 +105,15 @@ pub fn render(f: &mut TermFrame, area: Rect, s: &Session, ui: &UiState) {
             let mut l = Line::from(vec![
                 Span::styled(format!("{:>9.3} ", sf.at.as_secs_f64()), theme.time),
                 Span::styled(
-                    format!("{} ", sf.direction.label().to_uppercase()),
+                    match &s.labels {
+                        // A tap names the sender; padded so the columns stay aligned.
+                        Some(l) => format!(
+                            "{:<w$.w$} ",
+                            crate::sanitize::printable(l.get(sf.direction)),
+                            w = label_width
+                        ),
+                        None => format!("{} ", sf.direction.label().to_uppercase()),
+                    },
                     dir_style,
                 ),
                 Span::styled(format!("{:<8} ", sf.frame.protocol.id()), theme.title),

@@ -265,10 +265,34 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
             ui.key_label(crate::ui::action::Action::Follow)
         )
     };
+    let mut title_spans = vec![Span::styled(title, theme.title)];
+    if let Some(l) = &s.labels {
+        // A tap: which marker is whose ("TX◂ master  RX▸ meter").
+        title_spans.extend([
+            Span::styled(
+                format!(
+                    "{} {}",
+                    marker(Direction::Tx),
+                    crate::sanitize::printable(&l.tx)
+                ),
+                theme.tx,
+            ),
+            Span::styled("  ", theme.title),
+            Span::styled(
+                format!(
+                    "{} {}",
+                    marker(Direction::Rx),
+                    crate::sanitize::printable(&l.rx)
+                ),
+                theme.rx,
+            ),
+            Span::styled(" ", theme.title),
+        ]);
+    }
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border)
-        .title(Span::styled(title, theme.title));
+        .title(Line::from(title_spans));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if inner.width == 0 || inner.height == 0 {

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod pcscd;
+pub mod ser2net;
 pub mod vpcd;
 
 use std::io::{BufRead, BufReader, Write};
