@@ -11,10 +11,8 @@
 // The test stack's pcscd and virtual-card helpers (only those: the rest of tests/support
 // needs the test binary's environment).
 #[path = "../tests/support/pcscd.rs"]
-#[allow(dead_code)]
 mod pcscd;
 #[path = "../tests/support/vpcd.rs"]
-#[allow(dead_code)]
 mod vpcd;
 
 use std::time::{Duration, Instant};
