@@ -272,3 +272,52 @@ fn malformed_scripts_are_rejected_with_their_line() {
         );
     }
 }
+
+#[test]
+fn a_card_held_exclusively_names_the_holder_and_is_taken_when_released() {
+    let (_lock, reader) = pcsc_test();
+    let _vcard = VirtualCard::insert(SimCard::default());
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).unwrap();
+    let holder = ctx
+        .connect(&reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
+        .unwrap();
+    let mut h = Headless::start(&["card", "--reader", "Virtual PCD"]);
+    let e = wait(&mut h, |r| r["state"] == "pcsc_error");
+    assert_eq!(e["name"], "SCARD_E_SHARING_VIOLATION");
+    let why = wait(&mut h, |r| r["id"] == "hsmon.command_failed");
+    let text = why["text"].as_str().unwrap();
+    assert!(text.contains("holds the card exclusively"), "{text}");
+    // This test process holds it: its pid is named.
+    assert!(text.contains(&std::process::id().to_string()), "{text}");
+    support::pcscd::leave(holder);
+    wait(&mut h, |r| r["state"] == "connected");
+}
+
+#[test]
+fn a_script_in_a_transaction_begins_and_ends_it() {
+    let (_lock, _reader) = pcsc_test();
+    let vcard = VirtualCard::insert(SimCard::default());
+    let script = script_file(&format!(
+        "{SELECT_DEMO}\n# expect 9000\n00 84 00 00 08\n# expect 9000\n"
+    ));
+    let (code, records, err) = run_card(&[
+        "--reader",
+        "Virtual PCD",
+        "--transaction",
+        "--script",
+        script.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err} {records:#?}");
+    let states: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "card")
+        .filter_map(|r| r["state"].as_str())
+        .filter(|s| s.starts_with("transaction"))
+        .collect();
+    assert_eq!(states, ["transaction_begun", "transaction_ended"]);
+    assert_eq!(
+        vcard.apdus().len(),
+        3,
+        "SELECT, GET RESPONSE, GET CHALLENGE"
+    );
+}
