@@ -95,9 +95,6 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
                     crate::sanitize::printable(&s.source_name),
                     settings
                 )
-            } else if s.settings.is_none() && s.modem.dtr.is_none() && s.modem.rts.is_none() {
-                // A socket (hsmon tcp): no line settings, no modem lines to speak of.
-                format!(" {} ", crate::sanitize::printable(&s.source_name))
             } else {
                 format!(
                     " {} │ {} │ DTR {} RTS {} ",
