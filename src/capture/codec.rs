@@ -635,6 +635,11 @@ pub(crate) mod tests {
             duration: Duration::ZERO,
             origin: ApduOrigin::User,
         }));
+        v.push(Event::Replay {
+            paused: true,
+            speed: 0.25,
+            text: "paused at 0.25x".to_string(),
+        });
         v
     }
 
