@@ -29,7 +29,8 @@ impl PatByte {
 }
 
 impl fmt::Display for PatByte {
-    /// `68`, `XX`, `X8`; a mask that is not whole nibbles shows as `value/mask` (`08/0F`).
+    /// `68`, `XX`, `X8`; a mask that is not whole nibbles shows the values it allows when
+    /// they are few (`{08|18|28|38}`), else as `value/mask` (`08/0F`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let nib = |shift: u8| {
             let m = (self.mask >> shift) & 0x0F;
@@ -45,6 +46,13 @@ impl fmt::Display for PatByte {
         match (nib(4), nib(0)) {
             (Some(Some(h)), Some(Some(l))) => {
                 write!(f, "{}{}", h.to_ascii_uppercase(), l.to_ascii_uppercase())
+            }
+            _ if (!self.mask).count_ones() <= 2 => {
+                let values: Vec<String> = (0..=255u8)
+                    .filter(|&v| self.matches(v))
+                    .map(|v| format!("{v:02X}"))
+                    .collect();
+                write!(f, "{{{}}}", values.join("|"))
             }
             _ => write!(f, "{:02X}/{:02X}", self.value & self.mask, self.mask),
         }
@@ -527,6 +535,9 @@ mod tests {
         assert_eq!(m.0[0].to_string(), "X8");
         let odd = pat("70").with_mask(&[0x70]).unwrap();
         assert_eq!(odd.0[0].to_string(), "70/70");
+        // M-Bus RSP_UD's C-field: 08 with the ACD and DFC bits free.
+        let c = pat("08").with_mask(&[0xCF]).unwrap();
+        assert_eq!(c.0[0].to_string(), "{08|18|28|38}");
         assert_eq!(Pattern::parse("6"), Err(PatternError::Odd(1)));
         assert_eq!(Pattern::parse("6G"), Err(PatternError::BadDigit('G')));
         assert_eq!(

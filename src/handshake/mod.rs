@@ -4,5 +4,9 @@
 //! and the loops that drive a run through an ordinary session, headless or in the TUI (`live`).
 
 pub mod expect;
+pub mod live;
+pub mod peer;
 pub mod profile;
+pub mod report;
 pub mod runner;
+pub mod tcp;

@@ -663,10 +663,7 @@ impl Runner {
         let attempts = self.records.get(i).map_or(1, |r| r.attempts);
         if attempts <= step.retries && !step.send.is_empty() {
             if let Some(r) = self.records.get_mut(i) {
-                r.notes.push(format!(
-                    "attempt {attempts}: {}",
-                    got_words(&got, kind, step.timeout)
-                ));
+                note_attempt(&mut r.notes, attempts, &got_words(&got, kind, step.timeout));
             }
             self.send(i, now, out);
             return;
@@ -928,6 +925,22 @@ impl Runner {
     }
 }
 
+/// Notes a failed attempt; the same result again extends the previous note ("attempts 1-9:
+/// got A0 ...") instead of adding a line per attempt.
+fn note_attempt(notes: &mut Vec<String>, attempt: u32, what: &str) {
+    let first = notes.last().and_then(|last| {
+        let rest = last
+            .strip_prefix("attempts ")
+            .or_else(|| last.strip_prefix("attempt "))?;
+        let (n, w) = rest.split_once(": ")?;
+        (w == what).then(|| n.split('-').next()?.parse::<u32>().ok())?
+    });
+    match (first, notes.last_mut()) {
+        (Some(first), Some(last)) => *last = format!("attempts {first}-{attempt}: {what}"),
+        _ => notes.push(format!("attempt {attempt}: {what}")),
+    }
+}
+
 /// What kind of divergence `got` is at `step`.
 fn classify(step: &Step, got: &[u8]) -> DivergenceKind {
     if got.is_empty() {
@@ -1140,6 +1153,22 @@ mod tests {
         assert_eq!(r.status, StepStatus::Diverged);
         assert_eq!(super::super::expect::diff_text(&r.diff), "A0≠5F");
         assert_eq!(b.runner.outcome().unwrap().exit_code(), 1);
+    }
+
+    #[test]
+    fn repeated_attempts_share_one_note() {
+        let mut notes = Vec::new();
+        note_attempt(&mut notes, 1, "got A0");
+        note_attempt(&mut notes, 2, "got A0");
+        note_attempt(&mut notes, 3, "got A0");
+        note_attempt(&mut notes, 4, "got nothing within 100 ms");
+        assert_eq!(
+            notes,
+            [
+                "attempts 1-3: got A0",
+                "attempt 4: got nothing within 100 ms"
+            ]
+        );
     }
 
     #[test]
