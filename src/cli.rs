@@ -107,6 +107,38 @@ pub enum CommandLine {
     Tap(TapArgs),
     /// Ask a port what it really speaks.
     Probe(ProbeArgs),
+    /// Run a known handshake against a device step by step and explain the first divergence
+    /// (--headless: a JSON report; exit 0 ok, 1 divergence, 2 bad profile, 3 device error).
+    Handshake(HandshakeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HandshakeArgs {
+    /// The profile: mtk-brom, stm32, esp32, mbus, iec104, dlt645, iso7816-select, or one of
+    /// yours in $XDG_CONFIG_HOME/hsmon/profiles/ (--list shows them).
+    #[arg(required_unless_present = "list")]
+    pub profile: Option<String>,
+    /// List the profiles, one line each.
+    #[arg(long)]
+    pub list: bool,
+    /// The serial port, for serial profiles.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<PathBuf>,
+    /// Baud rate instead of the profile's.
+    #[arg(short, long, value_name = "BAUD", requires = "port")]
+    pub baud: Option<String>,
+    /// Character format instead of the profile's (8N1, 8E1, ...).
+    #[arg(long = "line", value_name = "8N1", requires = "port")]
+    pub line_format: Option<String>,
+    /// The card reader (name, unique part of it, or index), for card profiles.
+    #[arg(long, value_name = "NAME|INDEX")]
+    pub reader: Option<String>,
+    /// HOST:PORT, for TCP profiles (HOST alone takes the profile's port).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcp: Option<String>,
+    /// Set a profile variable, e.g. --set aid=A0000000041010 (repeatable).
+    #[arg(long = "set", value_name = "NAME=HEX")]
+    pub set: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ pub mod decode;
 pub mod diagnose;
 pub mod event;
 pub mod exit;
+pub mod handshake;
 pub mod headless;
 pub mod list;
 pub mod offline;

@@ -133,7 +133,18 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         CommandLine::Tcp(args) => tcp(&cli.global, formats, &config, args).await,
         CommandLine::Tap(args) => tap(&cli.global, formats, &config, args).await,
         CommandLine::Probe(args) => probe(formats, args).await,
+        CommandLine::Handshake(args) => handshake(&cli.global, formats, &config, args).await,
     }
+}
+
+/// `hsmon handshake`: the run lives in `handshake::live`.
+async fn handshake(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    args: crate::cli::HandshakeArgs,
+) -> Result<u8> {
+    crate::handshake::live::run(global, formats, config, args).await
 }
 
 /// The embedded knowledge base, extended by `$XDG_CONFIG_HOME/hsmon/knowledge.toml` when

@@ -458,6 +458,34 @@ impl Session {
         self.findings = f;
     }
 
+    /// Raises an observation made outside the byte stream (a handshake divergence): the first
+    /// entry of `prefer` the knowledge base has (a profile's choice), else the best match.
+    pub fn observe(
+        &mut self,
+        obs: &crate::diagnose::observation::Observation,
+        prefer: &[String],
+        at: Timestamp,
+        context: String,
+    ) {
+        self.generation += 1;
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut f = std::mem::take(&mut self.findings);
+        let about_68 = match obs {
+            crate::diagnose::observation::Observation::Handshake(h) => h.got.first() == Some(&0x68),
+            _ => false,
+        };
+        let raised = prefer
+            .iter()
+            .any(|id| engine.raise_entry(id, about_68, at, context.clone(), &mut f));
+        if !raised {
+            engine.observe(obs, at, context, &mut f);
+        }
+        self.absorb(&mut f, at);
+        self.findings = f;
+    }
+
     /// What the passive baud estimation makes of the current setting.
     pub fn baud_watch(&self) -> &BaudWatch {
         &self.baud

@@ -350,6 +350,7 @@ impl Engine {
                 Observation::SevenBitPair { byte } => *byte == 0x68,
                 Observation::Pcsc { code } => code & 0xFF == 0x68,
                 Observation::StatusWord(sw) => sw.sw >> 8 == 0x68,
+                Observation::Handshake(h) => h.got.first() == Some(&0x68),
                 _ => false,
             };
             self.raise(
@@ -365,6 +366,36 @@ impl Engine {
                 out,
             );
         }
+    }
+
+    /// Raises the entry `id` for an observation made outside the byte stream, when something
+    /// other than matching chose it (a handshake profile names the entry for its divergence).
+    /// False if the knowledge base has no such entry.
+    pub fn raise_entry(
+        &mut self,
+        id: &str,
+        about_68: bool,
+        at: Timestamp,
+        context: String,
+        out: &mut Findings,
+    ) -> bool {
+        let Some(entry) = self.knowledge.get(id) else {
+            return false;
+        };
+        let (id, severity, title) = (entry.id.clone(), entry.severity, entry.title.clone());
+        self.raise(
+            id,
+            severity,
+            title,
+            context,
+            None,
+            None,
+            about_68,
+            at,
+            Vec::new(),
+            out,
+        );
+        true
     }
 
     #[allow(clippy::too_many_arguments)]

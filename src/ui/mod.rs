@@ -5,6 +5,7 @@ pub mod apdu;
 pub mod detail;
 pub mod events;
 pub mod frames;
+pub mod handshake;
 pub mod help;
 pub mod hex;
 pub mod keys;
@@ -27,7 +28,12 @@ use crate::ui::state::{Focus, InputMode, Overlay, UiState};
 
 /// Draws the whole screen.
 pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
-    let area = frame.area();
+    render_in(frame, frame.area(), s, ui);
+}
+
+/// Draws the panes, status and hints into `area` (the whole screen, or what a handshake pane
+/// leaves of it).
+pub fn render_in(frame: &mut Frame, area: ratatui::layout::Rect, s: &Session, ui: &UiState) {
     if area.width == 0 || area.height == 0 {
         return;
     }
