@@ -5,8 +5,10 @@
 //! Facts: protocols.md §3 (gams/python-dlt645, 600888/dlt645, spec copy); names marked [U]
 //! there are phrased as likely here.
 
-use super::all::stream::{Step, Streamer, WindowParser, find_any, hex, span, sum8};
-use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{
+    Step, Streamer, WindowParser, find_any, framer_from_streamer, hex, push_status, span, sum8,
+};
 
 const START: u8 = 0x68;
 const STOP: u8 = 0x16;
@@ -41,24 +43,12 @@ impl Default for Dlt645Framer {
     }
 }
 
-impl Framer for Dlt645Framer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Dlt645
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(Dlt645Framer);
 
 struct Dlt645Parser;
 
 impl WindowParser for Dlt645Parser {
+    const PROTOCOL: Protocol = Protocol::Dlt645;
     const MAX_WINDOW: usize = MAX_FRAME;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
@@ -192,7 +182,7 @@ fn decide(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
     let total = preamble + HEADER + data_len + 2;
     let Some(bytes) = window.get(..total) else {
         if at_end {
-            let frame = build(at, window, preamble, c, length, Check::Truncated);
+            let frame = build(at, window, c, Check::Truncated);
             return Decision::Frame(frame, preamble + 7);
         }
         return Decision::Need;
@@ -210,14 +200,7 @@ fn decide(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
         (false, true) => (Check::MissingStop { found: stop }, total - 1, total - 1),
         (false, false) => (Check::NoEnd, preamble + HEADER, preamble + 7),
     };
-    let frame = build(
-        at,
-        bytes.get(..covered).unwrap_or_default(),
-        preamble,
-        c,
-        length,
-        check,
-    );
+    let frame = build(at, bytes.get(..covered).unwrap_or_default(), c, check);
     Decision::Frame(frame, consumed)
 }
 
@@ -230,15 +213,74 @@ enum Check {
     Truncated,
 }
 
-/// Build the frame from the bytes its span covers (`bytes`, from the first FE or 68).
-fn build(
-    at: StreamOffset,
-    bytes: &[u8],
-    preamble: usize,
-    c: u8,
-    length: u8,
-    check: Check,
-) -> Frame {
+impl Check {
+    /// Packed into a deferred frame's note.
+    fn to_note(self) -> u32 {
+        let (tag, a, b) = match self {
+            Check::Ok => (0u8, 0u8, 0u8),
+            Check::BadChecksum { expected, found } => (1, expected, found),
+            Check::MissingStop { found } => (2, found, 0),
+            Check::NoEnd => (3, 0, 0),
+            Check::Truncated => (4, 0, 0),
+        };
+        u32::from_le_bytes([tag, a, b, 0])
+    }
+
+    fn from_note(note: u32) -> Check {
+        let [tag, a, b, _] = note.to_le_bytes();
+        match tag {
+            1 => Check::BadChecksum {
+                expected: a,
+                found: b,
+            },
+            2 => Check::MissingStop { found: a },
+            3 => Check::NoEnd,
+            4 => Check::Truncated,
+            _ => Check::Ok,
+        }
+    }
+
+    fn status(self) -> FrameStatus {
+        match self {
+            Check::Ok => FrameStatus::Ok,
+            Check::BadChecksum { expected, found } => FrameStatus::BadChecksum {
+                expected: u32::from(expected),
+                found: u32::from(found),
+            },
+            Check::Truncated => FrameStatus::Truncated,
+            Check::MissingStop { found } => FrameStatus::Malformed(format!(
+                "missing end byte 0x16 (found 0x{found:02X}); checksum is right"
+            )),
+            Check::NoEnd => FrameStatus::Malformed(
+                "no checksum or end byte 0x16 where L says: the frame was cut short, or L is wrong"
+                    .to_string(),
+            ),
+        }
+    }
+}
+
+/// The frame whose span covers `bytes` (from the first FE or 68, at least through L), with
+/// control code `c`: what it is and how it checked out now, its words when first asked for.
+fn build(at: StreamOffset, bytes: &[u8], c: u8, check: Check) -> Frame {
+    Frame::deferred(
+        Protocol::Dlt645,
+        span(at, 0, bytes.len()),
+        if c & 0x80 != 0 { "response" } else { "request" },
+        check.status(),
+        describe,
+        bytes,
+        check.to_note(),
+    )
+}
+
+/// Summary and fields of a frame (`bytes`: its span, from the first FE or 68, at least through
+/// L; `note`: its check).
+fn describe(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+    let at = frame.span.start;
+    let check = Check::from_note(note);
+    let preamble = bytes.iter().take_while(|&&b| b == PREAMBLE).count();
+    let c = bytes.get(preamble + 8).copied().unwrap_or_default();
+    let length = bytes.get(preamble + 9).copied().unwrap_or_default();
     let p = preamble;
     let mut fields = Vec::new();
     if p > 0 {
@@ -386,21 +428,6 @@ fn build(
     }
 
     let cs_index = data_start + usize::from(length);
-    let status = match check {
-        Check::Ok => FrameStatus::Ok,
-        Check::BadChecksum { expected, found } => FrameStatus::BadChecksum {
-            expected: u32::from(expected),
-            found: u32::from(found),
-        },
-        Check::Truncated => FrameStatus::Truncated,
-        Check::MissingStop { found } => FrameStatus::Malformed(format!(
-            "missing end byte 0x16 (found 0x{found:02X}); checksum is right"
-        )),
-        Check::NoEnd => FrameStatus::Malformed(
-            "no checksum or end byte 0x16 where L says: the frame was cut short, or L is wrong"
-                .to_string(),
-        ),
-    };
     if let Some(&cs) = bytes.get(cs_index) {
         let value = match check {
             Check::BadChecksum { expected, .. } => {
@@ -417,27 +444,8 @@ fn build(
             span(at, cs_index + 1, 1),
         ));
     }
-    match &status {
-        FrameStatus::Ok => {}
-        FrameStatus::BadChecksum { expected, found } => {
-            summary.push_str(&format!(
-                " — bad checksum 0x{found:02X}, expected 0x{expected:02X}"
-            ));
-        }
-        FrameStatus::Truncated => summary.push_str(" — truncated"),
-        FrameStatus::Malformed(why) => {
-            summary.push_str(" — ");
-            summary.push_str(why);
-        }
-    }
-    Frame {
-        protocol: Protocol::Dlt645,
-        span: span(at, 0, bytes.len()),
-        kind: if response { "response" } else { "request" },
-        summary,
-        status,
-        fields,
-    }
+    push_status(&mut summary, &frame.status);
+    Description { summary, fields }
 }
 
 fn address_text_plain(address: &[u8]) -> String {
@@ -465,7 +473,7 @@ mod tests {
     }
 
     fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
-        frame.fields.iter().find(|f| f.name == name).unwrap()
+        frame.fields().iter().find(|f| f.name == name).unwrap()
     }
 
     /// protocols.md §3.2 worked frames.
@@ -499,7 +507,7 @@ mod tests {
             assert_eq!(frames.len(), 1, "{frames:#?}");
             assert_eq!(frames[0].status, FrameStatus::Ok);
             assert_eq!(frames[0].kind, *kind);
-            assert_eq!(frames[0].summary, *summary);
+            assert_eq!(frames[0].summary(), *summary);
             assert_eq!(frames[0].span, 0..bytes.len() as u64);
         }
     }

@@ -6,8 +6,8 @@
 //! `link_layer.c`): CS is the byte sum modulo 256 from C to the end of user data; L is the
 //! number of bytes from C to the end of user data, sent twice.
 
-use super::all::stream::{find_any_where, span, sum8};
-use super::frame::{Field, StreamOffset};
+use super::frame::{Field, FrameStatus, StreamOffset};
+use super::stream::{find_any_where, span, sum8};
 
 /// Single control character: positive acknowledgement.
 pub(crate) const SINGLE_CHAR: u8 = 0xE5;
@@ -256,6 +256,96 @@ fn recognise_variable(window: &[u8], min_length: u8, at_end: bool) -> Recognised
         check,
         consumed,
     })
+}
+
+impl Check {
+    /// The check packed into a deferred frame's note (low 24 bits; see [`RawFrame::from_kept`]).
+    pub(crate) fn to_note(self) -> u32 {
+        let (tag, a, b) = match self {
+            Check::Ok => (0u8, 0, 0),
+            Check::BadChecksum { expected, found } => (1, expected, found),
+            Check::MissingStop { found } => (2, found, 0),
+            Check::LengthMismatch { first, second } => (3, first, second),
+            Check::LengthTooShort { length, minimum } => (4, length, minimum),
+            Check::NoEnd => (5, 0, 0),
+            Check::Truncated => (6, 0, 0),
+        };
+        u32::from(tag) | u32::from(a) << 8 | u32::from(b) << 16
+    }
+
+    /// The check [`Check::to_note`] packed.
+    pub(crate) fn from_note(note: u32) -> Check {
+        let [tag, a, b, _] = note.to_le_bytes();
+        match tag {
+            1 => Check::BadChecksum {
+                expected: a,
+                found: b,
+            },
+            2 => Check::MissingStop { found: a },
+            3 => Check::LengthMismatch {
+                first: a,
+                second: b,
+            },
+            4 => Check::LengthTooShort {
+                length: a,
+                minimum: b,
+            },
+            5 => Check::NoEnd,
+            6 => Check::Truncated,
+            _ => Check::Ok,
+        }
+    }
+
+    /// The frame status a check gives before the protocol looks at the user data.
+    pub(crate) fn status(self) -> FrameStatus {
+        match self {
+            Check::Ok => FrameStatus::Ok,
+            Check::BadChecksum { expected, found } => FrameStatus::BadChecksum {
+                expected: u32::from(expected),
+                found: u32::from(found),
+            },
+            Check::Truncated => FrameStatus::Truncated,
+            other => FrameStatus::Malformed(problem(other).unwrap_or_default()),
+        }
+    }
+}
+
+impl<'a> RawFrame<'a> {
+    /// The frame `recognise` found, rebuilt from the bytes its span covers (`bytes`, kept by
+    /// a deferred frame) and its check: the shape follows from the first byte, the user data
+    /// from the shape, L and the check, exactly as `recognise` cut them.
+    pub(crate) fn from_kept(bytes: &'a [u8], check: Check, fixed_address_len: usize) -> Self {
+        let (shape, user_start, user) = match bytes.first() {
+            Some(&START_FIXED) => {
+                let user_len = 1 + fixed_address_len.min(2);
+                (
+                    Shape::Fixed,
+                    1,
+                    bytes.get(1..1 + user_len).unwrap_or_default(),
+                )
+            }
+            Some(&START_VARIABLE) => {
+                let length = usize::from(bytes.get(1).copied().unwrap_or_default());
+                let user = match check {
+                    Check::LengthMismatch { .. } | Check::LengthTooShort { .. } | Check::NoEnd => {
+                        &[]
+                    }
+                    Check::Truncated => bytes.get(4..).unwrap_or_default(),
+                    _ => bytes.get(4..4 + length).unwrap_or_default(),
+                };
+                (Shape::Variable, 4, user)
+            }
+            _ => (Shape::Single, 1, &[][..]),
+        };
+        RawFrame {
+            shape,
+            bytes,
+            user,
+            user_start,
+            check,
+            consumed: bytes.len(),
+        }
+    }
 }
 
 /// Fields common to both protocols: start, L (twice), CS and stop, placed around the

@@ -4,8 +4,8 @@
 //!
 //! Facts: protocols.md §4.1–4.2 (mtkclient `Port.py`, `meta.py`; osmocom MT6227 trace).
 
-use super::all::stream::{Step, Streamer, WindowParser, find_any_where, span};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{Step, Streamer, WindowParser, find_any_where, framer_from_streamer, span};
 
 /// What the host sends, one byte at a time.
 const START_SEQUENCE: [u8; 4] = [0xA0, 0x0A, 0x50, 0x05];
@@ -41,24 +41,12 @@ impl Default for MtkBromFramer {
     }
 }
 
-impl Framer for MtkBromFramer {
-    fn protocol(&self) -> Protocol {
-        Protocol::MtkBrom
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(MtkBromFramer);
 
 struct MtkParser;
 
 impl WindowParser for MtkParser {
+    const PROTOCOL: Protocol = Protocol::MtkBrom;
     const MAX_WINDOW: usize = MAX_RUN + START_SEQUENCE.len();
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
@@ -155,20 +143,20 @@ fn echo(at: StreamOffset, run: usize) -> Decision {
     if run < 2 {
         return Decision::Skip;
     }
-    Decision::Frame(Frame {
-        protocol: Protocol::MtkBrom,
-        span: span(at, 0, run),
-        kind: "echo",
-        summary: format!(
+    Decision::Frame(Frame::new(
+        Protocol::MtkBrom,
+        span(at, 0, run),
+        "echo",
+        FrameStatus::Ok,
+        format!(
             "A0 × {run}: if the device sent this, it echoes the start byte instead of answering 5F — it is not waiting for the BROM start command; if the host sent it, no 5F came back"
         ),
-        status: FrameStatus::Ok,
-        fields: vec![Field::new(
+        vec![Field::new(
             "A0",
             format!("start byte, {run} times"),
             span(at, 0, run),
         )],
-    })
+    ))
 }
 
 fn sync_frame(at: StreamOffset, run: usize, matched_after_a0: usize, status: FrameStatus) -> Frame {
@@ -201,14 +189,14 @@ fn sync_frame(at: StreamOffset, run: usize, matched_after_a0: usize, status: Fra
             matched_after_a0 + 1
         )
     };
-    Frame {
-        protocol: Protocol::MtkBrom,
-        span: span(at, 0, len),
-        kind: "sync",
-        summary,
+    Frame::new(
+        Protocol::MtkBrom,
+        span(at, 0, len),
+        "sync",
         status,
+        summary,
         fields,
-    }
+    )
 }
 
 fn answer(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
@@ -246,14 +234,14 @@ fn answer_frame(at: StreamOffset, matched: usize, status: FrameStatus) -> Frame 
     } else {
         format!("BROM handshake answer stopped after {matched} of 4 bytes")
     };
-    Frame {
-        protocol: Protocol::MtkBrom,
-        span: span(at, 0, matched),
-        kind: "reply",
-        summary,
+    Frame::new(
+        Protocol::MtkBrom,
+        span(at, 0, matched),
+        "reply",
         status,
+        summary,
         fields,
-    }
+    )
 }
 
 fn text(at: StreamOffset, window: &[u8], at_end: bool, words: &[&[u8]]) -> Decision {
@@ -277,18 +265,18 @@ fn text(at: StreamOffset, window: &[u8], at_end: bool, words: &[&[u8]]) -> Decis
                     "mode request",
                 )
             };
-            return Decision::Frame(Frame {
-                protocol: Protocol::MtkBrom,
-                span: span(at, 0, word.len()),
+            return Decision::Frame(Frame::new(
+                Protocol::MtkBrom,
+                span(at, 0, word.len()),
                 kind,
+                FrameStatus::Ok,
                 summary,
-                status: FrameStatus::Ok,
-                fields: vec![Field::new(
+                vec![Field::new(
                     field,
                     String::from_utf8_lossy(word),
                     span(at, 0, word.len()),
                 )],
-            });
+            ));
         }
         may_complete |= matched == window.len();
     }
@@ -319,7 +307,7 @@ mod tests {
         let host = run(&[0xA0, 0x0A, 0x50, 0x05]);
         assert_eq!(host.len(), 1);
         assert_eq!((host[0].kind, &host[0].status), ("sync", &FrameStatus::Ok));
-        assert_eq!(host[0].fields[1].value, "0x0A (BROM answers 0xF5)");
+        assert_eq!(host[0].fields()[1].value, "0x0A (BROM answers 0xF5)");
         let device = run(&[0x5F, 0xF5, 0xAF, 0xFA]);
         assert_eq!(
             (device[0].kind, &device[0].status),
@@ -334,8 +322,8 @@ mod tests {
         let frames = run(&[0xA0, 0xA0, 0xA0, 0x0A, 0x50, 0x05]);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].span, 0..6);
-        assert!(frames[0].summary.contains("A0 sent 3 times"));
-        assert_eq!(frames[0].fields[0].span, 0..2);
+        assert!(frames[0].summary().contains("A0 sent 3 times"));
+        assert_eq!(frames[0].fields()[0].span, 0..2);
     }
 
     #[test]
@@ -346,7 +334,7 @@ mod tests {
         assert_eq!(frames[0].span, 0..5);
         assert!(
             frames[0]
-                .summary
+                .summary()
                 .contains("not waiting for the BROM start command")
         );
         // A single A0 is not reported.

@@ -6,8 +6,8 @@
 //! side is printing text (a log, an application) instead of speaking the expected protocol
 //! (protocols.md §0 and §10 step 4).
 
-use super::all::stream::find_any;
-use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::find_any;
 
 /// Longest line kept; a longer one is reported in pieces of this size.
 pub const MAX_LINE: usize = 4096;
@@ -380,28 +380,53 @@ fn line_frame(
     };
     let from = at + start as u64;
     let to = at + (line.len() + terminator) as u64;
-    // The summary carries the text itself; one field with a fixed description keeps the cost
-    // per line at a few allocations (one frame per line, so no formatting here).
+    // The summary carries the text itself, the one field a fixed description; both are written
+    // when first asked for (one frame per line of every text stream).
     let clean = start == 0 && counts.binary == 0;
     let description = match (terminator, line.len() != content.len(), clean) {
-        (1, true, true) => "printable text, ends with \\r\\n",
-        (1, true, false) => "text with control or binary bytes (shown as \\xNN), ends with \\r\\n",
-        (1, false, true) => "printable text, ends with \\n",
-        (1, false, false) => "text with control or binary bytes (shown as \\xNN), ends with \\n",
-        _ if status == FrameStatus::Truncated => {
-            "text without a line end (the stream ended or paused)"
-        }
-        _ => "text longer than 4096 bytes, continued in the next line frame",
+        (1, true, true) => 0,
+        (1, true, false) => 1,
+        (1, false, true) => 2,
+        (1, false, false) => 3,
+        _ if status == FrameStatus::Truncated => 4,
+        _ => 5,
     };
-    let fields = vec![Field::new("text", description, from..to)];
-    Some(Frame {
-        protocol: Protocol::Text,
-        span: from..to,
-        kind: "line",
-        summary: sanitize(text),
+    Some(Frame::deferred(
+        Protocol::Text,
+        from..to,
+        "line",
         status,
-        fields,
-    })
+        describe,
+        text.get(..SUMMARY_BYTES).unwrap_or(text),
+        description,
+    ))
+}
+
+/// The text field's value, by the note a line frame carries.
+const DESCRIPTIONS: [&str; 6] = [
+    "printable text, ends with \\r\\n",
+    "text with control or binary bytes (shown as \\xNN), ends with \\r\\n",
+    "printable text, ends with \\n",
+    "text with control or binary bytes (shown as \\xNN), ends with \\n",
+    "text without a line end (the stream ended or paused)",
+    "text longer than 4096 bytes, continued in the next line frame",
+];
+
+/// Bytes of a line a frame keeps for its summary: `SUMMARY_CHARS` characters take at most four
+/// bytes each, and one byte more tells whether the summary ends in "…".
+const SUMMARY_BYTES: usize = SUMMARY_CHARS * 4 + 1;
+
+/// Summary (the text, escaped) and the one field of a line frame.
+fn describe(frame: &Frame, text: &[u8], note: u32) -> Description {
+    let description = usize::try_from(note)
+        .ok()
+        .and_then(|i| DESCRIPTIONS.get(i))
+        .copied()
+        .unwrap_or_default();
+    Description {
+        summary: sanitize(text),
+        fields: vec![Field::new("text", description, frame.span.clone())],
+    }
 }
 
 #[cfg(test)]
@@ -423,14 +448,14 @@ mod tests {
         let frames =
             run(b"hello world\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\n");
         assert_eq!(frames.len(), 2);
-        assert_eq!(frames[0].summary, "hello world");
+        assert_eq!(frames[0].summary(), "hello world");
         assert_eq!(frames[0].span, 0..13);
         assert_eq!(
-            frames[0].fields[0].value,
+            frames[0].fields()[0].value,
             "printable text, ends with \\r\\n"
         );
         assert_eq!(
-            frames[1].summary,
+            frames[1].summary(),
             "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"
         );
         assert!(frames.iter().all(|f| f.status.is_ok() && f.kind == "line"));
@@ -442,16 +467,16 @@ mod tests {
         let frames = run(b"\x1b[0;32mI (312) cpu_start: Starting scheduler\x1b[0m\n");
         assert_eq!(frames.len(), 1);
         assert_eq!(
-            frames[0].summary,
+            frames[0].summary(),
             "\\x1B[0;32mI (312) cpu_start: Starting scheduler\\x1B[0m"
         );
-        assert!(!frames[0].summary.bytes().any(|b| b < 0x20));
+        assert!(!frames[0].summary().bytes().any(|b| b < 0x20));
     }
 
     #[test]
     fn utf8_is_text() {
         let frames = run("Zählerstand: 1234 kWh\n".as_bytes());
-        assert_eq!(frames[0].summary, "Zählerstand: 1234 kWh");
+        assert_eq!(frames[0].summary(), "Zählerstand: 1234 kWh");
     }
 
     #[test]
@@ -461,7 +486,7 @@ mod tests {
         bytes.extend(b"invalid header: 0xffffffff\r\n");
         let frames = run(&bytes);
         assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].summary, "invalid header: 0xffffffff");
+        assert_eq!(frames[0].summary(), "invalid header: 0xffffffff");
         assert_eq!(frames[0].span, 7..35);
         // A few stray characters after binary are not a line.
         assert!(run(&[0x00, 0x01, 0x02, b'h', b'i', b'\n']).is_empty());
@@ -480,17 +505,24 @@ mod tests {
         let frames = run(&bytes);
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0].span, 0..MAX_LINE as u64);
-        assert!(frames[0].fields.last().unwrap().value.contains("continued"));
+        assert!(
+            frames[0]
+                .fields()
+                .last()
+                .unwrap()
+                .value
+                .contains("continued")
+        );
         assert_eq!(frames[1].span, MAX_LINE as u64..MAX_LINE as u64 + 11);
         assert_eq!(frames[2].status, FrameStatus::Truncated);
-        assert_eq!(frames[2].summary, "login: ");
+        assert_eq!(frames[2].summary(), "login: ");
     }
 
     #[test]
     fn h_for_hello() {
         // §10 step 4: 68 65 6C 6C 6F = "hello".
         let frames = run(&[0x68, 0x65, 0x6C, 0x6C, 0x6F, 0x0A]);
-        assert_eq!(frames[0].summary, "hello");
+        assert_eq!(frames[0].summary(), "hello");
     }
 
     proptest! {
@@ -519,7 +551,7 @@ mod tests {
         fn never_panics_spans_in_range_and_no_raw_controls(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
             for frame in run(&bytes) {
                 prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
-                prop_assert!(!frame.summary.chars().any(|c| c.is_control()));
+                prop_assert!(!frame.summary().chars().any(|c| c.is_control()));
             }
         }
 

@@ -5,8 +5,10 @@
 //! checks and error texts); alert descriptions from `tls_prot.h`/RFC 8446 as listed by the
 //! w5500-tls docs; handshake types from the IANA registry as listed by tls-parser.
 
-use super::all::stream::{Step, Streamer, WindowParser, escape_ascii, find_between_where, span};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{
+    Step, Streamer, WindowParser, escape_ascii, find_between_where, framer_from_streamer, span,
+};
 
 /// Record header: type, version (2), length (2).
 const HEADER: usize = 5;
@@ -119,24 +121,12 @@ impl Default for TlsFramer {
     }
 }
 
-impl Framer for TlsFramer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Tls
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(TlsFramer);
 
 struct TlsParser;
 
 impl WindowParser for TlsParser {
+    const PROTOCOL: Protocol = Protocol::Tls;
     // Header plus the first four body bytes (handshake type and length).
     const MAX_WINDOW: usize = HEADER + 4;
 
@@ -164,7 +154,7 @@ pub fn parse_record(base: StreamOffset, bytes: &[u8]) -> Option<Frame> {
             if body <= available {
                 Some(frame)
             } else {
-                Some(super::all::stream::truncate_frame(frame, body - available))
+                Some(super::stream::truncate_frame(frame, body - available))
             }
         }
         _ => None,
@@ -207,14 +197,15 @@ fn record(at: StreamOffset, window: &[u8], at_end: bool) -> Step {
         let why = format!(
             "record length {length} exceeds 2^14 + 2048 = {MAX_RECORD} (OpenSSL: record overflow / packet length too long)"
         );
-        let frame = Frame {
-            protocol: Protocol::Tls,
-            span: span(at, 0, HEADER),
-            kind: "record",
-            summary: format!("{version} {type_name} record — {why}"),
-            status: FrameStatus::Malformed(why),
+        let summary = format!("{version} {type_name} record — {why}");
+        let frame = Frame::new(
+            Protocol::Tls,
+            span(at, 0, HEADER),
+            "record",
+            FrameStatus::Malformed(why),
+            summary,
             fields,
-        };
+        );
         return Step::Frame { frame, consumed: 1 };
     }
     let body_len = usize::from(length);
@@ -325,14 +316,14 @@ fn with_body(
         summary.push_str(" — ");
         summary.push_str(why);
     }
-    let frame = Frame {
-        protocol: Protocol::Tls,
-        span: span(at, 0, HEADER + body_len),
-        kind: "record",
-        summary,
+    let frame = Frame::new(
+        Protocol::Tls,
+        span(at, 0, HEADER + body_len),
+        "record",
         status,
+        summary,
         fields,
-    };
+    );
     Step::FrameWithBody {
         frame,
         consumed: HEADER,
@@ -361,20 +352,7 @@ impl Default for HttpFramer {
     }
 }
 
-impl Framer for HttpFramer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Http
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(HttpFramer);
 
 struct HttpParser;
 
@@ -391,6 +369,7 @@ const METHODS: [&[u8]; 9] = [
 ];
 
 impl WindowParser for HttpParser {
+    const PROTOCOL: Protocol = Protocol::Http;
     const MAX_WINDOW: usize = MAX_LINE;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
@@ -564,18 +543,18 @@ fn start_line(at: StreamOffset, window: &[u8], at_end: bool) -> Line {
     if let Some(tls) = as_tls_header(window, true) {
         fields.push(Field::new("read as TLS", tls, span(at, 0, HEADER)));
     }
-    Line::Frame(Frame {
-        protocol: Protocol::Http,
-        span: span(at, 0, line_end),
-        kind: "request",
-        summary: format!(
+    Line::Frame(Frame::new(
+        Protocol::Http,
+        span(at, 0, line_end),
+        "request",
+        FrameStatus::Ok,
+        format!(
             "{} {} HTTP/1.{minor} (plain HTTP request)",
             escape_ascii(method_name, 16),
             escape_ascii(target, 80)
         ),
-        status: FrameStatus::Ok,
         fields,
-    })
+    ))
 }
 
 fn status_line(at: StreamOffset, window: &[u8], at_end: bool, minor: u8) -> Line {
@@ -649,14 +628,14 @@ fn status_line(at: StreamOffset, window: &[u8], at_end: bool, minor: u8) -> Line
         summary.push_str(&escape_ascii(reason, 80));
     }
     summary.push_str(" (plain HTTP response)");
-    Line::Frame(Frame {
-        protocol: Protocol::Http,
-        span: span(at, 0, line_end),
-        kind: "status",
+    Line::Frame(Frame::new(
+        Protocol::Http,
+        span(at, 0, line_end),
+        "status",
+        FrameStatus::Ok,
         summary,
-        status: FrameStatus::Ok,
         fields,
-    })
+    ))
 }
 
 #[cfg(test)]
@@ -688,7 +667,7 @@ mod tests {
     }
 
     fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
-        frame.fields.iter().find(|f| f.name == name).unwrap()
+        frame.fields().iter().find(|f| f.name == name).unwrap()
     }
 
     #[test]
@@ -699,11 +678,11 @@ mod tests {
         bytes.extend(h("15 03 03 00 02 02 28"));
         let frames = run_tls(&bytes);
         assert_eq!(frames.len(), 2, "{frames:#?}");
-        assert_eq!(frames[0].summary, "TLS 1.0 handshake ClientHello");
+        assert_eq!(frames[0].summary(), "TLS 1.0 handshake ClientHello");
         assert_eq!(frames[0].span, 0..10);
         assert_eq!(field(&frames[0], "fragment").span, 5..10);
         assert_eq!(
-            frames[1].summary,
+            frames[1].summary(),
             "TLS 1.2 alert: fatal handshake_failure (40)"
         );
         assert_eq!(frames[1].span, 10..17);
@@ -758,7 +737,10 @@ mod tests {
         }
         let frames = run_tls(&bytes);
         assert_eq!(frames.len(), 2);
-        assert_eq!(frames[1].summary, "TLS 1.2 alert: warning close_notify (0)");
+        assert_eq!(
+            frames[1].summary(),
+            "TLS 1.2 alert: warning close_notify (0)"
+        );
     }
 
     /// protocols.md §7.2: a TLS client reading "HTTP/1.1 400" sees type 0x48, version 0x5454,
@@ -771,7 +753,7 @@ mod tests {
         assert_eq!(frame.kind, "status");
         assert_eq!(frame.span, 0..26);
         assert_eq!(
-            frame.summary,
+            frame.summary(),
             "HTTP/1.1 400 Bad Request (plain HTTP response)"
         );
         let tls = field(frame, "read as TLS");
@@ -789,7 +771,7 @@ mod tests {
             b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
         );
         assert_eq!(
-            frames[0].summary,
+            frames[0].summary(),
             "HTTP/1.0 400 Bad Request (plain HTTP response)"
         );
     }

@@ -311,15 +311,22 @@ impl LineFramer {
         }
     }
 
-    fn frame(&self, span: Range<StreamOffset>, kind: &'static str, summary: String) -> Frame {
-        Frame {
-            protocol: Protocol::Iso7816Line,
+    fn frame(
+        &self,
+        span: Range<StreamOffset>,
+        kind: &'static str,
+        status: FrameStatus,
+        summary: String,
+        fields: Vec<Field>,
+    ) -> Frame {
+        Frame::new(
+            Protocol::Iso7816Line,
             span,
             kind,
-            summary: format!("{summary}{}", self.suffix()),
-            status: FrameStatus::Ok,
-            fields: Vec::new(),
-        }
+            status,
+            format!("{summary}{}", self.suffix()),
+            fields,
+        )
     }
 
     fn step(&mut self, at: StreamOffset, raw: u8, out: &mut Vec<Frame>) {
@@ -752,10 +759,7 @@ impl LineFramer {
             }
             format!("PPS request T={protocol}")
         };
-        let mut frame = self.frame(self.pending_span(), "pps", summary);
-        frame.status = status;
-        frame.fields = fields;
-        frame
+        self.frame(self.pending_span(), "pps", status, summary, fields)
     }
 
     fn continue_header(&mut self, out: &mut Vec<Frame>) {
@@ -802,14 +806,13 @@ impl LineFramer {
             fields.push(Field::new(*name, value, at(i)..at(i + 1)));
         }
         let shown = header.bytes.get(..available).unwrap_or(&[]);
-        let mut frame = self.frame(
+        self.frame(
             header.at..at(available),
             "header",
+            status,
             format!("{} header {}", header.name(), hex(shown)),
-        );
-        frame.status = status;
-        frame.fields = fields;
-        frame
+            fields,
+        )
     }
 
     fn procedure_byte(
@@ -828,9 +831,13 @@ impl LineFramer {
         let ins_byte = header.ins();
         let span = at..at.saturating_add(1);
         let procedure = |this: &Self, summary: String, value: String| {
-            let mut frame = this.frame(span.clone(), "procedure", summary);
-            frame.fields = vec![Field::new("procedure byte", value, span.clone())];
-            frame
+            this.frame(
+                span.clone(),
+                "procedure",
+                FrameStatus::Ok,
+                summary,
+                vec![Field::new("procedure byte", value, span.clone())],
+            )
         };
         if logical == 0x60 {
             out.push(procedure(
@@ -899,17 +906,17 @@ impl LineFramer {
             })
             .unwrap_or("");
         let span = self.pending_span();
-        let mut frame = self.frame(
+        self.frame(
             span.clone(),
             "data",
+            FrameStatus::Ok,
             format!("{} data bytes{direction}", logical.len()),
-        );
-        frame.fields = vec![Field::new(
-            "data",
-            hex_limited(&logical, SHOWN_DATA_BYTES),
-            span,
-        )];
-        frame
+            vec![Field::new(
+                "data",
+                hex_limited(&logical, SHOWN_DATA_BYTES),
+                span,
+            )],
+        )
     }
 
     fn sw_frame(&self, status: FrameStatus) -> Frame {
@@ -963,10 +970,7 @@ impl LineFramer {
                 ));
             }
         }
-        let mut frame = self.frame(span, "sw", summary);
-        frame.status = status;
-        frame.fields = fields;
-        frame
+        self.frame(span, "sw", status, summary, fields)
     }
 
     fn edc_len(&self) -> usize {
@@ -1082,7 +1086,9 @@ impl LineFramer {
                             apdu::response_frame(off(3), inf)
                         };
                         if apdu.status.is_ok() {
-                            summary.push_str(&format!(": {}", apdu.summary));
+                            summary.push_str(&format!(": {}", apdu.summary()));
+                            let apdu_span = apdu.span.clone();
+                            let described = apdu.into_description();
                             inf_field.children = vec![
                                 Field::new(
                                     if reader {
@@ -1090,10 +1096,10 @@ impl LineFramer {
                                     } else {
                                         "APDU (response, by turn order)"
                                     },
-                                    apdu.summary,
-                                    apdu.span,
+                                    described.summary,
+                                    apdu_span,
                                 )
-                                .with_children(apdu.fields),
+                                .with_children(described.fields),
                             ];
                         }
                         self.t1_reader_turn = !reader;
@@ -1150,10 +1156,7 @@ impl LineFramer {
                 }
             }
         }
-        let mut frame = self.frame(self.pending_span(), kind, summary);
-        frame.status = status;
-        frame.fields = fields;
-        frame
+        self.frame(self.pending_span(), kind, status, summary, fields)
     }
 
     fn truncated_atr(&self) -> Option<Frame> {
@@ -1934,7 +1937,7 @@ mod tests {
 
     fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
         frame
-            .fields
+            .fields()
             .iter()
             .find(|f| f.name == name)
             .unwrap_or_else(|| panic!("no field {name} in {frame:?}"))
@@ -1970,11 +1973,11 @@ mod tests {
         assert!(frames.iter().all(|f| f.status.is_ok()));
         assert!(frames.iter().all(|f| f.protocol == Protocol::Iso7816Line));
         assert_eq!(frames[1].span, 4..9);
-        assert!(frames[1].summary.starts_with("SELECT header 00 A4"));
+        assert!(frames[1].summary().starts_with("SELECT header 00 A4"));
         assert_eq!(frames[3].span, 10..12);
         assert!(
             frames[4]
-                .summary
+                .summary()
                 .starts_with("6110 16 more bytes available: send GET RESPONSE with Le=10")
         );
         assert_eq!(
@@ -1982,8 +1985,8 @@ mod tests {
             "send GET RESPONSE 00 C0 00 00 10 (same CLA and channel)"
         );
         assert_eq!(frames[7].span.end - frames[7].span.start, 16);
-        assert!(frames[7].summary.contains("likely card → reader"));
-        assert!(frames[8].summary.starts_with("9000"));
+        assert!(frames[7].summary().contains("likely card → reader"));
+        assert!(frames[8].summary().starts_with("9000"));
     }
 
     #[test]
@@ -1994,10 +1997,10 @@ mod tests {
         let sw = &frames[2];
         assert_eq!(sw.span, 9..11);
         assert!(
-            sw.summary
+            sw.summary()
                 .starts_with("6882 Secure messaging not supported (after SELECT, CLA 0C)"),
             "{}",
-            sw.summary
+            sw.summary()
         );
         assert!(
             field(sw, "SW")
@@ -2030,17 +2033,17 @@ mod tests {
                 "sw"
             ]
         );
-        assert!(frames[2].summary.starts_with("NULL 60"));
-        assert!(frames[4].summary.contains("INS xor FF"));
+        assert!(frames[2].summary().starts_with("NULL 60"));
+        assert!(frames[4].summary().contains("INS xor FF"));
         assert_eq!(frames[5].span, 12..13);
-        assert!(frames[8].summary.starts_with("9000"));
+        assert!(frames[8].summary().starts_with("9000"));
     }
 
     #[test]
     fn six_c_suggests_resend() {
         let frames = run(&h("3B 02 14 50  00 B0 00 00 00  6C 10"));
         let sw = frames.last().unwrap();
-        assert!(sw.summary.contains("Wrong Le field: 16 bytes"));
+        assert!(sw.summary().contains("Wrong Le field: 16 bytes"));
         assert_eq!(
             field(sw, "next step").value,
             "re-send 00 B0 00 00 with P3=10"
@@ -2065,19 +2068,23 @@ mod tests {
             ]
         );
         assert!(frames.iter().all(|f| f.status.is_ok()), "{frames:#?}");
-        assert_eq!(frames[1].summary, "PPS request T=1");
-        assert!(frames[2].summary.contains("accepted"));
+        assert_eq!(frames[1].summary(), "PPS request T=1");
+        assert!(frames[2].summary().contains("accepted"));
         assert!(field(&frames[1], "PPS1").value.contains("Fi=372 Di=4"));
         assert!(
-            frames[3].summary.contains("READ BINARY"),
+            frames[3].summary().contains("READ BINARY"),
             "{}",
-            frames[3].summary
+            frames[3].summary()
         );
-        assert!(frames[4].summary.contains("9000"), "{}", frames[4].summary);
-        assert!(frames[5].summary.contains("EDC/parity error"));
+        assert!(
+            frames[4].summary().contains("9000"),
+            "{}",
+            frames[4].summary()
+        );
+        assert!(frames[5].summary().contains("EDC/parity error"));
         assert!(
             frames[6]
-                .summary
+                .summary()
                 .contains("WTX request (WTX multiplier = 2)")
         );
     }
@@ -2131,9 +2138,13 @@ mod tests {
                 .value
                 .contains("bit-reversing and inverting")
         );
-        assert!(frames[1].summary.contains("SELECT header 00 A4 00 00 02"));
-        assert!(frames[4].summary.starts_with("9000"));
-        assert!(frames[4].summary.ends_with("[inverse convention, decoded]"));
+        assert!(frames[1].summary().contains("SELECT header 00 A4 00 00 02"));
+        assert!(frames[4].summary().starts_with("9000"));
+        assert!(
+            frames[4]
+                .summary()
+                .ends_with("[inverse convention, decoded]")
+        );
     }
 
     #[test]
@@ -2205,7 +2216,7 @@ mod tests {
         assert_eq!(last.kind, "sw");
         assert_eq!(last.status, FrameStatus::Truncated);
         assert!(
-            last.summary
+            last.summary()
                 .contains("Functions in CLA not supported (SW2 missing)")
         );
         let f = run(&h("3B 02 14 50  00 A4 00 00 02  A4  3F"));
@@ -2288,7 +2299,7 @@ mod tests {
         }
         for f in frames {
             assert!(f.span.start <= f.span.end && f.span.end <= end, "{f:?}");
-            walk(&f.fields, end);
+            walk(f.fields(), end);
         }
     }
 
