@@ -1,6 +1,7 @@
 //! Per-framer and combined throughput on the framing benchmark's mixed stream (a quick look
 //! without criterion's statistics; the reference number is `cargo bench --bench framing`).
-//! `cargo run --release --example framer_speed [ROUNDS]`.
+//! `cargo run --release --example framer_speed [ROUNDS] [PROTOCOL_ID]` (with an id, only that
+//! framer runs: handy under `perf record`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // example code
 
@@ -47,10 +48,14 @@ fn main() {
         .nth(1)
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
+    let only = std::env::args().nth(2);
     let data = mixed_stream::mixed_stream(4 << 20);
     let mut harmonic = 0.0;
     for index in 0..framers().len() {
         let protocol = framers()[index].protocol();
+        if only.as_deref().is_some_and(|id| id != protocol.id()) {
+            continue;
+        }
         let (speed, frames) = best_mb_per_s(&data, rounds, |d| {
             let mut one = framers();
             let mut one = vec![one.swap_remove(index)];
@@ -61,6 +66,9 @@ fn main() {
             "{:<12} {speed:>9.1} MB/s  {frames:>7} frames",
             protocol.id()
         );
+    }
+    if only.is_some() {
+        return;
     }
     println!(
         "{:<12} {:>9.1} MB/s  (from the parts)",

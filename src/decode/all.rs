@@ -51,7 +51,7 @@ pub fn decode_all(base: StreamOffset, bytes: &[u8]) -> Vec<Frame> {
 mod tests {
     use super::*;
     use crate::decode::frame::{FrameStatus, Protocol};
-    use crate::decode::stream::{byte_set, find_any, find_between_where, find_in_set_where, hex};
+    use crate::decode::stream::{between_mask, byte_set, eq_mask, find_any, find_words, hex};
     use proptest::prelude::*;
 
     /// Worked frames from `shared/reference/protocols.md`, with the protocol and kind each
@@ -164,6 +164,16 @@ mod tests {
         assert_eq!(count, 10);
     }
 
+    /// The first byte strictly between `above` and `below`, by the word search.
+    fn find_between(bytes: &[u8], above: u8, below: u8) -> Option<usize> {
+        find_words(
+            bytes,
+            0,
+            |w| between_mask(w.at(0), above, below),
+            |r| r.first().is_some_and(|&b| above < b && b < below),
+        )
+    }
+
     #[test]
     fn byte_searches_find_the_first_hit() {
         let mut bytes = vec![0u8; 100];
@@ -173,11 +183,16 @@ mod tests {
         assert_eq!(find_any(&bytes, &[0x68]), Some(70));
         assert_eq!(find_any(&bytes[71..], &[0x16, 0x68]), Some(19));
         bytes[3] = 0x17;
-        assert_eq!(find_between_where(&bytes, 0x13, 0x1B, |_| true), Some(3));
-        assert_eq!(find_between_where(&bytes[4..], 0x13, 0x1B, |_| true), None);
+        assert_eq!(find_between(&bytes, 0x13, 0x1B), Some(3));
+        assert_eq!(find_between(&bytes[4..], 0x13, 0x1B), None);
         let set = byte_set(b"GH");
         assert_eq!(
-            find_in_set_where(b"xGxGEyH", &set, |r| r.get(1) == Some(&b'E')),
+            find_words(
+                b"xGxGEyH",
+                1,
+                |w| eq_mask(w.at(0), b'G') & eq_mask(w.at(1), b'E'),
+                |r| set[usize::from(r[0])] && r.get(1) == Some(&b'E')
+            ),
             Some(3)
         );
         assert_eq!(hex(&[0x68, 0x0A], 8), "68 0A");
@@ -217,7 +232,7 @@ mod tests {
         #[test]
         fn searches_agree_with_plain_scans(bytes in prop::collection::vec(any::<u8>(), 0..100), needles in prop::collection::vec(any::<u8>(), 1..4), above in 0u8..=128, below in 0u8..=128) {
             prop_assert_eq!(find_any(&bytes, &needles), bytes.iter().position(|b| needles.contains(b)));
-            prop_assert_eq!(find_between_where(&bytes, above, below, |_| true), bytes.iter().position(|&b| above < b && b < below));
+            prop_assert_eq!(find_between(&bytes, above, below), bytes.iter().position(|&b| above < b && b < below));
         }
 
         #[test]

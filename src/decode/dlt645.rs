@@ -7,7 +7,8 @@
 
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Step, Streamer, WindowParser, find_any, framer_from_streamer, hex, push_status, span, sum8,
+    Step, Streamer, WindowParser, Words, eq_mask_loose, find_words, framer_from_streamer, hex,
+    push_status, span, sum8,
 };
 
 const START: u8 = 0x68;
@@ -52,7 +53,7 @@ impl WindowParser for Dlt645Parser {
     const MAX_WINDOW: usize = MAX_FRAME;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_any(bytes, &[START, PREAMBLE])
+        find_words(bytes, START_AHEAD, start_hits, is_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -61,6 +62,28 @@ impl WindowParser for Dlt645Parser {
             Decision::Skip => Step::Skip(1),
             Decision::Frame(frame, consumed) => Step::Frame { frame, consumed },
         }
+    }
+}
+
+/// Bytes after a position [`start_hits`] reads.
+const START_AHEAD: usize = 7;
+
+/// [`is_start`] for eight positions at a time (a superset, see [`find_words`]).
+fn start_hits(words: &Words<'_>) -> u64 {
+    let (first, second) = (words.at(0), words.at(1));
+    (eq_mask_loose(first, START) & eq_mask_loose(words.at(7), START))
+        | (eq_mask_loose(first, PREAMBLE)
+            & (eq_mask_loose(second, PREAMBLE) | eq_mask_loose(second, START)))
+}
+
+/// Can a frame start at `rest[0]`? A 68 counts only with the second 68 seven bytes later, an
+/// FE only before another FE or the 68: anything else is a position `decide` skips.
+fn is_start(rest: &[u8]) -> bool {
+    match rest {
+        [START, _, _, _, _, _, _, seventh, ..] => *seventh == START,
+        [START, ..] | [PREAMBLE] => true,
+        [PREAMBLE, next, ..] => matches!(*next, PREAMBLE | START),
+        _ => false,
     }
 }
 
@@ -578,6 +601,14 @@ mod tests {
     #[test]
     fn non_bcd_address_is_not_a_frame() {
         assert!(run(&h("68 1A 00 00 00 00 00 68 13 00 DF 16")).is_empty());
+    }
+
+    proptest! {
+        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x68, 0xFE, 0x00, 0x33])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, START_AHEAD, start_hits, is_start);
+        }
     }
 
     proptest! {

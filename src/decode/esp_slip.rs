@@ -10,7 +10,7 @@
 //! packet are dropped silently.
 
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
-use super::stream::{find_any, hex};
+use super::stream::hex;
 
 const END: u8 = 0xC0;
 const ESCAPE: u8 = 0xDB;
@@ -126,7 +126,7 @@ impl Framer for EspSlipFramer {
             let at = offset + pos as u64;
             let rest = bytes.get(pos..).unwrap_or_default();
             if self.open_at.is_none() {
-                match find_any(rest, &[END]) {
+                match memchr::memchr(END, rest) {
                     Some(i) => {
                         self.open(at + i as u64);
                         pos += i + 1;
@@ -155,7 +155,7 @@ impl Framer for EspSlipFramer {
                 continue;
             }
             // Copy a run of ordinary bytes in one go.
-            let run = find_any(rest, &[END, ESCAPE]).unwrap_or(rest.len());
+            let run = memchr::memchr2(END, ESCAPE, rest).unwrap_or(rest.len());
             if run > 0 {
                 self.push(rest.get(..run).unwrap_or_default());
                 pos += run;

@@ -5,7 +5,9 @@
 //! Facts: protocols.md §4.1–4.2 (mtkclient `Port.py`, `meta.py`; osmocom MT6227 trace).
 
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
-use super::stream::{Step, Streamer, WindowParser, find_any_where, framer_from_streamer, span};
+use super::stream::{
+    Step, Streamer, WindowParser, Words, eq_mask_loose, find_words, framer_from_streamer, span,
+};
 
 /// What the host sends, one byte at a time.
 const START_SEQUENCE: [u8; 4] = [0xA0, 0x0A, 0x50, 0x05];
@@ -43,6 +45,30 @@ impl Default for MtkBromFramer {
 
 framer_from_streamer!(MtkBromFramer);
 
+/// [`is_start`] for eight positions at a time (a superset, see [`find_words`]): each start
+/// is a byte pair, and both bytes are tested in the word arithmetic.
+fn start_hits(words: &Words<'_>) -> u64 {
+    let (first, second) = (words.at(0), words.at(1));
+    let second_e = eq_mask_loose(second, b'E');
+    (eq_mask_loose(first, 0xA0) & (eq_mask_loose(second, 0xA0) | eq_mask_loose(second, 0x0A)))
+        | (eq_mask_loose(first, 0x5F) & eq_mask_loose(second, 0xF5))
+        | (eq_mask_loose(first, b'R') & second_e)
+        | (eq_mask_loose(first, b'M') & second_e)
+        | (eq_mask_loose(first, b'F') & eq_mask_loose(second, b'A'))
+}
+
+/// Can a handshake element start at `rest[0]`? (A candidate byte alone counts: the next one
+/// has not arrived.)
+fn is_start(rest: &[u8]) -> bool {
+    match rest {
+        [only] => CANDIDATES.contains(only),
+        _ => matches!(
+            rest,
+            [0xA0, 0xA0 | 0x0A, ..] | [0x5F, 0xF5, ..] | [b'R' | b'M', b'E', ..] | [b'F', b'A', ..]
+        ),
+    }
+}
+
 struct MtkParser;
 
 impl WindowParser for MtkParser {
@@ -50,15 +76,7 @@ impl WindowParser for MtkParser {
     const MAX_WINDOW: usize = MAX_RUN + START_SEQUENCE.len();
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_any_where(bytes, &CANDIDATES, |rest| {
-            matches!(
-                rest,
-                [_] | [0xA0, 0xA0 | 0x0A, ..]
-                    | [0x5F, 0xF5, ..]
-                    | [b'R' | b'M', b'E', ..]
-                    | [b'F', b'A', ..]
-            )
-        })
+        find_words(bytes, 1, start_hits, is_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -409,6 +427,14 @@ mod tests {
             framer.feed(start as u64, &bytes[start..], &mut split);
             framer.flush(&mut split);
             prop_assert_eq!(split, run(&bytes));
+        }
+    }
+
+    proptest! {
+        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0xA0, 0x0A, 0x5F, 0xF5, b'R', b'M', b'E', b'F', b'A', 0xA1])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 1, start_hits, is_start);
         }
     }
 }

@@ -9,7 +9,8 @@
 
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Step, Streamer, WindowParser, byte_set, find_in_set_where, framer_from_streamer, hex, span,
+    Step, Streamer, WindowParser, Words, byte_set, eq_mask_loose, find_words, framer_from_streamer,
+    hex, span,
 };
 
 const SYNC: u8 = 0x7F;
@@ -90,17 +91,37 @@ const CANDIDATES: [bool; 256] = byte_set(&[
     SYNC, ACK, NACK, 0x00, 0x01, 0x02, 0x11, 0x21, 0x31, 0x43, 0x44, 0x63, 0x73, 0x82, 0x92,
 ]);
 
+/// [`is_start`] for eight positions at a time (a superset, see [`find_words`]): sync, ACK,
+/// NACK and every byte whose successor differs from it in seven or eight bits; the opcode
+/// table decides the rest.
+fn start_hits(words: &Words<'_>) -> u64 {
+    let first = words.at(0);
+    eq_mask_loose(first, SYNC)
+        | eq_mask_loose(first, ACK)
+        | eq_mask_loose(first, NACK)
+        | popcount_at_least_7(first ^ words.at(1))
+}
+
+/// Is `rest[0]` worth a look without context? Sync, ACK, NACK, or an opcode followed by its
+/// complement (or one bit off it), or by nothing yet.
+fn is_start(rest: &[u8]) -> bool {
+    match rest {
+        [SYNC | ACK | NACK, ..] => true,
+        [only] => CANDIDATES[usize::from(*only)],
+        [opcode, next, ..] => {
+            CANDIDATES[usize::from(*opcode)] && (next ^ !opcode).count_ones() <= 1
+        }
+        [] => false,
+    }
+}
+
 impl WindowParser for Stm32Parser {
     const PROTOCOL: Protocol = Protocol::Stm32Boot;
     // WRITE data: N-1, up to 256 bytes, XOR; plus slack for the longest GET reply.
     const MAX_WINDOW: usize = 1 + 256 + 1 + 2;
 
     fn next_candidate(&self, at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        // Opcodes count only when followed by their complement (or one bit off it).
-        let found = find_in_set_where(bytes, &CANDIDATES, |rest| match rest {
-            [SYNC | ACK | NACK, ..] | [_] | [] => true,
-            [opcode, next, ..] => (next ^ !opcode).count_ones() <= 1,
-        });
+        let found = find_words(bytes, 1, start_hits, is_start);
         match self.expect {
             Some((expected_at, _))
                 if expected_at >= at && expected_at - at < bytes.len() as u64 =>
@@ -410,6 +431,17 @@ fn describe_command(frame: &Frame, bytes: &[u8], _note: u32) -> Description {
             Field::new("complement", format!("0x{check:02X}"), span(at, 1, 1)),
         ],
     }
+}
+
+/// High bit set in the bytes of `word` that have at least seven bits set (per-byte popcount,
+/// the classic SWAR steps; no carry crosses a byte).
+fn popcount_at_least_7(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let pairs = word - ((word >> 1) & (0x55 * ONES));
+    let nibbles = (pairs & (0x33 * ONES)) + ((pairs >> 2) & (0x33 * ONES));
+    let counts = (nibbles + (nibbles >> 4)) & (0x0F * ONES);
+    // counts <= 8 per byte, so adding 0x79 reaches 0x80 exactly when the count is 7 or 8.
+    (counts + 0x79 * ONES) & (0x80 * ONES)
 }
 
 fn xor(bytes: &[u8]) -> u8 {
@@ -837,6 +869,14 @@ mod tests {
             framer.feed(start as u64, &bytes[start..], &mut split);
             framer.flush(&mut split);
             prop_assert_eq!(split, run(&bytes));
+        }
+    }
+
+    proptest! {
+        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x7F, 0x79, 0x1F, 0x00, 0xFF, 0x11, 0xEE, 0xEF, 0x44, 0xBB, 0xBF])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 1, start_hits, is_start);
         }
     }
 }

@@ -404,6 +404,81 @@ fn find_in_words(
     None
 }
 
+/// The bytes after a search position, as little-endian words for [`find_words`].
+pub(crate) struct Words<'a> {
+    bytes: &'a [u8],
+    base: usize,
+}
+
+impl Words<'_> {
+    /// The eight bytes starting `offset` bytes after the first position of the current group
+    /// (byte `k` of the word is the byte `offset + k` after it). Within the `ahead` bytes
+    /// [`find_words`] was given, they are always there.
+    #[inline(always)]
+    pub(crate) fn at(&self, offset: usize) -> u64 {
+        let from = self.base + offset;
+        let mut eight = [0u8; 8];
+        if let Some(word) = self.bytes.get(from..from + 8) {
+            eight.copy_from_slice(word);
+        }
+        u64::from_le_bytes(eight)
+    }
+}
+
+/// Byte-wise equality mask: high bit set in exactly the bytes of `word` equal to `value`.
+#[inline(always)]
+pub(crate) fn eq_mask(word: u64, value: u8) -> u64 {
+    bytes_equal(word, value)
+}
+
+/// Byte-wise equality, loose: high bit set in every byte of `word` equal to `value`, and
+/// possibly in a byte equal to `value ^ 1` right after one (the borrow of the subtraction).
+/// Four instructions instead of six: for [`find_words`] masks, where a superset is fine.
+#[inline(always)]
+pub(crate) fn eq_mask_loose(word: u64, value: u8) -> u64 {
+    let diff = word ^ (LOW_BITS * u64::from(value));
+    diff.wrapping_sub(LOW_BITS) & !diff & HIGH_BITS
+}
+
+/// Byte-wise range mask: high bit set in exactly the bytes `b` of `word` with
+/// `above < b < below` (`above` at most 127, `below` at most 128).
+#[inline(always)]
+pub(crate) fn between_mask(word: u64, above: u8, below: u8) -> u64 {
+    bytes_between(word, u64::from(above.min(127)), u64::from(below.min(128)))
+}
+
+/// First index `i` at which `is_start(&bytes[i..])` holds.
+///
+/// Eight positions at a time: `hits` reads words of the bytes at and after a group of eight
+/// positions ([`Words::at`], offsets up to `ahead`) and flags, with the high bit of each byte,
+/// every position of the group where `is_start` could hold (a superset is fine; `is_start`
+/// decides). Why: a start test that looks at two or more bytes (a 68 that comes back three
+/// bytes later, an opcode followed by its complement) rejects almost every byte of noise
+/// inside the word arithmetic, where the one-byte prefilters left a mispredicted branch and
+/// a call per rejected candidate. The last `ahead + 8` positions, whose look-ahead runs past
+/// the end, are tried one by one with `is_start` alone.
+#[inline(always)]
+pub(crate) fn find_words(
+    bytes: &[u8],
+    ahead: usize,
+    hits: impl Fn(&Words<'_>) -> u64,
+    is_start: impl Fn(&[u8]) -> bool,
+) -> Option<usize> {
+    let mut base = 0usize;
+    while base + 8 + ahead <= bytes.len() {
+        let mut flagged = hits(&Words { bytes, base });
+        while flagged != 0 {
+            let i = base + (flagged.trailing_zeros() / 8) as usize;
+            if is_start(bytes.get(i..).unwrap_or_default()) {
+                return Some(i);
+            }
+            flagged &= flagged - 1;
+        }
+        base += 8;
+    }
+    (base..bytes.len()).find(|&i| is_start(bytes.get(i..).unwrap_or_default()))
+}
+
 /// Index of the first byte equal to any of `needles` (a handful at most: each costs about
 /// half an instruction per byte).
 #[inline]
@@ -432,25 +507,7 @@ pub(crate) fn find_any_where(
     )
 }
 
-/// Like [`find_any_where`], for the bytes strictly between `above` (at most 127) and
-/// `below` (at most 128).
-#[inline]
-pub(crate) fn find_between_where(
-    bytes: &[u8],
-    above: u8,
-    below: u8,
-    is_start: impl Fn(&[u8]) -> bool,
-) -> Option<usize> {
-    let (above, below) = (above.min(127), below.min(128));
-    find_in_words(
-        bytes,
-        |word| bytes_between(word, u64::from(above), u64::from(below)),
-        |b| above < b && b < below,
-        is_start,
-    )
-}
-
-/// A set of bytes for [`find_in_set`], built at compile time.
+/// A set of bytes (a 256-entry table), built at compile time.
 pub(crate) const fn byte_set(members: &[u8]) -> [bool; 256] {
     let mut set = [false; 256];
     let mut i = 0;
@@ -459,36 +516,6 @@ pub(crate) const fn byte_set(members: &[u8]) -> [bool; 256] {
         i += 1;
     }
     set
-}
-
-/// Index of the first byte that is in `set`.
-///
-/// For sets too large for [`find_any`] (STM32's fifteen opcodes and markers) a table
-/// lookup per byte is cheaper than one SWAR compare per member.
-#[inline]
-pub(crate) fn find_in_set(bytes: &[u8], set: &[bool; 256]) -> Option<usize> {
-    // Indexing a 256-entry table with a u8 cannot go out of bounds.
-    bytes.iter().position(|&b| set[usize::from(b)])
-}
-
-/// Index of the first byte in `set` at which `is_start` (given the bytes from there on)
-/// also holds. `is_start` is a cheap second-byte test that keeps common bytes (letters,
-/// opcodes that are also ASCII) from costing a full parse each.
-#[inline]
-pub(crate) fn find_in_set_where(
-    bytes: &[u8],
-    set: &[bool; 256],
-    is_start: impl Fn(&[u8]) -> bool,
-) -> Option<usize> {
-    let mut from = 0usize;
-    loop {
-        let rest = bytes.get(from..)?;
-        let i = from + find_in_set(rest, set)?;
-        if is_start(bytes.get(i..).unwrap_or_default()) {
-            return Some(i);
-        }
-        from = i + 1;
-    }
 }
 
 /// Bytes as upper-case hex pairs separated by spaces ("68 04 07"), at most `max_bytes` of
@@ -549,4 +576,53 @@ pub(crate) fn push_status(summary: &mut String, status: &FrameStatus) {
 /// Sum of bytes modulo 256 (FT1.2 and DL/T 645 checksums).
 pub(crate) fn sum8(bytes: &[u8]) -> u8 {
     bytes.iter().fold(0u8, |sum, &b| sum.wrapping_add(b))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes drawn mostly from `alphabet` (a protocol's start and marker bytes), with some
+    /// arbitrary ones: where start searches have the most to get wrong.
+    pub(crate) fn noisy_bytes(alphabet: &[u8]) -> impl Strategy<Value = Vec<u8>> {
+        let alphabet = alphabet.to_vec();
+        prop::collection::vec(
+            prop_oneof![3 => prop::sample::select(alphabet), 1 => any::<u8>()],
+            0..80,
+        )
+    }
+
+    /// [`find_words`] with `hits` agrees with a plain scan by `is_start`, from every position.
+    pub(crate) fn assert_same_starts(
+        bytes: &[u8],
+        ahead: usize,
+        hits: impl Fn(&Words<'_>) -> u64 + Copy,
+        is_start: impl Fn(&[u8]) -> bool + Copy,
+    ) {
+        for from in 0..=bytes.len() {
+            let rest = bytes.get(from..).unwrap();
+            let plain = (0..rest.len()).find(|&i| is_start(rest.get(i..).unwrap()));
+            assert_eq!(
+                find_words(rest, ahead, hits, is_start),
+                plain,
+                "{rest:02X?}"
+            );
+        }
+    }
+
+    proptest! {
+        /// The word masks flag exactly (or, loosely, at least) the bytes they name.
+        #[test]
+        fn masks_flag_the_right_bytes(bytes in prop::collection::vec(any::<u8>(), 8), value in any::<u8>(), above in 0u8..=127, below in 0u8..=128) {
+            let word = u64::from_le_bytes(bytes.clone().try_into().unwrap());
+            for (k, &b) in bytes.iter().enumerate() {
+                let flag = |mask: u64| (mask >> (8 * k + 7)) & 1 == 1;
+                prop_assert_eq!(flag(eq_mask(word, value)), b == value);
+                prop_assert!(b != value || flag(eq_mask_loose(word, value)));
+                prop_assert_eq!(flag(between_mask(word, above, below)), above < b && b < below);
+            }
+        }
+    }
 }

@@ -7,7 +7,6 @@
 //! (protocols.md §0 and §10 step 4).
 
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
-use super::stream::find_any;
 
 /// Longest line kept; a longer one is reported in pieces of this size.
 pub const MAX_LINE: usize = 4096;
@@ -47,6 +46,15 @@ impl TextFramer {
         self.line_at += (self.line.len() + terminator) as u64;
         self.line.clear();
     }
+
+    /// [`finish_line`](Self::finish_line) for a line that was never buffered (`line` lies in
+    /// the caller's chunk and starts at `line_at`).
+    fn finish_line_in_place(&mut self, line: &[u8], terminator: usize, out: &mut Vec<Frame>) {
+        if let Some(frame) = line_frame(self.line_at, line, terminator, FrameStatus::Ok) {
+            out.push(frame);
+        }
+        self.line_at += (line.len() + terminator) as u64;
+    }
 }
 
 impl Default for TextFramer {
@@ -75,13 +83,24 @@ impl Framer for TextFramer {
         let mut rest = bytes;
         while !rest.is_empty() {
             let room = MAX_LINE - self.line.len();
-            let newline = find_any(rest.get(..room.min(rest.len())).unwrap_or_default(), b"\n");
+            let newline =
+                memchr::memchr(b'\n', rest.get(..room.min(rest.len())).unwrap_or_default());
             match newline {
+                // A whole line inside this chunk is judged where it lies, without a copy.
+                Some(i) if self.line.is_empty() => {
+                    self.finish_line_in_place(rest.get(..i).unwrap_or_default(), 1, out);
+                    rest = rest.get(i + 1..).unwrap_or_default();
+                }
                 Some(i) => {
                     self.line
                         .extend_from_slice(rest.get(..i).unwrap_or_default());
                     rest = rest.get(i + 1..).unwrap_or_default();
                     self.finish_line(1, FrameStatus::Ok, out);
+                }
+                None if rest.len() >= room && self.line.is_empty() => {
+                    // Bounded: report what we have and continue the line as a new piece.
+                    self.finish_line_in_place(rest.get(..room).unwrap_or_default(), 0, out);
+                    rest = rest.get(room..).unwrap_or_default();
                 }
                 None if rest.len() >= room => {
                     self.line
@@ -235,6 +254,26 @@ fn printable_run(bytes: &[u8], limit: usize) -> usize {
         .count()
 }
 
+/// Index of the last ASCII control byte (`is_control_byte`) in `bytes`, eight bytes at a
+/// time from the end.
+fn last_control(bytes: &[u8]) -> Option<usize> {
+    let mut words = bytes.rchunks_exact(8);
+    let mut end = bytes.len();
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let x = u64::from_le_bytes(eight);
+        let ascii = !x & HIGH_BITS;
+        let controls =
+            (ascii_below(x, 0x20) & ascii & !ascii_equal(x, b'\t')) | ascii_equal(x, 0x7F);
+        end -= 8;
+        if controls != 0 {
+            return Some(end + 7 - (controls.leading_zeros() / 8) as usize);
+        }
+    }
+    words.remainder().iter().rposition(|&b| is_control_byte(b))
+}
+
 /// ASCII control bytes other than tab (CR and DEL included).
 fn is_control_byte(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7F
@@ -244,7 +283,14 @@ fn is_control_byte(b: u8) -> bool {
 /// not followed by a continuation byte, and continuation bytes after an ASCII byte. Eight
 /// bytes at a time (each byte is paired with the one after it, the next word's first byte
 /// included), so rejecting a binary line costs a few instructions per byte.
+#[cfg(test)]
 fn binary_lower_bound(line: &[u8]) -> usize {
+    binary_lower_bound_until(line, usize::MAX)
+}
+
+/// [`binary_lower_bound`], stopping early (with a partial count) once the count passes
+/// `stop_above`: the caller only asks whether it does, and garbage gets there quickly.
+fn binary_lower_bound_until(line: &[u8], stop_above: usize) -> usize {
     let mut count = 0usize;
     let mut words = line.chunks_exact(8);
     let mut next_index = 8usize;
@@ -262,6 +308,9 @@ fn binary_lower_bound(line: &[u8]) -> usize {
         let continuation = y & !(y << 1) & HIGH_BITS;
         let broken = (lead & !continuation) | (ascii & continuation);
         count += flagged(controls) + flagged(broken);
+        if count > stop_above {
+            return count;
+        }
         next_index += 8;
     }
     let tail_start = line.len() - words.remainder().len();
@@ -352,26 +401,25 @@ fn line_frame(
     let content = line.strip_suffix(b"\r").unwrap_or(line);
     // Binary lines are the common case in garbage: reject them with a cheap bound before the
     // exact (slower) character census.
-    let counts = if !content.is_ascii()
-        && binary_lower_bound(content) * 100 > content.len() * (100 - MIN_PRINTABLE_PERCENT)
-    {
-        None
-    } else {
-        Some(census(content))
-    };
+    let most_binary = content.len() * (100 - MIN_PRINTABLE_PERCENT) / 100;
+    let counts =
+        if !content.is_ascii() && binary_lower_bound_until(content, most_binary) > most_binary {
+            None
+        } else {
+            Some(census(content))
+        };
     let (start, text, counts) = match counts {
         Some(counts) if is_mostly_printable(&counts) => (0, content, counts),
         _ => {
             // Binary garbage, then text: report the text after the last binary byte.
-            let after_control = content
-                .iter()
-                .rposition(|&b| is_control_byte(b))
-                .map_or(0, |i| i + 1);
+            let after_control = last_control(content).map_or(0, |i| i + 1);
             let tail = content.get(after_control..).unwrap_or_default();
-            let tail_counts = census(tail);
+            let mut tail_counts = census(tail);
             let start = after_control + tail_counts.clean_from;
             let tail = content.get(start..).unwrap_or_default();
-            let tail_counts = census(tail);
+            if start != after_control {
+                tail_counts = census(tail);
+            }
             if tail_counts.printable < MIN_TAIL_CHARS || !is_mostly_printable(&tail_counts) {
                 return None;
             }

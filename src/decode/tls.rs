@@ -7,7 +7,8 @@
 
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Step, Streamer, WindowParser, escape_ascii, find_between_where, framer_from_streamer, span,
+    Step, Streamer, WindowParser, Words, between_mask, eq_mask, escape_ascii, find_words,
+    framer_from_streamer, span,
 };
 
 /// Record header: type, version (2), length (2).
@@ -132,12 +133,22 @@ impl WindowParser for TlsParser {
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
         // Content types 0x14..=0x1A, followed by major version 3.
-        find_between_where(bytes, 0x13, 0x1B, |rest| matches!(rest, [_] | [_, 3, ..]))
+        find_words(bytes, 1, record_hits, is_record_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
         record(at, window, at_end)
     }
+}
+
+/// [`is_record_start`] for eight positions at a time (a superset, see [`find_words`]).
+fn record_hits(words: &Words<'_>) -> u64 {
+    between_mask(words.at(0), 0x13, 0x1B) & eq_mask(words.at(1), 3)
+}
+
+/// Can a record start at `rest[0]`? Content types 0x14..=0x1A, followed by major version 3.
+fn is_record_start(rest: &[u8]) -> bool {
+    matches!(rest, [0x14..=0x1A] | [0x14..=0x1A, 3, ..])
 }
 
 /// Decode the TLS record header at the start of `bytes` (first byte at stream offset `base`).
@@ -354,6 +365,26 @@ impl Default for HttpFramer {
 
 framer_from_streamer!(HttpFramer);
 
+/// [`is_line_start`] for eight positions at a time (a superset, see [`find_words`]): all
+/// first letters lie in 'C'..='T' and all second ones in 'A'..='U'.
+fn line_hits(words: &Words<'_>) -> u64 {
+    between_mask(words.at(0), b'B', b'U') & between_mask(words.at(1), b'@', b'V')
+}
+
+/// Can a start line begin at `rest[0]`? The first two letters of "HTTP/" or of a method.
+fn is_line_start(rest: &[u8]) -> bool {
+    matches!(
+        rest,
+        [b'H' | b'G' | b'P' | b'D' | b'O' | b'T' | b'C']
+            | [b'H', b'T', ..]
+            | [b'G' | b'D', b'E', ..]
+            | [b'P', b'O' | b'U' | b'A', ..]
+            | [b'O', b'P', ..]
+            | [b'T', b'R', ..]
+            | [b'C', b'O', ..]
+    )
+}
+
 struct HttpParser;
 
 const METHODS: [&[u8]; 9] = [
@@ -373,20 +404,7 @@ impl WindowParser for HttpParser {
     const MAX_WINDOW: usize = MAX_LINE;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        // All first letters lie in 'C'..='T': one range test per byte, then the first two
-        // letters of "HTTP/" or of a method.
-        find_between_where(bytes, b'B', b'U', |rest| {
-            matches!(
-                rest,
-                [b'H' | b'G' | b'P' | b'D' | b'O' | b'T' | b'C']
-                    | [b'H', b'T', ..]
-                    | [b'G' | b'D', b'E', ..]
-                    | [b'P', b'O' | b'U' | b'A', ..]
-                    | [b'O', b'P', ..]
-                    | [b'T', b'R', ..]
-                    | [b'C', b'O', ..]
-            )
-        })
+        find_words(bytes, 1, line_hits, is_line_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -829,6 +847,22 @@ mod tests {
                 boxed.flush(&mut split);
                 prop_assert_eq!(split, run(&bytes));
             }
+        }
+    }
+
+    proptest! {
+        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn record_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x14, 0x16, 0x17, 0x1A, 0x03, 0x13])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 1, record_hits, is_record_start);
+        }
+    }
+
+    proptest! {
+        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_line_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(b"HTGEPOUDACRB@V")) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 1, line_hits, is_line_start);
         }
     }
 }
