@@ -51,7 +51,7 @@ pub fn decode_all(base: StreamOffset, bytes: &[u8]) -> Vec<Frame> {
 mod tests {
     use super::*;
     use crate::decode::frame::{FrameStatus, Protocol};
-    use crate::decode::stream::{between_mask, byte_set, eq_mask, find_any, find_words, hex};
+    use crate::decode::stream::{byte_set, find_any, find_starts, hex, lanes_between, lanes_eq};
     use proptest::prelude::*;
 
     /// Worked frames from `shared/reference/protocols.md`, with the protocol and kind each
@@ -166,10 +166,10 @@ mod tests {
 
     /// The first byte strictly between `above` and `below`, by the word search.
     fn find_between(bytes: &[u8], above: u8, below: u8) -> Option<usize> {
-        find_words(
+        find_starts(
             bytes,
             0,
-            |w| between_mask(w.at(0), above, below),
+            |lanes| lanes_between(lanes.at(0), above, below),
             |r| r.first().is_some_and(|&b| above < b && b < below),
         )
     }
@@ -187,10 +187,10 @@ mod tests {
         assert_eq!(find_between(&bytes[4..], 0x13, 0x1B), None);
         let set = byte_set(b"GH");
         assert_eq!(
-            find_words(
+            find_starts(
                 b"xGxGEyH",
                 1,
-                |w| eq_mask(w.at(0), b'G') & eq_mask(w.at(1), b'E'),
+                |lanes| lanes_eq(lanes.at(0), b'G') & lanes_eq(lanes.at(1), b'E'),
                 |r| set[usize::from(r[0])] && r.get(1) == Some(&b'E')
             ),
             Some(3)

@@ -5,9 +5,11 @@
 //! Facts: protocols.md §3 (gams/python-dlt645, 600888/dlt645, spec copy); names marked [U]
 //! there are phrased as likely here.
 
+use wide::u8x16;
+
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Step, Streamer, WindowParser, Words, eq_mask_loose, find_words, framer_from_streamer, hex,
+    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_eq,
     push_status, span, sum8,
 };
 
@@ -53,7 +55,7 @@ impl WindowParser for Dlt645Parser {
     const MAX_WINDOW: usize = MAX_FRAME;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_words(bytes, START_AHEAD, start_hits, is_start)
+        find_starts(bytes, START_AHEAD, start_hits, is_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -68,12 +70,11 @@ impl WindowParser for Dlt645Parser {
 /// Bytes after a position [`start_hits`] reads.
 const START_AHEAD: usize = 7;
 
-/// [`is_start`] for eight positions at a time (a superset, see [`find_words`]).
-fn start_hits(words: &Words<'_>) -> u64 {
-    let (first, second) = (words.at(0), words.at(1));
-    (eq_mask_loose(first, START) & eq_mask_loose(words.at(7), START))
-        | (eq_mask_loose(first, PREAMBLE)
-            & (eq_mask_loose(second, PREAMBLE) | eq_mask_loose(second, START)))
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]).
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let (first, second) = (lanes.at(0), lanes.at(1));
+    (lanes_eq(first, START) & lanes_eq(lanes.at(7), START))
+        | (lanes_eq(first, PREAMBLE) & (lanes_eq(second, PREAMBLE) | lanes_eq(second, START)))
 }
 
 /// Can a frame start at `rest[0]`? A 68 counts only with the second 68 seven bytes later, an

@@ -6,8 +6,10 @@
 //! `link_layer.c`): CS is the byte sum modulo 256 from C to the end of user data; L is the
 //! number of bytes from C to the end of user data, sent twice.
 
+use wide::u8x16;
+
 use super::frame::{Field, FrameStatus, StreamOffset};
-use super::stream::{Words, eq_mask_loose, find_words, span, sum8};
+use super::stream::{Lanes, find_starts, lanes_eq, span, sum8};
 
 /// Single control character: positive acknowledgement.
 pub(crate) const SINGLE_CHAR: u8 = 0xE5;
@@ -83,18 +85,18 @@ pub(crate) enum Recognised<'a> {
 /// A 0x68 counts only when the byte three later is 0x68 too (or has not arrived yet): the
 /// ASCII `h` of running text is dropped here instead of in `recognise`.
 pub(crate) fn next_start(bytes: &[u8]) -> Option<usize> {
-    find_words(bytes, START_AHEAD, start_hits, is_start)
+    find_starts(bytes, START_AHEAD, start_hits, is_start)
 }
 
 /// Bytes after a position [`start_hits`] reads.
 const START_AHEAD: usize = 3;
 
-/// [`is_start`] for eight positions at a time (a superset, see [`find_words`]).
-fn start_hits(words: &Words<'_>) -> u64 {
-    let first = words.at(0);
-    eq_mask_loose(first, SINGLE_CHAR)
-        | eq_mask_loose(first, START_FIXED)
-        | (eq_mask_loose(first, START_VARIABLE) & eq_mask_loose(words.at(3), START_VARIABLE))
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]).
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let first = lanes.at(0);
+    lanes_eq(first, SINGLE_CHAR)
+        | lanes_eq(first, START_FIXED)
+        | (lanes_eq(first, START_VARIABLE) & lanes_eq(lanes.at(3), START_VARIABLE))
 }
 
 /// Can a frame start at `rest[0]`? (68 only with 68 three bytes later, or too few bytes.)

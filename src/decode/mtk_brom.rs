@@ -4,9 +4,11 @@
 //!
 //! Facts: protocols.md §4.1–4.2 (mtkclient `Port.py`, `meta.py`; osmocom MT6227 trace).
 
+use wide::u8x16;
+
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Step, Streamer, WindowParser, Words, eq_mask_loose, find_words, framer_from_streamer, span,
+    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_eq, span,
 };
 
 /// What the host sends, one byte at a time.
@@ -45,16 +47,15 @@ impl Default for MtkBromFramer {
 
 framer_from_streamer!(MtkBromFramer);
 
-/// [`is_start`] for eight positions at a time (a superset, see [`find_words`]): each start
-/// is a byte pair, and both bytes are tested in the word arithmetic.
-fn start_hits(words: &Words<'_>) -> u64 {
-    let (first, second) = (words.at(0), words.at(1));
-    let second_e = eq_mask_loose(second, b'E');
-    (eq_mask_loose(first, 0xA0) & (eq_mask_loose(second, 0xA0) | eq_mask_loose(second, 0x0A)))
-        | (eq_mask_loose(first, 0x5F) & eq_mask_loose(second, 0xF5))
-        | (eq_mask_loose(first, b'R') & second_e)
-        | (eq_mask_loose(first, b'M') & second_e)
-        | (eq_mask_loose(first, b'F') & eq_mask_loose(second, b'A'))
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]): each start is a byte
+/// pair, and both bytes are tested in the lanes.
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let (first, second) = (lanes.at(0), lanes.at(1));
+    let second_e = lanes_eq(second, b'E');
+    (lanes_eq(first, 0xA0) & (lanes_eq(second, 0xA0) | lanes_eq(second, 0x0A)))
+        | (lanes_eq(first, 0x5F) & lanes_eq(second, 0xF5))
+        | ((lanes_eq(first, b'R') | lanes_eq(first, b'M')) & second_e)
+        | (lanes_eq(first, b'F') & lanes_eq(second, b'A'))
 }
 
 /// Can a handshake element start at `rest[0]`? (A candidate byte alone counts: the next one
@@ -76,7 +77,7 @@ impl WindowParser for MtkParser {
     const MAX_WINDOW: usize = MAX_RUN + START_SEQUENCE.len();
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_words(bytes, 1, start_hits, is_start)
+        find_starts(bytes, 1, start_hits, is_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {

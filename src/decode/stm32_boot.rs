@@ -7,10 +7,12 @@
 //! GET reply (`N`, version, N command bytes) from stm32flash `stm32.c` (`stm32_init`,
 //! `stm32_write_memory`, `stm32_pages_erase`, `stm32_mass_erase`).
 
+use wide::u8x16;
+
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Step, Streamer, WindowParser, Words, byte_set, eq_mask_loose, find_words, framer_from_streamer,
-    hex, span,
+    Lanes, Step, Streamer, WindowParser, byte_set, find_starts, framer_from_streamer, hex,
+    lanes_eq, span,
 };
 
 const SYNC: u8 = 0x7F;
@@ -91,15 +93,14 @@ const CANDIDATES: [bool; 256] = byte_set(&[
     SYNC, ACK, NACK, 0x00, 0x01, 0x02, 0x11, 0x21, 0x31, 0x43, 0x44, 0x63, 0x73, 0x82, 0x92,
 ]);
 
-/// [`is_start`] for eight positions at a time (a superset, see [`find_words`]): sync, ACK,
-/// NACK and every byte whose successor differs from it in seven or eight bits; the opcode
-/// table decides the rest.
-fn start_hits(words: &Words<'_>) -> u64 {
-    let first = words.at(0);
-    eq_mask_loose(first, SYNC)
-        | eq_mask_loose(first, ACK)
-        | eq_mask_loose(first, NACK)
-        | popcount_at_least_7(first ^ words.at(1))
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]): sync, ACK, NACK and
+/// every byte whose successor is its complement or one bit off it (their XOR, inverted, has
+/// at most one bit set); the opcode table decides the rest.
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let first = lanes.at(0);
+    let off = !(first ^ lanes.at(1));
+    let near_complement = (off & (off - u8x16::splat(1))).simd_eq(u8x16::ZERO);
+    lanes_eq(first, SYNC) | lanes_eq(first, ACK) | lanes_eq(first, NACK) | near_complement
 }
 
 /// Is `rest[0]` worth a look without context? Sync, ACK, NACK, or an opcode followed by its
@@ -121,7 +122,7 @@ impl WindowParser for Stm32Parser {
     const MAX_WINDOW: usize = 1 + 256 + 1 + 2;
 
     fn next_candidate(&self, at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        let found = find_words(bytes, 1, start_hits, is_start);
+        let found = find_starts(bytes, 1, start_hits, is_start);
         match self.expect {
             Some((expected_at, _))
                 if expected_at >= at && expected_at - at < bytes.len() as u64 =>
@@ -431,17 +432,6 @@ fn describe_command(frame: &Frame, bytes: &[u8], _note: u32) -> Description {
             Field::new("complement", format!("0x{check:02X}"), span(at, 1, 1)),
         ],
     }
-}
-
-/// High bit set in the bytes of `word` that have at least seven bits set (per-byte popcount,
-/// the classic SWAR steps; no carry crosses a byte).
-fn popcount_at_least_7(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let pairs = word - ((word >> 1) & (0x55 * ONES));
-    let nibbles = (pairs & (0x33 * ONES)) + ((pairs >> 2) & (0x33 * ONES));
-    let counts = (nibbles + (nibbles >> 4)) & (0x0F * ONES);
-    // counts <= 8 per byte, so adding 0x79 reaches 0x80 exactly when the count is 7 or 8.
-    (counts + 0x79 * ONES) & (0x80 * ONES)
 }
 
 fn xor(bytes: &[u8]) -> u8 {

@@ -8,6 +8,8 @@
 
 use std::ops::Range;
 
+use wide::u8x16;
+
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 /// What a [`WindowParser`] decided about the position at the start of its window.
@@ -346,164 +348,98 @@ pub(crate) fn span(at: StreamOffset, start: usize, len: usize) -> Range<StreamOf
     from..from + len as u64
 }
 
-const LOW_BITS: u64 = 0x0101_0101_0101_0101;
-const LOW_SEVEN_BITS: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
-
-/// High bit set in exactly those bytes of `word` that equal `value`. Exact for every
-/// byte: no arithmetic carries from one byte into the next.
-#[inline(always)]
-fn bytes_equal(word: u64, value: u8) -> u64 {
-    let diff = word ^ (LOW_BITS * u64::from(value));
-    !(((diff & LOW_SEVEN_BITS).wrapping_add(LOW_SEVEN_BITS)) | diff) & HIGH_BITS
-}
-
-/// High bit set in exactly those bytes `b` of `word` with `above < b < below` (`above` at
-/// most 127, `below` at most 128): the "has between" bit trick, exact per byte.
-#[inline(always)]
-fn bytes_between(word: u64, above: u64, below: u64) -> u64 {
-    let low7 = word & LOW_SEVEN_BITS;
-    (LOW_BITS * (127 + below)).wrapping_sub(low7)
-        & !word
-        & low7.wrapping_add(LOW_BITS * (127 - above))
-        & HIGH_BITS
-}
-
-/// The search loop behind the `find_*` functions: eight bytes at a time as one `u64`
-/// (SWAR, as memchr's portable fallback does; no `unsafe`). `word_hits` flags candidate
-/// bytes of a word (high bit per byte, exact), `byte_hit` says the same for one byte (the
-/// tail), and `is_start` (given the bytes from the candidate on) confirms a candidate. A
-/// rejected candidate costs no rescan: the next one comes from the same mask.
-#[inline(always)]
-fn find_in_words(
-    bytes: &[u8],
-    word_hits: impl Fn(u64) -> u64,
-    byte_hit: impl Fn(u8) -> bool,
-    is_start: impl Fn(&[u8]) -> bool,
-) -> Option<usize> {
-    let mut words = bytes.chunks_exact(8);
-    let mut base = 0usize;
-    for word in &mut words {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let mut hits = word_hits(u64::from_le_bytes(eight));
-        while hits != 0 {
-            let i = base + (hits.trailing_zeros() / 8) as usize;
-            if is_start(bytes.get(i..).unwrap_or_default()) {
-                return Some(i);
-            }
-            hits &= hits - 1;
-        }
-        base += 8;
-    }
-    for (k, &b) in words.remainder().iter().enumerate() {
-        if byte_hit(b) && is_start(bytes.get(base + k..).unwrap_or_default()) {
-            return Some(base + k);
-        }
-    }
-    None
-}
-
-/// The bytes after a search position, as little-endian words for [`find_words`].
-pub(crate) struct Words<'a> {
+/// Sixteen consecutive search positions and the bytes after them, as SIMD lanes for
+/// [`find_starts`].
+pub(crate) struct Lanes<'a> {
     bytes: &'a [u8],
     base: usize,
 }
 
-impl Words<'_> {
-    /// The eight bytes starting `offset` bytes after the first position of the current group
-    /// (byte `k` of the word is the byte `offset + k` after it). Within the `ahead` bytes
-    /// [`find_words`] was given, they are always there.
+impl Lanes<'_> {
+    /// Lane `k` holds the byte `offset + k` after the first position of the group. Within the
+    /// `ahead` bytes [`find_starts`] was given, the bytes are always there.
     #[inline(always)]
-    pub(crate) fn at(&self, offset: usize) -> u64 {
+    pub(crate) fn at(&self, offset: usize) -> u8x16 {
         let from = self.base + offset;
-        let mut eight = [0u8; 8];
-        if let Some(word) = self.bytes.get(from..from + 8) {
-            eight.copy_from_slice(word);
+        match self
+            .bytes
+            .get(from..from + 16)
+            .and_then(|lanes| <[u8; 16]>::try_from(lanes).ok())
+        {
+            Some(lanes) => u8x16::new(lanes),
+            None => u8x16::ZERO,
         }
-        u64::from_le_bytes(eight)
     }
 }
 
-/// Byte-wise equality mask: high bit set in exactly the bytes of `word` equal to `value`.
+/// Lane mask: all ones in the lanes of `lanes` equal to `value`.
 #[inline(always)]
-pub(crate) fn eq_mask(word: u64, value: u8) -> u64 {
-    bytes_equal(word, value)
+pub(crate) fn lanes_eq(lanes: u8x16, value: u8) -> u8x16 {
+    lanes.simd_eq(u8x16::splat(value))
 }
 
-/// Byte-wise equality, loose: high bit set in every byte of `word` equal to `value`, and
-/// possibly in a byte equal to `value ^ 1` right after one (the borrow of the subtraction).
-/// Four instructions instead of six: for [`find_words`] masks, where a superset is fine.
+/// Lane mask: all ones in the lanes `b` of `lanes` with `above < b < below`.
 #[inline(always)]
-pub(crate) fn eq_mask_loose(word: u64, value: u8) -> u64 {
-    let diff = word ^ (LOW_BITS * u64::from(value));
-    diff.wrapping_sub(LOW_BITS) & !diff & HIGH_BITS
-}
-
-/// Byte-wise range mask: high bit set in exactly the bytes `b` of `word` with
-/// `above < b < below` (`above` at most 127, `below` at most 128).
-#[inline(always)]
-pub(crate) fn between_mask(word: u64, above: u8, below: u8) -> u64 {
-    bytes_between(word, u64::from(above.min(127)), u64::from(below.min(128)))
+pub(crate) fn lanes_between(lanes: u8x16, above: u8, below: u8) -> u8x16 {
+    let Some(width) = below.checked_sub(above).and_then(|gap| gap.checked_sub(1)) else {
+        return u8x16::ZERO;
+    };
+    if width == 0 {
+        return u8x16::ZERO;
+    }
+    // Shifted so the range starts at 0: in range when at most `width - 1`.
+    let shifted = lanes - u8x16::splat(above.wrapping_add(1));
+    shifted
+        .saturating_sub(u8x16::splat(width - 1))
+        .simd_eq(u8x16::ZERO)
 }
 
 /// First index `i` at which `is_start(&bytes[i..])` holds.
 ///
-/// Eight positions at a time: `hits` reads words of the bytes at and after a group of eight
-/// positions ([`Words::at`], offsets up to `ahead`) and flags, with the high bit of each byte,
+/// Sixteen positions at a time: `hits` reads SIMD lanes of the bytes at and after a group of
+/// sixteen positions ([`Lanes::at`], offsets up to `ahead`) and returns a lane mask flagging
 /// every position of the group where `is_start` could hold (a superset is fine; `is_start`
-/// decides). Why: a start test that looks at two or more bytes (a 68 that comes back three
-/// bytes later, an opcode followed by its complement) rejects almost every byte of noise
-/// inside the word arithmetic, where the one-byte prefilters left a mispredicted branch and
-/// a call per rejected candidate. The last `ahead + 8` positions, whose look-ahead runs past
-/// the end, are tried one by one with `is_start` alone.
+/// decides). Why: every framer looks at every byte of both directions, so its start test
+/// must cost a fraction of an instruction per byte; and a test that needs two bytes (a 68
+/// that comes back three bytes later, an opcode followed by its complement) rejects noise
+/// inside the vector arithmetic instead of in a mispredicted branch per rejected byte. The
+/// lanes are SSE2 on x86-64, NEON on aarch64 (`wide`), plain arrays elsewhere. The last
+/// `ahead + 16` positions, whose look-ahead runs past the end, are tried one by one.
 #[inline(always)]
-pub(crate) fn find_words(
+pub(crate) fn find_starts(
     bytes: &[u8],
     ahead: usize,
-    hits: impl Fn(&Words<'_>) -> u64,
+    hits: impl Fn(&Lanes<'_>) -> u8x16,
     is_start: impl Fn(&[u8]) -> bool,
 ) -> Option<usize> {
     let mut base = 0usize;
-    while base + 8 + ahead <= bytes.len() {
-        let mut flagged = hits(&Words { bytes, base });
+    while base + 16 + ahead <= bytes.len() {
+        let mut flagged = hits(&Lanes { bytes, base }).to_bitmask();
         while flagged != 0 {
-            let i = base + (flagged.trailing_zeros() / 8) as usize;
+            let i = base + flagged.trailing_zeros() as usize;
             if is_start(bytes.get(i..).unwrap_or_default()) {
                 return Some(i);
             }
             flagged &= flagged - 1;
         }
-        base += 8;
+        base += 16;
     }
     (base..bytes.len()).find(|&i| is_start(bytes.get(i..).unwrap_or_default()))
 }
 
-/// Index of the first byte equal to any of `needles` (a handful at most: each costs about
-/// half an instruction per byte).
+/// Index of the first byte equal to any of `needles` (a handful at most).
 #[inline]
 pub(crate) fn find_any(bytes: &[u8], needles: &[u8]) -> Option<usize> {
-    find_any_where(bytes, needles, |_| true)
-}
-
-/// First byte equal to one of `needles` at which `is_start` (given the bytes from there
-/// on) also holds. `is_start` is a cheap second-byte test that keeps common bytes
-/// (letters, opcodes that are also ASCII) from costing a full parse each.
-#[inline]
-pub(crate) fn find_any_where(
-    bytes: &[u8],
-    needles: &[u8],
-    is_start: impl Fn(&[u8]) -> bool,
-) -> Option<usize> {
-    find_in_words(
+    find_starts(
         bytes,
-        |word| {
+        0,
+        |lanes| {
+            let first = lanes.at(0);
             needles
                 .iter()
-                .fold(0, |hits, &needle| hits | bytes_equal(word, needle))
+                .fold(u8x16::ZERO, |hits, &needle| hits | lanes_eq(first, needle))
         },
-        |b| needles.contains(&b),
-        is_start,
+        |rest| rest.first().is_some_and(|b| needles.contains(b)),
     )
 }
 
@@ -590,22 +526,22 @@ pub(crate) mod tests {
         let alphabet = alphabet.to_vec();
         prop::collection::vec(
             prop_oneof![3 => prop::sample::select(alphabet), 1 => any::<u8>()],
-            0..80,
+            0..160,
         )
     }
 
-    /// [`find_words`] with `hits` agrees with a plain scan by `is_start`, from every position.
+    /// [`find_starts`] with `hits` agrees with a plain scan by `is_start`, from every position.
     pub(crate) fn assert_same_starts(
         bytes: &[u8],
         ahead: usize,
-        hits: impl Fn(&Words<'_>) -> u64 + Copy,
+        hits: impl Fn(&Lanes<'_>) -> u8x16 + Copy,
         is_start: impl Fn(&[u8]) -> bool + Copy,
     ) {
         for from in 0..=bytes.len() {
             let rest = bytes.get(from..).unwrap();
             let plain = (0..rest.len()).find(|&i| is_start(rest.get(i..).unwrap()));
             assert_eq!(
-                find_words(rest, ahead, hits, is_start),
+                find_starts(rest, ahead, hits, is_start),
                 plain,
                 "{rest:02X?}"
             );
@@ -613,15 +549,15 @@ pub(crate) mod tests {
     }
 
     proptest! {
-        /// The word masks flag exactly (or, loosely, at least) the bytes they name.
+        /// The lane masks flag exactly the bytes they name.
         #[test]
-        fn masks_flag_the_right_bytes(bytes in prop::collection::vec(any::<u8>(), 8), value in any::<u8>(), above in 0u8..=127, below in 0u8..=128) {
-            let word = u64::from_le_bytes(bytes.clone().try_into().unwrap());
+        fn masks_flag_the_right_bytes(bytes in prop::collection::vec(any::<u8>(), 16), value in any::<u8>(), above in any::<u8>(), below in any::<u8>()) {
+            let lanes = u8x16::new(bytes.clone().try_into().unwrap());
+            let eq = lanes_eq(lanes, value).to_bitmask();
+            let between = lanes_between(lanes, above, below).to_bitmask();
             for (k, &b) in bytes.iter().enumerate() {
-                let flag = |mask: u64| (mask >> (8 * k + 7)) & 1 == 1;
-                prop_assert_eq!(flag(eq_mask(word, value)), b == value);
-                prop_assert!(b != value || flag(eq_mask_loose(word, value)));
-                prop_assert_eq!(flag(between_mask(word, above, below)), above < b && b < below);
+                prop_assert_eq!((eq >> k) & 1 == 1, b == value);
+                prop_assert_eq!((between >> k) & 1 == 1, above < b && b < below, "{} < {} < {}", above, b, below);
             }
         }
     }

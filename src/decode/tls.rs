@@ -5,10 +5,12 @@
 //! checks and error texts); alert descriptions from `tls_prot.h`/RFC 8446 as listed by the
 //! w5500-tls docs; handshake types from the IANA registry as listed by tls-parser.
 
+use wide::u8x16;
+
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Step, Streamer, WindowParser, Words, between_mask, eq_mask, escape_ascii, find_words,
-    framer_from_streamer, span,
+    Lanes, Step, Streamer, WindowParser, escape_ascii, find_starts, framer_from_streamer,
+    lanes_between, lanes_eq, span,
 };
 
 /// Record header: type, version (2), length (2).
@@ -133,7 +135,7 @@ impl WindowParser for TlsParser {
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
         // Content types 0x14..=0x1A, followed by major version 3.
-        find_words(bytes, 1, record_hits, is_record_start)
+        find_starts(bytes, 1, record_hits, is_record_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -141,9 +143,9 @@ impl WindowParser for TlsParser {
     }
 }
 
-/// [`is_record_start`] for eight positions at a time (a superset, see [`find_words`]).
-fn record_hits(words: &Words<'_>) -> u64 {
-    between_mask(words.at(0), 0x13, 0x1B) & eq_mask(words.at(1), 3)
+/// [`is_record_start`] for sixteen positions at a time (see [`find_starts`]).
+fn record_hits(lanes: &Lanes<'_>) -> u8x16 {
+    lanes_between(lanes.at(0), 0x13, 0x1B) & lanes_eq(lanes.at(1), 3)
 }
 
 /// Can a record start at `rest[0]`? Content types 0x14..=0x1A, followed by major version 3.
@@ -365,10 +367,10 @@ impl Default for HttpFramer {
 
 framer_from_streamer!(HttpFramer);
 
-/// [`is_line_start`] for eight positions at a time (a superset, see [`find_words`]): all
-/// first letters lie in 'C'..='T' and all second ones in 'A'..='U'.
-fn line_hits(words: &Words<'_>) -> u64 {
-    between_mask(words.at(0), b'B', b'U') & between_mask(words.at(1), b'@', b'V')
+/// [`is_line_start`] for sixteen positions at a time (see [`find_starts`]): all first letters
+/// lie in 'C'..='T' and all second ones in 'A'..='U'.
+fn line_hits(lanes: &Lanes<'_>) -> u8x16 {
+    lanes_between(lanes.at(0), b'B', b'U') & lanes_between(lanes.at(1), b'@', b'V')
 }
 
 /// Can a start line begin at `rest[0]`? The first two letters of "HTTP/" or of a method.
@@ -404,7 +406,7 @@ impl WindowParser for HttpParser {
     const MAX_WINDOW: usize = MAX_LINE;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_words(bytes, 1, line_hits, is_line_start)
+        find_starts(bytes, 1, line_hits, is_line_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
