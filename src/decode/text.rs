@@ -6,6 +6,8 @@
 //! side is printing text (a log, an application) instead of speaking the expected protocol
 //! (protocols.md §0 and §10 step 4).
 
+use wide::u8x16;
+
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 /// Longest line kept; a longer one is reported in pieces of this size.
@@ -155,10 +157,7 @@ fn census(line: &[u8]) -> Census {
         counts.printable = line.len() - controls;
         counts.visible = counts.printable - blanks;
         if controls > 0 {
-            counts.clean_from = line
-                .iter()
-                .rposition(|&b| is_control_byte(b))
-                .map_or(0, |i| i + 1);
+            counts.clean_from = last_control(line).map_or(0, |i| i + 1);
         }
         return counts;
     }
@@ -201,28 +200,100 @@ fn ascii_equal(word: u64, value: u8) -> u64 {
     !(((diff & LOW_SEVEN_BITS).wrapping_add(LOW_SEVEN_BITS)) | diff) & HIGH_BITS
 }
 
-/// Number of bytes flagged in a high-bit mask.
-fn flagged(mask: u64) -> usize {
-    ((mask >> 7).wrapping_mul(LOW_BITS) >> 56) as usize
+// The counts below take sixteen bytes at a time in SIMD lanes (`wide`): every line of every
+// text-looking stream passes through them. Each keeps a plain per-byte loop for the tail.
+
+/// Sixteen bytes from `index` (all present: callers check).
+fn lanes_at(bytes: &[u8], index: usize) -> u8x16 {
+    match bytes
+        .get(index..index + 16)
+        .and_then(|lanes| <[u8; 16]>::try_from(lanes).ok())
+    {
+        Some(lanes) => u8x16::new(lanes),
+        None => u8x16::ZERO,
+    }
+}
+
+/// Zeros then all-ones: `RAMP[n..n + 16]` as lanes sets the last `n` lanes (n ≤ 16).
+const RAMP: [u8; 32] = {
+    let mut ramp = [0u8; 32];
+    let mut i = 16;
+    while i < 32 {
+        ramp[i] = 0xFF;
+        i += 1;
+    }
+    ramp
+};
+
+/// Lanes where `(lanes & mask) == value`.
+fn lanes_masked_eq(lanes: u8x16, mask: u8, value: u8) -> u8x16 {
+    (lanes & u8x16::splat(mask)).simd_eq(u8x16::splat(value))
+}
+
+/// Lanes holding a control byte as [`is_control_byte`] has it (below 0x20 but tab, or DEL).
+fn control_lanes(lanes: u8x16) -> u8x16 {
+    (lanes_masked_eq(lanes, 0xE0, 0) & !lanes.simd_eq(u8x16::splat(b'\t')))
+        | lanes.simd_eq(u8x16::splat(0x7F))
+}
+
+/// Adds one to each lane of `counts` that is set in `mask` (set lanes are 0xFF, that is -1):
+/// counting in the lanes and summing now and then is cheaper than a population count per
+/// mask on CPUs without one.
+fn add_lanes(counts: u8x16, mask: u8x16) -> u8x16 {
+    counts - mask
+}
+
+/// Sum of the lanes of `counts`, each at most 15 (so the byte sums below cannot carry).
+fn sum_lanes(counts: u8x16) -> usize {
+    let lanes = counts.to_array();
+    let half = |from: usize| {
+        let mut eight = [0u8; 8];
+        if let Some(bytes) = lanes.get(from..from + 8) {
+            eight.copy_from_slice(bytes);
+        }
+        u64::from_le_bytes(eight)
+    };
+    ((half(0) + half(8)).wrapping_mul(LOW_BITS) >> 56) as usize
 }
 
 /// For an all-ASCII line: (control bytes as `is_control_byte` counts them, blanks = spaces
-/// and tabs), eight bytes at a time.
+/// and tabs).
 fn ascii_counts(line: &[u8]) -> (usize, usize) {
     let mut controls = 0usize;
     let mut blanks = 0usize;
-    let mut words = line.chunks_exact(8);
-    for word in &mut words {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let word = u64::from_le_bytes(eight);
-        let tabs = ascii_equal(word, b'\t');
-        controls += flagged(ascii_below(word, 0x20) & !tabs) + flagged(ascii_equal(word, 0x7F));
-        blanks += flagged(tabs) + flagged(ascii_equal(word, b' '));
+    let mut index = 0usize;
+    // Fifteen groups of lanes at most between sums, so no lane count passes 15.
+    while index + 16 <= line.len() {
+        let (mut control_counts, mut blank_counts) = (u8x16::ZERO, u8x16::ZERO);
+        let mut groups = 0;
+        while groups < 15 && index + 16 <= line.len() {
+            let lanes = lanes_at(line, index);
+            control_counts = add_lanes(control_counts, control_lanes(lanes));
+            blank_counts = add_lanes(
+                blank_counts,
+                lanes.simd_eq(u8x16::splat(b' ')) | lanes.simd_eq(u8x16::splat(b'\t')),
+            );
+            index += 16;
+            groups += 1;
+        }
+        controls += sum_lanes(control_counts);
+        blanks += sum_lanes(blank_counts);
     }
-    for &b in words.remainder() {
-        controls += usize::from(is_control_byte(b));
-        blanks += usize::from(b == b' ' || b == b'\t');
+    let rest = line.len() - index;
+    if rest > 0 && line.len() >= 16 {
+        // Zeroed lanes count as neither: 00 is a control byte, so those are masked.
+        let keep = lanes_at(&RAMP, rest);
+        let lanes = lanes_at(line, line.len() - 16);
+        controls += sum_lanes(add_lanes(u8x16::ZERO, control_lanes(lanes) & keep));
+        blanks += sum_lanes(add_lanes(
+            u8x16::ZERO,
+            (lanes.simd_eq(u8x16::splat(b' ')) | lanes.simd_eq(u8x16::splat(b'\t'))) & keep,
+        ));
+    } else {
+        for &b in line.get(index..).unwrap_or_default() {
+            controls += usize::from(is_control_byte(b));
+            blanks += usize::from(b == b' ' || b == b'\t');
+        }
     }
     (controls, blanks)
 }
@@ -254,24 +325,47 @@ fn printable_run(bytes: &[u8], limit: usize) -> usize {
         .count()
 }
 
-/// Index of the last ASCII control byte (`is_control_byte`) in `bytes`, eight bytes at a
+/// Index of the last ASCII control byte (`is_control_byte`) in `bytes`, sixteen bytes at a
 /// time from the end.
 fn last_control(bytes: &[u8]) -> Option<usize> {
-    let mut words = bytes.rchunks_exact(8);
     let mut end = bytes.len();
-    for word in &mut words {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let x = u64::from_le_bytes(eight);
-        let ascii = !x & HIGH_BITS;
-        let controls =
-            (ascii_below(x, 0x20) & ascii & !ascii_equal(x, b'\t')) | ascii_equal(x, 0x7F);
-        end -= 8;
+    while end >= 16 {
+        let controls = control_lanes(lanes_at(bytes, end - 16)).to_bitmask();
         if controls != 0 {
-            return Some(end + 7 - (controls.leading_zeros() / 8) as usize);
+            return Some(end - 16 + (31 - controls.leading_zeros()) as usize);
         }
+        end -= 16;
     }
-    words.remainder().iter().rposition(|&b| is_control_byte(b))
+    if end > 0 && bytes.len() >= 16 {
+        // The first sixteen bytes again, keeping only the `end` not yet looked at.
+        let keep = !lanes_at(&RAMP, 16 - end);
+        let controls = (control_lanes(lanes_at(bytes, 0)) & keep).to_bitmask();
+        return (controls != 0).then(|| (31 - controls.leading_zeros()) as usize);
+    }
+    bytes
+        .get(..end)
+        .unwrap_or_default()
+        .iter()
+        .rposition(|&b| is_control_byte(b))
+}
+
+/// True when one of the last `last` bytes of `bytes` is surely part of a binary unit as
+/// `census` counts them: an ASCII control byte, a byte never valid in UTF-8 (C0, C1,
+/// F5-FF), a continuation byte after an ASCII byte, or a lead byte not followed by a
+/// continuation byte (or by nothing). Also true when `bytes` is shorter than `last`.
+fn ends_in_binary(bytes: &[u8], last: usize) -> bool {
+    let Some(from) = bytes.len().checked_sub(last) else {
+        return true;
+    };
+    (from..bytes.len()).any(|i| {
+        let b = bytes.get(i).copied().unwrap_or_default();
+        let next_continues = bytes.get(i + 1).is_some_and(|&n| n & 0xC0 == 0x80);
+        let after_ascii = i > 0 && bytes.get(i - 1).is_some_and(|&p| p < 0x80);
+        is_control_byte(b)
+            || matches!(b, 0xC0 | 0xC1 | 0xF5..=0xFF)
+            || (b & 0xC0 == 0x80 && after_ascii)
+            || (b >= 0xC2 && !next_continues)
+    })
 }
 
 /// ASCII control bytes other than tab (CR and DEL included).
@@ -280,9 +374,8 @@ fn is_control_byte(b: u8) -> bool {
 }
 
 /// A lower bound on the binary units `census` would count: control bytes, UTF-8 lead bytes
-/// not followed by a continuation byte, and continuation bytes after an ASCII byte. Eight
-/// bytes at a time (each byte is paired with the one after it, the next word's first byte
-/// included), so rejecting a binary line costs a few instructions per byte.
+/// not followed by a continuation byte, and continuation bytes after an ASCII byte. Sixteen
+/// bytes at a time, so rejecting a binary line costs about an instruction per byte.
 #[cfg(test)]
 fn binary_lower_bound(line: &[u8]) -> usize {
     binary_lower_bound_until(line, usize::MAX)
@@ -292,30 +385,29 @@ fn binary_lower_bound(line: &[u8]) -> usize {
 /// `stop_above`: the caller only asks whether it does, and garbage gets there quickly.
 fn binary_lower_bound_until(line: &[u8], stop_above: usize) -> usize {
     let mut count = 0usize;
-    let mut words = line.chunks_exact(8);
-    let mut next_index = 8usize;
-    for word in &mut words {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let x = u64::from_le_bytes(eight);
-        // The following byte of each byte: the word shifted by one, plus the next word's first.
-        let next = u64::from(line.get(next_index).copied().unwrap_or(0));
-        let y = (x >> 8) | (next << 56);
-        let ascii = !x & HIGH_BITS;
-        let controls =
-            (ascii_below(x, 0x20) & ascii & !ascii_equal(x, b'\t')) | ascii_equal(x, 0x7F);
-        let lead = x & (x << 1) & HIGH_BITS;
-        let continuation = y & !(y << 1) & HIGH_BITS;
-        let broken = (lead & !continuation) | (ascii & continuation);
-        count += flagged(controls) + flagged(broken);
+    let mut index = 0usize;
+    // Each byte is paired with the one after it, so the lanes stop one byte early. Sums every
+    // four groups (a lane counts at most 2 per group): garbage passes the bound early.
+    while index + 17 <= line.len() {
+        let mut counts = u8x16::ZERO;
+        let mut groups = 0;
+        while groups < 4 && index + 17 <= line.len() {
+            let (first, next) = (lanes_at(line, index), lanes_at(line, index + 1));
+            let ascii = lanes_masked_eq(first, 0x80, 0);
+            let lead = lanes_masked_eq(first, 0xC0, 0xC0);
+            let continuation = lanes_masked_eq(next, 0xC0, 0x80);
+            let broken = (lead & !continuation) | (ascii & continuation);
+            counts = add_lanes(add_lanes(counts, control_lanes(first)), broken);
+            index += 16;
+            groups += 1;
+        }
+        count += sum_lanes(counts);
         if count > stop_above {
             return count;
         }
-        next_index += 8;
     }
-    let tail_start = line.len() - words.remainder().len();
-    for (i, &a) in words.remainder().iter().enumerate() {
-        let b = line.get(tail_start + i + 1).copied().unwrap_or(0);
+    for (i, &a) in line.iter().enumerate().skip(index) {
+        let b = line.get(i + 1).copied().unwrap_or(0);
         let continuation = b & 0xC0 == 0x80;
         count += usize::from(is_control_byte(a));
         count += usize::from((a >= 0xC0 && !continuation) || (a < 0x80 && continuation));
@@ -414,6 +506,12 @@ fn line_frame(
             // Binary garbage, then text: report the text after the last binary byte.
             let after_control = last_control(content).map_or(0, |i| i + 1);
             let tail = content.get(after_control..).unwrap_or_default();
+            // The text kept starts after the tail's last binary unit and needs at least
+            // MIN_TAIL_CHARS bytes: a byte surely binary among the tail's last ones rules it
+            // out without the census (garbage tails, the common case).
+            if ends_in_binary(tail, MIN_TAIL_CHARS) {
+                return None;
+            }
             let mut tail_counts = census(tail);
             let start = after_control + tail_counts.clean_from;
             let tail = content.get(start..).unwrap_or_default();
@@ -620,6 +718,29 @@ mod tests {
             framer.feed(start as u64, &bytes[start..], &mut split);
             framer.flush(&mut split);
             prop_assert_eq!(split, run(&bytes));
+        }
+    }
+
+    proptest! {
+        /// `ends_in_binary` only claims what the census confirms: a binary unit ends within
+        /// the last bytes it looked at.
+        #[test]
+        fn ends_in_binary_agrees_with_census(bytes in prop::collection::vec(prop_oneof![any::<u8>(), 0x20u8..0x7F, 0x80u8..0xC0], 0..24), last in 1usize..6) {
+            if ends_in_binary(&bytes, last) && bytes.len() >= last {
+                prop_assert!(census(&bytes).clean_from > bytes.len() - last);
+            }
+        }
+
+        /// The lane counts agree with byte-by-byte ones at every length (remainders included).
+        #[test]
+        fn lane_counts_match_plain_counts(bytes in prop::collection::vec(prop_oneof![0u8..0x80, any::<u8>()], 0..80)) {
+            let plain = bytes.iter().rposition(|&b| is_control_byte(b));
+            prop_assert_eq!(last_control(&bytes), plain);
+            if bytes.is_ascii() {
+                let controls = bytes.iter().filter(|&&b| is_control_byte(b)).count();
+                let blanks = bytes.iter().filter(|&&b| b == b' ' || b == b'\t').count();
+                prop_assert_eq!(ascii_counts(&bytes), (controls, blanks));
+            }
         }
     }
 }
