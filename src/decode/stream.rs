@@ -360,16 +360,27 @@ impl Lanes<'_> {
     /// `ahead` bytes [`find_starts`] was given, the bytes are always there.
     #[inline(always)]
     pub(crate) fn at(&self, offset: usize) -> u8x16 {
-        let from = self.base + offset;
-        match self
-            .bytes
-            .get(from..from + 16)
-            .and_then(|lanes| <[u8; 16]>::try_from(lanes).ok())
-        {
-            Some(lanes) => u8x16::new(lanes),
-            None => u8x16::ZERO,
-        }
+        lanes_at(self.bytes, self.base + offset)
     }
+}
+
+/// The sixteen bytes of `bytes` from `index` as lanes (zeros if fewer are left: callers
+/// check the length first).
+#[inline(always)]
+pub(crate) fn lanes_at(bytes: &[u8], index: usize) -> u8x16 {
+    match bytes
+        .get(index..index + 16)
+        .and_then(|lanes| <[u8; 16]>::try_from(lanes).ok())
+    {
+        Some(lanes) => u8x16::new(lanes),
+        None => u8x16::ZERO,
+    }
+}
+
+/// Lane mask: all ones in the lanes where `lanes & mask == value`.
+#[inline(always)]
+pub(crate) fn lanes_masked_eq(lanes: u8x16, mask: u8, value: u8) -> u8x16 {
+    (lanes & u8x16::splat(mask)).simd_eq(u8x16::splat(value))
 }
 
 /// Lane mask: all ones in the lanes of `lanes` equal to `value`.

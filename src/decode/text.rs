@@ -9,6 +9,7 @@
 use wide::u8x16;
 
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{lanes_at, lanes_masked_eq};
 
 /// Longest line kept; a longer one is reported in pieces of this size.
 pub const MAX_LINE: usize = 4096;
@@ -203,17 +204,6 @@ fn ascii_equal(word: u64, value: u8) -> u64 {
 // The counts below take sixteen bytes at a time in SIMD lanes (`wide`): every line of every
 // text-looking stream passes through them. Each keeps a plain per-byte loop for the tail.
 
-/// Sixteen bytes from `index` (all present: callers check).
-fn lanes_at(bytes: &[u8], index: usize) -> u8x16 {
-    match bytes
-        .get(index..index + 16)
-        .and_then(|lanes| <[u8; 16]>::try_from(lanes).ok())
-    {
-        Some(lanes) => u8x16::new(lanes),
-        None => u8x16::ZERO,
-    }
-}
-
 /// Zeros then all-ones: `RAMP[n..n + 16]` as lanes sets the last `n` lanes (n ≤ 16).
 const RAMP: [u8; 32] = {
     let mut ramp = [0u8; 32];
@@ -224,11 +214,6 @@ const RAMP: [u8; 32] = {
     }
     ramp
 };
-
-/// Lanes where `(lanes & mask) == value`.
-fn lanes_masked_eq(lanes: u8x16, mask: u8, value: u8) -> u8x16 {
-    (lanes & u8x16::splat(mask)).simd_eq(u8x16::splat(value))
-}
 
 /// Lanes holding a control byte as [`is_control_byte`] has it (below 0x20 but tab, or DEL).
 fn control_lanes(lanes: u8x16) -> u8x16 {

@@ -25,8 +25,10 @@ use super::ins::{self, DataDirection};
 use super::sw::{self, StatusWord};
 use super::{from_inverse_convention, hex, hex_limited};
 use crate::decode::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use crate::decode::stream::{lanes_at, lanes_between, lanes_eq, lanes_masked_eq};
 use std::collections::VecDeque;
 use std::ops::Range;
+use wide::u8x16;
 
 /// Most raw bytes held at once, and how far hunting reads past the start of a candidate: a
 /// T=0 exchange (5 + 1 + 256 + 2) or a T=1 block (3 + 254 + 2) and the start of the next.
@@ -1499,7 +1501,10 @@ fn word(window: &[u8], at: usize) -> Option<u64> {
 /// decoding, a bijection, so raw bytes do). The few positions that pass get a closer look
 /// (`t0_position`). This is where hunting spends its time on a line without card traffic.
 fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
-    let mut p = 0;
+    let mut p = match t0_dead_lanes(window, inverted) {
+        Ok(live) => return live,
+        Err(stop) => stop,
+    };
     'blocks: while let Some(block) = window.get(p..p + 16) {
         let (Some(starts), Some(ins), Some(acks)) =
             (word(block, 0), word(block, 1), word(block, 5))
@@ -1522,17 +1527,11 @@ fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
             // Most flagged positions are text (a letter repeated 4 bytes later) or a TS with
             // an impossible TA1 or TD1: rule those out here, without a branch per test
             // (`t0_position` says the same, slower).
-            if let Some(&[cla, ins, p1, p2, p3, ack]) = block.get(k..k + 6) {
-                let ts = is_ts(cla);
-                let no_atr = ts && atr_ruled_out([cla, ins, p1, p2, p3, ack]);
-                let no_exchange = (ins != ack)
-                    | !cla_plausible(decode_as(cla, inverted))
-                    | !ins::is_valid(decode_as(ins, inverted))
-                    | (is_printable(cla) & is_printable(ins))
-                    | (is_text(cla) & is_text(ins) & is_text(p1) & is_text(p2) & is_text(p3));
-                if (!ts | no_atr) & no_exchange {
-                    continue;
-                }
+            if block
+                .get(k..k + 6)
+                .is_some_and(|head| quickly_dead(head, inverted))
+            {
+                continue;
             }
             let q = p + k;
             match t0_position(window, q, inverted) {
@@ -1551,6 +1550,117 @@ fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
             Position::Dead(next) => p = next,
             Position::Live => return p,
         }
+    }
+}
+
+/// The branch-free first look `t0_dead_prefix` gives a flagged position: dead when `head`
+/// (its first six bytes) is neither a TS that may start an ATR nor a plausible T=0 header
+/// with its ACK.
+fn quickly_dead(head: &[u8], inverted: bool) -> bool {
+    let &[cla, ins, p1, p2, p3, ack] = head else {
+        return false;
+    };
+    let ts = is_ts(cla);
+    let no_atr = ts && atr_ruled_out([cla, ins, p1, p2, p3, ack]);
+    let no_exchange = (ins != ack)
+        | !cla_plausible(decode_as(cla, inverted))
+        | !ins::is_valid(decode_as(ins, inverted))
+        | (is_printable(cla) & is_printable(ins))
+        | (is_text(cla) & is_text(ins) & is_text(p1) & is_text(p2) & is_text(p3));
+    (!ts | no_atr) & no_exchange
+}
+
+/// `t0_dead_prefix` sixteen positions per step in SIMD lanes (`wide`): the header tests of
+/// `quickly_dead` but the all-text one (rarely decisive, and the costliest in lanes), and
+/// for P3 = 00 (256 data bytes: the runs of 00 binary protocols are full of) the SW1 test of
+/// `t0_position` when the byte 262 later is held. A flagged TS gets the usual looks; a
+/// flagged header only the rest of them (`quickly_dead`, SW1). The lanes hold raw bytes: in
+/// the inverse convention each test is rewritten on the raw bits (`lanes_cla_implausible`,
+/// `lanes_ins_invalid`, `lanes_sw1`).
+/// `Ok(live)`: the first position that needs a real look; `Err(stop)`: where the lanes
+/// stopped (too few bytes left for sixteen headers), all positions before it dead.
+fn t0_dead_lanes(window: &[u8], inverted: bool) -> Result<usize, usize> {
+    // Header, ACK and, for P3 = 00, SW1 after 256 data bytes.
+    const SW1_AFTER_256: usize = 6 + 256;
+    let mut p = 0;
+    'groups: while p + 16 + 5 <= window.len() {
+        let lanes = |offset: usize| lanes_at(window, p + offset);
+        let (cla, ins, p3) = (lanes(0), lanes(1), lanes(4));
+        let ts = lanes_eq(cla, 0x3B) | lanes_eq(cla, 0x3F) | lanes_eq(cla, 0x03);
+        let printable = |x: u8x16| lanes_masked_eq(x, 0x80, 0) & !lanes_masked_eq(x, 0xE0, 0);
+        let mut exchange = ins.simd_eq(lanes(5))
+            & !lanes_cla_implausible(cla, inverted)
+            & !lanes_ins_invalid(ins, inverted)
+            & !(printable(cla) & printable(ins));
+        if p + SW1_AFTER_256 + 16 <= window.len() {
+            let sw1 = lanes(SW1_AFTER_256);
+            let no_data = lanes_eq(p3, if inverted { 0xFF } else { 0x00 });
+            exchange &= !no_data | lanes_sw1(sw1, inverted);
+        }
+        let ts = ts.to_bitmask();
+        let mut live = ts | exchange.to_bitmask();
+        while live != 0 {
+            let k = live.trailing_zeros();
+            let q = p + k as usize;
+            live &= live - 1;
+            if window
+                .get(q..q + 6)
+                .is_some_and(|head| quickly_dead(head, inverted))
+            {
+                continue;
+            }
+            // Not a TS: what `t0_position` would add to `quickly_dead` is the SW1 test.
+            let position = if ts & (1 << k) == 0 {
+                t0_sw1_position(window, q, inverted)
+            } else {
+                t0_position(window, q, inverted)
+            };
+            match position {
+                Position::Dead(next) if next > q + 1 => {
+                    p = next;
+                    continue 'groups;
+                }
+                Position::Dead(_) => {}
+                Position::Live => return Ok(q),
+            }
+        }
+        p += 16;
+    }
+    Err(p)
+}
+
+// Lane forms of `cla_plausible`, `ins::is_valid` and `is_sw1` on raw bytes. In the inverse
+// convention a logical byte is the raw one inverted and bit-reversed, so logical bit 7-k is
+// raw bit k inverted: a test on the logical high nibble becomes one on the raw low nibble.
+
+/// Lanes whose CLA `cla_plausible` rejects (20-3F or FF logical).
+fn lanes_cla_implausible(cla: u8x16, inverted: bool) -> u8x16 {
+    if inverted {
+        // Logical 001x_xxxx: raw bits 0, 1, 2 = 1, 1, 0. Logical FF: raw 00.
+        lanes_masked_eq(cla, 0x07, 0x03) | lanes_eq(cla, 0x00)
+    } else {
+        lanes_masked_eq(cla, 0xE0, 0x20) | lanes_eq(cla, 0xFF)
+    }
+}
+
+/// Lanes whose INS `ins::is_valid` rejects (6X or 9X logical).
+fn lanes_ins_invalid(ins: u8x16, inverted: bool) -> u8x16 {
+    if inverted {
+        // Logical 0110: raw low nibble 1001; logical 1001: raw 0110.
+        lanes_masked_eq(ins, 0x0F, 0x09) | lanes_masked_eq(ins, 0x0F, 0x06)
+    } else {
+        lanes_masked_eq(ins, 0xF0, 0x60) | lanes_masked_eq(ins, 0xF0, 0x90)
+    }
+}
+
+/// Lanes that `is_sw1` accepts (61-6F or 90-9F logical).
+fn lanes_sw1(sw1: u8x16, inverted: bool) -> u8x16 {
+    if inverted {
+        // Logical 6X with X not 0: raw low nibble 1001, raw high nibble not 1111.
+        (lanes_masked_eq(sw1, 0x0F, 0x09) & !lanes_masked_eq(sw1, 0xF0, 0xF0))
+            | lanes_masked_eq(sw1, 0x0F, 0x06)
+    } else {
+        lanes_between(sw1, 0x60, 0x70) | lanes_between(sw1, 0x8F, 0xA0)
     }
 }
 
@@ -2516,6 +2626,27 @@ mod tests {
             // Byte by byte goes through the pending window and replays only.
             let every: Vec<usize> = (0..bytes.len()).collect();
             prop_assert_eq!(run_split(&bytes, &every), whole);
+        }
+    }
+
+    /// The lane forms of the header tests agree with the byte tests, in both conventions,
+    /// for every byte value.
+    #[test]
+    fn lane_header_tests_match_byte_tests() {
+        for inverted in [false, true] {
+            for first in (0u8..=255).step_by(16) {
+                let raw: [u8; 16] = std::array::from_fn(|k| first + k as u8);
+                let lanes = u8x16::new(raw);
+                let cla = lanes_cla_implausible(lanes, inverted).to_bitmask();
+                let ins = lanes_ins_invalid(lanes, inverted).to_bitmask();
+                let sw1 = lanes_sw1(lanes, inverted).to_bitmask();
+                for (k, &b) in raw.iter().enumerate() {
+                    let logical = decode_as(b, inverted);
+                    assert_eq!((cla >> k) & 1 == 1, !cla_plausible(logical), "CLA {b:02X}");
+                    assert_eq!((ins >> k) & 1 == 1, !ins::is_valid(logical), "INS {b:02X}");
+                    assert_eq!((sw1 >> k) & 1 == 1, is_sw1(logical), "SW1 {b:02X}");
+                }
+            }
         }
     }
 }
