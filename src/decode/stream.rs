@@ -351,8 +351,9 @@ pub(crate) fn span(at: StreamOffset, start: usize, len: usize) -> Range<StreamOf
 /// Sixteen consecutive search positions and the bytes after them, as SIMD lanes for
 /// [`find_starts`].
 pub(crate) struct Lanes<'a> {
-    bytes: &'a [u8],
-    base: usize,
+    /// The group's sixteen bytes and the `ahead` after them (one length check per group, so
+    /// the loads at constant offsets need none).
+    group: &'a [u8],
 }
 
 impl Lanes<'_> {
@@ -360,7 +361,7 @@ impl Lanes<'_> {
     /// `ahead` bytes [`find_starts`] was given, the bytes are always there.
     #[inline(always)]
     pub(crate) fn at(&self, offset: usize) -> u8x16 {
-        lanes_at(self.bytes, self.base + offset)
+        lanes_at(self.group, offset)
     }
 }
 
@@ -424,8 +425,8 @@ pub(crate) fn find_starts(
     is_start: impl Fn(&[u8]) -> bool,
 ) -> Option<usize> {
     let mut base = 0usize;
-    while base + 16 + ahead <= bytes.len() {
-        let mut flagged = hits(&Lanes { bytes, base }).to_bitmask();
+    while let Some(group) = bytes.get(base..base + 16 + ahead) {
+        let mut flagged = hits(&Lanes { group }).to_bitmask();
         while flagged != 0 {
             let i = base + flagged.trailing_zeros() as usize;
             if is_start(bytes.get(i..).unwrap_or_default()) {

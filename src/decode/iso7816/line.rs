@@ -1583,8 +1583,8 @@ fn t0_dead_lanes(window: &[u8], inverted: bool) -> Result<usize, usize> {
     // Header, ACK and, for P3 = 00, SW1 after 256 data bytes.
     const SW1_AFTER_256: usize = 6 + 256;
     let mut p = 0;
-    'groups: while p + 16 + 5 <= window.len() {
-        let lanes = |offset: usize| lanes_at(window, p + offset);
+    'groups: while let Some(group) = window.get(p..p + 16 + 5) {
+        let lanes = |offset: usize| lanes_at(group, offset);
         let (cla, ins, p3) = (lanes(0), lanes(1), lanes(4));
         let ts = lanes_eq(cla, 0x3B) | lanes_eq(cla, 0x3F) | lanes_eq(cla, 0x03);
         let printable = |x: u8x16| lanes_masked_eq(x, 0x80, 0) & !lanes_masked_eq(x, 0xE0, 0);
@@ -1592,8 +1592,8 @@ fn t0_dead_lanes(window: &[u8], inverted: bool) -> Result<usize, usize> {
             & !lanes_cla_implausible(cla, inverted)
             & !lanes_ins_invalid(ins, inverted)
             & !(printable(cla) & printable(ins));
-        if p + SW1_AFTER_256 + 16 <= window.len() {
-            let sw1 = lanes(SW1_AFTER_256);
+        if let Some(far) = window.get(p + SW1_AFTER_256..p + SW1_AFTER_256 + 16) {
+            let sw1 = lanes_at(far, 0);
             let no_data = lanes_eq(p3, if inverted { 0xFF } else { 0x00 });
             exchange &= !no_data | lanes_sw1(sw1, inverted);
         }
