@@ -51,8 +51,9 @@ pub fn decode_all(base: StreamOffset, bytes: &[u8]) -> Vec<Frame> {
 mod tests {
     use super::*;
     use crate::decode::frame::{FrameStatus, Protocol};
-    use crate::decode::stream::{byte_set, find_any, find_starts, hex, lanes_between, lanes_eq};
+    use crate::decode::stream::{byte_set, find_starts, hex, lanes_between, lanes_eq};
     use proptest::prelude::*;
+    use wide::u8x16;
 
     /// Worked frames from `shared/reference/protocols.md`, with the protocol and kind each
     /// must decode as (Ok).
@@ -164,7 +165,22 @@ mod tests {
         assert_eq!(count, 10);
     }
 
-    /// The first byte strictly between `above` and `below`, by the word search.
+    /// The first byte equal to one of `needles`, by the lane search.
+    fn find_any(bytes: &[u8], needles: &[u8]) -> Option<usize> {
+        find_starts(
+            bytes,
+            0,
+            |lanes| {
+                let first = lanes.at(0);
+                needles
+                    .iter()
+                    .fold(u8x16::ZERO, |hits, &needle| hits | lanes_eq(first, needle))
+            },
+            |rest| rest.first().is_some_and(|b| needles.contains(b)),
+        )
+    }
+
+    /// The first byte strictly between `above` and `below`, by the lane search.
     fn find_between(bytes: &[u8], above: u8, below: u8) -> Option<usize> {
         find_starts(
             bytes,

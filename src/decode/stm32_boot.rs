@@ -94,13 +94,23 @@ const CANDIDATES: [bool; 256] = byte_set(&[
 ]);
 
 /// [`is_start`] for sixteen positions at a time (see [`find_starts`]): sync, ACK, NACK and
-/// every byte whose successor is its complement or one bit off it (their XOR, inverted, has
-/// at most one bit set); the opcode table decides the rest.
+/// every opcode-like byte (low nibble 0-4, high nibble 0-9 but 5: every opcode is) whose
+/// successor is its complement or one bit off it (their XOR, inverted, has at most one bit
+/// set); the opcode table decides the rest.
 fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
     let first = lanes.at(0);
     let off = !(first ^ lanes.at(1));
     let near_complement = (off & (off - u8x16::splat(1))).simd_eq(u8x16::ZERO);
-    lanes_eq(first, SYNC) | lanes_eq(first, ACK) | lanes_eq(first, NACK) | near_complement
+    let high = first & u8x16::splat(0xF0);
+    let opcode_like = (first & u8x16::splat(0x0F))
+        .saturating_sub(u8x16::splat(4))
+        .simd_eq(u8x16::ZERO)
+        & high.saturating_sub(u8x16::splat(0x90)).simd_eq(u8x16::ZERO)
+        & !high.simd_eq(u8x16::splat(0x50));
+    lanes_eq(first, SYNC)
+        | lanes_eq(first, ACK)
+        | lanes_eq(first, NACK)
+        | (near_complement & opcode_like)
 }
 
 /// Is `rest[0]` worth a look without context? Sync, ACK, NACK, or an opcode followed by its

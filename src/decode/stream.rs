@@ -439,22 +439,6 @@ pub(crate) fn find_starts(
     (base..bytes.len()).find(|&i| is_start(bytes.get(i..).unwrap_or_default()))
 }
 
-/// Index of the first byte equal to any of `needles` (a handful at most).
-#[inline]
-pub(crate) fn find_any(bytes: &[u8], needles: &[u8]) -> Option<usize> {
-    find_starts(
-        bytes,
-        0,
-        |lanes| {
-            let first = lanes.at(0);
-            needles
-                .iter()
-                .fold(u8x16::ZERO, |hits, &needle| hits | lanes_eq(first, needle))
-        },
-        |rest| rest.first().is_some_and(|b| needles.contains(b)),
-    )
-}
-
 /// A set of bytes (a 256-entry table), built at compile time.
 pub(crate) const fn byte_set(members: &[u8]) -> [bool; 256] {
     let mut set = [false; 256];
