@@ -1587,8 +1587,14 @@ fn t0_dead_lanes(window: &[u8], inverted: bool) -> Result<usize, usize> {
         let lanes = |offset: usize| lanes_at(group, offset);
         let (cla, ins, p3) = (lanes(0), lanes(1), lanes(4));
         let ts = lanes_eq(cla, 0x3B) | lanes_eq(cla, 0x3F) | lanes_eq(cla, 0x03);
+        let acked = ins.simd_eq(lanes(5));
+        // Most groups hold neither a TS nor an INS repeated 4 bytes later: nothing to refine.
+        if (ts | acked).to_bitmask() == 0 {
+            p += 16;
+            continue;
+        }
         let printable = |x: u8x16| lanes_masked_eq(x, 0x80, 0) & !lanes_masked_eq(x, 0xE0, 0);
-        let mut exchange = ins.simd_eq(lanes(5))
+        let mut exchange = acked
             & !lanes_cla_implausible(cla, inverted)
             & !lanes_ins_invalid(ins, inverted)
             & !(printable(cla) & printable(ins));
@@ -1597,15 +1603,20 @@ fn t0_dead_lanes(window: &[u8], inverted: bool) -> Result<usize, usize> {
             let no_data = lanes_eq(p3, if inverted { 0xFF } else { 0x00 });
             exchange &= !no_data | lanes_sw1(sw1, inverted);
         }
+        // The lanes made every test of `quickly_dead` for a header but the all-text one, which
+        // can hold only if CLA or INS is a tab or a line end (two printable bytes are out).
+        let control_text = |x: u8x16| lanes_eq(x, b'\t') | lanes_eq(x, b'\n') | lanes_eq(x, b'\r');
+        let settled = (exchange & !(control_text(cla) | control_text(ins))).to_bitmask();
         let ts = ts.to_bitmask();
         let mut live = ts | exchange.to_bitmask();
         while live != 0 {
             let k = live.trailing_zeros();
             let q = p + k as usize;
             live &= live - 1;
-            if window
-                .get(q..q + 6)
-                .is_some_and(|head| quickly_dead(head, inverted))
+            if (ts | !settled) & (1 << k) != 0
+                && window
+                    .get(q..q + 6)
+                    .is_some_and(|head| quickly_dead(head, inverted))
             {
                 continue;
             }
@@ -1730,7 +1741,7 @@ fn atr_ruled_out(head: [u8; 6]) -> bool {
     let decode = |raw: u8| decode_as_branchless(raw, ts == 0x03);
     let (t0, ta1) = (decode(t0), decode(ta1));
     let td1 = decode(
-        head.get(2 + (t0 & 0x70).count_ones() as usize)
+        head.get(2 + usize::from(INTERFACE_BYTES_BEFORE_TD[usize::from((t0 >> 4) & 0x07)]))
             .copied()
             .unwrap_or(0),
     );
@@ -1744,6 +1755,10 @@ fn decode_as_branchless(raw: u8, inverted: bool) -> u8 {
     let decoded = INVERSE.get(usize::from(raw)).copied().unwrap_or(raw);
     if inverted { decoded } else { raw }
 }
+
+/// How many of TA, TB, TC a Y nibble announces, by its low three bits (TD comes after them):
+/// a lookup, since baseline x86-64 has no population count instruction.
+const INTERFACE_BYTES_BEFORE_TD: [u8; 8] = [0, 1, 1, 2, 1, 2, 2, 3];
 
 /// TA1 values whose Fi or Di is RFU.
 const BAD_TA1: [bool; 256] = {
