@@ -1,7 +1,7 @@
 //! Per-framer and combined throughput on the framing benchmark's mixed stream (a quick look
 //! without criterion's statistics; the reference number is `cargo bench --bench framing`).
-//! `cargo run --release --example framer_speed [ROUNDS] [PROTOCOL_ID]` (with an id, only that
-//! framer runs: handy under `perf record`).
+//! `cargo run --release --example framer_speed [ROUNDS] [PROTOCOL_ID|combined]` (with an id,
+//! only that framer runs, with `combined` only the whole set: handy under `perf record`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // example code
 
@@ -67,7 +67,7 @@ fn main() {
             protocol.id()
         );
     }
-    if only.is_some() {
+    if only.as_deref().is_some_and(|id| id != "combined") {
         return;
     }
     println!(

@@ -478,13 +478,14 @@ fn line_frame(
     let content = line.strip_suffix(b"\r").unwrap_or(line);
     // Binary lines are the common case in garbage: reject them with a cheap bound before the
     // exact (slower) character census.
+    // (For an ASCII line the bound is the census's own binary count, so a line it rejects
+    // would fail the census too: no need to tell ASCII lines apart first.)
     let most_binary = content.len() * (100 - MIN_PRINTABLE_PERCENT) / 100;
-    let counts =
-        if !content.is_ascii() && binary_lower_bound_until(content, most_binary) > most_binary {
-            None
-        } else {
-            Some(census(content))
-        };
+    let counts = if binary_lower_bound_until(content, most_binary) > most_binary {
+        None
+    } else {
+        Some(census(content))
+    };
     let (start, text, counts) = match counts {
         Some(counts) if is_mostly_printable(&counts) => (0, content, counts),
         _ => {
