@@ -244,7 +244,7 @@ mod tests {
             }
         }
 
-        /// The SWAR searches agree with a plain scan on any input.
+        /// The lane searches agree with a plain scan on any input.
         #[test]
         fn searches_agree_with_plain_scans(bytes in prop::collection::vec(any::<u8>(), 0..100), needles in prop::collection::vec(any::<u8>(), 1..4), above in 0u8..=128, below in 0u8..=128) {
             prop_assert_eq!(find_any(&bytes, &needles), bytes.iter().position(|b| needles.contains(b)));

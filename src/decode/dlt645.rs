@@ -605,7 +605,7 @@ mod tests {
     }
 
     proptest! {
-        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
         #[test]
         fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x68, 0xFE, 0x00, 0x33])) {
             crate::decode::stream::tests::assert_same_starts(&bytes, START_AHEAD, start_hits, is_start);

@@ -432,7 +432,7 @@ mod tests {
     }
 
     proptest! {
-        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
         #[test]
         fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0xA0, 0x0A, 0x5F, 0xF5, b'R', b'M', b'E', b'F', b'A', 0xA1])) {
             crate::decode::stream::tests::assert_same_starts(&bytes, 1, start_hits, is_start);

@@ -873,7 +873,7 @@ mod tests {
     }
 
     proptest! {
-        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
         #[test]
         fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x7F, 0x79, 0x1F, 0x00, 0xFF, 0x11, 0xEE, 0xEF, 0x44, 0xBB, 0xBF])) {
             crate::decode::stream::tests::assert_same_starts(&bytes, 1, start_hits, is_start);

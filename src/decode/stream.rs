@@ -1,5 +1,6 @@
-//! Shared streaming machinery for the framers in this folder: pending-input handling, fast
-//! start-byte search, spans, and the small text helpers (hex, escaping, checksums) they share.
+//! Shared streaming machinery for the framers in this folder: pending-input handling, the
+//! SIMD start search (`find_starts`, 16 positions per step), spans, and the small text
+//! helpers (hex, escaping, checksums, status words) they share.
 //!
 //! Most protocols here are "find a start byte, then decide from a bounded window whether a
 //! frame starts there". [`Streamer`] does the bookkeeping once: it scans each chunk in

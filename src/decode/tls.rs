@@ -853,7 +853,7 @@ mod tests {
     }
 
     proptest! {
-        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
         #[test]
         fn record_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x14, 0x16, 0x17, 0x1A, 0x03, 0x13])) {
             crate::decode::stream::tests::assert_same_starts(&bytes, 1, record_hits, is_record_start);
@@ -861,7 +861,7 @@ mod tests {
     }
 
     proptest! {
-        /// The eight-at-a-time start search finds what a byte-by-byte one does.
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
         #[test]
         fn start_line_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(b"HTGEPOUDACRB@V")) {
             crate::decode::stream::tests::assert_same_starts(&bytes, 1, line_hits, is_line_start);
