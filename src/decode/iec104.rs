@@ -13,8 +13,8 @@
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::iec101::{asdu_fields, cause_name, element_size, type_name};
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_eq,
-    lanes_masked_eq, span,
+    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_between,
+    lanes_eq, lanes_masked_eq, span,
 };
 use wide::u8x16;
 
@@ -76,15 +76,21 @@ fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
     let even = |lanes: u8x16| lanes_masked_eq(lanes, 0x01, 0);
     let u = lanes_masked_eq(cf1, 0x03, 0x03) & zero(cf2) & zero(cf3) & zero(cf4);
     let s = lanes_eq(cf1, 0x01) & zero(cf2) & even(cf3);
-    let i = even(cf1) & even(cf3);
+    // An I-frame needs an ASDU header and one object address: L from 13 to 253.
+    let i = even(cf1) & even(cf3) & lanes_between(lanes.at(1), 12, 254);
     lanes_eq(lanes.at(0), START) & (u | s | i)
 }
 
-/// Can an APDU start at `rest[0]`? A 68 whose four control octets have an I, S or U format
-/// (or have not all arrived): anything else is a position `decide` skips.
+/// Can an APDU start at `rest[0]`? A 68 whose four control octets have an S or U format, or
+/// an I format with an L that leaves room for an ASDU (or have not all arrived): anything
+/// else is a position `decide` skips.
 fn is_start(rest: &[u8]) -> bool {
     match rest {
-        [START, _, cf1, cf2, cf3, cf4, ..] => format_of([*cf1, *cf2, *cf3, *cf4]).is_some(),
+        [START, length, cf1, cf2, cf3, cf4, ..] => match format_of([*cf1, *cf2, *cf3, *cf4]) {
+            Some(Format::I) => (13..=MAX_LENGTH).contains(length),
+            Some(_) => true,
+            None => false,
+        },
         [START, ..] => true,
         _ => false,
     }
