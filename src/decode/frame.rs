@@ -222,7 +222,10 @@ impl KeptBytes {
 /// frames are never looked at, so building their summaries and field trees (a dozen strings
 /// each) would cost far more than finding them. A framer records what it decided (protocol,
 /// span, kind, status) and the few bytes the description needs; [`Frame::summary`] and
-/// [`Frame::fields`] build the description on first use and keep it.
+/// [`Frame::fields`] build the description on first use and keep it. A describe function
+/// reads the frame's span and status (field spans, " — truncated"), so code that changes
+/// them on a frame not yet described changes its words too (`stream::truncate_frame`
+/// describes first and builds a new frame).
 #[derive(Clone)]
 pub struct Frame {
     pub protocol: Protocol,
