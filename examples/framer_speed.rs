@@ -1,37 +1,80 @@
-//! Per-framer throughput on a mixed stream (a quick look; the criterion bench is `framing`).
-#![allow(clippy::unwrap_used)]
-fn main() {
-    let bench_src =
-        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/framing.rs")).unwrap();
-    let _ = bench_src;
-    let mut data = Vec::new();
-    let mut x: u32 = 1;
-    while data.len() < (2 << 20) {
-        data.extend_from_slice(&[0x68, 0x04, 0x0B, 0x00, 0x00, 0x00]);
-        data.extend_from_slice(b"boot: hello, this is the boot log of a device\r\n");
-        data.extend_from_slice(&[
-            0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01,
-            0x07, 0x13, 0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9D, 0x16,
-        ]);
-        for _ in 0..64 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            data.push(x as u8);
-        }
+//! Per-framer and combined throughput on the framing benchmark's mixed stream (a quick look
+//! without criterion's statistics; the reference number is `cargo bench --bench framing`).
+//! `cargo run --release --example framer_speed [ROUNDS] [PROTOCOL_ID|combined]` (with an id,
+//! only that framer runs, with `combined` only the whole set: handy under `perf record`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // example code
+
+#[path = "../benches/support/mixed_stream.rs"]
+mod mixed_stream;
+
+use std::time::Instant;
+
+use hsmon::decode::{Frame, Framer, framers};
+
+const READ: usize = 4096;
+
+/// Best of `rounds` passes of `run` over `data`, in MB/s (10^6 bytes per second).
+fn best_mb_per_s(data: &[u8], rounds: usize, mut run: impl FnMut(&[u8]) -> usize) -> (f64, usize) {
+    let mut best = f64::INFINITY;
+    let mut frames = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        frames = run(data);
+        best = best.min(t.elapsed().as_secs_f64());
     }
-    for mut f in hsmon::decode::framers() {
-        let t = std::time::Instant::now();
-        let mut out = Vec::new();
-        for (i, c) in data.chunks(4096).enumerate() {
-            f.feed((i * 4096) as u64, c, &mut out);
-            out.clear();
+    (data.len() as f64 / best / 1e6, frames)
+}
+
+/// Feed `data` in 4 KiB reads through `fs`, as a session does; returns the frame count.
+fn feed_all(fs: &mut [Box<dyn Framer>], data: &[u8]) -> usize {
+    let mut out: Vec<Frame> = Vec::new();
+    let mut frames = 0;
+    for (i, chunk) in data.chunks(READ).enumerate() {
+        for f in fs.iter_mut() {
+            f.feed((i * READ) as u64, chunk, &mut out);
         }
-        let s = t.elapsed().as_secs_f64();
+        frames += out.len();
+        out.clear();
+    }
+    for f in fs.iter_mut() {
+        f.flush(&mut out);
+    }
+    frames + out.len()
+}
+
+fn main() {
+    let rounds = std::env::args()
+        .nth(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let only = std::env::args().nth(2);
+    let data = mixed_stream::mixed_stream(4 << 20);
+    let mut harmonic = 0.0;
+    for index in 0..framers().len() {
+        let protocol = framers()[index].protocol();
+        if only.as_deref().is_some_and(|id| id != protocol.id()) {
+            continue;
+        }
+        let (speed, frames) = best_mb_per_s(&data, rounds, |d| {
+            let mut one = framers();
+            let mut one = vec![one.swap_remove(index)];
+            feed_all(&mut one, d)
+        });
+        harmonic += 1.0 / speed;
         println!(
-            "{:?}: {:.1} MB/s",
-            f.protocol(),
-            data.len() as f64 / s / 1e6
+            "{:<12} {speed:>9.1} MB/s  {frames:>7} frames",
+            protocol.id()
         );
     }
+    if only.as_deref().is_some_and(|id| id != "combined") {
+        return;
+    }
+    println!(
+        "{:<12} {:>9.1} MB/s  (from the parts)",
+        "sum",
+        1.0 / harmonic
+    );
+    let (speed, frames) = best_mb_per_s(&data, rounds, |d| feed_all(&mut framers(), d));
+    println!("{:<12} {speed:>9.1} MB/s  {frames:>7} frames", "combined");
 }

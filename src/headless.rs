@@ -153,7 +153,7 @@ pub fn frame_record(sf: &crate::session::SessionFrame, bytes: Option<&[u8]>) -> 
         "kind": f.kind,
         "status": status_id(&f.status),
         "start": f.span.start, "end": f.span.end,
-        "summary": f.summary,
+        "summary": f.summary(),
     });
     if let (Some(b), Value::Object(m)) = (bytes, &mut v) {
         m.insert("hex".into(), Value::String(hex_string(b)));
@@ -659,7 +659,7 @@ pub fn write_findings(
                 status_id(&f.frame.status),
                 f.frame.span.start,
                 f.frame.span.end,
-                crate::sanitize::printable(&f.frame.summary)
+                crate::sanitize::printable(f.frame.summary())
             )?,
         }
     }

@@ -75,8 +75,8 @@ fn frame_json(f: &Frame, bytes: &[u8]) -> Value {
         "status": crate::headless::status_id(&f.status),
         "start": f.span.start, "end": f.span.end,
         "hex": crate::sanitize::hex_string(slice),
-        "summary": f.summary,
-        "fields": fields_json(&f.fields),
+        "summary": f.summary(),
+        "fields": fields_json(f.fields()),
     })
 }
 
@@ -148,9 +148,9 @@ pub fn decode(
                     f.span.start,
                     f.span.end,
                     crate::ui::frames::status_mark(&f.status),
-                    crate::sanitize::printable(&f.summary)
+                    crate::sanitize::printable(f.summary())
                 );
-                fields_text(&f.fields, 0, &mut out);
+                fields_text(f.fields(), 0, &mut out);
             }
         }
     }

@@ -5,8 +5,13 @@
 //! Facts: protocols.md §3 (gams/python-dlt645, 600888/dlt645, spec copy); names marked [U]
 //! there are phrased as likely here.
 
-use super::all::stream::{Step, Streamer, WindowParser, find_any, hex, span, sum8};
-use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use wide::u8x16;
+
+use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{
+    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_eq,
+    push_status, span, sum8,
+};
 
 const START: u8 = 0x68;
 const STOP: u8 = 0x16;
@@ -41,28 +46,16 @@ impl Default for Dlt645Framer {
     }
 }
 
-impl Framer for Dlt645Framer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Dlt645
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(Dlt645Framer);
 
 struct Dlt645Parser;
 
 impl WindowParser for Dlt645Parser {
+    const PROTOCOL: Protocol = Protocol::Dlt645;
     const MAX_WINDOW: usize = MAX_FRAME;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_any(bytes, &[START, PREAMBLE])
+        find_starts(bytes, START_AHEAD, start_hits, is_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -71,6 +64,27 @@ impl WindowParser for Dlt645Parser {
             Decision::Skip => Step::Skip(1),
             Decision::Frame(frame, consumed) => Step::Frame { frame, consumed },
         }
+    }
+}
+
+/// Bytes after a position [`start_hits`] reads.
+const START_AHEAD: usize = 7;
+
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]).
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let (first, second) = (lanes.at(0), lanes.at(1));
+    (lanes_eq(first, START) & lanes_eq(lanes.at(7), START))
+        | (lanes_eq(first, PREAMBLE) & (lanes_eq(second, PREAMBLE) | lanes_eq(second, START)))
+}
+
+/// Can a frame start at `rest[0]`? A 68 counts only with the second 68 seven bytes later, an
+/// FE only before another FE or the 68: anything else is a position `decide` skips.
+fn is_start(rest: &[u8]) -> bool {
+    match rest {
+        [START, _, _, _, _, _, _, seventh, ..] => *seventh == START,
+        [START, ..] | [PREAMBLE] => true,
+        [PREAMBLE, next, ..] => matches!(*next, PREAMBLE | START),
+        _ => false,
     }
 }
 
@@ -192,7 +206,7 @@ fn decide(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
     let total = preamble + HEADER + data_len + 2;
     let Some(bytes) = window.get(..total) else {
         if at_end {
-            let frame = build(at, window, preamble, c, length, Check::Truncated);
+            let frame = build(at, window, c, Check::Truncated);
             return Decision::Frame(frame, preamble + 7);
         }
         return Decision::Need;
@@ -210,14 +224,7 @@ fn decide(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
         (false, true) => (Check::MissingStop { found: stop }, total - 1, total - 1),
         (false, false) => (Check::NoEnd, preamble + HEADER, preamble + 7),
     };
-    let frame = build(
-        at,
-        bytes.get(..covered).unwrap_or_default(),
-        preamble,
-        c,
-        length,
-        check,
-    );
+    let frame = build(at, bytes.get(..covered).unwrap_or_default(), c, check);
     Decision::Frame(frame, consumed)
 }
 
@@ -230,15 +237,74 @@ enum Check {
     Truncated,
 }
 
-/// Build the frame from the bytes its span covers (`bytes`, from the first FE or 68).
-fn build(
-    at: StreamOffset,
-    bytes: &[u8],
-    preamble: usize,
-    c: u8,
-    length: u8,
-    check: Check,
-) -> Frame {
+impl Check {
+    /// Packed into a deferred frame's note.
+    fn to_note(self) -> u32 {
+        let (tag, a, b) = match self {
+            Check::Ok => (0u8, 0u8, 0u8),
+            Check::BadChecksum { expected, found } => (1, expected, found),
+            Check::MissingStop { found } => (2, found, 0),
+            Check::NoEnd => (3, 0, 0),
+            Check::Truncated => (4, 0, 0),
+        };
+        u32::from_le_bytes([tag, a, b, 0])
+    }
+
+    fn from_note(note: u32) -> Check {
+        let [tag, a, b, _] = note.to_le_bytes();
+        match tag {
+            1 => Check::BadChecksum {
+                expected: a,
+                found: b,
+            },
+            2 => Check::MissingStop { found: a },
+            3 => Check::NoEnd,
+            4 => Check::Truncated,
+            _ => Check::Ok,
+        }
+    }
+
+    fn status(self) -> FrameStatus {
+        match self {
+            Check::Ok => FrameStatus::Ok,
+            Check::BadChecksum { expected, found } => FrameStatus::BadChecksum {
+                expected: u32::from(expected),
+                found: u32::from(found),
+            },
+            Check::Truncated => FrameStatus::Truncated,
+            Check::MissingStop { found } => FrameStatus::Malformed(format!(
+                "missing end byte 0x16 (found 0x{found:02X}); checksum is right"
+            )),
+            Check::NoEnd => FrameStatus::Malformed(
+                "no checksum or end byte 0x16 where L says: the frame was cut short, or L is wrong"
+                    .to_string(),
+            ),
+        }
+    }
+}
+
+/// The frame whose span covers `bytes` (from the first FE or 68, at least through L), with
+/// control code `c`: what it is and how it checked out now, its words when first asked for.
+fn build(at: StreamOffset, bytes: &[u8], c: u8, check: Check) -> Frame {
+    Frame::deferred(
+        Protocol::Dlt645,
+        span(at, 0, bytes.len()),
+        if c & 0x80 != 0 { "response" } else { "request" },
+        check.status(),
+        describe,
+        bytes,
+        check.to_note(),
+    )
+}
+
+/// Summary and fields of a frame (`bytes`: its span, from the first FE or 68, at least through
+/// L; `note`: its check).
+fn describe(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+    let at = frame.span.start;
+    let check = Check::from_note(note);
+    let preamble = bytes.iter().take_while(|&&b| b == PREAMBLE).count();
+    let c = bytes.get(preamble + 8).copied().unwrap_or_default();
+    let length = bytes.get(preamble + 9).copied().unwrap_or_default();
     let p = preamble;
     let mut fields = Vec::new();
     if p > 0 {
@@ -386,21 +452,6 @@ fn build(
     }
 
     let cs_index = data_start + usize::from(length);
-    let status = match check {
-        Check::Ok => FrameStatus::Ok,
-        Check::BadChecksum { expected, found } => FrameStatus::BadChecksum {
-            expected: u32::from(expected),
-            found: u32::from(found),
-        },
-        Check::Truncated => FrameStatus::Truncated,
-        Check::MissingStop { found } => FrameStatus::Malformed(format!(
-            "missing end byte 0x16 (found 0x{found:02X}); checksum is right"
-        )),
-        Check::NoEnd => FrameStatus::Malformed(
-            "no checksum or end byte 0x16 where L says: the frame was cut short, or L is wrong"
-                .to_string(),
-        ),
-    };
     if let Some(&cs) = bytes.get(cs_index) {
         let value = match check {
             Check::BadChecksum { expected, .. } => {
@@ -417,27 +468,8 @@ fn build(
             span(at, cs_index + 1, 1),
         ));
     }
-    match &status {
-        FrameStatus::Ok => {}
-        FrameStatus::BadChecksum { expected, found } => {
-            summary.push_str(&format!(
-                " — bad checksum 0x{found:02X}, expected 0x{expected:02X}"
-            ));
-        }
-        FrameStatus::Truncated => summary.push_str(" — truncated"),
-        FrameStatus::Malformed(why) => {
-            summary.push_str(" — ");
-            summary.push_str(why);
-        }
-    }
-    Frame {
-        protocol: Protocol::Dlt645,
-        span: span(at, 0, bytes.len()),
-        kind: if response { "response" } else { "request" },
-        summary,
-        status,
-        fields,
-    }
+    push_status(&mut summary, &frame.status);
+    Description { summary, fields }
 }
 
 fn address_text_plain(address: &[u8]) -> String {
@@ -465,7 +497,7 @@ mod tests {
     }
 
     fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
-        frame.fields.iter().find(|f| f.name == name).unwrap()
+        frame.fields().iter().find(|f| f.name == name).unwrap()
     }
 
     /// protocols.md §3.2 worked frames.
@@ -499,7 +531,7 @@ mod tests {
             assert_eq!(frames.len(), 1, "{frames:#?}");
             assert_eq!(frames[0].status, FrameStatus::Ok);
             assert_eq!(frames[0].kind, *kind);
-            assert_eq!(frames[0].summary, *summary);
+            assert_eq!(frames[0].summary(), *summary);
             assert_eq!(frames[0].span, 0..bytes.len() as u64);
         }
     }
@@ -570,6 +602,14 @@ mod tests {
     #[test]
     fn non_bcd_address_is_not_a_frame() {
         assert!(run(&h("68 1A 00 00 00 00 00 68 13 00 DF 16")).is_empty());
+    }
+
+    proptest! {
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x68, 0xFE, 0x00, 0x33])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, START_AHEAD, start_hits, is_start);
+        }
     }
 
     proptest! {

@@ -9,8 +9,8 @@
 //! garbage never costs a real packet: bytes between two `C0`s that do not look like a loader
 //! packet are dropped silently.
 
-use super::all::stream::{find_any, hex};
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::hex;
 
 const END: u8 = 0xC0;
 const ESCAPE: u8 = 0xDB;
@@ -126,7 +126,7 @@ impl Framer for EspSlipFramer {
             let at = offset + pos as u64;
             let rest = bytes.get(pos..).unwrap_or_default();
             if self.open_at.is_none() {
-                match find_any(rest, &[END]) {
+                match memchr::memchr(END, rest) {
                     Some(i) => {
                         self.open(at + i as u64);
                         pos += i + 1;
@@ -155,7 +155,7 @@ impl Framer for EspSlipFramer {
                 continue;
             }
             // Copy a run of ordinary bytes in one go.
-            let run = find_any(rest, &[END, ESCAPE]).unwrap_or(rest.len());
+            let run = memchr::memchr2(END, ESCAPE, rest).unwrap_or(rest.len());
             if run > 0 {
                 self.push(rest.get(..run).unwrap_or_default());
                 pos += run;
@@ -276,14 +276,14 @@ impl Packet<'_> {
             } else {
                 FrameStatus::Truncated
             };
-            return Some(Frame {
-                protocol: Protocol::EspSlip,
-                span: frame_span,
-                kind: "ohai",
-                summary: "OHAI: esptool's stub loader is running".to_string(),
+            return Some(Frame::new(
+                Protocol::EspSlip,
+                frame_span,
+                "ohai",
                 status,
-                fields: vec![Field::new("greeting", "OHAI", self.span_of(0, OHAI.len()))],
-            });
+                "OHAI: esptool's stub loader is running".to_string(),
+                vec![Field::new("greeting", "OHAI", self.span_of(0, OHAI.len()))],
+            ));
         }
         let (&direction, &command) = (self.payload.first()?, self.payload.get(1)?);
         let name = command_name(command)?;
@@ -515,14 +515,7 @@ impl Packet<'_> {
                 summary.push_str(why);
             }
         }
-        Frame {
-            protocol: Protocol::EspSlip,
-            span: frame_span,
-            kind,
-            summary,
-            status,
-            fields,
-        }
+        Frame::new(Protocol::EspSlip, frame_span, kind, status, summary, fields)
     }
 }
 
@@ -562,15 +555,19 @@ mod tests {
         assert_eq!(frames.len(), 1, "{frames:#?}");
         assert_eq!(frames[0].kind, "command");
         assert_eq!(frames[0].status, FrameStatus::Ok);
-        assert_eq!(frames[0].summary, "command SYNC (07 07 12 20 + 32 × 55)");
+        assert_eq!(frames[0].summary(), "command SYNC (07 07 12 20 + 32 × 55)");
         assert_eq!(frames[0].span, 0..46);
 
         let reply = h("C0 01 08 04 00 07 07 12 20 00 00 00 00 C0");
         let frames = run(&reply);
         assert_eq!(frames[0].kind, "response");
         assert_eq!(frames[0].status, FrameStatus::Ok);
-        assert_eq!(frames[0].summary, "response to SYNC: success");
-        let value = frames[0].fields.iter().find(|f| f.name == "value").unwrap();
+        assert_eq!(frames[0].summary(), "response to SYNC: success");
+        let value = frames[0]
+            .fields()
+            .iter()
+            .find(|f| f.name == "value")
+            .unwrap();
         assert_eq!(value.value, "0x20120707");
         assert_eq!(value.span, 5..9);
     }
@@ -596,13 +593,17 @@ mod tests {
         let frames = run(&bytes);
         assert_eq!(frames[0].status, FrameStatus::Ok, "{frames:#?}");
         assert_eq!(
-            frames[0].summary,
+            frames[0].summary(),
             "response to READ_REG = 0x0000DBC0: success"
         );
-        let value = frames[0].fields.iter().find(|f| f.name == "value").unwrap();
+        let value = frames[0]
+            .fields()
+            .iter()
+            .find(|f| f.name == "value")
+            .unwrap();
         assert_eq!(value.span, 5..11);
         let status = frames[0]
-            .fields
+            .fields()
             .iter()
             .find(|f| f.name == "status")
             .unwrap();
@@ -629,7 +630,7 @@ mod tests {
         let frames = run(&h("C0 01 02 04 00 00 00 00 00 01 05 00 00 C0"));
         assert!(
             frames[0]
-                .summary
+                .summary()
                 .contains("failure, error 0x05 received message is invalid")
         );
     }
@@ -670,7 +671,7 @@ mod tests {
         fn never_panics_and_spans_in_range(bytes in prop::collection::vec(prop::sample::select(vec![0xC0u8, 0xDB, 0xDC, 0xDD, 0x00, 0x01, 0x08, 0x04, 0x0A, 0x55]), 0..400)) {
             for frame in run(&bytes) {
                 prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
-                for field in &frame.fields {
+                for field in frame.fields() {
                     prop_assert!(field.span.start >= frame.span.start && field.span.end <= frame.span.end);
                 }
             }

@@ -10,7 +10,10 @@
 //! - framers report only frames they recognise (valid, or plausibly started but corrupt);
 //!   bytes that belong to no frame are skipped silently; the session works out gaps.
 
+use std::fmt;
 use std::ops::Range;
+
+use once_cell::race::OnceBox;
 
 /// Absolute byte position in one direction's stream of a session (0 = first byte received).
 pub type StreamOffset = u64;
@@ -160,8 +163,70 @@ impl Field {
     }
 }
 
+/// What a frame says in words: its one-line summary and its field tree.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Description {
+    /// One line for the frames pane, e.g. "SND_UD A=1 CI=51 (3 data bytes)".
+    pub summary: String,
+    pub fields: Vec<Field>,
+}
+
+/// Builds a deferred frame's description from the frame, the bytes its framer kept and the
+/// framer's note (see [`Frame::deferred`]).
+pub(crate) type Describe = fn(&Frame, &[u8], u32) -> Description;
+
+/// Bytes a deferred frame keeps to describe itself later: inline when short (most frames),
+/// on the heap otherwise.
+#[derive(Clone)]
+enum KeptBytes {
+    Inline { len: u8, bytes: [u8; INLINE_BYTES] },
+    Heap(Box<[u8]>),
+}
+
+/// Longest byte run a frame keeps without a heap allocation (an M-Bus long frame with a
+/// short record, a DL/T 645 reading, every IEC 104 U/S frame, a short log line). As many as
+/// keep a `Frame` at 128 bytes: framers push one every few dozen bytes of a busy stream,
+/// and up to 128 bytes a move is a few vector stores instead of a `memcpy` call.
+const INLINE_BYTES: usize = 46;
+
+impl KeptBytes {
+    const EMPTY: KeptBytes = KeptBytes::Inline {
+        len: 0,
+        bytes: [0; INLINE_BYTES],
+    };
+
+    fn new(bytes: &[u8]) -> Self {
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE_BYTES => {
+                let mut inline = [0u8; INLINE_BYTES];
+                if let Some(head) = inline.get_mut(..bytes.len()) {
+                    head.copy_from_slice(bytes);
+                }
+                KeptBytes::Inline { len, bytes: inline }
+            }
+            _ => KeptBytes::Heap(bytes.into()),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            KeptBytes::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            KeptBytes::Heap(bytes) => bytes,
+        }
+    }
+}
+
 /// A decoded frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Why the description is deferred: framers run over every byte of every direction and most
+/// frames are never looked at, so building their summaries and field trees (a dozen strings
+/// each) would cost far more than finding them. A framer records what it decided (protocol,
+/// span, kind, status) and the few bytes the description needs; [`Frame::summary`] and
+/// [`Frame::fields`] build the description on first use and keep it. A describe function
+/// reads the frame's span and status (field spans, " — truncated"), so code that changes
+/// them on a frame not yet described changes its words too (`stream::truncate_frame`
+/// describes first and builds a new frame).
+#[derive(Clone)]
 pub struct Frame {
     pub protocol: Protocol,
     /// Absolute stream offsets of the whole frame.
@@ -169,10 +234,119 @@ pub struct Frame {
     /// A short kind label, stable enough for knowledge conditions: "long", "short", "ack",
     /// "i", "s", "u", "command", "response", "atr", "pps", "line", ...
     pub kind: &'static str,
-    /// One line for the frames pane, e.g. "SND_UD A=1 CI=51 (3 data bytes)".
-    pub summary: String,
     pub status: FrameStatus,
-    pub fields: Vec<Field>,
+    // How a deferred frame describes itself: the protocol's function (`None` for a frame
+    // built with its description), the bytes it reads and a protocol-specific note (a check
+    // result, a context flag). Kept flat, not in a struct of their own, for the 128 bytes.
+    describe: Option<Describe>,
+    kept: KeptBytes,
+    note: u32,
+    /// The description once built (at once for `Frame::new`).
+    described: OnceBox<Description>,
+}
+
+impl Frame {
+    /// A frame whose summary and fields are already known.
+    pub fn new(
+        protocol: Protocol,
+        span: Range<StreamOffset>,
+        kind: &'static str,
+        status: FrameStatus,
+        summary: String,
+        fields: Vec<Field>,
+    ) -> Self {
+        Frame {
+            protocol,
+            span,
+            kind,
+            status,
+            describe: None,
+            kept: KeptBytes::EMPTY,
+            note: 0,
+            described: OnceBox::with_value(Box::new(Description { summary, fields })),
+        }
+    }
+
+    /// A frame described on demand by `describe(&frame, bytes, note)`. `bytes` (copied) must
+    /// hold everything the description reads; `describe` must not depend on anything else
+    /// but the frame's public fields, so that equal inputs give equal descriptions.
+    pub(crate) fn deferred(
+        protocol: Protocol,
+        span: Range<StreamOffset>,
+        kind: &'static str,
+        status: FrameStatus,
+        describe: Describe,
+        bytes: &[u8],
+        note: u32,
+    ) -> Self {
+        Frame {
+            protocol,
+            span,
+            kind,
+            status,
+            describe: Some(describe),
+            kept: KeptBytes::new(bytes),
+            note,
+            described: OnceBox::new(),
+        }
+    }
+
+    /// The summary and field tree, built on first use.
+    pub fn description(&self) -> &Description {
+        self.described.get_or_init(|| Box::new(self.describe()))
+    }
+
+    /// One line for the frames pane, e.g. "SND_UD A=1 CI=51 (3 data bytes)".
+    pub fn summary(&self) -> &str {
+        &self.description().summary
+    }
+
+    /// The frame's named parts, with the bytes each covers.
+    pub fn fields(&self) -> &[Field] {
+        &self.description().fields
+    }
+
+    /// Summary and fields, taken out of the frame.
+    pub fn into_description(self) -> Description {
+        match self.described.get() {
+            Some(described) => described.clone(),
+            None => self.describe(),
+        }
+    }
+
+    fn describe(&self) -> Description {
+        match self.describe {
+            Some(describe) => describe(self, self.kept.as_slice(), self.note),
+            None => Description::default(),
+        }
+    }
+}
+
+/// Frames are equal when everything they say is: a deferred frame equals an eagerly built one
+/// with the same description (comparing describes both).
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.protocol == other.protocol
+            && self.span == other.span
+            && self.kind == other.kind
+            && self.status == other.status
+            && self.description() == other.description()
+    }
+}
+
+impl Eq for Frame {}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("protocol", &self.protocol)
+            .field("span", &self.span)
+            .field("kind", &self.kind)
+            .field("summary", &self.summary())
+            .field("status", &self.status)
+            .field("fields", &self.fields())
+            .finish()
+    }
 }
 
 /// A streaming framer: one instance per protocol and per direction of a session.
@@ -187,4 +361,55 @@ pub trait Framer: Send {
     fn flush(&mut self, out: &mut Vec<Frame>);
     /// Forget all pending input (after a reconnect or a settings change).
     fn reset(&mut self);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn describe_two(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+        Description {
+            summary: format!("{} bytes, note {note}", bytes.len()),
+            fields: vec![Field::new("all", "the frame", frame.span.clone())],
+        }
+    }
+
+    /// The frame stays within 128 bytes (see `INLINE_BYTES`): a field added to it should be
+    /// a decision, not an accident.
+    #[test]
+    fn frame_is_at_most_128_bytes() {
+        assert!(std::mem::size_of::<Frame>() <= 128);
+    }
+
+    #[test]
+    fn deferred_frames_describe_themselves_and_equal_built_ones() {
+        for len in [0usize, 3, INLINE_BYTES, INLINE_BYTES + 1, 300] {
+            let bytes = vec![0x68u8; len];
+            let deferred = Frame::deferred(
+                Protocol::Mbus,
+                5..9,
+                "long",
+                FrameStatus::Ok,
+                describe_two,
+                &bytes,
+                7,
+            );
+            let built = Frame::new(
+                Protocol::Mbus,
+                5..9,
+                "long",
+                FrameStatus::Ok,
+                format!("{len} bytes, note 7"),
+                vec![Field::new("all", "the frame", 5..9)],
+            );
+            assert_eq!(deferred.summary(), format!("{len} bytes, note 7"));
+            assert_eq!(deferred, built);
+            assert_eq!(
+                deferred.clone().into_description(),
+                built.into_description()
+            );
+            assert_eq!(format!("{deferred:?}"), format!("{:?}", deferred.clone()));
+        }
+    }
 }

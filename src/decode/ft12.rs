@@ -6,8 +6,10 @@
 //! `link_layer.c`): CS is the byte sum modulo 256 from C to the end of user data; L is the
 //! number of bytes from C to the end of user data, sent twice.
 
-use super::all::stream::{find_any_where, span, sum8};
-use super::frame::{Field, StreamOffset};
+use wide::u8x16;
+
+use super::frame::{Field, FrameStatus, StreamOffset};
+use super::stream::{Lanes, find_starts, lanes_eq, span, sum8};
 
 /// Single control character: positive acknowledgement.
 pub(crate) const SINGLE_CHAR: u8 = 0xE5;
@@ -83,14 +85,27 @@ pub(crate) enum Recognised<'a> {
 /// A 0x68 counts only when the byte three later is 0x68 too (or has not arrived yet): the
 /// ASCII `h` of running text is dropped here instead of in `recognise`.
 pub(crate) fn next_start(bytes: &[u8]) -> Option<usize> {
-    find_any_where(
-        bytes,
-        &[SINGLE_CHAR, START_FIXED, START_VARIABLE],
-        |rest| match rest {
-            [START_VARIABLE, _, _, fourth, ..] => *fourth == START_VARIABLE,
-            _ => true,
-        },
-    )
+    find_starts(bytes, START_AHEAD, start_hits, is_start)
+}
+
+/// Bytes after a position [`start_hits`] reads.
+const START_AHEAD: usize = 3;
+
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]).
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let first = lanes.at(0);
+    lanes_eq(first, SINGLE_CHAR)
+        | lanes_eq(first, START_FIXED)
+        | (lanes_eq(first, START_VARIABLE) & lanes_eq(lanes.at(3), START_VARIABLE))
+}
+
+/// Can a frame start at `rest[0]`? (68 only with 68 three bytes later, or too few bytes.)
+fn is_start(rest: &[u8]) -> bool {
+    match rest {
+        [START_VARIABLE, _, _, fourth, ..] => *fourth == START_VARIABLE,
+        [first, ..] => matches!(*first, SINGLE_CHAR | START_FIXED | START_VARIABLE),
+        [] => false,
+    }
 }
 
 /// Recognise the FT1.2 frame starting at `window[0]`, if any.
@@ -161,8 +176,10 @@ fn recognise_fixed(window: &[u8], address_len: usize, at_end: bool) -> Recognise
     let (check, consumed) = match (stop == STOP, found == expected) {
         (true, true) => (Check::Ok, total),
         (true, false) => (Check::BadChecksum { expected, found }, total),
-        // Leave the byte where the stop belongs: it may start the next frame.
-        (false, true) => (Check::MissingStop { found: stop }, total - 1),
+        // A right checksum over two or three bytes is a 1-in-256 coincidence in noise, and
+        // any byte it covers may start the real frame (in `10 06 0A 10 40 01 41 16` the
+        // "checksum" 10 does): move on by one byte only.
+        (false, true) => (Check::MissingStop { found: stop }, 1),
         (false, false) => return Recognised::Skip(1),
     };
     let bytes = if matches!(check, Check::MissingStop { .. }) {
@@ -256,6 +273,96 @@ fn recognise_variable(window: &[u8], min_length: u8, at_end: bool) -> Recognised
         check,
         consumed,
     })
+}
+
+impl Check {
+    /// The check packed into a deferred frame's note (low 24 bits; see [`RawFrame::from_kept`]).
+    pub(crate) fn to_note(self) -> u32 {
+        let (tag, a, b) = match self {
+            Check::Ok => (0u8, 0, 0),
+            Check::BadChecksum { expected, found } => (1, expected, found),
+            Check::MissingStop { found } => (2, found, 0),
+            Check::LengthMismatch { first, second } => (3, first, second),
+            Check::LengthTooShort { length, minimum } => (4, length, minimum),
+            Check::NoEnd => (5, 0, 0),
+            Check::Truncated => (6, 0, 0),
+        };
+        u32::from(tag) | u32::from(a) << 8 | u32::from(b) << 16
+    }
+
+    /// The check [`Check::to_note`] packed.
+    pub(crate) fn from_note(note: u32) -> Check {
+        let [tag, a, b, _] = note.to_le_bytes();
+        match tag {
+            1 => Check::BadChecksum {
+                expected: a,
+                found: b,
+            },
+            2 => Check::MissingStop { found: a },
+            3 => Check::LengthMismatch {
+                first: a,
+                second: b,
+            },
+            4 => Check::LengthTooShort {
+                length: a,
+                minimum: b,
+            },
+            5 => Check::NoEnd,
+            6 => Check::Truncated,
+            _ => Check::Ok,
+        }
+    }
+
+    /// The frame status a check gives before the protocol looks at the user data.
+    pub(crate) fn status(self) -> FrameStatus {
+        match self {
+            Check::Ok => FrameStatus::Ok,
+            Check::BadChecksum { expected, found } => FrameStatus::BadChecksum {
+                expected: u32::from(expected),
+                found: u32::from(found),
+            },
+            Check::Truncated => FrameStatus::Truncated,
+            other => FrameStatus::Malformed(problem(other).unwrap_or_default()),
+        }
+    }
+}
+
+impl<'a> RawFrame<'a> {
+    /// The frame `recognise` found, rebuilt from the bytes its span covers (`bytes`, kept by
+    /// a deferred frame) and its check: the shape follows from the first byte, the user data
+    /// from the shape, L and the check, exactly as `recognise` cut them.
+    pub(crate) fn from_kept(bytes: &'a [u8], check: Check, fixed_address_len: usize) -> Self {
+        let (shape, user_start, user) = match bytes.first() {
+            Some(&START_FIXED) => {
+                let user_len = 1 + fixed_address_len.min(2);
+                (
+                    Shape::Fixed,
+                    1,
+                    bytes.get(1..1 + user_len).unwrap_or_default(),
+                )
+            }
+            Some(&START_VARIABLE) => {
+                let length = usize::from(bytes.get(1).copied().unwrap_or_default());
+                let user = match check {
+                    Check::LengthMismatch { .. } | Check::LengthTooShort { .. } | Check::NoEnd => {
+                        &[]
+                    }
+                    Check::Truncated => bytes.get(4..).unwrap_or_default(),
+                    _ => bytes.get(4..4 + length).unwrap_or_default(),
+                };
+                (Shape::Variable, 4, user)
+            }
+            _ => (Shape::Single, 1, &[][..]),
+        };
+        RawFrame {
+            shape,
+            bytes,
+            user,
+            user_start,
+            check,
+            consumed: bytes.len(),
+        }
+    }
 }
 
 /// Fields common to both protocols: start, L (twice), CS and stop, placed around the
@@ -354,6 +461,14 @@ pub(crate) fn problem(check: Check) -> Option<String> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x68, 0x10, 0xE5, 0x16])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, START_AHEAD, start_hits, is_start);
+        }
+    }
 
     #[test]
     fn recognises_the_three_shapes() {

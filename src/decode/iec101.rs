@@ -7,9 +7,9 @@
 //! causes from lib60870 `iec60870_common.h`; COT bits T=0x80, P/N=0x40 from lib60870
 //! `cs101_asdu.c`; information-element sizes from Wireshark `packet-iec104.c` (`asdu_length`).
 
-use super::all::stream::{Step, Streamer, WindowParser, hex, span};
-use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
+use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, hex, push_status, span};
 
 /// Streaming IEC 101 framer: `E5` ("ack"), `10 C A CS 16` ("fixed") and `68 L L 68 C A ASDU
 /// CS 16` ("variable"). The link-address size is a configuration parameter of the link
@@ -40,26 +40,14 @@ impl Default for Iec101Framer {
     }
 }
 
-impl Framer for Iec101Framer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Iec101
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(Iec101Framer);
 
 struct Iec101Parser {
     address_len: usize,
 }
 
 impl WindowParser for Iec101Parser {
+    const PROTOCOL: Protocol = Protocol::Iec101;
     const MAX_WINDOW: usize = ft12::MAX_FRAME;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
@@ -135,7 +123,7 @@ fn control_field(at: StreamOffset, index: usize, c: u8) -> Field {
     let bit = |shift: u8| if (c >> shift) & 1 == 1 { '1' } else { '0' };
     let mut text = String::with_capacity(96);
     text.push_str("0x");
-    text.push_str(&super::all::stream::hex(&[c], 1));
+    text.push_str(&super::stream::hex(&[c], 1));
     text.push(' ');
     text.push_str(function_name(c));
     if c & 0x40 != 0 {
@@ -366,25 +354,45 @@ pub(crate) fn asdu_fields(
     (fields, summary)
 }
 
+/// The IEC 101 frame `recognise` found at stream offset `at`: what it is and how it checked
+/// out now, its words when first asked for (see [`describe`]).
 fn build_frame(at: StreamOffset, raw: &RawFrame<'_>, address_len: usize) -> Frame {
-    let mut status = match raw.check {
-        Check::Ok => FrameStatus::Ok,
-        Check::BadChecksum { expected, found } => FrameStatus::BadChecksum {
-            expected: u32::from(expected),
-            found: u32::from(found),
-        },
-        Check::Truncated => FrameStatus::Truncated,
-        other => FrameStatus::Malformed(ft12::problem(other).unwrap_or_default()),
+    let mut status = raw.check.status();
+    let kind = match raw.shape {
+        Shape::Single => "ack",
+        Shape::Fixed => "fixed",
+        Shape::Variable => {
+            let asdu = raw.user.get(1 + address_len..).unwrap_or_default();
+            if asdu.is_empty() && status.is_ok() {
+                status = FrameStatus::Malformed("variable frame without ASDU".to_string());
+            }
+            "variable"
+        }
     };
+    // The link-address size is the framer's setting: the note carries it with the check.
+    let note = raw.check.to_note() | (address_len as u32) << 24;
+    Frame::deferred(
+        Protocol::Iec101,
+        span(at, 0, raw.bytes.len()),
+        kind,
+        status,
+        describe,
+        raw.bytes,
+        note,
+    )
+}
+
+/// Summary and fields of an IEC 101 frame (`bytes`: its span, `note`: its FT1.2 check and
+/// the link-address size).
+fn describe(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+    let at = frame.span.start;
+    let address_len = (note >> 24) as usize;
+    let raw = RawFrame::from_kept(bytes, Check::from_note(note & 0x00FF_FFFF), address_len);
+    let raw = &raw;
     let mut inner = Vec::new();
-    let (kind, mut summary) = match raw.shape {
-        Shape::Single => ("ack", "ACK (single character E5)".to_string()),
+    let mut summary = match raw.shape {
+        Shape::Single => "ACK (single character E5)".to_string(),
         Shape::Fixed | Shape::Variable => {
-            let kind = if raw.shape == Shape::Fixed {
-                "fixed"
-            } else {
-                "variable"
-            };
             let mut summary = String::new();
             if let Some(&c) = raw.user.first() {
                 inner.push(control_field(at, raw.user_start, c));
@@ -424,32 +432,14 @@ fn build_frame(at: StreamOffset, raw: &RawFrame<'_>, address_len: usize) -> Fram
                     );
                     summary.push_str(": ");
                     summary.push_str(&asdu_summary);
-                } else if status.is_ok() {
-                    status = FrameStatus::Malformed("variable frame without ASDU".to_string());
                 }
             }
-            (kind, summary)
+            summary
         }
     };
-    match &status {
-        FrameStatus::Ok => {}
-        FrameStatus::BadChecksum { expected, found } => {
-            summary.push_str(&format!(
-                " — bad checksum 0x{found:02X}, expected 0x{expected:02X}"
-            ));
-        }
-        FrameStatus::Truncated => summary.push_str(" — truncated"),
-        FrameStatus::Malformed(why) => {
-            summary.push_str(" — ");
-            summary.push_str(why);
-        }
-    }
-    Frame {
-        protocol: Protocol::Iec101,
-        span: span(at, 0, raw.bytes.len()),
-        kind,
+    push_status(&mut summary, &frame.status);
+    Description {
         summary,
-        status,
         fields: ft12::framing_fields(at, raw, inner),
     }
 }
@@ -508,7 +498,7 @@ mod tests {
             assert_eq!(frames.len(), 1, "{frames:#?}");
             assert_eq!(frames[0].status, FrameStatus::Ok);
             assert_eq!(frames[0].kind, *kind);
-            assert_eq!(frames[0].summary, *summary);
+            assert_eq!(frames[0].summary(), *summary);
             assert_eq!(frames[0].span, 0..bytes.len() as u64);
         }
     }
@@ -516,7 +506,11 @@ mod tests {
     #[test]
     fn asdu_fields_have_spans() {
         let frames = run(&h("68 09 09 68 73 01 64 01 06 01 00 00 14 F4 16"));
-        let asdu = frames[0].fields.iter().find(|f| f.name == "ASDU").unwrap();
+        let asdu = frames[0]
+            .fields()
+            .iter()
+            .find(|f| f.name == "ASDU")
+            .unwrap();
         assert_eq!(asdu.span, 6..13);
         assert_eq!(
             asdu.children[0].value,
@@ -524,7 +518,7 @@ mod tests {
         );
         assert_eq!(asdu.children[2].value, "0x06 activation");
         assert_eq!(asdu.children[2].span, 8..9);
-        let c = frames[0].fields.iter().find(|f| f.name == "C").unwrap();
+        let c = frames[0].fields().iter().find(|f| f.name == "C").unwrap();
         assert_eq!(
             c.value,
             "0x73 user data, confirm expected · PRM=1 (primary station), FCB=1, FCV=1, function 3"
@@ -544,9 +538,9 @@ mod tests {
         let frames = run_with(&mut framer, &bytes);
         assert_eq!(frames.len(), 2, "{frames:#?}");
         assert!(frames.iter().all(|f| f.status.is_ok()));
-        assert_eq!(frames[0].summary, "request status of link A=1");
-        assert!(frames[1].summary.contains("A=1: C_IC_NA_1"));
-        let a = frames[1].fields.iter().find(|f| f.name == "A").unwrap();
+        assert_eq!(frames[0].summary(), "request status of link A=1");
+        assert!(frames[1].summary().contains("A=1: C_IC_NA_1"));
+        let a = frames[1].fields().iter().find(|f| f.name == "A").unwrap();
         assert_eq!(a.span, 11..13);
     }
 

@@ -10,9 +10,13 @@
 //! object count (element sizes from Wireshark), or, for types whose size we cannot check,
 //! when the next byte starts another APDU (0x68) or the stream ends right after it.
 
-use super::all::stream::{Step, Streamer, WindowParser, find_any, hex, span};
-use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::iec101::{asdu_fields, cause_name, element_size, type_name};
+use super::stream::{
+    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_between,
+    lanes_eq, lanes_masked_eq, span,
+};
+use wide::u8x16;
 
 /// APCI start byte.
 const START: u8 = 0x68;
@@ -43,29 +47,17 @@ impl Default for Iec104Framer {
     }
 }
 
-impl Framer for Iec104Framer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Iec104
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(Iec104Framer);
 
 struct Iec104Parser;
 
 impl WindowParser for Iec104Parser {
+    const PROTOCOL: Protocol = Protocol::Iec104;
     // The longest APDU (255 bytes) plus one byte of look-ahead.
     const MAX_WINDOW: usize = 2 + MAX_LENGTH as usize + 1;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_any(bytes, &[START])
+        find_starts(bytes, 5, start_hits, is_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -74,6 +66,33 @@ impl WindowParser for Iec104Parser {
             Decision::Skip => Step::Skip(1),
             Decision::Frame(frame, consumed) => Step::Frame { frame, consumed },
         }
+    }
+}
+
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]).
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let (cf1, cf2, cf3, cf4) = (lanes.at(2), lanes.at(3), lanes.at(4), lanes.at(5));
+    let zero = |lanes: u8x16| lanes_eq(lanes, 0);
+    let even = |lanes: u8x16| lanes_masked_eq(lanes, 0x01, 0);
+    let u = lanes_masked_eq(cf1, 0x03, 0x03) & zero(cf2) & zero(cf3) & zero(cf4);
+    let s = lanes_eq(cf1, 0x01) & zero(cf2) & even(cf3);
+    // An I-frame needs an ASDU header and one object address: L from 13 to 253.
+    let i = even(cf1) & even(cf3) & lanes_between(lanes.at(1), 12, 254);
+    lanes_eq(lanes.at(0), START) & (u | s | i)
+}
+
+/// Can an APDU start at `rest[0]`? A 68 whose four control octets have an S or U format, or
+/// an I format with an L that leaves room for an ASDU (or have not all arrived): anything
+/// else is a position `decide` skips.
+fn is_start(rest: &[u8]) -> bool {
+    match rest {
+        [START, length, cf1, cf2, cf3, cf4, ..] => match format_of([*cf1, *cf2, *cf3, *cf4]) {
+            Some(Format::I) => (13..=MAX_LENGTH).contains(length),
+            Some(_) => true,
+            None => false,
+        },
+        [START, ..] => true,
+        _ => false,
     }
 }
 
@@ -174,14 +193,14 @@ fn truncated_short(at: StreamOffset, window: &[u8], length: u8) -> Decision {
     if length != 4 {
         return Decision::Skip;
     }
-    let frame = Frame {
-        protocol: Protocol::Iec104,
-        span: span(at, 0, window.len()),
+    let frame = Frame::new(
+        Protocol::Iec104,
+        span(at, 0, window.len()),
         kind,
-        summary: format!("{}-frame — truncated", kind.to_uppercase()),
-        status: FrameStatus::Truncated,
-        fields: apci_fields(at, window, length),
-    };
+        FrameStatus::Truncated,
+        format!("{}-frame — truncated", kind.to_uppercase()),
+        apci_fields(at, window, length),
+    );
     Decision::Frame(frame, window.len())
 }
 
@@ -197,64 +216,76 @@ fn apci_fields(at: StreamOffset, window: &[u8], length: u8) -> Vec<Field> {
     fields
 }
 
+/// A U or S frame (`window` holds its six bytes): what it is and how it checked out now, its
+/// words when first asked for (see [`describe_short`]).
 fn short_frame(at: StreamOffset, window: &[u8], length: u8, format: Format, cf: [u8; 4]) -> Frame {
-    let [cf1, _, cf3, cf4] = cf;
-    let mut fields = apci_fields(at, window, length);
+    let kind = if format == Format::U { "u" } else { "s" };
+    let status = if length != 4 {
+        FrameStatus::Malformed(format!(
+            "L = {length}, but a {}-frame has L = 4",
+            kind.to_uppercase()
+        ))
+    } else if format == Format::U && u_function(cf[0]).is_none() {
+        FrameStatus::Malformed(format!(
+            "U-format control octet 0x{:02X} is not one of STARTDT/STOPDT/TESTFR act/con (07, 0B, 13, 23, 43, 83)",
+            cf[0]
+        ))
+    } else {
+        FrameStatus::Ok
+    };
+    Frame::deferred(
+        Protocol::Iec104,
+        span(at, 0, 6),
+        kind,
+        status,
+        describe_short,
+        window.get(..6).unwrap_or_default(),
+        0,
+    )
+}
+
+/// Summary and fields of a U or S frame (`bytes`: its six bytes).
+fn describe_short(frame: &Frame, bytes: &[u8], _note: u32) -> Description {
+    let at = frame.span.start;
+    let length = bytes.get(1).copied().unwrap_or_default();
+    let cf1 = bytes.get(2).copied().unwrap_or_default();
+    let cf3 = bytes.get(4).copied().unwrap_or_default();
+    let cf4 = bytes.get(5).copied().unwrap_or_default();
+    let mut fields = apci_fields(at, bytes, length);
     let control_span = span(at, 2, 4);
-    let (kind, mut summary, mut status, control) = match format {
-        Format::U => match u_function(cf1) {
+    let (mut summary, control) = if frame.kind == "u" {
+        match u_function(cf1) {
             Some(name) => (
-                "u",
                 format!("U-frame {name}"),
-                FrameStatus::Ok,
                 Field::new("control", format!("U-format, {name}"), control_span),
             ),
             None => (
-                "u",
                 format!("U-frame with unknown function 0x{cf1:02X}"),
-                FrameStatus::Malformed(format!(
-                    "U-format control octet 0x{cf1:02X} is not one of STARTDT/STOPDT/TESTFR act/con (07, 0B, 13, 23, 43, 83)"
-                )),
                 Field::new(
                     "control",
                     format!("U-format, unknown function 0x{cf1:02X}"),
                     control_span,
                 ),
             ),
-        },
-        _ => {
-            let receive = (u16::from(cf3) | (u16::from(cf4) << 8)) >> 1;
-            (
-                "s",
-                format!("S-frame N(R)={receive}"),
-                FrameStatus::Ok,
-                Field::new("control", format!("S-format, N(R)={receive}"), control_span)
-                    .with_children(vec![Field::new(
-                        "N(R)",
-                        format!("{receive}"),
-                        span(at, 4, 2),
-                    )]),
-            )
         }
+    } else {
+        let receive = (u16::from(cf3) | (u16::from(cf4) << 8)) >> 1;
+        (
+            format!("S-frame N(R)={receive}"),
+            Field::new("control", format!("S-format, N(R)={receive}"), control_span).with_children(
+                vec![Field::new("N(R)", format!("{receive}"), span(at, 4, 2))],
+            ),
+        )
     };
     fields.push(control);
-    if length != 4 {
-        let why = format!(
-            "L = {length}, but a {}-frame has L = 4",
-            kind.to_uppercase()
-        );
+    // A wrong L is named in the summary; an unknown U function already is.
+    if length != 4
+        && let FrameStatus::Malformed(why) = &frame.status
+    {
         summary.push_str(" — ");
-        summary.push_str(&why);
-        status = FrameStatus::Malformed(why);
+        summary.push_str(why);
     }
-    Frame {
-        protocol: Protocol::Iec104,
-        span: span(at, 0, 6),
-        kind,
-        summary,
-        status,
-        fields,
-    }
+    Description { summary, fields }
 }
 
 /// The ASDU length a known type needs for `count` objects, standard 104 sizes.
@@ -297,14 +328,14 @@ fn i_frame(at: StreamOffset, window: &[u8], length: u8, cf: [u8; 4], at_end: boo
         None if at_end => true,
         None => {
             return if known && structure_fits {
-                accept(at, bytes, length, cf, true, None)
+                accept(at, bytes, true, None)
             } else {
                 Decision::Need
             };
         }
     };
     if known && structure_fits {
-        return accept(at, bytes, length, cf, true, None);
+        return accept(at, bytes, true, None);
     }
     if !followed_by_apdu {
         return Decision::Skip;
@@ -317,7 +348,7 @@ fn i_frame(at: StreamOffset, window: &[u8], length: u8, cf: [u8; 4], at_end: boo
         )),
         _ => None,
     };
-    accept(at, bytes, length, cf, false, problem)
+    accept(at, bytes, false, problem)
 }
 
 fn sequence_numbers(cf: [u8; 4]) -> (u16, u16) {
@@ -327,14 +358,40 @@ fn sequence_numbers(cf: [u8; 4]) -> (u16, u16) {
     (send, receive)
 }
 
-fn accept(
-    at: StreamOffset,
-    bytes: &[u8],
-    length: u8,
-    cf: [u8; 4],
-    checked: bool,
-    problem: Option<String>,
-) -> Decision {
+/// An I-frame (`bytes`: the whole APDU) whose ASDU layout was `checked` against its type, or
+/// that was accepted on weaker evidence, with the `problem` found if any: what it is now, its
+/// words when first asked for (see [`describe_i`]).
+fn accept(at: StreamOffset, bytes: &[u8], checked: bool, problem: Option<String>) -> Decision {
+    let status = match problem {
+        Some(why) => FrameStatus::Malformed(why),
+        None => FrameStatus::Ok,
+    };
+    // Only a frame whose ASDU checked out hides its bytes from further scanning; one accepted
+    // on weaker evidence (or malformed) moves scanning on by one byte, so that a false start
+    // never swallows a real APDU.
+    let consumed = if status.is_ok() && checked {
+        bytes.len()
+    } else {
+        1
+    };
+    let frame = Frame::deferred(
+        Protocol::Iec104,
+        span(at, 0, bytes.len()),
+        "i",
+        status,
+        describe_i,
+        bytes,
+        u32::from(checked),
+    );
+    Decision::Frame(frame, consumed)
+}
+
+/// Summary and fields of an I-frame (`bytes`: the whole APDU; `note`: 1 when its ASDU layout
+/// was checked).
+fn describe_i(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+    let at = frame.span.start;
+    let length = bytes.get(1).copied().unwrap_or_default();
+    let cf = [2, 3, 4, 5].map(|i| bytes.get(i).copied().unwrap_or_default());
     let (send, receive) = sequence_numbers(cf);
     let mut fields = apci_fields(at, bytes, length);
     fields.push(
@@ -363,38 +420,18 @@ fn accept(
             span(at, 10, 2),
         ));
     }
-    let checked = if checked {
+    let checked = if note == 1 {
         ""
     } else {
         " (ASDU layout not checked)"
     };
     fields.push(Field::new("ASDU", hex(asdu, 48), span(at, 6, asdu.len())).with_children(children));
     let mut summary = format!("I-frame N(S)={send} N(R)={receive}: {asdu_summary}{checked}");
-    let status = match problem {
-        Some(why) => {
-            summary.push_str(" — ");
-            summary.push_str(&why);
-            FrameStatus::Malformed(why)
-        }
-        None => FrameStatus::Ok,
-    };
-    let frame = Frame {
-        protocol: Protocol::Iec104,
-        span: span(at, 0, bytes.len()),
-        kind: "i",
-        summary,
-        status,
-        fields,
-    };
-    // Only a frame whose ASDU checked out hides its bytes from further scanning; one accepted
-    // on weaker evidence (or malformed) moves scanning on by one byte, so that a false start
-    // never swallows a real APDU.
-    let consumed = if frame.status.is_ok() && checked.is_empty() {
-        bytes.len()
-    } else {
-        1
-    };
-    Decision::Frame(frame, consumed)
+    if let FrameStatus::Malformed(why) = &frame.status {
+        summary.push_str(" — ");
+        summary.push_str(why);
+    }
+    Description { summary, fields }
 }
 
 /// End of stream inside an I-frame whose header (type id and cause) looks right.
@@ -413,14 +450,14 @@ fn truncated_i_frame(at: StreamOffset, window: &[u8], length: u8, cf: [u8; 4]) -
         format!("I-format, N(S)={send} N(R)={receive}"),
         span(at, 2, 4),
     ));
-    let frame = Frame {
-        protocol: Protocol::Iec104,
-        span: span(at, 0, window.len()),
-        kind: "i",
-        summary: format!("I-frame N(S)={send} N(R)={receive} — truncated"),
-        status: FrameStatus::Truncated,
+    let frame = Frame::new(
+        Protocol::Iec104,
+        span(at, 0, window.len()),
+        "i",
+        FrameStatus::Truncated,
+        format!("I-frame N(S)={send} N(R)={receive} — truncated"),
         fields,
-    };
+    );
     Decision::Frame(frame, 1)
 }
 
@@ -472,7 +509,7 @@ mod tests {
             assert_eq!(frames.len(), 1, "{frames:#?}");
             assert_eq!(frames[0].status, FrameStatus::Ok);
             assert_eq!(frames[0].kind, *kind);
-            assert_eq!(frames[0].summary, *summary);
+            assert_eq!(frames[0].summary(), *summary);
             assert_eq!(frames[0].span, 0..bytes.len() as u64);
         }
     }
@@ -484,11 +521,11 @@ mod tests {
         let frames = run(&bytes);
         assert_eq!(frames[0].status, FrameStatus::Ok, "{frames:#?}");
         assert_eq!(
-            frames[0].summary,
+            frames[0].summary(),
             "I-frame N(S)=5 N(R)=300: M_ME_NC_1 measured value, short floating point, spontaneous"
         );
         let control = frames[0]
-            .fields
+            .fields()
             .iter()
             .find(|f| f.name == "control")
             .unwrap();
@@ -511,7 +548,7 @@ mod tests {
         assert!(
             frames
                 .iter()
-                .any(|f| f.summary == "U-frame TESTFR act" && f.span == (17..23))
+                .any(|f| f.summary() == "U-frame TESTFR act" && f.span == (17..23))
         );
     }
 
@@ -579,6 +616,14 @@ mod tests {
             framer.feed(start as u64, &bytes[start..], &mut split);
             framer.flush(&mut split);
             prop_assert_eq!(split, run(&bytes));
+        }
+    }
+
+    proptest! {
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x68, 0x04, 0x00, 0x01, 0x03, 0x07, 0x0B, 0x02])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 5, start_hits, is_start);
         }
     }
 }

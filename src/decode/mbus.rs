@@ -4,9 +4,9 @@
 //!
 //! Facts from protocols.md §1 (libmbus `mbus-protocol.h`/`.c`, commit f09d613) and §10.
 
-use super::all::stream::{Step, Streamer, WindowParser, hex, span};
-use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
+use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, hex, push_status, span};
 
 /// C-fields libmbus accepts in a short frame (`mbus_frame_verify`).
 const SHORT_C_FIELDS: [u8; 5] = [0x40, 0x5A, 0x7A, 0x5B, 0x7B];
@@ -36,24 +36,12 @@ impl Default for MbusFramer {
     }
 }
 
-impl Framer for MbusFramer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Mbus
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(MbusFramer);
 
 struct MbusParser;
 
 impl WindowParser for MbusParser {
+    const PROTOCOL: Protocol = Protocol::Mbus;
     const MAX_WINDOW: usize = ft12::MAX_FRAME;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
@@ -95,7 +83,7 @@ pub fn looks_like_mbus(frame: &Frame) -> bool {
     if frame.kind == "ack" {
         return true;
     }
-    let Some(c) = field_byte(&frame.fields, "C") else {
+    let Some(c) = field_byte(frame.fields(), "C") else {
         return false;
     };
     match frame.kind {
@@ -103,13 +91,13 @@ pub fn looks_like_mbus(frame: &Frame) -> bool {
         "control" | "long" | "variable" => {
             // The byte after A: the M-Bus framer names it CI; the IEC 101 framer names it the
             // ASDU type, and it sits at the CI position only with a 1-octet link address.
-            let ci = field_byte(&frame.fields, "CI").or_else(|| {
+            let ci = field_byte(frame.fields(), "CI").or_else(|| {
                 let one_octet_address = frame
-                    .fields
+                    .fields()
                     .iter()
                     .find(|f| f.name == "A")
                     .is_some_and(|a| a.span.end - a.span.start == 1);
-                let asdu = frame.fields.iter().find(|f| f.name == "ASDU")?;
+                let asdu = frame.fields().iter().find(|f| f.name == "ASDU")?;
                 if one_octet_address {
                     field_byte(&asdu.children, "type")
                 } else {
@@ -238,65 +226,82 @@ fn manufacturer_code(low: u8, high: u8) -> String {
         .collect()
 }
 
-/// Build the M-Bus view of a recognised FT1.2 frame at stream offset `at`.
+/// The M-Bus frame `recognise` found at stream offset `at`: what it is and how it checked out
+/// now, its words when first asked for (see [`describe`]).
 fn build_frame(at: StreamOffset, raw: &RawFrame<'_>) -> Frame {
-    let frame_span = span(at, 0, raw.bytes.len());
-    let mut status = match raw.check {
-        Check::Ok => FrameStatus::Ok,
-        Check::BadChecksum { expected, found } => FrameStatus::BadChecksum {
-            expected: u32::from(expected),
-            found: u32::from(found),
-        },
-        Check::Truncated => FrameStatus::Truncated,
-        other => FrameStatus::Malformed(ft12::problem(other).unwrap_or_default()),
-    };
-    let (kind, mut summary, inner) = match raw.shape {
-        Shape::Single => ("ack", "ACK (E5)".to_string(), Vec::new()),
-        Shape::Fixed => short_frame(at, raw, &mut status),
-        Shape::Variable => long_frame(at, raw, &mut status),
-    };
-    match &status {
-        FrameStatus::Ok => {}
-        FrameStatus::BadChecksum { expected, found } => {
-            summary.push_str(&format!(
-                " — bad checksum 0x{found:02X}, expected 0x{expected:02X}"
-            ));
-        }
-        FrameStatus::Truncated => summary.push_str(" — truncated"),
-        FrameStatus::Malformed(why) => {
-            summary.push_str(" — ");
-            summary.push_str(why);
-        }
-    }
-    Frame {
-        protocol: Protocol::Mbus,
-        span: frame_span,
+    let (kind, status) = kind_and_status(raw);
+    Frame::deferred(
+        Protocol::Mbus,
+        span(at, 0, raw.bytes.len()),
         kind,
-        summary,
         status,
-        fields: ft12::framing_fields(at, raw, inner),
+        describe,
+        raw.bytes,
+        raw.check.to_note(),
+    )
+}
+
+/// Kind and status: the framing check, then whether C is a function M-Bus has in this format.
+fn kind_and_status(raw: &RawFrame<'_>) -> (&'static str, FrameStatus) {
+    let status = raw.check.status();
+    let c = raw.user.first().copied();
+    match raw.shape {
+        Shape::Single => ("ack", status),
+        Shape::Fixed => {
+            let status = match (c, raw.user.get(1)) {
+                (Some(c), Some(_)) if status.is_ok() && !SHORT_C_FIELDS.contains(&c) => {
+                    FrameStatus::Malformed(format!(
+                        "C-field 0x{c:02X} is not an M-Bus short-frame function (\"Unknown Control Code\"; allowed: 40, 5A, 7A, 5B, 7B)"
+                    ))
+                }
+                _ => status,
+            };
+            ("short", status)
+        }
+        Shape::Variable => {
+            let length = raw.bytes.get(1).copied().unwrap_or_default();
+            let kind = if length == MIN_LENGTH {
+                "control"
+            } else {
+                "long"
+            };
+            let status = match c {
+                Some(c) if status.is_ok() && !LONG_C_FIELDS.contains(&c) => {
+                    FrameStatus::Malformed(format!(
+                        "C-field 0x{c:02X} is not an M-Bus control/long-frame function (\"Unknown Control Code\"; allowed: 53, 73, 08, 18, 28, 38)"
+                    ))
+                }
+                _ => status,
+            };
+            (kind, status)
+        }
     }
 }
 
-fn short_frame(
-    at: StreamOffset,
-    raw: &RawFrame<'_>,
-    status: &mut FrameStatus,
-) -> (&'static str, String, Vec<Field>) {
+/// Summary and fields of an M-Bus frame (`bytes`: its span, `note`: its FT1.2 check).
+fn describe(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+    let at = frame.span.start;
+    let raw = RawFrame::from_kept(bytes, Check::from_note(note), 1);
+    let (mut summary, inner) = match raw.shape {
+        Shape::Single => ("ACK (E5)".to_string(), Vec::new()),
+        Shape::Fixed => short_frame(at, &raw),
+        Shape::Variable => long_frame(at, &raw),
+    };
+    push_status(&mut summary, &frame.status);
+    Description {
+        summary,
+        fields: ft12::framing_fields(at, &raw, inner),
+    }
+}
+
+fn short_frame(at: StreamOffset, raw: &RawFrame<'_>) -> (String, Vec<Field>) {
     let mut fields = Vec::new();
     let (Some(&c), Some(&a)) = (raw.user.first(), raw.user.get(1)) else {
-        return ("short", "short frame".to_string(), fields);
+        return ("short frame".to_string(), fields);
     };
     let c_text = match c_field_name(c).filter(|_| SHORT_C_FIELDS.contains(&c)) {
         Some(name) => format!("0x{c:02X} {name}"),
-        None => {
-            if status.is_ok() {
-                *status = FrameStatus::Malformed(format!(
-                    "C-field 0x{c:02X} is not an M-Bus short-frame function (\"Unknown Control Code\"; allowed: 40, 5A, 7A, 5B, 7B)"
-                ));
-            }
-            format!("0x{c:02X} not an M-Bus short-frame C-field")
-        }
+        None => format!("0x{c:02X} not an M-Bus short-frame C-field"),
     };
     fields.push(c_field(at, raw.user_start, c, c_text));
     fields.push(Field::new(
@@ -305,7 +310,7 @@ fn short_frame(
         span(at, raw.user_start + 1, 1),
     ));
     let summary = format!("{} {}{}", c_function(c), address_short(a), fcb_suffix(c));
-    ("short", summary, fields)
+    (summary, fields)
 }
 
 fn fcb_suffix(c: u8) -> String {
@@ -330,11 +335,7 @@ fn c_field(at: StreamOffset, index: usize, c: u8, mut text: String) -> Field {
     Field::new("C", text, span(at, index, 1))
 }
 
-fn long_frame(
-    at: StreamOffset,
-    raw: &RawFrame<'_>,
-    status: &mut FrameStatus,
-) -> (&'static str, String, Vec<Field>) {
+fn long_frame(at: StreamOffset, raw: &RawFrame<'_>) -> (String, Vec<Field>) {
     let length = raw.bytes.get(1).copied().unwrap_or_default();
     let kind = if length == MIN_LENGTH {
         "control"
@@ -343,18 +344,11 @@ fn long_frame(
     };
     let mut fields = Vec::new();
     let Some(&c) = raw.user.first() else {
-        return (kind, format!("{kind} frame, L={length}"), fields);
+        return (format!("{kind} frame, L={length}"), fields);
     };
     let c_text = match c_field_name(c).filter(|_| LONG_C_FIELDS.contains(&c)) {
         Some(name) => format!("0x{c:02X} {name}"),
-        None => {
-            if status.is_ok() {
-                *status = FrameStatus::Malformed(format!(
-                    "C-field 0x{c:02X} is not an M-Bus control/long-frame function (\"Unknown Control Code\"; allowed: 53, 73, 08, 18, 28, 38)"
-                ));
-            }
-            format!("0x{c:02X} not an M-Bus long-frame C-field")
-        }
+        None => format!("0x{c:02X} not an M-Bus long-frame C-field"),
     };
     fields.push(c_field(at, raw.user_start, c, c_text));
     let mut summary = c_function(c).to_string();
@@ -396,7 +390,7 @@ fn long_frame(
         );
     }
     summary.push_str(&fcb_suffix(c));
-    (kind, summary, fields)
+    (summary, fields)
 }
 
 /// Sub-fields of the data for CIs whose layout the reference shows: the secondary-address
@@ -504,7 +498,7 @@ mod tests {
     }
 
     fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
-        frame.fields.iter().find(|f| f.name == name).unwrap()
+        frame.fields().iter().find(|f| f.name == name).unwrap()
     }
 
     /// protocols.md §1.4 worked frames (checksums verified there).
@@ -552,7 +546,7 @@ mod tests {
             let frame = &frames[0];
             assert_eq!(frame.status, FrameStatus::Ok, "{summary}");
             assert_eq!(frame.kind, *kind);
-            assert_eq!(frame.summary, *summary);
+            assert_eq!(frame.summary(), *summary);
             assert_eq!(frame.span, 0..bytes.len() as u64);
         }
     }
@@ -697,7 +691,7 @@ mod tests {
     fn parse_is_the_first_frame() {
         let frame = parse(40, &h("10 40 01 41 16 E5")).unwrap();
         assert_eq!(frame.span, 40..45);
-        assert_eq!(frame.summary, "SND_NKE A=1");
+        assert_eq!(frame.summary(), "SND_NKE A=1");
         assert!(parse(0, &h("00 10")).is_none());
     }
 

@@ -1,6 +1,6 @@
 //! Pure protocol decoders: bytes in, frames with field trees and byte spans out.
 //! One file (or folder) per protocol; shared types live in `frame.rs`, the set of streaming
-//! framers in `all.rs`.
+//! framers in `all.rs`, the streaming machinery they share in `stream.rs`.
 
 pub mod all;
 pub mod dlt645;
@@ -14,6 +14,7 @@ pub mod mbus;
 pub mod mtk_brom;
 pub mod pcsc_codes;
 pub mod stm32_boot;
+pub(crate) mod stream;
 pub mod text;
 pub mod tls;
 

@@ -4,8 +4,12 @@
 //!
 //! Facts: protocols.md §4.1–4.2 (mtkclient `Port.py`, `meta.py`; osmocom MT6227 trace).
 
-use super::all::stream::{Step, Streamer, WindowParser, find_any_where, span};
+use wide::u8x16;
+
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{
+    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_eq, span,
+};
 
 /// What the host sends, one byte at a time.
 const START_SEQUENCE: [u8; 4] = [0xA0, 0x0A, 0x50, 0x05];
@@ -41,36 +45,39 @@ impl Default for MtkBromFramer {
     }
 }
 
-impl Framer for MtkBromFramer {
-    fn protocol(&self) -> Protocol {
-        Protocol::MtkBrom
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
+framer_from_streamer!(MtkBromFramer);
+
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]): each start is a byte
+/// pair, and both bytes are tested in the lanes.
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let (first, second) = (lanes.at(0), lanes.at(1));
+    let second_e = lanes_eq(second, b'E');
+    (lanes_eq(first, 0xA0) & (lanes_eq(second, 0xA0) | lanes_eq(second, 0x0A)))
+        | (lanes_eq(first, 0x5F) & lanes_eq(second, 0xF5))
+        | ((lanes_eq(first, b'R') | lanes_eq(first, b'M')) & second_e)
+        | (lanes_eq(first, b'F') & lanes_eq(second, b'A'))
+}
+
+/// Can a handshake element start at `rest[0]`? (A candidate byte alone counts: the next one
+/// has not arrived.)
+fn is_start(rest: &[u8]) -> bool {
+    match rest {
+        [only] => CANDIDATES.contains(only),
+        _ => matches!(
+            rest,
+            [0xA0, 0xA0 | 0x0A, ..] | [0x5F, 0xF5, ..] | [b'R' | b'M', b'E', ..] | [b'F', b'A', ..]
+        ),
     }
 }
 
 struct MtkParser;
 
 impl WindowParser for MtkParser {
+    const PROTOCOL: Protocol = Protocol::MtkBrom;
     const MAX_WINDOW: usize = MAX_RUN + START_SEQUENCE.len();
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        find_any_where(bytes, &CANDIDATES, |rest| {
-            matches!(
-                rest,
-                [_] | [0xA0, 0xA0 | 0x0A, ..]
-                    | [0x5F, 0xF5, ..]
-                    | [b'R' | b'M', b'E', ..]
-                    | [b'F', b'A', ..]
-            )
-        })
+        find_starts(bytes, 1, start_hits, is_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -155,20 +162,20 @@ fn echo(at: StreamOffset, run: usize) -> Decision {
     if run < 2 {
         return Decision::Skip;
     }
-    Decision::Frame(Frame {
-        protocol: Protocol::MtkBrom,
-        span: span(at, 0, run),
-        kind: "echo",
-        summary: format!(
+    Decision::Frame(Frame::new(
+        Protocol::MtkBrom,
+        span(at, 0, run),
+        "echo",
+        FrameStatus::Ok,
+        format!(
             "A0 × {run}: if the device sent this, it echoes the start byte instead of answering 5F — it is not waiting for the BROM start command; if the host sent it, no 5F came back"
         ),
-        status: FrameStatus::Ok,
-        fields: vec![Field::new(
+        vec![Field::new(
             "A0",
             format!("start byte, {run} times"),
             span(at, 0, run),
         )],
-    })
+    ))
 }
 
 fn sync_frame(at: StreamOffset, run: usize, matched_after_a0: usize, status: FrameStatus) -> Frame {
@@ -201,14 +208,14 @@ fn sync_frame(at: StreamOffset, run: usize, matched_after_a0: usize, status: Fra
             matched_after_a0 + 1
         )
     };
-    Frame {
-        protocol: Protocol::MtkBrom,
-        span: span(at, 0, len),
-        kind: "sync",
-        summary,
+    Frame::new(
+        Protocol::MtkBrom,
+        span(at, 0, len),
+        "sync",
         status,
+        summary,
         fields,
-    }
+    )
 }
 
 fn answer(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
@@ -246,14 +253,14 @@ fn answer_frame(at: StreamOffset, matched: usize, status: FrameStatus) -> Frame 
     } else {
         format!("BROM handshake answer stopped after {matched} of 4 bytes")
     };
-    Frame {
-        protocol: Protocol::MtkBrom,
-        span: span(at, 0, matched),
-        kind: "reply",
-        summary,
+    Frame::new(
+        Protocol::MtkBrom,
+        span(at, 0, matched),
+        "reply",
         status,
+        summary,
         fields,
-    }
+    )
 }
 
 fn text(at: StreamOffset, window: &[u8], at_end: bool, words: &[&[u8]]) -> Decision {
@@ -277,18 +284,18 @@ fn text(at: StreamOffset, window: &[u8], at_end: bool, words: &[&[u8]]) -> Decis
                     "mode request",
                 )
             };
-            return Decision::Frame(Frame {
-                protocol: Protocol::MtkBrom,
-                span: span(at, 0, word.len()),
+            return Decision::Frame(Frame::new(
+                Protocol::MtkBrom,
+                span(at, 0, word.len()),
                 kind,
+                FrameStatus::Ok,
                 summary,
-                status: FrameStatus::Ok,
-                fields: vec![Field::new(
+                vec![Field::new(
                     field,
                     String::from_utf8_lossy(word),
                     span(at, 0, word.len()),
                 )],
-            });
+            ));
         }
         may_complete |= matched == window.len();
     }
@@ -319,7 +326,7 @@ mod tests {
         let host = run(&[0xA0, 0x0A, 0x50, 0x05]);
         assert_eq!(host.len(), 1);
         assert_eq!((host[0].kind, &host[0].status), ("sync", &FrameStatus::Ok));
-        assert_eq!(host[0].fields[1].value, "0x0A (BROM answers 0xF5)");
+        assert_eq!(host[0].fields()[1].value, "0x0A (BROM answers 0xF5)");
         let device = run(&[0x5F, 0xF5, 0xAF, 0xFA]);
         assert_eq!(
             (device[0].kind, &device[0].status),
@@ -334,8 +341,8 @@ mod tests {
         let frames = run(&[0xA0, 0xA0, 0xA0, 0x0A, 0x50, 0x05]);
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].span, 0..6);
-        assert!(frames[0].summary.contains("A0 sent 3 times"));
-        assert_eq!(frames[0].fields[0].span, 0..2);
+        assert!(frames[0].summary().contains("A0 sent 3 times"));
+        assert_eq!(frames[0].fields()[0].span, 0..2);
     }
 
     #[test]
@@ -346,7 +353,7 @@ mod tests {
         assert_eq!(frames[0].span, 0..5);
         assert!(
             frames[0]
-                .summary
+                .summary()
                 .contains("not waiting for the BROM start command")
         );
         // A single A0 is not reported.
@@ -421,6 +428,14 @@ mod tests {
             framer.feed(start as u64, &bytes[start..], &mut split);
             framer.flush(&mut split);
             prop_assert_eq!(split, run(&bytes));
+        }
+    }
+
+    proptest! {
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0xA0, 0x0A, 0x5F, 0xF5, b'R', b'M', b'E', b'F', b'A', 0xA1])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 1, start_hits, is_start);
         }
     }
 }

@@ -7,8 +7,13 @@
 //! GET reply (`N`, version, N command bytes) from stm32flash `stm32.c` (`stm32_init`,
 //! `stm32_write_memory`, `stm32_pages_erase`, `stm32_mass_erase`).
 
-use super::all::stream::{Step, Streamer, WindowParser, byte_set, find_in_set_where, hex, span};
-use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use wide::u8x16;
+
+use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{
+    Lanes, Step, Streamer, WindowParser, byte_set, find_starts, framer_from_streamer, hex,
+    lanes_eq, span,
+};
 
 const SYNC: u8 = 0x7F;
 const ACK: u8 = 0x79;
@@ -76,20 +81,7 @@ impl Default for Stm32BootFramer {
     }
 }
 
-impl Framer for Stm32BootFramer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Stm32Boot
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(Stm32BootFramer);
 
 struct Stm32Parser {
     /// The operand expected at exactly this stream offset (set by the frame before it).
@@ -101,16 +93,46 @@ const CANDIDATES: [bool; 256] = byte_set(&[
     SYNC, ACK, NACK, 0x00, 0x01, 0x02, 0x11, 0x21, 0x31, 0x43, 0x44, 0x63, 0x73, 0x82, 0x92,
 ]);
 
+/// [`is_start`] for sixteen positions at a time (see [`find_starts`]): sync, ACK, NACK and
+/// every opcode-like byte (low nibble 0-4, high nibble 0-9 but 5: every opcode is) whose
+/// successor is its complement or one bit off it (their XOR, inverted, has at most one bit
+/// set); the opcode table decides the rest.
+fn start_hits(lanes: &Lanes<'_>) -> u8x16 {
+    let first = lanes.at(0);
+    let off = !(first ^ lanes.at(1));
+    let near_complement = (off & (off - u8x16::splat(1))).simd_eq(u8x16::ZERO);
+    let high = first & u8x16::splat(0xF0);
+    let opcode_like = (first & u8x16::splat(0x0F))
+        .saturating_sub(u8x16::splat(4))
+        .simd_eq(u8x16::ZERO)
+        & high.saturating_sub(u8x16::splat(0x90)).simd_eq(u8x16::ZERO)
+        & !high.simd_eq(u8x16::splat(0x50));
+    lanes_eq(first, SYNC)
+        | lanes_eq(first, ACK)
+        | lanes_eq(first, NACK)
+        | (near_complement & opcode_like)
+}
+
+/// Is `rest[0]` worth a look without context? Sync, ACK, NACK, or an opcode followed by its
+/// complement (or one bit off it), or by nothing yet.
+fn is_start(rest: &[u8]) -> bool {
+    match rest {
+        [SYNC | ACK | NACK, ..] => true,
+        [only] => CANDIDATES[usize::from(*only)],
+        [opcode, next, ..] => {
+            CANDIDATES[usize::from(*opcode)] && (next ^ !opcode).count_ones() <= 1
+        }
+        [] => false,
+    }
+}
+
 impl WindowParser for Stm32Parser {
+    const PROTOCOL: Protocol = Protocol::Stm32Boot;
     // WRITE data: N-1, up to 256 bytes, XOR; plus slack for the longest GET reply.
     const MAX_WINDOW: usize = 1 + 256 + 1 + 2;
 
     fn next_candidate(&self, at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        // Opcodes count only when followed by their complement (or one bit off it).
-        let found = find_in_set_where(bytes, &CANDIDATES, |rest| match rest {
-            [SYNC | ACK | NACK, ..] | [_] | [] => true,
-            [opcode, next, ..] => (next ^ !opcode).count_ones() <= 1,
-        });
+        let found = find_starts(bytes, 1, start_hits, is_start);
         match self.expect {
             Some((expected_at, _))
                 if expected_at >= at && expected_at - at < bytes.len() as u64 =>
@@ -181,14 +203,14 @@ fn frame(
     status: FrameStatus,
     fields: Vec<Field>,
 ) -> Frame {
-    Frame {
-        protocol: Protocol::Stm32Boot,
-        span: span(at, 0, len),
+    Frame::new(
+        Protocol::Stm32Boot,
+        span(at, 0, len),
         kind,
-        summary,
         status,
+        summary,
         fields,
-    }
+    )
 }
 
 /// Recognition without context: sync, ACK (maybe opening a GET/GET ID reply), NACK, commands.
@@ -197,49 +219,41 @@ fn plain(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
         return Decision::Skip;
     };
     match first {
-        SYNC => Decision::Frame(
-            frame(
-                at,
-                1,
-                "sync",
-                "0x7F sync: the bootloader measures the baud rate from it and answers ACK 0x79"
-                    .to_string(),
-                FrameStatus::Ok,
-                // One byte says it all: no field tree (these frames are frequent).
-                Vec::new(),
-            ),
-            None,
-        ),
-        NACK => Decision::Frame(
-            frame(
-                at,
-                1,
-                "nack",
-                "NACK (0x1F)".to_string(),
-                FrameStatus::Ok,
-                // One byte says it all: no field tree (these frames are frequent).
-                Vec::new(),
-            ),
-            None,
-        ),
+        SYNC => Decision::Frame(single(at, "sync"), None),
+        NACK => Decision::Frame(single(at, "nack"), None),
         ACK => ack(at, window, at_end),
         opcode => command(at, window, at_end, opcode),
     }
 }
 
 fn ack_frame(at: StreamOffset) -> Decision {
-    Decision::Frame(
-        frame(
-            at,
-            1,
-            "ack",
-            "ACK (0x79)".to_string(),
-            FrameStatus::Ok,
-            // One byte says it all: no field tree (these frames are frequent).
-            Vec::new(),
-        ),
-        None,
+    Decision::Frame(single(at, "ack"), None)
+}
+
+/// A sync, ACK or NACK byte. One byte says it all: no field tree, and the summary is only
+/// written when asked for (these frames are frequent in any binary stream).
+fn single(at: StreamOffset, kind: &'static str) -> Frame {
+    Frame::deferred(
+        Protocol::Stm32Boot,
+        span(at, 0, 1),
+        kind,
+        FrameStatus::Ok,
+        describe_single,
+        &[],
+        0,
     )
+}
+
+fn describe_single(frame: &Frame, _bytes: &[u8], _note: u32) -> Description {
+    let summary = match frame.kind {
+        "sync" => "0x7F sync: the bootloader measures the baud rate from it and answers ACK 0x79",
+        "nack" => "NACK (0x1F)",
+        _ => "ACK (0x79)",
+    };
+    Description {
+        summary: summary.to_string(),
+        fields: Vec::new(),
+    }
 }
 
 /// An ACK, or the ACK that opens a GET reply (`79 N version cmd×N 79`) or a GET ID reply
@@ -355,9 +369,9 @@ fn get_id_reply(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
 }
 
 fn command(at: StreamOffset, window: &[u8], at_end: bool, opcode: u8) -> Decision {
-    let Some(name) = command_name(opcode) else {
+    if command_name(opcode).is_none() {
         return Decision::Skip;
-    };
+    }
     let Some(&check) = window.get(1) else {
         return if at_end {
             Decision::Skip
@@ -366,13 +380,7 @@ fn command(at: StreamOffset, window: &[u8], at_end: bool, opcode: u8) -> Decisio
         };
     };
     let complement = !opcode;
-    // Built only once the bytes are known to form a command: most candidates are not one.
-    let fields = || {
-        vec![
-            Field::new("opcode", format!("0x{opcode:02X} {name}"), span(at, 0, 1)),
-            Field::new("complement", format!("0x{check:02X}"), span(at, 1, 1)),
-        ]
-    };
+    let bytes = [opcode, check];
     if check == complement {
         let next = match opcode {
             READ_MEMORY | GO | WRITE_MEMORY => Some(Operand::Address { command: opcode }),
@@ -380,37 +388,60 @@ fn command(at: StreamOffset, window: &[u8], at_end: bool, opcode: u8) -> Decisio
             EXTENDED_ERASE => Some(Operand::ExtendedErasePages),
             _ => None,
         };
-        let summary = if opcode == GET {
-            "GET (00 FF): asks for the bootloader version and command list".to_string()
-        } else {
-            format!("{name} ({opcode:02X} {complement:02X})")
-        };
-        return Decision::Frame(
-            frame(at, 2, "command", summary, FrameStatus::Ok, fields()),
-            next,
+        let frame = Frame::deferred(
+            Protocol::Stm32Boot,
+            span(at, 0, 2),
+            "command",
+            FrameStatus::Ok,
+            describe_command,
+            &bytes,
+            0,
         );
+        return Decision::Frame(frame, next);
     }
     // A corrupted complement differs from the right one in a single bit; anything else after
     // an opcode-like byte is unrelated data (e.g. 00 00 from a break).
     if (check ^ complement).count_ones() == 1 {
-        return Decision::Frame(
-            frame(
-                at,
-                2,
-                "command",
-                format!(
-                    "{name} with a corrupted complement 0x{check:02X} (expected 0x{complement:02X}): the bootloader NACKs it"
-                ),
-                FrameStatus::BadChecksum {
-                    expected: u32::from(complement),
-                    found: u32::from(check),
-                },
-                fields(),
-            ),
-            None,
+        let frame = Frame::deferred(
+            Protocol::Stm32Boot,
+            span(at, 0, 2),
+            "command",
+            FrameStatus::BadChecksum {
+                expected: u32::from(complement),
+                found: u32::from(check),
+            },
+            describe_command,
+            &bytes,
+            0,
         );
+        return Decision::Frame(frame, None);
     }
     Decision::Skip
+}
+
+/// Summary and fields of a command (`bytes`: opcode and the byte sent as its complement).
+fn describe_command(frame: &Frame, bytes: &[u8], _note: u32) -> Description {
+    let at = frame.span.start;
+    let opcode = bytes.first().copied().unwrap_or_default();
+    let check = bytes.get(1).copied().unwrap_or_default();
+    let name = command_name(opcode).unwrap_or("unknown command");
+    let complement = !opcode;
+    let summary = if check != complement {
+        format!(
+            "{name} with a corrupted complement 0x{check:02X} (expected 0x{complement:02X}): the bootloader NACKs it"
+        )
+    } else if opcode == GET {
+        "GET (00 FF): asks for the bootloader version and command list".to_string()
+    } else {
+        format!("{name} ({opcode:02X} {complement:02X})")
+    };
+    Description {
+        summary,
+        fields: vec![
+            Field::new("opcode", format!("0x{opcode:02X} {name}"), span(at, 0, 1)),
+            Field::new("complement", format!("0x{check:02X}"), span(at, 1, 1)),
+        ],
+    }
 }
 
 fn xor(bytes: &[u8]) -> u8 {
@@ -720,7 +751,7 @@ mod tests {
             assert_eq!(frames.len(), 1, "{bytes}");
             assert_eq!(frames[0].kind, "command");
             assert_eq!(frames[0].status, FrameStatus::Ok);
-            assert!(frames[0].fields[0].value.ends_with(name), "{bytes}");
+            assert!(frames[0].fields()[0].value.ends_with(name), "{bytes}");
         }
     }
 
@@ -745,8 +776,8 @@ mod tests {
             ]
         );
         assert!(frames.iter().all(|f| f.status.is_ok()));
-        assert_eq!(frames[2].summary, "READ MEMORY address 0x08000000");
-        assert_eq!(frames[3].summary, "READ MEMORY count: 256 bytes");
+        assert_eq!(frames[2].summary(), "READ MEMORY address 0x08000000");
+        assert_eq!(frames[3].summary(), "READ MEMORY count: 256 bytes");
     }
 
     #[test]
@@ -781,7 +812,7 @@ mod tests {
         );
         assert!(frames.iter().all(|f| f.status.is_ok()), "{frames:#?}");
         let frames = run(&h("43 BC FF 00"));
-        assert_eq!(frames[1].summary, "ERASE: global (mass) erase");
+        assert_eq!(frames[1].summary(), "ERASE: global (mass) erase");
         // Pages 0 and 1: N-1 = 1, XOR = 01 ^ 00 ^ 01 = 00.
         let frames = run(&h("43 BC 01 00 01 00"));
         assert_eq!(
@@ -789,7 +820,7 @@ mod tests {
             ("erase", &FrameStatus::Ok)
         );
         let frames = run(&h("44 BB FF FF 00"));
-        assert_eq!(frames[1].summary, "EXTENDED ERASE: mass erase");
+        assert_eq!(frames[1].summary(), "EXTENDED ERASE: mass erase");
     }
 
     #[test]
@@ -797,7 +828,10 @@ mod tests {
         // 79, N=11, version 3.1, 11 commands, 79.
         let frames = run(&h("79 0B 31 00 01 02 11 21 31 43 63 73 82 92 79"));
         assert_eq!(kinds(&frames), vec![("get-reply", 0..15)]);
-        assert_eq!(frames[0].summary, "GET reply: bootloader 3.1, 11 commands");
+        assert_eq!(
+            frames[0].summary(),
+            "GET reply: bootloader 3.1, 11 commands"
+        );
         let frames = run(&h("79 01 04 10 79"));
         assert_eq!(kinds(&frames), vec![("id", 0..5)]);
         // An ACK followed by something else stays an ACK.
@@ -835,6 +869,14 @@ mod tests {
             framer.feed(start as u64, &bytes[start..], &mut split);
             framer.flush(&mut split);
             prop_assert_eq!(split, run(&bytes));
+        }
+    }
+
+    proptest! {
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x7F, 0x79, 0x1F, 0x00, 0xFF, 0x11, 0xEE, 0xEF, 0x44, 0xBB, 0xBF])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 1, start_hits, is_start);
         }
     }
 }

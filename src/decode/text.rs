@@ -6,8 +6,10 @@
 //! side is printing text (a log, an application) instead of speaking the expected protocol
 //! (protocols.md §0 and §10 step 4).
 
-use super::all::stream::find_any;
-use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use wide::u8x16;
+
+use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{lanes_at, lanes_masked_eq};
 
 /// Longest line kept; a longer one is reported in pieces of this size.
 pub const MAX_LINE: usize = 4096;
@@ -47,6 +49,15 @@ impl TextFramer {
         self.line_at += (self.line.len() + terminator) as u64;
         self.line.clear();
     }
+
+    /// [`finish_line`](Self::finish_line) for a line that was never buffered (`line` lies in
+    /// the caller's chunk and starts at `line_at`).
+    fn finish_line_in_place(&mut self, line: &[u8], terminator: usize, out: &mut Vec<Frame>) {
+        if let Some(frame) = line_frame(self.line_at, line, terminator, FrameStatus::Ok) {
+            out.push(frame);
+        }
+        self.line_at += (line.len() + terminator) as u64;
+    }
 }
 
 impl Default for TextFramer {
@@ -75,13 +86,24 @@ impl Framer for TextFramer {
         let mut rest = bytes;
         while !rest.is_empty() {
             let room = MAX_LINE - self.line.len();
-            let newline = find_any(rest.get(..room.min(rest.len())).unwrap_or_default(), b"\n");
+            let newline =
+                memchr::memchr(b'\n', rest.get(..room.min(rest.len())).unwrap_or_default());
             match newline {
+                // A whole line inside this chunk is judged where it lies, without a copy.
+                Some(i) if self.line.is_empty() => {
+                    self.finish_line_in_place(rest.get(..i).unwrap_or_default(), 1, out);
+                    rest = rest.get(i + 1..).unwrap_or_default();
+                }
                 Some(i) => {
                     self.line
                         .extend_from_slice(rest.get(..i).unwrap_or_default());
                     rest = rest.get(i + 1..).unwrap_or_default();
                     self.finish_line(1, FrameStatus::Ok, out);
+                }
+                None if rest.len() >= room && self.line.is_empty() => {
+                    // Bounded: report what we have and continue the line as a new piece.
+                    self.finish_line_in_place(rest.get(..room).unwrap_or_default(), 0, out);
+                    rest = rest.get(room..).unwrap_or_default();
                 }
                 None if rest.len() >= room => {
                     self.line
@@ -136,10 +158,7 @@ fn census(line: &[u8]) -> Census {
         counts.printable = line.len() - controls;
         counts.visible = counts.printable - blanks;
         if controls > 0 {
-            counts.clean_from = line
-                .iter()
-                .rposition(|&b| is_control_byte(b))
-                .map_or(0, |i| i + 1);
+            counts.clean_from = last_control(line).map_or(0, |i| i + 1);
         }
         return counts;
     }
@@ -182,28 +201,84 @@ fn ascii_equal(word: u64, value: u8) -> u64 {
     !(((diff & LOW_SEVEN_BITS).wrapping_add(LOW_SEVEN_BITS)) | diff) & HIGH_BITS
 }
 
-/// Number of bytes flagged in a high-bit mask.
-fn flagged(mask: u64) -> usize {
-    ((mask >> 7).wrapping_mul(LOW_BITS) >> 56) as usize
+// The counts below take sixteen bytes at a time in SIMD lanes (`wide`): every line of every
+// text-looking stream passes through them. Each keeps a plain per-byte loop for the tail.
+
+/// Zeros then all-ones: `RAMP[n..n + 16]` as lanes sets the last `n` lanes (n ≤ 16).
+const RAMP: [u8; 32] = {
+    let mut ramp = [0u8; 32];
+    let mut i = 16;
+    while i < 32 {
+        ramp[i] = 0xFF;
+        i += 1;
+    }
+    ramp
+};
+
+/// Lanes holding a control byte as [`is_control_byte`] has it (below 0x20 but tab, or DEL).
+fn control_lanes(lanes: u8x16) -> u8x16 {
+    (lanes_masked_eq(lanes, 0xE0, 0) & !lanes.simd_eq(u8x16::splat(b'\t')))
+        | lanes.simd_eq(u8x16::splat(0x7F))
+}
+
+/// Adds one to each lane of `counts` that is set in `mask` (set lanes are 0xFF, that is -1):
+/// counting in the lanes and summing now and then is cheaper than a population count per
+/// mask on CPUs without one.
+fn add_lanes(counts: u8x16, mask: u8x16) -> u8x16 {
+    counts - mask
+}
+
+/// Sum of the lanes of `counts`, each at most 15 (so the byte sums below cannot carry).
+fn sum_lanes(counts: u8x16) -> usize {
+    let lanes = counts.to_array();
+    let half = |from: usize| {
+        let mut eight = [0u8; 8];
+        if let Some(bytes) = lanes.get(from..from + 8) {
+            eight.copy_from_slice(bytes);
+        }
+        u64::from_le_bytes(eight)
+    };
+    ((half(0) + half(8)).wrapping_mul(LOW_BITS) >> 56) as usize
 }
 
 /// For an all-ASCII line: (control bytes as `is_control_byte` counts them, blanks = spaces
-/// and tabs), eight bytes at a time.
+/// and tabs).
 fn ascii_counts(line: &[u8]) -> (usize, usize) {
     let mut controls = 0usize;
     let mut blanks = 0usize;
-    let mut words = line.chunks_exact(8);
-    for word in &mut words {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let word = u64::from_le_bytes(eight);
-        let tabs = ascii_equal(word, b'\t');
-        controls += flagged(ascii_below(word, 0x20) & !tabs) + flagged(ascii_equal(word, 0x7F));
-        blanks += flagged(tabs) + flagged(ascii_equal(word, b' '));
+    let mut index = 0usize;
+    // Fifteen groups of lanes at most between sums, so no lane count passes 15.
+    while index + 16 <= line.len() {
+        let (mut control_counts, mut blank_counts) = (u8x16::ZERO, u8x16::ZERO);
+        let mut groups = 0;
+        while groups < 15 && index + 16 <= line.len() {
+            let lanes = lanes_at(line, index);
+            control_counts = add_lanes(control_counts, control_lanes(lanes));
+            blank_counts = add_lanes(
+                blank_counts,
+                lanes.simd_eq(u8x16::splat(b' ')) | lanes.simd_eq(u8x16::splat(b'\t')),
+            );
+            index += 16;
+            groups += 1;
+        }
+        controls += sum_lanes(control_counts);
+        blanks += sum_lanes(blank_counts);
     }
-    for &b in words.remainder() {
-        controls += usize::from(is_control_byte(b));
-        blanks += usize::from(b == b' ' || b == b'\t');
+    let rest = line.len() - index;
+    if rest > 0 && line.len() >= 16 {
+        // Zeroed lanes count as neither: 00 is a control byte, so those are masked.
+        let keep = lanes_at(&RAMP, rest);
+        let lanes = lanes_at(line, line.len() - 16);
+        controls += sum_lanes(add_lanes(u8x16::ZERO, control_lanes(lanes) & keep));
+        blanks += sum_lanes(add_lanes(
+            u8x16::ZERO,
+            (lanes.simd_eq(u8x16::splat(b' ')) | lanes.simd_eq(u8x16::splat(b'\t'))) & keep,
+        ));
+    } else {
+        for &b in line.get(index..).unwrap_or_default() {
+            controls += usize::from(is_control_byte(b));
+            blanks += usize::from(b == b' ' || b == b'\t');
+        }
     }
     (controls, blanks)
 }
@@ -235,38 +310,89 @@ fn printable_run(bytes: &[u8], limit: usize) -> usize {
         .count()
 }
 
+/// Index of the last ASCII control byte (`is_control_byte`) in `bytes`, sixteen bytes at a
+/// time from the end.
+fn last_control(bytes: &[u8]) -> Option<usize> {
+    let mut end = bytes.len();
+    while end >= 16 {
+        let controls = control_lanes(lanes_at(bytes, end - 16)).to_bitmask();
+        if controls != 0 {
+            return Some(end - 16 + (31 - controls.leading_zeros()) as usize);
+        }
+        end -= 16;
+    }
+    if end > 0 && bytes.len() >= 16 {
+        // The first sixteen bytes again, keeping only the `end` not yet looked at.
+        let keep = !lanes_at(&RAMP, 16 - end);
+        let controls = (control_lanes(lanes_at(bytes, 0)) & keep).to_bitmask();
+        return (controls != 0).then(|| (31 - controls.leading_zeros()) as usize);
+    }
+    bytes
+        .get(..end)
+        .unwrap_or_default()
+        .iter()
+        .rposition(|&b| is_control_byte(b))
+}
+
+/// True when one of the last `last` bytes of `bytes` is surely part of a binary unit as
+/// `census` counts them: an ASCII control byte, a byte never valid in UTF-8 (C0, C1,
+/// F5-FF), a continuation byte after an ASCII byte, or a lead byte not followed by a
+/// continuation byte (or by nothing). Also true when `bytes` is shorter than `last`.
+fn ends_in_binary(bytes: &[u8], last: usize) -> bool {
+    let Some(from) = bytes.len().checked_sub(last) else {
+        return true;
+    };
+    (from..bytes.len()).any(|i| {
+        let b = bytes.get(i).copied().unwrap_or_default();
+        let next_continues = bytes.get(i + 1).is_some_and(|&n| n & 0xC0 == 0x80);
+        let after_ascii = i > 0 && bytes.get(i - 1).is_some_and(|&p| p < 0x80);
+        is_control_byte(b)
+            || matches!(b, 0xC0 | 0xC1 | 0xF5..=0xFF)
+            || (b & 0xC0 == 0x80 && after_ascii)
+            || (b >= 0xC2 && !next_continues)
+    })
+}
+
 /// ASCII control bytes other than tab (CR and DEL included).
 fn is_control_byte(b: u8) -> bool {
     (b < 0x20 && b != b'\t') || b == 0x7F
 }
 
 /// A lower bound on the binary units `census` would count: control bytes, UTF-8 lead bytes
-/// not followed by a continuation byte, and continuation bytes after an ASCII byte. Eight
-/// bytes at a time (each byte is paired with the one after it, the next word's first byte
-/// included), so rejecting a binary line costs a few instructions per byte.
+/// not followed by a continuation byte, and continuation bytes after an ASCII byte. Sixteen
+/// bytes at a time, so rejecting a binary line costs about an instruction per byte.
+#[cfg(test)]
 fn binary_lower_bound(line: &[u8]) -> usize {
+    binary_lower_bound_until(line, usize::MAX)
+}
+
+/// [`binary_lower_bound`], stopping early (with a partial count) once the count passes
+/// `stop_above`: the caller only asks whether it does, and garbage gets there quickly.
+fn binary_lower_bound_until(line: &[u8], stop_above: usize) -> usize {
     let mut count = 0usize;
-    let mut words = line.chunks_exact(8);
-    let mut next_index = 8usize;
-    for word in &mut words {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(word);
-        let x = u64::from_le_bytes(eight);
-        // The following byte of each byte: the word shifted by one, plus the next word's first.
-        let next = u64::from(line.get(next_index).copied().unwrap_or(0));
-        let y = (x >> 8) | (next << 56);
-        let ascii = !x & HIGH_BITS;
-        let controls =
-            (ascii_below(x, 0x20) & ascii & !ascii_equal(x, b'\t')) | ascii_equal(x, 0x7F);
-        let lead = x & (x << 1) & HIGH_BITS;
-        let continuation = y & !(y << 1) & HIGH_BITS;
-        let broken = (lead & !continuation) | (ascii & continuation);
-        count += flagged(controls) + flagged(broken);
-        next_index += 8;
+    let mut index = 0usize;
+    // Each byte is paired with the one after it, so the lanes stop one byte early. Sums every
+    // four groups (a lane counts at most 2 per group): garbage passes the bound early.
+    while index + 17 <= line.len() {
+        let mut counts = u8x16::ZERO;
+        let mut groups = 0;
+        while groups < 4 && index + 17 <= line.len() {
+            let (first, next) = (lanes_at(line, index), lanes_at(line, index + 1));
+            let ascii = lanes_masked_eq(first, 0x80, 0);
+            let lead = lanes_masked_eq(first, 0xC0, 0xC0);
+            let continuation = lanes_masked_eq(next, 0xC0, 0x80);
+            let broken = (lead & !continuation) | (ascii & continuation);
+            counts = add_lanes(add_lanes(counts, control_lanes(first)), broken);
+            index += 16;
+            groups += 1;
+        }
+        count += sum_lanes(counts);
+        if count > stop_above {
+            return count;
+        }
     }
-    let tail_start = line.len() - words.remainder().len();
-    for (i, &a) in words.remainder().iter().enumerate() {
-        let b = line.get(tail_start + i + 1).copied().unwrap_or(0);
+    for (i, &a) in line.iter().enumerate().skip(index) {
+        let b = line.get(i + 1).copied().unwrap_or(0);
         let continuation = b & 0xC0 == 0x80;
         count += usize::from(is_control_byte(a));
         count += usize::from((a >= 0xC0 && !continuation) || (a < 0x80 && continuation));
@@ -352,9 +478,10 @@ fn line_frame(
     let content = line.strip_suffix(b"\r").unwrap_or(line);
     // Binary lines are the common case in garbage: reject them with a cheap bound before the
     // exact (slower) character census.
-    let counts = if !content.is_ascii()
-        && binary_lower_bound(content) * 100 > content.len() * (100 - MIN_PRINTABLE_PERCENT)
-    {
+    // (For an ASCII line the bound is the census's own binary count, so a line it rejects
+    // would fail the census too: no need to tell ASCII lines apart first.)
+    let most_binary = content.len() * (100 - MIN_PRINTABLE_PERCENT) / 100;
+    let counts = if binary_lower_bound_until(content, most_binary) > most_binary {
         None
     } else {
         Some(census(content))
@@ -363,15 +490,20 @@ fn line_frame(
         Some(counts) if is_mostly_printable(&counts) => (0, content, counts),
         _ => {
             // Binary garbage, then text: report the text after the last binary byte.
-            let after_control = content
-                .iter()
-                .rposition(|&b| is_control_byte(b))
-                .map_or(0, |i| i + 1);
+            let after_control = last_control(content).map_or(0, |i| i + 1);
             let tail = content.get(after_control..).unwrap_or_default();
-            let tail_counts = census(tail);
+            // The text kept starts after the tail's last binary unit and needs at least
+            // MIN_TAIL_CHARS bytes: a byte surely binary among the tail's last ones rules it
+            // out without the census (garbage tails, the common case).
+            if ends_in_binary(tail, MIN_TAIL_CHARS) {
+                return None;
+            }
+            let mut tail_counts = census(tail);
             let start = after_control + tail_counts.clean_from;
             let tail = content.get(start..).unwrap_or_default();
-            let tail_counts = census(tail);
+            if start != after_control {
+                tail_counts = census(tail);
+            }
             if tail_counts.printable < MIN_TAIL_CHARS || !is_mostly_printable(&tail_counts) {
                 return None;
             }
@@ -380,28 +512,53 @@ fn line_frame(
     };
     let from = at + start as u64;
     let to = at + (line.len() + terminator) as u64;
-    // The summary carries the text itself; one field with a fixed description keeps the cost
-    // per line at a few allocations (one frame per line, so no formatting here).
+    // The summary carries the text itself, the one field a fixed description; both are written
+    // when first asked for (one frame per line of every text stream).
     let clean = start == 0 && counts.binary == 0;
     let description = match (terminator, line.len() != content.len(), clean) {
-        (1, true, true) => "printable text, ends with \\r\\n",
-        (1, true, false) => "text with control or binary bytes (shown as \\xNN), ends with \\r\\n",
-        (1, false, true) => "printable text, ends with \\n",
-        (1, false, false) => "text with control or binary bytes (shown as \\xNN), ends with \\n",
-        _ if status == FrameStatus::Truncated => {
-            "text without a line end (the stream ended or paused)"
-        }
-        _ => "text longer than 4096 bytes, continued in the next line frame",
+        (1, true, true) => 0,
+        (1, true, false) => 1,
+        (1, false, true) => 2,
+        (1, false, false) => 3,
+        _ if status == FrameStatus::Truncated => 4,
+        _ => 5,
     };
-    let fields = vec![Field::new("text", description, from..to)];
-    Some(Frame {
-        protocol: Protocol::Text,
-        span: from..to,
-        kind: "line",
-        summary: sanitize(text),
+    Some(Frame::deferred(
+        Protocol::Text,
+        from..to,
+        "line",
         status,
-        fields,
-    })
+        describe,
+        text.get(..SUMMARY_BYTES).unwrap_or(text),
+        description,
+    ))
+}
+
+/// The text field's value, by the note a line frame carries.
+const DESCRIPTIONS: [&str; 6] = [
+    "printable text, ends with \\r\\n",
+    "text with control or binary bytes (shown as \\xNN), ends with \\r\\n",
+    "printable text, ends with \\n",
+    "text with control or binary bytes (shown as \\xNN), ends with \\n",
+    "text without a line end (the stream ended or paused)",
+    "text longer than 4096 bytes, continued in the next line frame",
+];
+
+/// Bytes of a line a frame keeps for its summary: `SUMMARY_CHARS` characters take at most four
+/// bytes each, and one byte more tells whether the summary ends in "…".
+const SUMMARY_BYTES: usize = SUMMARY_CHARS * 4 + 1;
+
+/// Summary (the text, escaped) and the one field of a line frame.
+fn describe(frame: &Frame, text: &[u8], note: u32) -> Description {
+    let description = usize::try_from(note)
+        .ok()
+        .and_then(|i| DESCRIPTIONS.get(i))
+        .copied()
+        .unwrap_or_default();
+    Description {
+        summary: sanitize(text),
+        fields: vec![Field::new("text", description, frame.span.clone())],
+    }
 }
 
 #[cfg(test)]
@@ -423,14 +580,14 @@ mod tests {
         let frames =
             run(b"hello world\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\n");
         assert_eq!(frames.len(), 2);
-        assert_eq!(frames[0].summary, "hello world");
+        assert_eq!(frames[0].summary(), "hello world");
         assert_eq!(frames[0].span, 0..13);
         assert_eq!(
-            frames[0].fields[0].value,
+            frames[0].fields()[0].value,
             "printable text, ends with \\r\\n"
         );
         assert_eq!(
-            frames[1].summary,
+            frames[1].summary(),
             "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"
         );
         assert!(frames.iter().all(|f| f.status.is_ok() && f.kind == "line"));
@@ -442,16 +599,16 @@ mod tests {
         let frames = run(b"\x1b[0;32mI (312) cpu_start: Starting scheduler\x1b[0m\n");
         assert_eq!(frames.len(), 1);
         assert_eq!(
-            frames[0].summary,
+            frames[0].summary(),
             "\\x1B[0;32mI (312) cpu_start: Starting scheduler\\x1B[0m"
         );
-        assert!(!frames[0].summary.bytes().any(|b| b < 0x20));
+        assert!(!frames[0].summary().bytes().any(|b| b < 0x20));
     }
 
     #[test]
     fn utf8_is_text() {
         let frames = run("Zählerstand: 1234 kWh\n".as_bytes());
-        assert_eq!(frames[0].summary, "Zählerstand: 1234 kWh");
+        assert_eq!(frames[0].summary(), "Zählerstand: 1234 kWh");
     }
 
     #[test]
@@ -461,7 +618,7 @@ mod tests {
         bytes.extend(b"invalid header: 0xffffffff\r\n");
         let frames = run(&bytes);
         assert_eq!(frames.len(), 1);
-        assert_eq!(frames[0].summary, "invalid header: 0xffffffff");
+        assert_eq!(frames[0].summary(), "invalid header: 0xffffffff");
         assert_eq!(frames[0].span, 7..35);
         // A few stray characters after binary are not a line.
         assert!(run(&[0x00, 0x01, 0x02, b'h', b'i', b'\n']).is_empty());
@@ -480,17 +637,24 @@ mod tests {
         let frames = run(&bytes);
         assert_eq!(frames.len(), 3);
         assert_eq!(frames[0].span, 0..MAX_LINE as u64);
-        assert!(frames[0].fields.last().unwrap().value.contains("continued"));
+        assert!(
+            frames[0]
+                .fields()
+                .last()
+                .unwrap()
+                .value
+                .contains("continued")
+        );
         assert_eq!(frames[1].span, MAX_LINE as u64..MAX_LINE as u64 + 11);
         assert_eq!(frames[2].status, FrameStatus::Truncated);
-        assert_eq!(frames[2].summary, "login: ");
+        assert_eq!(frames[2].summary(), "login: ");
     }
 
     #[test]
     fn h_for_hello() {
         // §10 step 4: 68 65 6C 6C 6F = "hello".
         let frames = run(&[0x68, 0x65, 0x6C, 0x6C, 0x6F, 0x0A]);
-        assert_eq!(frames[0].summary, "hello");
+        assert_eq!(frames[0].summary(), "hello");
     }
 
     proptest! {
@@ -519,7 +683,7 @@ mod tests {
         fn never_panics_spans_in_range_and_no_raw_controls(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
             for frame in run(&bytes) {
                 prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
-                prop_assert!(!frame.summary.chars().any(|c| c.is_control()));
+                prop_assert!(!frame.summary().chars().any(|c| c.is_control()));
             }
         }
 
@@ -540,6 +704,29 @@ mod tests {
             framer.feed(start as u64, &bytes[start..], &mut split);
             framer.flush(&mut split);
             prop_assert_eq!(split, run(&bytes));
+        }
+    }
+
+    proptest! {
+        /// `ends_in_binary` only claims what the census confirms: a binary unit ends within
+        /// the last bytes it looked at.
+        #[test]
+        fn ends_in_binary_agrees_with_census(bytes in prop::collection::vec(prop_oneof![any::<u8>(), 0x20u8..0x7F, 0x80u8..0xC0], 0..24), last in 1usize..6) {
+            if ends_in_binary(&bytes, last) && bytes.len() >= last {
+                prop_assert!(census(&bytes).clean_from > bytes.len() - last);
+            }
+        }
+
+        /// The lane counts agree with byte-by-byte ones at every length (remainders included).
+        #[test]
+        fn lane_counts_match_plain_counts(bytes in prop::collection::vec(prop_oneof![0u8..0x80, any::<u8>()], 0..80)) {
+            let plain = bytes.iter().rposition(|&b| is_control_byte(b));
+            prop_assert_eq!(last_control(&bytes), plain);
+            if bytes.is_ascii() {
+                let controls = bytes.iter().filter(|&&b| is_control_byte(b)).count();
+                let blanks = bytes.iter().filter(|&&b| b == b' ' || b == b'\t').count();
+                prop_assert_eq!(ascii_counts(&bytes), (controls, blanks));
+            }
         }
     }
 }

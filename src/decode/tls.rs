@@ -5,8 +5,13 @@
 //! checks and error texts); alert descriptions from `tls_prot.h`/RFC 8446 as listed by the
 //! w5500-tls docs; handshake types from the IANA registry as listed by tls-parser.
 
-use super::all::stream::{Step, Streamer, WindowParser, escape_ascii, find_between_where, span};
+use wide::u8x16;
+
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::stream::{
+    Lanes, Step, Streamer, WindowParser, escape_ascii, find_starts, framer_from_streamer,
+    lanes_between, lanes_eq, span,
+};
 
 /// Record header: type, version (2), length (2).
 const HEADER: usize = 5;
@@ -119,35 +124,33 @@ impl Default for TlsFramer {
     }
 }
 
-impl Framer for TlsFramer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Tls
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
-}
+framer_from_streamer!(TlsFramer);
 
 struct TlsParser;
 
 impl WindowParser for TlsParser {
+    const PROTOCOL: Protocol = Protocol::Tls;
     // Header plus the first four body bytes (handshake type and length).
     const MAX_WINDOW: usize = HEADER + 4;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
         // Content types 0x14..=0x1A, followed by major version 3.
-        find_between_where(bytes, 0x13, 0x1B, |rest| matches!(rest, [_] | [_, 3, ..]))
+        find_starts(bytes, 1, record_hits, is_record_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
         record(at, window, at_end)
     }
+}
+
+/// [`is_record_start`] for sixteen positions at a time (see [`find_starts`]).
+fn record_hits(lanes: &Lanes<'_>) -> u8x16 {
+    lanes_between(lanes.at(0), 0x13, 0x1B) & lanes_eq(lanes.at(1), 3)
+}
+
+/// Can a record start at `rest[0]`? Content types 0x14..=0x1A, followed by major version 3.
+fn is_record_start(rest: &[u8]) -> bool {
+    matches!(rest, [0x14..=0x1A] | [0x14..=0x1A, 3, ..])
 }
 
 /// Decode the TLS record header at the start of `bytes` (first byte at stream offset `base`).
@@ -164,7 +167,7 @@ pub fn parse_record(base: StreamOffset, bytes: &[u8]) -> Option<Frame> {
             if body <= available {
                 Some(frame)
             } else {
-                Some(super::all::stream::truncate_frame(frame, body - available))
+                Some(super::stream::truncate_frame(frame, body - available))
             }
         }
         _ => None,
@@ -207,14 +210,15 @@ fn record(at: StreamOffset, window: &[u8], at_end: bool) -> Step {
         let why = format!(
             "record length {length} exceeds 2^14 + 2048 = {MAX_RECORD} (OpenSSL: record overflow / packet length too long)"
         );
-        let frame = Frame {
-            protocol: Protocol::Tls,
-            span: span(at, 0, HEADER),
-            kind: "record",
-            summary: format!("{version} {type_name} record — {why}"),
-            status: FrameStatus::Malformed(why),
+        let summary = format!("{version} {type_name} record — {why}");
+        let frame = Frame::new(
+            Protocol::Tls,
+            span(at, 0, HEADER),
+            "record",
+            FrameStatus::Malformed(why),
+            summary,
             fields,
-        };
+        );
         return Step::Frame { frame, consumed: 1 };
     }
     let body_len = usize::from(length);
@@ -325,14 +329,14 @@ fn with_body(
         summary.push_str(" — ");
         summary.push_str(why);
     }
-    let frame = Frame {
-        protocol: Protocol::Tls,
-        span: span(at, 0, HEADER + body_len),
-        kind: "record",
-        summary,
+    let frame = Frame::new(
+        Protocol::Tls,
+        span(at, 0, HEADER + body_len),
+        "record",
         status,
+        summary,
         fields,
-    };
+    );
     Step::FrameWithBody {
         frame,
         consumed: HEADER,
@@ -361,19 +365,26 @@ impl Default for HttpFramer {
     }
 }
 
-impl Framer for HttpFramer {
-    fn protocol(&self) -> Protocol {
-        Protocol::Http
-    }
-    fn feed(&mut self, offset: StreamOffset, bytes: &[u8], out: &mut Vec<Frame>) {
-        self.streamer.feed(offset, bytes, out);
-    }
-    fn flush(&mut self, out: &mut Vec<Frame>) {
-        self.streamer.flush(out);
-    }
-    fn reset(&mut self) {
-        self.streamer.reset();
-    }
+framer_from_streamer!(HttpFramer);
+
+/// [`is_line_start`] for sixteen positions at a time (see [`find_starts`]): all first letters
+/// lie in 'C'..='T' and all second ones in 'A'..='U'.
+fn line_hits(lanes: &Lanes<'_>) -> u8x16 {
+    lanes_between(lanes.at(0), b'B', b'U') & lanes_between(lanes.at(1), b'@', b'V')
+}
+
+/// Can a start line begin at `rest[0]`? The first two letters of "HTTP/" or of a method.
+fn is_line_start(rest: &[u8]) -> bool {
+    matches!(
+        rest,
+        [b'H' | b'G' | b'P' | b'D' | b'O' | b'T' | b'C']
+            | [b'H', b'T', ..]
+            | [b'G' | b'D', b'E', ..]
+            | [b'P', b'O' | b'U' | b'A', ..]
+            | [b'O', b'P', ..]
+            | [b'T', b'R', ..]
+            | [b'C', b'O', ..]
+    )
 }
 
 struct HttpParser;
@@ -391,23 +402,11 @@ const METHODS: [&[u8]; 9] = [
 ];
 
 impl WindowParser for HttpParser {
+    const PROTOCOL: Protocol = Protocol::Http;
     const MAX_WINDOW: usize = MAX_LINE;
 
     fn next_candidate(&self, _at: StreamOffset, bytes: &[u8]) -> Option<usize> {
-        // All first letters lie in 'C'..='T': one range test per byte, then the first two
-        // letters of "HTTP/" or of a method.
-        find_between_where(bytes, b'B', b'U', |rest| {
-            matches!(
-                rest,
-                [b'H' | b'G' | b'P' | b'D' | b'O' | b'T' | b'C']
-                    | [b'H', b'T', ..]
-                    | [b'G' | b'D', b'E', ..]
-                    | [b'P', b'O' | b'U' | b'A', ..]
-                    | [b'O', b'P', ..]
-                    | [b'T', b'R', ..]
-                    | [b'C', b'O', ..]
-            )
-        })
+        find_starts(bytes, 1, line_hits, is_line_start)
     }
 
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
@@ -564,18 +563,18 @@ fn start_line(at: StreamOffset, window: &[u8], at_end: bool) -> Line {
     if let Some(tls) = as_tls_header(window, true) {
         fields.push(Field::new("read as TLS", tls, span(at, 0, HEADER)));
     }
-    Line::Frame(Frame {
-        protocol: Protocol::Http,
-        span: span(at, 0, line_end),
-        kind: "request",
-        summary: format!(
+    Line::Frame(Frame::new(
+        Protocol::Http,
+        span(at, 0, line_end),
+        "request",
+        FrameStatus::Ok,
+        format!(
             "{} {} HTTP/1.{minor} (plain HTTP request)",
             escape_ascii(method_name, 16),
             escape_ascii(target, 80)
         ),
-        status: FrameStatus::Ok,
         fields,
-    })
+    ))
 }
 
 fn status_line(at: StreamOffset, window: &[u8], at_end: bool, minor: u8) -> Line {
@@ -649,14 +648,14 @@ fn status_line(at: StreamOffset, window: &[u8], at_end: bool, minor: u8) -> Line
         summary.push_str(&escape_ascii(reason, 80));
     }
     summary.push_str(" (plain HTTP response)");
-    Line::Frame(Frame {
-        protocol: Protocol::Http,
-        span: span(at, 0, line_end),
-        kind: "status",
+    Line::Frame(Frame::new(
+        Protocol::Http,
+        span(at, 0, line_end),
+        "status",
+        FrameStatus::Ok,
         summary,
-        status: FrameStatus::Ok,
         fields,
-    })
+    ))
 }
 
 #[cfg(test)]
@@ -688,7 +687,7 @@ mod tests {
     }
 
     fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
-        frame.fields.iter().find(|f| f.name == name).unwrap()
+        frame.fields().iter().find(|f| f.name == name).unwrap()
     }
 
     #[test]
@@ -699,11 +698,11 @@ mod tests {
         bytes.extend(h("15 03 03 00 02 02 28"));
         let frames = run_tls(&bytes);
         assert_eq!(frames.len(), 2, "{frames:#?}");
-        assert_eq!(frames[0].summary, "TLS 1.0 handshake ClientHello");
+        assert_eq!(frames[0].summary(), "TLS 1.0 handshake ClientHello");
         assert_eq!(frames[0].span, 0..10);
         assert_eq!(field(&frames[0], "fragment").span, 5..10);
         assert_eq!(
-            frames[1].summary,
+            frames[1].summary(),
             "TLS 1.2 alert: fatal handshake_failure (40)"
         );
         assert_eq!(frames[1].span, 10..17);
@@ -758,7 +757,10 @@ mod tests {
         }
         let frames = run_tls(&bytes);
         assert_eq!(frames.len(), 2);
-        assert_eq!(frames[1].summary, "TLS 1.2 alert: warning close_notify (0)");
+        assert_eq!(
+            frames[1].summary(),
+            "TLS 1.2 alert: warning close_notify (0)"
+        );
     }
 
     /// protocols.md §7.2: a TLS client reading "HTTP/1.1 400" sees type 0x48, version 0x5454,
@@ -771,7 +773,7 @@ mod tests {
         assert_eq!(frame.kind, "status");
         assert_eq!(frame.span, 0..26);
         assert_eq!(
-            frame.summary,
+            frame.summary(),
             "HTTP/1.1 400 Bad Request (plain HTTP response)"
         );
         let tls = field(frame, "read as TLS");
@@ -789,7 +791,7 @@ mod tests {
             b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
         );
         assert_eq!(
-            frames[0].summary,
+            frames[0].summary(),
             "HTTP/1.0 400 Bad Request (plain HTTP response)"
         );
     }
@@ -847,6 +849,22 @@ mod tests {
                 boxed.flush(&mut split);
                 prop_assert_eq!(split, run(&bytes));
             }
+        }
+    }
+
+    proptest! {
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn record_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(&[0x14, 0x16, 0x17, 0x1A, 0x03, 0x13])) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 1, record_hits, is_record_start);
+        }
+    }
+
+    proptest! {
+        /// The sixteen-at-a-time start search finds what a byte-by-byte one does.
+        #[test]
+        fn start_line_search_matches_plain_scan(bytes in crate::decode::stream::tests::noisy_bytes(b"HTGEPOUDACRB@V")) {
+            crate::decode::stream::tests::assert_same_starts(&bytes, 1, line_hits, is_line_start);
         }
     }
 }

@@ -135,18 +135,18 @@ mod tests {
     use crate::decode::FrameStatus;
 
     fn frame(p: Protocol, ok: bool) -> Frame {
-        Frame {
-            protocol: p,
-            span: 0..1,
-            kind: "x",
-            summary: String::new(),
-            status: if ok {
+        Frame::new(
+            p,
+            0..1,
+            "x",
+            if ok {
                 FrameStatus::Ok
             } else {
                 FrameStatus::Truncated
             },
-            fields: vec![],
-        }
+            String::new(),
+            vec![],
+        )
     }
 
     #[test]

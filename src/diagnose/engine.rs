@@ -249,7 +249,7 @@ impl Engine {
             crate::sanitize::hex_string(&bytes[..bytes.len().min(12)]),
             if bytes.len() > 12 { " …" } else { "" },
             frame.protocol.name(),
-            crate::sanitize::printable(&frame.summary),
+            crate::sanitize::printable(frame.summary()),
         );
         for obs in observations {
             // Valid, unremarkable frames only raise info entries the knowledge base has for

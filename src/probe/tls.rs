@@ -340,7 +340,7 @@ pub fn find_alert(raw: &[u8]) -> Option<Alert> {
 fn decode_alert(record: &[u8]) -> Option<Alert> {
     let frame = crate::decode::tls::parse_record(0, record)?;
     let field = |name: &str| {
-        let f = frame.fields.iter().find(|f| f.name == name)?;
+        let f = frame.fields().iter().find(|f| f.name == name)?;
         let (n, text) = f.value.split_once(' ')?;
         Some((n.parse::<u8>().ok()?, text.to_string()))
     };

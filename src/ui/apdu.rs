@@ -326,8 +326,11 @@ pub fn detail_lines(s: &Session, ui: &UiState, seq: u64) -> Vec<Line<'static>> {
     ));
     out.push(Line::raw(format!("command  {}", hex_string(&x.command))));
     let frame = crate::decode::iso7816::apdu::command_frame(0, &x.command);
-    out.push(Line::raw(format!("         {}", printable(&frame.summary))));
-    for f in &frame.fields {
+    out.push(Line::raw(format!(
+        "         {}",
+        printable(frame.summary())
+    )));
+    for f in frame.fields() {
         out.push(Line::from(vec![
             Span::styled(format!("  {}", printable(&f.name)), ui.theme.hint_key),
             Span::raw(format!(": {}", printable(&f.value))),
@@ -395,7 +398,7 @@ pub fn render_atr(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
                 lines.push(Line::styled(printable(&name), ui.theme.title));
             }
             let f = crate::decode::iso7816::atr::frame(0, atr);
-            lines.push(Line::raw(printable(&f.summary)));
+            lines.push(Line::raw(printable(f.summary())));
             fn walk(fields: &[crate::decode::Field], depth: usize, out: &mut Vec<Line<'static>>) {
                 for fl in fields {
                     out.push(Line::raw(format!(
@@ -407,7 +410,7 @@ pub fn render_atr(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
                     walk(&fl.children, depth + 1, out);
                 }
             }
-            walk(&f.fields, 0, &mut lines);
+            walk(f.fields(), 0, &mut lines);
         }
     }
     frame.render_widget(

@@ -56,7 +56,7 @@ pub fn lines(s: &Session, ui: &UiState, d: Detail) -> (String, Vec<Line<'static>
                 ),
                 ui.theme.title,
             ));
-            out.push(Line::raw(crate::sanitize::printable(&fr.summary)));
+            out.push(Line::raw(crate::sanitize::printable(fr.summary())));
             match &fr.status {
                 crate::decode::FrameStatus::BadChecksum { expected, found } => {
                     out.push(Line::styled(
@@ -71,7 +71,7 @@ pub fn lines(s: &Session, ui: &UiState, d: Detail) -> (String, Vec<Line<'static>
                 _ => {}
             }
             out.push(Line::raw(""));
-            field_lines(&fr.fields, 0, ui, &mut out);
+            field_lines(fr.fields(), 0, ui, &mut out);
             (" frame ".into(), out)
         }
         Detail::Event(seq) => {

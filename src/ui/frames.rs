@@ -122,7 +122,7 @@ pub fn render(f: &mut TermFrame, area: Rect, s: &Session, ui: &UiState) {
                     format!("{} ", status_mark(&sf.frame.status)),
                     if ok { theme.good } else { theme.error },
                 ),
-                Span::raw(crate::sanitize::printable(&sf.frame.summary)),
+                Span::raw(crate::sanitize::printable(sf.frame.summary())),
             ]);
             if selected {
                 l = l.style(theme.selected);

@@ -362,14 +362,14 @@ pub fn command_frame(base: StreamOffset, bytes: &[u8]) -> Frame {
                 summary.push_str(&format!(" Le={ne}"));
             }
             summary.push_str(&format!(" (case {})", cmd.case));
-            Frame {
-                protocol: Protocol::Apdu,
-                span: whole,
-                kind: "command",
+            Frame::new(
+                Protocol::Apdu,
+                whole,
+                "command",
+                FrameStatus::Ok,
                 summary,
-                status: FrameStatus::Ok,
                 fields,
-            }
+            )
         }
         Err(err) => {
             if bytes.len() > 4 {
@@ -379,14 +379,14 @@ pub fn command_frame(base: StreamOffset, bytes: &[u8]) -> Frame {
                     span(base, 4..bytes.len()),
                 ));
             }
-            Frame {
-                protocol: Protocol::Apdu,
-                span: whole,
-                kind: "command",
-                summary: format!("malformed command APDU: {err}"),
-                status: FrameStatus::Malformed(format!("{err}; {}", err.hint())),
+            Frame::new(
+                Protocol::Apdu,
+                whole,
+                "command",
+                FrameStatus::Malformed(format!("{err}; {}", err.hint())),
+                format!("malformed command APDU: {err}"),
                 fields,
-            }
+            )
         }
     }
 }
@@ -427,14 +427,14 @@ fn response_frame_inner(base: StreamOffset, bytes: &[u8], cla: Option<Cla>) -> F
             if !resp.data.is_empty() {
                 summary.push_str(&format!(" (+{} data bytes)", resp.data.len()));
             }
-            Frame {
-                protocol: Protocol::Apdu,
-                span: whole,
-                kind: "response",
+            Frame::new(
+                Protocol::Apdu,
+                whole,
+                "response",
+                FrameStatus::Ok,
                 summary,
-                status: FrameStatus::Ok,
                 fields,
-            }
+            )
         }
         Err(err) => {
             let mut fields = Vec::new();
@@ -445,14 +445,14 @@ fn response_frame_inner(base: StreamOffset, bytes: &[u8], cla: Option<Cla>) -> F
                     byte_span(base, 0),
                 ));
             }
-            Frame {
-                protocol: Protocol::Apdu,
-                span: whole,
-                kind: "response",
-                summary: format!("malformed response APDU: {err}"),
-                status: FrameStatus::Malformed(format!("{err}; {}", err.hint())),
+            Frame::new(
+                Protocol::Apdu,
+                whole,
+                "response",
+                FrameStatus::Malformed(format!("{err}; {}", err.hint())),
+                format!("malformed response APDU: {err}"),
                 fields,
-            }
+            )
         }
     }
 }
@@ -474,7 +474,7 @@ mod tests {
             }
         }
         assert!(frame.span.start >= lo && frame.span.end <= hi);
-        walk(&frame.fields, lo, hi);
+        walk(frame.fields(), lo, hi);
     }
 
     #[test]
@@ -591,16 +591,16 @@ mod tests {
         assert_eq!(f.kind, "command");
         assert!(f.status.is_ok());
         assert_eq!(f.span, 100..108);
-        let names: Vec<&str> = f.fields.iter().map(|x| x.name.as_str()).collect();
+        let names: Vec<&str> = f.fields().iter().map(|x| x.name.as_str()).collect();
         assert_eq!(
             names,
             ["CLA", "INS", "P1", "P2", "Lc", "data", "Le", "case"]
         );
-        assert!(f.fields[0].value.contains("header authenticated"));
-        assert_eq!(f.fields[1].value, "A4 SELECT");
-        assert_eq!(f.fields[5].span, 105..107);
-        assert!(f.summary.starts_with("SELECT CLA=0C"), "{}", f.summary);
-        assert!(f.summary.ends_with("(case 4S)"));
+        assert!(f.fields()[0].value.contains("header authenticated"));
+        assert_eq!(f.fields()[1].value, "A4 SELECT");
+        assert_eq!(f.fields()[5].span, 105..107);
+        assert!(f.summary().starts_with("SELECT CLA=0C"), "{}", f.summary());
+        assert!(f.summary().ends_with("(case 4S)"));
         check_spans(&f, 100, 108);
     }
 
@@ -608,10 +608,10 @@ mod tests {
     fn malformed_command_frame() {
         let f = command_frame(0, &[0x00, 0xA4, 0x04, 0x00, 0x05, 0x01]);
         assert!(matches!(f.status, FrameStatus::Malformed(ref m) if m.contains("Lc declares 5")));
-        assert_eq!(f.fields.last().unwrap().name, "rest");
+        assert_eq!(f.fields().last().unwrap().name, "rest");
         let f = command_frame(0, &[]);
         assert!(matches!(f.status, FrameStatus::Malformed(_)));
-        assert!(f.fields.is_empty());
+        assert!(f.fields().is_empty());
         assert_eq!(f.span, 0..0);
     }
 
@@ -619,14 +619,18 @@ mod tests {
     fn response_frames() {
         let f = response_frame(20, &[0xAA, 0x90, 0x00]);
         assert_eq!(f.kind, "response");
-        assert!(f.summary.starts_with("9000 Normal processing"));
-        assert_eq!(f.fields[1].span, 21..23);
+        assert!(f.summary().starts_with("9000 Normal processing"));
+        assert_eq!(f.fields()[1].span, 21..23);
         let f = response_frame_for(0, &[0x68, 0x82], 0x0C);
-        let ctx = f.fields.iter().find(|x| x.name == "context").unwrap();
+        let ctx = f.fields().iter().find(|x| x.name == "context").unwrap();
         assert!(ctx.value.contains("secure messaging bits set in CLA"));
         let f = response_frame(0, &[0x68]);
         assert!(matches!(f.status, FrameStatus::Malformed(_)));
-        assert!(f.fields[0].value.contains("Functions in CLA not supported"));
+        assert!(
+            f.fields()[0]
+                .value
+                .contains("Functions in CLA not supported")
+        );
     }
 
     proptest! {

@@ -887,14 +887,7 @@ impl Atr {
             speed.push_str(" [defaults: TA1 absent]");
         }
         fields.push(Field::new("Fi/Di", speed, whole.clone()));
-        Frame {
-            protocol: Protocol::Atr,
-            span: whole,
-            kind: "atr",
-            summary: self.summary(),
-            status,
-            fields,
-        }
+        Frame::new(Protocol::Atr, whole, "atr", status, self.summary(), fields)
     }
 
     fn describe_interface(&self, kind: char, group: &InterfaceGroup, value: u8) -> String {
@@ -1009,14 +1002,14 @@ pub fn frame(base: StreamOffset, bytes: &[u8]) -> Frame {
                     span(base, 0..bytes.len()),
                 ));
             }
-            Frame {
-                protocol: Protocol::Atr,
-                span: span(base, 0..bytes.len()),
-                kind: "atr",
-                summary: format!("{err}"),
+            Frame::new(
+                Protocol::Atr,
+                span(base, 0..bytes.len()),
+                "atr",
                 status,
+                format!("{err}"),
                 fields,
-            }
+            )
         }
     }
 }
@@ -1065,7 +1058,7 @@ mod tests {
         let frame = atr.to_frame(0);
         assert!(frame.status.is_ok());
         assert_eq!(frame.kind, "atr");
-        assert!(frame.summary.contains("T=0,T=1"), "{}", frame.summary);
+        assert!(frame.summary().contains("T=0,T=1"), "{}", frame.summary());
     }
 
     #[test]
@@ -1084,10 +1077,10 @@ mod tests {
         assert_eq!(atr.historical_bytes(), b"JCOPv241");
         let frame = atr.to_frame(1000);
         assert_eq!(frame.span, 1000..1018);
-        let ta3 = frame.fields.iter().find(|f| f.name == "TA3").unwrap();
+        let ta3 = frame.fields().iter().find(|f| f.name == "TA3").unwrap();
         assert!(ta3.value.contains("IFSC = 254"));
         assert_eq!(ta3.span, 1007..1008);
-        let ta1 = frame.fields.iter().find(|f| f.name == "TA1").unwrap();
+        let ta1 = frame.fields().iter().find(|f| f.name == "TA1").unwrap();
         assert!(
             ta1.value.contains("Fi=372 Di=4 (93 clock cycles per ETU"),
             "{}",
@@ -1217,7 +1210,7 @@ mod tests {
         assert_eq!(atr.historical_bytes(), &[0x14, 0x50]);
         let frame = atr.to_frame(0);
         assert!(
-            frame.fields[0]
+            frame.fields()[0]
                 .value
                 .contains("bit-reversing and inverting")
         );
@@ -1291,7 +1284,7 @@ mod tests {
         assert_eq!(atr.protocols(), vec![t(0), t(15)]);
         assert_eq!(atr.first_protocol(), t(0));
         let frame = atr.to_frame(0);
-        let ta3 = frame.fields.iter().find(|f| f.name == "TA3").unwrap();
+        let ta3 = frame.fields().iter().find(|f| f.name == "TA3").unwrap();
         assert!(
             ta3.value.contains("no preference") && ta3.value.contains("B (3 V)"),
             "{}",
@@ -1375,7 +1368,7 @@ mod tests {
             let f = frame(base, &bytes);
             let end = base + bytes.len() as u64;
             prop_assert!(f.span.start >= base && f.span.end <= end);
-            for field in &f.fields {
+            for field in f.fields() {
                 prop_assert!(field.span.start >= base && field.span.end <= end);
             }
             let _ = scan(&bytes);

@@ -25,8 +25,10 @@ use super::ins::{self, DataDirection};
 use super::sw::{self, StatusWord};
 use super::{from_inverse_convention, hex, hex_limited};
 use crate::decode::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use crate::decode::stream::{lanes_at, lanes_between, lanes_eq, lanes_masked_eq};
 use std::collections::VecDeque;
 use std::ops::Range;
+use wide::u8x16;
 
 /// Most raw bytes held at once, and how far hunting reads past the start of a candidate: a
 /// T=0 exchange (5 + 1 + 256 + 2) or a T=1 block (3 + 254 + 2) and the start of the next.
@@ -311,15 +313,22 @@ impl LineFramer {
         }
     }
 
-    fn frame(&self, span: Range<StreamOffset>, kind: &'static str, summary: String) -> Frame {
-        Frame {
-            protocol: Protocol::Iso7816Line,
+    fn frame(
+        &self,
+        span: Range<StreamOffset>,
+        kind: &'static str,
+        status: FrameStatus,
+        summary: String,
+        fields: Vec<Field>,
+    ) -> Frame {
+        Frame::new(
+            Protocol::Iso7816Line,
             span,
             kind,
-            summary: format!("{summary}{}", self.suffix()),
-            status: FrameStatus::Ok,
-            fields: Vec::new(),
-        }
+            status,
+            format!("{summary}{}", self.suffix()),
+            fields,
+        )
     }
 
     fn step(&mut self, at: StreamOffset, raw: u8, out: &mut Vec<Frame>) {
@@ -752,10 +761,7 @@ impl LineFramer {
             }
             format!("PPS request T={protocol}")
         };
-        let mut frame = self.frame(self.pending_span(), "pps", summary);
-        frame.status = status;
-        frame.fields = fields;
-        frame
+        self.frame(self.pending_span(), "pps", status, summary, fields)
     }
 
     fn continue_header(&mut self, out: &mut Vec<Frame>) {
@@ -802,14 +808,13 @@ impl LineFramer {
             fields.push(Field::new(*name, value, at(i)..at(i + 1)));
         }
         let shown = header.bytes.get(..available).unwrap_or(&[]);
-        let mut frame = self.frame(
+        self.frame(
             header.at..at(available),
             "header",
+            status,
             format!("{} header {}", header.name(), hex(shown)),
-        );
-        frame.status = status;
-        frame.fields = fields;
-        frame
+            fields,
+        )
     }
 
     fn procedure_byte(
@@ -828,9 +833,13 @@ impl LineFramer {
         let ins_byte = header.ins();
         let span = at..at.saturating_add(1);
         let procedure = |this: &Self, summary: String, value: String| {
-            let mut frame = this.frame(span.clone(), "procedure", summary);
-            frame.fields = vec![Field::new("procedure byte", value, span.clone())];
-            frame
+            this.frame(
+                span.clone(),
+                "procedure",
+                FrameStatus::Ok,
+                summary,
+                vec![Field::new("procedure byte", value, span.clone())],
+            )
         };
         if logical == 0x60 {
             out.push(procedure(
@@ -899,17 +908,17 @@ impl LineFramer {
             })
             .unwrap_or("");
         let span = self.pending_span();
-        let mut frame = self.frame(
+        self.frame(
             span.clone(),
             "data",
+            FrameStatus::Ok,
             format!("{} data bytes{direction}", logical.len()),
-        );
-        frame.fields = vec![Field::new(
-            "data",
-            hex_limited(&logical, SHOWN_DATA_BYTES),
-            span,
-        )];
-        frame
+            vec![Field::new(
+                "data",
+                hex_limited(&logical, SHOWN_DATA_BYTES),
+                span,
+            )],
+        )
     }
 
     fn sw_frame(&self, status: FrameStatus) -> Frame {
@@ -963,10 +972,7 @@ impl LineFramer {
                 ));
             }
         }
-        let mut frame = self.frame(span, "sw", summary);
-        frame.status = status;
-        frame.fields = fields;
-        frame
+        self.frame(span, "sw", status, summary, fields)
     }
 
     fn edc_len(&self) -> usize {
@@ -1082,7 +1088,9 @@ impl LineFramer {
                             apdu::response_frame(off(3), inf)
                         };
                         if apdu.status.is_ok() {
-                            summary.push_str(&format!(": {}", apdu.summary));
+                            summary.push_str(&format!(": {}", apdu.summary()));
+                            let apdu_span = apdu.span.clone();
+                            let described = apdu.into_description();
                             inf_field.children = vec![
                                 Field::new(
                                     if reader {
@@ -1090,10 +1098,10 @@ impl LineFramer {
                                     } else {
                                         "APDU (response, by turn order)"
                                     },
-                                    apdu.summary,
-                                    apdu.span,
+                                    described.summary,
+                                    apdu_span,
                                 )
-                                .with_children(apdu.fields),
+                                .with_children(described.fields),
                             ];
                         }
                         self.t1_reader_turn = !reader;
@@ -1150,10 +1158,7 @@ impl LineFramer {
                 }
             }
         }
-        let mut frame = self.frame(self.pending_span(), kind, summary);
-        frame.status = status;
-        frame.fields = fields;
-        frame
+        self.frame(self.pending_span(), kind, status, summary, fields)
     }
 
     fn truncated_atr(&self) -> Option<Frame> {
@@ -1496,7 +1501,10 @@ fn word(window: &[u8], at: usize) -> Option<u64> {
 /// decoding, a bijection, so raw bytes do). The few positions that pass get a closer look
 /// (`t0_position`). This is where hunting spends its time on a line without card traffic.
 fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
-    let mut p = 0;
+    let mut p = match t0_dead_lanes(window, inverted) {
+        Ok(live) => return live,
+        Err(stop) => stop,
+    };
     'blocks: while let Some(block) = window.get(p..p + 16) {
         let (Some(starts), Some(ins), Some(acks)) =
             (word(block, 0), word(block, 1), word(block, 5))
@@ -1519,17 +1527,11 @@ fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
             // Most flagged positions are text (a letter repeated 4 bytes later) or a TS with
             // an impossible TA1 or TD1: rule those out here, without a branch per test
             // (`t0_position` says the same, slower).
-            if let Some(&[cla, ins, p1, p2, p3, ack]) = block.get(k..k + 6) {
-                let ts = is_ts(cla);
-                let no_atr = ts && atr_ruled_out([cla, ins, p1, p2, p3, ack]);
-                let no_exchange = (ins != ack)
-                    | !cla_plausible(decode_as(cla, inverted))
-                    | !ins::is_valid(decode_as(ins, inverted))
-                    | (is_printable(cla) & is_printable(ins))
-                    | (is_text(cla) & is_text(ins) & is_text(p1) & is_text(p2) & is_text(p3));
-                if (!ts | no_atr) & no_exchange {
-                    continue;
-                }
+            if block
+                .get(k..k + 6)
+                .is_some_and(|head| quickly_dead(head, inverted))
+            {
+                continue;
             }
             let q = p + k;
             match t0_position(window, q, inverted) {
@@ -1548,6 +1550,128 @@ fn t0_dead_prefix(window: &[u8], inverted: bool) -> usize {
             Position::Dead(next) => p = next,
             Position::Live => return p,
         }
+    }
+}
+
+/// The branch-free first look `t0_dead_prefix` gives a flagged position: dead when `head`
+/// (its first six bytes) is neither a TS that may start an ATR nor a plausible T=0 header
+/// with its ACK.
+fn quickly_dead(head: &[u8], inverted: bool) -> bool {
+    let &[cla, ins, p1, p2, p3, ack] = head else {
+        return false;
+    };
+    let ts = is_ts(cla);
+    let no_atr = ts && atr_ruled_out([cla, ins, p1, p2, p3, ack]);
+    let no_exchange = (ins != ack)
+        | !cla_plausible(decode_as(cla, inverted))
+        | !ins::is_valid(decode_as(ins, inverted))
+        | (is_printable(cla) & is_printable(ins))
+        | (is_text(cla) & is_text(ins) & is_text(p1) & is_text(p2) & is_text(p3));
+    (!ts | no_atr) & no_exchange
+}
+
+/// `t0_dead_prefix` sixteen positions per step in SIMD lanes (`wide`): the header tests of
+/// `quickly_dead` but the all-text one (rarely decisive, and the costliest in lanes), and
+/// for P3 = 00 (256 data bytes: the runs of 00 binary protocols are full of) the SW1 test of
+/// `t0_position` when the byte 262 later is held. A flagged TS gets the usual looks; a
+/// flagged header only the rest of them (`quickly_dead`, SW1). The lanes hold raw bytes: in
+/// the inverse convention each test is rewritten on the raw bits (`lanes_cla_implausible`,
+/// `lanes_ins_invalid`, `lanes_sw1`).
+/// `Ok(live)`: the first position that needs a real look; `Err(stop)`: where the lanes
+/// stopped (too few bytes left for sixteen headers), all positions before it dead.
+fn t0_dead_lanes(window: &[u8], inverted: bool) -> Result<usize, usize> {
+    // Header, ACK and, for P3 = 00, SW1 after 256 data bytes.
+    const SW1_AFTER_256: usize = 6 + 256;
+    let mut p = 0;
+    'groups: while let Some(group) = window.get(p..p + 16 + 5) {
+        let lanes = |offset: usize| lanes_at(group, offset);
+        let (cla, ins, p3) = (lanes(0), lanes(1), lanes(4));
+        let ts = lanes_eq(cla, 0x3B) | lanes_eq(cla, 0x3F) | lanes_eq(cla, 0x03);
+        let acked = ins.simd_eq(lanes(5));
+        // Most groups hold neither a TS nor an INS repeated 4 bytes later: nothing to refine.
+        if (ts | acked).to_bitmask() == 0 {
+            p += 16;
+            continue;
+        }
+        let printable = |x: u8x16| lanes_masked_eq(x, 0x80, 0) & !lanes_masked_eq(x, 0xE0, 0);
+        let mut exchange = acked
+            & !lanes_cla_implausible(cla, inverted)
+            & !lanes_ins_invalid(ins, inverted)
+            & !(printable(cla) & printable(ins));
+        if let Some(far) = window.get(p + SW1_AFTER_256..p + SW1_AFTER_256 + 16) {
+            let sw1 = lanes_at(far, 0);
+            let no_data = lanes_eq(p3, if inverted { 0xFF } else { 0x00 });
+            exchange &= !no_data | lanes_sw1(sw1, inverted);
+        }
+        // The lanes made every test of `quickly_dead` for a header but the all-text one, which
+        // can hold only if CLA or INS is a tab or a line end (two printable bytes are out).
+        let control_text = |x: u8x16| lanes_eq(x, b'\t') | lanes_eq(x, b'\n') | lanes_eq(x, b'\r');
+        let settled = (exchange & !(control_text(cla) | control_text(ins))).to_bitmask();
+        let ts = ts.to_bitmask();
+        let mut live = ts | exchange.to_bitmask();
+        while live != 0 {
+            let k = live.trailing_zeros();
+            let q = p + k as usize;
+            live &= live - 1;
+            if (ts | !settled) & (1 << k) != 0
+                && window
+                    .get(q..q + 6)
+                    .is_some_and(|head| quickly_dead(head, inverted))
+            {
+                continue;
+            }
+            // Not a TS: what `t0_position` would add to `quickly_dead` is the SW1 test.
+            let position = if ts & (1 << k) == 0 {
+                t0_sw1_position(window, q, inverted)
+            } else {
+                t0_position(window, q, inverted)
+            };
+            match position {
+                Position::Dead(next) if next > q + 1 => {
+                    p = next;
+                    continue 'groups;
+                }
+                Position::Dead(_) => {}
+                Position::Live => return Ok(q),
+            }
+        }
+        p += 16;
+    }
+    Err(p)
+}
+
+// Lane forms of `cla_plausible`, `ins::is_valid` and `is_sw1` on raw bytes. In the inverse
+// convention a logical byte is the raw one inverted and bit-reversed, so logical bit 7-k is
+// raw bit k inverted: a test on the logical high nibble becomes one on the raw low nibble.
+
+/// Lanes whose CLA `cla_plausible` rejects (20-3F or FF logical).
+fn lanes_cla_implausible(cla: u8x16, inverted: bool) -> u8x16 {
+    if inverted {
+        // Logical 001x_xxxx: raw bits 0, 1, 2 = 1, 1, 0. Logical FF: raw 00.
+        lanes_masked_eq(cla, 0x07, 0x03) | lanes_eq(cla, 0x00)
+    } else {
+        lanes_masked_eq(cla, 0xE0, 0x20) | lanes_eq(cla, 0xFF)
+    }
+}
+
+/// Lanes whose INS `ins::is_valid` rejects (6X or 9X logical).
+fn lanes_ins_invalid(ins: u8x16, inverted: bool) -> u8x16 {
+    if inverted {
+        // Logical 0110: raw low nibble 1001; logical 1001: raw 0110.
+        lanes_masked_eq(ins, 0x0F, 0x09) | lanes_masked_eq(ins, 0x0F, 0x06)
+    } else {
+        lanes_masked_eq(ins, 0xF0, 0x60) | lanes_masked_eq(ins, 0xF0, 0x90)
+    }
+}
+
+/// Lanes that `is_sw1` accepts (61-6F or 90-9F logical).
+fn lanes_sw1(sw1: u8x16, inverted: bool) -> u8x16 {
+    if inverted {
+        // Logical 6X with X not 0: raw low nibble 1001, raw high nibble not 1111.
+        (lanes_masked_eq(sw1, 0x0F, 0x09) & !lanes_masked_eq(sw1, 0xF0, 0xF0))
+            | lanes_masked_eq(sw1, 0x0F, 0x06)
+    } else {
+        lanes_between(sw1, 0x60, 0x70) | lanes_between(sw1, 0x8F, 0xA0)
     }
 }
 
@@ -1617,7 +1741,7 @@ fn atr_ruled_out(head: [u8; 6]) -> bool {
     let decode = |raw: u8| decode_as_branchless(raw, ts == 0x03);
     let (t0, ta1) = (decode(t0), decode(ta1));
     let td1 = decode(
-        head.get(2 + (t0 & 0x70).count_ones() as usize)
+        head.get(2 + usize::from(INTERFACE_BYTES_BEFORE_TD[usize::from((t0 >> 4) & 0x07)]))
             .copied()
             .unwrap_or(0),
     );
@@ -1631,6 +1755,10 @@ fn decode_as_branchless(raw: u8, inverted: bool) -> u8 {
     let decoded = INVERSE.get(usize::from(raw)).copied().unwrap_or(raw);
     if inverted { decoded } else { raw }
 }
+
+/// How many of TA, TB, TC a Y nibble announces, by its low three bits (TD comes after them):
+/// a lookup, since baseline x86-64 has no population count instruction.
+const INTERFACE_BYTES_BEFORE_TD: [u8; 8] = [0, 1, 1, 2, 1, 2, 2, 3];
 
 /// TA1 values whose Fi or Di is RFU.
 const BAD_TA1: [bool; 256] = {
@@ -1934,7 +2062,7 @@ mod tests {
 
     fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
         frame
-            .fields
+            .fields()
             .iter()
             .find(|f| f.name == name)
             .unwrap_or_else(|| panic!("no field {name} in {frame:?}"))
@@ -1970,11 +2098,11 @@ mod tests {
         assert!(frames.iter().all(|f| f.status.is_ok()));
         assert!(frames.iter().all(|f| f.protocol == Protocol::Iso7816Line));
         assert_eq!(frames[1].span, 4..9);
-        assert!(frames[1].summary.starts_with("SELECT header 00 A4"));
+        assert!(frames[1].summary().starts_with("SELECT header 00 A4"));
         assert_eq!(frames[3].span, 10..12);
         assert!(
             frames[4]
-                .summary
+                .summary()
                 .starts_with("6110 16 more bytes available: send GET RESPONSE with Le=10")
         );
         assert_eq!(
@@ -1982,8 +2110,8 @@ mod tests {
             "send GET RESPONSE 00 C0 00 00 10 (same CLA and channel)"
         );
         assert_eq!(frames[7].span.end - frames[7].span.start, 16);
-        assert!(frames[7].summary.contains("likely card → reader"));
-        assert!(frames[8].summary.starts_with("9000"));
+        assert!(frames[7].summary().contains("likely card → reader"));
+        assert!(frames[8].summary().starts_with("9000"));
     }
 
     #[test]
@@ -1994,10 +2122,10 @@ mod tests {
         let sw = &frames[2];
         assert_eq!(sw.span, 9..11);
         assert!(
-            sw.summary
+            sw.summary()
                 .starts_with("6882 Secure messaging not supported (after SELECT, CLA 0C)"),
             "{}",
-            sw.summary
+            sw.summary()
         );
         assert!(
             field(sw, "SW")
@@ -2030,17 +2158,17 @@ mod tests {
                 "sw"
             ]
         );
-        assert!(frames[2].summary.starts_with("NULL 60"));
-        assert!(frames[4].summary.contains("INS xor FF"));
+        assert!(frames[2].summary().starts_with("NULL 60"));
+        assert!(frames[4].summary().contains("INS xor FF"));
         assert_eq!(frames[5].span, 12..13);
-        assert!(frames[8].summary.starts_with("9000"));
+        assert!(frames[8].summary().starts_with("9000"));
     }
 
     #[test]
     fn six_c_suggests_resend() {
         let frames = run(&h("3B 02 14 50  00 B0 00 00 00  6C 10"));
         let sw = frames.last().unwrap();
-        assert!(sw.summary.contains("Wrong Le field: 16 bytes"));
+        assert!(sw.summary().contains("Wrong Le field: 16 bytes"));
         assert_eq!(
             field(sw, "next step").value,
             "re-send 00 B0 00 00 with P3=10"
@@ -2065,19 +2193,23 @@ mod tests {
             ]
         );
         assert!(frames.iter().all(|f| f.status.is_ok()), "{frames:#?}");
-        assert_eq!(frames[1].summary, "PPS request T=1");
-        assert!(frames[2].summary.contains("accepted"));
+        assert_eq!(frames[1].summary(), "PPS request T=1");
+        assert!(frames[2].summary().contains("accepted"));
         assert!(field(&frames[1], "PPS1").value.contains("Fi=372 Di=4"));
         assert!(
-            frames[3].summary.contains("READ BINARY"),
+            frames[3].summary().contains("READ BINARY"),
             "{}",
-            frames[3].summary
+            frames[3].summary()
         );
-        assert!(frames[4].summary.contains("9000"), "{}", frames[4].summary);
-        assert!(frames[5].summary.contains("EDC/parity error"));
+        assert!(
+            frames[4].summary().contains("9000"),
+            "{}",
+            frames[4].summary()
+        );
+        assert!(frames[5].summary().contains("EDC/parity error"));
         assert!(
             frames[6]
-                .summary
+                .summary()
                 .contains("WTX request (WTX multiplier = 2)")
         );
     }
@@ -2131,9 +2263,13 @@ mod tests {
                 .value
                 .contains("bit-reversing and inverting")
         );
-        assert!(frames[1].summary.contains("SELECT header 00 A4 00 00 02"));
-        assert!(frames[4].summary.starts_with("9000"));
-        assert!(frames[4].summary.ends_with("[inverse convention, decoded]"));
+        assert!(frames[1].summary().contains("SELECT header 00 A4 00 00 02"));
+        assert!(frames[4].summary().starts_with("9000"));
+        assert!(
+            frames[4]
+                .summary()
+                .ends_with("[inverse convention, decoded]")
+        );
     }
 
     #[test]
@@ -2205,7 +2341,7 @@ mod tests {
         assert_eq!(last.kind, "sw");
         assert_eq!(last.status, FrameStatus::Truncated);
         assert!(
-            last.summary
+            last.summary()
                 .contains("Functions in CLA not supported (SW2 missing)")
         );
         let f = run(&h("3B 02 14 50  00 A4 00 00 02  A4  3F"));
@@ -2288,7 +2424,7 @@ mod tests {
         }
         for f in frames {
             assert!(f.span.start <= f.span.end && f.span.end <= end, "{f:?}");
-            walk(&f.fields, end);
+            walk(f.fields(), end);
         }
     }
 
@@ -2505,6 +2641,27 @@ mod tests {
             // Byte by byte goes through the pending window and replays only.
             let every: Vec<usize> = (0..bytes.len()).collect();
             prop_assert_eq!(run_split(&bytes, &every), whole);
+        }
+    }
+
+    /// The lane forms of the header tests agree with the byte tests, in both conventions,
+    /// for every byte value.
+    #[test]
+    fn lane_header_tests_match_byte_tests() {
+        for inverted in [false, true] {
+            for first in (0u8..=255).step_by(16) {
+                let raw: [u8; 16] = std::array::from_fn(|k| first + k as u8);
+                let lanes = u8x16::new(raw);
+                let cla = lanes_cla_implausible(lanes, inverted).to_bitmask();
+                let ins = lanes_ins_invalid(lanes, inverted).to_bitmask();
+                let sw1 = lanes_sw1(lanes, inverted).to_bitmask();
+                for (k, &b) in raw.iter().enumerate() {
+                    let logical = decode_as(b, inverted);
+                    assert_eq!((cla >> k) & 1 == 1, !cla_plausible(logical), "CLA {b:02X}");
+                    assert_eq!((ins >> k) & 1 == 1, !ins::is_valid(logical), "INS {b:02X}");
+                    assert_eq!((sw1 >> k) & 1 == 1, is_sw1(logical), "SW1 {b:02X}");
+                }
+            }
         }
     }
 }
