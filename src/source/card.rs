@@ -72,6 +72,10 @@ impl Default for CardOptions {
 /// How long one SCardGetStatusChange waits before the thread looks at its commands again
 /// (commands also cancel the wait at once).
 const STATUS_WAIT: Duration = Duration::from_millis(500);
+/// After a command, the thread keeps waiting on the command channel this long...
+const BUSY_FOR: Duration = Duration::from_secs(1);
+/// ...in slices this long, looking at the readers between them.
+const BUSY_WAIT: Duration = Duration::from_millis(100);
 /// Between attempts to reach pcscd or connect to a held card.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// GET RESPONSE rounds after one command, at most (a card answering 61XX forever is a bug).
@@ -121,6 +125,7 @@ pub fn spawn(opts: CardOptions, clock: Clock) -> SourceHandle {
             held: None,
             context_error: None,
             said_ambiguous: false,
+            last_command: None,
         };
         w.run();
         w.drain();
@@ -156,6 +161,8 @@ struct Worker {
     context_error: Option<u32>,
     /// An ambiguous --reader was said.
     said_ambiguous: bool,
+    /// When the last command arrived (a busy card is served from the command channel).
+    last_command: Option<Instant>,
 }
 
 /// A pcsc error as its SCARD code.
@@ -267,7 +274,10 @@ impl Worker {
     /// Waits up to `d` for a command; handles it. False: shut down.
     fn wait_commands(&mut self, d: Duration) -> bool {
         match self.commands.recv_timeout(d) {
-            Ok(c) => self.obey(c),
+            Ok(c) => {
+                self.last_command = Some(Instant::now());
+                self.obey(c)
+            }
             Err(std_mpsc::RecvTimeoutError::Timeout) => true,
             Err(std_mpsc::RecvTimeoutError::Disconnected) => false,
         }
@@ -286,6 +296,7 @@ impl Worker {
             loop {
                 match self.commands.try_recv() {
                     Ok(c) => {
+                        self.last_command = Some(Instant::now());
                         if !self.obey(c) {
                             self.shutdown();
                             return;
@@ -296,6 +307,17 @@ impl Worker {
                         self.shutdown();
                         return;
                     }
+                }
+            }
+            // While commands keep coming (a script run), wait on the command channel rather
+            // than in SCardGetStatusChange: the next APDU goes out at once instead of after the
+            // wake-up through SCardCancel. Reader changes are still looked at between waits.
+            if self.last_command.is_some_and(|t| t.elapsed() < BUSY_FOR) {
+                if !self.wait_commands(BUSY_WAIT) {
+                    break;
+                }
+                if self.last_command.is_some_and(|t| t.elapsed() < BUSY_FOR) {
+                    continue;
                 }
             }
             if !self.watch() {
