@@ -69,9 +69,11 @@ impl Default for CardOptions {
     }
 }
 
-/// How long one SCardGetStatusChange waits before the thread looks at its commands again
-/// (commands also cancel the wait at once).
-const STATUS_WAIT: Duration = Duration::from_millis(500);
+/// How long one SCardGetStatusChange waits before the thread looks at its commands again.
+/// Commands also call SCardCancel, but on pcsc-lite 1.9.9 with vpcd that wake-up was not
+/// prompt (measured: ~130 ms per APDU), so this bounds an idle card's first answer; a busy card
+/// is served from the command channel (`BUSY_FOR`).
+const STATUS_WAIT: Duration = Duration::from_millis(250);
 /// After a command, the thread keeps waiting on the command channel this long...
 const BUSY_FOR: Duration = Duration::from_secs(1);
 /// ...in slices this long, looking at the readers between them.
