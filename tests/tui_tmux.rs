@@ -165,3 +165,26 @@ fn replay_steps_and_searches_a_capture_in_a_real_terminal() {
     t.keys(&["q"]);
     t.wait_for("EXIT=0");
 }
+
+#[test]
+fn the_card_demo_runs_to_the_foreign_reset_and_replays_clean() {
+    let cmd = format!(
+        "{} --config /dev/null --no-capture demo card; echo EXIT=$?; sleep 30",
+        support::hsmon_bin()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("hsmon simulated reader");
+    // Run to the first failure: the reset by "another application".
+    t.keys(&["c"]);
+    let s = t.wait_for("card reset by another application");
+    assert!(
+        s.contains("lost: the selected application F0 68 73 6D 6F 6E 01"),
+        "{s}"
+    );
+    assert!(s.contains("6882"), "{s}");
+    // Replay from the start: every step passes now.
+    t.keys(&["z"]);
+    t.wait_for("done, 0 failed");
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0");
+}
