@@ -67,12 +67,15 @@ async fn event_loop(
     let mut next_frame = Instant::now();
     let mut source_open = true;
     let mut scan: Option<BaudScan> = None;
+    // Bytes read back from the capture, shown instead of the live session (Home, a search).
+    let mut history: Option<Session> = None;
     let mut scan_tick = tokio::time::interval(crate::headless::SCAN_TICK);
 
     loop {
         if dirty && Instant::now() >= next_frame {
             ui.now = clock.now();
-            terminal.draw(|f| crate::ui::render(f, &session, &ui))?;
+            let shown = history.as_ref().unwrap_or(&session);
+            terminal.draw(|f| crate::ui::render(f, shown, &ui))?;
             dirty = false;
             next_frame = Instant::now() + FRAME_INTERVAL;
         }
@@ -102,8 +105,11 @@ async fn event_loop(
             },
             term = input.next() => match term {
                 Some(Ok(TermEvent::Key(key))) => {
-                    let commands = ui.on_key(&session, key);
+                    let commands = ui.on_key(history.as_ref().unwrap_or(&session), key);
                     send_all(&handle, &mut ui, commands);
+                    if let Some(req) = ui.history_request.take() {
+                        history = serve_history(&mut session, &mut ui, req, history);
+                    }
                     dirty = true;
                 }
                 Some(Ok(TermEvent::Resize(w, h))) => {
@@ -169,6 +175,96 @@ async fn event_loop(
     let _ = handle.commands.try_send(Command::Shutdown);
     session.finish_capture();
     Ok(())
+}
+
+/// Carries out a request for the capture behind the live session: the history view to show
+/// next (None: the live session).
+fn serve_history(
+    session: &mut Session,
+    ui: &mut UiState,
+    req: crate::ui::state::HistoryRequest,
+    current: Option<Session>,
+) -> Option<Session> {
+    use crate::capture::history::{self, Start};
+    use crate::ui::state::HistoryRequest;
+    if req == HistoryRequest::Leave {
+        ui.in_history = false;
+        return None;
+    }
+    session.flush_capture();
+    let Some(path) = session
+        .recorder()
+        .map(|r| std::path::PathBuf::from(r.name()))
+    else {
+        ui.message = Some("this session is not recorded: no older bytes to read".to_string());
+        return current;
+    };
+    let window = session.window_cap();
+    let fail = |ui: &mut UiState, e: &dyn std::fmt::Display| {
+        ui.message = Some(format!("cannot read the capture {}: {e}", path.display()));
+    };
+    match req {
+        HistoryRequest::Beginning => match history::load(&path, &Start::Beginning, window) {
+            Ok(h) => {
+                ui.in_history = true;
+                if let Some(first) = h.runs().front() {
+                    ui.scroll = crate::ui::state::Scroll::Anchor {
+                        seq: first.seq,
+                        row: 0,
+                    };
+                }
+                ui.message = Some(
+                    "the start of the session, read back from the capture · End returns to live"
+                        .to_string(),
+                );
+                Some(h)
+            }
+            Err(e) => {
+                fail(ui, &e);
+                current
+            }
+        },
+        HistoryRequest::Find(pattern, last) => match history::find(&path, &pattern, last) {
+            Ok(Some((dir, range))) => {
+                // Still in memory after all (it arrived while searching)?
+                if session.runs().iter().any(|r| {
+                    r.direction == dir
+                        && r.start <= range.start
+                        && range.start < r.start + r.bytes.len() as u64
+                }) {
+                    ui.in_history = false;
+                    ui.found(session, &pattern, dir, range);
+                    return None;
+                }
+                match history::load(&path, &Start::Around(dir, range.start), window) {
+                    Ok(h) => {
+                        ui.in_history = true;
+                        ui.found(&h, &pattern, dir, range);
+                        if let Some(m) = ui.message.as_mut() {
+                            m.push_str(" (read back from the capture · End returns to live)");
+                        }
+                        Some(h)
+                    }
+                    Err(e) => {
+                        fail(ui, &e);
+                        current
+                    }
+                }
+            }
+            Ok(None) => {
+                ui.message = Some(format!(
+                    "{} is not in the session's capture",
+                    crate::sanitize::hex_string(&pattern)
+                ));
+                current
+            }
+            Err(e) => {
+                fail(ui, &e);
+                current
+            }
+        },
+        HistoryRequest::Leave => None,
+    }
 }
 
 /// One source Event into the session, a running baud scan and a loaded APDU script.

@@ -266,6 +266,27 @@ impl Session {
         }
     }
 
+    /// Starts an empty session's streams at these offsets: a history view loaded from the
+    /// middle of a capture keeps the live session's offsets. No effect once bytes arrived.
+    pub fn start_streams_at(&mut self, rx: StreamOffset, tx: StreamOffset) {
+        if self.runs.is_empty() && self.counters.rx_bytes + self.counters.tx_bytes == 0 {
+            self.rx_offset = rx;
+            self.tx_offset = tx;
+        }
+    }
+
+    /// The most bytes the session keeps in memory.
+    pub fn window_cap(&self) -> usize {
+        self.window_cap
+    }
+
+    /// Hands everything recorded so far to the file (before reading the capture back).
+    pub fn flush_capture(&mut self) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.flush();
+        }
+    }
+
     /// Records every event from now on into `writer` (a stopped writer just reports why).
     pub fn set_recorder(&mut self, writer: crate::capture::writer::CaptureWriter) {
         self.recorder = Some(writer);

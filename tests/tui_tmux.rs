@@ -188,3 +188,44 @@ fn the_card_demo_runs_to_the_foreign_reset_and_replays_clean() {
     t.keys(&["q"]);
     t.wait_for("EXIT=0");
 }
+
+#[test]
+fn bytes_older_than_memory_are_read_back_from_the_capture() {
+    use std::io::Write;
+    let link = support::PtyLink::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    // A 1 MiB window, so 3 MiB push the first bytes out of memory.
+    std::fs::write(&cfg, "[ui]\nscrollback_mib = 1\n").unwrap();
+    let cap = dir.path().join("s.hscap");
+    let cmd = format!(
+        "{} --config {} --capture {} serial {}; echo EXIT=$?; sleep 30",
+        support::hsmon_bin(),
+        cfg.display(),
+        cap.display(),
+        link.a().display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("connected");
+    let mut dev = link.device();
+    dev.write_all(b"FIRST-MARKER....").unwrap();
+    let filler = vec![b'.'; 64 * 1024];
+    for _ in 0..48 {
+        dev.write_all(&filler).unwrap();
+    }
+    dev.write_all(b"LAST-MARKER.....").unwrap();
+    t.wait_for("LAST-MARKER");
+    t.wait_for("scrolled out of memory");
+    // Home: the oldest bytes, read back from the capture.
+    t.keys(&["Home"]);
+    let s = t.wait_for("read back from the capture");
+    assert!(s.contains("FIRST-MARKER"), "{s}");
+    t.keys(&["End"]);
+    t.wait_for("LAST-MARKER");
+    // A search that memory cannot answer goes through the capture.
+    t.keys(&["/", "FIRST-MARK", "Enter"]);
+    let s = t.wait_for("found at rx offset 0x0");
+    assert!(s.contains("FIRST-MARKER"), "{s}");
+    t.keys(&["q"]);
+    t.wait_for("EXIT=0");
+}

@@ -11,6 +11,7 @@
 pub mod codec;
 pub mod export;
 pub mod format;
+pub mod history;
 pub mod meta;
 pub mod reader;
 pub mod writer;

@@ -64,6 +64,17 @@ pub enum InputMode {
     Search,
 }
 
+/// What the user asked of the capture behind a live session (the app loop reads the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryRequest {
+    /// Show the capture's first bytes (older than the memory window).
+    Beginning,
+    /// Search the whole capture for these bytes, after the last hit.
+    Find(Vec<u8>, Option<(crate::event::Direction, u64)>),
+    /// Back to the live session.
+    Leave,
+}
+
 /// The last search: the bytes, and where they were last found (direction, stream offset).
 pub type Search = (Vec<u8>, Option<(crate::event::Direction, u64)>);
 
@@ -125,6 +136,10 @@ pub struct UiState {
     pub search: Option<Search>,
     /// The replay source is searching the capture for `search`.
     pub search_pending: bool,
+    /// A request for the capture behind the live session (the app loop takes it).
+    pub history_request: Option<HistoryRequest>,
+    /// The screen shows bytes read back from the capture, not the live session.
+    pub in_history: bool,
     pub quit: bool,
 }
 
@@ -160,6 +175,8 @@ impl UiState {
             replay_goal: None,
             search: None,
             search_pending: false,
+            history_request: None,
+            in_history: false,
             quit: false,
         }
     }
@@ -311,6 +328,14 @@ impl UiState {
                 vec![]
             }
             Action::Top => {
+                // Older bytes than memory holds are in the capture: read them back.
+                if !self.in_history
+                    && s.counters.evicted_bytes > 0
+                    && s.recorder().is_some_and(|r| r.failed().is_none())
+                {
+                    self.history_request = Some(HistoryRequest::Beginning);
+                    return vec![];
+                }
                 if let Some(first) = s.runs().front() {
                     self.scroll = Scroll::Anchor {
                         seq: first.seq,
@@ -320,6 +345,9 @@ impl UiState {
                 vec![]
             }
             Action::Follow => {
+                if self.in_history {
+                    self.history_request = Some(HistoryRequest::Leave);
+                }
                 self.scroll = Scroll::Follow;
                 vec![]
             }
@@ -520,7 +548,7 @@ impl UiState {
         out
     }
 
-    fn found(
+    pub fn found(
         &mut self,
         s: &Session,
         pattern: &[u8],
@@ -756,10 +784,24 @@ impl UiState {
                         ));
                         vec![Command::Replay(ReplayControl::Find(pattern))]
                     }
+                    None if s.recorder().is_some_and(|r| r.failed().is_none()) => {
+                        // The capture holds the whole session: search it through the file.
+                        self.message = Some(format!(
+                            "searching the capture for {}…",
+                            crate::sanitize::hex_string(&pattern)
+                        ));
+                        self.history_request = Some(HistoryRequest::Find(pattern, last));
+                        vec![]
+                    }
                     None => {
                         self.message = Some(format!(
-                            "{} not found in the bytes in memory",
-                            crate::sanitize::hex_string(&pattern)
+                            "{} not found in the bytes in memory{}",
+                            crate::sanitize::hex_string(&pattern),
+                            if self.in_history {
+                                " (this part of the capture); End returns to live"
+                            } else {
+                                ""
+                            }
                         ));
                         vec![]
                     }

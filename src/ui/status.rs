@@ -109,6 +109,14 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
         Span::styled(format!(" {conn_text} "), conn_style),
         Span::styled(talking, theme.hint_key),
         recording(s, ui),
+        if ui.in_history {
+            Span::styled(
+                " ◀ older bytes read back from the capture · End: live ",
+                theme.status_bad,
+            )
+        } else {
+            Span::raw("")
+        },
     ]);
 
     let c = &s.counters;

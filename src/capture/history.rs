@@ -1,0 +1,160 @@
+//! Bytes older than the live session's memory window, read back from the session's own
+//! capture through its index: a "history" session holding one window's worth from a chosen
+//! place (the start, or around a search hit), which the TUI shows in place of the live one
+//! until the user returns (End). The live session keeps running meanwhile.
+
+use std::ops::Range;
+use std::path::Path;
+
+use crate::capture::reader::{CaptureError, CaptureReader};
+use crate::event::{Direction, Event};
+use crate::session::Session;
+
+/// Where a history view starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// The first bytes of the capture.
+    Beginning,
+    /// A little before this byte of that direction's stream (so the hit has context).
+    Around(Direction, u64),
+}
+
+/// Bytes of context loaded before a search hit.
+const CONTEXT: u64 = 64 * 1024;
+
+/// A session rebuilt from the capture at `path`: events from `start` on, until `window` bytes
+/// are in memory (or the capture ends). Stream offsets are the live session's.
+pub fn load(path: &Path, start: &Start, window: usize) -> Result<Session, CaptureError> {
+    let mut reader = CaptureReader::open(path)?;
+    let first = match start {
+        Start::Beginning => reader.next_record()?,
+        Start::Around(dir, off) => {
+            let idx = reader.index()?;
+            reader.seek_stream(&idx, *dir, off.saturating_sub(CONTEXT))?
+        }
+    };
+    let mut s = Session::new("history (from the capture)", window);
+    let Some(first) = first else {
+        return Ok(s);
+    };
+    s.start_streams_at(first.rx, first.tx);
+    let mut bytes = 0usize;
+    let mut next = Some(first);
+    // Stop short of the window so nothing loaded is evicted again.
+    let budget = window.saturating_sub(window / 8);
+    while let Some(rec) = next {
+        if let Event::Rx(b) | Event::Tx(b) = &rec.event.event {
+            bytes += b.len();
+        }
+        s.ingest(&rec.event);
+        if bytes >= budget {
+            break;
+        }
+        next = reader.next_record()?;
+    }
+    s.flush_decoders();
+    Ok(s)
+}
+
+/// The first occurrence of `pattern` in the capture's bytes of either direction, after
+/// `after` (a previous hit: only later offsets of that direction count). Matches may span two
+/// records of a direction.
+pub fn find(
+    path: &Path,
+    pattern: &[u8],
+    after: Option<(Direction, u64)>,
+) -> Result<Option<(Direction, Range<u64>)>, CaptureError> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    let mut reader = CaptureReader::open(path)?;
+    let keep = pattern.len() - 1;
+    let mut tails: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    while let Some(rec) = reader.next_record()? {
+        let (dir, bytes, start) = match &rec.event.event {
+            Event::Rx(b) => (Direction::Rx, b, rec.rx),
+            Event::Tx(b) => (Direction::Tx, b, rec.tx),
+            _ => continue,
+        };
+        let i = usize::from(dir == Direction::Tx);
+        let mut hay = std::mem::take(&mut tails[i]);
+        let base = start - hay.len() as u64;
+        hay.extend_from_slice(bytes);
+        let mut from = 0;
+        while let Some(p) = hay
+            .get(from..)
+            .and_then(|h| h.windows(pattern.len()).position(|w| w == pattern))
+        {
+            let at = base + (from + p) as u64;
+            let later = match after {
+                Some((d, off)) if d == dir => at > off,
+                _ => true,
+            };
+            if later {
+                return Ok(Some((dir, at..at + pattern.len() as u64)));
+            }
+            from += p + 1;
+        }
+        tails[i] = hay[hay.len().saturating_sub(keep)..].to_vec();
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::capture::meta::CaptureMeta;
+    use crate::capture::writer::CaptureWriter;
+    use crate::event::TimedEvent;
+    use std::time::Duration;
+
+    fn capture(chunks: &[(Direction, &[u8])]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.hscap");
+        let meta = CaptureMeta::new("t", None, std::time::SystemTime::now());
+        let mut w = CaptureWriter::create(&path, &meta).unwrap();
+        for (i, (d, b)) in chunks.iter().enumerate() {
+            let event = match d {
+                Direction::Rx => Event::Rx(b.to_vec()),
+                Direction::Tx => Event::Tx(b.to_vec()),
+            };
+            w.append(&TimedEvent {
+                at: Duration::from_millis(i as u64),
+                event,
+            });
+        }
+        w.sync();
+        (dir, path)
+    }
+
+    #[test]
+    fn find_spans_records_and_skips_earlier_hits() {
+        let (_d, p) = capture(&[
+            (Direction::Rx, b"hello wor"),
+            (Direction::Tx, b"AT\r"),
+            (Direction::Rx, b"ld; hello world"),
+        ]);
+        let hit = find(&p, b"world", None).unwrap();
+        assert_eq!(hit, Some((Direction::Rx, 6..11)));
+        let next = find(&p, b"world", Some((Direction::Rx, 6))).unwrap();
+        assert_eq!(next, Some((Direction::Rx, 19..24)));
+        assert_eq!(find(&p, b"AT", None).unwrap(), Some((Direction::Tx, 0..2)));
+        assert_eq!(find(&p, b"nope", None).unwrap(), None);
+    }
+
+    #[test]
+    fn load_keeps_the_live_stream_offsets() {
+        let big = vec![b'x'; 100_000];
+        let (_d, p) = capture(&[
+            (Direction::Rx, &big),
+            (Direction::Rx, b"the needle"),
+            (Direction::Rx, &big),
+        ]);
+        let s = load(&p, &Start::Around(Direction::Rx, 100_004), 64 << 20).unwrap();
+        let (d, r) = s.find(b"needle", None).unwrap();
+        assert_eq!((d, r), (Direction::Rx, 100_004..100_010));
+        let b = load(&p, &Start::Beginning, 64 << 20).unwrap();
+        assert_eq!(b.runs().front().unwrap().start, 0);
+    }
+}
