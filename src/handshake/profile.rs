@@ -726,19 +726,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// 1-based line and column (in characters) of a byte offset; clamped to the text.
     fn line_col(&self, offset: usize) -> (usize, usize) {
-        let (mut line, mut column) = (1, 1);
-        for (i, ch) in self.text.char_indices() {
-            if i >= offset {
-                break;
-            }
-            if ch == '\n' {
-                line += 1;
-                column = 1;
-            } else {
-                column += 1;
-            }
-        }
-        (line, column)
+        crate::config::line_col(self.text, offset)
     }
 
     fn syntax(&self, e: &toml::de::Error) -> ProfileError {
