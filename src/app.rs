@@ -22,6 +22,66 @@ pub const FRAME_INTERVAL: Duration = Duration::from_micros(1_000_000 / 60);
 /// Most events taken from the channel before the screen gets a chance to redraw.
 const DRAIN_BATCH: usize = 4096;
 
+/// Most time spent taking events before the loop looks at keys, signals and the screen
+/// again. Without it a source far ahead of the decoders (a pty fed at 200 MB/s) kept the
+/// loop in one batch for tens of seconds: no redraw, and SIGTERM went unanswered. Past this,
+/// the source holds back (and past its bound drops and counts) instead.
+const DRAIN_BUDGET: Duration = FRAME_INTERVAL;
+
+/// At exit, how long the source's last events (what it had read but the screen had not yet
+/// taken) are waited for, to go into the capture: each wait, and all of them together.
+const EXIT_DRAIN_IDLE: Duration = Duration::from_millis(100);
+const EXIT_DRAIN_MAX: Duration = Duration::from_secs(3);
+
+/// Names a file that receives, at exit, when each frame was drawn (`examples/perf_suite.rs`
+/// reads it for frames per second and time to first frame). Unset: nothing is recorded.
+pub const DRAW_STATS_ENV: &str = "HSMON_DRAW_STATS";
+
+/// Draw times for the performance harness: the wall-clock time of the first draw (so it can
+/// be compared with the launch time another process noted) and the offsets of the others.
+struct DrawStats {
+    path: std::path::PathBuf,
+    first: Option<(std::time::SystemTime, Instant)>,
+    /// Nanoseconds after the first draw; capped so a forgotten variable cannot grow memory.
+    offsets_ns: Vec<u64>,
+}
+
+impl DrawStats {
+    const CAP: usize = 1 << 20;
+
+    fn from_env() -> Option<DrawStats> {
+        let path = std::env::var_os(DRAW_STATS_ENV)?;
+        Some(DrawStats {
+            path: path.into(),
+            first: None,
+            offsets_ns: Vec::new(),
+        })
+    }
+
+    fn drew(&mut self) {
+        let now = Instant::now();
+        let (_, first) = *self
+            .first
+            .get_or_insert_with(|| (std::time::SystemTime::now(), now));
+        if self.offsets_ns.len() < Self::CAP {
+            self.offsets_ns
+                .push(now.duration_since(first).as_nanos() as u64);
+        }
+    }
+
+    /// One JSON object: `first_draw_unix_ns` and `draws_ns` (offsets from the first draw).
+    fn write(&self) {
+        let first = self.first.map(|(wall, _)| {
+            wall.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+        let v = serde_json::json!({ "first_draw_unix_ns": first, "draws_ns": self.offsets_ns });
+        if let Err(e) = std::fs::write(&self.path, v.to_string()) {
+            tracing::warn!(path = %self.path.display(), %e, "cannot write draw stats");
+        }
+    }
+}
+
 /// Restores the terminal however the loop ends (error, early return); the panic hook
 /// installed by `ratatui::try_init` covers panics.
 struct TerminalGuard;
@@ -70,12 +130,16 @@ async fn event_loop(
     // Bytes read back from the capture, shown instead of the live session (Home, a search).
     let mut history: Option<Session> = None;
     let mut scan_tick = tokio::time::interval(crate::headless::SCAN_TICK);
+    let mut draw_stats = DrawStats::from_env();
 
     loop {
         if dirty && Instant::now() >= next_frame {
             ui.now = clock.now();
             let shown = history.as_ref().unwrap_or(&session);
             terminal.draw(|f| crate::ui::render(f, shown, &ui))?;
+            if let Some(d) = draw_stats.as_mut() {
+                d.drew();
+            }
             dirty = false;
             next_frame = Instant::now() + FRAME_INTERVAL;
         }
@@ -86,8 +150,12 @@ async fn event_loop(
             ev = handle.events.recv(), if source_open => match ev {
                 Some(ev) => {
                     let mut commands = Vec::new();
+                    let budget = Instant::now() + DRAIN_BUDGET;
                     take_event(&mut session, &mut scan, &mut ui, &ev, &mut commands);
                     for _ in 0..DRAIN_BATCH {
+                        if Instant::now() >= budget {
+                            break;
+                        }
                         match handle.events.try_recv() {
                             Ok(ev) => take_event(&mut session, &mut scan, &mut ui, &ev, &mut commands),
                             Err(_) => break,
@@ -173,7 +241,26 @@ async fn event_loop(
         }
     }
     let _ = handle.commands.try_send(Command::Shutdown);
+    // What the source read before the end (queued, or still in its sink) goes into the
+    // capture, so a quit or a signal under load loses no recorded byte and no drop count.
+    let until = Instant::now() + EXIT_DRAIN_MAX;
+    if source_open {
+        while let Ok(Some(ev)) = tokio::time::timeout(
+            EXIT_DRAIN_IDLE.min(until.saturating_duration_since(Instant::now())),
+            handle.events.recv(),
+        )
+        .await
+        {
+            session.record_only(&ev);
+            if Instant::now() >= until {
+                break;
+            }
+        }
+    }
     session.finish_capture();
+    if let Some(d) = draw_stats {
+        d.write();
+    }
     Ok(())
 }
 

@@ -334,8 +334,11 @@ pub async fn run(
                 let Some(ev) = ev else { break };
                 let mut cmds = Vec::new();
                 let mut batch = vec![ev];
-                // Drain what is already queued before flushing: one write per burst.
-                while let Ok(ev) = handle.events.try_recv() {
+                // Drain what is already queued before flushing: one write per burst. At most a
+                // channel's worth: a source far ahead would otherwise refill the channel as fast
+                // as it is emptied, and the batch would hold its whole backlog in memory.
+                while batch.len() < crate::source::EVENT_CHANNEL_CAPACITY {
+                    let Ok(ev) = handle.events.try_recv() else { break };
                     batch.push(ev);
                 }
                 for ev in &batch {

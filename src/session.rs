@@ -15,7 +15,8 @@ use crate::event::{
     Timestamp,
 };
 
-/// Default cap on bytes kept in memory for scrollback (both directions together).
+/// Default cap on the memory the scrollback window uses (both directions together): the
+/// bytes themselves plus their arrival marks, so small reads cannot multiply it.
 pub const DEFAULT_WINDOW_BYTES: usize = 64 * 1024 * 1024;
 
 /// Largest run of same-direction bytes kept in one piece. Divisible by every row width the
@@ -28,8 +29,61 @@ const NOTICES_CAP: usize = 1000;
 /// Most decoded frames kept in memory.
 pub const FRAMES_CAP: usize = 200_000;
 
+/// Most heap the kept frames may use, by [`frame_heap_bytes`]. A frame with its field tree
+/// takes from a few hundred bytes to several KiB, so the count cap alone let 200k frames
+/// grow the process past 500 MiB (measured by `examples/perf_suite.rs`). With the 64 MiB
+/// byte window this keeps a session under 100 MiB; at ~1.5 KiB a frame it holds ~11k frames.
+pub const FRAMES_BYTES_CAP: usize = 16 * 1024 * 1024;
+
+/// Largest piece of one event handed to the decoders at once. The frames found in a piece
+/// are taken into the bounded list before the next piece is decoded, so a multi-megabyte
+/// event (a source catching up after a stall) never holds all its frames in memory at once.
+const DECODE_SLICE: usize = 64 * 1024;
+
+/// Heap one run's byte and mark buffers use (by capacity): what the window cap bounds, so a
+/// session of one-byte reads (a slow line) stays as bounded as one of large reads.
+fn run_heap(r: &Run) -> usize {
+    r.bytes.capacity() + r.marks.capacity() * std::mem::size_of::<(u32, Timestamp)>()
+}
+
 /// Most diagnoses kept in memory (repeats are counted, not stored).
 pub const DIAGNOSES_CAP: usize = 20_000;
+
+/// Approximate heap bytes a kept frame uses: the record itself, its summary and its field
+/// tree (names, values, child lists), each allocation counted as the allocator rounds it
+/// (16-byte granules with an 8-byte header, 32 at least): a frame is mostly short strings,
+/// so counting only their lengths under-states it by about a third.
+pub fn frame_heap_bytes(f: &Frame) -> usize {
+    fn chunk(n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            ((n + 8 + 15) & !15).max(32)
+        }
+    }
+    fn fields(list: &[crate::decode::Field], cap: usize) -> usize {
+        chunk(cap * std::mem::size_of::<crate::decode::Field>())
+            + list
+                .iter()
+                .map(|x| {
+                    chunk(x.name.capacity())
+                        + chunk(x.value.capacity())
+                        + fields(&x.children, x.children.capacity())
+                })
+                .sum::<usize>()
+    }
+    let status = match &f.status {
+        crate::decode::FrameStatus::Malformed(why) => chunk(why.capacity()),
+        _ => 0,
+    };
+    // Frames describe themselves on first use (and the engine reads every summary), so the
+    // description is counted as held; its box is one more allocation.
+    std::mem::size_of::<SessionFrame>()
+        + chunk(std::mem::size_of::<crate::decode::frame::Description>())
+        + chunk(f.summary().len())
+        + status
+        + fields(f.fields(), f.fields().len())
+}
 
 /// A decoded frame and where it came from.
 #[derive(Debug, Clone)]
@@ -192,7 +246,11 @@ pub struct Session {
     rx_offset: StreamOffset,
     tx_offset: StreamOffset,
     notices: VecDeque<Notice>,
+    /// Heap the window uses: bytes and marks by capacity, plus the run records.
+    window_mem: usize,
     frames: VecDeque<SessionFrame>,
+    /// Heap of the kept frames, by [`frame_heap_bytes`].
+    frames_bytes: usize,
     next_frame_seq: u64,
     diagnoses: VecDeque<SessionDiagnosis>,
     engine: Option<Engine>,
@@ -233,6 +291,8 @@ impl Session {
     ) -> Session {
         Session {
             frames: VecDeque::new(),
+            frames_bytes: 0,
+            window_mem: 0,
             next_frame_seq: 0,
             diagnoses: VecDeque::new(),
             engine: knowledge.map(Engine::new),
@@ -328,6 +388,14 @@ impl Session {
             NoticeLevel::Error,
             format!("recording stopped: {detail}"),
         );
+    }
+
+    /// Appends an event to the capture without taking it into the model: at exit, what the
+    /// source had already read must still reach the file, though nothing will show it.
+    pub fn record_only(&mut self, ev: &TimedEvent) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.append(ev);
+        }
     }
 
     /// Takes one event into the model.
@@ -455,12 +523,18 @@ impl Session {
     }
 
     fn decode(&mut self, dir: Direction, offset: StreamOffset, at: Timestamp, bytes: &[u8]) {
-        let Some(engine) = self.engine.as_mut() else {
+        if self.engine.is_none() {
             return;
-        };
+        }
         let mut f = std::mem::take(&mut self.findings);
-        engine.feed(dir, offset, at, bytes, &mut f);
-        self.absorb(&mut f, at);
+        let mut offset = offset;
+        for piece in bytes.chunks(DECODE_SLICE) {
+            if let Some(engine) = self.engine.as_mut() {
+                engine.feed(dir, offset, at, piece, &mut f);
+            }
+            offset += piece.len() as u64;
+            self.absorb(&mut f, at);
+        }
         self.findings = f;
     }
 
@@ -521,9 +595,17 @@ impl Session {
             {
                 self.baud.on_frame_ok();
             }
-            if self.frames.len() >= FRAMES_CAP {
-                self.frames.pop_front();
+            let size = frame_heap_bytes(&frame);
+            while self.frames.len() >= FRAMES_CAP
+                || (!self.frames.is_empty() && self.frames_bytes + size > FRAMES_BYTES_CAP)
+            {
+                if let Some(old) = self.frames.pop_front() {
+                    self.frames_bytes = self
+                        .frames_bytes
+                        .saturating_sub(frame_heap_bytes(&old.frame));
+                }
             }
+            self.frames_bytes += size;
             self.frames.push_back(SessionFrame {
                 seq: self.next_frame_seq,
                 direction,
@@ -705,9 +787,10 @@ impl Session {
                         seq: self.next_seq,
                         direction: dir,
                         start: *offset,
-                        bytes: Vec::with_capacity(bytes.len().min(RUN_CAPACITY)),
+                        bytes: Vec::new(),
                         marks: Vec::new(),
                     });
+                    self.window_mem += std::mem::size_of::<Run>();
                     self.next_seq += 1;
                     RUN_CAPACITY
                 }
@@ -715,17 +798,29 @@ impl Session {
             let take = fits.min(bytes.len());
             let (head, rest) = bytes.split_at(take);
             if let Some(run) = self.runs.back_mut() {
+                let before = run_heap(run);
+                // Grow by doubling but never past the run's size: plain `extend` would round a
+                // full run's 40 KiB up to a 64 KiB allocation, 60 % more heap than bytes.
+                let need = run.bytes.len() + take;
+                if need > run.bytes.capacity() {
+                    let cap = (run.bytes.capacity() * 2).clamp(need, RUN_CAPACITY.max(need));
+                    run.bytes.reserve_exact(cap - run.bytes.len());
+                }
                 run.marks.push((run.bytes.len() as u32, at));
                 run.bytes.extend_from_slice(head);
+                self.window_mem = self.window_mem + run_heap(run) - before;
             }
             *offset += take as u64;
             self.window_bytes += take;
             bytes = rest;
         }
-        while self.window_bytes > self.window_cap {
+        // The cap bounds the heap the window uses (bytes, arrival marks, run records), so a
+        // stream of tiny alternating runs is held to the same memory as one long run.
+        while self.window_mem > self.window_cap && self.runs.len() > 1 {
             match self.runs.pop_front() {
                 Some(r) => {
                     self.window_bytes -= r.bytes.len();
+                    self.window_mem -= run_heap(&r) + std::mem::size_of::<Run>();
                     self.counters.evicted_bytes += r.bytes.len() as u64;
                 }
                 None => break,
@@ -929,5 +1024,108 @@ mod tests {
                 .any(|n| n.text.contains("disconnected: EIO"))
         );
         assert_eq!(s.stream(Direction::Rx).1, vec![1, 2, 3], "nothing lost");
+    }
+
+    /// The M-Bus long frame of tests/ui_render.rs, then a text line.
+    fn chatter() -> Vec<u8> {
+        let mut b = vec![
+            0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01,
+            0x07, 0x13, 0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9D, 0x16,
+        ];
+        b.extend_from_slice(b"boot: step ok\r\n");
+        b
+    }
+
+    #[test]
+    fn kept_frames_are_bounded_by_memory_not_only_count() {
+        let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);
+        let one: Vec<u8> = chatter().repeat(1000);
+        for i in 0..30u64 {
+            s.ingest(&ev(i, Event::Rx(one.clone())));
+        }
+        let held: usize = s.frames().iter().map(|f| frame_heap_bytes(&f.frame)).sum();
+        assert!(held <= FRAMES_BYTES_CAP, "{held} bytes of frames kept");
+        assert!(s.frames().len() < FRAMES_CAP);
+        // The newest frames are the ones kept, numbered on from the evicted ones.
+        let last = s.frames().back().unwrap();
+        assert_eq!(last.seq + 1, s.next_frame_seq);
+        assert!(
+            s.frames().front().unwrap().seq > 0,
+            "old frames were evicted"
+        );
+    }
+
+    #[test]
+    fn one_large_event_decodes_as_its_pieces_do() {
+        let stream = chatter().repeat(5000);
+        let mut whole = Session::new("t", DEFAULT_WINDOW_BYTES);
+        whole.ingest(&ev(1, Event::Rx(stream.clone())));
+        let mut pieces = Session::new("t", DEFAULT_WINDOW_BYTES);
+        for c in stream.chunks(4096) {
+            pieces.ingest(&ev(1, Event::Rx(c.to_vec())));
+        }
+        let spans = |s: &Session| -> Vec<_> {
+            s.frames()
+                .iter()
+                .map(|f| {
+                    (
+                        f.frame.protocol,
+                        f.frame.span.clone(),
+                        f.frame.status.clone(),
+                    )
+                })
+                .collect()
+        };
+        assert!(
+            stream.len() > 2 * DECODE_SLICE,
+            "the event spans several slices"
+        );
+        assert_eq!(spans(&whole), spans(&pieces));
+        assert!(
+            whole.frames().len() >= 5000,
+            "{} frames",
+            whole.frames().len()
+        );
+    }
+
+    #[test]
+    fn tiny_alternating_runs_are_bounded_by_memory() {
+        let cap = 1 << 20;
+        let mut s = Session::new("t", cap);
+        for i in 0..200_000u64 {
+            let e = if i % 2 == 0 {
+                Event::Tx(vec![0x10, 0x5B])
+            } else {
+                Event::Rx(vec![0xE5])
+            };
+            s.ingest(&ev(i, e));
+        }
+        let heap: usize = s
+            .runs()
+            .iter()
+            .map(|r| run_heap(r) + std::mem::size_of::<Run>())
+            .sum();
+        assert!(
+            heap <= cap,
+            "the window uses {heap} bytes of heap, cap {cap}"
+        );
+        assert_eq!(
+            s.window_bytes() as u64 + s.counters.evicted_bytes,
+            300_000,
+            "every byte is in the window or counted as evicted"
+        );
+        let last = s.runs().back().unwrap();
+        assert_eq!(last.bytes, vec![0xE5], "the newest bytes are kept");
+    }
+
+    #[test]
+    fn full_runs_do_not_round_their_allocation_up() {
+        let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);
+        for i in 0..100u64 {
+            s.ingest(&ev(i, Event::Rx(vec![0x41; 4000])));
+        }
+        let first = &s.runs()[0];
+        assert_eq!(first.bytes.len(), RUN_CAPACITY);
+        assert_eq!(first.bytes.capacity(), RUN_CAPACITY);
     }
 }

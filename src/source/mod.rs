@@ -20,12 +20,18 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::event::{Command, Event, Overrun, TimedEvent};
 
-/// Capacity of a source's event channel, in events. Received bytes are coalesced into one
-/// event per read, so this holds many megabytes of traffic.
-pub const EVENT_CHANNEL_CAPACITY: usize = 4096;
+/// Capacity of a source's event channel, in events. Received bytes come one event per read
+/// (at most 64 KiB, the sources' read buffer, or [`COALESCE_MAX`]), so the channel holds at
+/// most 16 MiB of traffic; with 4096 it could hold 256 MiB of a fast TCP stream.
+pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 
 /// Most bytes a source holds back while the consumer is stalled before it drops (16 MiB).
 pub const PENDING_BYTES_CAP: usize = 16 * 1024 * 1024;
+
+/// Largest received-bytes event the sink builds by coalescing. A stall costs a few hundred
+/// events instead of thousands, and no single event (one headless record, one decode call)
+/// grows to the whole backlog.
+pub const COALESCE_MAX: usize = 64 * 1024;
 
 /// Capacity of a source's command channel.
 pub const COMMAND_CHANNEL_CAPACITY: usize = 64;
@@ -118,7 +124,7 @@ impl EventSink {
             return;
         }
         self.pending_bytes += len;
-        // Coalesce consecutive received chunks so a long stall costs one event, not thousands.
+        // Coalesce consecutive received chunks so a long stall costs few events, not thousands.
         if let (
             Some(TimedEvent {
                 event: Event::Rx(last),
@@ -127,8 +133,10 @@ impl EventSink {
             Event::Rx(new),
         ) = (self.pending.back_mut(), &ev.event)
         {
-            last.extend_from_slice(new);
-            return;
+            if last.len() + new.len() <= COALESCE_MAX {
+                last.extend_from_slice(new);
+                return;
+            }
         }
         self.pending.push_back(ev);
     }
@@ -243,6 +251,40 @@ mod tests {
             "coalesced into few events, got {}",
             got.len()
         );
+    }
+
+    #[tokio::test]
+    async fn coalesced_events_stay_small() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut sink = EventSink::with_cap(tx, Clock::start(), 1 << 22);
+        let mut sent = Vec::new();
+        for i in 0..1000u32 {
+            let chunk = vec![i as u8; 1000];
+            sent.extend_from_slice(&chunk);
+            sink.emit(Event::Rx(chunk)).unwrap();
+        }
+        let mut got = Vec::new();
+        while sink.has_pending() {
+            while let Ok(e) = rx.try_recv() {
+                got.push(e);
+            }
+            sink.flush().unwrap();
+        }
+        while let Ok(e) = rx.try_recv() {
+            got.push(e);
+        }
+        let (bytes, dropped) = rx_bytes(&got);
+        assert_eq!((bytes, dropped), (sent, 0), "nothing lost, in order");
+        let largest = got
+            .iter()
+            .map(|e| match &e.event {
+                Event::Rx(b) => b.len(),
+                _ => 0,
+            })
+            .max()
+            .unwrap();
+        assert!(largest <= COALESCE_MAX, "an event of {largest} bytes");
+        assert!(got.len() <= 1_000_000 / 60_000 + 3, "{} events", got.len());
     }
 
     #[tokio::test]
