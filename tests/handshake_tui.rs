@@ -132,7 +132,7 @@ fn the_pane_shows_the_divergence_over_the_ordinary_panes() {
     assert!(screen.contains("10 40 FE 3E 16"), "{screen}");
     assert!(screen.contains(" events "), "{screen}");
     t.key("q");
-    let status = wait_until(Duration::from_secs(10), || t.pane_status().is_some());
+    let status = wait_until(Duration::from_secs(20), || t.pane_status().is_some());
     assert!(status.is_ok(), "hsmon did not quit: {}", t.screen());
     assert_eq!(t.pane_status(), Some(1), "a divergence exits 1");
 }
