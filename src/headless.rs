@@ -13,7 +13,7 @@ use crate::diagnose::baud_scan::{BaudScan, ScanUpdate};
 use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
 };
-use crate::sanitize::hex_string;
+use crate::sanitize::{hex_string, printable, write_json_line};
 use crate::session::Session;
 use crate::source::SourceHandle;
 use crate::ui::sendline;
@@ -197,7 +197,9 @@ pub fn diagnosis_record(d: &crate::session::SessionDiagnosis) -> Value {
     v
 }
 
-/// One record as a text line.
+/// One record as a text line. Every text that can come from outside (a reason an OS or a
+/// remote end gave, a reader name, a capture's replay note) goes through `printable`, so a
+/// line printed to a terminal carries no control character or escape sequence.
 pub fn text_record(ev: &TimedEvent) -> String {
     let t = ev.at.as_secs_f64();
     match &ev.event {
@@ -210,10 +212,10 @@ pub fn text_record(ev: &TimedEvent) -> String {
         ),
         Event::Connection(ConnectionState::Up) => format!("{t:12.6} connection up"),
         Event::Connection(ConnectionState::Down { reason }) => {
-            format!("{t:12.6} connection down: {reason}")
+            format!("{t:12.6} connection down: {}", printable(reason))
         }
         Event::Connection(ConnectionState::Retrying { reason }) => {
-            format!("{t:12.6} connection retrying: {reason}")
+            format!("{t:12.6} connection retrying: {}", printable(reason))
         }
         Event::Overrun(o) => format!(
             "{t:12.6} event error: {} bytes dropped (output fell behind)",
@@ -225,9 +227,11 @@ pub fn text_record(ev: &TimedEvent) -> String {
             "{t:12.6} event: line errors framing {} parity {} overrun {} break {} buffer {}",
             c.frame, c.parity, c.overrun, c.brk, c.buf_overrun
         ),
-        Event::CommandFailed { command, reason } => {
-            format!("{t:12.6} event warning: {command}: {reason}")
-        }
+        Event::CommandFailed { command, reason } => format!(
+            "{t:12.6} event warning: {}: {}",
+            printable(command),
+            printable(reason)
+        ),
         Event::Apdu(x) => {
             let sw = x
                 .sw()
@@ -246,12 +250,13 @@ pub fn text_record(ev: &TimedEvent) -> String {
         }
         Event::Card(c) => format!(
             "{t:12.6} card {}",
-            crate::card::describe::card_event_text(c)
+            printable(&crate::card::describe::card_event_text(c))
         ),
-        Event::Replay { text, .. } => format!("{t:12.6} event: replay {text}"),
+        Event::Replay { text, .. } => format!("{t:12.6} event: replay {}", printable(text)),
         Event::Pcsc { operation, code } => format!(
-            "{t:12.6} event error: {operation}: {}",
-            crate::card::describe::pcsc_error_text(*code)
+            "{t:12.6} event error: {}: {}",
+            printable(operation),
+            printable(&crate::card::describe::pcsc_error_text(*code))
         ),
     }
 }
@@ -503,12 +508,12 @@ fn write_script_updates(
             }),
         };
         match format {
-            OutputFormat::Json => writeln!(out, "{v}")?,
+            OutputFormat::Json => write_json_line(out, &v)?,
             OutputFormat::Text => writeln!(
                 out,
                 "{t:12.6} event {}: {}",
                 v["severity"].as_str().unwrap_or(""),
-                v["text"].as_str().unwrap_or("")
+                printable(v["text"].as_str().unwrap_or(""))
             )?,
         }
     }
@@ -527,7 +532,7 @@ fn write_scan_updates(
 ) -> std::io::Result<()> {
     for u in ups {
         match format {
-            OutputFormat::Json => writeln!(out, "{}", scan_record(at, u))?,
+            OutputFormat::Json => write_json_line(out, &scan_record(at, u))?,
             OutputFormat::Text => writeln!(out, "{:12.6} baud {}", at.as_secs_f64(), scan_text(u))?,
         }
     }
@@ -611,7 +616,7 @@ fn write_record(
     };
     let label = dir.and_then(|d| session.labels.as_ref().map(|l| l.get(d)));
     match format {
-        OutputFormat::Json => writeln!(out, "{}", with_label(json_record(ev), label))?,
+        OutputFormat::Json => write_json_line(out, &with_label(json_record(ev), label))?,
         OutputFormat::Text => match (label, dir, &ev.event) {
             // "rx meter 68 04 …": the label after the direction, for a tap.
             (Some(l), Some(d), Event::Rx(b) | Event::Tx(b)) => writeln!(
@@ -619,7 +624,7 @@ fn write_record(
                 "{:12.6} {} {} {}",
                 ev.at.as_secs_f64(),
                 d.label(),
-                crate::sanitize::printable(l),
+                printable(l),
                 hex_string(b)
             )?,
             _ => writeln!(out, "{}", text_record(ev))?,
@@ -647,11 +652,9 @@ pub fn write_findings(
     let (frames, diags) = session.take_new();
     for f in frames {
         match format {
-            OutputFormat::Json => writeln!(
-                out,
-                "{}",
-                with_label(frame_record(f, None), label(f.direction))
-            )?,
+            OutputFormat::Json => {
+                write_json_line(out, &with_label(frame_record(f, None), label(f.direction)))?
+            }
             OutputFormat::Text => writeln!(
                 out,
                 "{:12.6} frame {} {} {} {} [{}..{}] {}",
@@ -662,21 +665,21 @@ pub fn write_findings(
                 status_id(&f.frame.status),
                 f.frame.span.start,
                 f.frame.span.end,
-                crate::sanitize::printable(f.frame.summary())
+                printable(f.frame.summary())
             )?,
         }
     }
     for d in diags {
         match format {
-            OutputFormat::Json => writeln!(out, "{}", diagnosis_record(d))?,
+            OutputFormat::Json => write_json_line(out, &diagnosis_record(d))?,
             OutputFormat::Text => writeln!(
                 out,
                 "{:12.6} event {} {}: {} — {}",
                 d.diagnosis.first_at.as_secs_f64(),
                 d.diagnosis.severity.label(),
-                d.diagnosis.id,
-                d.diagnosis.title,
-                crate::sanitize::printable(&d.diagnosis.context)
+                printable(&d.diagnosis.id),
+                printable(&d.diagnosis.title),
+                printable(&d.diagnosis.context)
             )?,
         }
     }

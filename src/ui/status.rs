@@ -75,7 +75,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
                 || "no reader chosen".to_string(),
                 crate::sanitize::printable
             ),
-            card.protocol.as_deref().unwrap_or("")
+            crate::sanitize::printable(card.protocol.as_deref().unwrap_or(""))
         )
     } else {
         s.settings
