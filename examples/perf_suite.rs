@@ -483,7 +483,13 @@ fn throughput(kind: Consumer, block: &[u8], total: usize, hz: f64) -> Throughput
     let mut dev = link.device();
     let cpu0 = cpu_ticks(pid);
     let t0 = Instant::now();
-    feed(&mut dev, block, total, None);
+    // cat and tio hold the writer back through the pty; hsmon never does (its source reads
+    // on and drops past its bound), so the feed waits while it is 8 MiB ahead of what was
+    // printed: the rate measured is the rate at which every byte gets through.
+    let seen = got.clone();
+    feed_paced_by(&mut dev, block, total, 8 << 20, || {
+        seen.load(Ordering::Relaxed)
+    });
     // Padding pushes the consumer's last output buffer (tio's stdio) out.
     let _ = dev.write_all(&vec![b'.'; 16 * 1024]);
     let done = wait_until(Duration::from_secs(600), || {
@@ -804,23 +810,68 @@ fn section_idle(o: &Opts, hz: f64, rows: &mut Vec<Row>) {
     );
 }
 
-fn section_rss(o: &Opts, block: &[u8], rows: &mut Vec<Row>) {
-    let total = o.traffic_mib << 20;
-    println!("peak RSS after {} MiB of traffic", o.traffic_mib);
-    // Headless, recording as by default.
-    let headless_hwm = {
-        let link = Link::new("rss-h");
-        let state = Scratch::new("rss-h-state");
+/// Writes `total` bytes of the block, at most `ahead` bytes ahead of what `done()` says the
+/// consumer has taken: as fast as the consumer goes, so every byte is ingested, none dropped.
+fn feed_paced_by(
+    dev: &mut impl Write,
+    block: &[u8],
+    total: usize,
+    ahead: u64,
+    mut done: impl FnMut() -> u64,
+) -> Duration {
+    let t0 = Instant::now();
+    let mut sent = 0usize;
+    let mut seen = 0u64;
+    while sent < total {
+        if sent as u64 > seen + ahead {
+            seen = done();
+            if sent as u64 > seen + ahead {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        }
+        let pos = sent % block.len();
+        let n = (block.len() - pos).min(total - sent).min(256 * 1024);
+        dev.write_all(&block[pos..pos + n]).unwrap();
+        sent += n;
+    }
+    t0.elapsed()
+}
+
+/// The status bar's received-bytes counter ("RX 512.3 MiB"), in bytes (to 0.1 of the unit).
+fn screen_rx(screen: &str) -> Option<u64> {
+    // The status bar's second line starts with it (the panes say "RX" too).
+    let rest = screen.lines().find_map(|l| l.strip_prefix(" RX "))?;
+    let mut it = rest.split_whitespace();
+    let n: f64 = it.next()?.parse().ok()?;
+    let unit = match it.next()? {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * unit) as u64)
+}
+
+/// hsmon --headless (recording, as by default) on its own link; its output counted.
+struct HeadlessRun {
+    _link: Link,
+    _state: Scratch,
+    child: Child,
+    got: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+    dev: std::fs::File,
+}
+
+impl HeadlessRun {
+    fn start(tag: &str) -> HeadlessRun {
+        let link = Link::new(tag);
+        let state = Scratch::new(&format!("{tag}-state"));
         let mut child = Command::new(hsmon_bin())
             .env("XDG_STATE_HOME", &state.0)
-            .args([
-                "--headless",
-                "--format",
-                "json",
-                "--config",
-                "/dev/null",
-                "--capture",
-            ])
+            .args(["--headless", "--format", "json", "--config", "/dev/null"])
+            .arg("--capture")
             .arg(state.path("s.hscap"))
             .arg("serial")
             .arg(link.a())
@@ -829,7 +880,6 @@ fn section_rss(o: &Opts, block: &[u8], rows: &mut Vec<Row>) {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let pid = child.id();
         let got = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
         count_output(
@@ -839,59 +889,108 @@ fn section_rss(o: &Opts, block: &[u8], rows: &mut Vec<Row>) {
             dropped.clone(),
         );
         std::thread::sleep(Duration::from_millis(500));
-        let mut dev = link.device();
-        let t0 = Instant::now();
-        feed(&mut dev, block, total, None);
+        let dev = link.device();
+        HeadlessRun {
+            _link: link,
+            _state: state,
+            child,
+            got,
+            dropped,
+            dev,
+        }
+    }
+
+    fn finish(mut self, total: usize) -> (u64, u64, u64) {
         wait_until(Duration::from_secs(600), || {
-            got.load(Ordering::Relaxed) >= total as u64
+            self.got.load(Ordering::Relaxed) >= total as u64
         });
+        let pid = self.child.id();
         let hwm = status_kib(pid, "VmHWM").unwrap_or(0);
         let rss = status_kib(pid, "VmRSS").unwrap_or(0);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (hwm, rss, self.dropped.load(Ordering::Relaxed))
+    }
+}
+
+fn section_rss(o: &Opts, block: &[u8], rows: &mut Vec<Row>) {
+    let total = o.traffic_mib << 20;
+    // The feed stays at most 1 MiB ahead of what hsmon has taken, as a device at line rate
+    // is: what is measured is the session's memory, not a backlog in the source's buffers.
+    println!(
+        "peak RSS after {} MiB of traffic, every byte ingested (the feed waits for hsmon)",
+        o.traffic_mib
+    );
+    let (h_hwm, h_rss, h_dropped) = {
+        let mut run = HeadlessRun::start("rss-h");
+        let got = run.got.clone();
+        let took = feed_paced_by(&mut run.dev, block, total, 1 << 20, || {
+            got.load(Ordering::Relaxed)
+        });
+        let r = run.finish(total);
         println!(
-            "  headless: {} MiB in {:.0} s ({} bytes dropped and counted), VmHWM {} MiB, VmRSS {} MiB",
+            "  headless: {} MiB in {:.0} s ({:.1} MB/s), {} bytes dropped and counted, VmHWM {} MiB, VmRSS at the end {} MiB",
             o.traffic_mib,
-            t0.elapsed().as_secs_f64(),
-            dropped.load(Ordering::Relaxed),
-            hwm / 1024,
-            rss / 1024
+            took.as_secs_f64(),
+            mb(total as u64) / took.as_secs_f64(),
+            r.2,
+            r.0 / 1024,
+            r.1 / 1024
         );
-        let _ = child.kill();
-        let _ = child.wait();
-        hwm
+        r
     };
-    // The TUI, fed as fast as the pty takes it (it may fall behind; drops are counted).
-    let (tui_hwm, tui_dropped) = {
+    let (t_hwm, t_dropped, t_rx) = {
         let link = Link::new("rss-t");
         let tui = Tui::start(&link.a(), "rss-t-state");
         tui.tmux.wait_for("● connected", Duration::from_secs(10));
         let mut dev = link.device();
-        let t0 = Instant::now();
-        feed(&mut dev, block, total, None);
-        std::thread::sleep(Duration::from_secs(2));
+        let took = feed_paced_by(&mut dev, block, total, 1 << 20, || {
+            screen_rx(&tui.tmux.screen()).unwrap_or(0)
+        });
+        wait_until(Duration::from_secs(120), || {
+            screen_rx(&tui.tmux.screen()).unwrap_or(0) as f64 >= total as f64 * 0.999
+        });
         let hwm = status_kib(tui.pid, "VmHWM").unwrap_or(0);
         let rss = status_kib(tui.pid, "VmRSS").unwrap_or(0);
-        let secs = t0.elapsed().as_secs_f64();
         tui.stop();
         let (rx, dropped) = tui.captured();
         println!(
-            "  TUI: {} MiB in {secs:.0} s, captured {} bytes + {dropped} dropped and counted, VmHWM {} MiB, VmRSS {} MiB",
+            "  TUI: {} MiB in {:.0} s ({:.1} MB/s), captured {} bytes + {dropped} dropped and counted, VmHWM {} MiB, VmRSS {} MiB",
             o.traffic_mib,
+            took.as_secs_f64(),
+            mb(total as u64) / took.as_secs_f64(),
             rx.len(),
             hwm / 1024,
             rss / 1024
         );
-        (hwm, dropped)
+        (hwm, dropped, rx.len())
+    };
+    // Overload: fed as fast as the pty goes (~200 MB/s), far past what hsmon decodes; the
+    // source's bounded buffers fill and the rest is dropped and counted.
+    let over = 256usize << 20;
+    let (o_hwm, _, o_dropped) = {
+        let mut run = HeadlessRun::start("rss-o");
+        feed(&mut run.dev, block, over, None);
+        let r = run.finish(over);
+        println!(
+            "  headless overloaded: 256 MiB as fast as the pty goes, {} bytes dropped and counted, VmHWM {} MiB",
+            r.2,
+            r.0 / 1024
+        );
+        r
     };
     row(
         rows,
         &format!(
-            "peak RSS (VmHWM) after {} MiB of traffic: headless / TUI",
+            "peak RSS (VmHWM) after {} MiB of traffic, every byte ingested: headless / TUI",
             o.traffic_mib
         ),
         format!(
-            "{:.0} MiB / {:.0} MiB (the TUI fed as fast as the pty goes; {tui_dropped} bytes dropped and counted)",
-            headless_hwm as f64 / 1024.0,
-            tui_hwm as f64 / 1024.0
+            "{:.0} MiB / {:.0} MiB ({h_dropped} + {t_dropped} bytes dropped; TUI capture {t_rx} of {total} bytes); overloaded (256 MiB at pty speed, {o_dropped} bytes dropped and counted): {:.0} MiB; headless at the end {:.0} MiB",
+            h_hwm as f64 / 1024.0,
+            t_hwm as f64 / 1024.0,
+            o_hwm as f64 / 1024.0,
+            h_rss as f64 / 1024.0,
         ),
         &format!(
             "cargo run --release --example perf_suite -- --only rss --traffic-mib {}",
