@@ -32,8 +32,10 @@ pub const FRAMES_CAP: usize = 200_000;
 /// Most heap the kept frames may use, by [`frame_heap_bytes`]. A frame with its field tree
 /// takes from a few hundred bytes to several KiB, so the count cap alone let 200k frames
 /// grow the process past 500 MiB (measured by `examples/perf_suite.rs`). With the 64 MiB
-/// byte window this keeps a session under 100 MiB; at ~1.5 KiB a frame it holds ~11k frames.
-pub const FRAMES_BYTES_CAP: usize = 16 * 1024 * 1024;
+/// byte window, a source's 8 MiB stall queue and its 128-event channel this keeps the process
+/// under 100 MiB (90 MiB measured after 1 GiB, `examples/session_memory.rs`); it holds ~5.6k
+/// described frames (~1.5 KiB each) or ~65k not yet described (128 bytes).
+pub const FRAMES_BYTES_CAP: usize = 8 * 1024 * 1024;
 
 /// Largest piece of one event handed to the decoders at once. The frames found in a piece
 /// are taken into the bounded list before the next piece is decoded, so a multi-megabyte

@@ -22,11 +22,13 @@ use crate::event::{Command, Event, Overrun, TimedEvent};
 
 /// Capacity of a source's event channel, in events. Received bytes come one event per read
 /// (at most 64 KiB, the sources' read buffer, or [`COALESCE_MAX`]), so the channel holds at
-/// most 16 MiB of traffic; with 4096 it could hold 256 MiB of a fast TCP stream.
-pub const EVENT_CHANNEL_CAPACITY: usize = 256;
+/// most 8 MiB of traffic; with 4096 it could hold 256 MiB of a fast TCP stream.
+pub const EVENT_CHANNEL_CAPACITY: usize = 128;
 
-/// Most bytes a source holds back while the consumer is stalled before it drops (16 MiB).
-pub const PENDING_BYTES_CAP: usize = 16 * 1024 * 1024;
+/// Most bytes a source holds back while the consumer is stalled before it drops (8 MiB: 7 s
+/// of a 12 Mbaud line, minutes at the usual rates). With the channel and the session's
+/// window this is the process's memory budget: see `session::FRAMES_BYTES_CAP`.
+pub const PENDING_BYTES_CAP: usize = 8 * 1024 * 1024;
 
 /// Largest received-bytes event the sink builds by coalescing. A stall costs a few hundred
 /// events instead of thousands, and no single event (one headless record, one decode call)
