@@ -311,6 +311,22 @@ fn serve_history(
                 current
             }
         },
+        HistoryRequest::Above(dir, offset) => {
+            match history::load(&path, &Start::Before(dir, offset), window) {
+                Ok(h) => {
+                    ui.in_history = true;
+                    ui.page_above(&h, dir, offset);
+                    ui.message = Some(
+                        "older bytes, read back from the capture · End returns to live".to_string(),
+                    );
+                    Some(h)
+                }
+                Err(e) => {
+                    fail(ui, &e);
+                    current
+                }
+            }
+        }
         HistoryRequest::Find(pattern, last) => match history::find(&path, &pattern, last) {
             Ok(Some((dir, range))) => {
                 // Still in memory after all (it arrived while searching)?

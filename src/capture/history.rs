@@ -17,6 +17,9 @@ pub enum Start {
     Beginning,
     /// A little before this byte of that direction's stream (so the hit has context).
     Around(Direction, u64),
+    /// The window's worth of bytes just before this byte of that direction's stream (paging up
+    /// past the top of what is shown).
+    Before(Direction, u64),
 }
 
 /// Bytes of context loaded before a search hit.
@@ -25,12 +28,21 @@ const CONTEXT: u64 = 64 * 1024;
 /// A session rebuilt from the capture at `path`: events from `start` on, until `window` bytes
 /// are in memory (or the capture ends). Stream offsets are the live session's.
 pub fn load(path: &Path, start: &Start, window: usize) -> Result<Session, CaptureError> {
+    // Stop short of the window so nothing loaded is evicted again.
+    let budget = window.saturating_sub(window / 8);
     let mut reader = CaptureReader::open(path)?;
     let first = match start {
         Start::Beginning => reader.next_record()?,
         Start::Around(dir, off) => {
             let idx = reader.index()?;
             reader.seek_stream(&idx, *dir, off.saturating_sub(CONTEXT))?
+        }
+        Start::Before(dir, off) => {
+            // Half a window back: the page above `off` and plenty above it, and `off` itself
+            // stays in the loaded window (whatever the other direction adds) so the view can
+            // continue from where it was.
+            let idx = reader.index()?;
+            reader.seek_stream(&idx, *dir, off.saturating_sub(budget as u64 / 2))?
         }
     };
     let mut s = Session::new("history (from the capture)", window);
@@ -40,8 +52,6 @@ pub fn load(path: &Path, start: &Start, window: usize) -> Result<Session, Captur
     s.start_streams_at(first.rx, first.tx);
     let mut bytes = 0usize;
     let mut next = Some(first);
-    // Stop short of the window so nothing loaded is evicted again.
-    let budget = window.saturating_sub(window / 8);
     while let Some(rec) = next {
         if let Event::Rx(b) | Event::Tx(b) = &rec.event.event {
             bytes += b.len();
@@ -156,5 +166,34 @@ mod tests {
         assert_eq!((d, r), (Direction::Rx, 100_004..100_010));
         let b = load(&p, &Start::Beginning, 64 << 20).unwrap();
         assert_eq!(b.runs().front().unwrap().start, 0);
+    }
+
+    #[test]
+    fn before_loads_the_bytes_above_and_keeps_the_offset() {
+        let chunk = vec![b'.'; 4096];
+        let mut chunks: Vec<(Direction, &[u8])> = vec![(Direction::Rx, &chunk); 64];
+        chunks[10] = (Direction::Rx, b"EARLIER");
+        let (_d, p) = capture(&chunks);
+        // What precedes byte 40 * 4096 + 7, in a 128 KiB window: half of it above.
+        let off = 40 * 4096 + 7;
+        let s = load(&p, &Start::Before(Direction::Rx, off), 128 << 10).unwrap();
+        let first = s.runs().front().unwrap().start;
+        let end = s
+            .runs()
+            .back()
+            .map(|r| r.start + r.bytes.len() as u64)
+            .unwrap();
+        assert!(
+            first < off - 32 * 1024 && first > 4096,
+            "window starts at {first}"
+        );
+        assert!(
+            end > off,
+            "the offset itself stays loaded (window ends at {end})"
+        );
+        // Far enough back, the window reaches the capture's start.
+        let s = load(&p, &Start::Before(Direction::Rx, 20_000), 128 << 10).unwrap();
+        assert_eq!(s.runs().front().unwrap().start, 0);
+        assert!(s.find(b"EARLIER", None).is_some());
     }
 }

@@ -168,7 +168,7 @@ impl Action {
             Action::ToggleHelp => "show or hide this help",
             Action::ScrollUp => "scroll up / select the previous row (pauses follow)",
             Action::ScrollDown => "scroll down / select the next row",
-            Action::PageUp => "up one page (pauses follow)",
+            Action::PageUp => "up one page (pauses follow; then older bytes from the capture)",
             Action::PageDown => "down one page",
             Action::Top => "go to the oldest bytes in memory",
             Action::Follow => "go to the newest bytes and follow them",

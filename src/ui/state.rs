@@ -71,6 +71,9 @@ pub enum HistoryRequest {
     Beginning,
     /// Search the whole capture for these bytes, after the last hit.
     Find(Vec<u8>, Option<(crate::event::Direction, u64)>),
+    /// The page above this byte of that direction (the first byte shown), which memory no
+    /// longer holds.
+    Above(crate::event::Direction, u64),
     /// Back to the live session.
     Leave,
 }
@@ -681,8 +684,32 @@ impl UiState {
         if delta > 0 && (new_top.run, new_top.row) > (max_top.run, max_top.row) {
             new_top = max_top;
         }
+        if delta < 0 && (top.run, top.row) == (0, 0) {
+            // Already at the oldest row shown: older bytes, if any, are in the capture.
+            if let Some(first) = s.runs().front().filter(|r| r.start > 0) {
+                let readable =
+                    self.in_history || s.recorder().is_some_and(|r| r.failed().is_none());
+                if readable {
+                    self.history_request =
+                        Some(HistoryRequest::Above(first.direction, first.start));
+                }
+            }
+        }
         self.scroll = self.anchor_of(s, new_top);
         vec![]
+    }
+
+    /// Shows the page above byte `offset` of `dir` in `s` (a history window just loaded to
+    /// continue paging up).
+    pub fn page_above(&mut self, s: &Session, dir: crate::event::Direction, offset: u64) {
+        self.focus = Focus::Hex;
+        // The row holding the byte just above `offset` becomes the page's last row (the
+        // reloaded runs may cut rows elsewhere, so no byte is skipped).
+        self.scroll_to(s, dir, offset.saturating_sub(1));
+        let (_, h) = self.hex_geometry();
+        self.scroll_by(s, 1 - h as isize);
+        // At the very start of the capture there is nothing older to ask for.
+        self.history_request = None;
     }
 
     fn anchor_of(&self, s: &Session, r: RowRef) -> Scroll {
