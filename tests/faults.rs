@@ -10,13 +10,13 @@ mod support;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hsmon::capture::CaptureReader;
 use hsmon::event::{Event, TimedEvent};
 use serde_json::Value;
-use support::{Headless, PtyLink, hex, path_str, require, run_hsmon, wait_until};
+use support::tmux::Tmux;
+use support::{Headless, PtyLink, hex, path_str, run_hsmon};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -253,97 +253,6 @@ async fn stalled_consumer_never_blocks_the_source_and_every_drop_is_counted_and_
         .sum();
     assert_eq!(sum, d);
     let _ = handle.commands.try_send(hsmon::event::Command::Shutdown);
-}
-
-/// hsmon's TUI in a tmux terminal of its own; when hsmon exits the shell reports its exit
-/// status and the terminal's line discipline flags.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        require("tmux");
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let socket = format!("hsmon-faults-{}-{n}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-x",
-                "120",
-                "-y",
-                "32",
-                cmd,
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux starts");
-        Tmux { socket }
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p"])
-    }
-
-    fn wait_for(&self, what: &str) -> String {
-        self.wait_until(what, |s| s.contains(what))
-    }
-
-    fn wait_until(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        let found = wait_until(Duration::from_secs(15), || {
-            last = self.screen();
-            f(&last)
-        });
-        assert!(found.is_ok(), "{what} never appeared; screen:\n{last}");
-        last
-    }
-
-    /// The pid of hsmon: the child of the pane's shell.
-    fn hsmon_pid(&self) -> i32 {
-        let shell: i32 = self
-            .tmux(&["display", "-p", "#{pane_pid}"])
-            .trim()
-            .parse()
-            .unwrap();
-        let mut pid = None;
-        let _ = wait_until(Duration::from_secs(5), || {
-            pid = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
-                .ok()
-                .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()));
-            pid.is_some()
-        });
-        pid.expect("hsmon runs under the pane's shell")
-    }
-
-    /// `#{alternate_on}` and `#{cursor_flag}`: is the alternate screen on, is the cursor shown.
-    fn modes(&self) -> (String, String) {
-        let s = self.tmux(&["display", "-p", "#{alternate_on} #{cursor_flag}"]);
-        let mut it = s.split_whitespace().map(str::to_string);
-        (it.next().unwrap_or_default(), it.next().unwrap_or_default())
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
 }
 
 /// The TUI on a pty, recording to `cap`; after it exits, the shell prints `EXIT=<status>`, the

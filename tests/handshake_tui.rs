@@ -7,77 +7,10 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::process::Command;
-use std::time::Duration;
 
 use hsmon::handshake::peer::{Fault, Peer, Reply};
-use support::{PtyLink, hsmon_bin, path_str, require, wait_until};
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        require("tmux");
-        let socket = format!("hsmon-hs-test-{}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-x",
-                "160",
-                "-y",
-                "40",
-                cmd,
-            ])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux starts");
-        // Keep the pane after hsmon exits, to read its exit status.
-        Command::new("tmux")
-            .args(["-L", &socket, "set-option", "-g", "remain-on-exit", "on"])
-            .status()
-            .unwrap();
-        Tmux { socket }
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str) -> String {
-        let mut last = String::new();
-        let found = wait_until(Duration::from_secs(20), || {
-            last = self.screen();
-            last.contains(what)
-        });
-        assert!(found.is_ok(), "{what:?} never appeared; screen:\n{last}");
-        last
-    }
-
-    fn key(&self, k: &str) {
-        Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", k])
-            .status()
-            .unwrap();
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
+use support::tmux::Tmux;
+use support::{PtyLink, hsmon_bin, path_str};
 
 #[test]
 fn the_pane_shows_the_divergence_over_the_ordinary_panes() {
@@ -106,7 +39,7 @@ fn the_pane_shows_the_divergence_over_the_ordinary_panes() {
         hsmon_bin(),
         path_str(&link.a())
     );
-    let t = Tmux::start(&cmd);
+    let t = Tmux::start_sized(&cmd, 160, 40);
     let screen = t.wait_for("diverged at \"snd-nke\"");
     assert!(screen.contains("handshake mbus · serial"), "{screen}");
     assert!(screen.contains("✖ snd-nke"), "{screen}");

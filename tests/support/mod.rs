@@ -5,6 +5,7 @@
 
 pub mod pcscd;
 pub mod ser2net;
+pub mod tmux;
 pub mod vpcd;
 
 use std::io::{BufRead, BufReader, Write};
