@@ -19,10 +19,10 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
-use crate::event::{Command, ConnectionState, Event, LineSettings, Timestamp};
+use crate::event::{Command, Event, LineSettings, Timestamp};
 use crate::source::tcp::{
-    AddressError, CONNECT_TIMEOUT, ConnectError, HostPort, PEER_CLOSED, connect, describe_io,
-    reconnect,
+    AddressError, CONNECT_TIMEOUT, ConnectError, Ended, HostPort, PEER_CLOSED, Reconnecting,
+    connect, describe_io, run_reconnecting,
 };
 use crate::source::{EventSink, SourceHandle, channels};
 use comport::{ComPort, Reply};
@@ -69,18 +69,13 @@ pub async fn spawn(
             clock,
             not_rfc2217_said: false,
         };
-        task.run(stream).await;
+        run_reconnecting(&mut task, stream).await;
     });
     Ok(SourceHandle {
         events: erx,
         commands: ctx,
         name,
     })
-}
-
-enum Ended {
-    Shutdown,
-    Lost(String),
 }
 
 struct Task {
@@ -103,38 +98,11 @@ struct Link {
     break_until: Option<Timestamp>,
 }
 
-impl Task {
-    async fn run(&mut self, mut stream: TcpStream) {
-        loop {
-            if self
-                .sink
-                .emit(Event::Connection(ConnectionState::Up))
-                .is_err()
-            {
-                return;
-            }
-            match self.connected(&mut stream).await {
-                Ended::Shutdown => {
-                    let _ = stream.shutdown().await;
-                    let _ = self.sink.drain().await;
-                    return;
-                }
-                Ended::Lost(reason) => {
-                    tracing::info!(target = %self.target, %reason, "rfc2217 connection lost");
-                    let down = Event::Connection(ConnectionState::Down {
-                        reason: reason.clone(),
-                    });
-                    if self.sink.emit(down).is_err() {
-                        return;
-                    }
-                    match reconnect(&self.target, &mut self.sink, &mut self.commands, reason).await
-                    {
-                        Some(s) => stream = s,
-                        None => return,
-                    }
-                }
-            }
-        }
+impl Reconnecting for Task {
+    const KIND: &'static str = "rfc2217";
+
+    fn parts(&mut self) -> (&HostPort, &mut EventSink, &mut mpsc::Receiver<Command>) {
+        (&self.target, &mut self.sink, &mut self.commands)
     }
 
     async fn connected(&mut self, stream: &mut TcpStream) -> Ended {
@@ -214,7 +182,9 @@ impl Task {
             }
         }
     }
+}
 
+impl Task {
     /// The earliest of: an answer's deadline, the negotiation deadline, the end of a break.
     fn next_due(&self, link: &Link) -> Option<Timestamp> {
         let negotiation =

@@ -218,7 +218,7 @@ pub async fn spawn(target: HostPort, clock: Clock) -> Result<SourceHandle, Conne
             sink: EventSink::new(etx, clock),
             commands: crx,
         };
-        task.run(stream).await;
+        run_reconnecting(&mut task, stream).await;
     });
     Ok(SourceHandle {
         events: erx,
@@ -228,9 +228,54 @@ pub async fn spawn(target: HostPort, clock: Clock) -> Result<SourceHandle, Conne
 }
 
 /// How a connected stretch ended.
-enum Ended {
+pub(crate) enum Ended {
     Shutdown,
     Lost(String),
+}
+
+/// A source over a TCP connection that comes back by itself: raw TCP, RFC 2217.
+pub(crate) trait Reconnecting {
+    /// What the log calls it ("tcp", "rfc2217").
+    const KIND: &'static str;
+
+    /// The target, the sink and the command channel, borrowed together for [`reconnect`].
+    fn parts(&mut self) -> (&HostPort, &mut EventSink, &mut mpsc::Receiver<Command>);
+
+    /// Serves one connection until it is lost or the session ends.
+    async fn connected(&mut self, stream: &mut TcpStream) -> Ended;
+}
+
+/// Runs a source's connections one after another: "up", serve, and after a loss "down" and
+/// [`reconnect`], until the session ends (then the stream is shut and the sink drained).
+pub(crate) async fn run_reconnecting<T: Reconnecting>(task: &mut T, mut stream: TcpStream) {
+    loop {
+        let (_, sink, _) = task.parts();
+        if sink.emit(Event::Connection(ConnectionState::Up)).is_err() {
+            return;
+        }
+        match task.connected(&mut stream).await {
+            Ended::Shutdown => {
+                let _ = stream.shutdown().await;
+                let (_, sink, _) = task.parts();
+                let _ = sink.drain().await;
+                return;
+            }
+            Ended::Lost(reason) => {
+                let (target, sink, commands) = task.parts();
+                tracing::info!(target = %target, %reason, kind = T::KIND, "connection lost");
+                let down = Event::Connection(ConnectionState::Down {
+                    reason: reason.clone(),
+                });
+                if sink.emit(down).is_err() {
+                    return;
+                }
+                match reconnect(target, sink, commands, reason).await {
+                    Some(s) => stream = s,
+                    None => return,
+                }
+            }
+        }
+    }
 }
 
 struct TcpTask {
@@ -239,38 +284,11 @@ struct TcpTask {
     commands: mpsc::Receiver<Command>,
 }
 
-impl TcpTask {
-    async fn run(&mut self, mut stream: TcpStream) {
-        loop {
-            if self
-                .sink
-                .emit(Event::Connection(ConnectionState::Up))
-                .is_err()
-            {
-                return;
-            }
-            match self.connected(&mut stream).await {
-                Ended::Shutdown => {
-                    let _ = stream.shutdown().await;
-                    let _ = self.sink.drain().await;
-                    return;
-                }
-                Ended::Lost(reason) => {
-                    tracing::info!(target = %self.target, %reason, "tcp connection lost");
-                    let down = Event::Connection(ConnectionState::Down {
-                        reason: reason.clone(),
-                    });
-                    if self.sink.emit(down).is_err() {
-                        return;
-                    }
-                    match reconnect(&self.target, &mut self.sink, &mut self.commands, reason).await
-                    {
-                        Some(s) => stream = s,
-                        None => return,
-                    }
-                }
-            }
-        }
+impl Reconnecting for TcpTask {
+    const KIND: &'static str = "tcp";
+
+    fn parts(&mut self) -> (&HostPort, &mut EventSink, &mut mpsc::Receiver<Command>) {
+        (&self.target, &mut self.sink, &mut self.commands)
     }
 
     async fn connected(&mut self, stream: &mut TcpStream) -> Ended {
