@@ -77,6 +77,20 @@ impl Run {
 }
 
 /// Runs hsmon with `args` to the end (killed after RUN_LIMIT), with its own config dir.
+/// `hsmon --headless --format json --config /dev/null handshake ARGS…`.
+fn handshake_json(config_home: &std::path::Path, args: &[&str]) -> Run {
+    let mut all = vec![
+        "--headless",
+        "--format",
+        "json",
+        "--config",
+        "/dev/null",
+        "handshake",
+    ];
+    all.extend_from_slice(args);
+    hsmon(config_home, &all)
+}
+
 fn hsmon(config_home: &std::path::Path, args: &[&str]) -> Run {
     let child = hsmon_command()
         .env("XDG_CONFIG_HOME", config_home)
@@ -428,20 +442,7 @@ fn station(fault: Fault) -> (String, std::thread::JoinHandle<Vec<u8>>) {
 fn iec104_over_tcp_good_and_closing() {
     let cfg = tempfile::tempdir().unwrap();
     let (addr, station_thread) = station(Fault::None);
-    let run = hsmon(
-        cfg.path(),
-        &[
-            "--headless",
-            "--format",
-            "json",
-            "--config",
-            "/dev/null",
-            "handshake",
-            "iec104",
-            "--tcp",
-            &addr,
-        ],
-    );
+    let run = handshake_json(cfg.path(), &["iec104", "--tcp", &addr]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.report()["steps"][0]["got"], "68 04 0B 00 00 00");
     assert!(
@@ -452,20 +453,7 @@ fn iec104_over_tcp_good_and_closing() {
     assert_eq!(station_thread.join().unwrap(), h("68 04 07 00 00 00"));
 
     let (addr, _) = station(Fault::Closes);
-    let run = hsmon(
-        cfg.path(),
-        &[
-            "--headless",
-            "--format",
-            "json",
-            "--config",
-            "/dev/null",
-            "handshake",
-            "iec104",
-            "--tcp",
-            &addr,
-        ],
-    );
+    let run = handshake_json(cfg.path(), &["iec104", "--tcp", &addr]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.report()["divergence"]["kind"], "no_answer");
     assert_eq!(run.first_id(), "iec104.no_startdt_con");
@@ -479,20 +467,7 @@ fn iec104_over_tcp_good_and_closing() {
 #[test]
 fn device_errors_exit_3_with_a_report() {
     let cfg = tempfile::tempdir().unwrap();
-    let run = hsmon(
-        cfg.path(),
-        &[
-            "--headless",
-            "--format",
-            "json",
-            "--config",
-            "/dev/null",
-            "handshake",
-            "mbus",
-            "--port",
-            "/dev/hsmon-no-such-port",
-        ],
-    );
+    let run = handshake_json(cfg.path(), &["mbus", "--port", "/dev/hsmon-no-such-port"]);
     assert_eq!(run.code, 3);
     assert_eq!(run.report()["outcome"], "device_error");
     assert!(run.stderr.contains("no such serial port"), "{}", run.stderr);
@@ -500,20 +475,7 @@ fn device_errors_exit_3_with_a_report() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
-    let run = hsmon(
-        cfg.path(),
-        &[
-            "--headless",
-            "--format",
-            "json",
-            "--config",
-            "/dev/null",
-            "handshake",
-            "iec104",
-            "--tcp",
-            &addr,
-        ],
-    );
+    let run = handshake_json(cfg.path(), &["iec104", "--tcp", &addr]);
     assert_eq!(run.code, 3);
     assert!(
         run.report()["error"]
@@ -572,20 +534,7 @@ fn user_profiles_replace_built_ins_and_malformed_ones_exit_2_with_position() {
     );
     let link = PtyLink::new();
     let _heard = play(&link, Peer::new("stm32", Fault::None).unwrap());
-    let run = hsmon(
-        cfg.path(),
-        &[
-            "--headless",
-            "--format",
-            "json",
-            "--config",
-            "/dev/null",
-            "handshake",
-            "stm32",
-            "--port",
-            path_str(&link.a()),
-        ],
-    );
+    let run = handshake_json(cfg.path(), &["stm32", "--port", path_str(&link.a())]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.report()["steps"].as_array().unwrap().len(), 1);
     let settings = run.of_type("settings");
