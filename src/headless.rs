@@ -602,7 +602,9 @@ fn scan_text(u: &ScanUpdate) -> String {
     }
 }
 
-fn write_record(
+/// Takes one event into the session and prints its record, then the frames and diagnoses it
+/// produced: what the headless loop does with every event (public for `benches/headless.rs`).
+pub fn write_record(
     out: &mut impl Write,
     session: &mut Session,
     ev: &TimedEvent,
