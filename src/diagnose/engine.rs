@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::decode::{Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use crate::diagnose::classify::Classifier;
-use crate::diagnose::knowledge::{Knowledge, Severity};
+use crate::diagnose::knowledge::{Entry, Knowledge, Severity};
 use crate::diagnose::observation::{self, FrameSeen, Observation, StatusWordSeen};
 use crate::event::{Direction, Timestamp};
 
@@ -106,10 +106,96 @@ pub struct Engine {
     /// The last transmitted chunk, to recognise a half-duplex echo.
     last_tx: Vec<u8>,
     pub classifier: Classifier,
-    /// (id, direction, first bytes) → diagnosis number, for folding repeats.
-    seen: HashMap<(String, Option<Direction>, Vec<u8>), u64>,
-    next: u64,
+    raised: Raised,
     scratch: Vec<Frame>,
+}
+
+/// The first bytes a finding is told apart by (at most four): warnings and errors about
+/// frames that start differently are distinct findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+struct KeyBytes {
+    len: u8,
+    bytes: [u8; 4],
+}
+
+impl KeyBytes {
+    const NONE: KeyBytes = KeyBytes {
+        len: 0,
+        bytes: [0; 4],
+    };
+
+    /// The first four of `bytes` (or all, when fewer).
+    fn of(bytes: &[u8]) -> KeyBytes {
+        let mut key = KeyBytes::NONE;
+        for (slot, &b) in key.bytes.iter_mut().zip(bytes) {
+            *slot = b;
+            key.len += 1;
+        }
+        key
+    }
+}
+
+/// The findings raised so far, to fold repeats into a count: id → (direction, first bytes) →
+/// diagnosis number. Keyed by id first so a repeat (the common case: a meter answering every
+/// second) is found by borrowing the entry's id, with nothing allocated.
+#[derive(Default)]
+struct Raised {
+    seen: HashMap<String, HashMap<(Option<Direction>, KeyBytes), u64>>,
+    /// Keys in `seen`, all ids together.
+    len: usize,
+    next: u64,
+}
+
+/// Most (id, direction, first bytes) keys remembered; past it new findings are still raised,
+/// only no longer folded.
+const RAISED_KEYS_CAP: usize = 100_000;
+
+impl Raised {
+    /// A new diagnosis from `entry`, or a repeat of the one raised with the same key. The
+    /// context is written only for a new one.
+    #[allow(clippy::too_many_arguments)]
+    fn raise(
+        &mut self,
+        entry: &Entry,
+        context: impl FnOnce() -> String,
+        direction: Option<Direction>,
+        span: Option<Range<StreamOffset>>,
+        about_68: bool,
+        at: Timestamp,
+        key_bytes: KeyBytes,
+        out: &mut Findings,
+    ) {
+        let key = (direction, key_bytes);
+        if let Some(&n) = self
+            .seen
+            .get(entry.id.as_str())
+            .and_then(|keys| keys.get(&key))
+        {
+            out.repeats.push((n, at));
+            return;
+        }
+        let n = self.next;
+        self.next += 1;
+        if self.len < RAISED_KEYS_CAP {
+            self.seen
+                .entry(entry.id.clone())
+                .or_default()
+                .insert(key, n);
+            self.len += 1;
+        }
+        out.diagnoses.push(Diagnosis {
+            id: entry.id.clone(),
+            severity: entry.severity,
+            title: entry.title.clone(),
+            context: context(),
+            direction,
+            span,
+            about_68,
+            first_at: at,
+            last_at: at,
+            count: 1,
+        });
+    }
 }
 
 fn obs_dir(d: Direction) -> observation::Direction {
@@ -127,8 +213,7 @@ impl Engine {
             tx: DirState::new(),
             last_tx: Vec::new(),
             classifier: Classifier::default(),
-            seen: HashMap::new(),
-            next: 0,
+            raised: Raised::default(),
             scratch: Vec::new(),
         }
     }
@@ -228,49 +313,61 @@ impl Engine {
             Direction::Rx => &self.rx,
             Direction::Tx => &self.tx,
         };
-        let bytes = state.bytes(&frame.span).to_vec();
+        // Everything read from the frame's bytes is taken here, while they are borrowed from
+        // the history: the observation, the first bytes for the key and the context.
+        let bytes = state.bytes(&frame.span);
         // The bytes just sent coming back (the whole transmission, or its tail).
-        let echo = dir == Direction::Rx && !bytes.is_empty() && self.last_tx.ends_with(&bytes);
-        let seen = FrameSeen::from_frame(frame, obs_dir(dir), &bytes).with_echo(echo);
-        let mut observations = vec![Observation::Frame(seen)];
-        if let Some(sw) = status_word(frame, &bytes) {
-            observations.push(Observation::StatusWord(StatusWordSeen {
+        let echo = dir == Direction::Rx && !bytes.is_empty() && self.last_tx.ends_with(bytes);
+        let seen = FrameSeen::from_frame(frame, obs_dir(dir), bytes).with_echo(echo);
+        let sw = status_word(frame, bytes);
+        let about_68 = bytes.first() == Some(&0x68)
+            || bytes.iter().find(|&&b| b != 0xFE) == Some(&0x68)
+            || sw.is_some_and(|sw| sw >> 8 == 0x68);
+        let key = KeyBytes::of(bytes);
+        let mut head = [0u8; 12];
+        let head_len = bytes.len().min(head.len());
+        if let (Some(to), Some(from)) = (head.get_mut(..head_len), bytes.get(..head_len)) {
+            to.copy_from_slice(from);
+        }
+        let more = bytes.len() > head.len();
+        // Written only for a new finding: repeats are counted, and most frames raise nothing.
+        let context = || {
+            format!(
+                "{} {}{} — {} {}",
+                dir.label(),
+                crate::sanitize::hex_string(head.get(..head_len).unwrap_or_default()),
+                if more { " …" } else { "" },
+                frame.protocol.name(),
+                crate::sanitize::printable(&frame.summary_once()),
+            )
+        };
+        let frame_obs = Observation::Frame(seen);
+        let sw_obs = sw.map(|sw| {
+            Observation::StatusWord(StatusWordSeen {
                 sw,
                 cla: None,
                 ins: None,
-            }));
-        }
-        let about_68 = bytes.first() == Some(&0x68)
-            || bytes.iter().find(|&&b| b != 0xFE) == Some(&0x68)
-            || status_word(frame, &bytes).is_some_and(|sw| sw >> 8 == 0x68);
-        let context = format!(
-            "{} {}{} — {} {}",
-            dir.label(),
-            crate::sanitize::hex_string(&bytes[..bytes.len().min(12)]),
-            if bytes.len() > 12 { " …" } else { "" },
-            frame.protocol.name(),
-            crate::sanitize::printable(frame.summary()),
-        );
-        for obs in observations {
+            })
+        });
+        for obs in std::iter::once(&frame_obs).chain(sw_obs.as_ref()) {
             // Valid, unremarkable frames only raise info entries the knowledge base has for
             // them; corrupt frames always raise something (the fallback entries).
-            let best = self.knowledge.matches(&obs).into_iter().next();
-            let Some(entry) = best else { continue };
+            let Some(entry) = self.knowledge.best(obs) else {
+                continue;
+            };
             if frame.status.is_ok() && entry.severity == Severity::Info && !about_68 {
                 continue;
             }
             // Info entries are said once per direction; warnings and errors once per kind of
             // frame (its first bytes), so distinct faults stay apart.
-            let key_bytes: Vec<u8> = if entry.severity == Severity::Info {
-                Vec::new()
+            let key_bytes = if entry.severity == Severity::Info {
+                KeyBytes::NONE
             } else {
-                bytes.iter().take(4).copied().collect()
+                key
             };
-            self.raise(
-                entry.id.clone(),
-                entry.severity,
-                entry.title.clone(),
-                context.clone(),
+            self.raised.raise(
+                entry,
+                context,
                 Some(dir),
                 Some(frame.span.clone()),
                 about_68,
@@ -289,44 +386,47 @@ impl Engine {
         bytes: &[u8],
         out: &mut Findings,
     ) {
-        let printable = bytes
-            .iter()
-            .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-            .count();
-        let high: Vec<(usize, u8)> = bytes
-            .iter()
-            .enumerate()
-            // The values a noise glitch produces (FF, FE, … 80) are not a bit-7 signature.
-            .filter(|(_, b)| {
-                **b >= 0xA0
-                    && (**b & 0x7F).is_ascii_graphic()
-                    && !matches!(**b, 0xFF | 0xFE | 0xFC | 0xF8 | 0xF0 | 0xE0 | 0xC0)
-            })
-            .map(|(i, b)| (i, *b))
-            .collect();
-        let other = bytes.len() - printable - high.len();
+        // One pass, nothing collected: this runs over every received chunk.
+        let mut printable = 0usize;
+        let mut high = 0usize;
+        let mut first_high: Option<(usize, u8)> = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b.is_ascii_graphic() || b.is_ascii_whitespace() {
+                printable += 1;
+            } else if b >= 0xA0
+                && (b & 0x7F).is_ascii_graphic()
+                // The values a noise glitch produces (FF, FE, … 80) are not a bit-7 signature.
+                && !matches!(b, 0xFF | 0xFE | 0xFC | 0xF8 | 0xF0 | 0xE0 | 0xC0)
+            {
+                high += 1;
+                first_high.get_or_insert((i, b));
+            }
+        }
+        let other = bytes.len() - printable - high;
         // Text whose only oddities are printable characters with bit 7 set: 7E1 read as 8N1.
-        if printable >= 4 && !high.is_empty() && other == 0 && high.len() * 2 <= bytes.len() {
-            let (i, b) = high[0];
+        let Some((i, b)) = first_high else {
+            return;
+        };
+        if printable >= 4 && other == 0 && high * 2 <= bytes.len() {
             let obs = Observation::SevenBitPair { byte: b & 0x7F };
-            if let Some(entry) = self.knowledge.matches(&obs).into_iter().next() {
+            if let Some(entry) = self.knowledge.best(&obs) {
                 let start = offset + i as u64;
-                let context = format!(
-                    "rx {:02X} where text has '{}' ({:02X}): bit 7 set on some characters",
-                    b,
-                    (b & 0x7F) as char,
-                    b & 0x7F
-                );
-                self.raise(
-                    entry.id.clone(),
-                    entry.severity,
-                    entry.title.clone(),
+                let context = || {
+                    format!(
+                        "rx {:02X} where text has '{}' ({:02X}): bit 7 set on some characters",
+                        b,
+                        (b & 0x7F) as char,
+                        b & 0x7F
+                    )
+                };
+                self.raised.raise(
+                    entry,
                     context,
                     Some(Direction::Rx),
                     Some(start..start + 1),
                     b & 0x7F == 0x68,
                     at,
-                    vec![b],
+                    KeyBytes::of(&[b]),
                     out,
                 );
             }
@@ -342,7 +442,7 @@ impl Engine {
         context: String,
         out: &mut Findings,
     ) {
-        if let Some(entry) = self.knowledge.matches(obs).into_iter().next() {
+        if let Some(entry) = self.knowledge.best(obs) {
             let about_68 = match obs {
                 Observation::RepeatedByte { byte, .. } | Observation::IsolatedByte { byte, .. } => {
                     *byte == 0x68
@@ -353,16 +453,14 @@ impl Engine {
                 Observation::Handshake(h) => h.got.first() == Some(&0x68),
                 _ => false,
             };
-            self.raise(
-                entry.id.clone(),
-                entry.severity,
-                entry.title.clone(),
-                context,
+            self.raised.raise(
+                entry,
+                || context,
                 None,
                 None,
                 about_68,
                 at,
-                Vec::new(),
+                KeyBytes::NONE,
                 out,
             );
         }
@@ -382,58 +480,17 @@ impl Engine {
         let Some(entry) = self.knowledge.get(id) else {
             return false;
         };
-        let (id, severity, title) = (entry.id.clone(), entry.severity, entry.title.clone());
-        self.raise(
-            id,
-            severity,
-            title,
-            context,
+        self.raised.raise(
+            entry,
+            || context,
             None,
             None,
             about_68,
             at,
-            Vec::new(),
+            KeyBytes::NONE,
             out,
         );
         true
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn raise(
-        &mut self,
-        id: String,
-        severity: Severity,
-        title: String,
-        context: String,
-        direction: Option<Direction>,
-        span: Option<Range<StreamOffset>>,
-        about_68: bool,
-        at: Timestamp,
-        key_bytes: Vec<u8>,
-        out: &mut Findings,
-    ) {
-        let key = (id.clone(), direction, key_bytes);
-        if let Some(&n) = self.seen.get(&key) {
-            out.repeats.push((n, at));
-            return;
-        }
-        let n = self.next;
-        self.next += 1;
-        if self.seen.len() < 100_000 {
-            self.seen.insert(key, n);
-        }
-        out.diagnoses.push(Diagnosis {
-            id,
-            severity,
-            title,
-            context,
-            direction,
-            span,
-            about_68,
-            first_at: at,
-            last_at: at,
-            count: 1,
-        });
     }
 }
 
