@@ -386,28 +386,26 @@ impl Engine {
         bytes: &[u8],
         out: &mut Findings,
     ) {
-        // One pass, nothing collected: this runs over every received chunk.
+        // The signature needs every byte to be text or bit-7 text: the first other byte ends
+        // the look (at once, on binary data). Nothing is collected; this runs on every read.
         let mut printable = 0usize;
         let mut high = 0usize;
-        let mut first_high: Option<(usize, u8)> = None;
+        let mut first_high = None;
         for (i, &b) in bytes.iter().enumerate() {
-            if b.is_ascii_graphic() || b.is_ascii_whitespace() {
-                printable += 1;
-            } else if b >= 0xA0
-                && (b & 0x7F).is_ascii_graphic()
-                // The values a noise glitch produces (FF, FE, … 80) are not a bit-7 signature.
-                && !matches!(b, 0xFF | 0xFE | 0xFC | 0xF8 | 0xF0 | 0xE0 | 0xC0)
-            {
-                high += 1;
-                first_high.get_or_insert((i, b));
+            match byte_class(b) {
+                ByteClass::Text => printable += 1,
+                ByteClass::HighText => {
+                    high += 1;
+                    first_high.get_or_insert((i, b));
+                }
+                ByteClass::Other => return,
             }
         }
-        let other = bytes.len() - printable - high;
         // Text whose only oddities are printable characters with bit 7 set: 7E1 read as 8N1.
-        let Some((i, b)) = first_high else {
+        if printable < 4 || high * 2 > bytes.len() {
             return;
-        };
-        if printable >= 4 && other == 0 && high * 2 <= bytes.len() {
+        }
+        if let Some((i, b)) = first_high {
             let obs = Observation::SevenBitPair { byte: b & 0x7F };
             if let Some(entry) = self.knowledge.best(&obs) {
                 let start = offset + i as u64;
@@ -494,6 +492,30 @@ impl Engine {
     }
 }
 
+/// What a received byte is to the 7-bit/8-bit signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    /// Printable ASCII or whitespace.
+    Text,
+    /// A printable character with bit 7 set (0xA1..=0xFE), except the values a noise glitch
+    /// produces (FE, FC, F8, F0, E0, C0: runs of 1 bits from the top).
+    HighText,
+    Other,
+}
+
+fn byte_class(b: u8) -> ByteClass {
+    if b.is_ascii_graphic() || b.is_ascii_whitespace() {
+        ByteClass::Text
+    } else if b >= 0xA0
+        && (b & 0x7F).is_ascii_graphic()
+        && !matches!(b, 0xFF | 0xFE | 0xFC | 0xF8 | 0xF0 | 0xE0 | 0xC0)
+    {
+        ByteClass::HighText
+    } else {
+        ByteClass::Other
+    }
+}
+
 fn printable(b: u8) -> bool {
     (0x20..0x7f).contains(&b) || matches!(b, b'\r' | b'\n' | b'\t')
 }
@@ -553,15 +575,31 @@ fn status_word(frame: &Frame, bytes: &[u8]) -> Option<u16> {
 /// M-Bus and IEC 101 share FT1.2 framing, so both framers claim the same bytes; keep the
 /// reading the content supports (the M-Bus heuristic of reference §10), and drop text lines
 /// that merely overlap a checksummed frame.
-fn resolve_overlaps(mut frames: Vec<Frame>) -> Vec<Frame> {
+fn resolve_overlaps(frames: Vec<Frame>) -> Vec<Frame> {
     if frames.len() < 2 {
         return frames;
     }
-    frames.sort_by_key(|f| (f.span.start, f.span.end));
-    let mut keep = vec![true; frames.len()];
-    for i in 0..frames.len() {
-        for j in i + 1..frames.len() {
-            let (a, b) = (&frames[i], &frames[j]);
+    // Sorted by (start, end), ties in the framers' order, as a stable sort would: the keys are
+    // sorted, not the frames (128 bytes each, a few hundred per read), and each frame moves
+    // once, into the result.
+    let mut order: Vec<(StreamOffset, StreamOffset, usize)> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.span.start, f.span.end, i))
+        .collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<Frame>> = frames.into_iter().map(Some).collect();
+    let at = |k: usize| {
+        order
+            .get(k)
+            .and_then(|&(_, _, i)| slots.get(i))
+            .and_then(Option::as_ref)
+    };
+    let mut keep = vec![true; order.len()];
+    for i in 0..order.len() {
+        let Some(a) = at(i) else { continue };
+        for j in i + 1..order.len() {
+            let Some(b) = at(j) else { continue };
             if b.span.start >= a.span.end {
                 break;
             }
@@ -573,29 +611,40 @@ fn resolve_overlaps(mut frames: Vec<Frame>) -> Vec<Frame> {
                     (Protocol::Mbus, Protocol::Iec101) | (Protocol::Iec101, Protocol::Mbus)
                 )
             {
-                let mbus = if a.protocol == Protocol::Mbus { i } else { j };
-                let iec = if a.protocol == Protocol::Iec101 { i } else { j };
-                if crate::decode::looks_like_mbus(&frames[mbus]) {
-                    keep[iec] = false;
+                let (mbus, iec, mbus_frame) = if a.protocol == Protocol::Mbus {
+                    (i, j, a)
                 } else {
-                    keep[mbus] = false;
+                    (j, i, b)
+                };
+                let loser = if crate::decode::looks_like_mbus(mbus_frame) {
+                    iec
+                } else {
+                    mbus
+                };
+                if let Some(k) = keep.get_mut(loser) {
+                    *k = false;
                 }
             } else if a.protocol == Protocol::Text
                 && b.protocol != Protocol::Text
                 && b.status == FrameStatus::Ok
             {
-                keep[i] = false;
+                if let Some(k) = keep.get_mut(i) {
+                    *k = false;
+                }
             } else if b.protocol == Protocol::Text
                 && a.protocol != Protocol::Text
                 && a.status == FrameStatus::Ok
             {
-                keep[j] = false;
+                if let Some(k) = keep.get_mut(j) {
+                    *k = false;
+                }
             }
         }
     }
-    frames
-        .into_iter()
+    order
+        .iter()
         .zip(keep)
-        .filter_map(|(f, k)| k.then_some(f))
+        .filter(|(_, k)| *k)
+        .filter_map(|(&(_, _, i), _)| slots.get_mut(i).and_then(Option::take))
         .collect()
 }
