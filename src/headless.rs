@@ -14,7 +14,7 @@ use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
 };
 use crate::sanitize::{
-    JsonLine, hex_string, printable, write_hex, write_json_line, write_printable,
+    JsonF64, JsonLine, hex_string, printable, write_hex, write_json_line, write_printable,
 };
 use crate::session::Session;
 use crate::source::SourceHandle;
@@ -669,10 +669,22 @@ pub fn write_findings(
     let frames = session.frames();
     let diagnoses = session.diagnoses();
     let labels = session.labels.as_ref();
+    // The frames of one read share its time: formatted once.
+    let mut time: Option<(crate::event::Timestamp, JsonF64)> = None;
     for f in frames.range(frames.len() - nf..) {
         let label = labels.map(|l| l.get(f.direction));
         match format {
-            OutputFormat::Json => write_frame_json(out, f, label)?,
+            OutputFormat::Json => {
+                let t = match time {
+                    Some((at, t)) if at == f.at => t,
+                    _ => {
+                        let t = JsonF64::new(f.at.as_secs_f64());
+                        time = Some((f.at, t));
+                        t
+                    }
+                };
+                write_frame_json(out, f, &t, label)?
+            }
             OutputFormat::Text => {
                 write!(
                     out,
@@ -717,12 +729,13 @@ pub fn write_findings(
 fn write_frame_json(
     out: &mut impl Write,
     sf: &crate::session::SessionFrame,
+    t: &JsonF64,
     label: Option<&str>,
 ) -> std::io::Result<()> {
     let f = &sf.frame;
     let mut line = JsonLine::begin(out)?;
     line.str("type", "frame")?
-        .f64("t", sf.at.as_secs_f64())?
+        .f64_text("t", t)?
         .str("dir", sf.direction.label())?
         .str("protocol", f.protocol.id())?
         .str("kind", f.kind)?

@@ -157,31 +157,46 @@ pub struct JsonLine<'w, W: Write + ?Sized> {
 
 impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
     /// Opens the object.
+    #[inline]
     pub fn begin(out: &'w mut W) -> io::Result<Self> {
         out.write_all(b"{")?;
         Ok(JsonLine { out, first: true })
     }
 
+    /// `,"key":` (no comma before the first). Inlined, so a literal key is copied with a
+    /// few stores rather than a `memcpy` call (a frame record has a dozen members).
+    #[inline(always)]
     fn key(&mut self, key: &str) -> io::Result<()> {
-        if !self.first {
-            self.out.write_all(b",")?;
+        if self.first {
+            self.first = false;
+            self.out.write_all(b"\"")?;
+        } else {
+            self.out.write_all(b",\"")?;
         }
-        self.first = false;
-        self.out.write_all(b"\"")?;
         self.out.write_all(key.as_bytes())?;
         self.out.write_all(b"\":")
     }
 
     /// A string member, escaped as serde_json does and terminal-safe.
+    #[inline]
     pub fn str(&mut self, key: &str, value: &str) -> io::Result<&mut Self> {
-        use serde::Serialize;
         self.key(key)?;
-        let mut ser = serde_json::Serializer::with_formatter(&mut *self.out, TerminalSafe);
-        value.serialize(&mut ser).map_err(io::Error::other)?;
+        // Printable ASCII without quote or backslash (ids, names, most summaries) is written
+        // as it is, as serde_json and `TerminalSafe` would write it.
+        if value
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+        {
+            self.out.write_all(b"\"")?;
+            self.out.write_all(value.as_bytes())?;
+            return self.out.write_all(b"\"").map(|()| self);
+        }
+        write_json_string(&mut *self.out, value)?;
         Ok(self)
     }
 
     /// A number member written as serde_json writes an `f64` (`null` if not finite).
+    #[inline]
     pub fn f64(&mut self, key: &str, value: f64) -> io::Result<&mut Self> {
         use serde_json::ser::Formatter;
         self.key(key)?;
@@ -193,7 +208,16 @@ impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
         Ok(self)
     }
 
+    /// A number member already formatted (see [`JsonF64`]).
+    #[inline]
+    pub fn f64_text(&mut self, key: &str, value: &JsonF64) -> io::Result<&mut Self> {
+        self.key(key)?;
+        self.out.write_all(value.as_bytes())?;
+        Ok(self)
+    }
+
     /// An unsigned integer member.
+    #[inline]
     pub fn u64(&mut self, key: &str, value: u64) -> io::Result<&mut Self> {
         use serde_json::ser::Formatter;
         self.key(key)?;
@@ -202,6 +226,7 @@ impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
     }
 
     /// A `true`/`false` member.
+    #[inline]
     pub fn bool(&mut self, key: &str, value: bool) -> io::Result<&mut Self> {
         self.key(key)?;
         self.out.write_all(if value { b"true" } else { b"false" })?;
@@ -219,8 +244,52 @@ impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
     }
 
     /// Closes the object and the line.
+    #[inline]
     pub fn end(&mut self) -> io::Result<()> {
         self.out.write_all(b"}\n")
+    }
+}
+
+/// A string as serde_json writes it (quoted, escaped), terminal-safe.
+#[inline(never)]
+fn write_json_string<W: Write + ?Sized>(out: &mut W, value: &str) -> io::Result<()> {
+    use serde::Serialize;
+    let mut ser = serde_json::Serializer::with_formatter(out, TerminalSafe);
+    value.serialize(&mut ser).map_err(io::Error::other)
+}
+
+/// An `f64` formatted once as serde_json writes it (`null` if not finite), for a member many
+/// records repeat: the frames found in one read share its time.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonF64 {
+    text: [u8; 32],
+    len: usize,
+}
+
+impl JsonF64 {
+    pub fn new(value: f64) -> JsonF64 {
+        use serde_json::ser::Formatter;
+        let mut text = [0u8; 32];
+        let mut cursor = io::Cursor::new(&mut text[..]);
+        let written = if value.is_finite() {
+            TerminalSafe.write_f64(&mut cursor, value)
+        } else {
+            TerminalSafe.write_null(&mut cursor)
+        };
+        // An f64 takes at most 24 characters; should it not fit, `null` is still valid JSON.
+        let len = match written {
+            Ok(()) => usize::try_from(cursor.position()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if len == 0 {
+            text[..4].copy_from_slice(b"null");
+            return JsonF64 { text, len: 4 };
+        }
+        JsonF64 { text, len }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.text.get(..self.len).unwrap_or(b"null")
     }
 }
 
@@ -346,10 +415,16 @@ mod tests {
                 .unwrap()
                 .str("summary", &text)
                 .unwrap()
+                .str("quoted", "a \"b\" \\c\u{7f}")
+                .unwrap()
+                .str("a_key_longer_than_the_buffer_holds_in_one_piece", "x")
+                .unwrap()
                 .end()
                 .unwrap();
             let v = serde_json::json!({
                 "type": "frame", "t": t, "n": n, "b": b, "hex": "68 04 00 FF", "summary": text,
+                "quoted": "a \"b\" \\c\u{7f}",
+                "a_key_longer_than_the_buffer_holds_in_one_piece": "x",
             });
             let mut slow = Vec::new();
             write_json_line(&mut slow, &v).unwrap();
@@ -366,6 +441,30 @@ mod tests {
             .end()
             .unwrap();
         assert_eq!(out, b"{\"t\":null}\n");
+        for v in [
+            0.0123,
+            1.0,
+            1e-7,
+            123456.789,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            JsonLine::begin(&mut a)
+                .unwrap()
+                .f64("t", v)
+                .unwrap()
+                .end()
+                .unwrap();
+            JsonLine::begin(&mut b)
+                .unwrap()
+                .f64_text("t", &JsonF64::new(v))
+                .unwrap()
+                .end()
+                .unwrap();
+            assert_eq!(a, b, "{v}");
+        }
     }
 
     #[test]
