@@ -354,17 +354,67 @@ pub struct Knowledge {
     /// For each observation kind (by `ObservationKind::index`), the entries with a condition of
     /// that kind, in file order: `matches` looks only at these.
     by_kind: Vec<Vec<usize>>,
-    /// For frame observations, by (protocol, status) (see [`frame_slot`]): the entries with a
-    /// frame condition that protocol and status can satisfy, in file order. A session matches
-    /// every frame it decodes, and most entries are about one protocol, so this list is what
-    /// the matcher walks for a frame; an entry left out could not have matched (its every
-    /// frame condition names other protocols or statuses).
+    /// For frame observations, by [`FrameSlot`] (protocol, status, direction, echo, whether a
+    /// profile expected something): the entries with a frame condition a frame with those can
+    /// satisfy, in file order. A session matches every frame it decodes, and most entries are
+    /// about one protocol, a direction, an echo or an expectation, so for most frames this
+    /// list is short or empty; an entry left out could not have matched.
     by_frame: Vec<Vec<usize>>,
 }
 
-/// Index into `Knowledge::by_frame` of a frame's protocol and status.
-fn frame_slot(protocol: Protocol, status: StatusName) -> usize {
-    protocol as usize * StatusName::ALL.len() + status as usize
+/// What a frame observation is indexed by in `Knowledge::by_frame`: the fields its
+/// conditions most often constrain, each with few values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameSlot {
+    protocol: Protocol,
+    status: StatusName,
+    direction: Direction,
+    echo: bool,
+    expected: bool,
+}
+
+impl FrameSlot {
+    const COUNT: usize = Protocol::ALL.len() * StatusName::ALL.len() * 2 * 2 * 2;
+
+    fn of(f: &super::observation::FrameSeen) -> FrameSlot {
+        FrameSlot {
+            protocol: f.protocol,
+            status: StatusName::of(&f.status),
+            direction: f.direction,
+            echo: f.echo,
+            expected: f.expected.is_some(),
+        }
+    }
+
+    fn index(self) -> usize {
+        let direction = usize::from(self.direction == Direction::Tx);
+        (((self.protocol as usize * StatusName::ALL.len() + self.status as usize) * 2 + direction)
+            * 2
+            + usize::from(self.echo))
+            * 2
+            + usize::from(self.expected)
+    }
+
+    /// Every slot, each once.
+    fn all() -> impl Iterator<Item = FrameSlot> {
+        Protocol::ALL.into_iter().flat_map(|protocol| {
+            StatusName::ALL.into_iter().flat_map(move |status| {
+                [Direction::Rx, Direction::Tx]
+                    .into_iter()
+                    .flat_map(move |direction| {
+                        [false, true].into_iter().flat_map(move |echo| {
+                            [false, true].into_iter().map(move |expected| FrameSlot {
+                                protocol,
+                                status,
+                                direction,
+                                echo,
+                                expected,
+                            })
+                        })
+                    })
+            })
+        })
+    }
 }
 
 impl Knowledge {
@@ -445,16 +495,14 @@ impl Knowledge {
                 }
             }
         }
-        let mut by_frame = vec![Vec::new(); Protocol::ALL.len() * StatusName::ALL.len()];
-        for protocol in Protocol::ALL {
-            for status in StatusName::ALL {
-                let Some(list) = by_frame.get_mut(frame_slot(protocol, status)) else {
-                    continue;
-                };
-                for (i, entry) in entries.iter().enumerate() {
-                    if entry.when.iter().any(|c| c.admits_frame(protocol, status)) {
-                        list.push(i);
-                    }
+        let mut by_frame = vec![Vec::new(); FrameSlot::COUNT];
+        for slot in FrameSlot::all() {
+            let Some(list) = by_frame.get_mut(slot.index()) else {
+                continue;
+            };
+            for (i, entry) in entries.iter().enumerate() {
+                if entry.when.iter().any(|c| c.admits_frame(slot)) {
+                    list.push(i);
                 }
             }
         }
@@ -468,9 +516,7 @@ impl Knowledge {
     /// The entries that may match `obs`, in file order (see `by_kind` and `by_frame`).
     fn candidates(&self, obs: &Observation) -> &[usize] {
         let list = match obs {
-            Observation::Frame(f) => self
-                .by_frame
-                .get(frame_slot(f.protocol, StatusName::of(&f.status))),
+            Observation::Frame(f) => self.by_frame.get(FrameSlot::of(f).index()),
             _ => self.by_kind.get(obs.kind().index()),
         };
         list.map(Vec::as_slice).unwrap_or(&[])
@@ -615,13 +661,17 @@ impl Condition {
         self.kind
     }
 
-    /// Whether a frame of this protocol and status could satisfy this alternative: it is a
-    /// frame condition, and its `protocol` and `status` constraints (if any) allow them.
-    fn admits_frame(&self, protocol: Protocol, status: StatusName) -> bool {
+    /// Whether a frame observation in this slot could satisfy this alternative: it is a frame
+    /// condition, and its `protocol`, `status`, `direction` and `echo` constraints allow the
+    /// slot's, and it asks for an `expected` value only when the frame has one.
+    fn admits_frame(&self, slot: FrameSlot) -> bool {
         self.kind == ObservationKind::Frame
             && self.tests.iter().all(|t| match t {
-                Test::Protocol(ps) => ps.contains(&protocol),
-                Test::Status(ss) => ss.contains(&status),
+                Test::Protocol(ps) => ps.contains(&slot.protocol),
+                Test::Status(ss) => ss.contains(&slot.status),
+                Test::Direction(d) => *d == slot.direction,
+                Test::Echo(e) => *e == slot.echo,
+                Test::Expected(_) => slot.expected,
                 _ => true,
             })
     }
@@ -2794,6 +2844,20 @@ when = [{ observation = "sw", sw = "6A8F" }]
         for (_, obs) in reachability_table() {
             assert_index_agrees(&KB, &obs);
         }
+    }
+
+    #[test]
+    fn frame_slots_are_distinct_and_a_plain_frame_has_few_candidates() {
+        let mut seen = vec![false; FrameSlot::COUNT];
+        for slot in FrameSlot::all() {
+            let i = slot.index();
+            assert!(i < FrameSlot::COUNT && !seen[i], "{slot:?}");
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        // A valid received M-Bus frame, no echo, nothing expected: nothing to score.
+        let plain = FrameSeen::new(Protocol::Mbus, "long", &[0x68, 0x03, 0x03, 0x68]);
+        assert!(KB.candidates(&Observation::Frame(plain)).is_empty());
     }
 
     /// Pieces of knowledge files, so random files get past the TOML parser into validation.
