@@ -221,11 +221,43 @@ fn address_name(a: u8) -> String {
 
 /// "A=5", or "A=0xFE" for the special addresses.
 fn push_address_short(out: &mut String, a: u8) {
-    use std::fmt::Write as _;
-    let _ = match a {
-        0xFD..=0xFF => write!(out, "A=0x{a:02X}"),
-        _ => write!(out, "A={a}"),
-    };
+    match a {
+        0xFD..=0xFF => {
+            out.push_str("A=0x");
+            push_hex_byte(out, a);
+        }
+        _ => {
+            out.push_str("A=");
+            push_decimal(out, usize::from(a));
+        }
+    }
+}
+
+/// Two upper-case hex digits (as `{:02X}`). Summaries are written by hand: every frame's is
+/// printed, and `write!` costs more than the rest of the summary.
+fn push_hex_byte(out: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.push(char::from(DIGITS[usize::from(b >> 4)]));
+    out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+}
+
+/// A number in decimal (as `{}`).
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
 }
 
 /// BCD digits of a little-endian identification number; an `F` nibble is a wildcard.
@@ -389,7 +421,6 @@ fn c_field(at: StreamOffset, index: usize, c: u8, mut text: String) -> Field {
 }
 
 fn long_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec<Field>) {
-    use std::fmt::Write as _;
     let length = raw.bytes.get(1).copied().unwrap_or_default();
     let kind = if length == MIN_LENGTH {
         "control"
@@ -430,7 +461,8 @@ fn long_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec<
                 span(at, raw.user_start + 2, 1),
             ));
         }
-        let _ = write!(summary, " CI=0x{ci:02X}");
+        summary.push_str(" CI=0x");
+        push_hex_byte(&mut summary, ci);
         if let Some(name) = ci_name(ci) {
             summary.push(' ');
             summary.push_str(name);
@@ -454,7 +486,9 @@ fn long_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec<
             summary.push_str(", ID ");
             push_bcd_le(&mut summary, id);
         }
-        let _ = write!(summary, ", {} data bytes", data.len());
+        summary.push_str(", ");
+        push_decimal(&mut summary, data.len());
+        summary.push_str(" data bytes");
     }
     push_fcb_suffix(&mut summary, c);
     (summary, fields)
@@ -748,6 +782,26 @@ mod tests {
             .map(|f| f.span.clone())
             .collect();
         assert_eq!(ok, vec![5..10, 12..21]);
+    }
+
+    #[test]
+    fn summary_numbers_written_by_hand_match_format() {
+        for n in [0usize, 7, 10, 99, 100, 255, 4096, usize::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for b in 0..=255u8 {
+            let (mut hex, mut short) = (String::new(), String::new());
+            push_hex_byte(&mut hex, b);
+            push_address_short(&mut short, b);
+            assert_eq!(hex, format!("{b:02X}"));
+            let want = match b {
+                0xFD..=0xFF => format!("A=0x{b:02X}"),
+                _ => format!("A={b}"),
+            };
+            assert_eq!(short, want);
+        }
     }
 
     #[test]
