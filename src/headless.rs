@@ -4,6 +4,8 @@
 
 use std::io::Write;
 
+use serde_json::ser::{CompactFormatter, Formatter as _};
+
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
@@ -671,6 +673,7 @@ pub fn write_findings(
     let labels = session.labels.as_ref();
     // The frames of one read share its time: formatted once.
     let mut time: Option<(crate::event::Timestamp, JsonF64)> = None;
+    let mut text_time: Option<(crate::event::Timestamp, String)> = None;
     for f in frames.range(frames.len() - nf..) {
         let label = labels.map(|l| l.get(f.direction));
         match format {
@@ -686,17 +689,34 @@ pub fn write_findings(
                 write_frame_json(out, f, &t, label)?
             }
             OutputFormat::Text => {
-                write!(
-                    out,
-                    "{:12.6} frame {} {} {} {} [{}..{}] ",
-                    f.at.as_secs_f64(),
+                // "{:12.6} frame {dir} {protocol} {kind} {status} [{start}..{end}] {summary}",
+                // the time formatted once per read, the rest written piece by piece.
+                if text_time.as_ref().is_none_or(|(at, _)| *at != f.at) {
+                    text_time = Some((f.at, format!("{:12.6}", f.at.as_secs_f64())));
+                }
+                if let Some((_, t)) = &text_time {
+                    out.write_all(t.as_bytes())?;
+                }
+                out.write_all(b" frame ")?;
+                for (i, word) in [
                     f.direction.label(),
                     f.frame.protocol.id(),
                     f.frame.kind,
                     status_id(&f.frame.status),
-                    f.frame.span.start,
-                    f.frame.span.end,
-                )?;
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if i > 0 {
+                        out.write_all(b" ")?;
+                    }
+                    out.write_all(word.as_bytes())?;
+                }
+                out.write_all(b" [")?;
+                CompactFormatter.write_u64(out, f.frame.span.start)?;
+                out.write_all(b"..")?;
+                CompactFormatter.write_u64(out, f.frame.span.end)?;
+                out.write_all(b"] ")?;
                 write_printable(out, &f.frame.summary_once())?;
                 out.write_all(b"\n")?;
             }

@@ -318,7 +318,16 @@ impl Engine {
         let bytes = state.bytes(&frame.span);
         // The bytes just sent coming back (the whole transmission, or its tail).
         let echo = dir == Direction::Rx && !bytes.is_empty() && self.last_tx.ends_with(bytes);
-        let seen = FrameSeen::from_frame(frame, obs_dir(dir), bytes).with_echo(echo);
+        // The frame observation is built only if some entry could match it (copying the
+        // bytes and kind for nothing was most of what a plain frame cost here).
+        let frame_obs = self
+            .knowledge
+            .may_match_frame(frame.protocol, &frame.status, obs_dir(dir), echo, false)
+            .then(|| {
+                Observation::Frame(
+                    FrameSeen::from_frame(frame, obs_dir(dir), bytes).with_echo(echo),
+                )
+            });
         let sw = status_word(frame, bytes);
         let about_68 = bytes.first() == Some(&0x68)
             || bytes.iter().find(|&&b| b != 0xFE) == Some(&0x68)
@@ -341,7 +350,6 @@ impl Engine {
                 crate::sanitize::printable(&frame.summary_once()),
             )
         };
-        let frame_obs = Observation::Frame(seen);
         let sw_obs = sw.map(|sw| {
             Observation::StatusWord(StatusWordSeen {
                 sw,
@@ -349,7 +357,7 @@ impl Engine {
                 ins: None,
             })
         });
-        for obs in std::iter::once(&frame_obs).chain(sw_obs.as_ref()) {
+        for obs in frame_obs.iter().chain(sw_obs.as_ref()) {
             // Valid, unremarkable frames only raise info entries the knowledge base has for
             // them; corrupt frames always raise something (the fallback entries).
             let Some(entry) = self.knowledge.best(obs) else {
@@ -587,7 +595,9 @@ fn resolve_overlaps(frames: Vec<Frame>) -> Vec<Frame> {
         .enumerate()
         .map(|(i, f)| (f.span.start, f.span.end, i))
         .collect();
-    order.sort_unstable();
+    // Each framer's frames come in stream order, so the keys are a few sorted runs: the
+    // stable sort merges runs (the keys are distinct, so any sort gives this order).
+    order.sort();
     let mut slots: Vec<Option<Frame>> = frames.into_iter().map(Some).collect();
     let at = |k: usize| {
         order

@@ -513,6 +513,30 @@ impl Knowledge {
         }
     }
 
+    /// Whether any entry could match a frame with this protocol, status, direction and echo
+    /// flag (`expected`: whether a profile expected something). False means `matches` and
+    /// `best` would find nothing for it, so a caller can skip building the observation (the
+    /// engine asks for every frame it decodes).
+    pub fn may_match_frame(
+        &self,
+        protocol: Protocol,
+        status: &FrameStatus,
+        direction: Direction,
+        echo: bool,
+        expected: bool,
+    ) -> bool {
+        let slot = FrameSlot {
+            protocol,
+            status: StatusName::of(status),
+            direction,
+            echo,
+            expected,
+        };
+        self.by_frame
+            .get(slot.index())
+            .is_some_and(|list| !list.is_empty())
+    }
+
     /// The entries that may match `obs`, in file order (see `by_kind` and `by_frame`).
     fn candidates(&self, obs: &Observation) -> &[usize] {
         let list = match obs {
@@ -2837,6 +2861,16 @@ when = [{ observation = "sw", sw = "6A8F" }]
             want.first().map(|w| w.1),
             "{obs:?}"
         );
+        if let Observation::Frame(f) = obs {
+            let may = k.may_match_frame(
+                f.protocol,
+                &f.status,
+                f.direction,
+                f.echo,
+                f.expected.is_some(),
+            );
+            assert!(may || want.is_empty(), "{obs:?}");
+        }
     }
 
     #[test]
