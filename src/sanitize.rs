@@ -75,7 +75,7 @@ pub fn printable(s: &str) -> String {
 /// [`printable`] written straight to `out`: the same text, without building a String.
 pub fn write_printable<W: Write + ?Sized>(out: &mut W, s: &str) -> io::Result<()> {
     // Printable ASCII (most summaries) is written as it is.
-    if s.bytes().fold(true, |ok, b| ok & (b >= 0x20) & (b < 0x7f)) {
+    if s.bytes().fold(true, |ok, b| ok & (0x20..0x7f).contains(&b)) {
         return out.write_all(s.as_bytes());
     }
     let mut start = 0;
@@ -251,7 +251,7 @@ impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
 /// or [`TerminalSafe`]. Folded without an early exit so the check runs 16 or 32 bytes a step.
 fn is_plain_json(s: &str) -> bool {
     s.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20) & (b < 0x7f) & (b != b'"') & (b != b'\\')
+        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
     })
 }
 
