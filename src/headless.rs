@@ -4,6 +4,8 @@
 
 use std::io::Write;
 
+use serde_json::ser::{CompactFormatter, Formatter as _};
+
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
@@ -13,7 +15,9 @@ use crate::diagnose::baud_scan::{BaudScan, ScanUpdate};
 use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
 };
-use crate::sanitize::{hex_string, printable, write_json_line};
+use crate::sanitize::{
+    JsonF64, JsonLine, hex_string, printable, write_hex, write_json_line, write_printable,
+};
 use crate::session::Session;
 use crate::source::SourceHandle;
 use crate::ui::sendline;
@@ -602,88 +606,194 @@ fn scan_text(u: &ScanUpdate) -> String {
     }
 }
 
-fn write_record(
+/// Takes one event into the session and prints its record, then the frames and diagnoses it
+/// produced: what the headless loop does with every event (public for `benches/headless.rs`).
+pub fn write_record(
     out: &mut impl Write,
     session: &mut Session,
     ev: &TimedEvent,
     format: OutputFormat,
 ) -> std::io::Result<()> {
     session.ingest(ev);
-    let dir = match ev.event {
-        Event::Rx(_) => Some(crate::event::Direction::Rx),
-        Event::Tx(_) => Some(crate::event::Direction::Tx),
+    let label = match ev.event {
+        Event::Rx(_) => session.labels.as_ref().map(|l| l.rx.as_str()),
+        Event::Tx(_) => session.labels.as_ref().map(|l| l.tx.as_str()),
         _ => None,
     };
-    let label = dir.and_then(|d| session.labels.as_ref().map(|l| l.get(d)));
-    match format {
-        OutputFormat::Json => write_json_line(out, &with_label(json_record(ev), label))?,
-        OutputFormat::Text => match (label, dir, &ev.event) {
+    match (format, &ev.event) {
+        // Reads are most of the output: written straight out, no `Value` or String between.
+        (OutputFormat::Json, Event::Rx(b) | Event::Tx(b)) => {
+            let kind = if matches!(ev.event, Event::Rx(_)) {
+                "rx"
+            } else {
+                "tx"
+            };
+            let mut line = JsonLine::begin(out)?;
+            line.str("type", kind)?
+                .f64("t", ev.at.as_secs_f64())?
+                .hex("hex", b)?;
+            if let Some(l) = label {
+                line.str("label", l)?;
+            }
+            line.end()?;
+        }
+        (OutputFormat::Json, _) => write_json_line(out, &json_record(ev))?,
+        (OutputFormat::Text, Event::Rx(b) | Event::Tx(b)) => {
+            let d = if matches!(ev.event, Event::Rx(_)) {
+                "rx"
+            } else {
+                "tx"
+            };
+            write!(out, "{:12.6} {d} ", ev.at.as_secs_f64())?;
             // "rx meter 68 04 …": the label after the direction, for a tap.
-            (Some(l), Some(d), Event::Rx(b) | Event::Tx(b)) => writeln!(
-                out,
-                "{:12.6} {} {} {}",
-                ev.at.as_secs_f64(),
-                d.label(),
-                printable(l),
-                hex_string(b)
-            )?,
-            _ => writeln!(out, "{}", text_record(ev))?,
-        },
+            if let Some(l) = label {
+                write_printable(out, l)?;
+                out.write_all(b" ")?;
+            }
+            write_hex(out, b)?;
+            out.write_all(b"\n")?;
+        }
+        (OutputFormat::Text, _) => writeln!(out, "{}", text_record(ev))?,
     }
     write_findings(out, session, format)
 }
 
-/// Adds `"label"` (a tap's name for who sent the bytes) to a record.
-fn with_label(mut v: Value, label: Option<&str>) -> Value {
-    if let (Some(l), Value::Object(m)) = (label, &mut v) {
-        m.insert("label".into(), Value::String(l.to_string()));
-    }
-    v
-}
-
-/// Frames and diagnoses the session found since the last call.
+/// Frames and diagnoses the session found since the last call. Each record is written as
+/// [`frame_record`] and [`diagnosis_record`] (plus a tap's label) would print, but straight
+/// to `out`; a frame's summary is read with `Frame::summary_once`, so printing a frame does
+/// not keep its description.
 pub fn write_findings(
     out: &mut impl Write,
     session: &mut Session,
     format: OutputFormat,
 ) -> std::io::Result<()> {
-    let labels = session.labels.clone();
-    let label = |d| labels.as_ref().map(|l| l.get(d));
-    let (frames, diags) = session.take_new();
-    for f in frames {
+    let (nf, nd) = session.take_new_counts();
+    let frames = session.frames();
+    let diagnoses = session.diagnoses();
+    let labels = session.labels.as_ref();
+    // The frames of one read share its time: formatted once.
+    let mut time: Option<(crate::event::Timestamp, JsonF64)> = None;
+    let mut text_time: Option<(crate::event::Timestamp, String)> = None;
+    for f in frames.range(frames.len() - nf..) {
+        let label = labels.map(|l| l.get(f.direction));
         match format {
             OutputFormat::Json => {
-                write_json_line(out, &with_label(frame_record(f, None), label(f.direction)))?
+                let t = match time {
+                    Some((at, t)) if at == f.at => t,
+                    _ => {
+                        let t = JsonF64::new(f.at.as_secs_f64());
+                        time = Some((f.at, t));
+                        t
+                    }
+                };
+                write_frame_json(out, f, &t, label)?
             }
-            OutputFormat::Text => writeln!(
-                out,
-                "{:12.6} frame {} {} {} {} [{}..{}] {}",
-                f.at.as_secs_f64(),
-                f.direction.label(),
-                f.frame.protocol.id(),
-                f.frame.kind,
-                status_id(&f.frame.status),
-                f.frame.span.start,
-                f.frame.span.end,
-                printable(f.frame.summary())
-            )?,
+            OutputFormat::Text => {
+                // "{:12.6} frame {dir} {protocol} {kind} {status} [{start}..{end}] {summary}",
+                // the time formatted once per read, the rest written piece by piece.
+                if text_time.as_ref().is_none_or(|(at, _)| *at != f.at) {
+                    text_time = Some((f.at, format!("{:12.6}", f.at.as_secs_f64())));
+                }
+                if let Some((_, t)) = &text_time {
+                    out.write_all(t.as_bytes())?;
+                }
+                out.write_all(b" frame ")?;
+                for (i, word) in [
+                    f.direction.label(),
+                    f.frame.protocol.id(),
+                    f.frame.kind,
+                    status_id(&f.frame.status),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if i > 0 {
+                        out.write_all(b" ")?;
+                    }
+                    out.write_all(word.as_bytes())?;
+                }
+                out.write_all(b" [")?;
+                CompactFormatter.write_u64(out, f.frame.span.start)?;
+                out.write_all(b"..")?;
+                CompactFormatter.write_u64(out, f.frame.span.end)?;
+                out.write_all(b"] ")?;
+                write_printable(out, &f.frame.summary_once())?;
+                out.write_all(b"\n")?;
+            }
         }
     }
-    for d in diags {
+    for d in diagnoses.range(diagnoses.len() - nd..) {
         match format {
-            OutputFormat::Json => write_json_line(out, &diagnosis_record(d))?,
-            OutputFormat::Text => writeln!(
-                out,
-                "{:12.6} event {} {}: {} — {}",
-                d.diagnosis.first_at.as_secs_f64(),
-                d.diagnosis.severity.label(),
-                printable(&d.diagnosis.id),
-                printable(&d.diagnosis.title),
-                printable(&d.diagnosis.context)
-            )?,
+            OutputFormat::Json => write_diagnosis_json(out, d)?,
+            OutputFormat::Text => {
+                let g = &d.diagnosis;
+                write!(
+                    out,
+                    "{:12.6} event {} ",
+                    g.first_at.as_secs_f64(),
+                    g.severity.label()
+                )?;
+                write_printable(out, &g.id)?;
+                out.write_all(b": ")?;
+                write_printable(out, &g.title)?;
+                out.write_all(" — ".as_bytes())?;
+                write_printable(out, &g.context)?;
+                out.write_all(b"\n")?;
+            }
         }
     }
     Ok(())
+}
+
+/// A frame's JSON line: [`frame_record`] (without bytes) and its label, member for member.
+fn write_frame_json(
+    out: &mut impl Write,
+    sf: &crate::session::SessionFrame,
+    t: &JsonF64,
+    label: Option<&str>,
+) -> std::io::Result<()> {
+    let f = &sf.frame;
+    let mut line = JsonLine::begin(out)?;
+    line.str("type", "frame")?
+        .f64_text("t", t)?
+        .str("dir", sf.direction.label())?
+        .str("protocol", f.protocol.id())?
+        .str("kind", f.kind)?
+        .str("status", status_id(&f.status))?
+        .u64("start", f.span.start)?
+        .u64("end", f.span.end)?
+        .str("summary", &f.summary_once())?;
+    if let crate::decode::FrameStatus::BadChecksum { expected, found } = &f.status {
+        line.u64("checksum_expected", u64::from(*expected))?
+            .u64("checksum_found", u64::from(*found))?;
+    }
+    if let Some(l) = label {
+        line.str("label", l)?;
+    }
+    line.end()
+}
+
+/// A diagnosis's JSON line: [`diagnosis_record`], member for member.
+fn write_diagnosis_json(
+    out: &mut impl Write,
+    d: &crate::session::SessionDiagnosis,
+) -> std::io::Result<()> {
+    let g = &d.diagnosis;
+    let mut line = JsonLine::begin(out)?;
+    line.str("type", "event")?
+        .f64("t", g.first_at.as_secs_f64())?
+        .str("id", &g.id)?
+        .str("severity", g.severity.label())?
+        .str("title", &g.title)?
+        .str("text", &g.context)?
+        .bool("about_68", g.about_68)?;
+    if let Some(dir) = g.direction {
+        line.str("dir", dir.label())?;
+    }
+    if let Some(sp) = &g.span {
+        line.u64("start", sp.start)?.u64("end", sp.end)?;
+    }
+    line.end()
 }
 
 #[cfg(test)]
@@ -702,6 +812,187 @@ mod tests {
             json_record(&ev).to_string(),
             r#"{"type":"rx","t":0.0123,"hex":"68 04 04 68"}"#
         );
+    }
+
+    /// Adds `"label"` (a tap's name for who sent the bytes) to a record.
+    fn with_label(mut v: Value, label: Option<&str>) -> Value {
+        if let (Some(l), Value::Object(m)) = (label, &mut v) {
+            m.insert("label".into(), Value::String(l.to_string()));
+        }
+        v
+    }
+
+    /// The records as `Value`s, the way headless output was first written: the reference the
+    /// direct writers must match byte for byte.
+    fn by_values(
+        events: &[TimedEvent],
+        labels: Option<crate::session::DirectionLabels>,
+    ) -> Vec<u8> {
+        let mut s = Session::new("t", crate::session::DEFAULT_WINDOW_BYTES);
+        s.labels = labels;
+        let mut out = Vec::new();
+        let findings = |s: &mut Session, out: &mut Vec<u8>| {
+            let labels = s.labels.clone();
+            let (frames, diags) = s.take_new();
+            for f in frames {
+                let l = labels.as_ref().map(|l| l.get(f.direction));
+                write_json_line(out, &with_label(frame_record(f, None), l)).unwrap();
+            }
+            for d in diags {
+                write_json_line(out, &diagnosis_record(d)).unwrap();
+            }
+        };
+        for ev in events {
+            s.ingest(ev);
+            let l = match (&ev.event, s.labels.as_ref()) {
+                (Event::Rx(_), Some(l)) => Some(l.rx.as_str()),
+                (Event::Tx(_), Some(l)) => Some(l.tx.as_str()),
+                _ => None,
+            };
+            write_json_line(&mut out, &with_label(json_record(ev), l)).unwrap();
+            findings(&mut s, &mut out);
+        }
+        s.flush_decoders();
+        findings(&mut s, &mut out);
+        out
+    }
+
+    fn by_writer(
+        events: &[TimedEvent],
+        labels: Option<crate::session::DirectionLabels>,
+        format: OutputFormat,
+    ) -> Vec<u8> {
+        let mut s = Session::new("t", crate::session::DEFAULT_WINDOW_BYTES);
+        s.labels = labels;
+        let mut out = Vec::new();
+        for ev in events {
+            write_record(&mut out, &mut s, ev, format).unwrap();
+        }
+        s.flush_decoders();
+        write_findings(&mut out, &mut s, format).unwrap();
+        out
+    }
+
+    /// A stream with every kind of record the writers handle: M-Bus frames good and with a
+    /// bad checksum (checksum members), text with escapes and bidi controls, STM32 bytes,
+    /// garbage, both directions, and events that are not reads.
+    fn mixed_events() -> Vec<TimedEvent> {
+        let mut stream: Vec<u8> = Vec::new();
+        let mut x: u32 = 0x2545_f491;
+        for n in 0..400u32 {
+            let mut mbus = vec![
+                0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01,
+                0x07, 0x13, 0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9D, 0x16,
+            ];
+            if n % 3 == 0 {
+                mbus[25] ^= 0x55;
+            }
+            stream.extend_from_slice(&mbus);
+            stream.extend_from_slice(format!("boot: {n} \x1b[31mred\u{202e} ü\r\n").as_bytes());
+            for _ in 0..48 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                stream.push(x as u8);
+            }
+            stream.extend_from_slice(b"\xe8\xe5llo world\r\n");
+        }
+        let mut events = vec![TimedEvent {
+            at: Duration::ZERO,
+            event: Event::Connection(ConnectionState::Up),
+        }];
+        for (i, piece) in stream.chunks(333).enumerate() {
+            let at = Duration::from_micros(i as u64 * 1234 + 7);
+            let event = if i % 7 == 3 {
+                Event::Tx(piece.to_vec())
+            } else {
+                Event::Rx(piece.to_vec())
+            };
+            events.push(TimedEvent { at, event });
+            if i % 50 == 0 {
+                events.push(TimedEvent {
+                    at,
+                    event: Event::Connection(ConnectionState::Down {
+                        reason: "gone \x1b]0;x\x07".into(),
+                    }),
+                });
+            }
+        }
+        events.push(TimedEvent {
+            at: Duration::from_secs(9),
+            event: Event::Rx(Vec::new()),
+        });
+        events
+    }
+
+    #[test]
+    fn direct_json_records_equal_the_value_records() {
+        let events = mixed_events();
+        let labels = crate::session::DirectionLabels {
+            rx: "meter \x1b[2J".into(),
+            tx: "master".into(),
+        };
+        for labels in [None, Some(labels)] {
+            let want = String::from_utf8(by_values(&events, labels.clone())).unwrap();
+            let got = String::from_utf8(by_writer(&events, labels, OutputFormat::Json)).unwrap();
+            assert!(
+                got.contains("\"checksum_expected\""),
+                "bad checksums covered"
+            );
+            assert!(got.contains("\"type\":\"event\""), "diagnoses covered");
+            assert!(got.lines().count() > 2000);
+            for (n, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+                assert_eq!(g, w, "line {n}");
+            }
+            assert_eq!(got.lines().count(), want.lines().count());
+        }
+    }
+
+    #[test]
+    fn direct_text_records_equal_the_formatted_ones() {
+        let events = mixed_events();
+        let got = String::from_utf8(by_writer(&events, None, OutputFormat::Text)).unwrap();
+        let mut s = Session::new("t", crate::session::DEFAULT_WINDOW_BYTES);
+        let mut want = String::new();
+        let findings = |s: &mut Session, want: &mut String| {
+            let (frames, diags) = s.take_new();
+            for f in frames {
+                want.push_str(&format!(
+                    "{:12.6} frame {} {} {} {} [{}..{}] {}\n",
+                    f.at.as_secs_f64(),
+                    f.direction.label(),
+                    f.frame.protocol.id(),
+                    f.frame.kind,
+                    status_id(&f.frame.status),
+                    f.frame.span.start,
+                    f.frame.span.end,
+                    printable(f.frame.summary())
+                ));
+            }
+            for d in diags {
+                want.push_str(&format!(
+                    "{:12.6} event {} {}: {} — {}\n",
+                    d.diagnosis.first_at.as_secs_f64(),
+                    d.diagnosis.severity.label(),
+                    printable(&d.diagnosis.id),
+                    printable(&d.diagnosis.title),
+                    printable(&d.diagnosis.context)
+                ));
+            }
+        };
+        for ev in &events {
+            s.ingest(ev);
+            want.push_str(&text_record(ev));
+            want.push('\n');
+            findings(&mut s, &mut want);
+        }
+        s.flush_decoders();
+        findings(&mut s, &mut want);
+        assert!(got.contains(" frame rx mbus long bad_checksum "));
+        for (n, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+            assert_eq!(g, w, "line {n}");
+        }
+        assert_eq!(got.lines().count(), want.lines().count());
     }
 
     #[test]

@@ -20,6 +20,25 @@ pub fn hex_pair(b: u8) -> [u8; 2] {
     [DIGITS[(b >> 4) as usize], DIGITS[(b & 0x0f) as usize]]
 }
 
+/// Bytes as `68 04 04 68` written straight to `out` (what [`hex_string`] returns), a
+/// few hundred bytes at a time: a 4 KiB read becomes 12 KiB of text without a String.
+pub fn write_hex<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
+    const PER_WRITE: usize = 256;
+    let mut buf = [0u8; PER_WRITE * 3];
+    for (n, piece) in bytes.chunks(PER_WRITE).enumerate() {
+        let mut len = 0;
+        for (slot, &b) in buf.chunks_exact_mut(3).zip(piece) {
+            let [h, l] = hex_pair(b);
+            slot.copy_from_slice(&[b' ', h, l]);
+            len += 3;
+        }
+        // Each byte was written as " XY": the very first space is dropped.
+        let from = usize::from(n == 0);
+        out.write_all(buf.get(from..len).unwrap_or_default())?;
+    }
+    Ok(())
+}
+
 /// Bytes as `68 04 04 68` (the headless and JSON hex form).
 pub fn hex_string(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 3);
@@ -51,6 +70,27 @@ pub fn printable(s: &str) -> String {
         }
     }
     out
+}
+
+/// [`printable`] written straight to `out`: the same text, without building a String.
+pub fn write_printable<W: Write + ?Sized>(out: &mut W, s: &str) -> io::Result<()> {
+    // Printable ASCII (most summaries) is written as it is.
+    if s.bytes().fold(true, |ok, b| ok & (0x20..0x7f).contains(&b)) {
+        return out.write_all(s.as_bytes());
+    }
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        if is_unsafe(c) {
+            out.write_all(s.as_bytes().get(start..i).unwrap_or_default())?;
+            if (c as u32) < 0x100 {
+                write!(out, "\\x{:02X}", c as u32)?;
+            } else {
+                write!(out, "\\u{{{:X}}}", c as u32)?;
+            }
+            start = i + c.len_utf8();
+        }
+    }
+    out.write_all(s.as_bytes().get(start..).unwrap_or_default())
 }
 
 /// Bidirectional overrides can reorder what a user sees (the "trojan source" trick).
@@ -102,6 +142,160 @@ pub fn write_json_line<W: Write>(out: &mut W, v: &serde_json::Value) -> io::Resu
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, TerminalSafe);
     v.serialize(&mut ser).map_err(io::Error::other)?;
     out.write_all(b"\n")
+}
+
+/// One JSON object written as a line, member by member: the same bytes [`write_json_line`]
+/// writes for the equal `serde_json::Value` (members in the order written, numbers and
+/// string escapes as serde_json writes them, every string terminal-safe), without building
+/// the value. The headless records of every read, frame and diagnosis go through it.
+///
+/// Keys are written as given: they must be plain ASCII names (the record formats' own).
+pub struct JsonLine<'w, W: Write + ?Sized> {
+    out: &'w mut W,
+    first: bool,
+}
+
+impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
+    /// Opens the object.
+    #[inline]
+    pub fn begin(out: &'w mut W) -> io::Result<Self> {
+        out.write_all(b"{")?;
+        Ok(JsonLine { out, first: true })
+    }
+
+    /// `,"key":` (no comma before the first). Inlined, so a literal key is copied with a
+    /// few stores rather than a `memcpy` call (a frame record has a dozen members).
+    #[inline(always)]
+    fn key(&mut self, key: &str) -> io::Result<()> {
+        if self.first {
+            self.first = false;
+            self.out.write_all(b"\"")?;
+        } else {
+            self.out.write_all(b",\"")?;
+        }
+        self.out.write_all(key.as_bytes())?;
+        self.out.write_all(b"\":")
+    }
+
+    /// A string member, escaped as serde_json does and terminal-safe.
+    #[inline]
+    pub fn str(&mut self, key: &str, value: &str) -> io::Result<&mut Self> {
+        self.key(key)?;
+        // Printable ASCII without quote or backslash (ids, names, most summaries) is written
+        // as it is, as serde_json and `TerminalSafe` would write it.
+        if is_plain_json(value) {
+            self.out.write_all(b"\"")?;
+            self.out.write_all(value.as_bytes())?;
+            return self.out.write_all(b"\"").map(|()| self);
+        }
+        write_json_string(&mut *self.out, value)?;
+        Ok(self)
+    }
+
+    /// A number member written as serde_json writes an `f64` (`null` if not finite).
+    #[inline]
+    pub fn f64(&mut self, key: &str, value: f64) -> io::Result<&mut Self> {
+        use serde_json::ser::Formatter;
+        self.key(key)?;
+        if value.is_finite() {
+            TerminalSafe.write_f64(&mut *self.out, value)?;
+        } else {
+            TerminalSafe.write_null(&mut *self.out)?;
+        }
+        Ok(self)
+    }
+
+    /// A number member already formatted (see [`JsonF64`]).
+    #[inline]
+    pub fn f64_text(&mut self, key: &str, value: &JsonF64) -> io::Result<&mut Self> {
+        self.key(key)?;
+        self.out.write_all(value.as_bytes())?;
+        Ok(self)
+    }
+
+    /// An unsigned integer member.
+    #[inline]
+    pub fn u64(&mut self, key: &str, value: u64) -> io::Result<&mut Self> {
+        use serde_json::ser::Formatter;
+        self.key(key)?;
+        TerminalSafe.write_u64(&mut *self.out, value)?;
+        Ok(self)
+    }
+
+    /// A `true`/`false` member.
+    #[inline]
+    pub fn bool(&mut self, key: &str, value: bool) -> io::Result<&mut Self> {
+        self.key(key)?;
+        self.out.write_all(if value { b"true" } else { b"false" })?;
+        Ok(self)
+    }
+
+    /// Bytes as a hex string member (`"68 04 04 68"`, see [`write_hex`]): hex digits and
+    /// spaces need no escape, so they are written as they are made.
+    pub fn hex(&mut self, key: &str, bytes: &[u8]) -> io::Result<&mut Self> {
+        self.key(key)?;
+        self.out.write_all(b"\"")?;
+        write_hex(&mut *self.out, bytes)?;
+        self.out.write_all(b"\"")?;
+        Ok(self)
+    }
+
+    /// Closes the object and the line.
+    #[inline]
+    pub fn end(&mut self) -> io::Result<()> {
+        self.out.write_all(b"}\n")
+    }
+}
+
+/// Printable ASCII without `"` or `\`: a JSON string that needs no escape, from serde_json
+/// or [`TerminalSafe`]. Folded without an early exit so the check runs 16 or 32 bytes a step.
+fn is_plain_json(s: &str) -> bool {
+    s.bytes().fold(true, |plain, b| {
+        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
+    })
+}
+
+/// A string as serde_json writes it (quoted, escaped), terminal-safe.
+#[inline(never)]
+fn write_json_string<W: Write + ?Sized>(out: &mut W, value: &str) -> io::Result<()> {
+    use serde::Serialize;
+    let mut ser = serde_json::Serializer::with_formatter(out, TerminalSafe);
+    value.serialize(&mut ser).map_err(io::Error::other)
+}
+
+/// An `f64` formatted once as serde_json writes it (`null` if not finite), for a member many
+/// records repeat: the frames found in one read share its time.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonF64 {
+    text: [u8; 32],
+    len: usize,
+}
+
+impl JsonF64 {
+    pub fn new(value: f64) -> JsonF64 {
+        use serde_json::ser::Formatter;
+        let mut text = [0u8; 32];
+        let mut cursor = io::Cursor::new(&mut text[..]);
+        let written = if value.is_finite() {
+            TerminalSafe.write_f64(&mut cursor, value)
+        } else {
+            TerminalSafe.write_null(&mut cursor)
+        };
+        // An f64 takes at most 24 characters; should it not fit, `null` is still valid JSON.
+        let len = match written {
+            Ok(()) => usize::try_from(cursor.position()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if len == 0 {
+            text[..4].copy_from_slice(b"null");
+            return JsonF64 { text, len: 4 };
+        }
+        JsonF64 { text, len }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.text.get(..self.len).unwrap_or(b"null")
+    }
 }
 
 /// Raw device bytes as text for a one-line preview: printable ASCII kept, the rest escaped.
@@ -170,6 +364,112 @@ mod tests {
     fn hex_string_formats() {
         assert_eq!(hex_string(&[0x68, 0x04, 0x04, 0x68]), "68 04 04 68");
         assert_eq!(hex_string(&[]), "");
+    }
+
+    #[test]
+    fn write_hex_equals_hex_string_at_every_length() {
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 37 % 256) as u8).collect();
+        for len in [0, 1, 2, 255, 256, 257, 511, 512, 513, 1000] {
+            let mut out = Vec::new();
+            write_hex(&mut out, &bytes[..len]).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                hex_string(&bytes[..len]),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn write_printable_equals_printable() {
+        let every: String = (0..0x3000u32).filter_map(char::from_u32).collect();
+        for s in [
+            "",
+            "plain ascii",
+            "a\u{1b}[2Jb\u{9b}c\u{202e}d",
+            "68 04 ü ñ 日本",
+            &every,
+        ] {
+            let mut out = Vec::new();
+            write_printable(&mut out, s).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), printable(s));
+        }
+    }
+
+    #[test]
+    fn json_line_writes_what_the_value_writes() {
+        let text: String = (0..0x3000u32).filter_map(char::from_u32).collect();
+        for (t, n, b) in [
+            (0.0123, 7u64, true),
+            (1.0, 0, false),
+            (1e-7, u64::MAX, true),
+            (123456.789, 42, false),
+        ] {
+            let mut fast = Vec::new();
+            JsonLine::begin(&mut fast)
+                .unwrap()
+                .str("type", "frame")
+                .unwrap()
+                .f64("t", t)
+                .unwrap()
+                .u64("n", n)
+                .unwrap()
+                .bool("b", b)
+                .unwrap()
+                .hex("hex", &[0x68, 0x04, 0x00, 0xFF])
+                .unwrap()
+                .str("summary", &text)
+                .unwrap()
+                .str("quoted", "a \"b\" \\c\u{7f}")
+                .unwrap()
+                .str("a_key_longer_than_the_buffer_holds_in_one_piece", "x")
+                .unwrap()
+                .end()
+                .unwrap();
+            let v = serde_json::json!({
+                "type": "frame", "t": t, "n": n, "b": b, "hex": "68 04 00 FF", "summary": text,
+                "quoted": "a \"b\" \\c\u{7f}",
+                "a_key_longer_than_the_buffer_holds_in_one_piece": "x",
+            });
+            let mut slow = Vec::new();
+            write_json_line(&mut slow, &v).unwrap();
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(slow).unwrap()
+            );
+        }
+        let mut out = Vec::new();
+        JsonLine::begin(&mut out)
+            .unwrap()
+            .f64("t", f64::NAN)
+            .unwrap()
+            .end()
+            .unwrap();
+        assert_eq!(out, b"{\"t\":null}\n");
+        for v in [
+            0.0123,
+            1.0,
+            1e-7,
+            123456.789,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            JsonLine::begin(&mut a)
+                .unwrap()
+                .f64("t", v)
+                .unwrap()
+                .end()
+                .unwrap();
+            JsonLine::begin(&mut b)
+                .unwrap()
+                .f64_text("t", &JsonF64::new(v))
+                .unwrap()
+                .end()
+                .unwrap();
+            assert_eq!(a, b, "{v}");
+        }
     }
 
     #[test]

@@ -29,8 +29,9 @@ const NOTICES_CAP: usize = 1000;
 /// Most decoded frames kept in memory.
 pub const FRAMES_CAP: usize = 200_000;
 
-/// Most heap the kept frames may use, by [`frame_heap_bytes`]. A frame with its field tree
-/// takes from a few hundred bytes to several KiB, so the count cap alone let 200k frames
+/// Most heap the kept frames may use, by [`frame_heap_bytes`] (estimated for frames not
+/// described yet, see `DescriptionCosts`). A frame with its field tree takes from a few
+/// hundred bytes to several KiB, so the count cap alone let 200k frames
 /// grow the process past 500 MiB (measured by `examples/perf_suite.rs`). With the 64 MiB
 /// byte window, a source's 8 MiB stall queue and its 128-event channel this keeps the process
 /// under 100 MiB (90 MiB measured after 1 GiB, `examples/session_memory.rs`); it holds ~5.6k
@@ -42,6 +43,22 @@ pub const FRAMES_BYTES_CAP: usize = 8 * 1024 * 1024;
 /// event (a source catching up after a stall) never holds all its frames in memory at once.
 const DECODE_SLICE: usize = 64 * 1024;
 
+/// How many times `needle` occurs in `bytes`. Counted in 255-byte pieces with a byte-wide
+/// tally, which the compiler turns into wide vector compares (a plain `filter().count()`
+/// widens every byte to 64 bits): it runs over every received byte.
+fn count_byte(bytes: &[u8], needle: u8) -> u64 {
+    bytes
+        .chunks(255)
+        .map(|piece| {
+            u64::from(
+                piece
+                    .iter()
+                    .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == needle))),
+            )
+        })
+        .sum()
+}
+
 /// Heap one run's byte and mark buffers use (by capacity): what the window cap bounds, so a
 /// session of one-byte reads (a slow line) stays as bounded as one of large reads.
 fn run_heap(r: &Run) -> usize {
@@ -51,18 +68,34 @@ fn run_heap(r: &Run) -> usize {
 /// Most diagnoses kept in memory (repeats are counted, not stored).
 pub const DIAGNOSES_CAP: usize = 20_000;
 
-/// Approximate heap bytes a kept frame uses: the record itself, its summary and its field
-/// tree (names, values, child lists), each allocation counted as the allocator rounds it
-/// (16-byte granules with an 8-byte header, 32 at least): a frame is mostly short strings,
-/// so counting only their lengths under-states it by about a third.
+/// Approximate heap bytes a kept frame uses once described: the record itself, its kept
+/// bytes, its summary and its field tree (names, values, child lists), each allocation counted
+/// as the allocator rounds it (16-byte granules with an 8-byte header, 32 at least): a frame
+/// is mostly short strings, so counting only their lengths under-states it by about a third.
+/// Describes the frame if nothing has yet.
 pub fn frame_heap_bytes(f: &Frame) -> usize {
-    fn chunk(n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            ((n + 8 + 15) & !15).max(32)
-        }
+    record_heap(f) + description_heap(f.description())
+}
+
+fn chunk(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        ((n + 8 + 15) & !15).max(32)
     }
+}
+
+/// The frame's heap without its description: the record, a status text, kept bytes.
+fn record_heap(f: &Frame) -> usize {
+    let status = match &f.status {
+        crate::decode::FrameStatus::Malformed(why) => chunk(why.capacity()),
+        _ => 0,
+    };
+    std::mem::size_of::<SessionFrame>() + status + chunk(f.kept_heap())
+}
+
+/// Heap of a built description: its box, summary and field tree.
+fn description_heap(d: &crate::decode::frame::Description) -> usize {
     fn fields(list: &[crate::decode::Field], cap: usize) -> usize {
         chunk(cap * std::mem::size_of::<crate::decode::Field>())
             + list
@@ -74,17 +107,74 @@ pub fn frame_heap_bytes(f: &Frame) -> usize {
                 })
                 .sum::<usize>()
     }
-    let status = match &f.status {
-        crate::decode::FrameStatus::Malformed(why) => chunk(why.capacity()),
-        _ => 0,
-    };
-    // Frames describe themselves on first use (and the engine reads every summary), so the
-    // description is counted as held; its box is one more allocation.
-    std::mem::size_of::<SessionFrame>()
-        + chunk(std::mem::size_of::<crate::decode::frame::Description>())
-        + chunk(f.summary().len())
-        + status
-        + fields(f.fields(), f.fields().len())
+    chunk(std::mem::size_of::<crate::decode::frame::Description>())
+        + chunk(d.summary.len())
+        + fields(&d.fields, d.fields.len())
+}
+
+/// Frames of each (protocol, kind) described in full before their cost is estimated, and
+/// after that one in how many.
+const COST_SAMPLES_FIRST: u64 = 16;
+const COST_SAMPLE_EVERY: u64 = 64;
+
+/// What a frame's description takes, learnt per (protocol, kind) from frames described in
+/// full. Kept frames are charged as if described (the frames pane or detail view may describe
+/// any of them), but describing every frame to measure it would cost more than decoding it:
+/// a busy line brings tens of thousands a second, and a headless run prints their summaries
+/// (`Frame::summary_once`) and never looks at them again. So the first frames of each kind
+/// and then one in `COST_SAMPLE_EVERY` are described and measured, and the others are charged
+/// the mean of their kind.
+#[derive(Debug, Default)]
+struct DescriptionCosts {
+    kinds: Vec<KindCost>,
+}
+
+#[derive(Debug)]
+struct KindCost {
+    protocol: crate::decode::Protocol,
+    kind: &'static str,
+    frames: u64,
+    sampled: u64,
+    sum: u64,
+}
+
+impl DescriptionCosts {
+    /// The heap a kept frame is charged: measured if it is described (or sampled now),
+    /// else its record plus the mean description of its kind.
+    fn charge(&mut self, f: &Frame) -> usize {
+        let record = record_heap(f);
+        if let Some(d) = f.built_description() {
+            return record + description_heap(d);
+        }
+        let i = match self
+            .kinds
+            .iter()
+            .position(|k| k.protocol == f.protocol && k.kind == f.kind)
+        {
+            Some(i) => i,
+            None => {
+                self.kinds.push(KindCost {
+                    protocol: f.protocol,
+                    kind: f.kind,
+                    frames: 0,
+                    sampled: 0,
+                    sum: 0,
+                });
+                self.kinds.len() - 1
+            }
+        };
+        let Some(k) = self.kinds.get_mut(i) else {
+            return frame_heap_bytes(f);
+        };
+        k.frames += 1;
+        if k.sampled < COST_SAMPLES_FIRST || k.frames % COST_SAMPLE_EVERY == 0 {
+            let heap = description_heap(f.description());
+            k.sampled += 1;
+            k.sum += heap as u64;
+            return record + heap;
+        }
+        record + k.sum.div_ceil(k.sampled.max(1)) as usize
+    }
 }
 
 /// A decoded frame and where it came from.
@@ -95,6 +185,8 @@ pub struct SessionFrame {
     pub direction: Direction,
     pub at: Timestamp,
     pub frame: Frame,
+    /// What the frame was charged against `FRAMES_BYTES_CAP` when kept (given back on eviction).
+    heap: usize,
 }
 
 /// A diagnosis and its number.
@@ -251,8 +343,9 @@ pub struct Session {
     /// Heap the window uses: bytes and marks by capacity, plus the run records.
     window_mem: usize,
     frames: VecDeque<SessionFrame>,
-    /// Heap of the kept frames, by [`frame_heap_bytes`].
+    /// Heap charged for the kept frames (see [`DescriptionCosts`]).
     frames_bytes: usize,
+    description_costs: DescriptionCosts,
     next_frame_seq: u64,
     diagnoses: VecDeque<SessionDiagnosis>,
     engine: Option<Engine>,
@@ -294,6 +387,7 @@ impl Session {
         Session {
             frames: VecDeque::new(),
             frames_bytes: 0,
+            description_costs: DescriptionCosts::default(),
             window_mem: 0,
             next_frame_seq: 0,
             diagnoses: VecDeque::new(),
@@ -415,8 +509,8 @@ impl Session {
                 self.rx_rate.add(ev.at, b.len());
                 let offset = self.rx_offset;
                 self.rx_window.0 += b.len() as u64;
-                self.rx_window.1 += b.iter().filter(|&&x| x == 0x68).count() as u64;
-                self.rx_window.2 += b.iter().filter(|&&x| x == 0x00).count() as u64;
+                self.rx_window.1 += count_byte(b, 0x68);
+                self.rx_window.2 += count_byte(b, 0x00);
                 self.append(Direction::Rx, ev.at, b);
                 self.baud.on_rx(b);
                 self.decode(Direction::Rx, offset, ev.at, b);
@@ -597,14 +691,12 @@ impl Session {
             {
                 self.baud.on_frame_ok();
             }
-            let size = frame_heap_bytes(&frame);
+            let size = self.description_costs.charge(&frame);
             while self.frames.len() >= FRAMES_CAP
                 || (!self.frames.is_empty() && self.frames_bytes + size > FRAMES_BYTES_CAP)
             {
                 if let Some(old) = self.frames.pop_front() {
-                    self.frames_bytes = self
-                        .frames_bytes
-                        .saturating_sub(frame_heap_bytes(&old.frame));
+                    self.frames_bytes = self.frames_bytes.saturating_sub(old.heap);
                 }
             }
             self.frames_bytes += size;
@@ -613,6 +705,7 @@ impl Session {
                 direction,
                 at,
                 frame,
+                heap: size,
             });
             self.next_frame_seq += 1;
             self.pending_frames += 1;
@@ -709,14 +802,19 @@ impl Session {
 
     /// Frames and diagnoses added since the last call (for headless output), oldest first.
     pub fn take_new(&mut self) -> (Vec<&SessionFrame>, Vec<&SessionDiagnosis>) {
-        let nf = std::mem::take(&mut self.pending_frames).min(self.frames.len());
-        let nd = std::mem::take(&mut self.pending_diagnoses).min(self.diagnoses.len());
+        let (nf, nd) = self.take_new_counts();
         (
-            self.frames.iter().skip(self.frames.len() - nf).collect(),
-            self.diagnoses
-                .iter()
-                .skip(self.diagnoses.len() - nd)
-                .collect(),
+            self.frames.range(self.frames.len() - nf..).collect(),
+            self.diagnoses.range(self.diagnoses.len() - nd..).collect(),
+        )
+    }
+
+    /// How many frames and diagnoses were added since the last call (to this or `take_new`):
+    /// the last that many of [`Session::frames`] and [`Session::diagnoses`]. Marks them taken.
+    pub fn take_new_counts(&mut self) -> (usize, usize) {
+        (
+            std::mem::take(&mut self.pending_frames).min(self.frames.len()),
+            std::mem::take(&mut self.pending_diagnoses).min(self.diagnoses.len()),
         )
     }
 
@@ -1054,6 +1152,48 @@ mod tests {
         assert!(
             s.frames().front().unwrap().seq > 0,
             "old frames were evicted"
+        );
+    }
+
+    #[test]
+    fn count_byte_counts() {
+        let bytes: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 256) as u8).collect();
+        for len in [0, 1, 254, 255, 256, 600, 5000] {
+            let b = &bytes[..len];
+            for needle in [0x00, 0x68, 0xFF] {
+                let want = b.iter().filter(|&&x| x == needle).count() as u64;
+                assert_eq!(count_byte(b, needle), want);
+            }
+        }
+        assert_eq!(count_byte(&[0x68; 1000], 0x68), 1000);
+    }
+
+    #[test]
+    fn kept_frames_are_charged_as_described_without_each_being_described() {
+        let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);
+        let one: Vec<u8> = chatter().repeat(1000);
+        for i in 0..4u64 {
+            s.ingest(&ev(i, Event::Rx(one.clone())));
+        }
+        let kept = s.frames().len();
+        let described = s
+            .frames()
+            .iter()
+            .filter(|f| f.frame.built_description().is_some())
+            .count();
+        assert!(kept >= 8000, "{kept} frames kept");
+        assert!(
+            described * 20 < kept,
+            "{described} of {kept} frames described: only samples should be"
+        );
+        // Frames of one kind are alike here, so each is charged exactly what describing it
+        // takes, and the total is what the cap is held against.
+        for f in s.frames() {
+            assert_eq!(f.heap, frame_heap_bytes(&f.frame), "{:?}", f.frame);
+        }
+        assert_eq!(
+            s.frames_bytes,
+            s.frames().iter().map(|f| f.heap).sum::<usize>()
         );
     }
 

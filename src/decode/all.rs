@@ -244,6 +244,26 @@ mod tests {
             }
         }
 
+        /// The summary alone (`Frame::summary_once`, what printed records read) is the
+        /// summary of the full description, for every protocol, worked frame or garbage.
+        #[test]
+        fn summary_alone_equals_full_summary(
+            picks in prop::collection::vec((0usize..16, prop::collection::vec(any::<u8>(), 0..80)), 1..8)
+        ) {
+            let table = worked_frames();
+            let mut stream = Vec::new();
+            for (index, garbage) in &picks {
+                stream.extend_from_slice(garbage);
+                stream.extend_from_slice(&table[index % table.len()].2);
+            }
+            for frame in decode_all(0, &stream) {
+                let built = frame.built_description().is_some();
+                let once = frame.summary_once().into_owned();
+                prop_assert_eq!(frame.built_description().is_some(), built, "summary_once keeps nothing");
+                prop_assert_eq!(&once, frame.summary(), "{:?} {}", frame.protocol, frame.kind);
+            }
+        }
+
         /// The lane searches agree with a plain scan on any input.
         #[test]
         fn searches_agree_with_plain_scans(bytes in prop::collection::vec(any::<u8>(), 0..100), needles in prop::collection::vec(any::<u8>(), 1..4), above in 0u8..=128, below in 0u8..=128) {

@@ -7,7 +7,9 @@
 
 use wide::u8x16;
 
-use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{
+    Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
+};
 use super::stream::{
     Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_eq,
     push_status, span, sum8,
@@ -299,7 +301,7 @@ fn build(at: StreamOffset, bytes: &[u8], c: u8, check: Check) -> Frame {
 
 /// Summary and fields of a frame (`bytes`: its span, from the first FE or 68, at least through
 /// L; `note`: its check).
-fn describe(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Description {
     let at = frame.span.start;
     let check = Check::from_note(note);
     let preamble = bytes.iter().take_while(|&&b| b == PREAMBLE).count();

@@ -171,9 +171,20 @@ pub struct Description {
     pub fields: Vec<Field>,
 }
 
-/// Builds a deferred frame's description from the frame, the bytes its framer kept and the
-/// framer's note (see [`Frame::deferred`]).
-pub(crate) type Describe = fn(&Frame, &[u8], u32) -> Description;
+/// How much of a description to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// The summary alone: what a printed record or a diagnosis text reads, once. A describe
+    /// function may leave `fields` empty (and skip their cost) but must write the same summary
+    /// as for `Full`; one that has no cheaper way may build everything.
+    Summary,
+    /// Summary and field tree.
+    Full,
+}
+
+/// Builds a deferred frame's description from the frame, the bytes its framer kept, the
+/// framer's note (see [`Frame::deferred`]) and how much is wanted.
+pub(crate) type Describe = fn(&Frame, &[u8], u32, Detail) -> Description;
 
 /// Bytes a deferred frame keeps to describe itself later: inline when short (most frames),
 /// on the heap otherwise.
@@ -212,6 +223,14 @@ impl KeptBytes {
         match self {
             KeptBytes::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
             KeptBytes::Heap(bytes) => bytes,
+        }
+    }
+
+    /// Bytes on the heap (0 when inline).
+    fn heap(&self) -> usize {
+        match self {
+            KeptBytes::Inline { .. } => 0,
+            KeptBytes::Heap(bytes) => bytes.len(),
         }
     }
 }
@@ -293,7 +312,36 @@ impl Frame {
 
     /// The summary and field tree, built on first use.
     pub fn description(&self) -> &Description {
-        self.described.get_or_init(|| Box::new(self.describe()))
+        self.described
+            .get_or_init(|| Box::new(self.describe(Detail::Full)))
+    }
+
+    /// The description if something already built it (nothing is built here).
+    pub fn built_description(&self) -> Option<&Description> {
+        self.described.get()
+    }
+
+    /// The summary for a reader that needs it once (a printed record, a diagnosis text): the
+    /// kept description's if it is built, else the summary alone, built and not kept. A frame
+    /// printed and never looked at again so costs neither its field tree nor the memory to
+    /// hold it; the frames pane and detail view use [`Frame::summary`], which keeps it.
+    pub fn summary_once(&self) -> std::borrow::Cow<'_, str> {
+        match self.described.get() {
+            Some(d) => std::borrow::Cow::Borrowed(d.summary.as_str()),
+            None => std::borrow::Cow::Owned(self.describe(Detail::Summary).summary),
+        }
+    }
+
+    /// The bytes a deferred frame kept for its description, and its framer's note (`None`
+    /// for a frame built with its description). Lets a decoder decide from the bytes what it
+    /// would otherwise read back from the field tree (`mbus::looks_like_mbus`).
+    pub(crate) fn kept_bytes(&self) -> Option<(&[u8], u32)> {
+        self.describe.map(|_| (self.kept.as_slice(), self.note))
+    }
+
+    /// Heap the frame's kept bytes take (0 when they are inline), for memory accounting.
+    pub fn kept_heap(&self) -> usize {
+        self.kept.heap()
     }
 
     /// One line for the frames pane, e.g. "SND_UD A=1 CI=51 (3 data bytes)".
@@ -310,13 +358,13 @@ impl Frame {
     pub fn into_description(self) -> Description {
         match self.described.get() {
             Some(described) => described.clone(),
-            None => self.describe(),
+            None => self.describe(Detail::Full),
         }
     }
 
-    fn describe(&self) -> Description {
+    fn describe(&self, detail: Detail) -> Description {
         match self.describe {
-            Some(describe) => describe(self, self.kept.as_slice(), self.note),
+            Some(describe) => describe(self, self.kept.as_slice(), self.note, detail),
             None => Description::default(),
         }
     }
@@ -368,10 +416,13 @@ pub trait Framer: Send {
 mod tests {
     use super::*;
 
-    fn describe_two(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+    fn describe_two(frame: &Frame, bytes: &[u8], note: u32, detail: Detail) -> Description {
         Description {
             summary: format!("{} bytes, note {note}", bytes.len()),
-            fields: vec![Field::new("all", "the frame", frame.span.clone())],
+            fields: match detail {
+                Detail::Summary => Vec::new(),
+                Detail::Full => vec![Field::new("all", "the frame", frame.span.clone())],
+            },
         }
     }
 
@@ -411,5 +462,43 @@ mod tests {
             );
             assert_eq!(format!("{deferred:?}"), format!("{:?}", deferred.clone()));
         }
+    }
+
+    #[test]
+    fn summary_once_builds_nothing_it_keeps() {
+        let bytes = vec![0x68u8; INLINE_BYTES + 10];
+        let frame = Frame::deferred(
+            Protocol::Mbus,
+            5..9,
+            "long",
+            FrameStatus::Ok,
+            describe_two,
+            &bytes,
+            7,
+        );
+        assert_eq!(frame.kept_heap(), bytes.len());
+        assert_eq!(frame.kept_bytes(), Some((&bytes[..], 7)));
+        assert_eq!(
+            frame.summary_once(),
+            format!("{} bytes, note 7", bytes.len())
+        );
+        assert!(frame.built_description().is_none(), "nothing kept");
+        // Once described, the kept summary is the one read.
+        assert_eq!(frame.fields().len(), 1);
+        assert!(matches!(
+            frame.summary_once(),
+            std::borrow::Cow::Borrowed(s) if s == frame.summary()
+        ));
+        let built = Frame::new(
+            Protocol::Text,
+            0..1,
+            "line",
+            FrameStatus::Ok,
+            "x".into(),
+            vec![],
+        );
+        assert_eq!(built.kept_bytes(), None);
+        assert_eq!(built.kept_heap(), 0);
+        assert_eq!(built.summary_once(), "x");
     }
 }

@@ -7,7 +7,9 @@
 //! causes from lib60870 `iec60870_common.h`; COT bits T=0x80, P/N=0x40 from lib60870
 //! `cs101_asdu.c`; information-element sizes from Wireshark `packet-iec104.c` (`asdu_length`).
 
-use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{
+    Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
+};
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
 use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, hex, push_status, span};
 
@@ -384,7 +386,7 @@ fn build_frame(at: StreamOffset, raw: &RawFrame<'_>, address_len: usize) -> Fram
 
 /// Summary and fields of an IEC 101 frame (`bytes`: its span, `note`: its FT1.2 check and
 /// the link-address size).
-fn describe(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Description {
     let at = frame.span.start;
     let address_len = (note >> 24) as usize;
     let raw = RawFrame::from_kept(bytes, Check::from_note(note & 0x00FF_FFFF), address_len);

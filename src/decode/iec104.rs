@@ -10,7 +10,9 @@
 //! object count (element sizes from Wireshark), or, for types whose size we cannot check,
 //! when the next byte starts another APDU (0x68) or the stream ends right after it.
 
-use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{
+    Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
+};
 use super::iec101::{asdu_fields, cause_name, element_size, type_name};
 use super::stream::{
     Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_between,
@@ -245,7 +247,7 @@ fn short_frame(at: StreamOffset, window: &[u8], length: u8, format: Format, cf: 
 }
 
 /// Summary and fields of a U or S frame (`bytes`: its six bytes).
-fn describe_short(frame: &Frame, bytes: &[u8], _note: u32) -> Description {
+fn describe_short(frame: &Frame, bytes: &[u8], _note: u32, _detail: Detail) -> Description {
     let at = frame.span.start;
     let length = bytes.get(1).copied().unwrap_or_default();
     let cf1 = bytes.get(2).copied().unwrap_or_default();
@@ -388,7 +390,7 @@ fn accept(at: StreamOffset, bytes: &[u8], checked: bool, problem: Option<String>
 
 /// Summary and fields of an I-frame (`bytes`: the whole APDU; `note`: 1 when its ASDU layout
 /// was checked).
-fn describe_i(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+fn describe_i(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Description {
     let at = frame.span.start;
     let length = bytes.get(1).copied().unwrap_or_default();
     let cf = [2, 3, 4, 5].map(|i| bytes.get(i).copied().unwrap_or_default());

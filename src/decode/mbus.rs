@@ -4,7 +4,9 @@
 //!
 //! Facts from protocols.md §1 (libmbus `mbus-protocol.h`/`.c`, commit f09d613) and §10.
 
-use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{
+    Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
+};
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
 use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, hex, push_status, span};
 
@@ -83,6 +85,17 @@ pub fn looks_like_mbus(frame: &Frame) -> bool {
     if frame.kind == "ack" {
         return true;
     }
+    if frame.protocol == Protocol::Mbus {
+        if let Some((bytes, note)) = frame.kept_bytes() {
+            return looks_like_mbus_raw(frame.kind, bytes, note);
+        }
+    }
+    looks_like_mbus_by_fields(frame)
+}
+
+/// [`looks_like_mbus`] read from the field tree: IEC 101 frames (their ASDU type may sit at
+/// the CI position) and frames built with their description.
+fn looks_like_mbus_by_fields(frame: &Frame) -> bool {
     let Some(c) = field_byte(frame.fields(), "C") else {
         return false;
     };
@@ -106,6 +119,24 @@ pub fn looks_like_mbus(frame: &Frame) -> bool {
             });
             LONG_C_FIELDS.contains(&c) && ci.is_some_and(|ci| ci_name(ci).is_some())
         }
+        _ => false,
+    }
+}
+
+/// [`looks_like_mbus`] for a frame of this framer, from the bytes it kept: the C and CI its
+/// description would show (C where the frame has C and A, CI where it has a third user byte),
+/// without building that description (the engine asks for every FT1.2 frame).
+fn looks_like_mbus_raw(kind: &str, bytes: &[u8], note: u32) -> bool {
+    let raw = RawFrame::from_kept(bytes, Check::from_note(note), 1);
+    match (kind, raw.shape) {
+        ("short", Shape::Fixed) => match (raw.user.first(), raw.user.get(1)) {
+            (Some(c), Some(_)) => SHORT_C_FIELDS.contains(c),
+            _ => false,
+        },
+        ("control" | "long", Shape::Variable) => match (raw.user.first(), raw.user.get(2)) {
+            (Some(c), Some(&ci)) => LONG_C_FIELDS.contains(c) && ci_name(ci).is_some(),
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -188,16 +219,55 @@ fn address_name(a: u8) -> String {
     }
 }
 
-fn address_short(a: u8) -> String {
+/// "A=5", or "A=0xFE" for the special addresses.
+fn push_address_short(out: &mut String, a: u8) {
     match a {
-        0xFD..=0xFF => format!("A=0x{a:02X}"),
-        _ => format!("A={a}"),
+        0xFD..=0xFF => {
+            out.push_str("A=0x");
+            push_hex_byte(out, a);
+        }
+        _ => {
+            out.push_str("A=");
+            push_decimal(out, usize::from(a));
+        }
+    }
+}
+
+/// Two upper-case hex digits (as `{:02X}`). Summaries are written by hand: every frame's is
+/// printed, and `write!` costs more than the rest of the summary.
+fn push_hex_byte(out: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.push(char::from(DIGITS[usize::from(b >> 4)]));
+    out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
+}
+
+/// A number in decimal (as `{}`).
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
     }
 }
 
 /// BCD digits of a little-endian identification number; an `F` nibble is a wildcard.
 fn bcd_le(bytes: &[u8]) -> String {
     let mut digits = String::with_capacity(bytes.len() * 2);
+    push_bcd_le(&mut digits, bytes);
+    digits
+}
+
+fn push_bcd_le(digits: &mut String, bytes: &[u8]) {
     for &b in bytes.iter().rev() {
         for nibble in [b >> 4, b & 0x0F] {
             digits.push(match nibble {
@@ -207,7 +277,6 @@ fn bcd_le(bytes: &[u8]) -> String {
             });
         }
     }
-    digits
 }
 
 /// Three-letter manufacturer code packed 5 bits per letter (EN 13757-3, as libmbus decodes it).
@@ -278,45 +347,61 @@ fn kind_and_status(raw: &RawFrame<'_>) -> (&'static str, FrameStatus) {
     }
 }
 
-/// Summary and fields of an M-Bus frame (`bytes`: its span, `note`: its FT1.2 check).
-fn describe(frame: &Frame, bytes: &[u8], note: u32) -> Description {
+/// Summary and fields of an M-Bus frame (`bytes`: its span, `note`: its FT1.2 check). With
+/// `Detail::Summary` no field is built: a printed record reads the summary of every frame.
+fn describe(frame: &Frame, bytes: &[u8], note: u32, detail: Detail) -> Description {
     let at = frame.span.start;
     let raw = RawFrame::from_kept(bytes, Check::from_note(note), 1);
+    let full = detail == Detail::Full;
     let (mut summary, inner) = match raw.shape {
         Shape::Single => ("ACK (E5)".to_string(), Vec::new()),
-        Shape::Fixed => short_frame(at, &raw),
-        Shape::Variable => long_frame(at, &raw),
+        Shape::Fixed => short_frame(at, &raw, full),
+        Shape::Variable => long_frame(at, &raw, full),
     };
     push_status(&mut summary, &frame.status);
     Description {
         summary,
-        fields: ft12::framing_fields(at, &raw, inner),
+        fields: if full {
+            ft12::framing_fields(at, &raw, inner)
+        } else {
+            Vec::new()
+        },
     }
 }
 
-fn short_frame(at: StreamOffset, raw: &RawFrame<'_>) -> (String, Vec<Field>) {
+fn short_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec<Field>) {
     let mut fields = Vec::new();
     let (Some(&c), Some(&a)) = (raw.user.first(), raw.user.get(1)) else {
         return ("short frame".to_string(), fields);
     };
-    let c_text = match c_field_name(c).filter(|_| SHORT_C_FIELDS.contains(&c)) {
-        Some(name) => format!("0x{c:02X} {name}"),
-        None => format!("0x{c:02X} not an M-Bus short-frame C-field"),
-    };
-    fields.push(c_field(at, raw.user_start, c, c_text));
-    fields.push(Field::new(
-        "A",
-        address_name(a),
-        span(at, raw.user_start + 1, 1),
-    ));
-    let summary = format!("{} {}{}", c_function(c), address_short(a), fcb_suffix(c));
+    if full {
+        let c_text = match c_field_name(c).filter(|_| SHORT_C_FIELDS.contains(&c)) {
+            Some(name) => format!("0x{c:02X} {name}"),
+            None => format!("0x{c:02X} not an M-Bus short-frame C-field"),
+        };
+        fields.push(c_field(at, raw.user_start, c, c_text));
+        fields.push(Field::new(
+            "A",
+            address_name(a),
+            span(at, raw.user_start + 1, 1),
+        ));
+    }
+    let mut summary = String::with_capacity(32);
+    summary.push_str(c_function(c));
+    summary.push(' ');
+    push_address_short(&mut summary, a);
+    push_fcb_suffix(&mut summary, c);
     (summary, fields)
 }
 
-fn fcb_suffix(c: u8) -> String {
-    match c {
-        0x5A | 0x7A | 0x5B | 0x7B | 0x53 | 0x73 => format!(" (FCB={})", (c >> 5) & 1),
-        _ => String::new(),
+/// " (FCB=n)" for the functions that carry a frame count bit.
+fn push_fcb_suffix(summary: &mut String, c: u8) {
+    if matches!(c, 0x5A | 0x7A | 0x5B | 0x7B | 0x53 | 0x73) {
+        summary.push_str(if (c >> 5) & 1 == 1 {
+            " (FCB=1)"
+        } else {
+            " (FCB=0)"
+        });
     }
 }
 
@@ -335,7 +420,7 @@ fn c_field(at: StreamOffset, index: usize, c: u8, mut text: String) -> Field {
     Field::new("C", text, span(at, index, 1))
 }
 
-fn long_frame(at: StreamOffset, raw: &RawFrame<'_>) -> (String, Vec<Field>) {
+fn long_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec<Field>) {
     let length = raw.bytes.get(1).copied().unwrap_or_default();
     let kind = if length == MIN_LENGTH {
         "control"
@@ -346,29 +431,38 @@ fn long_frame(at: StreamOffset, raw: &RawFrame<'_>) -> (String, Vec<Field>) {
     let Some(&c) = raw.user.first() else {
         return (format!("{kind} frame, L={length}"), fields);
     };
-    let c_text = match c_field_name(c).filter(|_| LONG_C_FIELDS.contains(&c)) {
-        Some(name) => format!("0x{c:02X} {name}"),
-        None => format!("0x{c:02X} not an M-Bus long-frame C-field"),
-    };
-    fields.push(c_field(at, raw.user_start, c, c_text));
-    let mut summary = c_function(c).to_string();
+    if full {
+        let c_text = match c_field_name(c).filter(|_| LONG_C_FIELDS.contains(&c)) {
+            Some(name) => format!("0x{c:02X} {name}"),
+            None => format!("0x{c:02X} not an M-Bus long-frame C-field"),
+        };
+        fields.push(c_field(at, raw.user_start, c, c_text));
+    }
+    // Written in place (no `format!` pieces): the summary of every frame is printed.
+    let mut summary = String::with_capacity(96);
+    summary.push_str(c_function(c));
     if let Some(&a) = raw.user.get(1) {
-        fields.push(Field::new(
-            "A",
-            address_name(a),
-            span(at, raw.user_start + 1, 1),
-        ));
+        if full {
+            fields.push(Field::new(
+                "A",
+                address_name(a),
+                span(at, raw.user_start + 1, 1),
+            ));
+        }
         summary.push(' ');
-        summary.push_str(&address_short(a));
+        push_address_short(&mut summary, a);
     }
     if let Some(&ci) = raw.user.get(2) {
-        let meaning = ci_name(ci).unwrap_or("not a CI in our M-Bus table");
-        fields.push(Field::new(
-            "CI",
-            format!("0x{ci:02X} {meaning}"),
-            span(at, raw.user_start + 2, 1),
-        ));
-        summary.push_str(&format!(" CI=0x{ci:02X}"));
+        if full {
+            let meaning = ci_name(ci).unwrap_or("not a CI in our M-Bus table");
+            fields.push(Field::new(
+                "CI",
+                format!("0x{ci:02X} {meaning}"),
+                span(at, raw.user_start + 2, 1),
+            ));
+        }
+        summary.push_str(" CI=0x");
+        push_hex_byte(&mut summary, ci);
         if let Some(name) = ci_name(ci) {
             summary.push(' ');
             summary.push_str(name);
@@ -378,19 +472,37 @@ fn long_frame(at: StreamOffset, raw: &RawFrame<'_>) -> (String, Vec<Field>) {
     let data = raw.user.get(3..).unwrap_or_default();
     if !data.is_empty() {
         let ci = raw.user.get(2).copied().unwrap_or_default();
-        let (children, note) = data_children(at, data_start, ci, data);
-        if let Some(note) = note {
-            summary.push_str(", ");
-            summary.push_str(&note);
+        if full {
+            let (children, note) = data_children(at, data_start, ci, data);
+            if let Some(note) = note {
+                summary.push_str(", ");
+                summary.push_str(&note);
+            }
+            fields.push(
+                Field::new("data", hex(data, 64), span(at, data_start, data.len()))
+                    .with_children(children),
+            );
+        } else if let Some(id) = id_of(ci, data) {
+            summary.push_str(", ID ");
+            push_bcd_le(&mut summary, id);
         }
-        summary.push_str(&format!(", {} data bytes", data.len()));
-        fields.push(
-            Field::new("data", hex(data, 64), span(at, data_start, data.len()))
-                .with_children(children),
-        );
+        summary.push_str(", ");
+        push_decimal(&mut summary, data.len());
+        summary.push_str(" data bytes");
     }
-    summary.push_str(&fcb_suffix(c));
+    push_fcb_suffix(&mut summary, c);
     (summary, fields)
+}
+
+/// The identification number bytes the summary names ("ID 12345678"): those of a
+/// secondary-address selection (CI 52/56) or of a variable data response's header (CI 72/76,
+/// at least 12 bytes). [`data_children`] writes the same note.
+fn id_of(ci: u8, data: &[u8]) -> Option<&[u8]> {
+    match ci {
+        0x52 | 0x56 => data.get(..4),
+        0x72 | 0x76 if data.len() >= 12 => data.get(..4),
+        _ => None,
+    }
 }
 
 /// Sub-fields of the data for CIs whose layout the reference shows: the secondary-address
@@ -673,6 +785,26 @@ mod tests {
     }
 
     #[test]
+    fn summary_numbers_written_by_hand_match_format() {
+        for n in [0usize, 7, 10, 99, 100, 255, 4096, usize::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for b in 0..=255u8 {
+            let (mut hex, mut short) = (String::new(), String::new());
+            push_hex_byte(&mut hex, b);
+            push_address_short(&mut short, b);
+            assert_eq!(hex, format!("{b:02X}"));
+            let want = match b {
+                0xFD..=0xFF => format!("A=0x{b:02X}"),
+                _ => format!("A={b}"),
+            };
+            assert_eq!(short, want);
+        }
+    }
+
+    #[test]
     fn looks_like_mbus_heuristic() {
         let mbus = |s: &str| run(&h(s)).remove(0);
         assert!(looks_like_mbus(&mbus("68 03 03 68 53 01 50 A4 16")));
@@ -715,6 +847,28 @@ mod tests {
         fn never_panics_and_spans_in_range(bytes in prop::collection::vec(any::<u8>(), 0..700)) {
             for frame in run(&bytes) {
                 prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
+            }
+        }
+
+        /// Deciding from the kept bytes answers as the field tree does, for every frame.
+        #[test]
+        fn raw_heuristic_equals_field_heuristic(bytes in prop::collection::vec(any::<u8>(), 0..700), c in prop::sample::select(vec![0x08u8, 0x53, 0x73, 0x40, 0x5B, 0x49, 0x18]), ci in any::<u8>()) {
+            // Random bytes, then a long, a control and a short frame with chosen C and CI.
+            let mut stream = bytes;
+            let long = [0x68, 0x05, 0x05, 0x68, c, 0x01, ci, 0x11, 0x22];
+            let sum = long[4..].iter().fold(0u8, |a, &b| a.wrapping_add(b));
+            stream.extend_from_slice(&long);
+            stream.extend_from_slice(&[sum, 0x16]);
+            let sum = c.wrapping_add(0x01).wrapping_add(ci);
+            stream.extend_from_slice(&[0x68, 0x03, 0x03, 0x68, c, 0x01, ci, sum, 0x16]);
+            stream.extend_from_slice(&[0x10, c, 0x01, c.wrapping_add(1), 0x16, 0x68, 0x04]);
+            for frame in run(&stream) {
+                let once = frame.summary_once().into_owned();
+                let raw = looks_like_mbus(&frame);
+                prop_assert!(frame.built_description().is_none(), "nothing described yet");
+                let by_fields = looks_like_mbus_by_fields(&frame) || frame.kind == "ack";
+                prop_assert_eq!(raw, by_fields, "{:?}", frame);
+                prop_assert_eq!(once, frame.summary());
             }
         }
 

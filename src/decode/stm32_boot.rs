@@ -9,7 +9,9 @@
 
 use wide::u8x16;
 
-use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{
+    Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
+};
 use super::stream::{
     Lanes, Step, Streamer, WindowParser, byte_set, find_starts, framer_from_streamer, hex,
     lanes_eq, span,
@@ -244,7 +246,7 @@ fn single(at: StreamOffset, kind: &'static str) -> Frame {
     )
 }
 
-fn describe_single(frame: &Frame, _bytes: &[u8], _note: u32) -> Description {
+fn describe_single(frame: &Frame, _bytes: &[u8], _note: u32, _detail: Detail) -> Description {
     let summary = match frame.kind {
         "sync" => "0x7F sync: the bootloader measures the baud rate from it and answers ACK 0x79",
         "nack" => "NACK (0x1F)",
@@ -420,7 +422,7 @@ fn command(at: StreamOffset, window: &[u8], at_end: bool, opcode: u8) -> Decisio
 }
 
 /// Summary and fields of a command (`bytes`: opcode and the byte sent as its complement).
-fn describe_command(frame: &Frame, bytes: &[u8], _note: u32) -> Description {
+fn describe_command(frame: &Frame, bytes: &[u8], _note: u32, _detail: Detail) -> Description {
     let at = frame.span.start;
     let opcode = bytes.first().copied().unwrap_or_default();
     let check = bytes.get(1).copied().unwrap_or_default();

@@ -8,7 +8,9 @@
 
 use wide::u8x16;
 
-use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use super::frame::{
+    Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
+};
 use super::stream::{lanes_at, lanes_masked_eq};
 
 /// Longest line kept; a longer one is reported in pieces of this size.
@@ -549,14 +551,21 @@ const DESCRIPTIONS: [&str; 6] = [
 const SUMMARY_BYTES: usize = SUMMARY_CHARS * 4 + 1;
 
 /// Summary (the text, escaped) and the one field of a line frame.
-fn describe(frame: &Frame, text: &[u8], note: u32) -> Description {
+fn describe(frame: &Frame, text: &[u8], note: u32, detail: Detail) -> Description {
+    let summary = sanitize(text);
+    if detail == Detail::Summary {
+        return Description {
+            summary,
+            fields: Vec::new(),
+        };
+    }
     let description = usize::try_from(note)
         .ok()
         .and_then(|i| DESCRIPTIONS.get(i))
         .copied()
         .unwrap_or_default();
     Description {
-        summary: sanitize(text),
+        summary,
         fields: vec![Field::new("text", description, frame.span.clone())],
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::decode::{Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use crate::diagnose::classify::Classifier;
-use crate::diagnose::knowledge::{Knowledge, Severity};
+use crate::diagnose::knowledge::{Entry, Knowledge, Severity};
 use crate::diagnose::observation::{self, FrameSeen, Observation, StatusWordSeen};
 use crate::event::{Direction, Timestamp};
 
@@ -106,10 +106,96 @@ pub struct Engine {
     /// The last transmitted chunk, to recognise a half-duplex echo.
     last_tx: Vec<u8>,
     pub classifier: Classifier,
-    /// (id, direction, first bytes) → diagnosis number, for folding repeats.
-    seen: HashMap<(String, Option<Direction>, Vec<u8>), u64>,
-    next: u64,
+    raised: Raised,
     scratch: Vec<Frame>,
+}
+
+/// The first bytes a finding is told apart by (at most four): warnings and errors about
+/// frames that start differently are distinct findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+struct KeyBytes {
+    len: u8,
+    bytes: [u8; 4],
+}
+
+impl KeyBytes {
+    const NONE: KeyBytes = KeyBytes {
+        len: 0,
+        bytes: [0; 4],
+    };
+
+    /// The first four of `bytes` (or all, when fewer).
+    fn of(bytes: &[u8]) -> KeyBytes {
+        let mut key = KeyBytes::NONE;
+        for (slot, &b) in key.bytes.iter_mut().zip(bytes) {
+            *slot = b;
+            key.len += 1;
+        }
+        key
+    }
+}
+
+/// The findings raised so far, to fold repeats into a count: id → (direction, first bytes) →
+/// diagnosis number. Keyed by id first so a repeat (the common case: a meter answering every
+/// second) is found by borrowing the entry's id, with nothing allocated.
+#[derive(Default)]
+struct Raised {
+    seen: HashMap<String, HashMap<(Option<Direction>, KeyBytes), u64>>,
+    /// Keys in `seen`, all ids together.
+    len: usize,
+    next: u64,
+}
+
+/// Most (id, direction, first bytes) keys remembered; past it new findings are still raised,
+/// only no longer folded.
+const RAISED_KEYS_CAP: usize = 100_000;
+
+impl Raised {
+    /// A new diagnosis from `entry`, or a repeat of the one raised with the same key. The
+    /// context is written only for a new one.
+    #[allow(clippy::too_many_arguments)]
+    fn raise(
+        &mut self,
+        entry: &Entry,
+        context: impl FnOnce() -> String,
+        direction: Option<Direction>,
+        span: Option<Range<StreamOffset>>,
+        about_68: bool,
+        at: Timestamp,
+        key_bytes: KeyBytes,
+        out: &mut Findings,
+    ) {
+        let key = (direction, key_bytes);
+        if let Some(&n) = self
+            .seen
+            .get(entry.id.as_str())
+            .and_then(|keys| keys.get(&key))
+        {
+            out.repeats.push((n, at));
+            return;
+        }
+        let n = self.next;
+        self.next += 1;
+        if self.len < RAISED_KEYS_CAP {
+            self.seen
+                .entry(entry.id.clone())
+                .or_default()
+                .insert(key, n);
+            self.len += 1;
+        }
+        out.diagnoses.push(Diagnosis {
+            id: entry.id.clone(),
+            severity: entry.severity,
+            title: entry.title.clone(),
+            context: context(),
+            direction,
+            span,
+            about_68,
+            first_at: at,
+            last_at: at,
+            count: 1,
+        });
+    }
 }
 
 fn obs_dir(d: Direction) -> observation::Direction {
@@ -127,8 +213,7 @@ impl Engine {
             tx: DirState::new(),
             last_tx: Vec::new(),
             classifier: Classifier::default(),
-            seen: HashMap::new(),
-            next: 0,
+            raised: Raised::default(),
             scratch: Vec::new(),
         }
     }
@@ -228,49 +313,69 @@ impl Engine {
             Direction::Rx => &self.rx,
             Direction::Tx => &self.tx,
         };
-        let bytes = state.bytes(&frame.span).to_vec();
+        // Everything read from the frame's bytes is taken here, while they are borrowed from
+        // the history: the observation, the first bytes for the key and the context.
+        let bytes = state.bytes(&frame.span);
         // The bytes just sent coming back (the whole transmission, or its tail).
-        let echo = dir == Direction::Rx && !bytes.is_empty() && self.last_tx.ends_with(&bytes);
-        let seen = FrameSeen::from_frame(frame, obs_dir(dir), &bytes).with_echo(echo);
-        let mut observations = vec![Observation::Frame(seen)];
-        if let Some(sw) = status_word(frame, &bytes) {
-            observations.push(Observation::StatusWord(StatusWordSeen {
+        let echo = dir == Direction::Rx && !bytes.is_empty() && self.last_tx.ends_with(bytes);
+        // The frame observation is built only if some entry could match it (copying the
+        // bytes and kind for nothing was most of what a plain frame cost here).
+        let frame_obs = self
+            .knowledge
+            .may_match_frame(frame.protocol, &frame.status, obs_dir(dir), echo, false)
+            .then(|| {
+                Observation::Frame(
+                    FrameSeen::from_frame(frame, obs_dir(dir), bytes).with_echo(echo),
+                )
+            });
+        let sw = status_word(frame, bytes);
+        let about_68 = bytes.first() == Some(&0x68)
+            || bytes.iter().find(|&&b| b != 0xFE) == Some(&0x68)
+            || sw.is_some_and(|sw| sw >> 8 == 0x68);
+        let key = KeyBytes::of(bytes);
+        let mut head = [0u8; 12];
+        let head_len = bytes.len().min(head.len());
+        if let (Some(to), Some(from)) = (head.get_mut(..head_len), bytes.get(..head_len)) {
+            to.copy_from_slice(from);
+        }
+        let more = bytes.len() > head.len();
+        // Written only for a new finding: repeats are counted, and most frames raise nothing.
+        let context = || {
+            format!(
+                "{} {}{} — {} {}",
+                dir.label(),
+                crate::sanitize::hex_string(head.get(..head_len).unwrap_or_default()),
+                if more { " …" } else { "" },
+                frame.protocol.name(),
+                crate::sanitize::printable(&frame.summary_once()),
+            )
+        };
+        let sw_obs = sw.map(|sw| {
+            Observation::StatusWord(StatusWordSeen {
                 sw,
                 cla: None,
                 ins: None,
-            }));
-        }
-        let about_68 = bytes.first() == Some(&0x68)
-            || bytes.iter().find(|&&b| b != 0xFE) == Some(&0x68)
-            || status_word(frame, &bytes).is_some_and(|sw| sw >> 8 == 0x68);
-        let context = format!(
-            "{} {}{} — {} {}",
-            dir.label(),
-            crate::sanitize::hex_string(&bytes[..bytes.len().min(12)]),
-            if bytes.len() > 12 { " …" } else { "" },
-            frame.protocol.name(),
-            crate::sanitize::printable(frame.summary()),
-        );
-        for obs in observations {
+            })
+        });
+        for obs in frame_obs.iter().chain(sw_obs.as_ref()) {
             // Valid, unremarkable frames only raise info entries the knowledge base has for
             // them; corrupt frames always raise something (the fallback entries).
-            let best = self.knowledge.matches(&obs).into_iter().next();
-            let Some(entry) = best else { continue };
+            let Some(entry) = self.knowledge.best(obs) else {
+                continue;
+            };
             if frame.status.is_ok() && entry.severity == Severity::Info && !about_68 {
                 continue;
             }
             // Info entries are said once per direction; warnings and errors once per kind of
             // frame (its first bytes), so distinct faults stay apart.
-            let key_bytes: Vec<u8> = if entry.severity == Severity::Info {
-                Vec::new()
+            let key_bytes = if entry.severity == Severity::Info {
+                KeyBytes::NONE
             } else {
-                bytes.iter().take(4).copied().collect()
+                key
             };
-            self.raise(
-                entry.id.clone(),
-                entry.severity,
-                entry.title.clone(),
-                context.clone(),
+            self.raised.raise(
+                entry,
+                context,
                 Some(dir),
                 Some(frame.span.clone()),
                 about_68,
@@ -289,44 +394,45 @@ impl Engine {
         bytes: &[u8],
         out: &mut Findings,
     ) {
-        let printable = bytes
-            .iter()
-            .filter(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-            .count();
-        let high: Vec<(usize, u8)> = bytes
-            .iter()
-            .enumerate()
-            // The values a noise glitch produces (FF, FE, … 80) are not a bit-7 signature.
-            .filter(|(_, b)| {
-                **b >= 0xA0
-                    && (**b & 0x7F).is_ascii_graphic()
-                    && !matches!(**b, 0xFF | 0xFE | 0xFC | 0xF8 | 0xF0 | 0xE0 | 0xC0)
-            })
-            .map(|(i, b)| (i, *b))
-            .collect();
-        let other = bytes.len() - printable - high.len();
+        // The signature needs every byte to be text or bit-7 text: the first other byte ends
+        // the look (at once, on binary data). Nothing is collected; this runs on every read.
+        let mut printable = 0usize;
+        let mut high = 0usize;
+        let mut first_high = None;
+        for (i, &b) in bytes.iter().enumerate() {
+            match byte_class(b) {
+                ByteClass::Text => printable += 1,
+                ByteClass::HighText => {
+                    high += 1;
+                    first_high.get_or_insert((i, b));
+                }
+                ByteClass::Other => return,
+            }
+        }
         // Text whose only oddities are printable characters with bit 7 set: 7E1 read as 8N1.
-        if printable >= 4 && !high.is_empty() && other == 0 && high.len() * 2 <= bytes.len() {
-            let (i, b) = high[0];
+        if printable < 4 || high * 2 > bytes.len() {
+            return;
+        }
+        if let Some((i, b)) = first_high {
             let obs = Observation::SevenBitPair { byte: b & 0x7F };
-            if let Some(entry) = self.knowledge.matches(&obs).into_iter().next() {
+            if let Some(entry) = self.knowledge.best(&obs) {
                 let start = offset + i as u64;
-                let context = format!(
-                    "rx {:02X} where text has '{}' ({:02X}): bit 7 set on some characters",
-                    b,
-                    (b & 0x7F) as char,
-                    b & 0x7F
-                );
-                self.raise(
-                    entry.id.clone(),
-                    entry.severity,
-                    entry.title.clone(),
+                let context = || {
+                    format!(
+                        "rx {:02X} where text has '{}' ({:02X}): bit 7 set on some characters",
+                        b,
+                        (b & 0x7F) as char,
+                        b & 0x7F
+                    )
+                };
+                self.raised.raise(
+                    entry,
                     context,
                     Some(Direction::Rx),
                     Some(start..start + 1),
                     b & 0x7F == 0x68,
                     at,
-                    vec![b],
+                    KeyBytes::of(&[b]),
                     out,
                 );
             }
@@ -342,7 +448,7 @@ impl Engine {
         context: String,
         out: &mut Findings,
     ) {
-        if let Some(entry) = self.knowledge.matches(obs).into_iter().next() {
+        if let Some(entry) = self.knowledge.best(obs) {
             let about_68 = match obs {
                 Observation::RepeatedByte { byte, .. } | Observation::IsolatedByte { byte, .. } => {
                     *byte == 0x68
@@ -353,16 +459,14 @@ impl Engine {
                 Observation::Handshake(h) => h.got.first() == Some(&0x68),
                 _ => false,
             };
-            self.raise(
-                entry.id.clone(),
-                entry.severity,
-                entry.title.clone(),
-                context,
+            self.raised.raise(
+                entry,
+                || context,
                 None,
                 None,
                 about_68,
                 at,
-                Vec::new(),
+                KeyBytes::NONE,
                 out,
             );
         }
@@ -382,58 +486,41 @@ impl Engine {
         let Some(entry) = self.knowledge.get(id) else {
             return false;
         };
-        let (id, severity, title) = (entry.id.clone(), entry.severity, entry.title.clone());
-        self.raise(
-            id,
-            severity,
-            title,
-            context,
+        self.raised.raise(
+            entry,
+            || context,
             None,
             None,
             about_68,
             at,
-            Vec::new(),
+            KeyBytes::NONE,
             out,
         );
         true
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn raise(
-        &mut self,
-        id: String,
-        severity: Severity,
-        title: String,
-        context: String,
-        direction: Option<Direction>,
-        span: Option<Range<StreamOffset>>,
-        about_68: bool,
-        at: Timestamp,
-        key_bytes: Vec<u8>,
-        out: &mut Findings,
-    ) {
-        let key = (id.clone(), direction, key_bytes);
-        if let Some(&n) = self.seen.get(&key) {
-            out.repeats.push((n, at));
-            return;
-        }
-        let n = self.next;
-        self.next += 1;
-        if self.seen.len() < 100_000 {
-            self.seen.insert(key, n);
-        }
-        out.diagnoses.push(Diagnosis {
-            id,
-            severity,
-            title,
-            context,
-            direction,
-            span,
-            about_68,
-            first_at: at,
-            last_at: at,
-            count: 1,
-        });
+/// What a received byte is to the 7-bit/8-bit signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ByteClass {
+    /// Printable ASCII or whitespace.
+    Text,
+    /// A printable character with bit 7 set (0xA1..=0xFE), except the values a noise glitch
+    /// produces (FE, FC, F8, F0, E0, C0: runs of 1 bits from the top).
+    HighText,
+    Other,
+}
+
+fn byte_class(b: u8) -> ByteClass {
+    if b.is_ascii_graphic() || b.is_ascii_whitespace() {
+        ByteClass::Text
+    } else if b >= 0xA0
+        && (b & 0x7F).is_ascii_graphic()
+        && !matches!(b, 0xFF | 0xFE | 0xFC | 0xF8 | 0xF0 | 0xE0 | 0xC0)
+    {
+        ByteClass::HighText
+    } else {
+        ByteClass::Other
     }
 }
 
@@ -496,15 +583,33 @@ fn status_word(frame: &Frame, bytes: &[u8]) -> Option<u16> {
 /// M-Bus and IEC 101 share FT1.2 framing, so both framers claim the same bytes; keep the
 /// reading the content supports (the M-Bus heuristic of reference §10), and drop text lines
 /// that merely overlap a checksummed frame.
-fn resolve_overlaps(mut frames: Vec<Frame>) -> Vec<Frame> {
+fn resolve_overlaps(frames: Vec<Frame>) -> Vec<Frame> {
     if frames.len() < 2 {
         return frames;
     }
-    frames.sort_by_key(|f| (f.span.start, f.span.end));
-    let mut keep = vec![true; frames.len()];
-    for i in 0..frames.len() {
-        for j in i + 1..frames.len() {
-            let (a, b) = (&frames[i], &frames[j]);
+    // Sorted by (start, end), ties in the framers' order, as a stable sort would: the keys are
+    // sorted, not the frames (128 bytes each, a few hundred per read), and each frame moves
+    // once, into the result.
+    let mut order: Vec<(StreamOffset, StreamOffset, usize)> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.span.start, f.span.end, i))
+        .collect();
+    // Each framer's frames come in stream order, so the keys are a few sorted runs: the
+    // stable sort merges runs (the keys are distinct, so any sort gives this order).
+    order.sort();
+    let mut slots: Vec<Option<Frame>> = frames.into_iter().map(Some).collect();
+    let at = |k: usize| {
+        order
+            .get(k)
+            .and_then(|&(_, _, i)| slots.get(i))
+            .and_then(Option::as_ref)
+    };
+    let mut keep = vec![true; order.len()];
+    for i in 0..order.len() {
+        let Some(a) = at(i) else { continue };
+        for j in i + 1..order.len() {
+            let Some(b) = at(j) else { continue };
             if b.span.start >= a.span.end {
                 break;
             }
@@ -516,29 +621,40 @@ fn resolve_overlaps(mut frames: Vec<Frame>) -> Vec<Frame> {
                     (Protocol::Mbus, Protocol::Iec101) | (Protocol::Iec101, Protocol::Mbus)
                 )
             {
-                let mbus = if a.protocol == Protocol::Mbus { i } else { j };
-                let iec = if a.protocol == Protocol::Iec101 { i } else { j };
-                if crate::decode::looks_like_mbus(&frames[mbus]) {
-                    keep[iec] = false;
+                let (mbus, iec, mbus_frame) = if a.protocol == Protocol::Mbus {
+                    (i, j, a)
                 } else {
-                    keep[mbus] = false;
+                    (j, i, b)
+                };
+                let loser = if crate::decode::looks_like_mbus(mbus_frame) {
+                    iec
+                } else {
+                    mbus
+                };
+                if let Some(k) = keep.get_mut(loser) {
+                    *k = false;
                 }
             } else if a.protocol == Protocol::Text
                 && b.protocol != Protocol::Text
                 && b.status == FrameStatus::Ok
             {
-                keep[i] = false;
+                if let Some(k) = keep.get_mut(i) {
+                    *k = false;
+                }
             } else if b.protocol == Protocol::Text
                 && a.protocol != Protocol::Text
                 && a.status == FrameStatus::Ok
             {
-                keep[j] = false;
+                if let Some(k) = keep.get_mut(j) {
+                    *k = false;
+                }
             }
         }
     }
-    frames
-        .into_iter()
+    order
+        .iter()
         .zip(keep)
-        .filter_map(|(f, k)| k.then_some(f))
+        .filter(|(_, k)| *k)
+        .filter_map(|(&(_, _, i), _)| slots.get_mut(i).and_then(Option::take))
         .collect()
 }

@@ -354,6 +354,67 @@ pub struct Knowledge {
     /// For each observation kind (by `ObservationKind::index`), the entries with a condition of
     /// that kind, in file order: `matches` looks only at these.
     by_kind: Vec<Vec<usize>>,
+    /// For frame observations, by [`FrameSlot`] (protocol, status, direction, echo, whether a
+    /// profile expected something): the entries with a frame condition a frame with those can
+    /// satisfy, in file order. A session matches every frame it decodes, and most entries are
+    /// about one protocol, a direction, an echo or an expectation, so for most frames this
+    /// list is short or empty; an entry left out could not have matched.
+    by_frame: Vec<Vec<usize>>,
+}
+
+/// What a frame observation is indexed by in `Knowledge::by_frame`: the fields its
+/// conditions most often constrain, each with few values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FrameSlot {
+    protocol: Protocol,
+    status: StatusName,
+    direction: Direction,
+    echo: bool,
+    expected: bool,
+}
+
+impl FrameSlot {
+    const COUNT: usize = Protocol::ALL.len() * StatusName::ALL.len() * 2 * 2 * 2;
+
+    fn of(f: &super::observation::FrameSeen) -> FrameSlot {
+        FrameSlot {
+            protocol: f.protocol,
+            status: StatusName::of(&f.status),
+            direction: f.direction,
+            echo: f.echo,
+            expected: f.expected.is_some(),
+        }
+    }
+
+    fn index(self) -> usize {
+        let direction = usize::from(self.direction == Direction::Tx);
+        (((self.protocol as usize * StatusName::ALL.len() + self.status as usize) * 2 + direction)
+            * 2
+            + usize::from(self.echo))
+            * 2
+            + usize::from(self.expected)
+    }
+
+    /// Every slot, each once.
+    fn all() -> impl Iterator<Item = FrameSlot> {
+        Protocol::ALL.into_iter().flat_map(|protocol| {
+            StatusName::ALL.into_iter().flat_map(move |status| {
+                [Direction::Rx, Direction::Tx]
+                    .into_iter()
+                    .flat_map(move |direction| {
+                        [false, true].into_iter().flat_map(move |echo| {
+                            [false, true].into_iter().map(move |expected| FrameSlot {
+                                protocol,
+                                status,
+                                direction,
+                                echo,
+                                expected,
+                            })
+                        })
+                    })
+            })
+        })
+    }
 }
 
 impl Knowledge {
@@ -434,7 +495,55 @@ impl Knowledge {
                 }
             }
         }
-        Knowledge { entries, by_kind }
+        let mut by_frame = vec![Vec::new(); FrameSlot::COUNT];
+        for slot in FrameSlot::all() {
+            let Some(list) = by_frame.get_mut(slot.index()) else {
+                continue;
+            };
+            for (i, entry) in entries.iter().enumerate() {
+                if entry.when.iter().any(|c| c.admits_frame(slot)) {
+                    list.push(i);
+                }
+            }
+        }
+        Knowledge {
+            entries,
+            by_kind,
+            by_frame,
+        }
+    }
+
+    /// Whether any entry could match a frame with this protocol, status, direction and echo
+    /// flag (`expected`: whether a profile expected something). False means `matches` and
+    /// `best` would find nothing for it, so a caller can skip building the observation (the
+    /// engine asks for every frame it decodes).
+    pub fn may_match_frame(
+        &self,
+        protocol: Protocol,
+        status: &FrameStatus,
+        direction: Direction,
+        echo: bool,
+        expected: bool,
+    ) -> bool {
+        let slot = FrameSlot {
+            protocol,
+            status: StatusName::of(status),
+            direction,
+            echo,
+            expected,
+        };
+        self.by_frame
+            .get(slot.index())
+            .is_some_and(|list| !list.is_empty())
+    }
+
+    /// The entries that may match `obs`, in file order (see `by_kind` and `by_frame`).
+    fn candidates(&self, obs: &Observation) -> &[usize] {
+        let list = match obs {
+            Observation::Frame(f) => self.by_frame.get(FrameSlot::of(f).index()),
+            _ => self.by_kind.get(obs.kind().index()),
+        };
+        list.map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// All entries, in file order (extension entries after the built-in ones).
@@ -452,16 +561,39 @@ impl Knowledge {
         self.ranked(obs).into_iter().map(|m| m.entry).collect()
     }
 
+    /// The first of [`Knowledge::matches`], without building the list: the best-scoring
+    /// ordinary entry (ties: the first in the file), else the best fallback entry.
+    pub fn best(&self, obs: &Observation) -> Option<&Entry> {
+        let mut ordinary: Option<(i64, &Entry)> = None;
+        let mut fallback: Option<(i64, &Entry)> = None;
+        for &i in self.candidates(obs) {
+            let Some(entry) = self.entries.get(i) else {
+                continue;
+            };
+            if ordinary.is_some() && entry.fallback {
+                continue;
+            }
+            let Some(score) = entry.score(obs) else {
+                continue;
+            };
+            let slot = if entry.fallback {
+                &mut fallback
+            } else {
+                &mut ordinary
+            };
+            // Candidates come in file order: only a higher score displaces the one held.
+            if slot.is_none_or(|(best, _)| score > best) {
+                *slot = Some((score, entry));
+            }
+        }
+        ordinary.or(fallback).map(|(_, entry)| entry)
+    }
+
     /// Like [`Knowledge::matches`], with the scores.
     pub fn ranked(&self, obs: &Observation) -> Vec<Match<'_>> {
         let mut ordinary: Vec<(i64, usize)> = Vec::new();
         let mut fallback: Vec<(i64, usize)> = Vec::new();
-        let candidates = self
-            .by_kind
-            .get(obs.kind().index())
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        for &i in candidates {
+        for &i in self.candidates(obs) {
             let Some(entry) = self.entries.get(i) else {
                 continue;
             };
@@ -553,6 +685,21 @@ impl Condition {
         self.kind
     }
 
+    /// Whether a frame observation in this slot could satisfy this alternative: it is a frame
+    /// condition, and its `protocol`, `status`, `direction` and `echo` constraints allow the
+    /// slot's, and it asks for an `expected` value only when the frame has one.
+    fn admits_frame(&self, slot: FrameSlot) -> bool {
+        self.kind == ObservationKind::Frame
+            && self.tests.iter().all(|t| match t {
+                Test::Protocol(ps) => ps.contains(&slot.protocol),
+                Test::Status(ss) => ss.contains(&slot.status),
+                Test::Direction(d) => *d == slot.direction,
+                Test::Echo(e) => *e == slot.echo,
+                Test::Expected(_) => slot.expected,
+                _ => true,
+            })
+    }
+
     /// The alternative's score if every constraint holds for `obs`.
     pub fn eval(&self, obs: &Observation) -> Option<i64> {
         if obs.kind() != self.kind {
@@ -577,6 +724,12 @@ enum StatusName {
 
 impl StatusName {
     const NAMES: &'static str = "ok, bad_checksum, truncated, malformed";
+    const ALL: [StatusName; 4] = [
+        StatusName::Ok,
+        StatusName::BadChecksum,
+        StatusName::Truncated,
+        StatusName::Malformed,
+    ];
 
     fn parse(s: &str) -> Option<StatusName> {
         match s {
@@ -2627,6 +2780,120 @@ when = [{ observation = "sw", sw = "6A8F" }]
         ]
     }
 
+    /// Frame observations as a session makes them: every protocol and status, the kinds the
+    /// decoders write, bytes that often start with a frame start.
+    fn arb_frame_observation() -> impl Strategy<Value = Observation> {
+        let kind = prop::sample::select(vec![
+            "long", "short", "control", "ack", "fixed", "variable", "line", "i", "s", "u", "atr",
+            "pps", "sw", "header", "response", "command", "request", "sync", "nack", "echo",
+            "reply", "record", "x",
+        ]);
+        let status = prop_oneof![
+            Just(FrameStatus::Ok),
+            Just(FrameStatus::Truncated),
+            Just(malformed()),
+            Just(bad_cs()),
+        ];
+        let start = prop::sample::select(vec![
+            0x68u8, 0x10, 0xE5, 0x3B, 0x16, 0x7F, 0x79, 0x1F, 0xC0, 0x00,
+        ]);
+        (
+            prop::sample::select(Protocol::ALL.to_vec()),
+            kind,
+            status,
+            start,
+            arb_bytes(),
+            any::<bool>(),
+            any::<bool>(),
+            prop::option::of(arb_bytes()),
+        )
+            .prop_map(|(p, kind, s, start, rest, echo, tx, exp)| {
+                let mut bytes = vec![start];
+                bytes.extend(rest);
+                let mut f = FrameSeen::new(p, kind, &bytes)
+                    .with_status(s)
+                    .with_echo(echo);
+                if tx {
+                    f = f.with_direction(Direction::Tx);
+                }
+                if let Some(e) = exp {
+                    f = f.with_expected(&e);
+                }
+                Observation::Frame(f)
+            })
+    }
+
+    /// `ranked` without any index: every entry scored.
+    fn ranked_by_scanning<'k>(k: &'k Knowledge, obs: &Observation) -> Vec<(i64, &'k str)> {
+        let scored: Vec<(i64, usize, bool)> = k
+            .entries()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.score(obs).map(|s| (s, i, e.fallback)))
+            .collect();
+        let mut chosen: Vec<(i64, usize)> = if scored.iter().any(|x| !x.2) {
+            scored.iter().filter(|x| !x.2).map(|x| (x.0, x.1)).collect()
+        } else {
+            let best = scored.iter().map(|x| x.0).max();
+            scored
+                .iter()
+                .filter(|x| Some(x.0) == best)
+                .map(|x| (x.0, x.1))
+                .collect()
+        };
+        chosen.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        chosen
+            .into_iter()
+            .map(|(s, i)| (s, k.entries()[i].id.as_str()))
+            .collect()
+    }
+
+    fn assert_index_agrees(k: &Knowledge, obs: &Observation) {
+        let want = ranked_by_scanning(k, obs);
+        let got: Vec<(i64, &str)> = k
+            .ranked(obs)
+            .iter()
+            .map(|m| (m.score, m.entry.id.as_str()))
+            .collect();
+        assert_eq!(got, want, "{obs:?}");
+        assert_eq!(
+            k.best(obs).map(|e| e.id.as_str()),
+            want.first().map(|w| w.1),
+            "{obs:?}"
+        );
+        if let Observation::Frame(f) = obs {
+            let may = k.may_match_frame(
+                f.protocol,
+                &f.status,
+                f.direction,
+                f.echo,
+                f.expected.is_some(),
+            );
+            assert!(may || want.is_empty(), "{obs:?}");
+        }
+    }
+
+    #[test]
+    fn indexed_matching_equals_scanning_every_entry_on_the_reachability_table() {
+        for (_, obs) in reachability_table() {
+            assert_index_agrees(&KB, &obs);
+        }
+    }
+
+    #[test]
+    fn frame_slots_are_distinct_and_a_plain_frame_has_few_candidates() {
+        let mut seen = vec![false; FrameSlot::COUNT];
+        for slot in FrameSlot::all() {
+            let i = slot.index();
+            assert!(i < FrameSlot::COUNT && !seen[i], "{slot:?}");
+            seen[i] = true;
+        }
+        assert!(seen.iter().all(|&s| s));
+        // A valid received M-Bus frame, no echo, nothing expected: nothing to score.
+        let plain = FrameSeen::new(Protocol::Mbus, "long", &[0x68, 0x03, 0x03, 0x68]);
+        assert!(KB.candidates(&Observation::Frame(plain)).is_empty());
+    }
+
     /// Pieces of knowledge files, so random files get past the TOML parser into validation.
     fn arb_kb_text() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
@@ -2671,6 +2938,15 @@ when = [{ observation = "sw", sw = "6A8F" }]
             prop_assert!(ranked.windows(2).all(|w| w[0].score >= w[1].score));
             prop_assert!(ranked.iter().all(|m| m.entry.when.iter().any(|c| c.observation_kind() == o.kind())));
             let _ = k.explain(&q);
+        }
+
+        /// The per-(protocol, status) index and `best` answer exactly as scoring every
+        /// entry does.
+        #[test]
+        fn indexed_matching_equals_scanning_every_entry(
+            o in prop_oneof![arb_frame_observation(), arb_observation()]
+        ) {
+            assert_index_agrees(&KB, &o);
         }
 
         #[test]
