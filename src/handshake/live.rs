@@ -392,7 +392,9 @@ fn record(
 ) -> std::io::Result<()> {
     session.ingest(ev);
     match format {
-        OutputFormat::Json => writeln!(w, "{}", crate::headless::json_record(ev)),
+        OutputFormat::Json => {
+            crate::sanitize::write_json_line(w, &crate::headless::json_record(ev))
+        }
         OutputFormat::Text => writeln!(w, "{}", crate::headless::text_record(ev)),
     }
 }
