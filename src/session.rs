@@ -1171,8 +1171,9 @@ mod tests {
     #[test]
     fn kept_frames_are_charged_as_described_without_each_being_described() {
         let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);
-        let one: Vec<u8> = chatter().repeat(1000);
-        for i in 0..4u64 {
+        // 3 600 frames: all fit the frames' 8 MiB budget.
+        let one: Vec<u8> = chatter().repeat(900);
+        for i in 0..2u64 {
             s.ingest(&ev(i, Event::Rx(one.clone())));
         }
         let kept = s.frames().len();
@@ -1181,7 +1182,7 @@ mod tests {
             .iter()
             .filter(|f| f.frame.built_description().is_some())
             .count();
-        assert!(kept >= 8000, "{kept} frames kept");
+        assert!(kept >= 3600, "{kept} frames kept");
         assert!(
             described * 20 < kept,
             "{described} of {kept} frames described: only samples should be"
@@ -1223,8 +1224,9 @@ mod tests {
             "the event spans several slices"
         );
         assert_eq!(spans(&whole), spans(&pieces));
+        // 10 000 frames found; the frames' 8 MiB budget keeps the newest ~4 400 of them.
         assert!(
-            whole.frames().len() >= 5000,
+            whole.frames().len() >= 4000,
             "{} frames",
             whole.frames().len()
         );

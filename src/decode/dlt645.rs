@@ -482,24 +482,11 @@ fn address_text_plain(address: &[u8]) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::decode::testing::{field, h, run_whole};
     use proptest::prelude::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
-
     fn run(bytes: &[u8]) -> Vec<Frame> {
-        let mut framer = Dlt645Framer::new();
-        let mut out = Vec::new();
-        framer.feed(0, bytes, &mut out);
-        framer.flush(&mut out);
-        out
-    }
-
-    fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
-        frame.fields().iter().find(|f| f.name == name).unwrap()
+        run_whole(&mut Dlt645Framer::new(), bytes)
     }
 
     /// protocols.md §3.2 worked frames.

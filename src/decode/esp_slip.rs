@@ -523,20 +523,11 @@ impl Packet<'_> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::decode::testing::{h, run_whole};
     use proptest::prelude::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
-
     fn run(bytes: &[u8]) -> Vec<Frame> {
-        let mut framer = EspSlipFramer::new();
-        let mut out = Vec::new();
-        framer.feed(0, bytes, &mut out);
-        framer.flush(&mut out);
-        out
+        run_whole(&mut EspSlipFramer::new(), bytes)
     }
 
     /// protocols.md §5.2: the 46-byte SYNC command on the wire.

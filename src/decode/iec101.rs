@@ -450,23 +450,11 @@ fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descript
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::decode::testing::{h, run_whole};
     use proptest::prelude::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
-
-    fn run_with(framer: &mut Iec101Framer, bytes: &[u8]) -> Vec<Frame> {
-        let mut out = Vec::new();
-        framer.feed(0, bytes, &mut out);
-        framer.flush(&mut out);
-        out
-    }
-
     fn run(bytes: &[u8]) -> Vec<Frame> {
-        run_with(&mut Iec101Framer::new(), bytes)
+        run_whole(&mut Iec101Framer::new(), bytes)
     }
 
     /// protocols.md §2.1 unbalanced start-up with link address 1.
@@ -537,7 +525,7 @@ mod tests {
         bytes.extend(h("68 0A 0A 68"));
         bytes.extend(&body);
         bytes.extend([cs, 0x16]);
-        let frames = run_with(&mut framer, &bytes);
+        let frames = run_whole(&mut framer, &bytes);
         assert_eq!(frames.len(), 2, "{frames:#?}");
         assert!(frames.iter().all(|f| f.status.is_ok()));
         assert_eq!(frames[0].summary(), "request status of link A=1");
@@ -586,7 +574,7 @@ mod tests {
         #[test]
         fn never_panics_and_spans_in_range(bytes in prop::collection::vec(any::<u8>(), 0..600), size in 0u8..4) {
             let mut framer = Iec101Framer::with_link_address_size(size);
-            for frame in run_with(&mut framer, &bytes) {
+            for frame in run_whole(&mut framer, &bytes) {
                 prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
             }
         }

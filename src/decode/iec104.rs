@@ -467,20 +467,11 @@ fn truncated_i_frame(at: StreamOffset, window: &[u8], length: u8, cf: [u8; 4]) -
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::decode::testing::{h, run_whole};
     use proptest::prelude::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
-
     fn run(bytes: &[u8]) -> Vec<Frame> {
-        let mut framer = Iec104Framer::new();
-        let mut out = Vec::new();
-        framer.feed(0, bytes, &mut out);
-        framer.flush(&mut out);
-        out
+        run_whole(&mut Iec104Framer::new(), bytes)
     }
 
     /// protocols.md §2.2 worked frames.

@@ -593,24 +593,11 @@ fn data_children(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::decode::testing::{field, h, run_whole};
     use proptest::prelude::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
-
     fn run(bytes: &[u8]) -> Vec<Frame> {
-        let mut framer = MbusFramer::new();
-        let mut out = Vec::new();
-        framer.feed(0, bytes, &mut out);
-        framer.flush(&mut out);
-        out
-    }
-
-    fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
-        frame.fields().iter().find(|f| f.name == name).unwrap()
+        run_whole(&mut MbusFramer::new(), bytes)
     }
 
     /// protocols.md §1.4 worked frames (checksums verified there).

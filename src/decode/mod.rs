@@ -15,6 +15,8 @@ pub mod mtk_brom;
 pub mod pcsc_codes;
 pub mod stm32_boot;
 pub(crate) mod stream;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod text;
 pub mod tls;
 

@@ -712,20 +712,11 @@ fn page_list(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::decode::testing::{h, run_whole};
     use proptest::prelude::*;
 
-    fn h(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
-
     fn run(bytes: &[u8]) -> Vec<Frame> {
-        let mut framer = Stm32BootFramer::new();
-        let mut out = Vec::new();
-        framer.feed(0, bytes, &mut out);
-        framer.flush(&mut out);
-        out
+        run_whole(&mut Stm32BootFramer::new(), bytes)
     }
 
     fn kinds(frames: &[Frame]) -> Vec<(&'static str, std::ops::Range<u64>)> {

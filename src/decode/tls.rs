@@ -662,13 +662,8 @@ fn status_line(at: StreamOffset, window: &[u8], at_end: bool, minor: u8) -> Line
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::decode::testing::{field, h};
     use proptest::prelude::*;
-
-    fn h(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
 
     fn run_tls(bytes: &[u8]) -> Vec<Frame> {
         let mut framer = TlsFramer::new();
@@ -684,10 +679,6 @@ mod tests {
         framer.feed(0, bytes, &mut out);
         framer.flush(&mut out);
         out
-    }
-
-    fn field<'a>(frame: &'a Frame, name: &str) -> &'a Field {
-        frame.fields().iter().find(|f| f.name == name).unwrap()
     }
 
     #[test]
