@@ -34,8 +34,8 @@ pub const FRAMES_CAP: usize = 200_000;
 /// hundred bytes to several KiB, so the count cap alone let 200k frames
 /// grow the process past 500 MiB (measured by `examples/perf_suite.rs`). With the 64 MiB
 /// byte window, a source's 8 MiB stall queue and its 128-event channel this keeps the process
-/// under 100 MiB (90 MiB measured after 1 GiB, `examples/session_memory.rs`); it holds ~5.6k
-/// described frames (~1.5 KiB each) or ~65k not yet described (128 bytes).
+/// under 100 MiB even if every kept frame gets described (a session alone: 79 MiB after
+/// 1 GiB, `examples/session_memory.rs`); it holds ~4.4k–5.6k frames of busy M-Bus and log traffic.
 pub const FRAMES_BYTES_CAP: usize = 8 * 1024 * 1024;
 
 /// Largest piece of one event handed to the decoders at once. The frames found in a piece
