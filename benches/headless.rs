@@ -7,36 +7,14 @@
 
 use std::time::Duration;
 
+#[path = "../examples/common/traffic.rs"]
+mod traffic;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hsmon::cli::OutputFormat;
 use hsmon::event::{ConnectionState, Event, TimedEvent};
 use hsmon::headless::{write_findings, write_record};
 use hsmon::session::{DEFAULT_WINDOW_BYTES, Session};
-
-/// The perf suite's `traffic_block()`, `len` bytes of it: an M-Bus long frame, a boot-log
-/// line and 48 bytes of xorshift garbage, repeated.
-fn traffic(len: usize) -> Vec<u8> {
-    const MBUS: [u8; 27] = [
-        0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01, 0x07,
-        0x13, 0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9D, 0x16,
-    ];
-    let mut out = Vec::with_capacity(len + 128);
-    let mut x: u32 = 0x2545_f491;
-    let mut n = 0u32;
-    while out.len() < len {
-        out.extend_from_slice(&MBUS);
-        out.extend_from_slice(format!("boot: step {n:05} ok, temp 21.{}C\r\n", n % 10).as_bytes());
-        for _ in 0..48 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            out.push(x as u8);
-        }
-        n += 1;
-    }
-    out.truncate(len);
-    out
-}
 
 /// One headless run over `data`: every read printed, then the end-of-run findings.
 /// Returns the bytes printed (so the work cannot be optimised away).
@@ -67,7 +45,8 @@ fn run(data: &[u8], format: OutputFormat) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let data = traffic(4 << 20);
+    // 4 MiB: the perf suite's 1 MiB block four times, as the perf suite feeds it.
+    let data = traffic::traffic_block().repeat(4);
     let mut g = c.benchmark_group("headless");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
