@@ -314,8 +314,10 @@ fn serve_history(
         HistoryRequest::Above(dir, offset) => {
             match history::load(&path, &Start::Before(dir, offset), window) {
                 Ok(h) => {
+                    if !ui.page_above(&h, dir, offset) {
+                        return current;
+                    }
                     ui.in_history = true;
-                    ui.page_above(&h, dir, offset);
                     ui.message = Some(
                         "older bytes, read back from the capture · End returns to live".to_string(),
                     );

@@ -1005,6 +1005,11 @@ impl Session {
         self.window_bytes
     }
 
+    /// Memory the window uses as counted against its cap: bytes, per-read marks, run records.
+    pub fn window_mem(&self) -> usize {
+        self.window_mem
+    }
+
     /// All bytes of one direction still in the window, with the offset of the first
     /// (for tests and exporters; the panes walk runs instead).
     pub fn stream(&self, dir: Direction) -> (StreamOffset, Vec<u8>) {

@@ -268,6 +268,32 @@ fn scrolling_pauses_and_end_resumes_follow() {
     );
 }
 
+/// Paging up from a window read back from the capture: the page ends right above the old top,
+/// and when the old top starts a run, the other direction's run just above it is on the page.
+#[test]
+fn the_page_above_keeps_the_other_directions_run() {
+    let s = session(&[
+        at(0, Event::Connection(ConnectionState::Up)),
+        at(1, Event::Rx(vec![b'a'; 1024])),
+        at(2, Event::Tx(b"AT\r".to_vec())),
+        at(3, Event::Rx(vec![b'b'; 16])),
+    ]);
+    let mut u = ui(100, 12);
+    assert!(u.page_above(&s, hsmon::event::Direction::Rx, 1024));
+    let screen = text_of(draw(&s, &u).backend().buffer());
+    assert!(
+        screen.contains("41 54 0D"),
+        "the TX run above the old top:\n{screen}"
+    );
+    assert!(
+        !screen.contains("62 62"),
+        "the old top is below the page:\n{screen}"
+    );
+    assert!(screen.contains("61 61"), "{screen}");
+    // A byte the window does not hold: nothing changes but a message.
+    assert!(!u.page_above(&s, hsmon::event::Direction::Rx, 5000));
+}
+
 #[test]
 fn keys_produce_commands_for_the_source() {
     use hsmon::event::Command;

@@ -25,45 +25,86 @@ pub enum Start {
 /// Bytes of context loaded before a search hit.
 const CONTEXT: u64 = 64 * 1024;
 
-/// A session rebuilt from the capture at `path`: events from `start` on, until `window` bytes
-/// are in memory (or the capture ends). Stream offsets are the live session's.
+/// A session rebuilt from the capture at `path`: events from `start` on, until the session's
+/// memory (bytes plus per-read bookkeeping, as it counts it against `window`) nears `window`,
+/// or the capture ends. Stream offsets are the live session's. For [`Start::Before`] the
+/// byte named is always loaded (when the capture has it), with as much above it as fits.
 pub fn load(path: &Path, start: &Start, window: usize) -> Result<Session, CaptureError> {
     // Stop short of the window so nothing loaded is evicted again.
     let budget = window.saturating_sub(window / 8);
     let mut reader = CaptureReader::open(path)?;
-    let first = match start {
-        Start::Beginning => reader.next_record()?,
+    match start {
+        Start::Beginning => {
+            let first = reader.next_record()?;
+            fill(&mut reader, first, window, budget, None)
+        }
         Start::Around(dir, off) => {
             let idx = reader.index()?;
-            reader.seek_stream(&idx, *dir, off.saturating_sub(CONTEXT))?
+            let first = reader.seek_stream(&idx, *dir, off.saturating_sub(CONTEXT))?;
+            fill(&mut reader, first, window, budget, None)
         }
         Start::Before(dir, off) => {
-            // Half a window back: the page above `off` and plenty above it, and `off` itself
-            // stays in the loaded window (whatever the other direction adds) so the view can
-            // continue from where it was.
+            // Half a window of bytes back, then less while what fits in memory ends before
+            // `off` (small reads cost more bookkeeping than their bytes): the view continues
+            // from `off` whatever the traffic looks like.
             let idx = reader.index()?;
-            reader.seek_stream(&idx, *dir, off.saturating_sub(budget as u64 / 2))?
+            let mut back = budget as u64 / 2;
+            loop {
+                let first = reader.seek_stream(&idx, *dir, off.saturating_sub(back))?;
+                let s = fill(
+                    &mut reader,
+                    first,
+                    window,
+                    budget,
+                    Some((*dir, off + CONTEXT)),
+                )?;
+                if holds(&s, *dir, off.saturating_sub(1)) || back < 1024 {
+                    return Ok(s);
+                }
+                back /= 4;
+            }
         }
-    };
+    }
+}
+
+/// Ingests records from `first` on until the budget, the capture's end, or (with `until`)
+/// that byte of that direction.
+fn fill(
+    reader: &mut CaptureReader,
+    first: Option<crate::capture::reader::Record>,
+    window: usize,
+    budget: usize,
+    until: Option<(Direction, u64)>,
+) -> Result<Session, CaptureError> {
     let mut s = Session::new("history (from the capture)", window);
     let Some(first) = first else {
         return Ok(s);
     };
     s.start_streams_at(first.rx, first.tx);
-    let mut bytes = 0usize;
     let mut next = Some(first);
     while let Some(rec) = next {
-        if let Event::Rx(b) | Event::Tx(b) = &rec.event.event {
-            bytes += b.len();
+        let past_until = until.is_some_and(|(dir, end)| {
+            let at = if dir == Direction::Rx { rec.rx } else { rec.tx };
+            at >= end
+        });
+        if past_until {
+            break;
         }
         s.ingest(&rec.event);
-        if bytes >= budget {
+        if s.window_mem() >= budget || s.counters.evicted_bytes > 0 {
             break;
         }
         next = reader.next_record()?;
     }
     s.flush_decoders();
     Ok(s)
+}
+
+/// Whether byte `off` of `dir` is in the session's window.
+pub fn holds(s: &Session, dir: Direction, off: u64) -> bool {
+    s.runs()
+        .iter()
+        .any(|r| r.direction == dir && r.start <= off && off < r.start + r.bytes.len() as u64)
 }
 
 /// The first occurrence of `pattern` in the capture's bytes of either direction, after
@@ -166,6 +207,40 @@ mod tests {
         assert_eq!((d, r), (Direction::Rx, 100_004..100_010));
         let b = load(&p, &Start::Beginning, 64 << 20).unwrap();
         assert_eq!(b.runs().front().unwrap().start, 0);
+    }
+
+    /// Small reads cost the window far more than their bytes (marks, a run per turn): the
+    /// byte asked about is still loaded, with the bytes just above it.
+    #[test]
+    fn before_holds_the_offset_with_small_alternating_reads() {
+        let ping = [b'p'; 16];
+        let pong = [b'q'; 16];
+        let chunks: Vec<(Direction, &[u8])> = (0..20_000)
+            .map(|i| {
+                if i % 2 == 0 {
+                    (Direction::Tx, &ping[..])
+                } else {
+                    (Direction::Rx, &pong[..])
+                }
+            })
+            .collect();
+        let (_d, p) = capture(&chunks);
+        let off = 9_000 * 16;
+        let s = load(&p, &Start::Before(Direction::Rx, off), 256 << 10).unwrap();
+        assert!(
+            holds(&s, Direction::Rx, off - 1),
+            "the byte above the old top"
+        );
+        assert!(holds(&s, Direction::Rx, off), "the old top itself");
+        let first = s.runs().front().unwrap().start;
+        assert!(
+            first < off - 1024,
+            "bytes above it too (window starts at {first})"
+        );
+        assert_eq!(
+            s.counters.evicted_bytes, 0,
+            "nothing loaded was evicted again"
+        );
     }
 
     #[test]

@@ -428,6 +428,21 @@ mod tests {
 
     /// The frame stays within 128 bytes (see `INLINE_BYTES`): a field added to it should be
     /// a decision, not an accident.
+    /// The knowledge index numbers slots by `protocol as usize`, counting on `ALL` listing
+    /// every variant in declaration order.
+    #[test]
+    fn protocol_numbers_are_their_places_in_all() {
+        for (i, p) in Protocol::ALL.iter().enumerate() {
+            assert_eq!(*p as usize, i, "{p:?}");
+        }
+        // A variant added after the last one would be numbered ALL.len(): none is.
+        assert!(
+            Protocol::ALL
+                .iter()
+                .all(|p| (*p as usize) < Protocol::ALL.len())
+        );
+    }
+
     #[test]
     fn frame_is_at_most_128_bytes() {
         assert!(std::mem::size_of::<Frame>() <= 128);

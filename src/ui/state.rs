@@ -245,6 +245,7 @@ impl UiState {
             }
             Action::ScrollUp => self.move_by(s, -1),
             Action::ScrollDown => self.move_by(s, 1),
+            Action::PageUp if self.focus == Focus::Hex => self.page_up_hex(s),
             Action::PageUp => {
                 let (_, h) = self.hex_geometry();
                 self.move_by(s, -(h as isize))
@@ -684,32 +685,61 @@ impl UiState {
         if delta > 0 && (new_top.run, new_top.row) > (max_top.run, max_top.row) {
             new_top = max_top;
         }
-        if delta < 0 && (top.run, top.row) == (0, 0) {
-            // Already at the oldest row shown: older bytes, if any, are in the capture.
-            if let Some(first) = s.runs().front().filter(|r| r.start > 0) {
-                let readable =
-                    self.in_history || s.recorder().is_some_and(|r| r.failed().is_none());
-                if readable {
-                    self.history_request =
-                        Some(HistoryRequest::Above(first.direction, first.start));
-                }
-            }
-        }
         self.scroll = self.anchor_of(s, new_top);
         vec![]
     }
 
+    /// PgUp in the hex pane: a page up, or, already at the oldest row shown, a request for the
+    /// page above it from the capture when older bytes were recorded.
+    fn page_up_hex(&mut self, s: &Session) -> Vec<Command> {
+        let (g, h) = self.hex_geometry();
+        let top = match self.scroll {
+            Scroll::Follow => hex::tail_rows(s, g.bytes_per_row, h).first().copied(),
+            Scroll::Anchor { .. } => hex::visible_rows(s, self, g.bytes_per_row, 1)
+                .first()
+                .copied(),
+        };
+        if top.is_some_and(|t| (t.run, t.row) == (0, 0)) {
+            let readable = if self.in_history {
+                true
+            } else {
+                s.counters.evicted_bytes > 0 && s.recorder().is_some_and(|r| r.failed().is_none())
+            };
+            if let Some((dir, start)) = oldest_shown_start(s).filter(|_| readable) {
+                self.history_request = Some(HistoryRequest::Above(dir, start));
+                return vec![];
+            }
+        }
+        self.scroll_by(s, -(h as isize))
+    }
+
     /// Shows the page above byte `offset` of `dir` in `s` (a history window just loaded to
-    /// continue paging up).
-    pub fn page_above(&mut self, s: &Session, dir: crate::event::Direction, offset: u64) {
+    /// continue paging up); false, with a message, if `s` does not hold that byte.
+    pub fn page_above(&mut self, s: &Session, dir: crate::event::Direction, offset: u64) -> bool {
         self.focus = Focus::Hex;
-        // The row holding the byte just above `offset` becomes the page's last row (the
-        // reloaded runs may cut rows elsewhere, so no byte is skipped).
-        self.scroll_to(s, dir, offset.saturating_sub(1));
-        let (_, h) = self.hex_geometry();
-        self.scroll_by(s, 1 - h as isize);
-        // At the very start of the capture there is nothing older to ask for.
-        self.history_request = None;
+        let (g, h) = self.hex_geometry();
+        let w = g.bytes_per_row as u64;
+        let Some(run) = s.runs().iter().find(|r| {
+            r.direction == dir && r.start <= offset && offset < r.start + r.bytes.len() as u64
+        }) else {
+            self.message = Some("the capture holds nothing older to show".to_string());
+            return false;
+        };
+        // The page ends just above the old top: above the row starting there (which may
+        // follow a run of the other direction), or, when the reloaded runs cut rows elsewhere,
+        // at the row holding the byte just above it.
+        let into = offset - run.start;
+        self.scroll = Scroll::Anchor {
+            seq: run.seq,
+            row: (into / w) as usize,
+        };
+        let back = if into % w == 0 {
+            h
+        } else {
+            h.saturating_sub(1)
+        };
+        self.scroll_by(s, -(back as isize));
+        true
     }
 
     fn anchor_of(&self, s: &Session, r: RowRef) -> Scroll {
@@ -875,6 +905,21 @@ impl UiState {
 }
 
 /// The last command the user or script sent (not a follow-up), to resend or edit.
+/// Where the bytes shown begin, for asking the capture what came before: the oldest run's
+/// start, or, when that run is the first of its direction (offset 0), where the other
+/// direction's first run in memory starts (older bytes of that direction came before).
+fn oldest_shown_start(s: &Session) -> Option<(crate::event::Direction, u64)> {
+    let front = s.runs().front()?;
+    if front.start > 0 {
+        return Some((front.direction, front.start));
+    }
+    s.runs()
+        .iter()
+        .find(|r| r.direction != front.direction)
+        .filter(|r| r.start > 0)
+        .map(|r| (r.direction, r.start))
+}
+
 fn last_command(s: &Session) -> Option<Vec<u8>> {
     s.card()
         .exchanges()
