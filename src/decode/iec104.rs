@@ -38,7 +38,7 @@ impl Iec104Framer {
     /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         Iec104Framer {
-            streamer: Streamer::new(Iec104Parser),
+            streamer: Streamer::new(Iec104Parser::default()),
         }
     }
 }
@@ -51,7 +51,13 @@ impl Default for Iec104Framer {
 
 framer_from_streamer!(Iec104Framer);
 
-struct Iec104Parser;
+/// Where the last frame accepted on weak evidence ends: 104 has no checksum, so such a frame
+/// moves scanning on by one byte only (a false start must not swallow a real APDU), and
+/// without this every byte of a run of 68s would start another overlapping I-frame.
+#[derive(Default)]
+struct Iec104Parser {
+    weak_until: StreamOffset,
+}
 
 impl WindowParser for Iec104Parser {
     const PROTOCOL: Protocol = Protocol::Iec104;
@@ -66,7 +72,16 @@ impl WindowParser for Iec104Parser {
         match decide(at, window, at_end) {
             Decision::Need => Step::Need,
             Decision::Skip => Step::Skip(1),
-            Decision::Frame(frame, consumed) => Step::Frame { frame, consumed },
+            // A weak candidate inside the previous weak one is not reported: one of the two
+            // is a false start, and the first already shows those bytes. A frame that checks
+            // out is always reported.
+            Decision::Frame(_, 1) if at < self.weak_until => Step::Skip(1),
+            Decision::Frame(frame, consumed) => {
+                if consumed == 1 {
+                    self.weak_until = frame.span.end;
+                }
+                Step::Frame { frame, consumed }
+            }
         }
     }
 }
@@ -565,6 +580,16 @@ mod tests {
         let frames = run(&bytes);
         let spans: Vec<_> = frames.iter().map(|f| (f.kind, f.span.clone())).collect();
         assert_eq!(spans, vec![("u", 9..15), ("u", 17..23)]);
+    }
+
+    /// Nothing but 68s: every offset looks like the start of an I-frame with L = 0x68 and an
+    /// unknown ASDU followed by another 68. One is reported per 106 bytes, not one per byte.
+    #[test]
+    fn a_run_of_68s_gives_back_to_back_weak_frames_not_one_per_byte() {
+        let frames = run(&[0x68; 1060]);
+        let spans: Vec<_> = frames.iter().map(|f| f.span.clone()).collect();
+        let want: Vec<_> = (0..10u64).map(|i| i * 106..(i + 1) * 106).collect();
+        assert_eq!(spans, want);
     }
 
     #[test]
