@@ -98,6 +98,23 @@ pub fn render_in(frame: &mut Frame, area: ratatui::layout::Rect, s: &Session, ui
     }
 }
 
+/// A key-hint line: each action's first key (as the user's key map binds it) and its label.
+fn hint_line(
+    frame: &mut ratatui::Frame,
+    area: ratatui::layout::Rect,
+    ui: &UiState,
+    items: &[(Action, &str)],
+) {
+    let mut spans = Vec::new();
+    for (a, label) in items {
+        if let Some(k) = ui.keymap.keys_for(*a).first() {
+            spans.push(Span::styled(format!(" {}", k.label()), ui.theme.hint_key));
+            spans.push(Span::styled(format!(" {label} "), ui.theme.hint));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
 /// The key-hint line of a card session.
 fn card_hints(frame: &mut ratatui::Frame, area: ratatui::layout::Rect, ui: &UiState) {
     let items: [(Action, &str); 11] = [
@@ -113,14 +130,7 @@ fn card_hints(frame: &mut ratatui::Frame, area: ratatui::layout::Rect, ui: &UiSt
         (Action::ReplayScript, "replay"),
         (Action::ResetCard, "reset card"),
     ];
-    let mut spans = Vec::new();
-    for (a, label) in items {
-        if let Some(k) = ui.keymap.keys_for(a).first() {
-            spans.push(Span::styled(format!(" {}", k.label()), ui.theme.hint_key));
-            spans.push(Span::styled(format!(" {label} "), ui.theme.hint));
-        }
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    hint_line(frame, area, ui, &items);
 }
 
 /// The key-hint line.
@@ -141,12 +151,5 @@ fn hints(frame: &mut ratatui::Frame, area: ratatui::layout::Rect, ui: &UiState) 
         (Action::OpenSend, "send"),
         (Action::Follow, "follow"),
     ];
-    let mut spans = Vec::new();
-    for (a, label) in items {
-        if let Some(k) = ui.keymap.keys_for(a).first() {
-            spans.push(Span::styled(format!(" {}", k.label()), ui.theme.hint_key));
-            spans.push(Span::styled(format!(" {label} "), ui.theme.hint));
-        }
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    hint_line(frame, area, ui, &items);
 }
