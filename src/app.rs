@@ -332,11 +332,7 @@ fn serve_history(
         HistoryRequest::Find(pattern, last) => match history::find(&path, &pattern, last) {
             Ok(Some((dir, range))) => {
                 // Still in memory after all (it arrived while searching)?
-                if session.runs().iter().any(|r| {
-                    r.direction == dir
-                        && r.start <= range.start
-                        && range.start < r.start + r.bytes.len() as u64
-                }) {
+                if session.run_holding(dir, range.start).is_some() {
                     ui.in_history = false;
                     ui.found(session, &pattern, dir, range);
                     return None;

@@ -1005,6 +1005,13 @@ impl Session {
         self.window_bytes
     }
 
+    /// The run in the window holding byte `offset` of `dir`'s stream.
+    pub fn run_holding(&self, dir: Direction, offset: StreamOffset) -> Option<&Run> {
+        self.runs.iter().find(|r| {
+            r.direction == dir && r.start <= offset && offset < r.start + r.bytes.len() as u64
+        })
+    }
+
     /// Memory the window uses as counted against its cap: bytes, per-read marks, run records.
     pub fn window_mem(&self) -> usize {
         self.window_mem

@@ -58,7 +58,7 @@ pub fn load(path: &Path, start: &Start, window: usize) -> Result<Session, Captur
                     budget,
                     Some((*dir, off + CONTEXT)),
                 )?;
-                if holds(&s, *dir, off.saturating_sub(1)) || back < 1024 {
+                if s.run_holding(*dir, off.saturating_sub(1)).is_some() || back < 1024 {
                     return Ok(s);
                 }
                 back /= 4;
@@ -98,13 +98,6 @@ fn fill(
     }
     s.flush_decoders();
     Ok(s)
-}
-
-/// Whether byte `off` of `dir` is in the session's window.
-pub fn holds(s: &Session, dir: Direction, off: u64) -> bool {
-    s.runs()
-        .iter()
-        .any(|r| r.direction == dir && r.start <= off && off < r.start + r.bytes.len() as u64)
 }
 
 /// The first occurrence of `pattern` in the capture's bytes of either direction, after
@@ -228,10 +221,13 @@ mod tests {
         let off = 9_000 * 16;
         let s = load(&p, &Start::Before(Direction::Rx, off), 256 << 10).unwrap();
         assert!(
-            holds(&s, Direction::Rx, off - 1),
+            s.run_holding(Direction::Rx, off - 1).is_some(),
             "the byte above the old top"
         );
-        assert!(holds(&s, Direction::Rx, off), "the old top itself");
+        assert!(
+            s.run_holding(Direction::Rx, off).is_some(),
+            "the old top itself"
+        );
         let first = s.runs().front().unwrap().start;
         assert!(
             first < off - 1024,

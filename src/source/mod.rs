@@ -224,6 +224,22 @@ mod tests {
         (bytes, dropped)
     }
 
+    /// Everything the sink holds and the channel carries, emptying the channel as a
+    /// consumer would until the sink has nothing left.
+    fn drain_all(sink: &mut EventSink, rx: &mut mpsc::Receiver<TimedEvent>) -> Vec<TimedEvent> {
+        let mut got = Vec::new();
+        while sink.has_pending() {
+            while let Ok(e) = rx.try_recv() {
+                got.push(e);
+            }
+            sink.flush().unwrap();
+        }
+        while let Ok(e) = rx.try_recv() {
+            got.push(e);
+        }
+        got
+    }
+
     #[tokio::test]
     async fn stalled_consumer_never_blocks_and_loses_nothing_below_cap() {
         let (tx, mut rx) = mpsc::channel(2);
@@ -235,16 +251,7 @@ mod tests {
             sink.emit(Event::Rx(chunk)).unwrap(); // never waits: the channel holds only 2
         }
         assert!(sink.has_pending());
-        let mut got = Vec::new();
-        while sink.has_pending() {
-            while let Ok(e) = rx.try_recv() {
-                got.push(e);
-            }
-            sink.flush().unwrap();
-        }
-        while let Ok(e) = rx.try_recv() {
-            got.push(e);
-        }
+        let got = drain_all(&mut sink, &mut rx);
         let (bytes, dropped) = rx_bytes(&got);
         assert_eq!(dropped, 0);
         assert_eq!(bytes, sent);
@@ -265,16 +272,7 @@ mod tests {
             sent.extend_from_slice(&chunk);
             sink.emit(Event::Rx(chunk)).unwrap();
         }
-        let mut got = Vec::new();
-        while sink.has_pending() {
-            while let Ok(e) = rx.try_recv() {
-                got.push(e);
-            }
-            sink.flush().unwrap();
-        }
-        while let Ok(e) = rx.try_recv() {
-            got.push(e);
-        }
+        let got = drain_all(&mut sink, &mut rx);
         let (bytes, dropped) = rx_bytes(&got);
         assert_eq!((bytes, dropped), (sent, 0), "nothing lost, in order");
         let largest = got

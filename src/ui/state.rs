@@ -652,9 +652,7 @@ impl UiState {
     fn scroll_to(&mut self, s: &Session, dir: crate::event::Direction, offset: u64) {
         let (g, _) = self.hex_geometry();
         let w = g.bytes_per_row as u64;
-        if let Some(run) = s.runs().iter().find(|r| {
-            r.direction == dir && r.start <= offset && offset < r.start + r.bytes.len() as u64
-        }) {
+        if let Some(run) = s.run_holding(dir, offset) {
             self.scroll = Scroll::Anchor {
                 seq: run.seq,
                 row: ((offset - run.start) / w) as usize,
@@ -719,9 +717,7 @@ impl UiState {
         self.focus = Focus::Hex;
         let (g, h) = self.hex_geometry();
         let w = g.bytes_per_row as u64;
-        let Some(run) = s.runs().iter().find(|r| {
-            r.direction == dir && r.start <= offset && offset < r.start + r.bytes.len() as u64
-        }) else {
+        let Some(run) = s.run_holding(dir, offset) else {
             self.message = Some("the capture holds nothing older to show".to_string());
             return false;
         };
