@@ -188,6 +188,13 @@ impl Framer for EspSlipFramer {
         self.flush(&mut Vec::new());
         self.next_offset = None;
     }
+
+    fn pending_from(&self) -> Option<StreamOffset> {
+        // An open packet with bytes in it may still close into a frame; a bare C0 is only
+        // the end of the last one.
+        self.open_at
+            .filter(|_| !self.payload.is_empty() || self.escape_pending)
+    }
 }
 
 /// Name of a loader command (esptool serial-protocol.rst).

@@ -409,6 +409,12 @@ pub trait Framer: Send {
     fn flush(&mut self, out: &mut Vec<Frame>);
     /// Forget all pending input (after a reconnect or a settings change).
     fn reset(&mut self);
+    /// Stream offset of the first byte this framer still holds as the possible start of a
+    /// frame (None: nothing pending). Every frame it reports later starts at or after it,
+    /// so arbitration knows which held frames a longer candidate may still cover.
+    fn pending_from(&self) -> Option<StreamOffset> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 pub mod all;
 pub mod dlt645;
 pub mod esp_slip;
+pub mod evidence;
 pub mod frame;
 pub mod ft12;
 pub mod iec101;
@@ -20,6 +21,7 @@ pub(crate) mod testing;
 pub mod text;
 pub mod tls;
 
+pub use evidence::{Check, Evidence, Strength, WEAK_BITS};
 pub use frame::*;
 pub use mbus::looks_like_mbus;
 

@@ -227,6 +227,15 @@ impl<P: WindowParser> Framer for Streamer<P> {
         self.next_offset = None;
         self.parser.reset();
     }
+
+    fn pending_from(&self) -> Option<StreamOffset> {
+        let body = self.body.as_ref().map(|(frame, _)| frame.span.start);
+        let window = (!self.pending.is_empty()).then_some(self.pending_at);
+        match (body, window) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// `impl Framer` for a public framer type whose field `streamer` is a [`Streamer`]: the
@@ -246,6 +255,9 @@ macro_rules! framer_from_streamer {
             }
             fn reset(&mut self) {
                 self.streamer.reset();
+            }
+            fn pending_from(&self) -> Option<StreamOffset> {
+                self.streamer.pending_from()
             }
         }
     };

@@ -132,6 +132,21 @@ impl Framer for TextFramer {
         self.line.clear();
         self.next_offset = None;
     }
+
+    /// The pending line, from its start; once it holds a control byte, from just after the
+    /// last one: a line with control bytes is rarely text as a whole, and its clean tail is
+    /// what it would report. Cheap (one backward scan of at most one line) and run per read.
+    fn pending_from(&self) -> Option<StreamOffset> {
+        if self.line.is_empty() {
+            return None;
+        }
+        let clean = self
+            .line
+            .iter()
+            .rposition(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r'))
+            .map_or(0, |i| i + 1);
+        Some(self.line_at + clean as u64)
+    }
 }
 
 /// How the characters of a line count.

@@ -1961,6 +1961,10 @@ impl Framer for LineFramer {
         self.next_offset = Some(offset.saturating_add(bytes.len() as u64));
     }
 
+    fn pending_from(&self) -> Option<StreamOffset> {
+        (!self.pending.is_empty()).then_some(self.pending_start)
+    }
+
     fn flush(&mut self, out: &mut Vec<Frame>) {
         if self.state == State::Hunting && !self.pending.is_empty() {
             // Settle the hunting window: candidates that were waiting for more bytes are
