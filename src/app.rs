@@ -195,7 +195,7 @@ async fn event_loop(
                     dirty = true;
                 }
             }
-            _ = crate::headless::capture_timer(&session, &clock) => session.poll_capture(clock.now()),
+            _ = crate::headless::session_timer(&session, &clock) => dirty |= session.poll(clock.now()),
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = tokio::time::sleep(Duration::from_secs(1)), if settling && !dirty => dirty = true,
             _ = signals.recv() => break,

@@ -24,6 +24,14 @@ impl Direction {
             Direction::Tx => "tx",
         }
     }
+
+    /// The opposite direction.
+    pub fn other(self) -> Direction {
+        match self {
+            Direction::Rx => Direction::Tx,
+            Direction::Tx => Direction::Rx,
+        }
+    }
 }
 
 /// A baud rate in bits per second. Validated: 50 ..= 12 000 000.

@@ -384,7 +384,12 @@ pub async fn run(
                     if handle.commands.send(c).await.is_err() { break }
                 }
             }
-            _ = capture_timer(&session, &clock) => session.poll_capture(clock.now()),
+            _ = session_timer(&session, &clock) => {
+                if session.poll(clock.now()) {
+                    write_findings(&mut out, &mut session, format)?;
+                    out.flush()?;
+                }
+            }
             _ = tick.tick(), if scan.as_ref().is_some_and(|s| !s.is_finished()) => {
                 let now = clock.now();
                 if let Some(s) = scan.as_mut() {
@@ -453,9 +458,10 @@ pub async fn run(
     Ok(status)
 }
 
-/// Fires when the session's capture has records due for the file (never when it has none).
-pub async fn capture_timer(session: &Session, clock: &crate::clock::Clock) {
-    match session.capture_flush_due() {
+/// Fires when the session has work due (capture records for the file, frames held for
+/// arbitration on a quiet line); never when it has none. Answer it with `Session::poll`.
+pub async fn session_timer(session: &Session, clock: &crate::clock::Clock) {
+    match session.next_due() {
         Some(due) => {
             tokio::time::sleep_until(tokio::time::Instant::from_std(clock.instant_at(due))).await
         }

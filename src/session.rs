@@ -521,16 +521,21 @@ impl Session {
                 self.tx_rate.add(ev.at, b.len());
                 let offset = self.tx_offset;
                 self.append(Direction::Tx, ev.at, b);
+                // On a tap both directions are devices talking: what arrives as Tx is
+                // evidence too. Otherwise it is what hsmon sent, and never evidence.
+                let observed = self.labels.is_some();
+                if let Some(e) = self.engine.as_mut() {
+                    e.set_tx_observed(observed);
+                }
                 self.decode(Direction::Tx, offset, ev.at, b);
             }
             Event::LineSettings { settings, modem } => {
                 if let Some(old) = self.settings {
                     if old != *settings {
                         self.notice(ev.at, NoticeLevel::Info, format!("port set to {settings}"));
-                        // Bytes before and after a settings change never belong to one frame.
-                        if let Some(e) = self.engine.as_mut() {
-                            e.reset();
-                        }
+                        // Bytes before and after a settings change never belong to one frame,
+                        // and what was seen at the old setting says little about the new.
+                        self.with_engine(|e, f| e.new_epoch(ev.at, f));
                     }
                 }
                 self.settings = Some(*settings);
@@ -540,9 +545,7 @@ impl Session {
             Event::Connection(state) => {
                 match state {
                     ConnectionState::Up => {
-                        if let Some(e) = self.engine.as_mut() {
-                            e.reset();
-                        }
+                        self.with_engine(|e, f| e.reset(ev.at, f));
                         self.baud.on_reconnect();
                         if !matches!(self.connection, ConnectionState::Up)
                             && self.counters.rx_bytes + self.counters.tx_bytes > 0
@@ -618,6 +621,48 @@ impl Session {
         }
     }
 
+    /// Runs `work` on the engine and takes what it found into the lists.
+    fn with_engine(&mut self, work: impl FnOnce(&mut Engine, &mut Findings)) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        let mut f = std::mem::take(&mut self.findings);
+        work(engine, &mut f);
+        self.absorb(&mut f);
+        self.findings = f;
+    }
+
+    /// When frames held for arbitration or records for the capture are next due (None:
+    /// nothing pending, no timer needed).
+    pub fn next_due(&self) -> Option<Timestamp> {
+        let held = self.engine.as_ref().and_then(Engine::due);
+        match (self.capture_flush_due(), held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Does what is due at `now`: writes the capture, releases frames held long enough on a
+    /// quiet line. True when the model changed (something to show).
+    pub fn poll(&mut self, now: Timestamp) -> bool {
+        self.poll_capture(now);
+        let before = self.generation;
+        if self
+            .engine
+            .as_ref()
+            .and_then(Engine::due)
+            .is_some_and(|due| due <= now)
+        {
+            let frames = self.next_frame_seq;
+            let diagnoses = self.pending_diagnoses;
+            self.with_engine(|e, f| e.poll(now, f));
+            if self.next_frame_seq != frames || self.pending_diagnoses != diagnoses {
+                self.generation += 1;
+            }
+        }
+        self.generation != before
+    }
+
     fn decode(&mut self, dir: Direction, offset: StreamOffset, at: Timestamp, bytes: &[u8]) {
         if self.engine.is_none() {
             return;
@@ -629,7 +674,7 @@ impl Session {
                 engine.feed(dir, offset, at, piece, &mut f);
             }
             offset += piece.len() as u64;
-            self.absorb(&mut f, at);
+            self.absorb(&mut f);
         }
         self.findings = f;
     }
@@ -645,7 +690,7 @@ impl Session {
         };
         let mut f = std::mem::take(&mut self.findings);
         engine.observe(&obs, at, text, &mut f);
-        self.absorb(&mut f, at);
+        self.absorb(&mut f);
         self.findings = f;
     }
 
@@ -673,7 +718,7 @@ impl Session {
         if !raised {
             engine.observe(obs, at, context, &mut f);
         }
-        self.absorb(&mut f, at);
+        self.absorb(&mut f);
         self.findings = f;
     }
 
@@ -683,8 +728,8 @@ impl Session {
     }
 
     /// Takes what the engine found into the bounded lists.
-    fn absorb(&mut self, f: &mut Findings, at: Timestamp) {
-        for (direction, frame) in f.frames.drain(..) {
+    fn absorb(&mut self, f: &mut Findings) {
+        for (direction, frame, frame_at) in f.frames.drain(..) {
             if direction == Direction::Rx
                 && frame.status == crate::decode::FrameStatus::Ok
                 && frame.protocol != crate::decode::Protocol::Text
@@ -703,7 +748,7 @@ impl Session {
             self.frames.push_back(SessionFrame {
                 seq: self.next_frame_seq,
                 direction,
-                at,
+                at: frame_at,
                 frame,
                 heap: size,
             });
@@ -784,7 +829,7 @@ impl Session {
                 &mut f,
             );
         }
-        self.absorb(&mut f, at);
+        self.absorb(&mut f);
         self.findings = f;
     }
 
@@ -796,7 +841,7 @@ impl Session {
         };
         let mut f = std::mem::take(&mut self.findings);
         engine.flush(at, &mut f);
-        self.absorb(&mut f, at);
+        self.absorb(&mut f);
         self.findings = f;
     }
 
@@ -856,7 +901,7 @@ impl Session {
         for (obs, text) in observations {
             engine.observe(&obs, ev.at, text, &mut f);
         }
-        self.absorb(&mut f, ev.at);
+        self.absorb(&mut f);
         self.findings = f;
     }
 

@@ -22,6 +22,12 @@ use super::frame::{Frame, FrameStatus, Protocol};
 /// megabytes or more often. They never raise an error or decide "talking to" alone.
 pub const WEAK_BITS: u16 = 24;
 
+/// An IEC 104 I-frame: no check, only its start, length and a few bits that must agree.
+pub const IEC104_I_BITS: u16 = 16;
+
+/// An ISO 7816-3 T=1 block or PPS: an 8-bit LRC/PCK and a few structural bits.
+pub const ISO7816_BLOCK_BITS: u16 = 16;
+
 /// What a frame's check is, when its protocol has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {
@@ -149,7 +155,7 @@ fn when_ok(frame: &Frame) -> (Strength, Option<Check>, u16) {
         (Protocol::Iec104, "s") => structural(33),
         // I: 68, a length with room for an ASDU, two even control octets, a defined type
         // identification and cause of transmission.
-        (Protocol::Iec104, _) => structural(16),
+        (Protocol::Iec104, _) => structural(IEC104_I_BITS),
         // DL/T 645: (FE…) 68 A0..A5 68 C L … CS 16.
         (Protocol::Dlt645, _) => checked(Check::Sum8, 24),
         // MediaTek BROM: the four-byte start sequence and its complemented answer, or a
@@ -173,17 +179,36 @@ fn when_ok(frame: &Frame) -> (Strength, Option<Check>, u16) {
         (Protocol::Tls, _) => structural(22),
         // An HTTP start line: a method or "HTTP/1.x", a target, the version, CRLF.
         (Protocol::Http, _) => structural(64),
-        // A text line: its printable characters and the line end.
-        (Protocol::Text, _) => structural(printable_bits(len.saturating_sub(1)) + 8),
+        // A text line: its printable characters and the line end; at least a token's worth
+        // more than one byte (a line "y" or "OK" is text, not a bootloader ACK).
+        (Protocol::Text, _) => structural((printable_bits(len.saturating_sub(1)) + 8).max(16)),
         // ISO 7816-3: an ATR is TS (3B/3F), T0 and interface bytes that agree with the
         // length (and TCK where present); blocks carry an LRC, PPS a PCK.
         (Protocol::Iso7816Line, "atr") => structural(20),
         (Protocol::Iso7816Line, "i-block" | "r-block" | "s-block" | "pps") => {
-            checked(Check::Xor8, 8)
+            checked(Check::Xor8, ISO7816_BLOCK_BITS - 8)
         }
         (Protocol::Iso7816Line, _) => structural(8),
         // APDUs and ATRs from PC/SC come framed by the reader driver: no chance involved.
         (Protocol::Apdu | Protocol::Atr, _) => structural(64),
+    }
+}
+
+/// The most chance bits a frame of `protocol` can have (text: a line of 4 KiB). A frame
+/// this strong or stronger cannot be beaten by a candidate of that protocol.
+pub fn max_bits(protocol: Protocol) -> u16 {
+    match protocol {
+        Protocol::Mbus | Protocol::Iec101 => 40,
+        Protocol::Iec104 => 45,
+        Protocol::Dlt645 => 32,
+        Protocol::MtkBrom => 64,
+        Protocol::Stm32Boot => 16,
+        Protocol::EspSlip => 48,
+        Protocol::Tls => 22,
+        Protocol::Http => 64,
+        Protocol::Text => printable_bits(super::text::MAX_LINE as u64) + 8,
+        Protocol::Iso7816Line => 20,
+        Protocol::Apdu | Protocol::Atr => 64,
     }
 }
 

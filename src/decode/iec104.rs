@@ -68,6 +68,16 @@ impl WindowParser for Iec104Parser {
         find_starts(bytes, 5, start_hits, is_start)
     }
 
+    /// U and S frames are six bytes and decided once they are here: a candidate still
+    /// waiting past them can only become an I-frame, which has no check.
+    fn pending_max_bits(&self, window: &[u8]) -> u16 {
+        if window.len() >= 6 {
+            crate::decode::evidence::IEC104_I_BITS
+        } else {
+            crate::decode::evidence::max_bits(Protocol::Iec104)
+        }
+    }
+
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
         match decide(at, window, at_end) {
             Decision::Need => Step::Need,

@@ -54,6 +54,11 @@ pub(crate) trait WindowParser: Send {
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step;
     /// Forget any context.
     fn reset(&mut self) {}
+    /// The most chance bits a frame starting at `window[0]` could still reach, with
+    /// `window` all that arrived of it (see `Framer::pending_max_bits`).
+    fn pending_max_bits(&self, _window: &[u8]) -> u16 {
+        super::evidence::max_bits(Self::PROTOCOL)
+    }
 }
 
 /// Where a scan over one window stopped.
@@ -228,6 +233,13 @@ impl<P: WindowParser> Framer for Streamer<P> {
         self.parser.reset();
     }
 
+    fn pending_max_bits(&self) -> u16 {
+        let body = self.body.as_ref().map(|(frame, _)| frame.evidence().bits);
+        let window =
+            (!self.pending.is_empty()).then(|| self.parser.pending_max_bits(&self.pending));
+        body.max(window).unwrap_or(0)
+    }
+
     fn pending_from(&self) -> Option<StreamOffset> {
         let body = self.body.as_ref().map(|(frame, _)| frame.span.start);
         let window = (!self.pending.is_empty()).then_some(self.pending_at);
@@ -258,6 +270,9 @@ macro_rules! framer_from_streamer {
             }
             fn pending_from(&self) -> Option<StreamOffset> {
                 self.streamer.pending_from()
+            }
+            fn pending_max_bits(&self) -> u16 {
+                self.streamer.pending_max_bits()
             }
         }
     };

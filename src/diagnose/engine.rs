@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::decode::{Frame, FrameStatus, Framer, Protocol, StreamOffset};
+use std::collections::VecDeque;
+
+use crate::decode::{Frame, Framer, Protocol, StreamOffset, WEAK_BITS};
+use crate::diagnose::arbiter::{Arbiter, Horizon};
 use crate::diagnose::classify::Classifier;
 use crate::diagnose::knowledge::{Entry, Knowledge, Severity};
 use crate::diagnose::observation::{self, FrameSeen, Observation, StatusWordSeen};
@@ -38,10 +41,22 @@ pub struct Diagnosis {
     pub count: u64,
 }
 
+/// Frames below this many chance bits (a lone E5, 79, 1F or 7F, a byte and its complement,
+/// a frame start that never completed) are reported only in context: answering, or answered
+/// by, a frame of the same protocol in the other direction within [`REPLY_WINDOW`], or in an
+/// epoch where that protocol already showed a frame strong enough to count alone.
+pub const TOKEN_BITS: u16 = 16;
+
+/// How long after a request its answer may come, and how long a token waits for one. The
+/// slowest answers hsmon knows are about a second (an STM32 bootloader's erase ACK comes
+/// later, but follows an ACKed command, so the pair is already in context).
+pub const REPLY_WINDOW: Timestamp = Timestamp::from_millis(1000);
+
 /// What one `feed` produced.
 #[derive(Debug, Default)]
 pub struct Findings {
-    pub frames: Vec<(Direction, Frame)>,
+    /// Arbitrated frames with the time their last byte arrived.
+    pub frames: Vec<(Direction, Frame, Timestamp)>,
     /// New diagnoses, and indices (into the engine's numbering) of repeats that were counted.
     pub diagnoses: Vec<Diagnosis>,
     pub repeats: Vec<(u64, Timestamp)>,
@@ -49,6 +64,15 @@ pub struct Findings {
 
 struct DirState {
     framers: Vec<Box<dyn Framer>>,
+    /// Frames found but not yet reported (see `arbiter.rs`).
+    arbiter: Arbiter,
+    /// Tokens waiting for a frame of their protocol in the other direction.
+    parked: VecDeque<(Frame, Timestamp)>,
+    /// When a frame of each protocol was last reported in this direction.
+    last_reported: [Option<Timestamp>; Protocol::ALL.len()],
+    /// Bytes of this direction since the line setting last changed: the positions a frame
+    /// could have come from by chance.
+    epoch_bytes: u64,
     /// A valid ATR was seen: from here on this direction may be a card's I/O line.
     card_line: bool,
     /// The last bytes of this direction and the stream offset of `history[0]`.
@@ -60,6 +84,10 @@ impl DirState {
     fn new() -> DirState {
         DirState {
             framers: crate::decode::framers(),
+            arbiter: Arbiter::default(),
+            parked: VecDeque::new(),
+            last_reported: [None; Protocol::ALL.len()],
+            epoch_bytes: 0,
             card_line: false,
             history: Vec::with_capacity(HISTORY),
             history_start: 0,
@@ -88,6 +116,19 @@ impl DirState {
             .get(s..e.min(self.history.len()))
             .unwrap_or(&[])
     }
+
+    /// Where the framers' pending candidates start, and how strong each could be.
+    fn horizons(&self) -> Vec<Horizon> {
+        self.framers
+            .iter()
+            .filter_map(|f| {
+                f.pending_from().map(|from| Horizon {
+                    from,
+                    max_bits: f.pending_max_bits(),
+                })
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -108,6 +149,10 @@ pub struct Engine {
     pub classifier: Classifier,
     raised: Raised,
     scratch: Vec<Frame>,
+    released: Vec<(Frame, Timestamp)>,
+    /// The Tx direction is traffic hsmon observes (a tap), not what it sent itself: only
+    /// then is it evidence about a device.
+    tx_observed: bool,
 }
 
 /// The first bytes a finding is told apart by (at most four): warnings and errors about
@@ -157,6 +202,7 @@ impl Raised {
     fn raise(
         &mut self,
         entry: &Entry,
+        severity: Severity,
         context: impl FnOnce() -> String,
         direction: Option<Direction>,
         span: Option<Range<StreamOffset>>,
@@ -185,7 +231,7 @@ impl Raised {
         }
         out.diagnoses.push(Diagnosis {
             id: entry.id.clone(),
-            severity: entry.severity,
+            severity,
             title: entry.title.clone(),
             context: context(),
             direction,
@@ -215,11 +261,33 @@ impl Engine {
             classifier: Classifier::default(),
             raised: Raised::default(),
             scratch: Vec::new(),
+            released: Vec::new(),
+            tx_observed: false,
         }
     }
 
     pub fn knowledge(&self) -> &Knowledge {
         &self.knowledge
+    }
+
+    /// Both directions are traffic between other parties (a tap): frames sent in the Tx
+    /// direction count as evidence too.
+    pub fn set_tx_observed(&mut self, observed: bool) {
+        self.tx_observed = observed;
+    }
+
+    fn dir_mut(&mut self, dir: Direction) -> &mut DirState {
+        match dir {
+            Direction::Rx => &mut self.rx,
+            Direction::Tx => &mut self.tx,
+        }
+    }
+
+    fn dir(&self, dir: Direction) -> &DirState {
+        match dir {
+            Direction::Rx => &self.rx,
+            Direction::Tx => &self.tx,
+        }
     }
 
     /// Feeds bytes of one direction; `offset` is the stream offset of `bytes[0]`.
@@ -236,79 +304,186 @@ impl Engine {
             self.last_tx
                 .extend_from_slice(&bytes[..bytes.len().min(256)]);
         }
-        let state = match dir {
-            Direction::Rx => &mut self.rx,
-            Direction::Tx => &mut self.tx,
-        };
+        self.classifier
+            .count_bytes(dir == Direction::Rx, bytes.len());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let state = self.dir_mut(dir);
         state.remember(offset, bytes);
-        self.scratch.clear();
+        state.epoch_bytes += bytes.len() as u64;
         for f in state.framers.iter_mut() {
-            f.feed(offset, bytes, &mut self.scratch);
+            f.feed(offset, bytes, &mut scratch);
         }
-        let frames = resolve_overlaps(std::mem::take(&mut self.scratch));
-        for frame in frames {
-            let state = match dir {
-                Direction::Rx => &mut self.rx,
-                Direction::Tx => &mut self.tx,
-            };
-            if !plausible(&frame, state) || !self.corroborated(&frame) {
-                continue;
-            }
-            self.classifier.observe(&frame, dir == Direction::Rx);
-            self.diagnose_frame(dir, at, &frame, out);
-            out.frames.push((dir, frame));
-        }
+        state.arbiter.push(scratch.drain(..), at);
+        self.scratch = scratch;
+        self.release(dir, at, false, out);
+        // The other direction's held frames may have waited long enough.
+        self.release(dir.other(), at, false, out);
         if dir == Direction::Rx {
             self.diagnose_bytes(offset, at, bytes, out);
         }
     }
 
-    /// A corrupt bootloader frame (a 2-byte command with a bad complement, a damaged MTK
-    /// reply) is more often line noise (00 FE is a glitch) than a bootloader: it counts
-    /// only once a valid frame of that protocol was seen.
-    fn corroborated(&self, frame: &Frame) -> bool {
-        match frame.protocol {
-            Protocol::Stm32Boot | Protocol::MtkBrom if !frame.status.is_ok() => {
-                self.classifier.tally(frame.protocol).ok > 0
+    /// Releases what arbitration lets go in `dir` and reports it.
+    fn release(&mut self, dir: Direction, now: Timestamp, force: bool, out: &mut Findings) {
+        let mut released = std::mem::take(&mut self.released);
+        let state = self.dir_mut(dir);
+        if state.arbiter.held() > 0 {
+            let horizons = if force { Vec::new() } else { state.horizons() };
+            state.arbiter.release(&horizons, now, force, &mut released);
+        }
+        for (frame, at) in released.drain(..) {
+            self.settle(dir, frame, at, out);
+        }
+        self.released = released;
+        self.expire_parked(now);
+    }
+
+    /// Tokens that waited a reply window in vain are dropped.
+    fn expire_parked(&mut self, now: Timestamp) {
+        for state in [&mut self.rx, &mut self.tx] {
+            while state
+                .parked
+                .front()
+                .is_some_and(|(_, at)| now.saturating_sub(*at) > REPLY_WINDOW)
+            {
+                state.parked.pop_front();
             }
-            _ => true,
+        }
+    }
+
+    /// An arbitrated frame: checked for context, then counted, diagnosed and reported.
+    fn settle(&mut self, dir: Direction, frame: Frame, at: Timestamp, out: &mut Findings) {
+        if !plausible(&frame, self.dir_mut(dir)) {
+            return;
+        }
+        let bits = frame.evidence().bits;
+        if bits >= TOKEN_BITS {
+            let offsets = self.dir(dir).epoch_bytes;
+            self.report(dir, frame, at, offsets, false, out);
+            return;
+        }
+        // Card-line units after a valid ATR: the ATR is their context (`plausible`).
+        if frame.protocol == Protocol::Iso7816Line {
+            let offsets = self.dir(dir).epoch_bytes;
+            self.report(dir, frame, at, offsets, true, out);
+            return;
+        }
+        // A token: in context only.
+        let p = frame.protocol;
+        let other = dir.other();
+        let answers = self.dir(other).last_reported[p as usize]
+            .is_some_and(|t| at.saturating_sub(t) <= REPLY_WINDOW);
+        let answered_parked = self
+            .dir(other)
+            .parked
+            .iter()
+            .any(|(f, t)| f.protocol == p && at.saturating_sub(*t) <= REPLY_WINDOW);
+        if answered_parked {
+            // The request waited for this answer: both are reported, the request first.
+            let parked = std::mem::take(&mut self.dir_mut(other).parked);
+            let (mine, rest): (VecDeque<_>, VecDeque<_>) =
+                parked.into_iter().partition(|(f, _)| f.protocol == p);
+            self.dir_mut(other).parked = rest;
+            for (f, t) in mine {
+                self.report(other, f, t, 1, true, out);
+            }
+        }
+        if answers || answered_parked {
+            self.report(dir, frame, at, 1, true, out);
+        } else if self.classifier.supports(p) {
+            let offsets = self.dir(dir).epoch_bytes;
+            self.report(dir, frame, at, offsets, true, out);
+        } else {
+            self.dir_mut(dir).parked.push_back((frame, at));
+        }
+    }
+
+    /// Counts, diagnoses and reports a frame. `in_context`: a weak frame that answers or is
+    /// answered by its protocol, or whose protocol this epoch already showed; only such a
+    /// weak frame may raise an error.
+    fn report(
+        &mut self,
+        dir: Direction,
+        frame: Frame,
+        at: Timestamp,
+        offsets: u64,
+        in_context: bool,
+        out: &mut Findings,
+    ) {
+        if dir == Direction::Rx || self.tx_observed {
+            self.classifier
+                .observe(&frame, dir == Direction::Rx, offsets);
+        }
+        self.dir_mut(dir).last_reported[frame.protocol as usize] = Some(at);
+        self.diagnose_frame(dir, at, &frame, in_context, out);
+        out.frames.push((dir, frame, at));
+    }
+
+    /// When held frames are next due for release by time (None: nothing held).
+    pub fn due(&self) -> Option<Timestamp> {
+        match (self.rx.arbiter.due(), self.tx.arbiter.due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Releases frames held long enough on a line that went quiet.
+    pub fn poll(&mut self, now: Timestamp, out: &mut Findings) {
+        for dir in [Direction::Rx, Direction::Tx] {
+            self.release(dir, now, false, out);
         }
     }
 
     /// Reports frames still pending (a long idle gap, or the end of a capture).
     pub fn flush(&mut self, at: Timestamp, out: &mut Findings) {
         for dir in [Direction::Rx, Direction::Tx] {
-            let state = match dir {
-                Direction::Rx => &mut self.rx,
-                Direction::Tx => &mut self.tx,
-            };
-            let mut frames = Vec::new();
+            let mut frames = std::mem::take(&mut self.scratch);
+            frames.clear();
+            let state = self.dir_mut(dir);
             for f in state.framers.iter_mut() {
                 f.flush(&mut frames);
             }
-            for frame in resolve_overlaps(frames) {
-                let state = match dir {
-                    Direction::Rx => &mut self.rx,
-                    Direction::Tx => &mut self.tx,
-                };
-                if !plausible(&frame, state) || !self.corroborated(&frame) {
-                    continue;
-                }
-                self.classifier.observe(&frame, dir == Direction::Rx);
-                self.diagnose_frame(dir, at, &frame, out);
-                out.frames.push((dir, frame));
-            }
+            state.arbiter.push(frames.drain(..), at);
+            self.scratch = frames;
+            self.release(dir, at, true, out);
         }
     }
 
-    /// Forgets partial frames (after a reconnect or a settings change).
-    pub fn reset(&mut self) {
+    /// Forgets partial frames (after a reconnect): frames already complete are reported
+    /// first, as they were found.
+    pub fn reset(&mut self, at: Timestamp, out: &mut Findings) {
+        for dir in [Direction::Rx, Direction::Tx] {
+            self.release(dir, at, true, out);
+        }
         for f in self.rx.framers.iter_mut().chain(self.tx.framers.iter_mut()) {
             f.reset();
         }
+        for state in [&mut self.rx, &mut self.tx] {
+            state.arbiter.clear();
+        }
     }
 
-    fn diagnose_frame(&mut self, dir: Direction, at: Timestamp, frame: &Frame, out: &mut Findings) {
+    /// A new line setting (baud rate, format): partial frames are forgotten, and evidence
+    /// from here on belongs to the new epoch (see [`Classifier::new_epoch`]).
+    pub fn new_epoch(&mut self, at: Timestamp, out: &mut Findings) {
+        self.reset(at, out);
+        self.classifier.new_epoch();
+        for state in [&mut self.rx, &mut self.tx] {
+            state.epoch_bytes = 0;
+            state.parked.clear();
+            state.last_reported = [None; Protocol::ALL.len()];
+        }
+    }
+
+    fn diagnose_frame(
+        &mut self,
+        dir: Direction,
+        at: Timestamp,
+        frame: &Frame,
+        in_context: bool,
+        out: &mut Findings,
+    ) {
         let state = match dir {
             Direction::Rx => &self.rx,
             Direction::Tx => &self.tx,
@@ -366,6 +541,13 @@ impl Engine {
             if frame.status.is_ok() && entry.severity == Severity::Info && !about_68 {
                 continue;
             }
+            // A weak frame is evidence of little: it may warn, never raise an error (a
+            // glitch's 00 FE is not a reason to change the line format).
+            let severity = if !in_context && frame.evidence().bits < WEAK_BITS {
+                entry.severity.min(Severity::Warning)
+            } else {
+                entry.severity
+            };
             // Info entries are said once per direction; warnings and errors once per kind of
             // frame (its first bytes), so distinct faults stay apart.
             let key_bytes = if entry.severity == Severity::Info {
@@ -375,6 +557,7 @@ impl Engine {
             };
             self.raised.raise(
                 entry,
+                severity,
                 context,
                 Some(dir),
                 Some(frame.span.clone()),
@@ -427,6 +610,7 @@ impl Engine {
                 };
                 self.raised.raise(
                     entry,
+                    entry.severity,
                     context,
                     Some(Direction::Rx),
                     Some(start..start + 1),
@@ -461,6 +645,7 @@ impl Engine {
             };
             self.raised.raise(
                 entry,
+                entry.severity,
                 || context,
                 None,
                 None,
@@ -488,6 +673,7 @@ impl Engine {
         };
         self.raised.raise(
             entry,
+            entry.severity,
             || context,
             None,
             None,
@@ -578,83 +764,4 @@ fn status_word(frame: &Frame, bytes: &[u8]) -> Option<u16> {
         [.., a, b] => Some(u16::from_be_bytes([*a, *b])),
         _ => None,
     }
-}
-
-/// M-Bus and IEC 101 share FT1.2 framing, so both framers claim the same bytes; keep the
-/// reading the content supports (the M-Bus heuristic of reference §10), and drop text lines
-/// that merely overlap a checksummed frame.
-fn resolve_overlaps(frames: Vec<Frame>) -> Vec<Frame> {
-    if frames.len() < 2 {
-        return frames;
-    }
-    // Sorted by (start, end), ties in the framers' order, as a stable sort would: the keys are
-    // sorted, not the frames (128 bytes each, a few hundred per read), and each frame moves
-    // once, into the result.
-    let mut order: Vec<(StreamOffset, StreamOffset, usize)> = frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.span.start, f.span.end, i))
-        .collect();
-    // Each framer's frames come in stream order, so the keys are a few sorted runs: the
-    // stable sort merges runs (the keys are distinct, so any sort gives this order).
-    order.sort();
-    let mut slots: Vec<Option<Frame>> = frames.into_iter().map(Some).collect();
-    let at = |k: usize| {
-        order
-            .get(k)
-            .and_then(|&(_, _, i)| slots.get(i))
-            .and_then(Option::as_ref)
-    };
-    let mut keep = vec![true; order.len()];
-    for i in 0..order.len() {
-        let Some(a) = at(i) else { continue };
-        for j in i + 1..order.len() {
-            let Some(b) = at(j) else { continue };
-            if b.span.start >= a.span.end {
-                break;
-            }
-            let same = a.span == b.span;
-            let pair = (a.protocol, b.protocol);
-            if same
-                && matches!(
-                    pair,
-                    (Protocol::Mbus, Protocol::Iec101) | (Protocol::Iec101, Protocol::Mbus)
-                )
-            {
-                let (mbus, iec, mbus_frame) = if a.protocol == Protocol::Mbus {
-                    (i, j, a)
-                } else {
-                    (j, i, b)
-                };
-                let loser = if crate::decode::looks_like_mbus(mbus_frame) {
-                    iec
-                } else {
-                    mbus
-                };
-                if let Some(k) = keep.get_mut(loser) {
-                    *k = false;
-                }
-            } else if a.protocol == Protocol::Text
-                && b.protocol != Protocol::Text
-                && b.status == FrameStatus::Ok
-            {
-                if let Some(k) = keep.get_mut(i) {
-                    *k = false;
-                }
-            } else if b.protocol == Protocol::Text
-                && a.protocol != Protocol::Text
-                && a.status == FrameStatus::Ok
-            {
-                if let Some(k) = keep.get_mut(j) {
-                    *k = false;
-                }
-            }
-        }
-    }
-    order
-        .iter()
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .filter_map(|(&(_, _, i), _)| slots.get_mut(i).and_then(Option::take))
-        .collect()
 }

@@ -2,6 +2,7 @@
 //! two, and the "what am I talking to?" classifier. Pure: no I/O but reading a user's
 //! knowledge file, no clock.
 
+pub mod arbiter;
 pub mod autobaud;
 pub mod baud_scan;
 pub mod baud_watch;

@@ -356,6 +356,12 @@ async fn headless(
                 crate::headless::write_findings(&mut w, &mut session, format)?;
                 w.flush()?;
             }
+            _ = crate::headless::session_timer(&session, &clock) => {
+                if session.poll(clock.now()) {
+                    crate::headless::write_findings(&mut w, &mut session, format)?;
+                    w.flush()?;
+                }
+            }
             _ = async { match linger { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => break,
             _ = signals.recv() => {
                 interrupted = !runner.is_finished();
@@ -480,6 +486,7 @@ async fn tui(
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
             },
+            _ = crate::headless::session_timer(&session, &clock) => dirty |= session.poll(clock.now()),
             _ = tokio::time::sleep_until(next_frame), if dirty => {}
             _ = signals.recv() => break,
         }

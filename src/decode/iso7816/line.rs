@@ -1965,6 +1965,16 @@ impl Framer for LineFramer {
         (!self.pending.is_empty()).then_some(self.pending_start)
     }
 
+    /// Only a candidate that starts with TS can become an ATR; anything else is at most a
+    /// block with its LRC.
+    fn pending_max_bits(&self) -> u16 {
+        if self.pending.first().is_some_and(|&b| is_ts(b)) {
+            crate::decode::evidence::max_bits(Protocol::Iso7816Line)
+        } else {
+            crate::decode::evidence::ISO7816_BLOCK_BITS
+        }
+    }
+
     fn flush(&mut self, out: &mut Vec<Frame>) {
         if self.state == State::Hunting && !self.pending.is_empty() {
             // Settle the hunting window: candidates that were waiting for more bytes are

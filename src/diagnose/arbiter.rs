@@ -1,0 +1,256 @@
+//! Arbitration between framers, in one place: every framer reports what it sees; a frame
+//! with stronger evidence (`decode::evidence`) claims its bytes, and weaker frames that
+//! overlap it are not reported (nor, since the engine diagnoses only what is released, their
+//! events). Pure: time comes in with the frames.
+//!
+//! In a live stream a weak frame may be found before the stronger frame around it completes
+//! (the `1F 1F` length bytes of an M-Bus telegram are two STM32 NACKs the moment they
+//! arrive). So frames are **held**, not retracted: a frame is released when no framer that
+//! could still produce a stronger frame has a candidate starting before the frame's end
+//! (`Framer::pending_from`). Each framer holds at most its protocol's longest frame, so the
+//! wait is bounded by bytes; [`HOLD_LIMIT`] bounds it in time on a line that goes quiet.
+//! Frames leave in stream order.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+
+use crate::decode::{Frame, Protocol, StreamOffset, looks_like_mbus};
+use crate::event::Timestamp;
+
+/// Longest a frame is held for a candidate that may still cover it, in stream time. A slow
+/// line (300 baud: 30 bytes a second) completes an M-Bus telegram within it.
+pub const HOLD_LIMIT: Timestamp = Timestamp::from_millis(1500);
+
+/// Released frames remembered to settle later overlaps with (a frame forced out by time).
+const CLAIMS_KEPT: usize = 64;
+
+/// What another framer may still produce: its candidate's first byte and the most chance
+/// bits a frame of its protocol can have.
+#[derive(Debug, Clone, Copy)]
+pub struct Horizon {
+    pub from: StreamOffset,
+    pub max_bits: u16,
+}
+
+struct Held {
+    frame: Frame,
+    bits: u16,
+    at: Timestamp,
+}
+
+struct Claim {
+    protocol: Protocol,
+    span: Range<StreamOffset>,
+    bits: u16,
+}
+
+/// One direction's arbitration.
+#[derive(Default)]
+pub struct Arbiter {
+    /// Frames waiting, in (start, end, arrival) order.
+    held: VecDeque<Held>,
+    /// Frames released lately: a frame released after them loses to a stronger one.
+    claims: VecDeque<Claim>,
+}
+
+impl std::fmt::Debug for Arbiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arbiter")
+            .field("held", &self.held.len())
+            .field("claims", &self.claims.len())
+            .finish()
+    }
+}
+
+/// Whether `a` beats `b` for overlapping bytes: more chance bits; on a tie, the one FT1.2
+/// reading (M-Bus or IEC 101) the content supports over the other on the same bytes.
+fn beats(a: (&Frame, u16), b: (&Frame, u16)) -> bool {
+    let ((fa, ba), (fb, bb)) = (a, b);
+    if ba != bb {
+        return ba > bb;
+    }
+    if fa.span == fb.span {
+        return match (fa.protocol, fb.protocol) {
+            (Protocol::Mbus, Protocol::Iec101) => looks_like_mbus(fa),
+            (Protocol::Iec101, Protocol::Mbus) => !looks_like_mbus(fb),
+            _ => false,
+        };
+    }
+    false
+}
+
+fn overlap(a: &Range<StreamOffset>, b: &Range<StreamOffset>) -> bool {
+    a.start < b.end && b.start < a.end
+}
+
+impl Arbiter {
+    /// Takes new frames (any order) to hold.
+    pub fn push(&mut self, frames: impl IntoIterator<Item = Frame>, at: Timestamp) {
+        for frame in frames {
+            let bits = frame.evidence().bits;
+            let key = (frame.span.start, frame.span.end);
+            // Frames mostly arrive in order: search from the back.
+            let i = self
+                .held
+                .iter()
+                .rposition(|h| (h.frame.span.start, h.frame.span.end) <= key)
+                .map_or(0, |i| i + 1);
+            self.held.insert(i, Held { frame, bits, at });
+        }
+    }
+
+    /// Frames held now.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// When the oldest held frame is released by time (None: nothing held).
+    pub fn due(&self) -> Option<Timestamp> {
+        self.held.iter().map(|h| h.at + HOLD_LIMIT).min()
+    }
+
+    /// Releases, in stream order, the frames nothing can still beat, each with its arrival
+    /// time, dropping those a stronger overlapping frame beats. `horizons` are the other
+    /// framers' pending candidates; `force` releases everything (end of input).
+    pub fn release(
+        &mut self,
+        horizons: &[Horizon],
+        now: Timestamp,
+        force: bool,
+        out: &mut Vec<(Frame, Timestamp)>,
+    ) {
+        while let Some(front) = self.held.front() {
+            let settled = force
+                || now.saturating_sub(front.at) >= HOLD_LIMIT
+                || horizons
+                    .iter()
+                    .all(|h| h.from >= front.frame.span.end || h.max_bits <= front.bits);
+            if !settled {
+                break;
+            }
+            let Some(h) = self.held.pop_front() else {
+                break;
+            };
+            let me = (&h.frame, h.bits);
+            let beaten_by_held = self
+                .held
+                .iter()
+                .take_while(|o| o.frame.span.start < h.frame.span.end)
+                .any(|o| overlap(&o.frame.span, &h.frame.span) && beats((&o.frame, o.bits), me));
+            let beaten_by_claim = self.claims.iter().any(|c| {
+                overlap(&c.span, &h.frame.span)
+                    && (c.bits > h.bits
+                        || (c.bits == h.bits
+                            && c.span == h.frame.span
+                            && matches!(
+                                (c.protocol, h.frame.protocol),
+                                (Protocol::Mbus, Protocol::Iec101)
+                                    | (Protocol::Iec101, Protocol::Mbus)
+                            )))
+            });
+            if beaten_by_held || beaten_by_claim {
+                continue;
+            }
+            if self.claims.len() >= CLAIMS_KEPT {
+                self.claims.pop_front();
+            }
+            self.claims.push_back(Claim {
+                protocol: h.frame.protocol,
+                span: h.frame.span.clone(),
+                bits: h.bits,
+            });
+            out.push((h.frame, h.at));
+        }
+    }
+
+    /// Forgets everything held and claimed (a reset of the stream).
+    pub fn clear(&mut self) {
+        self.held.clear();
+        self.claims.clear();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::decode::framers;
+    use crate::decode::testing::h;
+
+    /// Runs every framer over `reads` as a live session would, releasing after each read.
+    fn arbitrate(reads: &[Vec<u8>]) -> Vec<Frame> {
+        let mut fs = framers();
+        let mut a = Arbiter::default();
+        let mut out = Vec::new();
+        let mut offset = 0u64;
+        let mut scratch = Vec::new();
+        for r in reads {
+            scratch.clear();
+            for f in fs.iter_mut() {
+                f.feed(offset, r, &mut scratch);
+            }
+            offset += r.len() as u64;
+            a.push(scratch.drain(..), Timestamp::ZERO);
+            let horizons: Vec<Horizon> = fs
+                .iter()
+                .filter_map(|f| {
+                    f.pending_from().map(|from| Horizon {
+                        from,
+                        max_bits: f.pending_max_bits(),
+                    })
+                })
+                .collect();
+            a.release(&horizons, Timestamp::ZERO, false, &mut out);
+        }
+        for f in fs.iter_mut() {
+            f.flush(&mut scratch);
+        }
+        a.push(scratch.drain(..), Timestamp::ZERO);
+        a.release(&[], Timestamp::ZERO, true, &mut out);
+        out.into_iter().map(|(f, _)| f).collect()
+    }
+
+    const RSP_UD: &str = "68 1F 1F 68 08 00 72 31 77 67 17 2D 2C 01 02 00 00 00 00 2F 2F 04 83 3B 88 13 00 00 2F 2F 2F 2F 2F 2F 2F 00 16";
+
+    #[test]
+    fn a_checked_telegram_claims_its_length_bytes_whatever_the_reads() {
+        let bytes = h(RSP_UD);
+        for cut in 1..bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            let frames = arbitrate(&[a.to_vec(), b.to_vec()]);
+            let kinds: Vec<_> = frames.iter().map(|f| (f.protocol, f.kind)).collect();
+            assert_eq!(kinds, vec![(Protocol::Mbus, "long")], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn text_outweighs_a_letter_that_looks_like_a_token() {
+        let frames = arbitrate(&[b"system ready\r\n".to_vec()]);
+        let kinds: Vec<_> = frames.iter().map(|f| (f.protocol, f.kind)).collect();
+        assert_eq!(kinds, vec![(Protocol::Text, "line")]);
+    }
+
+    #[test]
+    fn a_held_frame_is_released_by_time() {
+        let mut fs = framers();
+        let mut a = Arbiter::default();
+        let mut scratch = Vec::new();
+        // An M-Bus start whose telegram never completes, then a text line inside it.
+        let bytes = b"\x68\x40\x40\x68hello there\n";
+        for f in fs.iter_mut() {
+            f.feed(0, bytes, &mut scratch);
+        }
+        a.push(scratch.drain(..), Timestamp::ZERO);
+        let horizons = [Horizon {
+            from: 0,
+            max_bits: 40,
+        }];
+        let mut out = Vec::new();
+        a.release(&horizons, Timestamp::from_millis(10), false, &mut out);
+        assert!(out.is_empty(), "held while the telegram may complete");
+        assert_eq!(a.due(), Some(HOLD_LIMIT));
+        a.release(&horizons, HOLD_LIMIT, false, &mut out);
+        assert!(out.iter().any(|(f, _)| f.protocol == Protocol::Text));
+        assert_eq!(a.held(), 0);
+    }
+}
