@@ -22,11 +22,47 @@ use super::frame::{Frame, FrameStatus, Protocol};
 /// megabytes or more often. They never raise an error or decide "talking to" alone.
 pub const WEAK_BITS: u16 = 24;
 
+/// Frames below this many chance bits (a lone E5, 79, 1F or 7F, a byte and its complement,
+/// a frame start that never completed) are tokens: they lose to any other frame over the same
+/// bytes, and the engine reports them only in context.
+pub const TOKEN_BITS: u16 = 16;
+
+/// The order arbitration settles overlaps by: the evidence class first (a verified check
+/// beats any structure, any structure beats a token), then chance bits. A checked frame of
+/// fewer than [`TOKEN_BITS`] (an STM32 command) ranks as a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rank {
+    class: u8,
+    bits: u16,
+}
+
+impl Rank {
+    /// The rank of a frame of this class and chance bits.
+    pub fn of(strength: Strength, bits: u16) -> Rank {
+        let class = match strength {
+            _ if bits < TOKEN_BITS => 0,
+            Strength::Token => 0,
+            Strength::Structural => 1,
+            Strength::Checked => 2,
+        };
+        Rank { class, bits }
+    }
+
+    /// Lower than every frame's rank (nothing can be beaten by it).
+    pub const NONE: Rank = Rank { class: 0, bits: 0 };
+
+    /// A token (see [`TOKEN_BITS`]).
+    pub fn is_token(self) -> bool {
+        self.class == 0
+    }
+}
+
 /// An IEC 104 I-frame: no check, only its start, length and a few bits that must agree.
 pub const IEC104_I_BITS: u16 = 16;
 
-/// An ISO 7816-3 T=1 block or PPS: an 8-bit LRC/PCK and a few structural bits.
-pub const ISO7816_BLOCK_BITS: u16 = 16;
+/// An ISO 7816-3 T=1 block or PPS: an 8-bit LRC/PCK and a few structural bits (NAD, PCB,
+/// LEN): a token, whose context is the card's ATR.
+pub const ISO7816_BLOCK_BITS: u16 = 15;
 
 /// What a frame's check is, when its protocol has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +126,11 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// Where the frame stands in arbitration.
+    pub fn rank(&self) -> Rank {
+        Rank::of(self.strength, self.bits)
+    }
+
     /// Below [`WEAK_BITS`]: a random stream makes such frames often.
     pub fn is_weak(&self) -> bool {
         self.bits < WEAK_BITS
@@ -181,6 +222,9 @@ fn when_ok(frame: &Frame) -> (Strength, Option<Check>, u16) {
         (Protocol::Http, _) => structural(64),
         // A text line: its printable characters and the line end; at least a token's worth
         // more than one byte (a line "y" or "OK" is text, not a bootloader ACK).
+        // A line with control or binary bytes in it is text only by the 80 % rule: it may
+        // hold the tail of a binary frame, so it counts for no more than a short line.
+        (Protocol::Text, _) if !super::text::is_clean_line(frame) => structural(TOKEN_BITS),
         (Protocol::Text, _) => structural((printable_bits(len.saturating_sub(1)) + 8).max(16)),
         // ISO 7816-3: an ATR is TS (3B/3F), T0 and interface bytes that agree with the
         // length (and TCK where present); blocks carry an LRC, PPS a PCK.
@@ -194,21 +238,22 @@ fn when_ok(frame: &Frame) -> (Strength, Option<Check>, u16) {
     }
 }
 
-/// The most chance bits a frame of `protocol` can have (text: a line of 4 KiB). A frame
-/// this strong or stronger cannot be beaten by a candidate of that protocol.
-pub fn max_bits(protocol: Protocol) -> u16 {
+/// The highest rank a frame of `protocol` can have (text: a line of 4 KiB). A frame ranked
+/// this high or higher cannot be beaten by a candidate of that protocol.
+pub fn max_rank(protocol: Protocol) -> Rank {
+    use Strength::{Checked, Structural};
     match protocol {
-        Protocol::Mbus | Protocol::Iec101 => 40,
-        Protocol::Iec104 => 45,
-        Protocol::Dlt645 => 32,
-        Protocol::MtkBrom => 64,
-        Protocol::Stm32Boot => 16,
-        Protocol::EspSlip => 48,
-        Protocol::Tls => 22,
-        Protocol::Http => 64,
-        Protocol::Text => printable_bits(super::text::MAX_LINE as u64) + 8,
-        Protocol::Iso7816Line => 20,
-        Protocol::Apdu | Protocol::Atr => 64,
+        Protocol::Mbus | Protocol::Iec101 => Rank::of(Checked, 40),
+        Protocol::Iec104 => Rank::of(Structural, 45),
+        Protocol::Dlt645 => Rank::of(Checked, 32),
+        Protocol::MtkBrom => Rank::of(Structural, 64),
+        Protocol::Stm32Boot => Rank::of(Structural, 16),
+        Protocol::EspSlip => Rank::of(Structural, 48),
+        Protocol::Tls => Rank::of(Structural, 22),
+        Protocol::Http => Rank::of(Structural, 64),
+        Protocol::Text => Rank::of(Structural, printable_bits(super::text::MAX_LINE as u64) + 8),
+        Protocol::Iso7816Line => Rank::of(Structural, 20),
+        Protocol::Apdu | Protocol::Atr => Rank::of(Structural, 64),
     }
 }
 

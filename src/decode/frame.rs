@@ -415,12 +415,11 @@ pub trait Framer: Send {
     fn pending_from(&self) -> Option<StreamOffset> {
         None
     }
-    /// The most chance bits the pending candidate could still reach (see
-    /// `decode::evidence`): by default the strongest frame of the protocol; a framer that
-    /// knows its candidate can only become a weaker kind says so, and frames stronger than
-    /// that need not wait for it.
-    fn pending_max_bits(&self) -> u16 {
-        super::evidence::max_bits(self.protocol())
+    /// The highest rank the pending candidate could still reach (see `decode::evidence`):
+    /// by default the strongest frame of the protocol; a framer that knows its candidate can
+    /// only become a weaker kind says so, and frames ranked above that need not wait for it.
+    fn pending_max_rank(&self) -> super::evidence::Rank {
+        super::evidence::max_rank(self.protocol())
     }
 }
 

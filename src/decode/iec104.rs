@@ -70,11 +70,12 @@ impl WindowParser for Iec104Parser {
 
     /// U and S frames are six bytes and decided once they are here: a candidate still
     /// waiting past them can only become an I-frame, which has no check.
-    fn pending_max_bits(&self, window: &[u8]) -> u16 {
+    fn pending_max_rank(&self, window: &[u8]) -> crate::decode::evidence::Rank {
+        use crate::decode::evidence::{IEC104_I_BITS, Rank, Strength, max_rank};
         if window.len() >= 6 {
-            crate::decode::evidence::IEC104_I_BITS
+            Rank::of(Strength::Structural, IEC104_I_BITS)
         } else {
-            crate::decode::evidence::max_bits(Protocol::Iec104)
+            max_rank(Protocol::Iec104)
         }
     }
 

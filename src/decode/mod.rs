@@ -21,7 +21,7 @@ pub(crate) mod testing;
 pub mod text;
 pub mod tls;
 
-pub use evidence::{Check, Evidence, Strength, WEAK_BITS};
+pub use evidence::{Check, Evidence, Rank, Strength, TOKEN_BITS, WEAK_BITS};
 pub use frame::*;
 pub use mbus::looks_like_mbus;
 

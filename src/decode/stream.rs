@@ -54,10 +54,10 @@ pub(crate) trait WindowParser: Send {
     fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step;
     /// Forget any context.
     fn reset(&mut self) {}
-    /// The most chance bits a frame starting at `window[0]` could still reach, with
-    /// `window` all that arrived of it (see `Framer::pending_max_bits`).
-    fn pending_max_bits(&self, _window: &[u8]) -> u16 {
-        super::evidence::max_bits(Self::PROTOCOL)
+    /// The highest rank a frame starting at `window[0]` could still reach, with `window`
+    /// all that arrived of it (see `Framer::pending_max_rank`).
+    fn pending_max_rank(&self, _window: &[u8]) -> super::evidence::Rank {
+        super::evidence::max_rank(Self::PROTOCOL)
     }
 }
 
@@ -233,11 +233,11 @@ impl<P: WindowParser> Framer for Streamer<P> {
         self.parser.reset();
     }
 
-    fn pending_max_bits(&self) -> u16 {
-        let body = self.body.as_ref().map(|(frame, _)| frame.evidence().bits);
+    fn pending_max_rank(&self) -> super::evidence::Rank {
+        let body = self.body.as_ref().map(|(frame, _)| frame.evidence().rank());
         let window =
-            (!self.pending.is_empty()).then(|| self.parser.pending_max_bits(&self.pending));
-        body.max(window).unwrap_or(0)
+            (!self.pending.is_empty()).then(|| self.parser.pending_max_rank(&self.pending));
+        body.max(window).unwrap_or(super::evidence::Rank::NONE)
     }
 
     fn pending_from(&self) -> Option<StreamOffset> {
@@ -271,8 +271,8 @@ macro_rules! framer_from_streamer {
             fn pending_from(&self) -> Option<StreamOffset> {
                 self.streamer.pending_from()
             }
-            fn pending_max_bits(&self) -> u16 {
-                self.streamer.pending_max_bits()
+            fn pending_max_rank(&self) -> $crate::decode::evidence::Rank {
+                self.streamer.pending_max_rank()
             }
         }
     };

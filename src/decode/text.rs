@@ -143,10 +143,37 @@ impl Framer for TextFramer {
         let clean = self
             .line
             .iter()
-            .rposition(|&b| b < 0x20 && !matches!(b, b'\t' | b'\r'))
+            .rposition(|&b| is_dirty(b))
             .map_or(0, |i| i + 1);
         Some(self.line_at + clean as u64)
     }
+}
+
+/// A byte that makes a line "dirty" as evidence: a control byte other than tab, CR and the
+/// ESC of a colour sequence, or DEL. A line with one is text only by the 80 % rule.
+fn is_dirty(b: u8) -> bool {
+    (b < 0x20 && !matches!(b, b'\t' | b'\r' | 0x1B)) || b == 0x7F
+}
+
+/// Whether a text line frame is clean text: no dirty byte and no invalid UTF-8 in what it
+/// kept (its first 801 bytes). A dirty line is weak evidence (`decode::evidence`): it may
+/// hold the tail of a binary frame, and the stream is released as if it could not be text
+/// before its last dirty byte (`TextFramer::pending_from`).
+pub(crate) fn is_clean_line(frame: &Frame) -> bool {
+    let Some((bytes, _)) = frame.kept_bytes() else {
+        return true;
+    };
+    let mut chunks = bytes.utf8_chunks().peekable();
+    while let Some(chunk) = chunks.next() {
+        if chunk.valid().bytes().any(is_dirty) {
+            return false;
+        }
+        // An invalid sequence at the very end may be a character cut by the summary limit.
+        if !chunk.invalid().is_empty() && chunks.peek().is_some() {
+            return false;
+        }
+    }
+    true
 }
 
 /// How the characters of a line count.

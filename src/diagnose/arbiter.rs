@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use crate::decode::{Frame, Protocol, StreamOffset, looks_like_mbus};
+use crate::decode::{Frame, Protocol, Rank, StreamOffset, looks_like_mbus};
 use crate::event::Timestamp;
 
 /// Longest a frame is held for a candidate that may still cover it, in stream time. A slow
@@ -24,24 +24,24 @@ pub const HOLD_LIMIT: Timestamp = Timestamp::from_millis(1500);
 /// Released frames remembered to settle later overlaps with (a frame forced out by time).
 const CLAIMS_KEPT: usize = 64;
 
-/// What another framer may still produce: its candidate's first byte and the most chance
-/// bits a frame of its protocol can have.
+/// What another framer may still produce: its candidate's first byte and the highest rank
+/// that candidate can reach.
 #[derive(Debug, Clone, Copy)]
 pub struct Horizon {
     pub from: StreamOffset,
-    pub max_bits: u16,
+    pub max_rank: Rank,
 }
 
 struct Held {
     frame: Frame,
-    bits: u16,
+    rank: Rank,
     at: Timestamp,
 }
 
 struct Claim {
     protocol: Protocol,
     span: Range<StreamOffset>,
-    bits: u16,
+    rank: Rank,
 }
 
 /// One direction's arbitration.
@@ -62,9 +62,10 @@ impl std::fmt::Debug for Arbiter {
     }
 }
 
-/// Whether `a` beats `b` for overlapping bytes: more chance bits; on a tie, the one FT1.2
-/// reading (M-Bus or IEC 101) the content supports over the other on the same bytes.
-fn beats(a: (&Frame, u16), b: (&Frame, u16)) -> bool {
+/// Whether `a` beats `b` for overlapping bytes: a higher rank (`decode::evidence::Rank`);
+/// on a tie, the one FT1.2 reading (M-Bus or IEC 101) the content supports over the other
+/// on the same bytes.
+fn beats(a: (&Frame, Rank), b: (&Frame, Rank)) -> bool {
     let ((fa, ba), (fb, bb)) = (a, b);
     if ba != bb {
         return ba > bb;
@@ -87,7 +88,7 @@ impl Arbiter {
     /// Takes new frames (any order) to hold.
     pub fn push(&mut self, frames: impl IntoIterator<Item = Frame>, at: Timestamp) {
         for frame in frames {
-            let bits = frame.evidence().bits;
+            let rank = frame.evidence().rank();
             let key = (frame.span.start, frame.span.end);
             // Frames mostly arrive in order: search from the back.
             let i = self
@@ -95,7 +96,7 @@ impl Arbiter {
                 .iter()
                 .rposition(|h| (h.frame.span.start, h.frame.span.end) <= key)
                 .map_or(0, |i| i + 1);
-            self.held.insert(i, Held { frame, bits, at });
+            self.held.insert(i, Held { frame, rank, at });
         }
     }
 
@@ -124,23 +125,23 @@ impl Arbiter {
                 || now.saturating_sub(front.at) >= HOLD_LIMIT
                 || horizons
                     .iter()
-                    .all(|h| h.from >= front.frame.span.end || h.max_bits <= front.bits);
+                    .all(|h| h.from >= front.frame.span.end || h.max_rank <= front.rank);
             if !settled {
                 break;
             }
             let Some(h) = self.held.pop_front() else {
                 break;
             };
-            let me = (&h.frame, h.bits);
+            let me = (&h.frame, h.rank);
             let beaten_by_held = self
                 .held
                 .iter()
                 .take_while(|o| o.frame.span.start < h.frame.span.end)
-                .any(|o| overlap(&o.frame.span, &h.frame.span) && beats((&o.frame, o.bits), me));
+                .any(|o| overlap(&o.frame.span, &h.frame.span) && beats((&o.frame, o.rank), me));
             let beaten_by_claim = self.claims.iter().any(|c| {
                 overlap(&c.span, &h.frame.span)
-                    && (c.bits > h.bits
-                        || (c.bits == h.bits
+                    && (c.rank > h.rank
+                        || (c.rank == h.rank
                             && c.span == h.frame.span
                             && matches!(
                                 (c.protocol, h.frame.protocol),
@@ -157,7 +158,7 @@ impl Arbiter {
             self.claims.push_back(Claim {
                 protocol: h.frame.protocol,
                 span: h.frame.span.clone(),
-                bits: h.bits,
+                rank: h.rank,
             });
             out.push((h.frame, h.at));
         }
@@ -196,7 +197,7 @@ mod tests {
                 .filter_map(|f| {
                     f.pending_from().map(|from| Horizon {
                         from,
-                        max_bits: f.pending_max_bits(),
+                        max_rank: f.pending_max_rank(),
                     })
                 })
                 .collect();
@@ -243,7 +244,7 @@ mod tests {
         a.push(scratch.drain(..), Timestamp::ZERO);
         let horizons = [Horizon {
             from: 0,
-            max_bits: 40,
+            max_rank: crate::decode::evidence::max_rank(Protocol::Mbus),
         }];
         let mut out = Vec::new();
         a.release(&horizons, Timestamp::from_millis(10), false, &mut out);

@@ -41,11 +41,10 @@ pub struct Diagnosis {
     pub count: u64,
 }
 
-/// Frames below this many chance bits (a lone E5, 79, 1F or 7F, a byte and its complement,
-/// a frame start that never completed) are reported only in context: answering, or answered
-/// by, a frame of the same protocol in the other direction within [`REPLY_WINDOW`], or in an
-/// epoch where that protocol already showed a frame strong enough to count alone.
-pub const TOKEN_BITS: u16 = 16;
+// Tokens (`decode::TOKEN_BITS`: a lone E5, 79, 1F or 7F, a byte and its complement, a frame
+// start that never completed) are reported only in context: answering, or answered by, a
+// frame of the same protocol in the other direction within `REPLY_WINDOW`, or in an epoch
+// where that protocol already showed a frame strong enough to count alone.
 
 /// How long after a request its answer may come, and how long a token waits for one. The
 /// slowest answers hsmon knows are about a second (an STM32 bootloader's erase ACK comes
@@ -124,7 +123,7 @@ impl DirState {
             .filter_map(|f| {
                 f.pending_from().map(|from| Horizon {
                     from,
-                    max_bits: f.pending_max_bits(),
+                    max_rank: f.pending_max_rank(),
                 })
             })
             .collect()
@@ -357,8 +356,7 @@ impl Engine {
         if !plausible(&frame, self.dir_mut(dir)) {
             return;
         }
-        let bits = frame.evidence().bits;
-        if bits >= TOKEN_BITS {
+        if !frame.evidence().rank().is_token() {
             let offsets = self.dir(dir).epoch_bytes;
             self.report(dir, frame, at, offsets, false, out);
             return;
@@ -596,6 +594,11 @@ impl Engine {
         if printable < 4 || high * 2 > bytes.len() {
             return;
         }
+        // UTF-8 text (a log's "µs" or "°C") has bytes with bit 7 set too, always in valid
+        // sequences; a parity bit read as data breaks them (E8 65 6C is no UTF-8).
+        if first_high.is_some() && utf8_but_for_cut_ends(bytes) {
+            return;
+        }
         if let Some((i, b)) = first_high {
             let obs = Observation::SevenBitPair { byte: b & 0x7F };
             if let Some(entry) = self.knowledge.best(&obs) {
@@ -684,6 +687,25 @@ impl Engine {
         );
         true
     }
+}
+
+/// Whether `bytes` are valid UTF-8 but for a character cut at either end (a read may start
+/// or stop inside one).
+fn utf8_but_for_cut_ends(bytes: &[u8]) -> bool {
+    let mut at = 0usize;
+    for chunk in bytes.utf8_chunks() {
+        at += chunk.valid().len();
+        let bad = chunk.invalid().len();
+        // A cut character: continuation bytes at the very start, or an incomplete lead at
+        // the very end (at most three bytes either way).
+        let at_start = at == 0 && bad <= 3 && chunk.invalid().iter().all(|b| b & 0xC0 == 0x80);
+        let at_end = at + bad == bytes.len() && bad <= 3;
+        if bad > 0 && !at_start && !at_end {
+            return false;
+        }
+        at += bad;
+    }
+    true
 }
 
 /// What a received byte is to the 7-bit/8-bit signature.

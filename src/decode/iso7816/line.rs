@@ -1967,11 +1967,12 @@ impl Framer for LineFramer {
 
     /// Only a candidate that starts with TS can become an ATR; anything else is at most a
     /// block with its LRC.
-    fn pending_max_bits(&self) -> u16 {
+    fn pending_max_rank(&self) -> crate::decode::evidence::Rank {
+        use crate::decode::evidence::{ISO7816_BLOCK_BITS, Rank, Strength, max_rank};
         if self.pending.first().is_some_and(|&b| is_ts(b)) {
-            crate::decode::evidence::max_bits(Protocol::Iso7816Line)
+            max_rank(Protocol::Iso7816Line)
         } else {
-            crate::decode::evidence::ISO7816_BLOCK_BITS
+            Rank::of(Strength::Checked, ISO7816_BLOCK_BITS)
         }
     }
 
