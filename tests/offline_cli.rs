@@ -94,6 +94,45 @@ fn decode_guesses_and_forces_protocols() {
     );
 }
 
+/// Issue 14 item 7, "unknown is not absent". GET_SECURITY_INFO (0x14) is what esptool sends
+/// during chip detection (esptool docs, "Serial Protocol":
+/// https://docs.espressif.com/projects/esptool/en/latest/esp32/advanced-topics/serial-protocol.html);
+/// an opcode in no table is still a packet.
+#[test]
+fn decode_esp_get_security_info_and_an_unknown_opcode() {
+    let (code, out, err) = run_hsmon(&[
+        "decode",
+        "--protocol",
+        "esp-slip",
+        "--hex",
+        "C0 00 14 00 00 00 00 00 00 C0",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("command GET_SECURITY_INFO"), "{out}");
+    assert!(out.contains("[0..10]"), "{out}");
+
+    let (code, out, err) = run_hsmon(&[
+        "--format",
+        "json",
+        "decode",
+        "--protocol",
+        "esp-slip",
+        "--hex",
+        "C0 00 42 00 00 00 00 00 00 C0",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["protocol"], "esp-slip");
+    assert_eq!(v["status"], "ok");
+    assert!(
+        v["summary"]
+            .as_str()
+            .unwrap()
+            .contains("unknown opcode 0x42"),
+        "{out}"
+    );
+}
+
 #[test]
 fn decode_from_a_file_and_nothing_found() {
     let dir = tempfile::tempdir().unwrap();

@@ -117,9 +117,17 @@ fn address_text(address: &[u8]) -> String {
     address.iter().rev().map(|b| format!("{b:02X}")).collect()
 }
 
-/// Function name of a 2007 control code's low 5 bits (protocols.md §3.1).
-fn function_name(function: u8) -> &'static str {
-    match function {
+/// Function name of a 2007 control code's low 5 bits (protocols.md §3.1); a code in no
+/// table is named by its value.
+fn function_name(function: u8) -> String {
+    match known_function(function) {
+        Some(name) => name.to_string(),
+        None => format!("unknown function 0x{function:02X}"),
+    }
+}
+
+fn known_function(function: u8) -> Option<&'static str> {
+    Some(match function {
         0x08 => "broadcast time sync",
         0x11 => "read data",
         0x12 => "read follow-up data",
@@ -133,8 +141,8 @@ fn function_name(function: u8) -> &'static str {
         0x1A => "meter clear (likely; gams calls it RESET_PWR)",
         0x1B => "likely event clear",
         0x1C => "likely relay control",
-        _ => "function not in our table",
-    }
+        _ => return None,
+    })
 }
 
 /// Meaning of a known data identifier (DI3..DI0 in reading order).
@@ -523,6 +531,17 @@ mod tests {
             assert_eq!(frames[0].summary(), *summary);
             assert_eq!(frames[0].span, 0..bytes.len() as u64);
         }
+    }
+
+    /// Unknown is not absent: a frame whose checksum and structure hold but whose function
+    /// code is in no table of ours is shown with the code.
+    #[test]
+    fn unknown_function_is_shown_with_its_code() {
+        // The read-address request above with function 0x03: CS = DF - 10 = CF.
+        let frames = run(&h("68 AA AA AA AA AA AA 68 03 00 CF 16"));
+        assert_eq!(frames.len(), 1, "{frames:#?}");
+        assert_eq!(frames[0].status, FrameStatus::Ok);
+        assert_eq!(frames[0].summary(), "unknown function 0x03 AAAAAAAAAAAA");
     }
 
     #[test]

@@ -2,12 +2,22 @@
 //! the command and response packet headers (direction, command, size, checksum/value), the
 //! response status bytes, the SYNC payload, and the stub's `OHAI` greeting.
 //!
-//! Facts: protocols.md §5.2 and esptool `docs/en/advanced-topics/serial-protocol.rst`
-//! (command codes, status bytes, ROM error codes, data-command checksum).
+//! Facts: Espressif, esptool documentation, "Serial Protocol"
+//! <https://docs.espressif.com/projects/esptool/en/latest/esp32/advanced-topics/serial-protocol.html>
+//! (packet layout, command codes, status bytes, ROM error codes, data-command checksum), and
+//! the opcodes the page does not list yet from esptool's `ESP_CMDS` table
+//! <https://github.com/espressif/esptool/blob/master/esptool/loader.py> and the flasher stub
+//! <https://github.com/espressif/esp-flasher-stub/blob/master/src/commands.h>.
 //!
 //! Every `C0` both ends the packet before it and may start the next one, so a `C0` inside
 //! garbage never costs a real packet: bytes between two `C0`s that do not look like a loader
 //! packet are dropped silently.
+//!
+//! Unknown is not absent: a packet with a direction byte, a full header and a size that
+//! agrees with the packet is a loader packet whatever its opcode, and is shown as "unknown
+//! opcode 0xNN" (a chip newer than our table, or a vendor stub). Only a known opcode lets a
+//! packet that does not add up be reported as malformed; with an unknown one nothing but
+//! the structure says "ESP", so such bytes stay unclaimed.
 
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::hex;
@@ -28,6 +38,8 @@ const SYNC_FILL: u8 = 0x55;
 const OHAI: &[u8] = b"OHAI";
 /// Seed of the data-command checksum.
 const CHECKSUM_SEED: u8 = 0xEF;
+/// The data header of the `_DATA` commands: data length, sequence number, two zero words.
+const DATA_HEADER: usize = 16;
 
 /// Streaming ESP ROM-loader framer: kinds "command", "response", "ohai".
 /// Holds at most one packet (≈16.5 KiB decoded) between calls.
@@ -197,31 +209,86 @@ impl Framer for EspSlipFramer {
     }
 }
 
-/// Name of a loader command (esptool serial-protocol.rst).
+/// Every loader opcode with its name as esptool spells it (`ESP_CMDS` in esptool's
+/// `esptool/loader.py`; the flasher stub's `src/commands.h` names 0xD6/0xD7
+/// `SPI_NAND_READ_BBM`/`SPI_NAND_WRITE_BBM`). ROM and stub commands share one number space:
+/// 0x02–0x14 ROM loader (0x0E ROM only, 0x14 ESP32-S2 and later), 0x19–0x1E Secure Download
+/// Controller, 0xD0–0xD4 stub, 0xD5–0xDE the stub's SPI NAND plugin.
+const OPCODES: [(u8, &str); 39] = [
+    (0x02, "FLASH_BEGIN"),
+    (0x03, "FLASH_DATA"),
+    (0x04, "FLASH_END"),
+    (0x05, "MEM_BEGIN"),
+    (0x06, "MEM_END"),
+    (0x07, "MEM_DATA"),
+    (0x08, "SYNC"),
+    (0x09, "WRITE_REG"),
+    (0x0A, "READ_REG"),
+    (0x0B, "SPI_SET_PARAMS"),
+    (0x0D, "SPI_ATTACH"),
+    (0x0E, "READ_FLASH_SLOW"),
+    (0x0F, "CHANGE_BAUDRATE"),
+    (0x10, "FLASH_DEFL_BEGIN"),
+    (0x11, "FLASH_DEFL_DATA"),
+    (0x12, "FLASH_DEFL_END"),
+    (0x13, "SPI_FLASH_MD5"),
+    (0x14, "GET_SECURITY_INFO"),
+    (0x19, "SDC_VERIF_BEGIN"),
+    (0x1A, "SDC_VERIF_DATA"),
+    (0x1B, "SDC_VERIF_END"),
+    (0x1C, "SDC_GEN_BEGIN"),
+    (0x1D, "SDC_GEN_DATA"),
+    (0x1E, "SDC_GEN_END"),
+    (0xD0, "ERASE_FLASH"),
+    (0xD1, "ERASE_REGION"),
+    (0xD2, "READ_FLASH"),
+    (0xD3, "RUN_USER_CODE"),
+    (0xD4, "FLASH_ENCRYPT_DATA"),
+    (0xD5, "SPI_NAND_ATTACH"),
+    (0xD6, "SPI_NAND_READ_SPARE"),
+    (0xD7, "SPI_NAND_WRITE_SPARE"),
+    (0xD8, "SPI_NAND_READ_FLASH"),
+    (0xD9, "SPI_NAND_WRITE_FLASH_BEGIN"),
+    (0xDA, "SPI_NAND_WRITE_FLASH_DATA"),
+    (0xDB, "SPI_NAND_ERASE_FLASH"),
+    (0xDC, "SPI_NAND_ERASE_REGION"),
+    (0xDD, "SPI_NAND_READ_PAGE_DEBUG"),
+    (0xDE, "SPI_NAND_WRITE_FLASH_END"),
+];
+
+/// Name of a loader command, `None` for an opcode in no table.
 fn command_name(command: u8) -> Option<&'static str> {
-    Some(match command {
-        0x02 => "FLASH_BEGIN",
-        0x03 => "FLASH_DATA",
-        0x04 => "FLASH_END",
-        0x05 => "MEM_BEGIN",
-        0x06 => "MEM_END",
-        0x07 => "MEM_DATA",
-        0x08 => "SYNC",
-        0x09 => "WRITE_REG",
-        0x0A => "READ_REG",
-        0x0B => "SPI_SET_PARAMS",
-        0x0D => "SPI_ATTACH",
-        0x0F => "CHANGE_BAUDRATE",
-        0x10 => "FLASH_DEFL_BEGIN",
-        0x11 => "FLASH_DEFL_DATA",
-        0x12 => "FLASH_DEFL_END",
-        0x13 => "SPI_FLASH_MD5",
-        0xD0 => "ERASE_FLASH",
-        0xD1 => "ERASE_REGION",
-        0xD2 => "READ_FLASH",
-        0xD3 => "RUN_USER_CODE",
-        _ => return None,
-    })
+    OPCODES
+        .iter()
+        .find(|&&(code, _)| code == command)
+        .map(|&(_, name)| name)
+}
+
+/// Where a command's checksum field covers its data: how many header bytes precede the
+/// checksummed block in the data field.
+/// - MEM_DATA, FLASH_DATA, FLASH_DEFL_DATA: the 16-byte data header (serial-protocol page,
+///   "Checksum"); FLASH_ENCRYPT_DATA and SPI_NAND_WRITE_FLASH_DATA use the same layout
+///   (esptool `flash_block`/`write_flash_nand_block`, the stub's data handler);
+/// - SDC_VERIF_DATA, SDC_GEN_DATA: a 4-byte length word (esptool `sdc_verify_data`,
+///   `sdc_gen_data`);
+/// - an unknown opcode whose data opens with the 16-byte data header every `_DATA` command
+///   shares (its length word equal to the bytes after it, then a sequence number and two
+///   zero words): the layout itself says a checksummed block follows;
+/// - anything else: the field is unused.
+fn checksummed_from(command: u8, data: &[u8]) -> Option<usize> {
+    match command {
+        0x03 | 0x07 | 0x11 | 0xD4 | 0xDA => Some(DATA_HEADER),
+        0x1A | 0x1D => Some(4),
+        _ if command_name(command).is_none() => {
+            let (Some(&[l0, l1, l2, l3]), Some(zeros)) = (data.get(..4), data.get(8..16)) else {
+                return None;
+            };
+            let announced = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+            (announced == data.len().saturating_sub(DATA_HEADER) && zeros.iter().all(|&b| b == 0))
+                .then_some(DATA_HEADER)
+        }
+        _ => None,
+    }
 }
 
 /// ROM loader error codes (esptool serial-protocol.rst, "ROM Loader Errors").
@@ -293,11 +360,21 @@ impl Packet<'_> {
             ));
         }
         let (&direction, &command) = (self.payload.first()?, self.payload.get(1)?);
-        let name = command_name(command)?;
         let kind = match direction {
             0x00 => "command",
             0x01 => "response",
             _ => return None,
+        };
+        let known = command_name(command);
+        if known.is_none() && !self.well_formed() {
+            return None;
+        }
+        let (name, command_text) = match known {
+            Some(name) => (name.to_string(), format!("0x{command:02X} {name}")),
+            None => (
+                format!("unknown opcode 0x{command:02X}"),
+                format!("0x{command:02X} unknown opcode (in no table of esptool's)"),
+            ),
         };
         let mut fields = vec![
             Field::new(
@@ -314,18 +391,14 @@ impl Packet<'_> {
                 },
                 self.span_of(0, 1),
             ),
-            Field::new(
-                "command",
-                format!("0x{command:02X} {name}"),
-                self.span_of(1, 2),
-            ),
+            Field::new("command", command_text, self.span_of(1, 2)),
         ];
         let mut summary = format!(
             "{} {name}",
-            if kind == "command" {
-                "command"
-            } else {
-                "response to"
+            match (kind, known) {
+                ("command", Some(_)) => "command",
+                ("command", None) => "command with",
+                _ => "response to",
             }
         );
         let mut problems: Vec<String> = Vec::new();
@@ -356,9 +429,9 @@ impl Packet<'_> {
         }
         if kind == "command" {
             let mut checksum_text = format!("0x{value:08X}");
-            if matches!(command, 0x03 | 0x07 | 0x11) {
-                // Data commands: XOR of the data after the 16-byte block header, seeded 0xEF.
-                if let Some(block) = data.get(16..).filter(|_| complete) {
+            if let Some(from) = checksummed_from(command, data) {
+                // Data commands: XOR of the data after the block header, seeded 0xEF.
+                if let Some(block) = data.get(from..).filter(|_| complete) {
                     let expected = block.iter().fold(CHECKSUM_SEED, |x, &b| x ^ b);
                     if value == u32::from(expected) {
                         checksum_text.push_str(" (matches the data)");
@@ -367,8 +440,10 @@ impl Packet<'_> {
                         bad_checksum = Some((u32::from(expected), value));
                     }
                 }
-            } else {
+            } else if known.is_some() {
                 checksum_text.push_str(" (unused for this command)");
+            } else {
+                checksum_text.push_str(" (not checked: unknown opcode, no data block)");
             }
             fields.push(Field::new("checksum", checksum_text, self.span_of(4, 8)));
             if !data.is_empty() {
@@ -442,6 +517,20 @@ impl Packet<'_> {
             }
         }
         Some(self.finish(frame_span, kind, summary, fields, problems, bad_checksum))
+    }
+
+    /// Closed by a C0, no bad escape, within the length limit, a whole header and a size
+    /// field equal to the data the packet carries: the structure alone says "loader packet".
+    fn well_formed(&self) -> bool {
+        let size = match self.payload.get(2..4) {
+            Some(&[s0, s1]) => usize::from(u16::from_le_bytes([s0, s1])),
+            _ => return false,
+        };
+        self.end_at.is_some()
+            && self.bad_escape.is_none()
+            && !self.overflow
+            && self.payload.len() >= HEADER
+            && self.payload.len() - HEADER == size
     }
 
     /// Status bytes at the end of a response: 2 from the stub (and ESP8266 ROM), 4 from an
@@ -530,7 +619,7 @@ impl Packet<'_> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::decode::testing::{h, run_whole};
+    use crate::decode::testing::{field, h, run_whole};
     use proptest::prelude::*;
 
     fn run(bytes: &[u8]) -> Vec<Frame> {
@@ -664,9 +753,196 @@ mod tests {
         assert_eq!(frames[0].span.start, 33);
     }
 
+    /// SLIP-encode one packet: C0, the payload with C0/DB escaped, C0.
+    fn slip(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![END];
+        for &b in payload {
+            match b {
+                END => bytes.extend([ESCAPE, ESCAPED_END]),
+                ESCAPE => bytes.extend([ESCAPE, ESCAPED_ESCAPE]),
+                _ => bytes.push(b),
+            }
+        }
+        bytes.push(END);
+        bytes
+    }
+
+    /// A loader packet: direction, opcode, size, checksum/value, data.
+    fn packet(direction: u8, opcode: u8, value: u32, data: &[u8]) -> Vec<u8> {
+        let mut payload = vec![direction, opcode];
+        payload.extend((data.len() as u16).to_le_bytes());
+        payload.extend(value.to_le_bytes());
+        payload.extend(data);
+        slip(&payload)
+    }
+
+    /// Every opcode with its name, copied from the public sources rather than from the
+    /// decoder's table:
+    /// - esptool docs, "Serial Protocol", tables "Supported by Stub Loader and ROM Loader"
+    ///   and "Supported by Stub Loader Only":
+    ///   https://docs.espressif.com/projects/esptool/en/latest/esp32/advanced-topics/serial-protocol.html
+    /// - the rest (READ_FLASH_SLOW, the SDC family, FLASH_ENCRYPT_DATA, the SPI NAND family):
+    ///   `ESP_CMDS` in https://github.com/espressif/esptool/blob/master/esptool/loader.py,
+    ///   the same numbers as https://github.com/espressif/esp-flasher-stub/blob/master/src/commands.h
+    const PUBLISHED_OPCODES: &[(u8, &str)] = &[
+        // Serial Protocol page.
+        (0x02, "FLASH_BEGIN"),
+        (0x03, "FLASH_DATA"),
+        (0x04, "FLASH_END"),
+        (0x05, "MEM_BEGIN"),
+        (0x06, "MEM_END"),
+        (0x07, "MEM_DATA"),
+        (0x08, "SYNC"),
+        (0x09, "WRITE_REG"),
+        (0x0a, "READ_REG"),
+        (0x0b, "SPI_SET_PARAMS"),
+        (0x0d, "SPI_ATTACH"),
+        (0x0f, "CHANGE_BAUDRATE"),
+        (0x10, "FLASH_DEFL_BEGIN"),
+        (0x11, "FLASH_DEFL_DATA"),
+        (0x12, "FLASH_DEFL_END"),
+        (0x13, "SPI_FLASH_MD5"),
+        (0x14, "GET_SECURITY_INFO"),
+        (0xd0, "ERASE_FLASH"),
+        (0xd1, "ERASE_REGION"),
+        (0xd2, "READ_FLASH"),
+        (0xd3, "RUN_USER_CODE"),
+        // esptool loader.py ESP_CMDS.
+        (0x0E, "READ_FLASH_SLOW"),
+        (0x19, "SDC_VERIF_BEGIN"),
+        (0x1A, "SDC_VERIF_DATA"),
+        (0x1B, "SDC_VERIF_END"),
+        (0x1C, "SDC_GEN_BEGIN"),
+        (0x1D, "SDC_GEN_DATA"),
+        (0x1E, "SDC_GEN_END"),
+        (0xD4, "FLASH_ENCRYPT_DATA"),
+        (0xD5, "SPI_NAND_ATTACH"),
+        (0xD6, "SPI_NAND_READ_SPARE"),
+        (0xD7, "SPI_NAND_WRITE_SPARE"),
+        (0xD8, "SPI_NAND_READ_FLASH"),
+        (0xD9, "SPI_NAND_WRITE_FLASH_BEGIN"),
+        (0xDA, "SPI_NAND_WRITE_FLASH_DATA"),
+        (0xDB, "SPI_NAND_ERASE_FLASH"),
+        (0xDC, "SPI_NAND_ERASE_REGION"),
+        (0xDD, "SPI_NAND_READ_PAGE_DEBUG"),
+        (0xDE, "SPI_NAND_WRITE_FLASH_END"),
+    ];
+
+    #[test]
+    fn every_published_opcode_is_named_in_command_and_response() {
+        assert_eq!(PUBLISHED_OPCODES.len(), OPCODES.len());
+        for &(opcode, name) in PUBLISHED_OPCODES {
+            let frames = run(&packet(0x00, opcode, 0, &[]));
+            assert_eq!(frames.len(), 1, "0x{opcode:02X}: {frames:#?}");
+            assert_eq!(frames[0].kind, "command");
+            assert_eq!(frames[0].status, FrameStatus::Ok, "0x{opcode:02X}");
+            assert_eq!(frames[0].summary(), format!("command {name}"));
+            assert_eq!(
+                field(&frames[0], "command").value,
+                format!("0x{opcode:02X} {name}")
+            );
+            let frames = run(&packet(0x01, opcode, 0, &[0, 0]));
+            let value = if opcode == 0x0A { " = 0x00000000" } else { "" };
+            assert_eq!(
+                frames[0].summary(),
+                format!("response to {name}{value}: success")
+            );
+        }
+    }
+
+    #[test]
+    fn get_security_info_is_a_frame() {
+        // What esptool sends during chip detection (serial-protocol page: 0x14
+        // GET_SECURITY_INFO, no input data).
+        let frames = run(&h("C0 00 14 00 00 00 00 00 00 C0"));
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].status, FrameStatus::Ok);
+        assert_eq!(frames[0].summary(), "command GET_SECURITY_INFO");
+        assert_eq!(frames[0].span, 0..10);
+    }
+
+    #[test]
+    fn unknown_opcode_is_shown_not_dropped() {
+        let frames = run(&h("C0 00 42 04 00 00 00 00 00 01 02 03 04 C0"));
+        assert_eq!(frames.len(), 1, "{frames:#?}");
+        assert_eq!(frames[0].kind, "command");
+        assert_eq!(frames[0].status, FrameStatus::Ok);
+        assert_eq!(frames[0].summary(), "command with unknown opcode 0x42");
+        assert!(
+            field(&frames[0], "command")
+                .value
+                .starts_with("0x42 unknown opcode")
+        );
+        let frames = run(&h("C0 01 42 02 00 00 00 00 00 01 05 C0"));
+        assert_eq!(
+            frames[0].summary(),
+            "response to unknown opcode 0x42: failure, error 0x05 received message is invalid (parameters or length field) (the command failed)"
+        );
+        // Nothing but the structure says "ESP": a size that does not agree, a bad escape or
+        // a cut-off packet with an unknown opcode is not claimed.
+        for bytes in [
+            "C0 00 42 05 00 00 00 00 00 01 02 03 04 C0",
+            "C0 00 42 00 00 00 00 C0",
+            "C0 00 42 01 00 00 00 00 00 DB 01 C0",
+            "C0 00 42 04 00 00 00 00 00 01 02",
+        ] {
+            assert!(run(&h(bytes)).is_empty(), "{bytes}");
+        }
+        // A known opcode that does not add up is still reported, as malformed.
+        let frames = run(&h("C0 00 14 01 00 00 00 00 00 C0"));
+        assert!(
+            matches!(&frames[0].status, FrameStatus::Malformed(w) if w.contains("size field says 1"))
+        );
+    }
+
+    /// The `_DATA` block: length, sequence number, two zero words, then the data.
+    fn data_block(data: &[u8]) -> Vec<u8> {
+        let mut block = (data.len() as u32).to_le_bytes().to_vec();
+        block.extend([0; 12]);
+        block.extend(data);
+        block
+    }
+
+    #[test]
+    fn data_checksums_of_the_newer_data_commands_and_of_unknown_data_blocks() {
+        // EF ^ 01 ^ 02 ^ 03 ^ 04 = EB (serial-protocol page, "Checksum").
+        let data = [1, 2, 3, 4];
+        let with_len = |d: &[u8]| {
+            let mut v = (d.len() as u32).to_le_bytes().to_vec();
+            v.extend(d);
+            v
+        };
+        for (opcode, body) in [
+            (0xD4, data_block(&data)),
+            (0xDA, data_block(&data)),
+            (0x42, data_block(&data)),
+            (0x1A, with_len(&data)),
+            (0x1D, with_len(&data)),
+        ] {
+            assert_eq!(
+                run(&packet(0, opcode, 0xEB, &body))[0].status,
+                FrameStatus::Ok,
+                "0x{opcode:02X}"
+            );
+            let frames = run(&packet(0, opcode, 0xEC, &body));
+            assert_eq!(
+                frames[0].status,
+                FrameStatus::BadChecksum {
+                    expected: 0xEB,
+                    found: 0xEC
+                },
+                "0x{opcode:02X}"
+            );
+        }
+        // An unknown opcode without the data-block layout: the field is shown, not judged.
+        let frames = run(&packet(0, 0x42, 0xEC, &data));
+        assert_eq!(frames[0].status, FrameStatus::Ok);
+        assert!(field(&frames[0], "checksum").value.contains("not checked"));
+    }
+
     proptest! {
         #[test]
-        fn never_panics_and_spans_in_range(bytes in prop::collection::vec(prop::sample::select(vec![0xC0u8, 0xDB, 0xDC, 0xDD, 0x00, 0x01, 0x08, 0x04, 0x0A, 0x55]), 0..400)) {
+        fn never_panics_and_spans_in_range(bytes in prop::collection::vec(prop::sample::select(vec![0xC0u8, 0xDB, 0xDC, 0xDD, 0x00, 0x01, 0x08, 0x04, 0x0A, 0x55, 0x42, 0x14, 0x10]), 0..400)) {
             for frame in run(&bytes) {
                 prop_assert!(frame.span.start < frame.span.end && frame.span.end <= bytes.len() as u64);
                 for field in frame.fields() {
@@ -680,6 +956,8 @@ mod tests {
             let mut bytes = garbage;
             bytes.extend(sync_command());
             bytes.extend(h("C0 01 08 04 00 07 07 12 20 00 00 00 00 C0"));
+            bytes.extend(packet(0, 0x42, 0xEB, &data_block(&[1, 2, 3, 4])));
+            bytes.extend(h("C0 01 42 02 00 00 00 00 00 00 00 C0"));
             let mut framer = EspSlipFramer::new();
             let mut split = Vec::new();
             let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();

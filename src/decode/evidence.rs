@@ -211,10 +211,12 @@ fn when_ok(frame: &Frame) -> (Strength, Option<Check>, u16) {
         // Address, count, data, erase operands: an XOR check over a few bytes.
         (Protocol::Stm32Boot, "get-reply" | "id") => structural(16),
         (Protocol::Stm32Boot, _) => checked(Check::Xor8, 0),
-        // ESP ROM loader over SLIP: C0, a direction byte, an opcode, a size that agrees with
-        // the packet's end, C0; data commands add a checksum (not counted: not all have one).
+        // ESP ROM loader over SLIP: the opening C0 (8), a direction byte of two values (7),
+        // a 16-bit size that equals the data up to the closing C0 (16). The opcode is not
+        // counted: a packet with an opcode in no table is framed too ("unknown opcode");
+        // data commands add a checksum (not counted: not all have one).
         (Protocol::EspSlip, "ohai") => structural(48),
-        (Protocol::EspSlip, _) => structural(36),
+        (Protocol::EspSlip, _) => structural(31),
         // TLS record header: a content type (5 defined), 03, a minor version, a length in
         // range, and for a whole record the body that length announces.
         (Protocol::Tls, _) => structural(22),

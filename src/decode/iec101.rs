@@ -313,7 +313,7 @@ pub(crate) fn asdu_fields(
     let Some(&type_id) = asdu.first() else {
         return (fields, "empty ASDU".to_string());
     };
-    let name = type_name(type_id).unwrap_or("type id not in our table");
+    let name = type_name(type_id).unwrap_or("unknown type identification");
     fields.push(Field::new(
         "type",
         format!("0x{type_id:02X} ({type_id}) {name}"),
@@ -321,7 +321,7 @@ pub(crate) fn asdu_fields(
     ));
     let mut summary = match type_name(type_id) {
         Some(name) => name.to_string(),
-        None => format!("type {type_id}"),
+        None => format!("unknown type 0x{type_id:02X} ({type_id})"),
     };
     if let Some(&vsq) = asdu.get(1) {
         let count = vsq & 0x7F;
@@ -398,7 +398,12 @@ fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descript
             let mut summary = String::new();
             if let Some(&c) = raw.user.first() {
                 inner.push(control_field(at, raw.user_start, c));
-                summary.push_str(function_name(c));
+                let name = function_name(c);
+                summary.push_str(name);
+                if name.starts_with("reserved") {
+                    // Shown, not dropped: the code a table of ours does not name.
+                    summary.push_str(&format!(" 0x{:02X}", c & 0x0F));
+                }
                 if c & 0x40 != 0 && c & 0x10 != 0 {
                     summary.push_str(&format!(" (FCB={})", (c >> 5) & 1));
                 }
@@ -455,6 +460,19 @@ mod tests {
 
     fn run(bytes: &[u8]) -> Vec<Frame> {
         run_whole(&mut Iec101Framer::new(), bytes)
+    }
+
+    /// IEC 60870-5-2 reserves primary function 5: the frame is shown with the code.
+    #[test]
+    fn reserved_function_is_shown_with_its_code() {
+        let frames = run(&h("10 45 01 46 16"));
+        assert_eq!(frames.len(), 1, "{frames:#?}");
+        assert!(
+            frames[0]
+                .summary()
+                .starts_with("reserved primary function 0x05"),
+            "{frames:#?}"
+        );
     }
 
     /// protocols.md §2.1 unbalanced start-up with link address 1.

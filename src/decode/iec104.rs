@@ -610,10 +610,14 @@ mod tests {
         let mut bytes = frame.clone();
         bytes.extend(h("68 04 43 00 00 00"));
         let frames = run(&bytes);
+        let i = frames
+            .iter()
+            .find(|f| f.kind == "i" && f.span == (0..16) && f.status.is_ok())
+            .unwrap();
         assert!(
-            frames
-                .iter()
-                .any(|f| f.kind == "i" && f.span == (0..16) && f.status.is_ok())
+            i.summary().contains("unknown type 0x88 (136)"),
+            "{}",
+            i.summary()
         );
         let mut bytes = frame.clone();
         bytes.extend(h("12 34"));

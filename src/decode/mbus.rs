@@ -166,16 +166,20 @@ pub(crate) fn c_field_name(c: u8) -> Option<String> {
     Some(name)
 }
 
-/// Short name of the function alone, for summaries.
-fn c_function(c: u8) -> &'static str {
-    match c {
+/// Short name of the function alone, for summaries; an unknown C-field is named by its value.
+fn push_c_function(summary: &mut String, c: u8) {
+    summary.push_str(match c {
         0x40 => "SND_NKE",
         0x53 | 0x73 => "SND_UD",
         0x5B | 0x7B => "REQ_UD2",
         0x5A | 0x7A => "REQ_UD1",
         0x08 | 0x18 | 0x28 | 0x38 => "RSP_UD",
-        _ => "unknown C",
-    }
+        _ => {
+            summary.push_str("unknown C-field 0x");
+            summary.push_str(&super::stream::hex(&[c], 1));
+            return;
+        }
+    });
 }
 
 /// Meaning of an M-Bus CI-field (protocols.md §1.2; 78/7A are listed as M-Bus CIs in §10
@@ -387,7 +391,7 @@ fn short_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec
         ));
     }
     let mut summary = String::with_capacity(32);
-    summary.push_str(c_function(c));
+    push_c_function(&mut summary, c);
     summary.push(' ');
     push_address_short(&mut summary, a);
     push_fcb_suffix(&mut summary, c);
@@ -440,7 +444,7 @@ fn long_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec<
     }
     // Written in place (no `format!` pieces): the summary of every frame is printed.
     let mut summary = String::with_capacity(96);
-    summary.push_str(c_function(c));
+    push_c_function(&mut summary, c);
     if let Some(&a) = raw.user.get(1) {
         if full {
             fields.push(Field::new(
@@ -740,6 +744,15 @@ mod tests {
         let frames = run(&h("10 49 01 4A 16"));
         assert!(
             matches!(&frames[0].status, FrameStatus::Malformed(why) if why.contains("Unknown Control Code"))
+        );
+    }
+
+    #[test]
+    fn unknown_c_field_is_named_by_its_value() {
+        let frames = run(&h("10 49 01 4A 16"));
+        assert!(
+            frames[0].summary().starts_with("unknown C-field 0x49"),
+            "{frames:#?}"
         );
     }
 

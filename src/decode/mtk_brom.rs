@@ -3,6 +3,10 @@
 //! command), and the preloader's `READY` with the host's mode answer (`METAMETA`, …).
 //!
 //! Facts: protocols.md §4.1–4.2 (mtkclient `Port.py`, `meta.py`; osmocom MT6227 trace).
+//!
+//! No "unknown opcode" here: every element is a fixed byte sequence (the start bytes, their
+//! complements, `READY`, a mode word), so the sequence is the structure; the BROM commands
+//! after the handshake carry no framing or check to tell them from data.
 
 use wide::u8x16;
 

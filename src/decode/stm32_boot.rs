@@ -277,13 +277,17 @@ fn ack(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
         return ack_frame(at);
     }
     let total = 1 + 1 + 1 + n + 1;
-    // The command bytes must all be known opcodes; decide as soon as one is not.
+    // The structure: the list opens with GET, GET VERSION and GET ID (AN3155 §3.1, "Get
+    // command": bytes 4-6 are 0x00, 0x01, 0x02, the commands every bootloader version and
+    // read-protection level accepts) and the closing ACK sits where N says. Past those three
+    // a command byte may be one no table of ours names (a newer bootloader's): it is shown
+    // as unknown, the reply is not reduced to its ACK. Decide as soon as a byte does not fit.
     for i in 3..total.min(window.len()) {
         let b = window.get(i).copied().unwrap_or_default();
-        let fits = if i == total - 1 {
-            b == ACK
-        } else {
-            command_name(b).is_some()
+        let fits = match i {
+            _ if i == total - 1 => b == ACK,
+            3..=5 => usize::from(b) == i - 3,
+            _ => true,
         };
         if !fits {
             return ack_frame(at);
@@ -298,7 +302,17 @@ fn ack(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
     }
     let version = window.get(2).copied().unwrap_or_default();
     let commands = window.get(3..3 + n).unwrap_or_default();
-    let names: Vec<&str> = commands.iter().filter_map(|&c| command_name(c)).collect();
+    let names: Vec<String> = commands
+        .iter()
+        .map(|&c| match command_name(c) {
+            Some(name) => name.to_string(),
+            None => format!("unknown opcode 0x{c:02X}"),
+        })
+        .collect();
+    let unknown = commands
+        .iter()
+        .filter(|&&c| command_name(c).is_none())
+        .count();
     let fields = vec![
         Field::new("ACK", "0x79", span(at, 0, 1)),
         Field::new(
@@ -327,11 +341,19 @@ fn ack(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
             at,
             total,
             "get-reply",
-            format!(
-                "GET reply: bootloader {}.{}, {n} commands",
-                version >> 4,
-                version & 0x0F
-            ),
+            if unknown == 0 {
+                format!(
+                    "GET reply: bootloader {}.{}, {n} commands",
+                    version >> 4,
+                    version & 0x0F
+                )
+            } else {
+                format!(
+                    "GET reply: bootloader {}.{}, {n} commands ({unknown} unknown)",
+                    version >> 4,
+                    version & 0x0F
+                )
+            },
             FrameStatus::Ok,
             fields,
         ),
@@ -371,6 +393,12 @@ fn get_id_reply(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
 }
 
 fn command(at: StreamOffset, window: &[u8], at_end: bool, opcode: u8) -> Decision {
+    // Unknown is not absent, except here: a bare opcode + complement pair is the whole
+    // structure of a command (AN3155 §2), and one random byte pair in 256 is a byte and its
+    // complement. With the opcode table that is ~12 pairs in 65536 (a weak token already);
+    // without it every 256th pair of any binary stream would be a "command", so an opcode
+    // in no table is not framed on its own. Where more structure is verified (the command
+    // list of a GET reply) an unknown opcode is shown.
     if command_name(opcode).is_none() {
         return Decision::Skip;
     }
@@ -712,7 +740,7 @@ fn page_list(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::decode::testing::{h, run_whole};
+    use crate::decode::testing::{field, h, run_whole};
     use proptest::prelude::*;
 
     fn run(bytes: &[u8]) -> Vec<Frame> {
@@ -830,6 +858,33 @@ mod tests {
         // An ACK followed by something else stays an ACK.
         let frames = run(&h("79 0B 31 00 55"));
         assert_eq!(kinds(&frames)[0], ("ack", 0..1));
+        let frames = run(&h("79 0B 31 01 00 02 11 21 31 43 63 73 82 92 79"));
+        assert_eq!(
+            kinds(&frames)[0],
+            ("ack", 0..1),
+            "GET, GET VERSION, GET ID first"
+        );
+    }
+
+    /// AN3155 §3.1: a bootloader newer than our table lists a command we cannot name (here
+    /// 0xA1, after the eleven of version 3.1): the reply is still a GET reply, the command
+    /// shown as unknown.
+    #[test]
+    fn get_reply_with_an_unknown_command_keeps_it_visible() {
+        let frames = run(&h("79 0C 31 00 01 02 11 21 31 44 63 73 82 92 A1 79"));
+        assert_eq!(kinds(&frames), vec![("get-reply", 0..16)]);
+        assert_eq!(
+            frames[0].summary(),
+            "GET reply: bootloader 3.1, 12 commands (1 unknown)"
+        );
+        assert!(
+            field(&frames[0], "commands")
+                .value
+                .ends_with("READOUT UNPROTECT, unknown opcode 0xA1)"),
+            "{frames:#?}"
+        );
+        // A bare unknown opcode with its complement is not a frame (see `command`).
+        assert!(run(&h("A1 5E")).is_empty());
     }
 
     #[test]

@@ -185,6 +185,10 @@ fn record(at: StreamOffset, window: &[u8], at_end: bool) -> Step {
             Step::Need
         };
     };
+    // Unknown is not absent, except here: a record header has no check value, and its
+    // content type is most of what tells it from any five bytes (03 and a minor ≤ 4 are
+    // ~11 bits). RFC 8446 §5 answers an unknown content type with unexpected_message, so a
+    // peer that sends one is not speaking TLS anyway: such bytes stay unframed.
     let Some(type_name) = content_type_name(content_type) else {
         return Step::Skip(1);
     };
@@ -290,7 +294,10 @@ fn with_body(
                     2 => "fatal",
                     _ => "unknown level",
                 };
-                let name = alert_name(description).unwrap_or("description not in our table");
+                let name = match alert_name(description) {
+                    Some(name) => name.to_string(),
+                    None => format!("unknown description 0x{description:02X}"),
+                };
                 summary = format!("{version} alert: {level_name} {name} ({description})");
                 fields.push(Field::new(
                     "level",
@@ -731,6 +738,19 @@ mod tests {
         assert!(run_tls(&h("68 04 07 00 00 00")).is_empty());
         assert!(run_tls(b"hello").is_empty());
         assert!(run_tls(b"HTTP/1.1 400 Bad Request\r\n").is_empty());
+    }
+
+    /// An alert whose description no table of ours names (RFC 8446 §6 leaves room for more)
+    /// is shown with its value; a record with an unknown content type is not framed (see
+    /// `record`).
+    #[test]
+    fn unknown_alert_description_is_shown() {
+        let frames = run_tls(&h("15 03 03 00 02 02 FA"));
+        assert_eq!(
+            frames[0].summary(),
+            "TLS 1.2 alert: fatal unknown description 0xFA (250)"
+        );
+        assert!(run_tls(&h("1B 03 03 00 02 02 28")).is_empty());
     }
 
     #[test]
