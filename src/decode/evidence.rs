@@ -266,9 +266,9 @@ pub fn evidence(frame: &Frame) -> Evidence {
         FrameStatus::Ok => when_ok(frame),
         // The structure matched, the check did not: what is left is the structure.
         FrameStatus::BadChecksum { .. } => {
+            // A kind counted as structure alone (an ATR's TCK) loses a byte's worth too.
             let (_, check, bits) = when_ok(frame);
-            let structure = bits.saturating_sub(check.map_or(0, Check::bits));
-            structural(structure.min(bits))
+            structural(bits.saturating_sub(check.map_or(8, Check::bits)))
         }
         // A start that did not complete or did not fit: about one byte of evidence.
         FrameStatus::Truncated | FrameStatus::Malformed(_) => token(8.min(when_ok(frame).2)),

@@ -313,6 +313,8 @@ impl Engine {
         for f in state.framers.iter_mut() {
             f.feed(offset, bytes, &mut scratch);
         }
+        // What cannot be reported here does not compete for the bytes either.
+        scratch.retain(|f| plausible(f, state));
         state.arbiter.push(scratch.drain(..), at);
         self.scratch = scratch;
         self.release(dir, at, false, out);
@@ -353,9 +355,6 @@ impl Engine {
 
     /// An arbitrated frame: checked for context, then counted, diagnosed and reported.
     fn settle(&mut self, dir: Direction, frame: Frame, at: Timestamp, out: &mut Findings) {
-        if !plausible(&frame, self.dir_mut(dir)) {
-            return;
-        }
         if !frame.evidence().rank().is_token() {
             let offsets = self.dir(dir).epoch_bytes;
             self.report(dir, frame, at, offsets, false, out);
@@ -442,6 +441,7 @@ impl Engine {
             for f in state.framers.iter_mut() {
                 f.flush(&mut frames);
             }
+            frames.retain(|f| plausible(f, state));
             state.arbiter.push(frames.drain(..), at);
             self.scratch = frames;
             self.release(dir, at, true, out);
@@ -747,7 +747,8 @@ fn in_text(frame: &Frame, state: &DirState) -> bool {
     !bytes.is_empty() && bytes.iter().all(|&b| printable(b)) && before.is_some_and(printable)
 }
 
-/// Weak evidence is dropped before it can mislead the classifier or raise an event:
+/// Weak evidence is dropped before it competes for bytes, misleads the classifier or raises
+/// an event:
 /// - one- or two-byte bootloader replies (STM32 79/1F, MediaTek 5F…) inside running text
 ///   (the 'y' of "every" is 0x79);
 /// - ISO 7816-3 line traffic before a valid ATR was seen on that direction (any binary
