@@ -53,22 +53,65 @@ fn bench_render(c: &mut Criterion) {
     }
 }
 
-fn bench_ingest(c: &mut Criterion) {
-    let chunk = vec![0x68u8; 4096];
-    let mut group = c.benchmark_group("session");
-    group.throughput(criterion::Throughput::Bytes(chunk.len() as u64 * 256));
-    group.bench_function("ingest 1 MiB of 0x68 in 4 KiB reads (worst case)", |b| {
-        b.iter(|| {
-            let mut s = Session::new("bench", DEFAULT_WINDOW_BYTES);
-            for i in 0..256u64 {
-                s.ingest(&TimedEvent {
-                    at: Duration::from_micros(i),
-                    event: Event::Rx(chunk.clone()),
-                });
-            }
-            s
+/// The inputs no line should make slower than ten times the fastest USB-UART rate (12 Mbaud,
+/// 1.2 MB/s): nothing but 0x68 (every offset a plausible start for five framers), random
+/// bytes, and dense back-to-back checksummed frames (M-Bus, IEC 104, DL/T 645 with no gap).
+fn worst_inputs() -> Vec<(&'static str, Vec<u8>)> {
+    let all_68 = vec![0x68u8; 1 << 20];
+    let mut x: u32 = 0x2545_f491;
+    let random: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
         })
-    });
+        .collect();
+    // EN 13757-2 RSP_UD, an IEC 104 U-frame and a DL/T 645 reply, back to back.
+    let frames: &[&[u8]] = &[
+        &[
+            0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01,
+            0x07, 0x13, 0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9D, 0x16,
+        ],
+        &[0x68, 0x04, 0x0B, 0x00, 0x00, 0x00],
+        &[
+            0x68, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x68, 0x91, 0x08, 0x33, 0x33, 0x34, 0x33,
+            0x89, 0x67, 0x45, 0x33, 0x9F, 0x16,
+        ],
+    ];
+    let mut dense = Vec::with_capacity(1 << 20);
+    while dense.len() < 1 << 20 {
+        for f in frames {
+            dense.extend_from_slice(f);
+        }
+    }
+    dense.truncate(1 << 20);
+    vec![
+        ("nothing but 0x68", all_68),
+        ("random bytes", random),
+        ("dense back-to-back frames", dense),
+    ]
+}
+
+fn bench_ingest(c: &mut Criterion) {
+    let mut group = c.benchmark_group("session");
+    group.throughput(criterion::Throughput::Bytes(1 << 20));
+    group.sample_size(10);
+    for (name, data) in worst_inputs() {
+        group.bench_function(format!("ingest 1 MiB of {name} in 4 KiB reads"), |b| {
+            b.iter(|| {
+                let mut s = Session::new("bench", DEFAULT_WINDOW_BYTES);
+                for (i, chunk) in data.chunks(4096).enumerate() {
+                    s.ingest(&TimedEvent {
+                        at: Duration::from_micros(i as u64),
+                        event: Event::Rx(chunk.to_vec()),
+                    });
+                }
+                s.flush_decoders();
+                s
+            })
+        });
+    }
     group.finish();
 }
 

@@ -27,9 +27,12 @@ pub const WEAK_BITS: u16 = 24;
 /// bytes, and the engine reports them only in context.
 pub const TOKEN_BITS: u16 = 16;
 
-/// The order arbitration settles overlaps by: the evidence class first (a verified check
-/// beats any structure, any structure beats a token), then chance bits. A checked frame of
-/// fewer than [`TOKEN_BITS`] (an STM32 command) ranks as a token.
+/// The order arbitration settles overlaps by: any frame beats a token, then the more chance
+/// bits win, whether they come from a check or from structure (an IEC 104 U-frame's fixed
+/// octets are as unlikely by chance as a checksum). A checked frame of fewer than
+/// [`TOKEN_BITS`] (an STM32 command) ranks as a token. (A clean text line never holds a
+/// whole checked frame: every FT1.2, DL/T 645, SLIP or STM32 frame has a control or
+/// non-UTF-8 byte, which makes a line dirty and weak, `text::is_clean_line`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Rank {
     class: u8,
@@ -42,8 +45,7 @@ impl Rank {
         let class = match strength {
             _ if bits < TOKEN_BITS => 0,
             Strength::Token => 0,
-            Strength::Structural => 1,
-            Strength::Checked => 2,
+            Strength::Structural | Strength::Checked => 1,
         };
         Rank { class, bits }
     }
@@ -55,6 +57,14 @@ impl Rank {
     pub fn is_token(self) -> bool {
         self.class == 0
     }
+}
+
+/// A text line with control or binary bytes in it (see `text::is_clean_line`).
+const DIRTY_LINE_BITS: u16 = TOKEN_BITS;
+
+/// The rank of a text line with control or binary bytes in it.
+pub fn dirty_line_rank() -> Rank {
+    Rank::of(Strength::Structural, DIRTY_LINE_BITS)
 }
 
 /// An IEC 104 I-frame: no check, only its start, length and a few bits that must agree.
@@ -226,7 +236,7 @@ fn when_ok(frame: &Frame) -> (Strength, Option<Check>, u16) {
         // more than one byte (a line "y" or "OK" is text, not a bootloader ACK).
         // A line with control or binary bytes in it is text only by the 80 % rule: it may
         // hold the tail of a binary frame, so it counts for no more than a short line.
-        (Protocol::Text, _) if !super::text::is_clean_line(frame) => structural(TOKEN_BITS),
+        (Protocol::Text, _) if !super::text::is_clean_line(frame) => structural(DIRTY_LINE_BITS),
         (Protocol::Text, _) => structural((printable_bits(len.saturating_sub(1)) + 8).max(16)),
         // ISO 7816-3: an ATR is TS (3B/3F), T0 and interface bytes that agree with the
         // length (and TCK where present); blocks carry an LRC, PPS a PCK.

@@ -421,6 +421,11 @@ pub trait Framer: Send {
     fn pending_max_rank(&self) -> super::evidence::Rank {
         super::evidence::max_rank(self.protocol())
     }
+    /// A second candidate inside the pending one that may reach a higher rank, from a later
+    /// offset (a text line's clean tail after its last control byte).
+    fn pending_tail(&self) -> Option<(StreamOffset, super::evidence::Rank)> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -68,6 +68,13 @@ impl Default for TextFramer {
     }
 }
 
+impl TextFramer {
+    /// Index of the pending line's last dirty byte.
+    fn last_dirty(&self) -> Option<usize> {
+        self.line.iter().rposition(|&b| is_dirty(b))
+    }
+}
+
 impl Framer for TextFramer {
     fn protocol(&self) -> Protocol {
         Protocol::Text
@@ -133,19 +140,27 @@ impl Framer for TextFramer {
         self.next_offset = None;
     }
 
-    /// The pending line, from its start; once it holds a control byte, from just after the
-    /// last one: a line with control bytes is rarely text as a whole, and its clean tail is
-    /// what it would report. Cheap (one backward scan of at most one line) and run per read.
+    /// The pending line, from its start.
     fn pending_from(&self) -> Option<StreamOffset> {
-        if self.line.is_empty() {
-            return None;
+        (!self.line.is_empty()).then_some(self.line_at)
+    }
+
+    /// A line already holding a control byte can only become a dirty line, which is weak
+    /// (`evidence::is_clean_line`); its clean tail is the `pending_tail`. Cheap (one backward
+    /// scan of at most one line) and run per read.
+    fn pending_max_rank(&self) -> super::evidence::Rank {
+        match self.last_dirty() {
+            Some(_) => super::evidence::dirty_line_rank(),
+            None => super::evidence::max_rank(Protocol::Text),
         }
-        let clean = self
-            .line
-            .iter()
-            .rposition(|&b| is_dirty(b))
-            .map_or(0, |i| i + 1);
-        Some(self.line_at + clean as u64)
+    }
+
+    fn pending_tail(&self) -> Option<(StreamOffset, super::evidence::Rank)> {
+        let i = self.last_dirty()?;
+        Some((
+            self.line_at + i as u64 + 1,
+            super::evidence::max_rank(Protocol::Text),
+        ))
     }
 }
 

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use crate::decode::{Frame, Protocol, Rank, StreamOffset, looks_like_mbus};
+use crate::decode::{Frame, Framer, Protocol, Rank, StreamOffset, looks_like_mbus};
 use crate::event::Timestamp;
 
 /// Longest a frame is held for a candidate that may still cover it, in stream time. A slow
@@ -82,6 +82,23 @@ fn beats(a: (&Frame, Rank), b: (&Frame, Rank)) -> bool {
 
 fn overlap(a: &Range<StreamOffset>, b: &Range<StreamOffset>) -> bool {
     a.start < b.end && b.start < a.end
+}
+
+/// Where `framers`' pending candidates start, and how strong each could still become.
+pub fn horizons(framers: &[Box<dyn Framer>]) -> Vec<Horizon> {
+    let mut out = Vec::new();
+    for f in framers {
+        if let Some(from) = f.pending_from() {
+            out.push(Horizon {
+                from,
+                max_rank: f.pending_max_rank(),
+            });
+        }
+        if let Some((from, max_rank)) = f.pending_tail() {
+            out.push(Horizon { from, max_rank });
+        }
+    }
+    out
 }
 
 impl Arbiter {
@@ -192,15 +209,7 @@ mod tests {
             }
             offset += r.len() as u64;
             a.push(scratch.drain(..), Timestamp::ZERO);
-            let horizons: Vec<Horizon> = fs
-                .iter()
-                .filter_map(|f| {
-                    f.pending_from().map(|from| Horizon {
-                        from,
-                        max_rank: f.pending_max_rank(),
-                    })
-                })
-                .collect();
+            let horizons = horizons(&fs);
             a.release(&horizons, Timestamp::ZERO, false, &mut out);
         }
         for f in fs.iter_mut() {
@@ -222,6 +231,21 @@ mod tests {
             let kinds: Vec<_> = frames.iter().map(|f| (f.protocol, f.kind)).collect();
             assert_eq!(kinds, vec![(Protocol::Mbus, "long")], "cut at {cut}");
         }
+    }
+
+    /// A dirty line (control bytes in it) is weak but still beats a token, whether the
+    /// token's read ends before the line does or not (found by the public-corpus proptest:
+    /// SND_NKE, CR LF, then E5 00 and a boot-log line).
+    #[test]
+    fn a_token_at_the_start_of_a_dirty_line_loses_in_any_split() {
+        let mut bytes = h("0D 0A 10 40 FE 3E 16 0D 0A E5 00");
+        bytes.extend_from_slice(b"[    1.104] usb 1-1: new high-speed USB device\r\n");
+        let whole = arbitrate(&[bytes.clone()]);
+        for cut in 1..bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            assert_eq!(arbitrate(&[a.to_vec(), b.to_vec()]), whole, "cut at {cut}");
+        }
+        assert!(!whole.iter().any(|f| f.kind == "ack"), "{whole:#?}");
     }
 
     #[test]

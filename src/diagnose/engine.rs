@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::collections::VecDeque;
 
 use crate::decode::{Frame, Framer, Protocol, StreamOffset, WEAK_BITS};
-use crate::diagnose::arbiter::{Arbiter, Horizon};
+use crate::diagnose::arbiter::Arbiter;
 use crate::diagnose::classify::Classifier;
 use crate::diagnose::knowledge::{Entry, Knowledge, Severity};
 use crate::diagnose::observation::{self, FrameSeen, Observation, StatusWordSeen};
@@ -114,19 +114,6 @@ impl DirState {
         self.history
             .get(s..e.min(self.history.len()))
             .unwrap_or(&[])
-    }
-
-    /// Where the framers' pending candidates start, and how strong each could be.
-    fn horizons(&self) -> Vec<Horizon> {
-        self.framers
-            .iter()
-            .filter_map(|f| {
-                f.pending_from().map(|from| Horizon {
-                    from,
-                    max_rank: f.pending_max_rank(),
-                })
-            })
-            .collect()
     }
 }
 
@@ -330,7 +317,11 @@ impl Engine {
         let mut released = std::mem::take(&mut self.released);
         let state = self.dir_mut(dir);
         if state.arbiter.held() > 0 {
-            let horizons = if force { Vec::new() } else { state.horizons() };
+            let horizons = if force {
+                Vec::new()
+            } else {
+                crate::diagnose::arbiter::horizons(&state.framers)
+            };
             state.arbiter.release(&horizons, now, force, &mut released);
         }
         for (frame, at) in released.drain(..) {
