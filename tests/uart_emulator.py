@@ -5,18 +5,18 @@ Written from the UART framing and receiver descriptions, not from hsmon's own li
 (src/sim/uart_line.rs), so that the scan is tested against something it was not fitted to:
 
 * Texas Instruments, "KeyStone Architecture Universal Asynchronous Receiver/Transmitter
-  (UART) User Guide", SPRUGP1, section 2.4 "UART Operation" (frame: one start bit, 5-8 data
-  bits least significant first, optional parity, 1, 1.5 or 2 stop bits; the receiver detects
-  the start bit's falling edge and samples each bit in its middle, with 16x oversampling),
-  https://www.ti.com/lit/ug/sprugp1/sprugp1.pdf
+  (UART) User Guide", SPRUGP1 (frame: one start bit, 5-8 data bits least significant first,
+  optional parity, 1, 1.5 or 2 stop bits; the receiver detects the start bit's falling edge
+  and samples each bit in its middle), https://www.ti.com/lit/ug/sprugp1/sprugp1.pdf
 * Texas Instruments, "PC16550D Universal Asynchronous Receiver/Transmitter with FIFOs",
-  section 8.6.3 "Line Status Register" (framing error: the stop bit sampled as 0; break
-  interrupt: the line held at 0 longer than a whole character), and the resynchronisation
-  after a framing error, https://www.ti.com/lit/ds/symlink/pc16550d.pdf
+  SNLS378, the Line Status Register's framing-error (FE: the stop bit sampled as 0) and
+  break-interrupt (BI: the line held at 0 for a whole character) bits,
+  https://www.ti.com/lit/ds/symlink/pc16550d.pdf
 
 The device side transmits at its true rate (its clock may be off by some ppm); a receiver
-samples that line at its own rate: it waits for a falling edge (after the previous
-character's stop-bit sample, so it resynchronises on every character), checks the start
+samples that line at its own rate: it waits for a falling edge after the previous
+character's stop-bit sample (so it resynchronises on every character; the 16550 handles a
+framing error slightly differently, taking the low stop bit as the next start), checks the start
 bit at mid-bit, samples the data bits, parity and stop bit at their mid-points, and reports
 a framing error when the stop sample is 0 (a break when every sample was 0). Bytes with a
 framing error are delivered as received (a port with INPCK off, hsmon's raw mode, does so).
@@ -45,6 +45,7 @@ import random
 import select
 import struct
 import sys
+import termios
 import time
 import tty
 
@@ -334,6 +335,9 @@ def pty_mode(args):
     print(f"ready {args.link or name}", flush=True)
     i, sent_until, pending = 0, 0.0, b""
     deadline = t0 + args.duration
+    # Silent until the monitor has set the port (its first setting): bytes written before
+    # it opened the port would wait in the pty's buffer and reach it as if received later.
+    quiet = args.quiet_until_set
     while time.monotonic() < deadline:
         now = time.monotonic() - t0
         speed = port_speed(slave)
@@ -342,7 +346,15 @@ def pty_mode(args):
             if not args.ignore_rate:
                 rx.retune(speed, now)
                 pending = b""  # what was decoded at the old rate and not yet delivered
+            if quiet:
+                quiet = False
+                termios.tcflush(slave, termios.TCIFLUSH)
+                sent_until = now
+                rx.retune(rx.rate, now)
             say(f"port set to {speed}")
+        if quiet:
+            time.sleep(0.003)
+            continue
         while sent_until < now + 0.05:
             sent_until = line.send(sent_until, units[i % len(units)])
             i += 1
@@ -385,6 +397,9 @@ def main():
     t.add_argument("--ignore-rate", action="store_true",
                    help="behave like a plain pty: bytes do not change with the set rate")
     t.add_argument("--duration", type=float, default=120.0, help="seconds, then exit")
+    t.add_argument("--quiet-until-set", action="store_true",
+                   help="send nothing until the port's rate is first changed (the monitor "
+                        "opened and set it)")
     t.add_argument("--log", help="append what the emulator did to this file")
     args = p.parse_args()
     if args.mode == "corpus":

@@ -23,7 +23,7 @@ pub const DWELL: Dwell = Dwell {
 
 /// Bytes read this soon after the port confirmed a setting were most likely received at the
 /// previous one (a UART's FIFO, the driver's buffer): they belong to no candidate. Seconds.
-pub const SETTLE: f64 = 0.02;
+pub const SETTLE: f64 = 0.05;
 
 /// What the scan says when the bytes do not change with the setting.
 pub const RATE_IGNORED_TEXT: &str =
