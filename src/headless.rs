@@ -556,7 +556,8 @@ fn ranked_json(r: &Ranked) -> Value {
     })
 }
 
-/// A `baud` record: `state` is `trying`, `scored`, `locked` or `none`.
+/// A `baud` record: `state` is `trying`, `scored`, `locked`, `none` or `ignored` (the port
+/// ignores the rate).
 pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
     let t = at.as_secs_f64();
     let mut v = match u {
@@ -585,6 +586,11 @@ pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
             }
             v
         }
+        ScanUpdate::RateIgnored { ranking } => json!({
+            "state": "ignored",
+            "reason": crate::diagnose::baud_scan::RATE_IGNORED_TEXT,
+            "ranking": Value::Array(ranking.iter().map(ranked_json).collect()),
+        }),
     };
     if let Value::Object(m) = &mut v {
         m.insert("type".into(), json!("baud"));
@@ -608,6 +614,9 @@ fn scan_text(u: &ScanUpdate) -> String {
         ),
         ScanUpdate::Finished { locked: None, .. } => {
             "none: no setting scored (is the device sending?)".to_string()
+        }
+        ScanUpdate::RateIgnored { .. } => {
+            format!("ignored: {}", crate::diagnose::baud_scan::RATE_IGNORED_TEXT)
         }
     }
 }

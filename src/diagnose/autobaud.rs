@@ -2,9 +2,12 @@
 //! current setting from its bytes alone (passive), and drives an active scan over candidate
 //! settings (no I/O: the caller sets the port and feeds what it read).
 //!
-//! Evidence, per `shared/reference/protocols.md` §6.2–6.3: printable-text statistics (as in
-//! devttys0 `baudrate.py`), the line error counters (the right rate gives ~0 framing errors), and
-//! valid checksummed frames found by the caller's framers. Wrong-rate garbage has signatures the
+//! A setting scores only on evidence that random bytes would rarely produce (under 1 % per
+//! dwell): printable-text statistics (as in devttys0 `baudrate.py`) whose printable share is
+//! far above random bytes', checksummed frames weighed by their chance bits against the number
+//! of bytes they could have come from (`decode::evidence`), and the line error counters (the
+//! right rate gives ~0 framing errors). Single tokens (E5, 79, 1F) and weak frames never count:
+//! wrong-rate garbage holds them as often as any other byte. Wrong-rate garbage has signatures the
 //! passive estimator reads through fingerprints simulated with the UART line model
 //! (`sim::uart_line`): a stream of `00(FE)` means the device is far slower, `00/80/F8/E0`-type
 //! bytes give the speed ratio from their run lengths, random bytes with many FE mean faster.
@@ -12,13 +15,17 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use crate::decode::all::decode_all;
+use crate::decode::evidence::{Strength, WEAK_BITS};
+use crate::decode::{Protocol, StreamOffset};
 use crate::event::{Baud, FrameFormat, LineErrorCounts, Parity};
 use crate::sim::uart_line::{Receiver, Sender, Waveform};
 
-/// The twelve rates devices commonly use (the reference's "132 rate pairs" are among these).
-/// Rates outside this list lose ties to rates in it (74880 vs 76800 decode each other cleanly).
-pub const COMMON_RATES: [u32; 12] = [
-    1200, 2400, 4800, 9600, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600,
+/// The rates devices commonly use: the standard ones, 14400 (modems, some meters) and 74880
+/// (ESP8266 boot ROM). Rates outside this list lose ties to rates in it (74880 vs 76800 decode
+/// each other cleanly).
+pub const COMMON_RATES: [u32; 13] = [
+    1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 74880, 115200, 230400, 460800, 921600,
 ];
 
 /// A line setting to try: rate and character format.
@@ -68,13 +75,84 @@ impl fmt::Display for Candidate {
 }
 
 /// What was received at one setting: the bytes, the line-error counter deltas over the same
-/// time (Linux `TIOCGICOUNT`: `frame`, `parity`, `brk`), and how many valid checksummed frames
-/// the caller's framers found in those bytes (text frames excluded: text is scored here).
+/// time (Linux `TIOCGICOUNT`: `frame`, `parity`, `brk`), and the chance bits of each strong
+/// checksummed frame found in those bytes ([`checked_frames`]; text is scored here).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Evidence<'a> {
     pub bytes: &'a [u8],
     pub errors: LineErrorCounts,
-    pub frames_ok: usize,
+    /// Chance bits of each checksummed frame at or above `WEAK_BITS`, not overlapping.
+    pub frames: &'a [u16],
+}
+
+/// Below this many chance bits left after the search, evidence is not counted: random bytes
+/// would show it more often than once per 100 dwells (log2 100 ≈ 6.6).
+pub const SIGNIFICANT_BITS: f64 = 7.0;
+
+/// The checksummed frames in `bytes` that random bytes would rarely make: verified checks at
+/// or above [`WEAK_BITS`], one per span (where framers overlap, M-Bus and IEC 101 on the
+/// same FT1.2 bytes, the stronger claims it). Returns their chance bits.
+pub fn checked_frames(bytes: &[u8]) -> Vec<u16> {
+    let mut found: Vec<(StreamOffset, StreamOffset, u16)> = decode_all(0, bytes)
+        .iter()
+        .filter(|f| f.protocol != Protocol::Text)
+        .filter_map(|f| {
+            let e = f.evidence();
+            (e.strength == Strength::Checked && e.bits >= WEAK_BITS).then_some((
+                f.span.start,
+                f.span.end,
+                e.bits,
+            ))
+        })
+        .collect();
+    found.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let mut claimed: Vec<(StreamOffset, StreamOffset)> = Vec::new();
+    let mut bits = Vec::new();
+    for (start, end, b) in found {
+        if claimed.iter().all(|&(s, e)| end <= s || start >= e) {
+            claimed.push((start, end));
+            bits.push(b);
+        }
+    }
+    bits
+}
+
+/// Chance bits left from `frames` (bits each) found among `n` bytes: each is looked for at
+/// every offset, so each loses log2(n); what is left adds up (independent frames).
+pub fn frame_net_bits(frames: &[u16], n: usize) -> f64 {
+    let search = (n.max(1) as f64).log2();
+    frames
+        .iter()
+        .map(|&b| (f64::from(b) - search).max(0.0))
+        .sum()
+}
+
+/// Chance bits of `printable` printable bytes among `n` when random bytes are printable with
+/// probability [`RANDOM_PRINTABLE`]: the Chernoff bound n·D(p̂‖p), in bits (0 when p̂ ≤ p).
+pub fn printable_chance_bits(printable: usize, n: usize) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let q = RANDOM_PRINTABLE;
+    let p = (printable as f64 / n as f64).clamp(0.0, 1.0);
+    if p <= q {
+        return 0.0;
+    }
+    let term = |a: f64, b: f64| if a <= 0.0 { 0.0 } else { a * (a / b).log2() };
+    n as f64 * (term(p, q) + term(1.0 - p, 1.0 - q))
+}
+
+/// Share of the 256 byte values that count as printable text (95 graphic and space, tab, CR,
+/// LF).
+pub const RANDOM_PRINTABLE: f64 = 98.0 / 256.0;
+
+/// Maps chance bits to a score: 0 below [`SIGNIFICANT_BITS`], 0.5 at 10 bits, 0.95 at 20 bits.
+fn bits_score(bits: f64) -> f64 {
+    if bits < SIGNIFICANT_BITS {
+        0.0
+    } else {
+        1.0 - (-(bits - SIGNIFICANT_BITS) / 3.0).exp2()
+    }
 }
 
 /// Printable-text statistics of a byte run (devttys0 `baudrate.py` criteria and more).
@@ -148,14 +226,17 @@ fn ratio(part: usize, whole: usize) -> f64 {
 /// A setting's score (0..=1) and what it is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Score {
-    /// The overall score, 0..=1: `confidence × error_factor × max(text, frames, clean)`.
+    /// The overall score, 0..=1: `confidence × error_factor × max(text, frames)`.
     pub value: f64,
-    /// How much the bytes look like text, 0..=1.
+    /// How much the bytes look like text, 0..=1 (0 unless the printable share is one random
+    /// bytes would show less than once in 100 dwells).
     pub text: f64,
-    /// Evidence from valid checksummed frames, 0..=1.
+    /// Chance bits of the printable share (see [`printable_chance_bits`]).
+    pub text_bits: f64,
+    /// Evidence from checksummed frames, 0..=1, from their net chance bits.
     pub frames: f64,
-    /// A weak floor for error-free, non-garbage-shaped binary (0..=0.25).
-    pub clean: f64,
+    /// Net chance bits of the checksummed frames (see [`frame_net_bits`]).
+    pub frame_bits: f64,
     /// 1 with no line errors, falling towards 0 as framing/parity/break errors per byte rise.
     pub error_factor: f64,
     /// Grows with the number of bytes (few bytes prove little), 0..=1.
@@ -174,7 +255,11 @@ fn is_step_byte(b: u8) -> bool {
     b == 0 || (b | (b - 1)) == 0xFF
 }
 
-/// Scores a setting from what was received at it.
+/// Scores a setting from what was received at it. Only evidence that random bytes would show
+/// less than once in 100 dwells counts: a printable share far above random bytes' (with the
+/// spaces, vowels and line ends of text), checksummed frames whose chance bits exceed the
+/// search over the dwell's bytes. Nothing else (error-free binary, tokens, weak frames) can
+/// lift a score: a wrong rate shows those too.
 pub fn score(ev: &Evidence) -> Score {
     let n = ev.bytes.len();
     let stats = text_stats(ev.bytes);
@@ -193,8 +278,10 @@ pub fn score(ev: &Evidence) -> Score {
             ..Score::default()
         };
     }
-    // Text: random bytes are ~37 % printable, 7E1 read as 8N1 ~50 %; real text ~100 %, less a
+    // Text: random bytes are ~38 % printable, 7E1 read as 8N1 ~50 %; real text ~100 %, less a
     // few characters cut or misframed when the port changed setting mid-stream.
+    let printable = (stats.printable * n as f64).round() as usize;
+    let text_bits = printable_chance_bits(printable, n);
     let base = ((stats.printable - 0.5) / 0.4).clamp(0.0, 1.0).powf(1.5);
     let ws_ok = ratio(stats.whitespace, n) >= 0.02;
     let vowel_ok = stats.letters < 8 || (0.15..=0.65).contains(&ratio(stats.vowels, stats.letters));
@@ -203,22 +290,27 @@ pub fn score(ev: &Evidence) -> Score {
         + f64::from(u8::from(vowel_ok))
         + f64::from(u8::from(lines_ok)))
         / 3.0;
-    let text = base * (0.8 + 0.2 * structure);
-    // Frames: one valid checksummed frame is good evidence, three are proof.
-    let frames = 1.0 - 0.25f64.powi(i32::try_from(ev.frames_ok.min(16)).unwrap_or(16));
-    let step = ratio(ev.bytes.iter().filter(|&&b| is_step_byte(b)).count(), n);
-    let clean = 0.25 * (1.0 - step);
+    // Printable bytes without the shape of text (no spaces, no vowels, no line ends) are
+    // not enough to lock: one check of three missing still is.
+    let text = if text_bits >= SIGNIFICANT_BITS {
+        base * (0.3 + 0.7 * structure)
+    } else {
+        0.0
+    };
+    let frame_bits = frame_net_bits(ev.frames, n);
+    let frames = bits_score(frame_bits);
     // Errors: the right setting gives ~0 %, wrong rates 15–100 %. Up to 3 % is free (a glitch,
     // a character misframed after the setting changed mid-stream); beyond that it costs fast.
     let e = 8.0 * (fe_ratio + pe_ratio - 0.03).max(0.0);
     let error_factor = 1.0 / (1.0 + e * e.sqrt());
     let confidence = 1.0 - (-(n as f64) / 8.0).exp();
-    let value = (confidence * error_factor * text.max(frames).max(clean)).clamp(0.0, 1.0);
+    let value = (confidence * error_factor * text.max(frames)).clamp(0.0, 1.0);
     Score {
         value,
         text,
+        text_bits,
         frames,
-        clean,
+        frame_bits,
         error_factor,
         confidence,
         fe_ratio,
@@ -508,7 +600,7 @@ impl PassiveEstimator {
         }
         let obs = Features::of(ev.bytes, ev.errors.frame.saturating_add(ev.errors.brk));
         if current.value >= 0.6 {
-            let why = describe_good(&current, ev.frames_ok);
+            let why = describe_good(&current, ev.frames.len());
             return PassiveEstimate {
                 monitor: m,
                 verdict: Verdict::LooksRight,
@@ -660,10 +752,11 @@ fn faster_ratio(bytes: &[u8], obs: &Features) -> Option<f64> {
 }
 
 /// One line on why a score is good.
-fn describe_good(s: &Score, frames_ok: usize) -> String {
-    if s.frames >= s.text && frames_ok > 0 {
+fn describe_good(s: &Score, frames: usize) -> String {
+    if s.frames >= s.text && frames > 0 {
         format!(
-            "{frames_ok} valid checksummed frame(s), {:.0}% framing errors",
+            "{frames} checksummed frame(s), {:.0} bits beyond chance, {:.0}% framing errors",
+            s.frame_bits,
             s.fe_ratio * 100.0
         )
     } else {
@@ -726,7 +819,7 @@ fn format_hint(ev: &Evidence, m: Candidate, s: &Score) -> Option<(&'static str, 
             ));
         }
     }
-    let structured = ev.frames_ok > 0 || s.stats.printable >= 0.85;
+    let structured = s.frame_bits >= SIGNIFICANT_BITS || s.stats.printable >= 0.85;
     if eight_n && structured && parity_as_stop(ev, s) {
         return Some((
             "8E1",
@@ -754,8 +847,9 @@ pub struct Dwell {
     pub seconds: f64,
 }
 
-/// Counts valid checksummed frames in a byte run (the caller's framers; see `Evidence`).
-pub type FrameCounter = Box<dyn Fn(&[u8]) -> usize + Send>;
+/// Finds checksummed frames in a byte run and returns their chance bits (the caller's
+/// framers; [`checked_frames`] uses all of hsmon's).
+pub type FrameCounter = Box<dyn Fn(&[u8]) -> Vec<u16> + Send>;
 
 /// What the caller should do after feeding the scan.
 #[derive(Debug, Clone, PartialEq)]
@@ -766,6 +860,50 @@ pub enum Step {
     Switch(Candidate),
     /// The scan is over: the best candidate (if any candidate saw anything).
     Finished(Option<Ranked>),
+    /// The scan is over: the bytes did not change with the setting (clean at rates far
+    /// apart, or the same bytes at both), so the port ignores the rate (a pseudo-terminal).
+    RateIgnored,
+}
+
+/// A control rate scoring at least this while the accepted one did too: the port ignores the
+/// rate (no UART reads clean text or valid frames at two rates 4x apart).
+pub const IGNORED_CONTROL_SCORE: f64 = 0.6;
+/// Bytes a run must hold, with [`SAME_RUN_DISTINCT`] distinct values, to call the bytes at two
+/// settings "the same": garbage at two rates far apart never repeats such a run.
+const SAME_RUN: usize = 16;
+const SAME_RUN_DISTINCT: usize = 8;
+/// The control rate is at least this many times away from the accepted one.
+const CONTROL_RATIO: f64 = 4.0;
+
+/// Whether `a` and `b` share a run of [`SAME_RUN`] bytes with at least [`SAME_RUN_DISTINCT`]
+/// distinct values (a stream of 00 from a far slower device looks the same at any rate: it
+/// does not count).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() < SAME_RUN || b.len() < SAME_RUN {
+        return false;
+    }
+    let distinct = |w: &[u8]| {
+        let mut seen = [false; 256];
+        w.iter()
+            .filter(|&&x| !std::mem::replace(&mut seen[usize::from(x)], true))
+            .count()
+    };
+    let runs: std::collections::HashSet<&[u8]> = a
+        .windows(SAME_RUN)
+        .filter(|w| distinct(w) >= SAME_RUN_DISTINCT)
+        .collect();
+    b.windows(SAME_RUN).any(|w| runs.contains(w))
+}
+
+/// The check that the port obeys the rate, once a candidate convinced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Verify {
+    /// No candidate convinced yet.
+    Pending,
+    /// The candidate at `done[accepted]` convinced; `control` is being listened to.
+    Control { accepted: usize, control: Candidate },
+    /// Over: the port obeys the rate, or ignores it.
+    Done { ignored: bool },
 }
 
 impl Trial {
@@ -781,7 +919,7 @@ impl Trial {
         Evidence {
             bytes: &self.bytes,
             errors,
-            frames_ok: self.frames_ok,
+            frames: &self.frames,
         }
     }
 }
@@ -791,7 +929,8 @@ struct Trial {
     candidate: Candidate,
     bytes: Vec<u8>,
     errors: LineErrorCounts,
-    frames_ok: usize,
+    /// Chance bits of the checksummed frames in `bytes` (see [`checked_frames`]).
+    frames: Vec<u16>,
     started: Option<f64>,
     score: Option<Score>,
 }
@@ -811,6 +950,7 @@ pub struct ActiveScan {
     good_enough: f64,
     frame_counter: Option<FrameCounter>,
     finished: bool,
+    verify: Verify,
 }
 
 impl fmt::Debug for ActiveScan {
@@ -845,6 +985,7 @@ impl ActiveScan {
             good_enough: 0.8,
             frame_counter: None,
             finished: false,
+            verify: Verify::Pending,
         };
         scan.advance();
         scan
@@ -945,7 +1086,10 @@ impl ActiveScan {
         t.errors.parity = t.errors.parity.saturating_add(errors.parity);
         t.errors.brk = t.errors.brk.saturating_add(errors.brk);
         if !bytes.is_empty() {
-            t.frames_ok = self.frame_counter.as_ref().map_or(0, |f| f(&t.bytes));
+            t.frames = self
+                .frame_counter
+                .as_ref()
+                .map_or_else(Vec::new, |f| f(&t.bytes));
         }
         self.poll(now)
     }
@@ -977,19 +1121,106 @@ impl ActiveScan {
             return Step::Stay;
         }
         let good = over && s.value >= self.good_enough;
+        let convinced = accepted || good;
         let mut variant = false;
         if let Some(t) = self.now.take() {
+            if let Verify::Control { accepted, control } = self.verify {
+                if t.candidate == control {
+                    // The control dwell is over: the port ignores the rate if the control
+                    // setting convinced too, or showed the very same bytes.
+                    let same = self
+                        .done
+                        .get(accepted)
+                        .is_some_and(|a| same_bytes(&a.bytes, &t.bytes));
+                    let ignored = same || s.value >= IGNORED_CONTROL_SCORE;
+                    self.verify = Verify::Done { ignored };
+                    self.done.push(t);
+                    self.queue.clear();
+                    self.advance();
+                    return self.finished_step();
+                }
+            }
             variant = self.queue_variants(&t, &s);
             self.done.push(t);
         }
-        // A suggested format variant is still tried; otherwise a convincing score ends the scan.
-        if (accepted || good) && !variant {
+        // A suggested format variant is still tried; otherwise a convincing score ends the
+        // scan, once a control rate far away shows the port obeys the setting.
+        if convinced && !variant {
             self.queue.clear();
+            if self.verify == Verify::Pending {
+                let accepted = self.done.len() - 1;
+                self.verify = match self.control_for(accepted) {
+                    Ok(control) => {
+                        self.queue.push(control);
+                        Verify::Control { accepted, control }
+                    }
+                    Err(ignored) => Verify::Done { ignored },
+                };
+            }
         }
         self.advance();
         match self.now.as_ref() {
             Some(t) => Step::Switch(t.candidate),
             None => self.finished_step(),
+        }
+    }
+
+    /// For the candidate at `done[accepted]`: a rate already heard at least
+    /// [`CONTROL_RATIO`] away answers whether the port obeys the setting (`Err(ignored)`);
+    /// otherwise the untried common rate nearest 8x away (or 1/8) is the control to listen
+    /// to. No control at all (a scan over one rate): the port is taken to obey.
+    fn control_for(&self, accepted: usize) -> Result<Candidate, bool> {
+        let Some(a) = self.done.get(accepted) else {
+            return Err(false);
+        };
+        let rate = f64::from(a.candidate.baud.bps());
+        let far = |bps: u32| {
+            let r = f64::from(bps) / rate;
+            r >= CONTROL_RATIO || r <= 1.0 / CONTROL_RATIO
+        };
+        for d in self.done.iter().filter(|d| far(d.candidate.baud.bps())) {
+            if d.bytes.len() >= 32 {
+                let convinced = d.score.is_some_and(|s| s.value >= IGNORED_CONTROL_SCORE);
+                return Err(convinced || same_bytes(&a.bytes, &d.bytes));
+            }
+        }
+        let target = if rate * 8.0 <= 921_600.0 {
+            rate * 8.0
+        } else {
+            rate / 8.0
+        };
+        COMMON_RATES
+            .iter()
+            .copied()
+            .filter(|&r| far(r))
+            .filter(|&r| !self.done.iter().any(|d| d.candidate.baud.bps() == r))
+            .filter_map(|r| Baud::new(r).ok())
+            .min_by(|x, y| {
+                let d = |b: &Baud| (f64::from(b.bps()).ln() - target.ln()).abs();
+                d(x).total_cmp(&d(y))
+            })
+            .map(|b| Candidate::new(b, a.candidate.format))
+            .ok_or(false)
+    }
+
+    /// The port did not change its bytes with the setting (see [`Step::RateIgnored`]): the
+    /// control rate convinced as well as the accepted one, or, with nothing convincing, two
+    /// settings at least [`CONTROL_RATIO`] apart showed the same bytes.
+    pub fn rate_ignored(&self) -> bool {
+        match self.verify {
+            Verify::Done { ignored } => ignored,
+            Verify::Control { .. } => false,
+            Verify::Pending => {
+                self.finished
+                    && self.done.iter().enumerate().any(|(i, a)| {
+                        self.done[i + 1..].iter().any(|b| {
+                            let r = f64::from(a.candidate.baud.bps())
+                                / f64::from(b.candidate.baud.bps());
+                            (r >= CONTROL_RATIO || r <= 1.0 / CONTROL_RATIO)
+                                && same_bytes(&a.bytes, &b.bytes)
+                        })
+                    })
+            }
         }
     }
 
@@ -1006,7 +1237,7 @@ impl ActiveScan {
                     score: s.value,
                     bytes: t.bytes.len(),
                     reason: if s.value >= 0.5 {
-                        describe_good(&s, t.frames_ok)
+                        describe_good(&s, t.frames.len())
                     } else if t.bytes.is_empty() {
                         "no bytes".to_string()
                     } else {
@@ -1030,6 +1261,9 @@ impl ActiveScan {
     }
 
     fn finished_step(&self) -> Step {
+        if self.rate_ignored() {
+            return Step::RateIgnored;
+        }
         Step::Finished(self.best())
     }
 
@@ -1043,7 +1277,7 @@ impl ActiveScan {
                 candidate: c,
                 bytes: Vec::new(),
                 errors: LineErrorCounts::default(),
-                frames_ok: 0,
+                frames: Vec::new(),
                 started: None,
                 score: None,
             });
@@ -1112,7 +1346,7 @@ mod tests {
         let ev = Evidence {
             bytes: &clean,
             errors: c0,
-            frames_ok: 0,
+            frames: &[],
         };
         assert_eq!(est.drift_pct(&ev), None);
         // 4 % fast: framing errors on some characters; the fit lands near 4 %.
@@ -1121,7 +1355,7 @@ mod tests {
         let ev = Evidence {
             bytes: &bytes,
             errors: c,
-            frames_ok: 0,
+            frames: &[],
         };
         let pct = est.drift_pct(&ev).unwrap();
         assert!((3.5..=4.5).contains(&pct), "fitted {pct} %");
@@ -1159,78 +1393,21 @@ mod tests {
     ];
     const FRAMES: &[&[u8]] = &[MBUS_RSP_UD, IEC104_STARTDT, IEC104_I, DLT645];
 
-    fn sum(b: &[u8]) -> u8 {
-        b.iter().fold(0u8, |a, &x| a.wrapping_add(x))
-    }
-
-    /// FT1.2 long frame (M-Bus, IEC 101): 68 L L 68 C.. CS 16, CS = sum of the L user bytes.
-    fn ft12_len(b: &[u8]) -> Option<usize> {
-        let l = usize::from(*b.get(1)?);
-        let total = l + 6;
-        let ok = l >= 3
-            && b.get(2) == Some(&b[1])
-            && b.get(3) == Some(&0x68)
-            && b.get(total - 1) == Some(&0x16)
-            && b.get(4 + l) == Some(&sum(b.get(4..4 + l)?));
-        ok.then_some(total)
-    }
-
-    /// DL/T 645: 68 A0..A5 68 C L DATA CS 16, CS = sum from the first 68 through DATA.
-    fn dlt645_len(b: &[u8]) -> Option<usize> {
-        let l = usize::from(*b.get(9)?);
-        let total = l + 12;
-        let ok = b.get(7) == Some(&0x68)
-            && b.get(total - 1) == Some(&0x16)
-            && b.get(10 + l) == Some(&sum(b.get(..10 + l)?));
-        ok.then_some(total)
-    }
-
-    /// IEC 104 APCI (no checksum): 68 L CF1..CF4, with strict control-field rules.
-    fn iec104_len(b: &[u8]) -> Option<usize> {
-        let l = usize::from(*b.get(1)?);
-        let apci = b.get(2..6)?;
-        let total = l + 2;
-        b.get(total - 1)?;
-        let ok = match apci[0] & 0x03 {
-            0 | 2 => l >= 10 && apci[2] & 1 == 0 && (1..=127).contains(&b[6]),
-            1 => l == 4 && apci[0] == 1 && apci[1] == 0 && apci[2] & 1 == 0,
-            _ => {
-                l == 4
-                    && [0x07, 0x0B, 0x13, 0x23, 0x43, 0x83].contains(&apci[0])
-                    && apci[1..] == [0, 0, 0]
-            }
-        };
-        ok.then_some(total)
-    }
-
-    /// The test's stand-in for the real framers: valid frames in `b`.
-    fn count_frames(b: &[u8]) -> usize {
-        let (mut i, mut n) = (0, 0);
-        while i < b.len() {
-            if b[i] == 0x68 {
-                let rest = &b[i..];
-                if let Some(len) = ft12_len(rest)
-                    .or_else(|| dlt645_len(rest))
-                    .or_else(|| iec104_len(rest))
-                {
-                    n += 1;
-                    i += len;
-                    continue;
-                }
-            }
-            i += 1;
-        }
-        n
-    }
-
     #[test]
-    fn frame_validator_accepts_the_corpus_only() {
+    fn checked_frames_count_checks_not_tokens() {
+        // M-Bus RSP_UD (EN 13757-2 long frame, 40 bits) and DL/T 645 (32 bits) are checked;
+        // the IEC 104 APCIs carry no check.
         let all: Vec<u8> = FRAMES.concat();
-        assert_eq!(count_frames(&all), 4);
+        assert_eq!(checked_frames(&all), vec![40, 32]);
         let mut bad = MBUS_RSP_UD.to_vec();
         bad[10] ^= 1;
-        assert_eq!(count_frames(&bad), 0);
-        assert_eq!(count_frames(b"hello world"), 0);
+        assert!(checked_frames(&bad).is_empty());
+        assert!(checked_frames(b"hello world").is_empty());
+        // Lone E5 acks (8 bits each) never count, however many.
+        assert!(checked_frames(&[0xE5; 40]).is_empty());
+        // One 40-bit frame among 256 bytes leaves 32 bits; E5s leave nothing.
+        assert!((frame_net_bits(&[40], 256) - 32.0).abs() < 1e-9);
+        assert_eq!(frame_net_bits(&[8, 8, 8, 8], 256), 0.0);
     }
 
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -1342,10 +1519,10 @@ mod tests {
             .estimate(&Evidence {
                 bytes: &seen,
                 errors: counts,
-                frames_ok: count_frames(&seen),
+                frames: &checked_frames(&seen),
             });
         let mut scan = ActiveScan::new(Candidate::n81_all(&COMMON_RATES), dwell)
-            .with_frame_counter(Box::new(count_frames))
+            .with_frame_counter(Box::new(checked_frames))
             .prioritize(&est);
         while let Some(c) = scan.current() {
             link.set_receiver(Receiver::new(c.baud, c.format), t);
@@ -1461,7 +1638,7 @@ mod tests {
         let fe = score(&Evidence {
             bytes: text,
             errors: errs(26, 0, 0),
-            frames_ok: 0,
+            frames: &[],
         });
         assert!(fe.value < 0.2, "{fe:?}");
         // A break stream (much slower device) and random bytes score ~0.
@@ -1470,7 +1647,7 @@ mod tests {
             score(&Evidence {
                 bytes: &zeros,
                 errors: errs(0, 0, 64),
-                frames_ok: 0
+                frames: &[]
             })
             .value
                 < 0.01
@@ -1481,7 +1658,7 @@ mod tests {
             score(&Evidence {
                 bytes: &random,
                 errors: errs(20, 0, 0),
-                frames_ok: 0
+                frames: &[]
             })
             .value
                 < 0.1
@@ -1491,7 +1668,7 @@ mod tests {
         let f = score(&Evidence {
             bytes: &bin,
             errors: errs(0, 0, 0),
-            frames_ok: count_frames(&bin),
+            frames: &checked_frames(&bin),
         });
         assert!(f.value >= 0.95, "{f:?}");
         // Nothing received: 0, and no division by zero with errors but no bytes.
@@ -1500,7 +1677,7 @@ mod tests {
             score(&Evidence {
                 bytes: &[],
                 errors: errs(5, 5, 5),
-                frames_ok: 9
+                frames: &[40; 9]
             })
             .value,
             0.0
@@ -1537,7 +1714,7 @@ mod tests {
         PassiveEstimator::new(m, &COMMON_RATES).estimate(&Evidence {
             bytes: &bytes,
             errors,
-            frames_ok: count_frames(&bytes),
+            frames: &checked_frames(&bytes),
         })
     }
 
@@ -1594,7 +1771,7 @@ mod tests {
         let e = PassiveEstimator::new(at(2400), &COMMON_RATES).estimate(&Evidence {
             bytes: &bytes,
             errors,
-            frames_ok: count_frames(&bytes),
+            frames: &checked_frames(&bytes),
         });
         assert_eq!(
             e.verdict,
@@ -1660,25 +1837,79 @@ mod tests {
             Step::Switch(Candidate::n81(baud(1200)))
         );
         // Clean text: accepted as soon as 32 bytes are in; the duplicate 9600 was dropped.
+        // Before the scan ends, a control rate at least 4x away (no rate that far was heard
+        // with 32 bytes) must not read the same: 14400, the untried rate nearest 8x (9600).
         scan.begin(2.0);
         let text = TEXT.concat();
         let step = scan.feed(2.5, &text.as_bytes()[..40], LineErrorCounts::default());
+        assert_eq!(step, Step::Switch(Candidate::n81(baud(14_400))));
+        scan.begin(2.6);
+        let garbage: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(97) | 0x80).collect();
+        let step = scan.feed(2.7, &garbage, errs(20, 0, 0));
         let Step::Finished(Some(best)) = step else {
             panic!("{step:?}");
         };
         assert_eq!(best.candidate, Candidate::n81(baud(1200)));
         assert!(scan.is_finished() && scan.current().is_none());
-        assert_eq!(scan.bytes_seen(), 16 + 40);
+        assert!(!scan.rate_ignored());
+        assert_eq!(scan.bytes_seen(), 16 + 40 + 64);
         // Feeding a finished scan is harmless.
         assert!(matches!(
             scan.feed(3.0, b"x", errs(1, 1, 1)),
             Step::Finished(_)
         ));
-        assert_eq!(scan.ranking().len(), 3);
+        assert_eq!(scan.ranking().len(), 4);
         // No candidates: finished at once.
         let mut empty = ActiveScan::new(Vec::new(), d);
         assert!(empty.is_finished());
         assert_eq!(empty.poll(0.0), Step::Finished(None));
+    }
+
+    /// A pseudo-terminal passes the same bytes whatever the setting: text at the first rate
+    /// and at the control rate means the port ignores the rate, never a lock.
+    #[test]
+    fn a_port_that_ignores_the_rate_is_said_not_locked() {
+        let d = Dwell {
+            bytes: 64,
+            seconds: 1.0,
+        };
+        let text = TEXT.concat();
+        let mut scan = ActiveScan::new(Candidate::n81_all(&[115_200, 9600, 1200]), d);
+        scan.begin(0.0);
+        let step = scan.feed(0.1, &text.as_bytes()[..40], LineErrorCounts::default());
+        let Step::Switch(control) = step else {
+            panic!("{step:?}");
+        };
+        assert_eq!(
+            control.baud.bps(),
+            921_600,
+            "the untried rate nearest 8x 115200"
+        );
+        scan.begin(0.2);
+        assert_eq!(
+            scan.feed(0.3, &text.as_bytes()[40..80], LineErrorCounts::default()),
+            Step::RateIgnored
+        );
+        assert!(scan.rate_ignored() && scan.is_finished());
+        // The same bytes at both, even bytes that do not score (unknown binary): ignored too.
+        let mut rng = SplitMix64::new(9);
+        let blob: Vec<u8> = (0..64).map(|_| rng.next_u64() as u8).collect();
+        let mut scan = ActiveScan::new(Candidate::n81_all(&[115_200, 9600]), d);
+        for c in [0.0, 2.0] {
+            scan.begin(c);
+            scan.feed(c + 0.1, &blob, LineErrorCounts::default());
+            scan.poll(c + 1.5);
+        }
+        assert!(scan.is_finished());
+        assert!(scan.rate_ignored());
+        // ...but a far slower device's 00 stream is the same at any rate and proves nothing.
+        let mut scan = ActiveScan::new(Candidate::n81_all(&[115_200, 9600]), d);
+        for c in [0.0, 2.0] {
+            scan.begin(c);
+            scan.feed(c + 0.1, &[0; 64], errs(0, 0, 64));
+            scan.poll(c + 1.5);
+        }
+        assert!(scan.is_finished() && !scan.rate_ignored());
     }
 
     #[test]
@@ -1751,9 +1982,9 @@ mod tests {
             frame in 0u64..1000,
             parity in 0u64..1000,
             brk in proptest::prop_oneof![proptest::strategy::Just(u64::MAX), 0u64..1000],
-            frames_ok in 0usize..1000,
+            frames in proptest::collection::vec(proptest::prelude::any::<u16>(), 0..20),
         ) {
-            let ev = Evidence { bytes: &bytes, errors: errs(frame, parity, brk), frames_ok };
+            let ev = Evidence { bytes: &bytes, errors: errs(frame, parity, brk), frames: &frames };
             let s = score(&ev);
             proptest::prop_assert!((0.0..=1.0).contains(&s.value));
             let e = estimator_9600().estimate(&ev);

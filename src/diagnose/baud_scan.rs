@@ -6,9 +6,8 @@
 //! only when the port confirms the setting (the device is the truth); bytes that arrive before
 //! that belong to the previous setting and are not counted.
 
-use crate::decode::{FrameStatus, Protocol, all::decode_all};
 use crate::diagnose::autobaud::{
-    ActiveScan, COMMON_RATES, Candidate, Dwell, PassiveEstimate, Ranked, Step,
+    ActiveScan, COMMON_RATES, Candidate, Dwell, PassiveEstimate, Ranked, Step, checked_frames,
 };
 use crate::event::{Command, Event, LineErrorCounts, LineSettings, TimedEvent};
 
@@ -22,6 +21,14 @@ pub const DWELL: Dwell = Dwell {
     seconds: 2.0,
 };
 
+/// Bytes read this soon after the port confirmed a setting were most likely received at the
+/// previous one (a UART's FIFO, the driver's buffer): they belong to no candidate. Seconds.
+pub const SETTLE: f64 = 0.05;
+
+/// What the scan says when the bytes do not change with the setting.
+pub const RATE_IGNORED_TEXT: &str =
+    "the port ignores the baud rate (a pseudo-terminal?): nothing to scan";
+
 /// What happened in the scan, for the status bar and the `baud` records.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScanUpdate {
@@ -34,6 +41,9 @@ pub enum ScanUpdate {
         locked: Option<Ranked>,
         ranking: Vec<Ranked>,
     },
+    /// The scan is over: the bytes did not change with the setting (see
+    /// [`RATE_IGNORED_TEXT`]); nothing locks.
+    RateIgnored { ranking: Vec<Ranked> },
 }
 
 pub struct BaudScan {
@@ -48,7 +58,10 @@ pub struct BaudScan {
     errors_since_feed: LineErrorCounts,
     /// Candidates whose score was already reported.
     reported: Vec<Candidate>,
+    /// When the current candidate's dwell began (seconds), for [`SETTLE`].
+    began: Option<f64>,
     finished: Option<Option<Ranked>>,
+    rate_ignored: bool,
 }
 
 impl std::fmt::Debug for BaudScan {
@@ -69,7 +82,7 @@ impl BaudScan {
         estimate: Option<&PassiveEstimate>,
     ) -> (BaudScan, Vec<Command>, Vec<ScanUpdate>) {
         let mut scan = ActiveScan::new(Candidate::n81_all(&COMMON_RATES), DWELL)
-            .with_frame_counter(Box::new(count_ok_frames));
+            .with_frame_counter(Box::new(checked_frames));
         if let Some(e) = estimate {
             scan = scan.prioritize(e);
         }
@@ -81,7 +94,9 @@ impl BaudScan {
             last_counts: None,
             errors_since_feed: LineErrorCounts::default(),
             reported: Vec::new(),
+            began: None,
             finished: None,
+            rate_ignored: false,
         };
         let (cmds, ups) = match s.scan.current() {
             Some(c) => s.switch_to(c),
@@ -117,6 +132,7 @@ impl BaudScan {
                     // Errors counted while the port was changing belong to no candidate.
                     self.errors_since_feed = LineErrorCounts::default();
                     self.scan.begin(now);
+                    self.began = Some(now);
                     (Vec::new(), Vec::new())
                 } else if settings.baud == want.baud && want.format != settings.format {
                     // The port cannot take this format (a pty keeps 8N1): the candidate
@@ -128,6 +144,10 @@ impl BaudScan {
                 } else {
                     (Vec::new(), Vec::new())
                 }
+            }
+            // Bytes of the previous setting still in the port's buffers.
+            Event::Rx(_) if self.began.is_some_and(|b| now - b < SETTLE) => {
+                (Vec::new(), Vec::new())
             }
             Event::Rx(bytes) if self.awaiting.is_none() => {
                 let errors = std::mem::take(&mut self.errors_since_feed);
@@ -158,6 +178,7 @@ impl BaudScan {
     /// "scanning 9600 8N1 (3 of 12 tried)" or the result.
     pub fn status_line(&self) -> String {
         match &self.finished {
+            Some(_) if self.rate_ignored => format!("scan: {RATE_IGNORED_TEXT}"),
             Some(Some(best)) => format!(
                 "scan: {} looks right (score {:.2}, {} bytes)",
                 best.candidate, best.score, best.bytes
@@ -174,7 +195,13 @@ impl BaudScan {
         }
     }
 
-    /// The scan's result: Some(Some(best)) locked, Some(None) nothing scored, None running.
+    /// The port did not change its bytes with the setting: the scan ended without a lock.
+    pub fn rate_ignored(&self) -> bool {
+        self.rate_ignored
+    }
+
+    /// The scan's result: Some(Some(best)) locked, Some(None) nothing scored (or the port
+    /// ignores the rate), None running.
     pub fn result(&self) -> Option<Option<&Ranked>> {
         self.finished.as_ref().map(|r| r.as_ref())
     }
@@ -216,6 +243,15 @@ impl BaudScan {
                 });
                 (Vec::new(), ups)
             }
+            Step::RateIgnored => {
+                let mut ups = self.newly_scored();
+                self.finished = Some(None);
+                self.rate_ignored = true;
+                ups.push(ScanUpdate::RateIgnored {
+                    ranking: self.scan.ranking(),
+                });
+                (Vec::new(), ups)
+            }
         }
     }
 
@@ -234,6 +270,7 @@ impl BaudScan {
 
     fn switch_to(&mut self, c: Candidate) -> (Vec<Command>, Vec<ScanUpdate>) {
         self.errors_since_feed = LineErrorCounts::default();
+        self.began = None;
         let cmds = settings_commands(&self.current, c.baud, c.format);
         if cmds.is_empty() {
             // Already there: the dwell starts now (the caller's next poll or bytes feed it).
@@ -259,14 +296,6 @@ fn settings_commands(
         cmds.push(Command::SetBaud(baud));
     }
     cmds
-}
-
-/// Valid checksummed frames other than text in `bytes` (decoder evidence for binary links).
-fn count_ok_frames(bytes: &[u8]) -> usize {
-    decode_all(0, bytes)
-        .iter()
-        .filter(|f| f.status == FrameStatus::Ok && f.protocol != Protocol::Text)
-        .count()
 }
 
 #[cfg(test)]

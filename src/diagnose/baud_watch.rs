@@ -7,7 +7,7 @@
 
 use crate::diagnose::autobaud::{
     COMMON_RATES, Candidate, Direction, Evidence, PassiveEstimate, PassiveEstimator, Ranked,
-    Verdict,
+    Verdict, checked_frames, frame_net_bits,
 };
 use crate::diagnose::observation::{BaudSuspect, Observation};
 use crate::event::{LineErrorCounts, LineSettings};
@@ -25,6 +25,8 @@ const RAISE_AFTER: usize = 64;
 /// broken characters from a drifting clock look like that too, and only one observation is
 /// raised per setting (measured on the drift demo: 1 run in 6 said "baud mismatch" at 64).
 const RAISE_UNCLEAR_AFTER: usize = 256;
+/// Net chance bits of the window's frames beyond which they are not weighed again.
+const PROOF_BITS: f64 = 24.0;
 /// Judge again after this many new bytes (and whenever the error counters move).
 const JUDGE_EVERY: usize = 32;
 
@@ -54,7 +56,11 @@ pub struct BaudWatch {
     bytes: Vec<u8>,
     errors: LineErrorCounts,
     last_counts: Option<LineErrorCounts>,
-    frames_ok: usize,
+    /// The session's framers found a valid frame since the window's frames were last
+    /// weighed: weigh them again at the next judgement.
+    frames_pending: bool,
+    /// Chance bits of the checksummed frames in the window, as last weighed.
+    frames: Vec<u16>,
     unjudged: usize,
     errors_moved: bool,
     estimate: Option<PassiveEstimate>,
@@ -126,9 +132,11 @@ impl BaudWatch {
         self.last_counts = Some(*counts);
     }
 
-    /// A valid checksummed, non-text frame was decoded from received bytes.
+    /// A valid non-text frame was decoded from received bytes. The session does not say how
+    /// strong it was (an E5 token or a 40-bit M-Bus frame), so the window is weighed again
+    /// by chance bits at the next judgement ([`checked_frames`]).
     pub fn on_frame_ok(&mut self) {
-        self.frames_ok += 1;
+        self.frames_pending = true;
     }
 
     /// Re-judges the setting when enough has changed. Returns an observation the first time
@@ -144,10 +152,16 @@ impl BaudWatch {
         let estimator = self
             .estimator
             .get_or_insert_with(|| PassiveEstimator::new(monitor, &COMMON_RATES));
+        // Weighed again only while the window's frames are short of proof: once proven,
+        // decoding the window again would not change the verdict.
+        if self.frames_pending && frame_net_bits(&self.frames, self.bytes.len()) < PROOF_BITS {
+            self.frames = checked_frames(&self.bytes);
+        }
+        self.frames_pending = false;
         let ev = Evidence {
             bytes: &self.bytes,
             errors: self.errors,
-            frames_ok: self.frames_ok,
+            frames: &self.frames,
         };
         let estimate = estimator.estimate(&ev);
         let drift = estimator.drift_pct(&ev);
@@ -274,7 +288,8 @@ impl BaudWatch {
     fn restart_window(&mut self) {
         self.bytes.clear();
         self.errors = LineErrorCounts::default();
-        self.frames_ok = 0;
+        self.frames.clear();
+        self.frames_pending = false;
         self.unjudged = 0;
         self.errors_moved = false;
     }
