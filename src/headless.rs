@@ -156,6 +156,7 @@ pub fn frame_record(sf: &crate::session::SessionFrame, bytes: Option<&[u8]>) -> 
         "protocol": f.protocol.id(),
         "kind": f.kind,
         "status": status_id(&f.status),
+        "evidence": f.evidence().strength.id(), "bits": f.evidence().bits,
         "start": f.span.start, "end": f.span.end,
         "summary": f.summary(),
     });
@@ -768,6 +769,7 @@ fn write_frame_json(
     label: Option<&str>,
 ) -> std::io::Result<()> {
     let f = &sf.frame;
+    let evidence = f.evidence();
     let mut line = JsonLine::begin(out)?;
     line.str("type", "frame")?
         .f64_text("t", t)?
@@ -775,6 +777,8 @@ fn write_frame_json(
         .str("protocol", f.protocol.id())?
         .str("kind", f.kind)?
         .str("status", status_id(&f.status))?
+        .str("evidence", evidence.strength.id())?
+        .u64("bits", u64::from(evidence.bits))?
         .u64("start", f.span.start)?
         .u64("end", f.span.end)?
         .str("summary", &f.summary_once())?;

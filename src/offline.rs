@@ -73,6 +73,7 @@ fn frame_json(f: &Frame, bytes: &[u8]) -> Value {
         "protocol": f.protocol.id(),
         "kind": f.kind,
         "status": crate::headless::status_id(&f.status),
+        "evidence": f.evidence().strength.id(), "bits": f.evidence().bits,
         "start": f.span.start, "end": f.span.end,
         "hex": crate::sanitize::hex_string(slice),
         "summary": f.summary(),
@@ -150,6 +151,7 @@ pub fn decode(
                     crate::ui::frames::status_mark(&f.status),
                     crate::sanitize::printable(f.summary())
                 );
+                let _ = writeln!(out, "  evidence: {}", f.evidence());
                 fields_text(f.fields(), 0, &mut out);
             }
         }

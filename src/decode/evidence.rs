@@ -123,6 +123,17 @@ pub enum Strength {
     Checked,
 }
 
+impl Strength {
+    /// Stable identifier for JSON records: "checked", "structural", "token".
+    pub fn id(self) -> &'static str {
+        match self {
+            Strength::Token => "token",
+            Strength::Structural => "structural",
+            Strength::Checked => "checked",
+        }
+    }
+}
+
 /// A frame's evidence strength.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Evidence {

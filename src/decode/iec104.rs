@@ -68,14 +68,18 @@ impl WindowParser for Iec104Parser {
         find_starts(bytes, 5, start_hits, is_start)
     }
 
-    /// U and S frames are six bytes and decided once they are here: a candidate still
-    /// waiting past them can only become an I-frame, which has no check.
+    /// U and S frames are six bytes: once those are here and are not a U or S frame, the
+    /// candidate can only become an I-frame, which has no check.
     fn pending_max_rank(&self, window: &[u8]) -> crate::decode::evidence::Rank {
         use crate::decode::evidence::{IEC104_I_BITS, Rank, Strength, max_rank};
-        if window.len() >= 6 {
-            Rank::of(Strength::Structural, IEC104_I_BITS)
-        } else {
-            max_rank(Protocol::Iec104)
+        match window {
+            [START, 4, a, b, c, d, ..]
+                if matches!(format_of([*a, *b, *c, *d]), Some(Format::U | Format::S)) =>
+            {
+                max_rank(Protocol::Iec104)
+            }
+            [_, _, _, _, _, _, ..] => Rank::of(Strength::Structural, IEC104_I_BITS),
+            _ => max_rank(Protocol::Iec104),
         }
     }
 

@@ -57,6 +57,7 @@ pub fn lines(s: &Session, ui: &UiState, d: Detail) -> (String, Vec<Line<'static>
                 ui.theme.title,
             ));
             out.push(Line::raw(crate::sanitize::printable(fr.summary())));
+            out.push(Line::raw(format!("evidence: {}", fr.evidence())));
             match &fr.status {
                 crate::decode::FrameStatus::BadChecksum { expected, found } => {
                     out.push(Line::styled(
