@@ -103,18 +103,48 @@ pub fn horizons(framers: &[Box<dyn Framer>]) -> Vec<Horizon> {
 
 impl Arbiter {
     /// Takes new frames (any order) to hold.
+    ///
+    /// Each framer's frames come in stream order, one framer after the other, so a read
+    /// brings a few sorted runs: they are sorted once (a stable sort merges runs) and merged
+    /// with what is held, never inserted one by one (a run of 0x68s brings thousands of
+    /// frames a read).
     pub fn push(&mut self, frames: impl IntoIterator<Item = Frame>, at: Timestamp) {
-        for frame in frames {
-            let rank = frame.evidence().rank();
-            let key = (frame.span.start, frame.span.end);
-            // Frames mostly arrive in order: search from the back.
-            let i = self
-                .held
-                .iter()
-                .rposition(|h| (h.frame.span.start, h.frame.span.end) <= key)
-                .map_or(0, |i| i + 1);
-            self.held.insert(i, Held { frame, rank, at });
+        let key = |h: &Held| (h.frame.span.start, h.frame.span.end);
+        let mut new: Vec<Held> = frames
+            .into_iter()
+            .map(|frame| Held {
+                rank: frame.evidence().rank(),
+                frame,
+                at,
+            })
+            .collect();
+        if new.is_empty() {
+            return;
         }
+        new.sort_by_key(key);
+        let in_order = match (self.held.back(), new.first()) {
+            (Some(last), Some(first)) => key(last) <= key(first),
+            _ => true,
+        };
+        if in_order {
+            self.held.extend(new);
+            return;
+        }
+        let old = std::mem::take(&mut self.held);
+        let mut merged = VecDeque::with_capacity(old.len() + new.len());
+        let mut a = old.into_iter().peekable();
+        let mut b = new.into_iter().peekable();
+        loop {
+            let take_a = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => key(x) <= key(y),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_a { a.next() } else { b.next() };
+            merged.extend(next);
+        }
+        self.held = merged;
     }
 
     /// Frames held now.

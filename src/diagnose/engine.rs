@@ -51,6 +51,9 @@ pub struct Diagnosis {
 /// later, but follows an ACKed command, so the pair is already in context).
 pub const REPLY_WINDOW: Timestamp = Timestamp::from_millis(1000);
 
+/// Most tokens waiting for context per direction.
+const PARKED_CAP: usize = 64;
+
 /// What one `feed` produced.
 #[derive(Debug, Default)]
 pub struct Findings {
@@ -383,7 +386,13 @@ impl Engine {
             let offsets = self.dir(dir).epoch_bytes;
             self.report(dir, frame, at, offsets, true, out);
         } else {
-            self.dir_mut(dir).parked.push_back((frame, at));
+            let parked = &mut self.dir_mut(dir).parked;
+            // Bounded: a run of garbage parks a token every few bytes, and only the last
+            // ones can still meet an answer.
+            if parked.len() >= PARKED_CAP {
+                parked.pop_front();
+            }
+            parked.push_back((frame, at));
         }
     }
 
