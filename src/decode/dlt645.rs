@@ -37,7 +37,7 @@ impl Dlt645Framer {
     /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         Dlt645Framer {
-            streamer: Streamer::new(Dlt645Parser),
+            streamer: Streamer::new(Dlt645Parser::default()),
         }
     }
 }
@@ -50,7 +50,14 @@ impl Default for Dlt645Framer {
 
 framer_from_streamer!(Dlt645Framer);
 
-struct Dlt645Parser;
+/// `weak_until`: where the last reported frame without checksum or end byte (a header
+/// whose L points at neither) would have ended. A header found inside it is not reported:
+/// one of the two is a false start, and a run of 68s would otherwise give one every seven
+/// bytes. A frame that checks out is always reported (as `ft12::HeaderRun` does).
+#[derive(Default)]
+struct Dlt645Parser {
+    weak_until: StreamOffset,
+}
 
 impl WindowParser for Dlt645Parser {
     const PROTOCOL: Protocol = Protocol::Dlt645;
@@ -64,8 +71,24 @@ impl WindowParser for Dlt645Parser {
         match decide(at, window, at_end) {
             Decision::Need => Step::Need,
             Decision::Skip => Step::Skip(1),
+            Decision::Frame(frame, consumed)
+                if matches!(frame.status, FrameStatus::Malformed(_)) =>
+            {
+                if frame.span.start < self.weak_until {
+                    return Step::Skip(consumed.max(1));
+                }
+                // L is the tenth byte from the 68: the frame would have run 12 + L bytes.
+                let skip = usize::try_from(frame.span.start.saturating_sub(at)).unwrap_or(0);
+                let length = window.get(skip + 9).copied().map_or(0, u64::from);
+                self.weak_until = frame.span.start + 12 + length;
+                Step::Frame { frame, consumed }
+            }
             Decision::Frame(frame, consumed) => Step::Frame { frame, consumed },
         }
+    }
+
+    fn reset(&mut self) {
+        self.weak_until = 0;
     }
 }
 

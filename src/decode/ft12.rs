@@ -115,6 +115,35 @@ fn is_start(rest: &[u8]) -> bool {
 /// Decisions never depend on bytes past the frame, so they are the same however the stream
 /// is split. A damaged frame moves scanning on only past its first start byte(s) when it
 /// could be hiding a real frame (see `consumed`).
+/// Where the last header-only frame (a long-frame header with neither checksum nor stop
+/// byte where its L says) would have ended: a header found inside it is not reported. One of
+/// the two is a false start, and the first already shows those bytes; without this a run of
+/// 68s gives a "no end byte" frame every three bytes. A frame that checks out is always
+/// reported. (The same rule as IEC 104's for its weak I-frames.)
+#[derive(Default)]
+pub(crate) struct HeaderRun {
+    until: StreamOffset,
+}
+
+impl HeaderRun {
+    /// Whether to report `raw`, found at stream offset `at`; remembers a reported header.
+    pub(crate) fn admit(&mut self, at: StreamOffset, raw: &RawFrame<'_>) -> bool {
+        if raw.check != Check::NoEnd {
+            return true;
+        }
+        if at < self.until {
+            return false;
+        }
+        let length = raw.bytes.get(1).copied().map_or(0, u64::from);
+        self.until = at + length + 6;
+        true
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.until = 0;
+    }
+}
+
 pub(crate) fn recognise(
     window: &[u8],
     fixed_address_len: usize,

@@ -31,6 +31,7 @@ impl Iec101Framer {
         Iec101Framer {
             streamer: Streamer::new(Iec101Parser {
                 address_len: usize::from(octets.min(2)),
+                headers: ft12::HeaderRun::default(),
             }),
         }
     }
@@ -46,6 +47,7 @@ framer_from_streamer!(Iec101Framer);
 
 struct Iec101Parser {
     address_len: usize,
+    headers: ft12::HeaderRun,
 }
 
 impl WindowParser for Iec101Parser {
@@ -65,11 +67,16 @@ impl WindowParser for Iec101Parser {
         ) {
             Recognised::Need => Step::Need,
             Recognised::Skip(n) => Step::Skip(n),
+            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => Step::Skip(raw.consumed),
             Recognised::Frame(raw) => Step::Frame {
                 consumed: raw.consumed,
                 frame: build_frame(at, &raw, self.address_len),
             },
         }
+    }
+
+    fn reset(&mut self) {
+        self.headers.reset();
     }
 }
 

@@ -27,7 +27,7 @@ impl MbusFramer {
     /// A framer with nothing pending, ready for the first byte of a stream.
     pub fn new() -> Self {
         MbusFramer {
-            streamer: Streamer::new(MbusParser),
+            streamer: Streamer::new(MbusParser::default()),
         }
     }
 }
@@ -40,7 +40,10 @@ impl Default for MbusFramer {
 
 framer_from_streamer!(MbusFramer);
 
-struct MbusParser;
+#[derive(Default)]
+struct MbusParser {
+    headers: ft12::HeaderRun,
+}
 
 impl WindowParser for MbusParser {
     const PROTOCOL: Protocol = Protocol::Mbus;
@@ -54,11 +57,16 @@ impl WindowParser for MbusParser {
         match ft12::recognise(window, 1, MIN_LENGTH, at_end) {
             Recognised::Need => Step::Need,
             Recognised::Skip(n) => Step::Skip(n),
+            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => Step::Skip(raw.consumed),
             Recognised::Frame(raw) => Step::Frame {
                 consumed: raw.consumed,
                 frame: build_frame(at, &raw),
             },
         }
+    }
+
+    fn reset(&mut self) {
+        self.headers.reset();
     }
 }
 

@@ -199,14 +199,25 @@ impl Arbiter {
             if beaten_by_held || beaten_by_claim {
                 continue;
             }
-            if self.claims.len() >= CLAIMS_KEPT {
+            // Frames leave in start order: a claim that ends before this frame starts can
+            // meet no later frame. A token claims nothing (it beats no one that matters).
+            while self
+                .claims
+                .front()
+                .is_some_and(|c| c.span.end <= h.frame.span.start)
+            {
                 self.claims.pop_front();
             }
-            self.claims.push_back(Claim {
-                protocol: h.frame.protocol,
-                span: h.frame.span.clone(),
-                rank: h.rank,
-            });
+            if !h.rank.is_token() {
+                if self.claims.len() >= CLAIMS_KEPT {
+                    self.claims.pop_front();
+                }
+                self.claims.push_back(Claim {
+                    protocol: h.frame.protocol,
+                    span: h.frame.span.clone(),
+                    rank: h.rank,
+                });
+            }
             out.push((h.frame, h.at));
         }
     }
