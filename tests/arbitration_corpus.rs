@@ -472,8 +472,22 @@ fn embedded_case(
         "split reads give other frames than one read"
     );
     let problems = check_claim(&pieces, e, Direction::Rx, &span);
+    // A weak frame (an IEC 104 I-frame has no check: ~16 chance bits) claims nothing: it may
+    // lose its bytes, but only to a frame with more chance bits (a random ATR with a valid
+    // TCK across it, one case in a few thousand). A verified frame never does.
+    let bits = |f: &hsmon::decode::Frame| f.evidence().bits;
+    let own = hsmon::decode::all::decode_all(0, &e.bytes())
+        .into_iter()
+        .filter(|f| f.protocol.id() == e.protocol && f.span == (0..e.bytes().len() as u64))
+        .map(|f| bits(&f))
+        .max()
+        .unwrap_or(u16::MAX);
+    let lost_to_stronger = own < hsmon::decode::WEAK_BITS
+        && pieces.frames().iter().any(|f| {
+            f.frame.span.start < span.end && span.start < f.frame.span.end && bits(&f.frame) > own
+        });
     prop_assert!(
-        problems.is_empty(),
+        problems.is_empty() || lost_to_stronger,
         "{} at {:?} among {:?} / {:?}:\n  {}",
         e.label(),
         span,

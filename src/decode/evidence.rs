@@ -249,9 +249,14 @@ fn when_ok(frame: &Frame) -> (Strength, Option<Check>, u16) {
         // hold the tail of a binary frame, so it counts for no more than a short line.
         (Protocol::Text, _) if !super::text::is_clean_line(frame) => structural(DIRTY_LINE_BITS),
         (Protocol::Text, _) => structural((printable_bits(len.saturating_sub(1)) + 8).max(16)),
-        // ISO 7816-3: an ATR is TS (3B/3F), T0 and interface bytes that agree with the
-        // length (and TCK where present); blocks carry an LRC, PPS a PCK.
-        (Protocol::Iso7816Line, "atr") => structural(20),
+        // ISO 7816-3: an ATR is TS (3B/3F, 7 bits), T0 and interface bytes that agree with
+        // the length (~5), and a TCK (8) when any protocol but T=0 is offered; without one it
+        // is a token, which the card line's context (a reset) must carry. Blocks carry an
+        // LRC, PPS a PCK. (ATRs are rare: reading the field tree here costs nothing.)
+        (Protocol::Iso7816Line, "atr") if frame.fields().iter().any(|f| f.name == "TCK") => {
+            checked(Check::Xor8, 12)
+        }
+        (Protocol::Iso7816Line, "atr") => structural(12),
         (Protocol::Iso7816Line, "i-block" | "r-block" | "s-block" | "pps") => {
             checked(Check::Xor8, ISO7816_BLOCK_BITS - 8)
         }
@@ -275,7 +280,7 @@ pub fn max_rank(protocol: Protocol) -> Rank {
         Protocol::Tls => Rank::of(Structural, 22),
         Protocol::Http => Rank::of(Structural, 64),
         Protocol::Text => Rank::of(Structural, printable_bits(super::text::MAX_LINE as u64) + 8),
-        Protocol::Iso7816Line => Rank::of(Structural, 20),
+        Protocol::Iso7816Line => Rank::of(Checked, 20),
         Protocol::Apdu | Protocol::Atr => Rank::of(Structural, 64),
     }
 }

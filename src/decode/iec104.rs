@@ -68,18 +68,22 @@ impl WindowParser for Iec104Parser {
         find_starts(bytes, 5, start_hits, is_start)
     }
 
-    /// U and S frames are six bytes: once those are here and are not a U or S frame, the
-    /// candidate can only become an I-frame, which has no check.
+    /// U and S frames are six bytes: where the pending window holds no 68 that is (or may
+    /// still become) one, every candidate in it can only become an I-frame, which has no
+    /// check. The window is undecided from its first byte on, so every 68 in it counts.
     fn pending_max_rank(&self, window: &[u8]) -> crate::decode::evidence::Rank {
         use crate::decode::evidence::{IEC104_I_BITS, Rank, Strength, max_rank};
-        match window {
-            [START, 4, a, b, c, d, ..]
-                if matches!(format_of([*a, *b, *c, *d]), Some(Format::U | Format::S)) =>
-            {
-                max_rank(Protocol::Iec104)
+        let u_or_s = memchr::memchr_iter(START, window).any(|p| match window.get(p..) {
+            Some([START, 4, a, b, c, d, ..]) => {
+                matches!(format_of([*a, *b, *c, *d]), Some(Format::U | Format::S))
             }
-            [_, _, _, _, _, _, ..] => Rank::of(Strength::Structural, IEC104_I_BITS),
-            _ => max_rank(Protocol::Iec104),
+            Some(rest) => rest.len() < 6,
+            None => false,
+        });
+        if u_or_s {
+            max_rank(Protocol::Iec104)
+        } else {
+            Rank::of(Strength::Structural, IEC104_I_BITS)
         }
     }
 

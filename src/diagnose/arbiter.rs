@@ -199,15 +199,7 @@ impl Arbiter {
             if beaten_by_held || beaten_by_claim {
                 continue;
             }
-            // Frames leave in start order: a claim that ends before this frame starts can
-            // meet no later frame. A token claims nothing (it beats no one that matters).
-            while self
-                .claims
-                .front()
-                .is_some_and(|c| c.span.end <= h.frame.span.start)
-            {
-                self.claims.pop_front();
-            }
+            // A token claims nothing (it beats no one that matters).
             if !h.rank.is_token() {
                 if self.claims.len() >= CLAIMS_KEPT {
                     self.claims.pop_front();
@@ -219,6 +211,19 @@ impl Arbiter {
                 });
             }
             out.push((h.frame, h.at));
+        }
+        // Every frame still to come starts at or after a framer's pending candidate or a
+        // held frame (a weak candidate may be released after stronger frames beyond it): a
+        // claim that ends before all of them can meet none.
+        let low = horizons
+            .iter()
+            .map(|h| h.from)
+            .chain(self.held.front().map(|h| h.frame.span.start))
+            .min();
+        match low {
+            Some(low) => self.claims.retain(|c| c.span.end > low),
+            None if force => self.claims.clear(),
+            None => {}
         }
     }
 
@@ -287,6 +292,51 @@ mod tests {
             assert_eq!(arbitrate(&[a.to_vec(), b.to_vec()]), whole, "cut at {cut}");
         }
         assert!(!whole.iter().any(|f| f.kind == "ack"), "{whole:#?}");
+    }
+
+    /// An I-frame candidate (16 bits) decided only at the end lets the stronger frames
+    /// after it go first; when it comes, the checked frames it overlaps still beat it
+    /// (found by the public-corpus proptest: two DL/T 645 requests, a log line after them).
+    #[test]
+    fn a_late_weak_frame_still_meets_the_claims_it_overlaps() {
+        let dlt = h("68 AA AA AA AA AA AA 68 11 04 33 34 34 35 B1 16");
+        let mut bytes = dlt.clone();
+        bytes.extend_from_slice(&h("00 0D 0A"));
+        bytes.extend_from_slice(&dlt);
+        bytes.extend_from_slice(b"\r\n[    0.000000] Booting Linux on physical CPU 0x0\r\n");
+        let frames = arbitrate(&[bytes]);
+        assert!(
+            !frames.iter().any(|f| f.protocol == Protocol::Iec104),
+            "{frames:#?}"
+        );
+        assert_eq!(
+            frames
+                .iter()
+                .filter(|f| f.protocol == Protocol::Dlt645)
+                .count(),
+            2
+        );
+    }
+
+    /// A candidate pending at the DL/T 645 frame's 68 (as an I-frame of L=0xAA) keeps the
+    /// whole window behind it undecided, the U-frame in it too: the dirty line around the
+    /// U-frame must wait for it, whatever the reads (public-corpus proptest, cut at 153).
+    #[test]
+    fn every_candidate_in_a_pending_window_counts() {
+        let mut bytes =
+            h("0D 0A 68 AA AA AA AA AA AA 68 11 04 33 34 34 35 B1 16 0D 0A 68 04 07 00 00 00");
+        bytes.extend_from_slice(b"[    9.099958] Mali: ERR: drivers/gpu/arm/midgard/backend\r\n");
+        bytes.extend_from_slice(b"[    9.100000] random: crng init done\r\n");
+        let whole = arbitrate(&[bytes.clone()]);
+        assert!(
+            !whole
+                .iter()
+                .any(|f| f.protocol == Protocol::Text && f.span.start == 20)
+        );
+        for cut in 1..bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            assert_eq!(arbitrate(&[a.to_vec(), b.to_vec()]), whole, "cut at {cut}");
+        }
     }
 
     #[test]

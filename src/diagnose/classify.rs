@@ -143,8 +143,11 @@ impl Classifier {
                     t.ok as f64 / (t.ok + t.bad) as f64
                 };
                 let mut confidence = share * (1.0 - (-bits / HALF_SURE_BITS).exp2());
-                // Below the weak-frame bar nothing is named, however many frames.
-                if bits < f64::from(crate::decode::WEAK_BITS) {
+                // Weak frames never decide alone: a protocol is named only with a frame strong
+                // enough to count alone (in this epoch, or carried over from an earlier one),
+                // and with more than the weak-frame bar in all.
+                let weak_bar = f64::from(crate::decode::WEAK_BITS);
+                if bits < weak_bar || (t.strong == 0 && faded < weak_bar) {
                     confidence = confidence.min(0.19);
                 }
                 // Text lines are what any device prints besides its protocol.

@@ -371,16 +371,19 @@ impl Engine {
             .iter()
             .any(|(f, t)| f.protocol == p && at.saturating_sub(*t) <= REPLY_WINDOW);
         if answered_parked {
-            // The request waited for this answer: both are reported, the request first.
+            // The two waited for each other (a request and its answer; either may have left
+            // arbitration first): both are reported, in the order they arrived.
             let parked = std::mem::take(&mut self.dir_mut(other).parked);
             let (mine, rest): (VecDeque<_>, VecDeque<_>) =
                 parked.into_iter().partition(|(f, _)| f.protocol == p);
             self.dir_mut(other).parked = rest;
-            for (f, t) in mine {
-                self.report(other, f, t, 1, true, out);
+            let mut pair: Vec<_> = mine.into_iter().map(|(f, t)| (other, f, t)).collect();
+            pair.push((dir, frame, at));
+            pair.sort_by_key(|(_, _, t)| *t);
+            for (d, f, t) in pair {
+                self.report(d, f, t, 1, true, out);
             }
-        }
-        if answers || answered_parked {
+        } else if answers {
             self.report(dir, frame, at, 1, true, out);
         } else if self.classifier.supports(p) {
             let offsets = self.dir(dir).epoch_bytes;

@@ -1966,10 +1966,10 @@ impl Framer for LineFramer {
     }
 
     /// Only a candidate that starts with TS can become an ATR; anything else is at most a
-    /// block with its LRC.
+    /// block with its LRC. Every position of the pending window is undecided.
     fn pending_max_rank(&self) -> crate::decode::evidence::Rank {
         use crate::decode::evidence::{ISO7816_BLOCK_BITS, Rank, Strength, max_rank};
-        if self.pending.first().is_some_and(|&b| is_ts(b)) {
+        if self.pending.iter().any(|&b| is_ts(b)) {
             max_rank(Protocol::Iso7816Line)
         } else {
             Rank::of(Strength::Checked, ISO7816_BLOCK_BITS)
