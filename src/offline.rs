@@ -27,13 +27,27 @@ pub fn read_input(input: &Input) -> Result<Vec<u8>, UsageError> {
         Input::Hex(h) => {
             crate::ui::sendline::parse_hex(h).map_err(|e| UsageError(format!("--hex \"{h}\": {e}")))
         }
-        Input::File(p) => std::fs::read(p).map_err(|e| {
-            UsageError(format!(
-                "cannot read {}: {e} (give a file of raw bytes, or the bytes with --hex)",
-                p.display()
-            ))
-        }),
+        Input::File(p) => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut open_input(p)?, &mut bytes).map_err(|e| {
+                UsageError(format!(
+                    "cannot read {}: {e} (give a file of raw bytes, or the bytes with --hex)",
+                    p.display()
+                ))
+            })?;
+            Ok(bytes)
+        }
     }
+}
+
+/// Opens a file to decode; one that cannot be opened is a usage error.
+pub fn open_input(path: &std::path::Path) -> Result<std::fs::File, UsageError> {
+    std::fs::File::open(path).map_err(|e| {
+        UsageError(format!(
+            "cannot read {}: {e} (give a file of raw bytes, or the bytes with --hex)",
+            path.display()
+        ))
+    })
 }
 
 fn fields_text(fields: &[Field], depth: usize, out: &mut String) {
@@ -64,10 +78,8 @@ fn fields_json(fields: &[Field]) -> Value {
     )
 }
 
+/// A frame's JSON line; `bytes` holds its bytes when they are still at hand.
 fn frame_json(f: &Frame, bytes: &[u8]) -> Value {
-    let slice = bytes
-        .get(f.span.start as usize..f.span.end as usize)
-        .unwrap_or(&[]);
     json!({
         "type": "frame",
         "protocol": f.protocol.id(),
@@ -75,7 +87,7 @@ fn frame_json(f: &Frame, bytes: &[u8]) -> Value {
         "status": crate::headless::status_id(&f.status),
         "evidence": f.evidence().strength.id(), "bits": f.evidence().bits,
         "start": f.span.start, "end": f.span.end,
-        "hex": crate::sanitize::hex_string(slice),
+        "hex": crate::sanitize::hex_string(bytes),
         "summary": f.summary(),
         "fields": fields_json(f.fields()),
     })
@@ -108,90 +120,181 @@ fn frames_for(p: Protocol, bytes: &[u8]) -> Vec<Frame> {
     }
 }
 
-/// `hsmon decode`: prints frames (and, without `--protocol`, the diagnoses a live session
-/// would raise). Returns the exit status: 0 if anything decoded, 1 if nothing did.
+/// Bytes read and decoded at a time by [`decode_stream`].
+const DECODE_CHUNK: usize = 64 * 1024;
+
+/// Input kept behind the newest read, to print the bytes of the frames it completes: a frame
+/// leaves arbitration once nothing can cover it any more, within the longest frame (a TLS
+/// record, 16 KiB and its header) of its end.
+const KEPT_INPUT: usize = 2 * DECODE_CHUNK;
+
+/// `hsmon decode` for bytes at hand (`--hex`, tests): what [`decode_stream`] prints.
 pub fn decode(
     bytes: &[u8],
     protocol: Option<Protocol>,
     knowledge: Arc<Knowledge>,
     format: OutputFormat,
 ) -> (u8, String) {
-    let mut out = String::new();
-    let (frames, diagnoses) = match protocol {
-        Some(p) => (frames_for(p, bytes), Vec::new()),
-        None => {
-            let mut s = Session::with_knowledge("decode", bytes.len().max(1), Some(knowledge));
-            s.ingest(&TimedEvent {
-                at: std::time::Duration::ZERO,
-                event: Event::Rx(bytes.to_vec()),
-            });
-            s.flush_decoders();
-            let frames = s.frames().iter().map(|f| f.frame.clone()).collect();
-            let diags = s.diagnoses().iter().map(|d| d.diagnosis.clone()).collect();
-            (frames, diags)
+    let mut out = Vec::new();
+    let code = decode_stream(&mut &bytes[..], protocol, knowledge, format, &mut out)
+        .unwrap_or(crate::exit::USAGE);
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+/// `hsmon decode`: prints frames (and, without `--protocol`, the diagnoses a live session
+/// would raise) as a live session finds them. Without `--protocol` the input is read and
+/// decoded in 64 KiB pieces and each frame printed once arbitration lets it go, so memory
+/// stays bounded however long the input (an endless one too); with `--protocol` it is parsed
+/// whole. Returns the exit status: 0 if anything decoded, 1 if nothing did.
+pub fn decode_stream(
+    input: &mut dyn std::io::Read,
+    protocol: Option<Protocol>,
+    knowledge: Arc<Knowledge>,
+    format: OutputFormat,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<u8> {
+    if let Some(p) = protocol {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes)?;
+        let frames = frames_for(p, &bytes);
+        for f in &frames {
+            let slice = bytes
+                .get(f.span.start as usize..f.span.end as usize)
+                .unwrap_or(&[]);
+            write_frame(out, f, slice, format)?;
         }
+        return nothing_found(
+            out,
+            frames.len() as u64,
+            bytes.len() as u64,
+            protocol,
+            format,
+        );
+    }
+    let mut s = Session::with_knowledge("decode", 4 * DECODE_CHUNK, Some(knowledge));
+    let mut recent: Vec<u8> = Vec::new();
+    let mut recent_start = 0u64;
+    let mut total = 0u64;
+    let mut found = 0u64;
+    let mut buf = vec![0u8; DECODE_CHUNK];
+    let print_new = |s: &mut Session,
+                     recent: &[u8],
+                     recent_start: u64,
+                     out: &mut dyn std::io::Write|
+     -> std::io::Result<u64> {
+        let (frames, _) = s.take_new();
+        for sf in &frames {
+            let f = &sf.frame;
+            let slice = f
+                .span
+                .start
+                .checked_sub(recent_start)
+                .and_then(|from| recent.get(from as usize..(f.span.end - recent_start) as usize))
+                .unwrap_or(&[]);
+            write_frame(out, f, slice, format)?;
+        }
+        Ok(frames.len() as u64)
     };
-    for f in &frames {
-        match format {
-            OutputFormat::Json => {
-                let mut v = frame_json(f, bytes);
-                if f.protocol == Protocol::Atr {
-                    add_atr_fields(&mut v, bytes);
-                }
-                let _ = writeln!(out, "{v}");
-            }
-            OutputFormat::Text => {
-                let _ = writeln!(
-                    out,
-                    "{} {} [{}..{}] {}: {}",
-                    f.protocol.name(),
-                    f.kind,
-                    f.span.start,
-                    f.span.end,
-                    crate::ui::frames::status_mark(&f.status),
-                    crate::sanitize::printable(f.summary())
-                );
-                let _ = writeln!(out, "  evidence: {}", f.evidence());
-                fields_text(f.fields(), 0, &mut out);
-            }
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let read = buf.get(..n).unwrap_or_default();
+        recent.extend_from_slice(read);
+        total += n as u64;
+        s.ingest(&TimedEvent {
+            at: std::time::Duration::ZERO,
+            event: Event::Rx(read.to_vec()),
+        });
+        found += print_new(&mut s, &recent, recent_start, out)?;
+        if recent.len() > KEPT_INPUT {
+            let cut = recent.len() - KEPT_INPUT;
+            recent.drain(..cut);
+            recent_start += cut as u64;
         }
     }
-    for d in &diagnoses {
+    s.flush_decoders();
+    found += print_new(&mut s, &recent, recent_start, out)?;
+    for sd in s.diagnoses() {
+        let d = &sd.diagnosis;
         match format {
-            OutputFormat::Json => {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    json!({"type": "event", "id": d.id, "severity": d.severity.label(),
-                           "title": d.title, "text": d.context, "about_68": d.about_68,
-                           "start": d.span.as_ref().map(|s| s.start),
-                           "end": d.span.as_ref().map(|s| s.end)})
-                );
-            }
-            OutputFormat::Text => {
-                let _ = writeln!(
-                    out,
-                    "\n{} {} ({}): {}",
-                    crate::ui::events::severity_mark(d.severity),
-                    d.title,
-                    d.id,
-                    crate::sanitize::printable(&d.context)
-                );
-            }
-        }
-    }
-    if frames.is_empty() {
-        if format == OutputFormat::Text {
-            let _ = writeln!(
+            OutputFormat::Json => writeln!(
                 out,
-                "no frame found in {} bytes{}",
-                bytes.len(),
-                protocol.map_or(String::new(), |p| format!(" as {}", p.name()))
-            );
+                "{}",
+                json!({"type": "event", "id": d.id, "severity": d.severity.label(),
+                       "title": d.title, "text": d.context, "about_68": d.about_68,
+                       "start": d.span.as_ref().map(|s| s.start),
+                       "end": d.span.as_ref().map(|s| s.end)})
+            )?,
+            OutputFormat::Text => writeln!(
+                out,
+                "\n{} {} ({}): {}",
+                crate::ui::events::severity_mark(d.severity),
+                d.title,
+                d.id,
+                crate::sanitize::printable(&d.context)
+            )?,
         }
-        return (crate::exit::EXPECTATION_FAILED, out);
     }
-    (crate::exit::OK, out)
+    nothing_found(out, found, total, None, format)
+}
+
+/// One frame, as JSON or as text with its field tree.
+fn write_frame(
+    out: &mut dyn std::io::Write,
+    f: &Frame,
+    bytes: &[u8],
+    format: OutputFormat,
+) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            let mut v = frame_json(f, bytes);
+            if f.protocol == Protocol::Atr {
+                add_atr_fields(&mut v, bytes);
+            }
+            writeln!(out, "{v}")
+        }
+        OutputFormat::Text => {
+            writeln!(
+                out,
+                "{} {} [{}..{}] {}: {}",
+                f.protocol.name(),
+                f.kind,
+                f.span.start,
+                f.span.end,
+                crate::ui::frames::status_mark(&f.status),
+                crate::sanitize::printable(f.summary())
+            )?;
+            writeln!(out, "  evidence: {}", f.evidence())?;
+            let mut fields = String::new();
+            fields_text(f.fields(), 0, &mut fields);
+            out.write_all(fields.as_bytes())
+        }
+    }
+}
+
+/// The exit status, with "no frame found" said in text when nothing decoded.
+fn nothing_found(
+    out: &mut dyn std::io::Write,
+    found: u64,
+    bytes: u64,
+    protocol: Option<Protocol>,
+    format: OutputFormat,
+) -> std::io::Result<u8> {
+    if found > 0 {
+        return Ok(crate::exit::OK);
+    }
+    if format == OutputFormat::Text {
+        writeln!(
+            out,
+            "no frame found in {bytes} bytes{}",
+            protocol.map_or(String::new(), |p| format!(" as {}", p.name()))
+        )?;
+    }
+    Ok(crate::exit::EXPECTATION_FAILED)
 }
 
 /// The ATR summary fields pcsc-tools' ATR_analysis also prints.

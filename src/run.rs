@@ -111,10 +111,29 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     return Err(UsageError("give the bytes with --hex or a FILE".into()).into());
                 }
             };
-            let bytes = crate::offline::read_input(&input)?;
-            let (code, out) = crate::offline::decode(&bytes, protocol, knowledge, formats.output);
-            print!("{out}");
-            Ok(code)
+            // A file is read as it is decoded (bounded memory, however long); --hex is at hand.
+            let mut reader: Box<dyn std::io::Read> = match &input {
+                crate::offline::Input::File(path) => Box::new(crate::offline::open_input(path)?),
+                crate::offline::Input::Hex(_) => {
+                    Box::new(std::io::Cursor::new(crate::offline::read_input(&input)?))
+                }
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let done = crate::offline::decode_stream(
+                &mut reader,
+                protocol,
+                knowledge,
+                formats.output,
+                &mut out,
+            )
+            .and_then(|code| std::io::Write::flush(&mut out).map(|()| code));
+            match done {
+                Ok(code) => Ok(code),
+                // The reader of our output went away (`| head`): nothing more to say.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
+                Err(e) => Err(UsageError(format!("decode: {e}")).into()),
+            }
         }
         CommandLine::Explain(args) => {
             let knowledge = load_knowledge()?;

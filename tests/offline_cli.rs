@@ -146,6 +146,35 @@ fn decode_from_a_file_and_nothing_found() {
     assert!(out.contains("no frame found in 3 bytes as M-Bus"), "{out}");
 }
 
+/// A long log decodes to every one of its lines, in order: `decode` reads and prints as it
+/// goes, so the session's bounded frame list never drops the older ones (a 50 000-line file
+/// used to start at line ~18 000), and a `y` inside a word is no STM32 ACK.
+#[test]
+fn decode_streams_every_line_of_a_long_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("boot.log");
+    let mut log = String::new();
+    for n in 0..50_000 {
+        log.push_str(&format!("[{n:6}] every sensor ready, reply {n} ok\r\n"));
+    }
+    std::fs::write(&f, &log).unwrap();
+    let (code, out, err) = run_hsmon(&["--format", "json", "decode", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let frames: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "frame")
+        .collect();
+    assert_eq!(frames.len(), 50_000);
+    assert!(frames.iter().all(|v| v["protocol"] == "text"));
+    let mut at = 0u64;
+    for v in &frames {
+        assert_eq!(v["start"].as_u64(), Some(at), "{v}");
+        at = v["end"].as_u64().unwrap();
+    }
+    assert_eq!(at, log.len() as u64);
+}
+
 #[test]
 fn bad_offline_input() {
     let table: [(&[&str], i32, &str); 5] = [
