@@ -836,13 +836,7 @@ impl Session {
     /// Frames still pending in the framers are reported (end of input).
     pub fn flush_decoders(&mut self) {
         let at = self.last_at;
-        let Some(engine) = self.engine.as_mut() else {
-            return;
-        };
-        let mut f = std::mem::take(&mut self.findings);
-        engine.flush(at, &mut f);
-        self.absorb(&mut f);
-        self.findings = f;
+        self.with_engine(|e, f| e.flush(at, f));
     }
 
     /// Frames and diagnoses added since the last call (for headless output), oldest first.
