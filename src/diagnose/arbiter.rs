@@ -199,17 +199,14 @@ impl Arbiter {
             if beaten_by_held || beaten_by_claim {
                 continue;
             }
-            // A token claims nothing (it beats no one that matters).
-            if !h.rank.is_token() {
-                if self.claims.len() >= CLAIMS_KEPT {
-                    self.claims.pop_front();
-                }
-                self.claims.push_back(Claim {
-                    protocol: h.frame.protocol,
-                    span: h.frame.span.clone(),
-                    rank: h.rank,
-                });
+            if self.claims.len() >= CLAIMS_KEPT {
+                self.claims.pop_front();
             }
+            self.claims.push_back(Claim {
+                protocol: h.frame.protocol,
+                span: h.frame.span.clone(),
+                rank: h.rank,
+            });
             out.push((h.frame, h.at));
         }
         // Every frame still to come starts at or after a framer's pending candidate or a
