@@ -2403,7 +2403,10 @@ when = [{ observation = "sw", sw = "6882", cla_any_bits = "0C", ins = "A4" }]
         // Only a single unbreakable word (a source's URL) may run past the width.
         for l in text.lines() {
             let one_word = l.split_whitespace().count() == 1;
-            assert!(l.chars().count() <= WRAP_WIDTH || one_word, "line too long: {l}");
+            assert!(
+                l.chars().count() <= WRAP_WIDTH || one_word,
+                "line too long: {l}"
+            );
         }
         // An info entry without causes or fixes leaves those headings out.
         let ok = k
