@@ -13,6 +13,8 @@
 //! they are not scanned; this file itself lives in `tests/` and is not scanned either, which is
 //! why it may spell the patterns out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
