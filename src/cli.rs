@@ -23,7 +23,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub headless: bool,
     /// `text` or `json`: the output of --headless. For `serial`, a line format such as 8N1
-    /// is also accepted here (DESIGN.md's `--format 8N1`); give both with two --format.
+    /// is also accepted here (`--format 8N1` = `--line 8N1`); give both with two --format.
     #[arg(long, global = true, value_name = "text|json|8N1", action = clap::ArgAction::Append)]
     pub format: Vec<String>,
     /// Record the session to FILE (default: a new file under

@@ -2400,8 +2400,13 @@ when = [{ observation = "sw", sw = "6882", cla_any_bits = "0C", ins = "A4" }]
         assert!(text.contains("\nWhat to do:\n  1. Call SCardReconnect"));
         assert!(text.contains("\n  2. "));
         assert!(text.contains("\nReference: pcsc-lite"));
+        // Only a single unbreakable word (a source's URL) may run past the width.
         for l in text.lines() {
-            assert!(l.chars().count() <= WRAP_WIDTH, "line too long: {l}");
+            let one_word = l.split_whitespace().count() == 1;
+            assert!(
+                l.chars().count() <= WRAP_WIDTH || one_word,
+                "line too long: {l}"
+            );
         }
         // An info entry without causes or fixes leaves those headings out.
         let ok = k
