@@ -114,7 +114,13 @@ fn plaintext_text_output_reads_as_a_report() {
 
 /// A rustls server with a fresh self-signed certificate for "localhost".
 fn tls_server() -> u16 {
+    tls_server_with_pem().0
+}
+
+/// [`tls_server`], and its certificate in PEM (to install as a private CA).
+fn tls_server_with_pem() -> (u16, String) {
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = key.cert.pem();
     let cert = key.cert.der().clone();
     let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(key.signing_key.serialize_der());
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -125,7 +131,7 @@ fn tls_server() -> u16 {
     .with_no_client_auth()
     .with_single_cert(vec![cert], pkcs8.into())
     .unwrap();
-    server(move |s| {
+    let port = server(move |s| {
         let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
         let mut tls = rustls::StreamOwned::new(conn, s);
         while tls.conn.is_handshaking() {
@@ -136,7 +142,32 @@ fn tls_server() -> u16 {
         // Until the client's close_notify (or the socket) ends it.
         let mut buf = [0u8; 256];
         while matches!(tls.read(&mut buf), Ok(n) if n > 0) {}
-    })
+    });
+    (port, pem)
+}
+
+/// A lab's private CA installed in the system trust store (here through `SSL_CERT_FILE`,
+/// which rustls-native-certs reads like OpenSSL does) verifies, and the report says which
+/// roots did: Mozilla's list does not hold it.
+#[test]
+fn a_private_ca_in_the_system_store_verifies_and_is_named() {
+    let (port, pem) = tls_server_with_pem();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("lab-ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let out = support::hsmon_command()
+        .env("SSL_CERT_FILE", &ca)
+        .args(["--config", "/dev/null", "--format", "json", "probe", "tls"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--sni", "localhost"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["verified"], true, "{v}");
+    assert_eq!(v["trust"], "system", "{v}");
+    // (Without it the same kind of certificate is an unknown issuer: the test above.)
 }
 
 #[test]
@@ -149,6 +180,7 @@ fn a_tls_server_is_tls_even_when_its_certificate_does_not_verify() {
     assert_eq!(v["version"], "TLS 1.3");
     assert!(v["cipher"].as_str().unwrap().starts_with("TLS13_"), "{v}");
     assert_eq!(v["verified"], false);
+    assert_eq!(v["trust"], Value::Null);
     assert!(
         v["verify_error"]
             .as_str()

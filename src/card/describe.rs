@@ -110,17 +110,33 @@ mod tests {
     }
 }
 
-/// Where pcsc-tools installs its list of known ATRs.
+/// Where pcsc-tools installs its list of known ATRs (Debian's copy can be years old).
 pub const SMARTCARD_LIST: &str = "/usr/share/pcsc/smartcard_list.txt";
 
-/// The card's name from pcsc-tools' smartcard_list.txt, where it is installed and knows the
-/// ATR ("Schlumberger Multiflex 3k"). Several descriptions are joined with "; ".
+/// The lists to read, freshest first: the copy `pcsc_scan` and `ATR_analysis` keep up to date
+/// in the user's cache (`~/.cache/smartcard_list.txt`), then the system's.
+pub fn smartcard_lists() -> Vec<std::path::PathBuf> {
+    dirs::cache_dir()
+        .map(|d| d.join("smartcard_list.txt"))
+        .into_iter()
+        .chain(std::iter::once(std::path::PathBuf::from(SMARTCARD_LIST)))
+        .collect()
+}
+
+/// The card's name from pcsc-tools' smartcard_list.txt ("Schlumberger Multiflex 3k"), from
+/// the first list (see [`smartcard_lists`]) that knows the ATR. Several descriptions are
+/// joined with "; ".
 pub fn card_name(atr: &[u8]) -> Option<String> {
-    static LIST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let text = LIST
-        .get_or_init(|| std::fs::read_to_string(SMARTCARD_LIST).ok())
-        .as_deref()?;
-    card_name_in(text, atr)
+    static LISTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    LISTS
+        .get_or_init(|| {
+            smartcard_lists()
+                .iter()
+                .filter_map(|p| std::fs::read_to_string(p).ok())
+                .collect()
+        })
+        .iter()
+        .find_map(|text| card_name_in(text, atr))
 }
 
 /// `card_name` over the text of a smartcard_list.txt.
@@ -147,17 +163,23 @@ pub fn card_name_in(list: &str, atr: &[u8]) -> Option<String> {
     None
 }
 
-/// The list's patterns are regular expressions over "3B 02 14 50"; nearly all use only `.`
-/// for a wildcard digit. Patterns with other operators are skipped rather than misread.
+/// The list's patterns are regular expressions over "3B 02 14 50" (as pcsc-tools matches
+/// them: the whole ATR, case-insensitive). Nearly all use only `.` for a wildcard digit, which
+/// is matched directly; the others go through the `regex` crate. A pattern that is no valid
+/// expression matches nothing.
 fn atr_pattern_matches(pattern: &str, atr: &str) -> bool {
-    if pattern.contains(['[', '(', '|', '*', '+', '?', '\\']) {
-        return false;
+    if !pattern.contains(['[', '(', '|', '*', '+', '?', '{', '\\']) {
+        return pattern.len() == atr.len()
+            && pattern
+                .bytes()
+                .zip(atr.bytes())
+                .all(|(p, a)| p == b'.' || p.eq_ignore_ascii_case(&a));
     }
-    pattern.len() == atr.len()
-        && pattern
-            .bytes()
-            .zip(atr.bytes())
-            .all(|(p, a)| p == b'.' || p.eq_ignore_ascii_case(&a))
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .case_insensitive(true)
+        .size_limit(1 << 20)
+        .build()
+        .is_ok_and(|re| re.is_match(atr))
 }
 
 #[cfg(test)]
@@ -176,7 +198,44 @@ mod list_tests {
             card_name_in(LIST, &[0x3B, 0x02, 0x14, 0x57]).as_deref(),
             Some("Any 5x; second line")
         );
-        assert_eq!(card_name_in(LIST, &[0x3B, 0x02, 0x14]), None);
+        // "3B 0[0-9] 14" is a regular expression: it matches.
+        assert_eq!(
+            card_name_in(LIST, &[0x3B, 0x02, 0x14]).as_deref(),
+            Some("regex")
+        );
         assert_eq!(card_name_in(LIST, &[0x3B, 0x02, 0x15, 0x50]), None);
+    }
+
+    /// Entries written as regular expressions (smartcard_list.txt has a few hundred, e.g.
+    /// `3B 6F 00 00 80 5A 0. 0. 0[1-9] ..`) match as pcsc-tools matches them, whole-ATR.
+    #[test]
+    fn regular_expression_entries_match_the_whole_atr() {
+        let list = "3B 0[0-9] 14\n\tregex\n3B (02|03) 14 50\n\talternation\n3B 02 1[\n\tbroken\n";
+        assert_eq!(
+            card_name_in(list, &[0x3B, 0x05, 0x14]).as_deref(),
+            Some("regex")
+        );
+        assert_eq!(
+            card_name_in(list, &[0x3B, 0x03, 0x14, 0x50]).as_deref(),
+            Some("alternation")
+        );
+        // Anchored: a longer ATR that starts the same is another card.
+        assert_eq!(card_name_in(list, &[0x3B, 0x05, 0x14, 0x00]), None);
+        assert_eq!(card_name_in(list, &[0x3B, 0x02, 0x1A]), None);
+    }
+
+    #[test]
+    fn the_users_fresh_list_comes_before_the_systems() {
+        let lists = smartcard_lists();
+        assert_eq!(
+            lists.last().map(|p| p.as_os_str()),
+            Some(SMARTCARD_LIST.as_ref())
+        );
+        if let Some(cache) = dirs::cache_dir() {
+            assert_eq!(
+                lists,
+                vec![cache.join("smartcard_list.txt"), SMARTCARD_LIST.into()]
+            );
+        }
     }
 }

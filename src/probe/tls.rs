@@ -96,8 +96,36 @@ pub struct Handshake {
     pub cipher: String,
     /// End entity first.
     pub chain: Vec<CertSummary>,
-    /// Whether the chain verifies against Mozilla's roots for the server name, and if not why.
-    pub verified: Result<(), String>,
+    /// Whether the chain verifies for the server name, and against which roots (Mozilla's
+    /// list, else the system's trust store, where a lab's private CA is installed); if not,
+    /// why.
+    pub verified: Result<Trust, String>,
+}
+
+/// The roots a certificate chain verified against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Mozilla's root list (what browsers trust).
+    Mozilla,
+    /// The system's trust store (`/etc/ssl/certs`, or `SSL_CERT_FILE` / `SSL_CERT_DIR`).
+    System,
+}
+
+impl Trust {
+    /// Stable identifier for JSON: "mozilla", "system".
+    pub fn id(self) -> &'static str {
+        match self {
+            Trust::Mozilla => "mozilla",
+            Trust::System => "system",
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Trust::Mozilla => "Mozilla's roots",
+            Trust::System => "the system trust store",
+        }
+    }
 }
 
 /// One certificate, as a person checks it. Strings are made terminal-safe.
@@ -431,7 +459,7 @@ fn ip_text(b: &[u8]) -> String {
 fn verify_reason(e: &rustls::Error) -> String {
     use rustls::CertificateError as C;
     match e {
-        rustls::Error::InvalidCertificate(C::UnknownIssuer) => "unknown issuer: the chain does not lead to a root in Mozilla's list (a self-signed or private-CA certificate; clients need that CA installed)".to_string(),
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => "unknown issuer: the chain leads to no root in Mozilla's list nor in this system's trust store (a self-signed or private-CA certificate; clients need that CA installed)".to_string(),
         rustls::Error::InvalidCertificate(c @ (C::NotValidForName | C::NotValidForNameContext { .. })) => format!("{c}: the name the client uses must be among the certificate's names (check --sni)"),
         rustls::Error::InvalidCertificate(c @ (C::Expired | C::ExpiredContext { .. })) => format!("{c}: the certificate must be renewed"),
         rustls::Error::InvalidCertificate(c @ (C::NotValidYet | C::NotValidYetContext { .. })) => format!("{c}: check the clocks of the server and of this machine"),
@@ -440,12 +468,15 @@ fn verify_reason(e: &rustls::Error) -> String {
     }
 }
 
-/// Verifies like a browser would (webpki, Mozilla's roots), remembers the verdict, and lets
-/// the handshake go on either way. Handshake signatures are still checked for real.
+/// Verifies like a browser would (webpki, Mozilla's roots), then against the system's trust
+/// store (where a lab installs its private CA), remembers the verdict, and lets the handshake
+/// go on either way. Handshake signatures are still checked for real.
 #[derive(Debug)]
 struct Recorder {
     inner: Arc<WebPkiServerVerifier>,
-    result: Mutex<Option<Result<(), String>>>,
+    /// None when the system has no readable trust store.
+    system: Option<Arc<WebPkiServerVerifier>>,
+    result: Mutex<Option<Result<Trust, String>>>,
 }
 
 impl Recorder {
@@ -454,16 +485,28 @@ impl Recorder {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| ProbeError::Setup(e.to_string()))?;
+        // Unreadable certificates in the store are skipped, as other TLS clients do.
+        let mut system_roots = RootCertStore::empty();
+        let (added, _) =
+            system_roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        let system = (added > 0)
+            .then(|| {
+                WebPkiServerVerifier::builder_with_provider(Arc::new(system_roots), provider)
+                    .build()
+                    .ok()
+            })
+            .flatten();
         Ok(Recorder {
             inner,
+            system,
             result: Mutex::new(None),
         })
     }
 
-    fn result(&self) -> Result<(), String> {
+    fn result(&self) -> Result<Trust, String> {
         self.result
             .lock()
             .ok()
@@ -481,11 +524,23 @@ impl ServerCertVerifier for Recorder {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let r = self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map(|_| ())
-            .map_err(|e| verify_reason(&e));
+        let mozilla = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        let r = match mozilla {
+            Ok(_) => Ok(Trust::Mozilla),
+            Err(e) => match self.system.as_ref().map(|s| {
+                s.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }) {
+                Some(Ok(_)) => Ok(Trust::System),
+                // A name or date fault is the same whichever roots: Mozilla's reason stands.
+                _ => Err(verify_reason(&e)),
+            },
+        };
         if let Ok(mut slot) = self.result.lock() {
             *slot = Some(r);
         }
@@ -571,7 +626,11 @@ impl Report {
     pub fn headline(&self) -> String {
         match &self.verdict {
             Verdict::Tls(h) => match &h.verified {
-                Ok(()) => format!("TLS: {} handshake completed, certificate verified", h.version),
+                Ok(trust) => format!(
+                    "TLS: {} handshake completed, certificate verified ({})",
+                    h.version,
+                    trust.words()
+                ),
                 Err(_) => format!(
                     "TLS: {} handshake completed, but the certificate does not verify",
                     h.version
@@ -616,6 +675,10 @@ impl Report {
                 m.insert("version".into(), json!(h.version));
                 m.insert("cipher".into(), json!(h.cipher));
                 m.insert("verified".into(), json!(h.verified.is_ok()));
+                m.insert(
+                    "trust".into(),
+                    json!(h.verified.as_ref().ok().map(|t| t.id())),
+                );
                 m.insert("verify_error".into(), json!(h.verified.as_ref().err()));
                 let chain: Vec<Value> = h
                     .chain
@@ -679,7 +742,10 @@ impl Report {
                     h.version, h.cipher
                 ));
                 match &h.verified {
-                    Ok(()) => out.push_str("  verified  yes (Mozilla's roots, name matches)\n"),
+                    Ok(trust) => out.push_str(&format!(
+                        "  verified  yes ({}, name matches)\n",
+                        trust.words()
+                    )),
                     Err(why) => out.push_str(&format!("  verified  no: {why}\n")),
                 }
                 for (i, c) in h.chain.iter().enumerate() {
