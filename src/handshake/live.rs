@@ -167,7 +167,7 @@ pub async fn run(
     let knowledge = crate::run::load_knowledge()?;
     let profiles = load_profiles(&knowledge)?;
     if args.list {
-        print!("{}", list(&profiles, formats.output));
+        crate::output::print(&list(&profiles, formats.output))?;
         return Ok(exit::OK);
     }
     let Some(name) = &args.profile else {
@@ -243,7 +243,7 @@ fn print_report(
     error: Option<&str>,
     format: OutputFormat,
 ) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::Stdout::lock();
     match format {
         OutputFormat::Json => writeln!(out, "{}", report::json_report(runner, at, error))?,
         OutputFormat::Text => write!(out, "{}", report::text_report(runner, error))?,
@@ -321,8 +321,7 @@ async fn headless(
     format: OutputFormat,
     clock: Clock,
 ) -> Result<u8> {
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, crate::output::Stdout::lock());
     let mut signals = crate::run::Signals::new()?;
     let mut linger: Option<Instant> = None;
     let mut interrupted = false;
