@@ -441,22 +441,40 @@ pub fn load_script(
 
 /// The session's capture: `--capture FILE`, else a new file in the default directory; none
 /// with `--no-capture`. A capture that cannot be created does not stop the session: the
-/// writer carries the reason and the status bar says recording stopped.
+/// writer carries the reason and the status bar says recording stopped. The one exception is
+/// a `--capture` whose directory does not exist (outside hsmon's own): a usage error, since
+/// hsmon never makes a directory a typo names.
 fn open_capture(
     global: &GlobalArgs,
     source: &str,
-) -> Option<crate::capture::writer::CaptureWriter> {
+) -> Result<Option<crate::capture::writer::CaptureWriter>> {
     use crate::capture::{meta, writer::CaptureWriter};
     if global.no_capture {
-        return None;
+        return Ok(None);
     }
     let now = std::time::SystemTime::now();
     let path = match &global.capture {
-        Some(p) => p.clone(),
-        None => meta::default_capture_path(source, now)?,
+        Some(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() && !meta::is_in_capture_dir(dir) {
+                    return Err(UsageError(format!(
+                        "--capture {}: the directory {} does not exist: create it first (mkdir -p {}), choose another place, or turn recording off with --no-capture",
+                        p.display(),
+                        dir.display(),
+                        dir.display()
+                    ))
+                    .into());
+                }
+            }
+            p.clone()
+        }
+        None => match meta::default_capture_path(source, now) {
+            Some(p) => p,
+            None => return Ok(None),
+        },
     };
     let m = meta::CaptureMeta::new(source, None, now);
-    Some(CaptureWriter::create_or_stopped(&path, &m))
+    Ok(Some(CaptureWriter::create_or_stopped(&path, &m)))
 }
 
 /// What a monitor runs besides the session: an active baud scan, an APDU script, and the
@@ -552,7 +570,7 @@ async fn monitor_with(
         config.window_bytes(),
         Some(load_knowledge()?),
     );
-    if let Some(writer) = open_capture(global, &handle.name) {
+    if let Some(writer) = open_capture(global, &handle.name)? {
         session.set_recorder(writer);
     }
     session.labels = extras.labels.clone();
