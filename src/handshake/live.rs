@@ -45,9 +45,21 @@ pub enum Target {
 }
 
 /// The profiles a run can use: built-in, then the user's directory.
+/// A broken user profile is one line on stderr and left out: the others still run.
 pub fn load_profiles(knowledge: &Knowledge) -> Result<Profiles> {
-    Profiles::load(Profiles::user_dir().as_deref(), knowledge)
-        .map_err(|e| UsageError(format!("{e}\n  fix the profile or move it aside")).into())
+    let profiles = Profiles::load(Profiles::user_dir().as_deref(), knowledge)
+        .map_err(|e| UsageError(format!("{e}\n  fix the profile or move it aside")))?;
+    for e in profiles.skipped() {
+        let one_line = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        crate::output::eprint_line(&format!(
+            "hsmon: skipped profile {one_line} (fix the file or move it aside)"
+        ))?;
+    }
+    Ok(profiles)
 }
 
 /// Matches the command line against the profile's transport.
