@@ -351,3 +351,20 @@ fn a_broken_user_profile_is_reported_and_skipped() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("give --port PORT"), "{stderr}");
 }
+
+#[test]
+fn headless_handshake_ends_quietly_or_exits_3() {
+    let link = PtyLink::new();
+    let a = link.a();
+    let args = [
+        "--headless",
+        "--config",
+        "/dev/null",
+        "handshake",
+        "stm32",
+        "--port",
+        path_str(&a),
+    ];
+    closed_before(&args, &[]);
+    to_dev_full(&args, &[]);
+}
