@@ -225,8 +225,8 @@ pub struct DecodeArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// One or more codes: 68 · 6882 · 0x80100068 · SCARD_W_RESET_CARD · iso7816.sw.6882
-    #[arg(required = true)]
+    /// One or more codes: 68 · 6882 · 0x80100068 · SCARD_W_RESET_CARD · -2146434968 · iso7816.sw.6882
+    #[arg(required = true, allow_negative_numbers = true)]
     pub codes: Vec<String>,
 }
 

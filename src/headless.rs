@@ -325,8 +325,8 @@ pub async fn run(
     let autobaud = extras.autobaud;
     let mut script = extras.script;
     let mut script_started = false;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    // Errors from stdout are tagged: a closed pipe ends the run quietly (see `output`).
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, crate::output::Stdout::lock());
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut line_no = 0usize;
@@ -412,7 +412,7 @@ pub async fn run(
                             shutting_down |= quit;
                         }
                         Ok(None) => {}
-                        Err(e) => eprintln!("hsmon: stdin line {line_no}: {e}"),
+                        Err(e) => crate::output::eprint_line(&format!("hsmon: stdin line {line_no}: {e}"))?,
                     }
                 }
                 // End of input is not the end of the session: keep monitoring.

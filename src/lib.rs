@@ -20,6 +20,7 @@ pub mod handshake;
 pub mod headless;
 pub mod list;
 pub mod offline;
+pub mod output;
 pub mod probe;
 pub mod run;
 pub mod sanitize;

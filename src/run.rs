@@ -21,7 +21,7 @@ use crate::ui::theme::Theme;
 
 /// Entry point behind `main`: returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
-    let _ = color_eyre::install();
+    crate::output::install_hooks();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -29,7 +29,7 @@ pub fn main(cli: Cli) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("hsmon: cannot start the async runtime: {e}");
+            crate::output::eprint_last(&format!("hsmon: cannot start the async runtime: {e}"));
             return exit::code(exit::DEVICE);
         }
     };
@@ -39,6 +39,13 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => exit::code(code),
         Err(e) => {
+            use crate::output::Verdict;
+            let status = match crate::output::classify(&e) {
+                // `hsmon ... | head`: the reader has what it wanted.
+                Verdict::ClosedPipe => return exit::code(exit::OK),
+                Verdict::WriteFailed => exit::DEVICE,
+                Verdict::Other => exit::status_for(&e),
+            };
             let mut msg = String::new();
             for (i, cause) in e.chain().enumerate() {
                 if i > 0 {
@@ -46,8 +53,8 @@ pub fn main(cli: Cli) -> ExitCode {
                 }
                 msg.push_str(&cause.to_string());
             }
-            eprintln!("hsmon: {msg}");
-            exit::code(exit::status_for(&e))
+            crate::output::eprint_last(&format!("hsmon: {msg}"));
+            exit::code(status)
         }
     }
 }
@@ -73,16 +80,19 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                         ),
                         Err(e) => serde_json::json!({ "error": e }),
                     };
-                    println!(
-                        "{}",
+                    crate::output::print(&format!(
+                        "{}\n",
                         serde_json::to_string_pretty(&serde_json::json!({
                             "serial": ports, "readers": readers_json,
                         }))?
-                    )
+                    ))?;
                 }
                 crate::cli::OutputFormat::Text => {
-                    print!("{}", crate::list::render_text(&ports));
-                    print!("{}", crate::list::render_readers(&readers));
+                    crate::output::print(&format!(
+                        "{}{}",
+                        crate::list::render_text(&ports),
+                        crate::list::render_readers(&readers)
+                    ))?;
                 }
             }
             Ok(exit::OK)
@@ -118,8 +128,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     Box::new(std::io::Cursor::new(crate::offline::read_input(&input)?))
                 }
             };
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut out = std::io::BufWriter::new(crate::output::Stdout::lock());
             let done = crate::offline::decode_stream(
                 &mut reader,
                 protocol,
@@ -132,20 +141,39 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 Ok(code) => Ok(code),
                 // The reader of our output went away (`| head`): nothing more to say.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
+                // Our own output failed (a full disk): exit 3, not a fault in the input.
+                Err(e)
+                    if e.get_ref()
+                        .is_some_and(|i| i.is::<crate::output::WriteError>()) =>
+                {
+                    Err(e.into())
+                }
                 Err(e) => Err(UsageError(format!("decode: {e}")).into()),
             }
         }
         CommandLine::Explain(args) => {
             let knowledge = load_knowledge()?;
-            print!(
-                "{}",
-                crate::offline::explain(&args.codes, &knowledge, formats.output)?
-            );
+            crate::output::print(&crate::offline::explain(
+                &args.codes,
+                &knowledge,
+                formats.output,
+            )?)?;
             Ok(exit::OK)
         }
         CommandLine::Export(args) => {
-            crate::capture::export::run_cli(&args.file, args.to, args.output.as_deref())
-                .map_err(|e| UsageError(e.to_string()).into())
+            use crate::capture::export::ExportError;
+            crate::capture::export::run_cli(&args.file, args.to, args.output.as_deref()).map_err(
+                |e| match e {
+                    // stdout failed (a full disk): exit 3 with the one line `output` words.
+                    ExportError::Write(w)
+                        if w.get_ref()
+                            .is_some_and(|i| i.is::<crate::output::WriteError>()) =>
+                    {
+                        w.into()
+                    }
+                    e => UsageError(e.to_string()).into(),
+                },
+            )
         }
         CommandLine::Serial(args) => serial(&cli.global, formats, &config, args).await,
         CommandLine::Demo(args) => demo(&cli.global, formats, &config, args).await,
@@ -312,8 +340,8 @@ async fn probe(formats: Formats, args: crate::cli::ProbeArgs) -> Result<u8> {
             other => color_eyre::Report::new(other),
         })?;
     match formats.output {
-        crate::cli::OutputFormat::Json => println!("{}", report.to_json()),
-        crate::cli::OutputFormat::Text => print!("{}", report.to_text()),
+        crate::cli::OutputFormat::Json => crate::output::print(&format!("{}\n", report.to_json()))?,
+        crate::cli::OutputFormat::Text => crate::output::print(&report.to_text())?,
     }
     Ok(report.exit_code())
 }
@@ -413,22 +441,40 @@ pub fn load_script(
 
 /// The session's capture: `--capture FILE`, else a new file in the default directory; none
 /// with `--no-capture`. A capture that cannot be created does not stop the session: the
-/// writer carries the reason and the status bar says recording stopped.
+/// writer carries the reason and the status bar says recording stopped. The one exception is
+/// a `--capture` whose directory does not exist (outside hsmon's own): a usage error, since
+/// hsmon never makes a directory a typo names.
 fn open_capture(
     global: &GlobalArgs,
     source: &str,
-) -> Option<crate::capture::writer::CaptureWriter> {
+) -> Result<Option<crate::capture::writer::CaptureWriter>> {
     use crate::capture::{meta, writer::CaptureWriter};
     if global.no_capture {
-        return None;
+        return Ok(None);
     }
     let now = std::time::SystemTime::now();
     let path = match &global.capture {
-        Some(p) => p.clone(),
-        None => meta::default_capture_path(source, now)?,
+        Some(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() && !meta::is_in_capture_dir(dir) {
+                    return Err(UsageError(format!(
+                        "--capture {}: the directory {} does not exist: create it first (mkdir -p {}), choose another place, or turn recording off with --no-capture",
+                        p.display(),
+                        dir.display(),
+                        dir.display()
+                    ))
+                    .into());
+                }
+            }
+            p.clone()
+        }
+        None => match meta::default_capture_path(source, now) {
+            Some(p) => p,
+            None => return Ok(None),
+        },
     };
     let m = meta::CaptureMeta::new(source, None, now);
-    Some(CaptureWriter::create_or_stopped(&path, &m))
+    Ok(Some(CaptureWriter::create_or_stopped(&path, &m)))
 }
 
 /// What a monitor runs besides the session: an active baud scan, an APDU script, and the
@@ -524,7 +570,7 @@ async fn monitor_with(
         config.window_bytes(),
         Some(load_knowledge()?),
     );
-    if let Some(writer) = open_capture(global, &handle.name) {
+    if let Some(writer) = open_capture(global, &handle.name)? {
         session.set_recorder(writer);
     }
     session.labels = extras.labels.clone();

@@ -513,7 +513,7 @@ fn list_shows_every_profile_on_one_line() {
 }
 
 #[test]
-fn user_profiles_replace_built_ins_and_malformed_ones_exit_2_with_position() {
+fn user_profiles_replace_built_ins_and_malformed_ones_are_skipped_with_position() {
     let cfg = tempfile::tempdir().unwrap();
     let dir = cfg.path().join("hsmon").join("profiles");
     std::fs::create_dir_all(&dir).unwrap();
@@ -540,20 +540,21 @@ fn user_profiles_replace_built_ins_and_malformed_ones_exit_2_with_position() {
     let settings = run.of_type("settings");
     assert_eq!(settings[0]["baud"], 115200);
 
-    // Malformed: exit 2, the file, line and column, and what was expected.
+    // Malformed: one stderr line with the file, line and column and what was expected; the
+    // file is skipped and the other profiles still work.
     std::fs::write(dir.join("zz-bad.toml"), "name = \"bad\"\ndescription = \"x\"\ntransport = \"serial\"\n[serial]\nbaud = 9600\nformat = \"8E1\"\n[[step]]\nname = \"a\"\nsend = \"7F\"\nexpect = { bytes = \"7\" }\n").unwrap();
     let run = hsmon(
         cfg.path(),
-        &[
-            "--config",
-            "/dev/null",
-            "handshake",
-            "stm32",
-            "--port",
-            "/dev/null",
-        ],
+        &["--config", "/dev/null", "handshake", "--list"],
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("stm32            serial mine ["),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("bad "), "{}", run.stdout);
     let want = format!(
         "{}:10:10: `expect`: an odd number of hex digits",
         dir.join("zz-bad.toml").display()
@@ -565,7 +566,7 @@ fn user_profiles_replace_built_ins_and_malformed_ones_exit_2_with_position() {
         cfg.path(),
         &["--config", "/dev/null", "handshake", "--list"],
     );
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr
             .contains("zz-bad.toml:5:13: no knowledge entry with id \"iec104.nope\""),

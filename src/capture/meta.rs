@@ -106,6 +106,12 @@ pub fn default_capture_dir() -> Option<PathBuf> {
         .map(|d| d.join("hsmon").join("captures"))
 }
 
+/// Whether `dir` lies in [`default_capture_dir`]: the only place hsmon makes directories for
+/// captures.
+pub fn is_in_capture_dir(dir: &Path) -> bool {
+    default_capture_dir().is_some_and(|d| dir.starts_with(d))
+}
+
 /// `<dir>/<UTC stamp>-<source>.hscap`, e.g. `20231114T221320Z-ttyUSB0.hscap`.
 pub fn default_capture_path(source: &str, started: SystemTime) -> Option<PathBuf> {
     default_capture_dir().map(|d| capture_path_in(&d, source, started))

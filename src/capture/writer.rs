@@ -51,14 +51,19 @@ pub struct CaptureWriter<W: Write = File> {
 }
 
 impl CaptureWriter<File> {
-    /// Creates (or truncates) the capture at `path`, making its directory if needed, and
+    /// Creates (or truncates) the capture at `path`, making its directory if it lies in
+    /// [`default_capture_dir`](crate::capture::meta::default_capture_dir), and
     /// writes the header. An error here names the path, the cause and the fix; the caller may
     /// instead use [`CaptureWriter::create_or_stopped`] to keep the session running.
     pub fn create(path: &Path, meta: &CaptureMeta) -> Result<CaptureWriter<File>, WriteFailure> {
         let name = path.display().to_string();
         let open = || -> io::Result<File> {
+            // hsmon makes its own directory, never one a typo in --capture names: outside it a
+            // missing directory is an error (NotFound from File::create).
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
+                if !dir.is_dir() && crate::capture::meta::is_in_capture_dir(dir) {
+                    std::fs::create_dir_all(dir)?;
+                }
             }
             File::create(path)
         };

@@ -45,9 +45,21 @@ pub enum Target {
 }
 
 /// The profiles a run can use: built-in, then the user's directory.
+/// A broken user profile is one line on stderr and left out: the others still run.
 pub fn load_profiles(knowledge: &Knowledge) -> Result<Profiles> {
-    Profiles::load(Profiles::user_dir().as_deref(), knowledge)
-        .map_err(|e| UsageError(format!("{e}\n  fix the profile or move it aside")).into())
+    let profiles = Profiles::load(Profiles::user_dir().as_deref(), knowledge)
+        .map_err(|e| UsageError(format!("{e}\n  fix the profile or move it aside")))?;
+    for e in profiles.skipped() {
+        let one_line = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        crate::output::eprint_line(&format!(
+            "hsmon: skipped profile {one_line} (fix the file or move it aside)"
+        ))?;
+    }
+    Ok(profiles)
 }
 
 /// Matches the command line against the profile's transport.
@@ -167,7 +179,7 @@ pub async fn run(
     let knowledge = crate::run::load_knowledge()?;
     let profiles = load_profiles(&knowledge)?;
     if args.list {
-        print!("{}", list(&profiles, formats.output));
+        crate::output::print(&list(&profiles, formats.output))?;
         return Ok(exit::OK);
     }
     let Some(name) = &args.profile else {
@@ -243,7 +255,7 @@ fn print_report(
     error: Option<&str>,
     format: OutputFormat,
 ) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::Stdout::lock();
     match format {
         OutputFormat::Json => writeln!(out, "{}", report::json_report(runner, at, error))?,
         OutputFormat::Text => write!(out, "{}", report::text_report(runner, error))?,
@@ -321,8 +333,7 @@ async fn headless(
     format: OutputFormat,
     clock: Clock,
 ) -> Result<u8> {
-    let stdout = std::io::stdout();
-    let mut w = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut w = std::io::BufWriter::with_capacity(64 * 1024, crate::output::Stdout::lock());
     let mut signals = crate::run::Signals::new()?;
     let mut linger: Option<Instant> = None;
     let mut interrupted = false;

@@ -437,6 +437,7 @@ fn render(template: &[Piece], vars: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8
 #[derive(Debug, Clone)]
 pub struct Profiles {
     list: Vec<Profile>,
+    skipped: Vec<ProfileError>,
 }
 
 impl Profiles {
@@ -448,46 +449,73 @@ impl Profiles {
             p.built_in = true;
             list.push(p);
         }
-        Ok(Profiles { list })
+        Ok(Profiles {
+            list,
+            skipped: Vec::new(),
+        })
     }
 
     /// The built-in profiles, then every `*.toml` in `dir` (in name order): a user profile
-    /// with a built-in's name replaces it. Ids are checked against `knowledge`.
+    /// with a built-in's name replaces it. Ids are checked against `knowledge`. A user file
+    /// that cannot be read, does not parse, names an unknown id or repeats another file's
+    /// name is left out and kept in [`Profiles::skipped`], so one broken file costs only
+    /// itself; an error in a built-in profile is an error.
     pub fn load(dir: Option<&Path>, knowledge: &Knowledge) -> Result<Profiles, ProfileError> {
         let mut set = Profiles::built_in()?;
-        if let Some(dir) = dir.filter(|d| d.is_dir()) {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| ProfileError::Read {
-                    path: dir.display().to_string(),
-                    reason: e.to_string(),
-                })?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            files.sort();
-            let mut seen: BTreeMap<String, String> = BTreeMap::new();
-            for path in files {
-                let name = path.display().to_string();
-                let text = std::fs::read_to_string(&path).map_err(|e| ProfileError::Read {
-                    path: name.clone(),
-                    reason: e.to_string(),
-                })?;
-                let p = Profile::parse(&text, &name)?;
-                if let Some(other) = seen.insert(p.name.clone(), name.clone()) {
-                    return Err(ProfileError::Duplicate {
-                        file: name,
-                        name: p.name,
-                        other,
-                    });
-                }
-                set.insert(p);
-            }
-        }
         for p in &set.list {
             p.check_knowledge(knowledge)?;
         }
+        let Some(dir) = dir.filter(|d| d.is_dir()) else {
+            return Ok(set);
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                set.skipped.push(ProfileError::Read {
+                    path: dir.display().to_string(),
+                    reason: e.to_string(),
+                });
+                return Ok(set);
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for path in files {
+            let name = path.display().to_string();
+            let loaded = std::fs::read_to_string(&path)
+                .map_err(|e| ProfileError::Read {
+                    path: name.clone(),
+                    reason: e.to_string(),
+                })
+                .and_then(|text| Profile::parse(&text, &name))
+                .and_then(|p| p.check_knowledge(knowledge).map(|()| p))
+                .and_then(|p| match seen.get(&p.name) {
+                    Some(other) => Err(ProfileError::Duplicate {
+                        file: name.clone(),
+                        name: p.name,
+                        other: other.clone(),
+                    }),
+                    None => Ok(p),
+                });
+            match loaded {
+                Ok(p) => {
+                    seen.insert(p.name.clone(), name);
+                    set.insert(p);
+                }
+                Err(e) => set.skipped.push(e),
+            }
+        }
         Ok(set)
+    }
+
+    /// The user profiles [`Profiles::load`] left out, each with its file and the problem.
+    pub fn skipped(&self) -> &[ProfileError] {
+        &self.skipped
     }
 
     fn insert(&mut self, p: Profile) {
@@ -1491,10 +1519,24 @@ expect = { sw = "9000" }
             "name = \"x\"\ndescription = 5\n",
         )
         .unwrap();
-        let e = Profiles::load(Some(dir.path()), &k).unwrap_err();
-        let (file, line, _) = e.location().unwrap();
+        // The broken file is skipped with its place; the others still load.
+        let set = Profiles::load(Some(dir.path()), &k).unwrap();
+        assert!(set.get("stm32").is_ok_and(|p| !p.built_in));
+        assert_eq!(set.all().len(), 7);
+        assert_eq!(set.skipped().len(), 1);
+        let (file, line, _) = set.skipped()[0].location().unwrap();
         assert!(file.ends_with("zz.toml"));
         assert_eq!(line, 2);
+
+        // A second file with the same name is skipped; the first stays.
+        std::fs::write(
+            dir.path().join("zz.toml"),
+            MINIMAL.replace("name = \"t\"", "name = \"stm32\""),
+        )
+        .unwrap();
+        let set = Profiles::load(Some(dir.path()), &k).unwrap();
+        assert!(set.get("stm32").unwrap().source.ends_with("mine.toml"));
+        assert!(matches!(set.skipped(), [ProfileError::Duplicate { .. }]));
     }
 
     #[test]

@@ -129,7 +129,7 @@ pub fn run_cli(file: &Path, to: ExportFormat, output: Option<&Path>) -> Result<u
             if to == ExportFormat::Pcapng && stdout.is_terminal() {
                 return Err(ExportError::BinaryToTerminal);
             }
-            let mut w = BufWriter::new(stdout.lock());
+            let mut w = BufWriter::new(crate::output::Stdout::lock());
             match export(&mut reader, to, &mut w) {
                 // `hsmon export ... | head`: the reader went away, which is not an error.
                 Err(ExportError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
@@ -149,14 +149,16 @@ fn report(file: &Path, output: Option<&Path>, to: ExportFormat, stats: &ExportSt
     const SHOWN: usize = 20;
     let name = file.display();
     for w in stats.warnings.iter().take(SHOWN) {
-        eprintln!("hsmon: warning: {name}: {w}");
+        crate::output::eprint_last(&format!("hsmon: warning: {name}: {w}"));
     }
     let more = stats.warnings.len().saturating_sub(SHOWN) as u64 + stats.warnings_dropped;
     if more > 0 {
-        eprintln!("hsmon: warning: {name}: {more} more records skipped");
+        crate::output::eprint_last(&format!(
+            "hsmon: warning: {name}: {more} more records skipped"
+        ));
     }
     if let Some(t) = stats.torn {
-        eprintln!("hsmon: note: {name}: {t}");
+        crate::output::eprint_last(&format!("hsmon: note: {name}: {t}"));
     }
     if let Some(out) = output {
         let what = match to {
@@ -164,12 +166,12 @@ fn report(file: &Path, output: Option<&Path>, to: ExportFormat, stats: &ExportSt
             ExportFormat::Jsonl => "lines",
             ExportFormat::Hexdump => "entries",
         };
-        eprintln!(
+        crate::output::eprint_last(&format!(
             "hsmon: exported {} events from {name} to {} ({} {what})",
             stats.events,
             out.display(),
             stats.written
-        );
+        ));
     }
 }
 
