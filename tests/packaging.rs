@@ -1,6 +1,7 @@
-//! Packaging: `hsmon completions` / `hsmon man` produce what bash, zsh, fish, elvish,
-//! PowerShell and man accept. Missing tools (bash, groff, man) fail the test;
-//! `scripts/setup.sh` installs them.
+//! Packaging: the declared `rust-version` covers every locked dependency, and `hsmon
+//! completions` / `hsmon man` produce what bash, zsh, fish, elvish, PowerShell and man accept.
+//! Offline: cargo reads the registry already on disk. Missing tools (bash, groff, man) fail the
+//! test; `scripts/setup.sh` installs them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
@@ -10,6 +11,68 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use support::run_hsmon;
+
+/// "1.89" or "1.88.0" as (major, minor, patch).
+fn rust_version(v: &str) -> (u32, u32, u32) {
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap());
+    (
+        parts.next().unwrap(),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
+}
+
+#[test]
+fn declared_rust_version_covers_every_locked_dependency() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata --locked --offline failed (is Cargo.lock out of date?):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages = meta["packages"].as_array().unwrap();
+    let ours = packages
+        .iter()
+        .find(|p| p["name"] == "hsmon" && p["source"].is_null())
+        .expect("hsmon in cargo metadata");
+    let declared = rust_version(
+        ours["rust_version"]
+            .as_str()
+            .expect("hsmon declares rust-version"),
+    );
+
+    // Every package of the resolve (all targets and dev-dependencies: tests and benches must
+    // build with the declared toolchain too).
+    let mut newer: Vec<String> = packages
+        .iter()
+        .filter(|p| !p["source"].is_null())
+        .filter_map(|p| {
+            let v = p["rust_version"].as_str()?;
+            let (name, version) = (p["name"].as_str()?, p["version"].as_str()?);
+            (rust_version(v) > declared).then(|| format!("{name} {version} needs {v}"))
+        })
+        .collect();
+    newer.sort();
+    assert!(
+        newer.is_empty(),
+        "Cargo.toml declares rust-version {}, but locked dependencies need more: {}",
+        ours["rust_version"].as_str().unwrap_or("?"),
+        newer.join(", ")
+    );
+    // The registry really was read: the dependencies that set the floor are there.
+    assert!(
+        packages
+            .iter()
+            .any(|p| p["name"] == "ratatui" && p["rust_version"].is_string()),
+        "cargo metadata reported no rust_version for ratatui"
+    );
+}
 
 const SHELLS: [&str; 5] = ["bash", "zsh", "fish", "elvish", "powershell"];
 
