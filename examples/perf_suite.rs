@@ -19,6 +19,9 @@
 //! cargo run --release --example perf_suite -- --quick          # smaller amounts, ~2 min
 //! cargo run --release --example perf_suite -- --only idle,first
 //! ```
+//! The release profile strips symbols: for `perf record` on hsmon, use the profiling profile
+//! (`cargo build --profile profiling && cargo run --profile profiling --example perf_suite`,
+//! which runs target/profiling/hsmon).
 //! Options: `--mib N` (throughput data, 64), `--traffic-mib N` (RSS data, 1024), `--feed-secs N`
 //! (TUI feed, 20), `--idle-secs N` (30), `--launches N` (5), `--only throughput,tui,idle,rss,first`.
 //! Needs socat, tio and tmux (apt-get install socat tio tmux).
@@ -168,7 +171,7 @@ fn unix_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// The release hsmon next to this example (target/release/hsmon).
+/// The hsmon built with this example's profile (target/release/hsmon, or target/profiling/hsmon).
 fn hsmon_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe
@@ -178,7 +181,7 @@ fn hsmon_bin() -> PathBuf {
         .unwrap();
     assert!(
         bin.exists(),
-        "run `cargo build --release` first: {} is missing",
+        "run `cargo build --release` (or `--profile profiling`) first: {} is missing",
         bin.display()
     );
     bin

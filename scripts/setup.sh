@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One-time set-up on Debian/Ubuntu: the system packages hsmon builds against and its tests
 # drive (real ptys via socat, python3 for the UART emulator behind the auto-baud tests, tmux for
-# the end-to-end TUI test, pcscd and the virtual reader for smart-card tests, ser2net, tshark),
-# then the Rust toolchain check.
+# the end-to-end TUI test, pcscd and the virtual reader for smart-card tests, ser2net, tshark,
+# groff and man for the man-page test), then the Rust toolchain check.
 set -euo pipefail
 
-PKGS=(pkgconf libudev-dev libpcsclite-dev pcscd vsmartcard-vpcd socat tmux util-linux tshark ser2net python3)
+PKGS=(pkgconf libudev-dev libpcsclite-dev pcscd vsmartcard-vpcd socat tmux util-linux tshark ser2net python3 groff-base man-db)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
@@ -29,8 +29,22 @@ if ! dpkg-query -W -f='${Status}' pcsc-tools 2>/dev/null | grep -q "install ok i
   $SUDO apt-get install -y -qq --no-install-recommends pcsc-tools >/dev/null
 fi
 
+# Rust: edition 2024 and the locked dependencies need Rust 1.89 or newer (Cargo.toml's
+# rust-version; tests/packaging.rs keeps it honest). Debian's `cargo` package is older than
+# that (1.63 in Debian 12, which cannot build edition 2024; 1.85 in Debian 13): use rustup.
+RUST_MIN=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml" 2>/dev/null || true)
+RUST_MIN=${RUST_MIN:-1.89}
+rustup_hint="install Rust $RUST_MIN or newer with rustup (https://rustup.rs):
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
+  . \"\$HOME/.cargo/env\"
+or, with rustup already installed: rustup update stable (Debian's apt-get install cargo is too old)"
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo is missing: install Rust from your distribution (apt-get install cargo) or rustup" >&2
+  echo "cargo is missing: $rustup_hint" >&2
+  exit 1
+fi
+have=$(rustc --version 2>/dev/null | awk '{print $2}')
+if [ "$(printf '%s\n%s\n' "$RUST_MIN" "${have%%-*}" | sort -V | head -1)" != "$RUST_MIN" ]; then
+  echo "rustc ${have:-?} is older than hsmon's minimum $RUST_MIN: $rustup_hint" >&2
   exit 1
 fi
 

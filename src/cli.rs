@@ -110,6 +110,36 @@ pub enum CommandLine {
     /// Run a known handshake against a device step by step and explain the first divergence
     /// (--headless: a JSON report; exit 0 ok, 1 divergence, 2 bad profile, 3 device error).
     Handshake(HandshakeArgs),
+    /// Print a shell completion script to stdout, e.g.
+    /// `hsmon completions bash > ~/.local/share/bash-completion/completions/hsmon`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout: `hsmon man | man -l -`.
+    Man,
+}
+
+/// The completion script for `shell`, generated from this very command line (so it never
+/// drifts from the subcommands and flags). Built in memory: clap_complete panics on a failed
+/// write, and stdout may be a closed pipe.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "hsmon", &mut out);
+    out
+}
+
+/// The manual page, hsmon(1), as roff, generated from this command line.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut out)?;
+    Ok(out)
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

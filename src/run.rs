@@ -60,6 +60,17 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<u8> {
+    // Generated from the command line alone: no config, no log file.
+    match &cli.command {
+        CommandLine::Completions(args) => {
+            return print_generated(&crate::cli::completions(args.shell));
+        }
+        CommandLine::Man => {
+            let page = crate::cli::man_page().wrap_err("rendering the manual page")?;
+            return print_generated(&page);
+        }
+        _ => {}
+    }
     let config = Config::load(cli.global.config.as_deref())?;
     let formats = cli.global.formats()?;
     init_logging(&config, cli.global.verbose);
@@ -181,6 +192,19 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         CommandLine::Tap(args) => tap(&cli.global, formats, &config, args).await,
         CommandLine::Probe(args) => probe(formats, args).await,
         CommandLine::Handshake(args) => handshake(&cli.global, formats, &config, args).await,
+        // Handled above, before the config is read.
+        CommandLine::Completions(_) | CommandLine::Man => Ok(exit::OK),
+    }
+}
+
+/// `hsmon completions` and `hsmon man`: text generated from the command line, to stdout.
+fn print_generated(text: &[u8]) -> Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match std::io::Write::write_all(&mut out, text).and_then(|()| std::io::Write::flush(&mut out)) {
+        Ok(()) => Ok(exit::OK),
+        // The reader of our output went away (`| head`): nothing more to say.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
+        Err(e) => Err(e).wrap_err("writing to stdout"),
     }
 }
 
