@@ -440,10 +440,10 @@ pub fn load_script(
 }
 
 /// The session's capture: `--capture FILE`, else a new file in the default directory; none
-/// with `--no-capture`. A capture that cannot be created does not stop the session: the
-/// writer carries the reason and the status bar says recording stopped. The one exception is
-/// a `--capture` whose directory does not exist (outside hsmon's own): a usage error, since
-/// hsmon never makes a directory a typo names.
+/// with `--no-capture`. A `--capture` that cannot be created (its directory missing outside
+/// hsmon's own, a directory, a path the OS refuses) is a usage error at start: the user named
+/// that file and would otherwise find out afterwards. The default capture failing does not stop
+/// the session: the writer carries the reason and the status bar says recording stopped.
 fn open_capture(
     global: &GlobalArgs,
     source: &str,
@@ -466,7 +466,15 @@ fn open_capture(
                     .into());
                 }
             }
-            p.clone()
+            let file = CaptureWriter::open(p).map_err(|f| {
+                UsageError(format!(
+                    "--capture {}: {}",
+                    p.display(),
+                    f.detail.trim_start_matches("recording stopped: ")
+                ))
+            })?;
+            let m = meta::CaptureMeta::new(source, None, now);
+            return Ok(Some(CaptureWriter::new(file, p.display().to_string(), &m)));
         }
         None => match meta::default_capture_path(source, now) {
             Some(p) => p,
