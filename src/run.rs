@@ -443,9 +443,11 @@ pub fn load_script(
 /// with `--no-capture`. A `--capture` that cannot be created (its directory missing outside
 /// hsmon's own, a directory, a path the OS refuses) is a usage error at start: the user named
 /// that file and would otherwise find out afterwards. The default capture failing does not stop
-/// the session: the writer carries the reason and the status bar says recording stopped.
+/// the session: the writer carries the reason and the status bar says recording stopped. A new
+/// default capture then prunes the default directory to the `[capture]` limits.
 fn open_capture(
     global: &GlobalArgs,
+    config: &Config,
     source: &str,
 ) -> Result<Option<crate::capture::writer::CaptureWriter>> {
     use crate::capture::{meta, writer::CaptureWriter};
@@ -482,7 +484,29 @@ fn open_capture(
         },
     };
     let m = meta::CaptureMeta::new(source, None, now);
-    Ok(Some(CaptureWriter::create_or_stopped(&path, &m)))
+    let writer = CaptureWriter::create_or_stopped(&path, &m);
+    if let Some(dir) = path.parent() {
+        prune_captures(dir, &path, config);
+    }
+    Ok(Some(writer))
+}
+
+/// Deletes the oldest captures in hsmon's own directory beyond the `[capture]` limits, keeping
+/// `current`. What went, and what could not, goes to the log.
+fn prune_captures(dir: &std::path::Path, current: &std::path::Path, config: &Config) {
+    let limits = config.capture.limits();
+    let done = crate::capture::cleanup::prune(dir, current, std::time::SystemTime::now(), &limits);
+    if done.deleted > 0 {
+        tracing::info!(
+            "capture cleanup: deleted {} old captures ({} bytes) in {} ({limits:?})",
+            done.deleted,
+            done.freed_bytes,
+            dir.display()
+        );
+    }
+    for (path, why) in &done.failed {
+        tracing::warn!("capture cleanup: cannot delete {}: {why}", path.display());
+    }
 }
 
 /// What a monitor runs besides the session: an active baud scan, an APDU script, and the
@@ -578,7 +602,7 @@ async fn monitor_with(
         config.window_bytes(),
         Some(load_knowledge()?),
     );
-    if let Some(writer) = open_capture(global, &handle.name)? {
+    if let Some(writer) = open_capture(global, config, &handle.name)? {
         session.set_recorder(writer);
     }
     session.labels = extras.labels.clone();
