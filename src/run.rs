@@ -602,7 +602,24 @@ async fn monitor_with(
         config.window_bytes(),
         Some(load_knowledge()?),
     );
-    if let Some(writer) = open_capture(global, config, &handle.name)? {
+    let writer = open_capture(global, config, &handle.name)?;
+    if global.headless {
+        // Once, at start: a headless run records by default and would otherwise say nothing.
+        // Not eprintln!: a stderr that cannot be written (a full disk) must not panic.
+        use std::io::Write as _;
+        let line = match writer.as_ref().map(|w| (w.name(), w.failure())) {
+            Some((name, None)) => format!("recording to {name} (--no-capture to turn off)"),
+            Some((_, Some(f))) => format!(
+                "not recording: {}",
+                f.detail.trim_start_matches("recording stopped: ")
+            ),
+            None => String::new(),
+        };
+        if !line.is_empty() {
+            let _ = writeln!(std::io::stderr(), "hsmon: {line}");
+        }
+    }
+    if let Some(writer) = writer {
         session.set_recorder(writer);
     }
     session.labels = extras.labels.clone();

@@ -1,6 +1,6 @@
 //! Captures at start: the default directory pruned to the `[capture]` limits (only hsmon's own
 //! captures, never the current one, nothing outside), `--capture` paths that cannot be created
-//! refused with exit 2.
+//! refused with exit 2, and headless mode saying where it records.
 
 mod support;
 
@@ -96,6 +96,54 @@ fn old_and_excess_captures_go_at_start_and_nothing_else() {
         ["c-big.hscap", "foreign.hscap", "notes.txt"]
     );
     assert!(outside.exists());
+    // The stderr line names the file it records to.
+    let line = format!(
+        "hsmon: recording to {} (--no-capture to turn off)",
+        caps.join(new[0]).display()
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.contains("recording")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l == line), "{err}");
+}
+
+#[test]
+fn headless_says_where_it_records_once_and_nothing_with_no_capture() {
+    let state = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let out = hsmon_command()
+            .env("XDG_STATE_HOME", state.path())
+            .args(["--headless", "--config", "/dev/null"])
+            .args(extra)
+            .args(["demo", "tour", "--duration", "1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(&[]);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("recording")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let caps = state.path().join("hsmon").join("captures");
+    assert!(lines[0].starts_with(&format!("hsmon: recording to {}/", caps.display())));
+    assert!(
+        lines[0].ends_with(".hscap (--no-capture to turn off)"),
+        "{err}"
+    );
+
+    let err = run(&["--no-capture"]);
+    assert!(!err.contains("recording"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("mine.hscap");
+    let err = run(&["--capture", path_str(&cap)]);
+    assert!(
+        err.contains(&format!("hsmon: recording to {} (", cap.display())),
+        "{err}"
+    );
 }
 
 #[test]
