@@ -1,6 +1,7 @@
 //! Captures at start: the default directory pruned to the `[capture]` limits (only hsmon's own
 //! captures, never the current one, nothing outside), `--capture` paths that cannot be created
 //! refused with exit 2, and headless mode saying where it records.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 
