@@ -14,6 +14,11 @@
 //!
 //! [keys]
 //! baud_up = ["+", "]"]
+//!
+//! [capture]
+//! max_total_mib = 1024  # limits on $XDG_STATE_HOME/hsmon/captures, applied at start
+//! max_age_days = 30
+//! max_files = 500
 //! ```
 
 use std::collections::BTreeMap;
@@ -37,6 +42,8 @@ pub struct Config {
     pub keys: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub capture: CaptureConfig,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -61,6 +68,68 @@ pub struct UiConfig {
 pub struct LogConfig {
     /// Log file (default: $XDG_STATE_HOME/hsmon/hsmon.log).
     pub file: Option<PathBuf>,
+}
+
+/// `[capture]`: bounds on hsmon's own capture directory, applied at the start of each session
+/// that records there (oldest captures go first; see [`crate::capture::cleanup`]).
+///
+/// The defaults keep about a month of ordinary use and stay small next to a disk: 1 GiB holds
+/// weeks of serial traffic (115200 baud flat out is ~11 KiB/s, ~1 GiB a day only when never
+/// idle), 30 days covers "what happened last week", and 500 files bounds the listing even
+/// when sessions are many and short (scripts running `hsmon --headless` in a loop).
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Total size of the captures, in MiB (default 1024, 1 to 1048576).
+    pub max_total_mib: Option<Bounded<1, 1_048_576>>,
+    /// Captures older than this many days go (default 30, 1 to 36500).
+    pub max_age_days: Option<Bounded<1, 36_500>>,
+    /// At most this many captures (default 500, 1 to 1000000).
+    pub max_files: Option<Bounded<1, 1_000_000>>,
+}
+
+/// An integer within `MIN..=MAX`, checked while parsing so a bad value's error carries its
+/// file, line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Bounded<const MIN: u64, const MAX: u64>(u64);
+
+impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> TryFrom<i64> for Bounded<MIN, MAX> {
+    type Error = String;
+    fn try_from(v: i64) -> Result<Self, String> {
+        match u64::try_from(v) {
+            Ok(u) if (MIN..=MAX).contains(&u) => Ok(Bounded(u)),
+            _ => Err(format!("{v} is out of range: give {MIN} to {MAX}")),
+        }
+    }
+}
+
+impl CaptureConfig {
+    pub const DEFAULT_MAX_TOTAL_MIB: u64 = 1024;
+    pub const DEFAULT_MAX_AGE_DAYS: u64 = 30;
+    pub const DEFAULT_MAX_FILES: u64 = 500;
+
+    /// The limits, defaults where absent.
+    pub fn limits(&self) -> crate::capture::cleanup::Limits {
+        let mib = self
+            .max_total_mib
+            .map_or(Self::DEFAULT_MAX_TOTAL_MIB, Bounded::get);
+        let days = self
+            .max_age_days
+            .map_or(Self::DEFAULT_MAX_AGE_DAYS, Bounded::get);
+        let files = self.max_files.map_or(Self::DEFAULT_MAX_FILES, Bounded::get);
+        crate::capture::cleanup::Limits {
+            max_total_bytes: mib << 20,
+            max_age: std::time::Duration::from_secs(days * 86_400),
+            max_files: usize::try_from(files).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +280,51 @@ mod tests {
         assert!(e.to_string().contains("unknown action 'fly'"), "{e}");
         let e = Config::parse("[serial]\nbaud = 1\n", "c.toml").unwrap_err();
         assert!(e.to_string().contains("invalid baud rate 1"), "{e}");
+    }
+
+    #[test]
+    fn capture_limits_default_and_parse() {
+        let l = Config::parse("", "c.toml").unwrap().capture.limits();
+        assert_eq!(l.max_total_bytes, 1024 << 20);
+        assert_eq!(l.max_age.as_secs(), 30 * 86_400);
+        assert_eq!(l.max_files, 500);
+        let c = Config::parse(
+            "[capture]\nmax_total_mib = 10\nmax_age_days = 2\nmax_files = 3\n",
+            "c.toml",
+        )
+        .unwrap();
+        let l = c.capture.limits();
+        assert_eq!(l.max_total_bytes, 10 << 20);
+        assert_eq!(l.max_age.as_secs(), 2 * 86_400);
+        assert_eq!(l.max_files, 3);
+    }
+
+    #[test]
+    fn bad_capture_limits_name_file_line_column() {
+        let cases = [
+            (
+                "[capture]\nmax_total_mib = 0\n",
+                "c.toml:2:17",
+                "give 1 to 1048576",
+            ),
+            (
+                "[capture]\n\nmax_age_days = 99999\n",
+                "c.toml:3:16",
+                "give 1 to 36500",
+            ),
+            (
+                "[capture]\nmax_files = -1\n",
+                "c.toml:2:13",
+                "-1 is out of range",
+            ),
+            ("[capture]\nmax_files = 1e9\n", "c.toml:2:13", ""),
+            ("[capture]\nmax_size = 1\n", "c.toml:2:1", "unknown field"),
+        ];
+        for (text, at, why) in cases {
+            let e = Config::parse(text, "c.toml").unwrap_err().to_string();
+            assert!(e.starts_with(at), "{text:?}: {e}");
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
     }
 
     #[test]

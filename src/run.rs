@@ -464,12 +464,14 @@ pub fn load_script(
 }
 
 /// The session's capture: `--capture FILE`, else a new file in the default directory; none
-/// with `--no-capture`. A capture that cannot be created does not stop the session: the
-/// writer carries the reason and the status bar says recording stopped. The one exception is
-/// a `--capture` whose directory does not exist (outside hsmon's own): a usage error, since
-/// hsmon never makes a directory a typo names.
+/// with `--no-capture`. A `--capture` that cannot be created (its directory missing outside
+/// hsmon's own, a directory, a path the OS refuses) is a usage error at start: the user named
+/// that file and would otherwise find out afterwards. The default capture failing does not stop
+/// the session: the writer carries the reason and the status bar says recording stopped. A new
+/// default capture then prunes the default directory to the `[capture]` limits.
 fn open_capture(
     global: &GlobalArgs,
+    config: &Config,
     source: &str,
 ) -> Result<Option<crate::capture::writer::CaptureWriter>> {
     use crate::capture::{meta, writer::CaptureWriter};
@@ -490,7 +492,15 @@ fn open_capture(
                     .into());
                 }
             }
-            p.clone()
+            let file = CaptureWriter::open(p).map_err(|f| {
+                UsageError(format!(
+                    "--capture {}: {}",
+                    p.display(),
+                    f.detail.trim_start_matches("recording stopped: ")
+                ))
+            })?;
+            let m = meta::CaptureMeta::new(source, None, now);
+            return Ok(Some(CaptureWriter::new(file, p.display().to_string(), &m)));
         }
         None => match meta::default_capture_path(source, now) {
             Some(p) => p,
@@ -498,7 +508,29 @@ fn open_capture(
         },
     };
     let m = meta::CaptureMeta::new(source, None, now);
-    Ok(Some(CaptureWriter::create_or_stopped(&path, &m)))
+    let writer = CaptureWriter::create_or_stopped(&path, &m);
+    if let Some(dir) = path.parent() {
+        prune_captures(dir, &path, config);
+    }
+    Ok(Some(writer))
+}
+
+/// Deletes the oldest captures in hsmon's own directory beyond the `[capture]` limits, keeping
+/// `current`. What went, and what could not, goes to the log.
+fn prune_captures(dir: &std::path::Path, current: &std::path::Path, config: &Config) {
+    let limits = config.capture.limits();
+    let done = crate::capture::cleanup::prune(dir, current, std::time::SystemTime::now(), &limits);
+    if done.deleted > 0 {
+        tracing::info!(
+            "capture cleanup: deleted {} old captures ({} bytes) in {} ({limits:?})",
+            done.deleted,
+            done.freed_bytes,
+            dir.display()
+        );
+    }
+    for (path, why) in &done.failed {
+        tracing::warn!("capture cleanup: cannot delete {}: {why}", path.display());
+    }
 }
 
 /// What a monitor runs besides the session: an active baud scan, an APDU script, and the
@@ -594,7 +626,24 @@ async fn monitor_with(
         config.window_bytes(),
         Some(load_knowledge()?),
     );
-    if let Some(writer) = open_capture(global, &handle.name)? {
+    let writer = open_capture(global, config, &handle.name)?;
+    if global.headless {
+        // Once, at start: a headless run records by default and would otherwise say nothing.
+        // Not eprintln!: a stderr that cannot be written (a full disk) must not panic.
+        use std::io::Write as _;
+        let line = match writer.as_ref().map(|w| (w.name(), w.failure())) {
+            Some((name, None)) => format!("recording to {name} (--no-capture to turn off)"),
+            Some((_, Some(f))) => format!(
+                "not recording: {}",
+                f.detail.trim_start_matches("recording stopped: ")
+            ),
+            None => String::new(),
+        };
+        if !line.is_empty() {
+            let _ = writeln!(std::io::stderr(), "hsmon: {line}");
+        }
+    }
+    if let Some(writer) = writer {
         session.set_recorder(writer);
     }
     session.labels = extras.labels.clone();

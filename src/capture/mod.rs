@@ -6,8 +6,10 @@
 //! - [`meta`]: the session metadata in the header, and the default capture path.
 //! - [`writer`]: [`CaptureWriter`], append + timed flush, stops (never panics) on I/O errors.
 //! - [`reader`]: [`CaptureReader`] with resync over damage, torn-tail report and an index.
+//! - [`cleanup`]: keeps the default capture directory within the `[capture]` limits.
 //! - [`export`]: pcapng / jsonl / hexdump and the `hsmon export` command.
 
+pub mod cleanup;
 pub mod codec;
 pub mod export;
 pub mod format;

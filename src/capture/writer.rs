@@ -56,19 +56,8 @@ impl CaptureWriter<File> {
     /// writes the header. An error here names the path, the cause and the fix; the caller may
     /// instead use [`CaptureWriter::create_or_stopped`] to keep the session running.
     pub fn create(path: &Path, meta: &CaptureMeta) -> Result<CaptureWriter<File>, WriteFailure> {
-        let name = path.display().to_string();
-        let open = || -> io::Result<File> {
-            // hsmon makes its own directory, never one a typo in --capture names: outside it a
-            // missing directory is an error (NotFound from File::create).
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                if !dir.is_dir() && crate::capture::meta::is_in_capture_dir(dir) {
-                    std::fs::create_dir_all(dir)?;
-                }
-            }
-            File::create(path)
-        };
-        let file = open().map_err(|e| failure(&name, &e, 0, "cannot create"))?;
-        let mut w = CaptureWriter::new(file, name, meta);
+        let file = CaptureWriter::open(path)?;
+        let mut w = CaptureWriter::new(file, path.display().to_string(), meta);
         match w.failure.take() {
             Some(f) => Err(f),
             None => Ok(w),
@@ -82,6 +71,23 @@ impl CaptureWriter<File> {
             Ok(w) => w,
             Err(f) => CaptureWriter::stopped(path.display().to_string(), f),
         }
+    }
+
+    /// Creates (or truncates) the file at `path`, making its directory only if it lies in
+    /// hsmon's own capture directory; nothing is written yet. The step of [`CaptureWriter::create`]
+    /// that a `--capture` must pass at start (the header write after it may still fail).
+    pub fn open(path: &Path) -> Result<File, WriteFailure> {
+        let open = || -> io::Result<File> {
+            // hsmon makes its own directory, never one a typo in --capture names: outside it a
+            // missing directory is an error (NotFound from File::create).
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() && crate::capture::meta::is_in_capture_dir(dir) {
+                    std::fs::create_dir_all(dir)?;
+                }
+            }
+            File::create(path)
+        };
+        open().map_err(|e| failure(&path.display().to_string(), &e, 0, "cannot create"))
     }
 
     /// Flushes and asks the OS to put the data on the disk (fsync): for the end of a session.
