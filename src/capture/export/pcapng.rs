@@ -10,6 +10,8 @@
 //!   because Wireshark's DLT_USER preference then lets a user run any dissector on them
 //!   (`-o 'uat:user_dlts:"User 0 (DLT=147)","mbus","0","","0",""'`); unconfigured, Wireshark
 //!   shows the bytes as data with a hint naming that preference.
+//! - A card's ATR once: sources report it on insertion and again on connect; the connect
+//!   with the same ATR is a text packet (below) like any other card event.
 //! - Every other event (settings, connection, card state, PC/SC errors): an upper-PDU packet
 //!   with the `data-text-lines` dissector, protocol column "hsmon", the headless text line as
 //!   payload and as packet comment — so a trace reads in order with its context.
@@ -76,6 +78,9 @@ pub struct PcapngExporter {
     bytes_id: Option<u32>,
     pdu_id: Option<u32>,
     next_id: u32,
+    /// The ATR last written as an ISO 7816 packet, until the card is removed: sources report
+    /// a card's ATR on insertion and again on connect, and Wireshark should see it once.
+    atr_written: Option<Vec<u8>>,
 }
 
 impl PcapngExporter {
@@ -86,6 +91,7 @@ impl PcapngExporter {
             bytes_id: None,
             pdu_id: None,
             next_id: 0,
+            atr_written: None,
         }
     }
 
@@ -230,11 +236,17 @@ impl Exporter for PcapngExporter {
                 Ok(2)
             }
             Event::Card(CardEvent::Inserted { atr, .. } | CardEvent::Connected { atr, .. })
-                if !atr.is_empty() =>
+                if !atr.is_empty() && self.atr_written.as_ref() != Some(atr) =>
             {
                 let text = text_without_time(rec);
                 let pdu = upper_pdu("iso7816", Some(P2P_DIR_RECV), None, atr);
                 self.packet(out, Iface::Pdu, at, &pdu, Some(INBOUND), Some(&text))?;
+                self.atr_written = Some(atr.clone());
+                Ok(1)
+            }
+            Event::Card(CardEvent::Removed { .. }) => {
+                self.atr_written = None;
+                self.text(out, at, &text_without_time(rec))?;
                 Ok(1)
             }
             _ => {
