@@ -237,6 +237,13 @@ fn pcapng_export_opens_in_tshark_with_apdus_and_directions() {
     assert!(col(2, "time").starts_with("1700000000.010"), "{all}");
     assert_eq!(col(3, "dir"), IN, "{all}");
     assert_eq!(col(3, "data"), compact(RSP_UD), "{all}");
+    // RTAC serial's control lines follow the line settings before them: DTR on, RTS unknown.
+    let lines = tshark(
+        &out,
+        &["-Y", "rtacser", "-T", "fields", "-e", "rtacser.dtr"],
+    );
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines, ["1", "1"], "DTR as tshark reads it");
     // The ATR, dissected as one (TS 0x3B), once: on insertion. The connect that reports the
     // same ATR again is a text packet.
     assert_eq!(col(4, "proto"), "ISO 7816", "{all}");
