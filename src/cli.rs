@@ -287,12 +287,28 @@ pub struct SerialArgs {
 pub struct ReplayArgs {
     /// A capture file (every session records one; see --capture).
     pub file: PathBuf,
-    /// Playback speed: 1 = as recorded, 10 = ten times faster, 0.5 = half.
-    #[arg(long, default_value = "1")]
+    /// Playback speed: 1 = as recorded, 10 = ten times faster, 0.5 = half; `max` (or 0) =
+    /// as fast as it can (a script reading --headless output waits for no recorded pause).
+    #[arg(long, default_value = "1", value_name = "FACTOR|max", value_parser = parse_speed)]
     pub speed: f64,
     /// Start paused (step with `.`, play with Space).
     #[arg(long)]
     pub paused: bool,
+}
+
+/// `--speed`: a factor, or `max`/`0` for unpaced playback (returned as 0.0, which the replay
+/// source reads as "no waiting").
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("max") {
+        return Ok(0.0);
+    }
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "give a positive number (1 = as recorded, 10 = ten times faster) or max (as fast as it can), not {s:?}"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]

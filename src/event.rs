@@ -408,7 +408,8 @@ pub enum Event {
         operation: String,
         code: u32,
     },
-    /// A replay's player state changed (paused or playing, at which speed).
+    /// A replay's player state changed (paused or playing, at which speed; 0 = unpaced,
+    /// `--speed max`).
     Replay {
         paused: bool,
         speed: f64,

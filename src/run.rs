@@ -419,9 +419,9 @@ async fn replay(
     config: &Config,
     args: crate::cli::ReplayArgs,
 ) -> Result<u8> {
-    if !(args.speed.is_finite() && args.speed > 0.0) {
+    if !(args.speed.is_finite() && args.speed >= 0.0) {
         return Err(UsageError(format!(
-            "--speed {}: give a positive number (1 = as recorded, 10 = ten times faster)",
+            "--speed {}: give a positive number (1 = as recorded, 10 = ten times faster) or max",
             args.speed
         ))
         .into());

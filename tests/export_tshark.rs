@@ -100,9 +100,13 @@ fn session() -> Vec<TimedEvent> {
 }
 
 fn write_capture(dir: &Path, events: &[TimedEvent]) -> PathBuf {
+    write_capture_from(dir, "serial /dev/ttyUSB0", events)
+}
+
+fn write_capture_from(dir: &Path, source: &str, events: &[TimedEvent]) -> PathBuf {
     let path = dir.join("session.hscap");
     let meta = CaptureMeta::new(
-        "serial /dev/ttyUSB0",
+        source,
         None,
         UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     );
@@ -113,6 +117,37 @@ fn write_capture(dir: &Path, events: &[TimedEvent]) -> PathBuf {
     w.sync();
     assert_eq!(w.failed(), None);
     path
+}
+
+/// `hsmon export CAP --to pcapng -o OUT`, checked to succeed.
+fn export_pcapng(cap: &Path, out: &Path) -> String {
+    let (code, _, stderr) = run_hsmon(&[
+        "export",
+        path_str(cap),
+        "--to",
+        "pcapng",
+        "-o",
+        path_str(out),
+    ]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    stderr
+}
+
+/// tshark on `file` with `args`, its stdout; fails on an error or a damaged file.
+fn tshark(file: &Path, args: &[&str]) -> String {
+    require("tshark");
+    let out = Command::new("tshark")
+        .args(["-r", path_str(file)])
+        .args(args)
+        .output()
+        .expect("tshark runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tshark failed: {stderr}");
+    assert!(
+        !stderr.contains("appears to be damaged"),
+        "tshark: {stderr}"
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// tshark's fields for every packet, one Vec per packet.
@@ -194,19 +229,31 @@ fn pcapng_export_opens_in_tshark_with_apdus_and_directions() {
     assert!(col(0, "comment").contains("connection up"), "{all}");
     assert!(col(0, "time").starts_with("1700000000.000000000"), "{all}");
     assert!(col(1, "comment").contains("2400 8E1"), "{all}");
-    // Line bytes: tx outbound, rx inbound, the bytes themselves, 50 ms apart.
+    // Line bytes: RTAC serial (a serial capture), tx outbound, rx inbound, the bytes
+    // themselves, 50 ms apart.
+    assert_eq!(col(2, "proto"), "RTAC Serial", "{all}");
     assert_eq!(col(2, "dir"), OUT, "{all}");
     assert_eq!(col(2, "data"), compact(REQ_UD2), "{all}");
     assert!(col(2, "time").starts_with("1700000000.010"), "{all}");
     assert_eq!(col(3, "dir"), IN, "{all}");
     assert_eq!(col(3, "data"), compact(RSP_UD), "{all}");
-    // The ATR, dissected as one (TS 0x3B), on insertion and on connect.
-    for i in [4, 5] {
-        assert_eq!(col(i, "proto"), "ISO 7816", "{all}");
-        assert_eq!(col(i, "ts"), "0x3b", "{all}");
-        assert_eq!(col(i, "dir"), IN, "{all}");
-    }
+    // RTAC serial's control lines follow the line settings before them: DTR on, RTS unknown.
+    let lines = tshark(
+        &out,
+        &["-Y", "rtacser", "-T", "fields", "-e", "rtacser.dtr"],
+    );
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines, ["1", "1"], "DTR as tshark reads it");
+    // The ATR, dissected as one (TS 0x3B), once: on insertion. The connect that reports the
+    // same ATR again is a text packet.
+    assert_eq!(col(4, "proto"), "ISO 7816", "{all}");
+    assert_eq!(col(4, "ts"), "0x3b", "{all}");
+    assert_eq!(col(4, "dir"), IN, "{all}");
     assert!(col(4, "comment").contains("Virtual PCD 00 00"), "{all}");
+    assert_eq!(col(5, "proto"), "hsmon", "{all}");
+    assert!(col(5, "comment").contains("T=1"), "{all}");
+    let atrs = (0..rows.len()).filter(|&i| col(i, "ts") == "0x3b").count();
+    assert_eq!(atrs, 1, "the ATR went out {atrs} times: {all}");
     // APDUs: command (outbound) and response (inbound), INS and SW as Wireshark reads them.
     let apdus = [
         (6, "0xa4", "0x6a", "0x82"),
@@ -231,10 +278,11 @@ fn pcapng_export_opens_in_tshark_with_apdus_and_directions() {
 }
 
 #[test]
-fn pcapng_to_a_pipe_works_and_line_bytes_take_a_user_dissector() {
+fn pcapng_to_a_pipe_works_and_tcp_bytes_not_iec104_take_a_user_dissector() {
     require("tshark");
     let dir = tempfile::tempdir().unwrap();
-    let cap = write_capture(dir.path(), &session());
+    // M-Bus over a TCP serial server: no serial line here and not IEC 104, so USER0.
+    let cap = write_capture_from(dir.path(), "tcp 10.0.0.5:4001", &session());
     let out = support::hsmon_command()
         .args(["export", path_str(&cap), "--to", "pcapng"])
         .output()
@@ -242,19 +290,185 @@ fn pcapng_to_a_pipe_works_and_line_bytes_take_a_user_dissector() {
     assert_eq!(out.status.code(), Some(0));
     let file = dir.path().join("piped.pcapng");
     std::fs::write(&file, &out.stdout).unwrap();
-    // DLT_USER mapping, as docs/capture-format.md tells users: USER0 → the `data` dissector.
-    let o = Command::new("tshark")
-        .args(["-r", path_str(&file), "-V", "-Y", "frame.interface_id == 1"])
-        .args([
+    // DLT_USER mapping, as README tells users: USER0 → a dissector by name (`data` here).
+    let text = tshark(
+        &file,
+        &[
+            "-V",
+            "-Y",
+            "frame.interface_id == 1",
             "-o",
             r#"uat:user_dlts:"User 0 (DLT=147)","data","0","","0","""#,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ],
+    );
     assert!(text.contains("DLT: 147, Payload: data"), "{text}");
     assert!(!text.contains("User encapsulation not handled"), "{text}");
+}
+
+/// IEC 104 (reference/protocols.md §2.2): STARTDT act/con, a general interrogation
+/// (C_IC_NA_1, COT 6) and its confirmation (COT 7, the response cut across two reads),
+/// a single point (M_SP_NA_1, COT 20), then the connection drops and comes back.
+fn iec104_session() -> Vec<TimedEvent> {
+    vec![
+        (0, Event::Connection(ConnectionState::Up)),
+        (10, Event::Tx(hex("68 04 07 00 00 00"))),
+        (20, Event::Rx(hex("68 04 0B 00 00 00"))),
+        (
+            30,
+            Event::Tx(hex("68 0E 00 00 00 00 64 01 06 00 01 00 00 00 00 14")),
+        ),
+        (40, Event::Rx(hex("68 0E 00 00 02 00 64"))),
+        (41, Event::Rx(hex("01 07 00 01 00 00 00 00 14"))),
+        (
+            50,
+            Event::Rx(hex("68 0E 02 00 02 00 01 01 14 00 01 00 01 00 00 01")),
+        ),
+        (
+            60,
+            Event::Connection(ConnectionState::Down {
+                reason: "the peer closed the connection".into(),
+            }),
+        ),
+        (70, Event::Connection(ConnectionState::Up)),
+        (80, Event::Tx(hex("68 04 43 00 00 00"))),
+        (90, Event::Rx(hex("68 04 83 00 00 00"))),
+    ]
+    .into_iter()
+    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .collect()
+}
+
+#[test]
+fn iec104_goes_out_as_tcp_port_2404_that_tshark_dissects_with_no_options() {
+    // By the session (hsmon tcp to port 2404) and by the bytes (a serial capture of 104).
+    for source in ["tcp 10.0.0.5:2404", "serial /dev/ttyUSB0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = write_capture_from(dir.path(), source, &iec104_session());
+        let out = dir.path().join("iec104.pcapng");
+        export_pcapng(&cap, &out);
+        let rows = tshark(
+            &out,
+            &[
+                "-Y",
+                "iec60870_104",
+                "-T",
+                "fields",
+                "-E",
+                "separator=/t",
+                "-e",
+                "ip.src",
+                "-e",
+                "tcp.dstport",
+                "-e",
+                "iec60870_104.type",
+                "-e",
+                "iec60870_104.utype",
+                "-e",
+                "iec60870_asdu.typeid",
+                "-e",
+                "iec60870_asdu.causetx",
+            ],
+        );
+        let rows: Vec<&str> = rows.lines().collect();
+        let all = rows.join("\n");
+        println!("{source}: tshark -Y iec60870_104:\n{all}");
+        // STARTDT act/con, C_IC_NA_1 act, its con (reassembled), M_SP_NA_1, TESTFR act/con;
+        // type 0 = I, 3 = U; U functions 0x01 STARTDT act, 0x02 con, 0x10/0x20 TESTFR act/con.
+        assert_eq!(rows.len(), 7, "{source}: {all}");
+        assert_eq!(
+            rows[0], "192.0.2.1\t2404\t0x00000003\t0x00000001\t\t",
+            "{source}: {all}"
+        );
+        assert!(rows[1].starts_with("192.0.2.2\t"), "{source}: {all}");
+        assert!(
+            rows[1].ends_with("\t0x00000003\t0x00000002\t\t"),
+            "{source}: {all}"
+        );
+        assert!(
+            rows[2].ends_with("\t0x00000000\t\t100\t6"),
+            "{source}: {all}"
+        );
+        assert!(
+            rows[3].ends_with("\t0x00000000\t\t100\t7"),
+            "{source}: {all}"
+        );
+        assert!(
+            rows[4].ends_with("\t0x00000000\t\t1\t20"),
+            "{source}: {all}"
+        );
+        assert!(
+            rows[5].ends_with("\t0x00000003\t0x00000010\t\t"),
+            "{source}: {all}"
+        );
+        assert!(
+            rows[6].ends_with("\t0x00000003\t0x00000020\t\t"),
+            "{source}: {all}"
+        );
+        // Handshakes, sequence and ack numbers right: TCP analysis finds nothing to say.
+        let flagged = tshark(&out, &["-Y", "tcp.analysis.flags"]);
+        assert!(flagged.is_empty(), "{source}: TCP analysis: {flagged}");
+        let syns = tshark(&out, &["-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0"]);
+        assert_eq!(syns.lines().count(), 2, "{source}: {syns}");
+        let streams = tshark(&out, &["-T", "fields", "-e", "tcp.stream", "-Y", "tcp"]);
+        let mut ids: Vec<&str> = streams.lines().collect();
+        ids.dedup();
+        assert_eq!(ids, ["0", "1"], "{source}: a reconnection is a new stream");
+    }
+}
+
+/// IEC 101 / FT1.2 (reference/protocols.md §2.1): request link status, its answer, and a
+/// general interrogation (C_IC_NA_1) in a variable-length frame.
+#[test]
+fn serial_bytes_go_out_as_rtac_serial_and_iec101_dissects_with_decode_as() {
+    let events: Vec<TimedEvent> = vec![
+        (0, Event::Connection(ConnectionState::Up)),
+        (10, Event::Tx(hex("10 49 01 4A 16"))),
+        (20, Event::Rx(hex("10 0B 01 0C 16"))),
+        (
+            30,
+            Event::Tx(hex("68 09 09 68 73 01 64 01 06 01 00 00 14 F4 16")),
+        ),
+    ]
+    .into_iter()
+    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = write_capture_from(dir.path(), "serial /dev/ttyS0", &events);
+    let out = dir.path().join("iec101.pcapng");
+    export_pcapng(&cap, &out);
+    let fields = [
+        "-T",
+        "fields",
+        "-E",
+        "separator=/t",
+        "-Y",
+        "rtacser",
+        "-e",
+        "rtacser.eventtype",
+        "-e",
+        "iec60870_101.linkaddr",
+        "-e",
+        "iec60870_asdu.typeid",
+        "-e",
+        "data.data",
+    ];
+    // With no options: RTAC serial, TX and RX, the bytes as data.
+    let plain = tshark(&out, &fields);
+    let plain: Vec<&str> = plain.lines().collect();
+    assert_eq!(plain.len(), 3, "{plain:?}");
+    assert_eq!(plain[0], "0x01\t\t\t1049014a16", "{plain:?}");
+    assert_eq!(plain[1], "0x02\t\t\t100b010c16", "{plain:?}");
+    // With README's Decode As: IEC 60870-5-101, link address 1, C_IC_NA_1 (100).
+    let mut args = vec!["-d", "rtacser.data,iec60870_101"];
+    args.extend_from_slice(&fields);
+    let decoded = tshark(&out, &args);
+    let decoded: Vec<&str> = decoded.lines().collect();
+    println!("rtacser as data: {plain:?}\nwith -d rtacser.data,iec60870_101: {decoded:?}");
+    assert_eq!(
+        decoded,
+        ["0x01\t1\t\t", "0x02\t1\t\t", "0x01\t1\t100\t"],
+        "{decoded:?}"
+    );
 }
 
 #[test]

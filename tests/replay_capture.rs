@@ -176,8 +176,10 @@ fn replay_refuses_what_is_not_a_capture() {
         assert!(err.contains(word), "{err}");
     }
     let out = hsmon_command()
-        .args(["--headless", "replay", "x", "--speed", "0"])
+        .args(["--headless", "replay", "x", "--speed=-2"])
         .output()
         .unwrap();
+    // 0 is `--speed max` now; a negative speed is refused before the file is opened.
     assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max"));
 }

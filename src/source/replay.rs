@@ -1,6 +1,6 @@
 //! The replay source: a capture file played back as a live source, so decoders, events and
 //! explanations work exactly as they did live. Events keep their recorded times; the pace
-//! follows them (× speed). Paused, the user steps one event at a time; a search plays on at
+//! follows them (× speed), or there is no pace at all ([`UNPACED`], `--speed max`). Paused, the user steps one event at a time; a search plays on at
 //! full speed until the bytes are found, then pauses there.
 //!
 //! The file is read on its own thread (blocking I/O); commands reach it through a channel.
@@ -17,6 +17,9 @@ use crate::source::{EventSink, SourceHandle, channels};
 /// Slowest and fastest playback.
 pub const SPEED_MIN: f64 = 1.0 / 64.0;
 pub const SPEED_MAX: f64 = 1024.0;
+/// The speed that means "as fast as it can": no waiting between events (`--speed max` or
+/// `--speed 0`). Slower from there is [`SPEED_MAX`].
+pub const UNPACED: f64 = 0.0;
 
 /// Opens `path` and starts playing it at `speed` (paused when `paused`). Errors name the
 /// cause and the fix (not a capture, newer version, unreadable).
@@ -54,7 +57,11 @@ pub fn spawn(
             sink: EventSink::new(etx, clock),
             reader,
             commands: cmd_rx,
-            speed: speed.clamp(SPEED_MIN, SPEED_MAX),
+            speed: if speed == UNPACED {
+                UNPACED
+            } else {
+                speed.clamp(SPEED_MIN, SPEED_MAX)
+            },
             paused,
             anchor: None,
             find: None,
@@ -106,10 +113,14 @@ impl Player {
     }
 
     fn announce(&mut self) {
+        let pace = if self.speed == UNPACED {
+            "max speed".to_string()
+        } else {
+            format!("{}x", self.speed)
+        };
         let text = format!(
-            "{} at {}x{}",
+            "{} at {pace}{}",
             if self.paused { "paused" } else { "playing" },
-            self.speed,
             if self.ended { ", at the end" } else { "" }
         );
         self.emit(Event::Replay {
@@ -182,7 +193,7 @@ impl Player {
             }
         };
         let at = rec.event.at;
-        if self.find.is_none() {
+        if self.find.is_none() && self.speed != UNPACED {
             let (t0, a0) = *self.anchor.get_or_insert((Instant::now(), at));
             let due = t0 + at.saturating_sub(a0).div_f64(self.speed);
             // Sleep in slices so commands (pause, a new speed) act at once.
@@ -226,12 +237,21 @@ impl Player {
         self.played += 1;
         self.last_at = self.last_at.max(ev.at);
         // Replayed events keep their recorded time: the session's clock is the capture's.
-        if self.sink.emit_at(ev).is_err() {
-            return false;
-        }
-        // Do not outrun the consumer by more than the sink's bound at full speed.
-        if self.sink.has_pending() {
-            std::thread::sleep(Duration::from_millis(1));
+        self.wait_for_room() && self.sink.emit_at(ev).is_ok()
+    }
+
+    /// Waits until the sink has queued nothing: a live source lets the sink coalesce received
+    /// chunks when the session lags, but a replay has the file and can wait, so every record
+    /// reaches the session as itself, with its own time — at `--speed max` too. False: the
+    /// session is gone.
+    fn wait_for_room(&mut self) -> bool {
+        while self.sink.has_pending() {
+            if self.sink.flush().is_err() {
+                return false;
+            }
+            if self.sink.has_pending() {
+                std::thread::sleep(Duration::from_micros(200));
+            }
         }
         true
     }
@@ -300,7 +320,11 @@ impl Player {
                 }
                 ReplayControl::Faster | ReplayControl::Slower => {
                     let f = if r == ReplayControl::Faster { 2.0 } else { 0.5 };
-                    self.speed = (self.speed * f).clamp(SPEED_MIN, SPEED_MAX);
+                    self.speed = match (self.speed == UNPACED, r) {
+                        (true, ReplayControl::Faster) => UNPACED,
+                        (true, _) => SPEED_MAX,
+                        (false, _) => (self.speed * f).clamp(SPEED_MIN, SPEED_MAX),
+                    };
                     self.anchor = None;
                     self.announce();
                 }

@@ -50,17 +50,26 @@ fn recording(s: &Session, ui: &UiState) -> Span<'static> {
     }
 }
 
+/// A replay speed as shown: `4x`, or `max` for unpaced playback (speed 0, `--speed max`).
+fn pace(speed: f64) -> String {
+    if speed == crate::source::replay::UNPACED {
+        "max".to_string()
+    } else {
+        format!("{speed}x")
+    }
+}
+
 pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     let theme = &ui.theme;
     let (conn_text, conn_style) = match (&s.replay, &s.connection) {
         (Some(r), ConnectionState::Down { .. }) => {
-            (format!("■ replay ended ({}x)", r.speed), theme.status)
+            (format!("■ replay ended ({})", pace(r.speed)), theme.status)
         }
         (Some(r), _) if r.paused => (
-            format!("⏸ replay paused ({}x) · Space plays, . steps", r.speed),
+            format!("⏸ replay paused ({}) · Space plays, . steps", pace(r.speed)),
             theme.status,
         ),
-        (Some(r), _) => (format!("▶ replay {}x", r.speed), theme.status_good),
+        (Some(r), _) => (format!("▶ replay {}", pace(r.speed)), theme.status_good),
         (None, ConnectionState::Up) => ("● connected".to_string(), theme.status_good),
         (None, ConnectionState::Down { .. }) => ("✖ disconnected".to_string(), theme.status_bad),
         (None, ConnectionState::Retrying { .. }) => {

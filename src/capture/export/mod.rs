@@ -74,7 +74,10 @@ pub fn export<R: Read + Seek>(
 ) -> Result<ExportStats, ExportError> {
     let header = reader.header().clone();
     let mut exporter: Box<dyn Exporter> = match to {
-        ExportFormat::Pcapng => Box::new(pcapng::PcapngExporter::new(&header)),
+        ExportFormat::Pcapng => {
+            let encap = probe_line_encap(reader, &header)?;
+            Box::new(pcapng::PcapngExporter::new(&header, encap))
+        }
         ExportFormat::Jsonl => Box::new(jsonl::JsonlExporter),
         ExportFormat::Hexdump => Box::new(hexdump::HexdumpExporter),
     };
@@ -93,6 +96,33 @@ pub fn export<R: Read + Seek>(
     stats.warnings_dropped = reader.warnings_dropped();
     stats.torn = reader.torn_tail();
     Ok(stats)
+}
+
+/// How pcapng carries the line bytes: read from the first records when the reader stands at
+/// the start (then back there), from the source's name alone otherwise.
+fn probe_line_encap<R: Read + Seek>(
+    reader: &mut CaptureReader<R>,
+    header: &CaptureHeader,
+) -> Result<pcapng::LineEncap, ExportError> {
+    /// Records read at most: a capture with bytes in one direction only would be read whole.
+    const PROBE_RECORDS: usize = 10_000;
+    let mut probe = pcapng::Probe::default();
+    if CaptureReader::position(reader).0 == 0 {
+        for _ in 0..PROBE_RECORDS {
+            match reader.next_record()? {
+                Some(rec) if probe.take(&rec.event.event) => {}
+                _ => break,
+            }
+        }
+        // The export reads these records again and reports their damage then.
+        let _ = reader.take_warnings();
+        reader.rewind();
+    }
+    Ok(pcapng::LineEncap::choose(
+        &header.meta.source,
+        &probe.rx,
+        &probe.tx,
+    ))
 }
 
 /// `hsmon export FILE --to FORMAT [-o OUT]`: writes to OUT (or stdout), reports what the
