@@ -184,15 +184,21 @@ pub struct Present {
     pub usb: Option<UsbId>,
 }
 
+impl From<crate::list::PortInfo> for Present {
+    fn from(p: crate::list::PortInfo) -> Present {
+        Present {
+            usb: p.vid_pid.as_deref().and_then(|v| v.parse().ok()),
+            by_id: p.by_id.into_iter().collect(),
+            path: p.path,
+        }
+    }
+}
+
 /// The ports on this machine now.
 pub fn present() -> Vec<Present> {
     crate::list::serial_ports()
         .into_iter()
-        .map(|p| Present {
-            usb: p.vid_pid.as_deref().and_then(|v| v.parse().ok()),
-            by_id: p.by_id.into_iter().collect(),
-            path: p.path,
-        })
+        .map(Present::from)
         .collect()
 }
 
@@ -259,7 +265,7 @@ impl NamedPort {
 
     /// Finds the device: the ports matching every rule given (`match_by_id`, `usb`); when no
     /// rule is given or none matches, `path` if it exists (an rfc2217:// path always does).
-    pub fn resolve(&self, ports: &[Present], exists: impl Fn(&str) -> bool) -> Resolution {
+    pub fn resolve(&self, ports: &[Present], exists: &dyn Fn(&str) -> bool) -> Resolution {
         let mut tried = Vec::new();
         if self.match_by_id.is_some() || self.usb.is_some() {
             let hits: Vec<&Present> = ports
@@ -319,6 +325,66 @@ impl NamedPort {
             _ => "usb".into(),
         }
     }
+}
+
+/// One named port as `hsmon list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub label: Option<String>,
+    pub profile: Option<String>,
+    /// How it is found: `by-id usb-FTDI* · usb 0403:6001 · path /dev/ttyUSB0`.
+    pub rules: String,
+    /// Where it is now.
+    pub resolves: Resolution,
+}
+
+/// The named ports of a config, each resolved against `ports`.
+pub fn listing<'a>(
+    named: impl IntoIterator<Item = (&'a String, &'a NamedPort)>,
+    ports: &[Present],
+    exists: impl Fn(&str) -> bool,
+) -> Vec<Listed> {
+    named
+        .into_iter()
+        .map(|(name, p)| Listed {
+            name: name.clone(),
+            label: p.label.clone(),
+            profile: p.profile.clone(),
+            rules: p.rules(),
+            resolves: p.resolve(ports, &exists),
+        })
+        .collect()
+}
+
+/// The `Named ports:` block of `hsmon list` (empty when the config names none).
+pub fn render_text(listed: &[Listed]) -> String {
+    use crate::sanitize::printable;
+    if listed.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("Named ports (config file):\n");
+    for l in listed {
+        let now = match &l.resolves {
+            Resolution::Present { path, via } => format!("{path} (by {via})"),
+            Resolution::Ambiguous { paths } => format!("ambiguous: {}", paths.join(", ")),
+            Resolution::NotPresent { .. } => "not present".to_string(),
+        };
+        s.push_str(&format!(
+            "  {:<12} {}  -> {}",
+            printable(&l.name),
+            printable(&l.rules),
+            printable(&now)
+        ));
+        if let Some(label) = &l.label {
+            s.push_str(&format!("  \"{}\"", printable(label)));
+        }
+        if let Some(p) = &l.profile {
+            s.push_str(&format!("  profile {}", printable(p)));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 #[cfg(test)]
@@ -382,7 +448,7 @@ mod tests {
             ..NamedPort::default()
         };
         assert_eq!(
-            p.resolve(&machine(), none_exist),
+            p.resolve(&machine(), &none_exist),
             Resolution::Present {
                 path: "/dev/ttyUSB3".into(),
                 via: "match_by_id".into()
@@ -394,7 +460,7 @@ mod tests {
             ..NamedPort::default()
         };
         assert!(matches!(
-            p.resolve(&machine(), none_exist),
+            p.resolve(&machine(), &none_exist),
             Resolution::Present { path, .. } if path == "/dev/ttyACM0"
         ));
     }
@@ -406,7 +472,7 @@ mod tests {
             ..NamedPort::default()
         };
         assert!(matches!(
-            p.resolve(&machine(), none_exist),
+            p.resolve(&machine(), &none_exist),
             Resolution::Present { path, via } if path == "/dev/ttyACM0" && via == "usb"
         ));
         let p = NamedPort {
@@ -414,7 +480,7 @@ mod tests {
             ..NamedPort::default()
         };
         assert_eq!(
-            p.resolve(&machine(), none_exist),
+            p.resolve(&machine(), &none_exist),
             Resolution::Ambiguous {
                 paths: vec!["/dev/ttyUSB3".into(), "/dev/ttyUSB4".into()]
             }
@@ -426,7 +492,7 @@ mod tests {
             ..NamedPort::default()
         };
         assert!(matches!(
-            p.resolve(&machine(), none_exist),
+            p.resolve(&machine(), &none_exist),
             Resolution::Present { path, .. } if path == "/dev/ttyUSB4"
         ));
     }
@@ -439,7 +505,7 @@ mod tests {
             path: Some("/dev/ttyUSB9".into()),
             ..NamedPort::default()
         };
-        let Resolution::NotPresent { tried } = p.resolve(&machine(), none_exist) else {
+        let Resolution::NotPresent { tried } = p.resolve(&machine(), &none_exist) else {
             panic!("expected not present");
         };
         let all = tried.join("; ");
@@ -451,7 +517,7 @@ mod tests {
         );
         // The path is the fallback when it exists.
         assert!(matches!(
-            p.resolve(&machine(), |x| x == "/dev/ttyUSB9"),
+            p.resolve(&machine(), &|x| x == "/dev/ttyUSB9"),
             Resolution::Present { via, .. } if via == "path"
         ));
     }
@@ -463,7 +529,7 @@ mod tests {
             ..NamedPort::default()
         };
         assert!(matches!(
-            p.resolve(&[], none_exist),
+            p.resolve(&[], &none_exist),
             Resolution::Present { .. }
         ));
     }
@@ -479,6 +545,41 @@ mod tests {
         for bad in ["0403", "0403:", "xyz:0001", "12345:1", ":1"] {
             assert!(bad.parse::<UsbId>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn listing_shows_each_name_and_where_it_is() {
+        let mut named = std::collections::BTreeMap::new();
+        named.insert(
+            "stlink".to_string(),
+            NamedPort {
+                usb: Some("0483:374e".parse().unwrap()),
+                label: Some("bench 3".into()),
+                ..NamedPort::default()
+            },
+        );
+        named.insert(
+            "gone".to_string(),
+            NamedPort {
+                path: Some("/dev/ttyUSB9".into()),
+                ..NamedPort::default()
+            },
+        );
+        let l = listing(&named, &machine(), none_exist);
+        let text = render_text(&l);
+        assert!(
+            text.contains("gone         path /dev/ttyUSB9  -> not present"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stlink       usb 0483:374e  -> /dev/ttyACM0 (by usb)  \"bench 3\""),
+            "{text}"
+        );
+        let json = serde_json::to_value(&l).unwrap();
+        assert_eq!(json[1]["resolves"]["status"], "present");
+        assert_eq!(json[1]["resolves"]["path"], "/dev/ttyACM0");
+        assert_eq!(json[0]["resolves"]["status"], "not_present");
+        assert!(render_text(&[]).is_empty());
     }
 
     #[test]
