@@ -22,7 +22,13 @@ fn config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
 /// Runs `hsmon --headless --format json --config CFG serial ARGS...` until its first
 /// `settings` record, which it returns.
 fn first_settings(cfg: &std::path::Path, args: &[&str]) -> Value {
+    first_settings_in(cfg, args, &std::env::temp_dir().join("hsmon-test-state"))
+}
+
+/// [`first_settings`] with `XDG_STATE_HOME` (where sessions are recorded) at `state`.
+fn first_settings_in(cfg: &std::path::Path, args: &[&str], state: &std::path::Path) -> Value {
     let mut child = hsmon_command()
+        .env("XDG_STATE_HOME", state)
         .args(["--headless", "--format", "json", "--config", path_str(cfg)])
         .arg("serial")
         .args(args)
@@ -82,6 +88,31 @@ fn a_named_port_opens_at_its_settings_and_flags_override_them() {
     assert_eq!(s["baud"], 9600, "{s}");
     let s = first_settings(&cfg, &["bench", "-b", "19200"]);
     assert_eq!(s["baud"], 19200, "{s}");
+}
+
+#[test]
+fn capture_false_turns_recording_off_unless_asked() {
+    let link = PtyLink::new();
+    let cfg = config(
+        link.dir.path(),
+        &format!(
+            "[ports.quiet]\npath = \"{0}\"\ncapture = false\n\n[ports.kept]\npath = \"{0}\"\n",
+            path_str(&link.a())
+        ),
+    );
+    let captures = |state: &std::path::Path| {
+        std::fs::read_dir(state.join("hsmon/captures"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let state = tempfile::tempdir().unwrap();
+    first_settings_in(&cfg, &["quiet"], state.path());
+    assert_eq!(captures(state.path()), 0, "capture = false records nothing");
+    first_settings_in(&cfg, &["kept"], state.path());
+    assert_eq!(captures(state.path()), 1, "a port without the key records");
+    let file = link.dir.path().join("asked.hscap");
+    first_settings_in(&cfg, &["quiet", "--capture", path_str(&file)], state.path());
+    assert!(file.exists(), "--capture FILE wins over capture = false");
 }
 
 #[test]
