@@ -1,12 +1,13 @@
 //! contrib/systemd/hsmon@.service: `systemd-analyze verify` accepts it (no warnings), its
 //! keys say what docs/lab.md promises, and its command line, run with its environment, opens
-//! the named port given as the instance name.
+//! the named port given as the instance name without a system call its filter forbids.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -129,4 +130,130 @@ fn the_units_command_opens_the_instance_port() {
     assert_eq!(settings["baud"], 2400);
     // The session was recorded under XDG_STATE_HOME/hsmon (the unit's StateDirectory).
     assert!(state.path().join("hsmon").is_dir());
+}
+
+/// `systemd-analyze syscall-filter`: every group with its system calls, nested groups expanded.
+fn syscall_groups() -> BTreeMap<String, BTreeSet<String>> {
+    let out = Command::new("systemd-analyze")
+        .arg("syscall-filter")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut raw: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = None;
+    for line in text.lines() {
+        if line.starts_with('@') {
+            let name = line.split_whitespace().next().unwrap().to_string();
+            raw.insert(name.clone(), Vec::new());
+            current = Some(name);
+        } else if let (Some(c), Some(word)) = (&current, line.split_whitespace().next()) {
+            if !word.starts_with('#') {
+                raw.get_mut(c).unwrap().push(word.to_string());
+            }
+        }
+    }
+    fn expand(
+        g: &str,
+        raw: &BTreeMap<String, Vec<String>>,
+        seen: &mut BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for x in raw.get(g).into_iter().flatten() {
+            if x.starts_with('@') {
+                if seen.insert(x.clone()) {
+                    out.extend(expand(x, raw, seen));
+                }
+            } else {
+                out.insert(x.clone());
+            }
+        }
+        out
+    }
+    raw.keys()
+        .map(|g| (g.clone(), expand(g, &raw, &mut BTreeSet::new())))
+        .collect()
+}
+
+#[test]
+fn the_units_syscall_filter_allows_every_call_hsmon_makes() {
+    require("strace");
+    require("systemd-analyze");
+    let groups = syscall_groups();
+    let names = |words: &str| -> BTreeSet<String> {
+        words
+            .split_whitespace()
+            .flat_map(|w| match groups.get(w) {
+                Some(set) => set.clone(),
+                None => BTreeSet::from([w.to_string()]),
+            })
+            .collect()
+    };
+    // SystemCallFilter= lines: the allow lists add up, then each `~` list is taken away.
+    let mut allowed = BTreeSet::new();
+    for v in value("SystemCallFilter")
+        .iter()
+        .filter(|v| !v.starts_with('~'))
+    {
+        allowed.extend(names(v));
+    }
+    assert!(allowed.len() > 100, "the unit allows a group: {allowed:?}");
+    for v in value("SystemCallFilter")
+        .iter()
+        .filter(|v| v.starts_with('~'))
+    {
+        for n in names(&v[1..]) {
+            allowed.remove(&n);
+        }
+    }
+
+    let link = PtyLink::new();
+    let etc = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(etc.path().join("hsmon")).unwrap();
+    std::fs::write(
+        etc.path().join("hsmon/config.toml"),
+        format!("[ports.meter]\npath = \"{}\"\n", path_str(&link.a())),
+    )
+    .unwrap();
+    let trace = etc.path().join("trace.txt");
+    let exec = value("ExecStart")[0].replace("%i", "meter");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .arg(hsmon_bin())
+        .args(exec.split_whitespace().skip(1))
+        .env("XDG_CONFIG_HOME", etc.path())
+        .env("XDG_STATE_HOME", state.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    assert!(
+        lines.any(|l| l.contains("\"type\":\"settings\"")),
+        "hsmon under strace opened the port"
+    );
+    // Some traffic, then `quit` on stdin ends hsmon (and strace with it).
+    link.device().write_all(b"hello 68 04").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    child.stdin.as_mut().unwrap().write_all(b"quit\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let used: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split_once(' ')?.1.trim_start();
+            let name = rest.split('(').next()?;
+            (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .then(|| name.to_string())
+        })
+        .collect();
+    assert!(used.contains("openat"), "{used:?}");
+    let forbidden: Vec<&String> = used.difference(&allowed).collect();
+    assert!(
+        forbidden.is_empty(),
+        "hsmon calls what the unit's SystemCallFilter forbids: {forbidden:?}"
+    );
 }
