@@ -263,7 +263,9 @@ pub struct ExplainArgs {
 #[derive(Debug, Args)]
 pub struct SerialArgs {
     /// The port: /dev/ttyUSB0, /dev/ttyACM0, /dev/serial/by-id/..., a pty, or a remote port
-    /// behind an RFC 2217 server (ser2net) as rfc2217://HOST:PORT.
+    /// behind an RFC 2217 server (ser2net) as rfc2217://HOST:PORT; or the NAME of a
+    /// `[ports.NAME]` in the config file (its settings are the defaults, flags override).
+    #[arg(value_name = "PORT|NAME")]
     pub port: PathBuf,
     /// Baud rate in bits per second (any rate the adapter supports, e.g. 74880).
     /// Default: the config file's, else 115200.

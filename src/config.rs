@@ -19,6 +19,11 @@
 //! max_total_mib = 1024  # limits on $XDG_STATE_HOME/hsmon/captures, applied at start
 //! max_age_days = 30
 //! max_files = 500
+//!
+//! [ports.meter]         # `hsmon serial meter`; see `ports.rs` for every key
+//! match_by_id = "usb-FTDI_*A50285BI*"
+//! baud = 2400
+//! format = "8E1"
 //! ```
 
 use std::collections::BTreeMap;
@@ -44,6 +49,13 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub capture: CaptureConfig,
+    /// Named ports: `[ports.NAME]`.
+    #[serde(default)]
+    pub ports: BTreeMap<String, crate::ports::NamedPort>,
+    /// Where each `[ports.NAME]` was written (file, line, column), for errors found later
+    /// (an unknown handshake profile).
+    #[serde(skip)]
+    pub ports_at: BTreeMap<String, (String, usize, usize)>,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]
@@ -162,6 +174,22 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Line and column of the `[ports.NAME]` header (or of `NAME` under a `[ports]` table).
+fn ports_position(text: &str, name: &str) -> (usize, usize) {
+    let candidates = [
+        format!("ports.{name}"),
+        format!("ports.\"{name}\""),
+        format!("ports.'{name}'"),
+    ];
+    let at = candidates
+        .iter()
+        .filter_map(|c| text.find(c.as_str()))
+        .min()
+        .or_else(|| text.find(name))
+        .unwrap_or(0);
+    line_col(text, at)
+}
+
 impl Config {
     /// The default location.
     pub fn default_path() -> Option<PathBuf> {
@@ -198,9 +226,23 @@ impl Config {
                 message: e.message().to_string(),
             }
         })?;
+        let mut cfg = cfg;
         // Validate the values now, so a bad default fails at start-up, not at first use.
         cfg.line_settings(path)?;
         cfg.keymap(path)?;
+        for name in cfg.ports.keys() {
+            let (line, column) = ports_position(text, name);
+            if let Err(message) = crate::ports::check_name(name) {
+                return Err(ConfigError::Parse {
+                    path: path.to_string(),
+                    line,
+                    column,
+                    message,
+                });
+            }
+            cfg.ports_at
+                .insert(name.clone(), (path.to_string(), line, column));
+        }
         Ok(cfg)
     }
 
@@ -324,6 +366,89 @@ mod tests {
             let e = Config::parse(text, "c.toml").unwrap_err().to_string();
             assert!(e.starts_with(at), "{text:?}: {e}");
             assert!(e.contains(why), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn named_ports_parse() {
+        let c = Config::parse(
+            "[serial]\nbaud = 9600\n\n[ports.meter]\nmatch_by_id = \"usb-FTDI_*\"\nusb = \"0403:6001\"\npath = \"/dev/ttyUSB0\"\nbaud = 2400\nformat = \"8E1\"\nflow = \"hw\"\nlabel = \"heat meter\"\nprofile = \"mbus\"\ncapture = false\n\n[ports.remote]\npath = \"rfc2217://lab-pi:7001\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        let m = &c.ports["meter"];
+        assert_eq!(m.baud.unwrap().bps(), 2400);
+        assert_eq!(m.format.unwrap().to_string(), "8E1");
+        assert_eq!(m.flow, Some(FlowControl::Hardware));
+        assert_eq!(m.usb.unwrap().to_string(), "0403:6001");
+        assert_eq!(m.match_by_id.as_deref(), Some("usb-FTDI_*"));
+        assert_eq!(m.label.as_deref(), Some("heat meter"));
+        assert_eq!(m.profile.as_deref(), Some("mbus"));
+        assert_eq!(m.capture, Some(false));
+        assert_eq!(c.ports_at["meter"], ("c.toml".to_string(), 4, 2));
+        assert_eq!(
+            c.ports["remote"].path.as_deref(),
+            Some("rfc2217://lab-pi:7001")
+        );
+    }
+
+    #[test]
+    fn bad_named_ports_name_file_line_column() {
+        let cases = [
+            // A bad value points at the value.
+            (
+                "[ports.a]\npath = \"/dev/x\"\nbaud = 1\n",
+                "c.toml:3:8",
+                "invalid baud rate 1",
+            ),
+            (
+                "[ports.a]\npath = \"/dev/x\"\nformat = \"9Q1\"\n",
+                "c.toml:3:10",
+                "frame format",
+            ),
+            (
+                "[ports.a]\npath = \"/dev/x\"\nflow = \"maybe\"\n",
+                "c.toml:3:8",
+                "",
+            ),
+            ("[ports.a]\nusb = \"0403\"\n", "c.toml:2:7", "VID:PID"),
+            (
+                "[ports.a]\npath = \"ttyUSB0\"\n",
+                "c.toml:2:8",
+                "absolute device path",
+            ),
+            ("[ports.a]\npath = \"rfc2217://nohost\"\n", "c.toml:2:8", ""),
+            (
+                "[ports.a]\npath = \"/dev/x\"\nspeed = 3\n",
+                "c.toml:3:1",
+                "unknown field",
+            ),
+            (
+                "[ports.a]\npath = \"/dev/x\"\ncapture = \"yes\"\n",
+                "c.toml:3:11",
+                "",
+            ),
+            // Rules that need two keys point at the table.
+            (
+                "[ports.a]\nbaud = 9600\n",
+                "c.toml:",
+                "needs `path`, `match_by_id` or `usb`",
+            ),
+            (
+                "[ports.a]\npath = \"rfc2217://h:1\"\nusb = \"0403:6001\"\n",
+                "c.toml:",
+                "cannot go with an rfc2217",
+            ),
+            (
+                "[ports.\"a/b\"]\npath = \"/dev/x\"\n",
+                "c.toml:1:2",
+                "contain no '/'",
+            ),
+        ];
+        for (text, at, want) in cases {
+            let e = Config::parse(text, "c.toml").unwrap_err().to_string();
+            assert!(e.starts_with(at), "{text:?}: {e}");
+            assert!(e.contains(want), "{text:?}: {e}");
         }
     }
 

@@ -21,6 +21,7 @@ pub mod headless;
 pub mod list;
 pub mod offline;
 pub mod output;
+pub mod ports;
 pub mod probe;
 pub mod run;
 pub mod sanitize;

@@ -78,6 +78,14 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         CommandLine::List => {
             let ports = crate::list::serial_ports();
             let readers = crate::source::card::list_readers();
+            let present: Vec<crate::ports::Present> = ports
+                .iter()
+                .cloned()
+                .map(crate::ports::Present::from)
+                .collect();
+            let named = crate::ports::listing(&config.ports, &present, |p| {
+                std::path::Path::new(p).exists()
+            });
             match formats.output {
                 crate::cli::OutputFormat::Json => {
                     let readers_json = match &readers {
@@ -94,14 +102,15 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                     crate::output::print(&format!(
                         "{}\n",
                         serde_json::to_string_pretty(&serde_json::json!({
-                            "serial": ports, "readers": readers_json,
+                            "serial": ports, "readers": readers_json, "named": named,
                         }))?
                     ))?;
                 }
                 crate::cli::OutputFormat::Text => {
                     crate::output::print(&format!(
-                        "{}{}",
+                        "{}{}{}",
                         crate::list::render_text(&ports),
+                        crate::ports::render_text(&named),
                         crate::list::render_readers(&readers)
                     ))?;
                 }
@@ -233,10 +242,21 @@ pub fn load_knowledge() -> Result<Arc<Knowledge>> {
     Ok(Arc::new(k))
 }
 
-/// Line settings from, in order: the command line, the config file, the defaults.
-fn line_settings(config: &Config, formats: Formats, args: &SerialArgs) -> Result<LineSettings> {
+/// Line settings from, in order: the command line, the named port, the config file's
+/// `[serial]`, the defaults.
+fn line_settings(
+    config: &Config,
+    formats: Formats,
+    args: &SerialArgs,
+    named: Option<&crate::ports::NamedPort>,
+) -> Result<LineSettings> {
     let path = Config::default_path().map_or_else(String::new, |p| p.display().to_string());
     let mut s = config.line_settings(&path)?;
+    if let Some(n) = named {
+        s.baud = n.baud.unwrap_or(s.baud);
+        s.format = n.format.unwrap_or(s.format);
+        s.flow = n.flow.unwrap_or(s.flow);
+    }
     if let Some(b) = &args.baud {
         s.baud = b.parse::<Baud>()?;
     }
@@ -256,15 +276,83 @@ async fn serial(
     global: &GlobalArgs,
     formats: Formats,
     config: &Config,
-    args: SerialArgs,
+    mut args: SerialArgs,
 ) -> Result<u8> {
+    let named = named_port(config, &args.port)?;
+    let named_global;
+    let global = match &named {
+        Some(n) => {
+            args.port = n.path.clone().into();
+            named_global = GlobalArgs {
+                // `capture = false` on the port: no recording unless --capture FILE asks.
+                no_capture: global.no_capture
+                    || (n.port.capture == Some(false) && global.capture.is_none()),
+                ..global.clone()
+            };
+            &named_global
+        }
+        None => global,
+    };
+    let named = named.map(|n| n.port);
     if let Some(target) = crate::source::rfc2217::target_of(&args.port) {
-        return rfc2217(global, formats, config, args, target).await;
+        return rfc2217(global, formats, config, args, target, named.as_ref()).await;
     }
-    let settings = line_settings(config, formats, &args)?;
+    let settings = line_settings(config, formats, &args, named.as_ref())?;
     let clock = Clock::start();
     let handle = crate::source::serial::spawn(args.port.clone(), settings, clock)?;
     monitor(global, formats, config, handle, clock, None, args.autobaud).await
+}
+
+/// A named port, resolved to the device it means now.
+struct Named {
+    path: String,
+    port: crate::ports::NamedPort,
+}
+
+/// `serial ARG`: when ARG is not an existing path and the config names it, the named port
+/// (exit 3 naming the rules tried when nothing matches; 2 for an unknown profile).
+fn named_port(config: &Config, arg: &std::path::Path) -> Result<Option<Named>> {
+    use crate::ports::Resolution;
+    let Some(name) = arg.to_str() else {
+        return Ok(None);
+    };
+    let Some(port) = config.ports.get(name) else {
+        return Ok(None);
+    };
+    if arg.exists() {
+        return Ok(None);
+    }
+    if let Some(profile) = &port.profile {
+        let knowledge = load_knowledge()?;
+        let profiles = crate::handshake::live::load_profiles(&knowledge)?;
+        if let Err(e) = profiles.get(profile) {
+            let at = config
+                .ports_at
+                .get(name)
+                .map_or_else(String::new, |(f, l, c)| format!("{f}:{l}:{c}: "));
+            return Err(UsageError(format!(
+                "{at}[ports.{name}] profile = \"{profile}\": {e}\n  `hsmon handshake --list` shows the profiles"
+            ))
+            .into());
+        }
+    }
+    match port.resolve(&crate::ports::present(), &|p| std::path::Path::new(p).exists()) {
+        Resolution::Present { path, .. } => Ok(Some(Named {
+            path,
+            port: port.clone(),
+        })),
+        Resolution::Ambiguous { paths } => Err(crate::exit::DeviceError(format!(
+            "named port '{name}' matches {} ports: {}\n  narrow its rules (match_by_id on the serial number in /dev/serial/by-id), or open one by path",
+            paths.len(),
+            paths.join(", ")
+        ))
+        .into()),
+        Resolution::NotPresent { tried } => Err(crate::exit::DeviceError(format!(
+            "named port '{name}' is not present: tried {}\n  plug the adapter in, or see `hsmon list` for what is here",
+            tried.join(", ")
+        ))
+        .into()),
+    }
 }
 
 /// `serial rfc2217://HOST:PORT`: a remote port behind ser2net, set like a local one.
@@ -274,9 +362,10 @@ async fn rfc2217(
     config: &Config,
     args: SerialArgs,
     target: Result<crate::source::tcp::HostPort, crate::source::tcp::AddressError>,
+    named: Option<&crate::ports::NamedPort>,
 ) -> Result<u8> {
     let target = target.map_err(|e| UsageError(e.to_string()))?;
-    let settings = line_settings(config, formats, &args)?;
+    let settings = line_settings(config, formats, &args, named)?;
     let clock = Clock::start();
     let handle = crate::source::rfc2217::spawn(target, settings, clock).await?;
     monitor(global, formats, config, handle, clock, None, args.autobaud).await
@@ -312,7 +401,7 @@ async fn tap(
         flow: args.flow,
         autobaud: false,
     };
-    let settings = line_settings(config, formats, &as_serial)?;
+    let settings = line_settings(config, formats, &as_serial, None)?;
     let labels = crate::session::DirectionLabels {
         tx: args.label_a,
         rx: args.label_b,

@@ -90,7 +90,7 @@ fn bad_arguments_and_ports() {
             2,
             vec!["positive number of seconds"],
         ),
-        (vec!["serial"], 2, vec!["<PORT>"]),
+        (vec!["serial"], 2, vec!["<PORT|NAME>"]),
         (vec!["frobnicate"], 2, vec!["unrecognized subcommand"]),
     ];
     for (args, code, msgs) in table {
