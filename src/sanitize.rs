@@ -240,6 +240,30 @@ impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
         Ok(self)
     }
 
+    /// `"t"` (rounded to microseconds) and `"ts"` (wall clock) of a record `at` after the
+    /// session start, as [`crate::stamp::stamp_value`] writes them.
+    pub fn stamp(
+        &mut self,
+        at: std::time::Duration,
+        stamp: &crate::stamp::Stamp,
+    ) -> io::Result<&mut Self> {
+        let (t, ts) = stamp.times(at);
+        self.f64("t", t)?.str("ts", &ts)
+    }
+
+    /// [`JsonLine::stamp`] with the time already formatted (see [`JsonF64`]).
+    pub fn stamp_text(&mut self, t: &JsonF64, ts: &str) -> io::Result<&mut Self> {
+        self.f64_text("t", t)?.str("ts", ts)
+    }
+
+    /// The `--label` members, last in every record.
+    pub fn labels(&mut self, stamp: &crate::stamp::Stamp) -> io::Result<&mut Self> {
+        for (k, v) in &stamp.labels {
+            self.str(k, v)?;
+        }
+        Ok(self)
+    }
+
     /// Closes the object and the line.
     #[inline]
     pub fn end(&mut self) -> io::Result<()> {

@@ -196,6 +196,7 @@ pub async fn run(
         .map_err(|e| UsageError(e.to_string()))?;
     let target = target(&profile, &args, formats)?;
     let clock = Clock::start();
+    let started = std::time::SystemTime::now();
     let handle = match open(&target, clock).await {
         Ok(h) => h,
         Err(e) => {
@@ -208,11 +209,12 @@ pub async fn run(
             return Err(e);
         }
     };
-    let session = Session::with_knowledge(
+    let mut session = Session::with_knowledge(
         handle.name.clone(),
         config.window_bytes(),
         Some(knowledge.clone()),
     );
+    session.stamp = crate::stamp::Stamp::new(started, global.labels()?);
     let runner = Runner::new(profile, Some(knowledge), clock.now());
     if global.headless {
         headless(handle, session, runner, formats.output, clock).await
@@ -410,7 +412,8 @@ fn record(
     session.ingest(ev);
     match format {
         OutputFormat::Json => {
-            crate::sanitize::write_json_line(w, &crate::headless::json_record(ev))
+            let v = crate::stamp::stamp_value(crate::headless::json_record(ev), &session.stamp);
+            crate::sanitize::write_json_line(w, &v)
         }
         OutputFormat::Text => writeln!(w, "{}", crate::headless::text_record(ev)),
     }
