@@ -338,6 +338,9 @@ pub async fn run(
     let mut scan_wanted = autobaud;
     let mut status = crate::exit::OK;
     let mut tick = tokio::time::interval(SCAN_TICK);
+    if format == OutputFormat::Json {
+        write_json_line(&mut out, &live_session_record(&session))?;
+    }
 
     loop {
         tokio::select! {
@@ -625,6 +628,93 @@ fn scan_text(u: &ScanUpdate) -> String {
     }
 }
 
+/// The JSON lines of one event, stamped (see [`crate::stamp`]): a read as `rx`/`tx` records of
+/// at most [`RECORD_BYTES`] each (written straight out, no `Value` or String between: reads
+/// are most of the output), any other event as [`json_record`]. `label` is a tap's name for
+/// the direction. Returns the lines written.
+pub fn write_event_json<W: Write + ?Sized>(
+    out: &mut W,
+    ev: &TimedEvent,
+    label: Option<&str>,
+    stamp: &crate::stamp::Stamp,
+) -> std::io::Result<u64> {
+    let (kind, b) = match &ev.event {
+        Event::Rx(b) => ("rx", b),
+        Event::Tx(b) => ("tx", b),
+        _ => {
+            write_json_line(out, &stamp_value(json_record(ev), stamp))?;
+            return Ok(1);
+        }
+    };
+    let (t, ts) = stamp.times(ev.at);
+    let t = JsonF64::new(t);
+    // At most RECORD_BYTES of data a record: a 64 KiB read is 16 lines a log shipper takes
+    // whole, all with the read's time. An empty read is still one record.
+    let mut pieces = b.chunks(RECORD_BYTES);
+    let first = pieces.next().unwrap_or_default();
+    let mut n = 0;
+    for piece in std::iter::once(first).chain(pieces) {
+        let mut line = JsonLine::begin(&mut *out)?;
+        line.str("type", kind)?
+            .stamp_text(&t, &ts)?
+            .hex("hex", piece)?;
+        if let Some(l) = label {
+            line.str("label", l)?;
+        }
+        line.labels(stamp)?.end()?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The first record of a headless JSON run or a jsonl export: what the records that follow
+/// are about. `host` and `command` are None where not known (an export: the capture does not
+/// keep them); `capture` is the file being recorded to.
+pub fn session_record(
+    stamp: &crate::stamp::Stamp,
+    version: &str,
+    host: Option<&str>,
+    command: Option<&[String]>,
+    source: &str,
+    settings: Option<&crate::event::LineSettings>,
+    capture: Option<&str>,
+) -> Value {
+    let settings = settings.map(
+        |s| json!({"baud": s.baud.bps(), "format": s.format.to_string(), "flow": s.flow.label()}),
+    );
+    let v = json!({
+        "type": "session", "t": 0.0,
+        "version": version, "host": host, "command": command,
+        "source": source, "settings": settings, "capture": capture,
+    });
+    stamp_value(v, stamp)
+}
+
+/// [`session_record`] for this process's session: this hsmon, this host, this command line.
+pub fn live_session_record(session: &Session) -> Value {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|h| !h.is_empty());
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let capture = session
+        .recorder()
+        .filter(|w| w.failure().is_none())
+        .map(|w| w.name().to_string());
+    session_record(
+        &session.stamp,
+        env!("CARGO_PKG_VERSION"),
+        host.as_deref(),
+        Some(&argv),
+        &session.source_name,
+        session.settings.as_ref(),
+        capture.as_deref(),
+    )
+}
+
 /// The most data bytes one `rx`/`tx` JSON record carries: a longer read is split into
 /// records of this many bytes, all with the read's time.
 pub const RECORD_BYTES: usize = 4096;
@@ -644,32 +734,8 @@ pub fn write_record(
         _ => None,
     };
     match (format, &ev.event) {
-        // Reads are most of the output: written straight out, no `Value` or String between.
-        (OutputFormat::Json, Event::Rx(b) | Event::Tx(b)) => {
-            let kind = if matches!(ev.event, Event::Rx(_)) {
-                "rx"
-            } else {
-                "tx"
-            };
-            let (t, ts) = session.stamp.times(ev.at);
-            let t = JsonF64::new(t);
-            // At most RECORD_BYTES of data a record: a 64 KiB read is 16 lines a log shipper
-            // takes whole, all with the read's time. An empty read is still one record.
-            let mut pieces = b.chunks(RECORD_BYTES);
-            let first = pieces.next().unwrap_or_default();
-            for piece in std::iter::once(first).chain(pieces) {
-                let mut line = JsonLine::begin(out)?;
-                line.str("type", kind)?
-                    .stamp_text(&t, &ts)?
-                    .hex("hex", piece)?;
-                if let Some(l) = label {
-                    line.str("label", l)?;
-                }
-                line.labels(&session.stamp)?.end()?;
-            }
-        }
         (OutputFormat::Json, _) => {
-            write_json_line(out, &stamp_value(json_record(ev), &session.stamp))?
+            write_event_json(out, ev, label, &session.stamp)?;
         }
         (OutputFormat::Text, Event::Rx(b) | Event::Tx(b)) => {
             let d = if matches!(ev.event, Event::Rx(_)) {

@@ -137,7 +137,7 @@ impl serde_json::ser::Formatter for TerminalSafe {
 }
 
 /// One JSON value and a newline, with every string terminal-safe (see [`TerminalSafe`]).
-pub fn write_json_line<W: Write>(out: &mut W, v: &serde_json::Value) -> io::Result<()> {
+pub fn write_json_line<W: Write + ?Sized>(out: &mut W, v: &serde_json::Value) -> io::Result<()> {
     use serde::Serialize;
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, TerminalSafe);
     v.serialize(&mut ser).map_err(io::Error::other)?;

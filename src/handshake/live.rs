@@ -339,6 +339,9 @@ async fn headless(
     let mut signals = crate::run::Signals::new()?;
     let mut linger: Option<Instant> = None;
     let mut interrupted = false;
+    if format == OutputFormat::Json {
+        crate::sanitize::write_json_line(&mut w, &crate::headless::live_session_record(&session))?;
+    }
     loop {
         let wake = runner.next_wake().map(|t| instant_at(&clock, t));
         tokio::select! {
@@ -412,8 +415,7 @@ fn record(
     session.ingest(ev);
     match format {
         OutputFormat::Json => {
-            let v = crate::stamp::stamp_value(crate::headless::json_record(ev), &session.stamp);
-            crate::sanitize::write_json_line(w, &v)
+            crate::headless::write_event_json(w, ev, None, &session.stamp).map(|_| ())
         }
         OutputFormat::Text => writeln!(w, "{}", crate::headless::text_record(ev)),
     }

@@ -78,7 +78,7 @@ pub fn export<R: Read + Seek>(
             let encap = probe_line_encap(reader, &header)?;
             Box::new(pcapng::PcapngExporter::new(&header, encap))
         }
-        ExportFormat::Jsonl => Box::new(jsonl::JsonlExporter),
+        ExportFormat::Jsonl => Box::new(jsonl::JsonlExporter::default()),
         ExportFormat::Hexdump => Box::new(hexdump::HexdumpExporter),
     };
     let mut stats = ExportStats::default();
