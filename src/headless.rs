@@ -567,7 +567,7 @@ fn ranked_json(r: &Ranked) -> Value {
 /// ignores the rate).
 pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
     let t = at.as_secs_f64();
-    let mut v = match u {
+    let v = match u {
         ScanUpdate::Trying(c) => json!({
             "type": "baud", "t": t, "state": "trying",
             "baud": c.baud.bps(), "format": c.format.to_string(),
@@ -599,11 +599,23 @@ pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
             "ranking": Value::Array(ranking.iter().map(ranked_json).collect()),
         }),
     };
-    if let Value::Object(m) = &mut v {
-        m.insert("type".into(), json!("baud"));
-        m.insert("t".into(), json!(t));
+    // One member order for every `baud` record, whichever way it was built.
+    let mut m = match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("type".into(), json!("baud"));
+    out.insert("t".into(), json!(t));
+    for k in [
+        "state", "baud", "format", "score", "bytes", "reason", "ranking",
+    ] {
+        if let Some(x) = m.shift_remove(k) {
+            out.insert(k.into(), x);
+        }
     }
-    v
+    out.extend(m);
+    Value::Object(out)
 }
 
 fn scan_text(u: &ScanUpdate) -> String {

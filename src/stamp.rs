@@ -140,8 +140,15 @@ impl Stamp {
 /// A record `Value` stamped: `t` rounded to microseconds, `ts` right after it, the labels at
 /// the end. A value without a numeric `t` gets no `ts` (labels still).
 pub fn stamp_value(v: Value, stamp: &Stamp) -> Value {
-    let Value::Object(m) = v else { return v };
+    let Value::Object(mut m) = v else { return v };
     let mut out = Map::with_capacity(m.len() + 1 + stamp.labels.len());
+    // `type` first, whatever order the record was built in; `t` and `ts` follow it.
+    if let Some(ty) = m.shift_remove("type") {
+        out.insert("type".into(), ty);
+    }
+    if let Some(t) = m.shift_remove("t") {
+        m.shift_insert(0, "t".into(), t);
+    }
     for (k, val) in m {
         if k == "t" {
             if let Some(t) = val.as_f64() {
@@ -202,6 +209,19 @@ mod tests {
         assert_eq!(
             v.to_string(),
             r#"{"type":"rx","t":0.0123,"ts":"1970-01-01T00:00:00.012300Z","hex":"68","site":"lab"}"#
+        );
+    }
+
+    #[test]
+    fn type_t_and_ts_come_first_whatever_the_build_order() {
+        let s = Stamp::default();
+        let v = stamp_value(
+            serde_json::json!({"score": 1, "state": "scored", "type": "baud", "t": 1.0}),
+            &s,
+        );
+        assert_eq!(
+            v.to_string(),
+            r#"{"type":"baud","t":1.0,"ts":"1970-01-01T00:00:01.000000Z","score":1,"state":"scored"}"#
         );
     }
 }
