@@ -47,29 +47,29 @@ pub fn json_record(ev: &TimedEvent) -> Value {
         },
         Event::Overrun(o) => json!({
             "type": "event", "t": t, "id": "hsmon.overrun", "severity": "error",
-            "dropped_bytes": o.dropped_bytes,
             "text": format!("{} bytes dropped: the output fell behind the port", o.dropped_bytes),
+            "dropped_bytes": o.dropped_bytes,
         }),
         Event::BreakSent => json!({
             "type": "event", "t": t, "id": "hsmon.break_sent", "severity": "info", "text": "break sent",
         }),
         Event::LineErrors(None) => json!({
             "type": "event", "t": t, "id": "hsmon.line_errors", "severity": "info",
-            "available": false,
             "text": "this port keeps no line error counters (TIOCGICOUNT unsupported)",
+            "available": false,
         }),
         Event::LineErrors(Some(c)) => json!({
             "type": "event", "t": t, "id": "hsmon.line_errors",
             "severity": if c.total() > 0 { "warning" } else { "info" },
+            "text": format!("line errors: framing {} parity {} overrun {} break {} buffer {}",
+                c.frame, c.parity, c.overrun, c.brk, c.buf_overrun),
             "available": true,
             "frame": c.frame, "overrun": c.overrun, "parity": c.parity, "brk": c.brk,
             "buf_overrun": c.buf_overrun,
-            "text": format!("line errors: framing {} parity {} overrun {} break {} buffer {}",
-                c.frame, c.parity, c.overrun, c.brk, c.buf_overrun),
         }),
         Event::CommandFailed { command, reason } => json!({
             "type": "event", "t": t, "id": "hsmon.command_failed", "severity": "warning",
-            "command": command, "text": format!("{command}: {reason}"),
+            "text": format!("{command}: {reason}"), "command": command,
         }),
         Event::Apdu(x) => {
             let sw = x.sw().map(crate::decode::iso7816::sw::StatusWord);
@@ -91,7 +91,7 @@ pub fn json_record(ev: &TimedEvent) -> Value {
             text,
         } => json!({
             "type": "event", "t": t, "id": "hsmon.replay", "severity": "info",
-            "paused": paused, "speed": speed, "text": text,
+            "text": text, "paused": paused, "speed": speed,
         }),
         Event::Pcsc { operation, code } => {
             // The raw PC/SC failure; the explanation comes as an `event` from the knowledge base.
@@ -513,14 +513,14 @@ fn write_script_updates(
                 json!({
                     "type": "event", "t": t, "id": "script.step",
                     "severity": if failed { "error" } else { "info" },
-                    "line": line, "sw": sw, "expect": expect, "ok": !failed, "text": text,
+                    "text": text, "line": line, "sw": sw, "expect": expect, "ok": !failed,
                 })
             }
             RunnerUpdate::Finished { failures } => json!({
                 "type": "event", "t": t, "id": "script.finished",
                 "severity": if *failures > 0 { "error" } else { "info" },
-                "failures": failures,
                 "text": format!("script finished: {failures} step(s) failed"),
+                "failures": failures,
             }),
         };
         match format {

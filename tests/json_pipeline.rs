@@ -253,3 +253,75 @@ fn jsonl_export_starts_with_the_session_and_stamps_every_record() {
     assert_eq!(records.last().unwrap()["type"], "tx");
     assert_eq!(records.last().unwrap()["ts"], "2023-11-14T22:13:23.123456Z");
 }
+
+/// docs/records.schema.json knows every record type the demo prints, and each record has its
+/// type's required members, in the schema's order, and nothing else but string labels.
+#[test]
+fn records_follow_docs_records_schema() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/records.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    let branches = schema["oneOf"].as_array().unwrap();
+    let mut stdout = String::new();
+    for scenario in ["tour", "card"] {
+        let (code, out, stderr) = run_hsmon(&[
+            "--headless",
+            "--format",
+            "json",
+            "--config",
+            "/dev/null",
+            "--no-capture",
+            "--label",
+            "site=lab",
+            "demo",
+            scenario,
+            "--duration",
+            "2",
+        ]);
+        // The demo card script has a step that fails on purpose: status 1.
+        let want = if scenario == "card" { 1 } else { 0 };
+        assert_eq!(code, want, "{scenario}: {stderr}");
+        stdout.push_str(&out);
+    }
+    for ty in ["session", "rx", "frame", "event", "apdu", "card"] {
+        assert!(
+            stdout.contains(&format!("{{\"type\":\"{ty}\"")),
+            "no {ty} record"
+        );
+    }
+    for line in stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let ty = v["type"].as_str().unwrap();
+        let branch = branches
+            .iter()
+            .find(|b| b["properties"]["type"]["const"] == ty)
+            .unwrap_or_else(|| panic!("no schema for type {ty}"));
+        let props: Vec<&String> = branch["properties"].as_object().unwrap().keys().collect();
+        for req in branch["required"].as_array().unwrap() {
+            assert!(
+                v.get(req.as_str().unwrap()).is_some(),
+                "{req} missing: {line}"
+            );
+        }
+        // Own members in the schema's order, then labels.
+        let mut last = 0;
+        for k in keys(&v) {
+            match props.iter().position(|p| **p == k) {
+                Some(i) => {
+                    assert!(i >= last, "{k} out of order: {line}");
+                    last = i;
+                }
+                None => assert!(v[&k].is_string() && k == "site", "{k}: {line}"),
+            }
+        }
+    }
+}
