@@ -184,8 +184,9 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         }
         CommandLine::Export(args) => {
             use crate::capture::export::ExportError;
-            crate::capture::export::run_cli(&args.file, args.to, args.output.as_deref()).map_err(
-                |e| match e {
+            let labels = cli.global.labels()?;
+            crate::capture::export::run_cli(&args.file, args.to, args.output.as_deref(), &labels)
+                .map_err(|e| match e {
                     // stdout failed (a full disk): exit 3 with the one line `output` words.
                     ExportError::Write(w)
                         if w.get_ref()
@@ -194,8 +195,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                         w.into()
                     }
                     e => UsageError(e.to_string()).into(),
-                },
-            )
+                })
         }
         CommandLine::Serial(args) => serial(&cli.global, formats, &config, args).await,
         CommandLine::Demo(args) => demo(&cli.global, formats, &config, args).await,

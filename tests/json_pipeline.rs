@@ -233,10 +233,17 @@ fn jsonl_export_starts_with_the_session_and_stamps_every_record() {
     w.sync();
     assert_eq!(w.failed(), None);
     drop(w);
-    let (code, stdout, stderr) = run_hsmon(&["export", path_str(&path), "--to", "jsonl"]);
+    let (code, stdout, stderr) = run_hsmon(&[
+        "export",
+        path_str(&path),
+        "--to",
+        "jsonl",
+        "--label",
+        "site=lab",
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let s0 = parse_ts("2023-11-14T22:13:20.123456Z");
-    let records = check_stamped(&stdout, &[], s0, s0 + 4_000_000_000);
+    let records = check_stamped(&stdout, &[("site", "lab")], s0, s0 + 4_000_000_000);
     assert_eq!(records[0]["type"], "session");
     assert_eq!(records[0]["ts"], "2023-11-14T22:13:20.123456Z");
     assert_eq!(records[0]["source"], "serial /dev/ttyUSB0");

@@ -9,18 +9,26 @@ use super::Exporter;
 use crate::capture::reader::{CaptureHeader, Record};
 use crate::stamp::Stamp;
 
-#[derive(Default)]
 pub struct JsonlExporter {
     stamp: Stamp,
+}
+
+impl JsonlExporter {
+    /// An exporter adding `labels` (the `--label` members) to every record.
+    pub fn new(labels: Vec<(String, String)>) -> JsonlExporter {
+        JsonlExporter {
+            stamp: Stamp {
+                start_unix_ns: 0,
+                labels,
+            },
+        }
+    }
 }
 
 impl Exporter for JsonlExporter {
     fn begin(&mut self, header: &CaptureHeader, out: &mut dyn Write) -> io::Result<()> {
         let m = &header.meta;
-        self.stamp = Stamp {
-            start_unix_ns: m.started_unix_ns,
-            labels: Vec::new(),
-        };
+        self.stamp.start_unix_ns = m.started_unix_ns;
         let v = crate::headless::session_record(
             &self.stamp,
             &m.hsmon_version,
