@@ -204,7 +204,8 @@ pub async fn run(
                 // Scripts read the report whatever happened.
                 let runner = Runner::new(profile, Some(knowledge.clone()), clock.now());
                 let msg = e.to_string();
-                print_report(&runner, clock.now(), Some(&msg), formats.output)?;
+                let stamp = crate::stamp::Stamp::new(started, global.labels()?);
+                print_report(&runner, clock.now(), Some(&msg), formats.output, &stamp)?;
             }
             return Err(e);
         }
@@ -256,10 +257,14 @@ fn print_report(
     at: Timestamp,
     error: Option<&str>,
     format: OutputFormat,
+    stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<()> {
     let mut out = crate::output::Stdout::lock();
     match format {
-        OutputFormat::Json => writeln!(out, "{}", report::json_report(runner, at, error))?,
+        OutputFormat::Json => {
+            let v = crate::stamp::stamp_value(report::json_report(runner, at, error), stamp);
+            crate::sanitize::write_json_line(&mut out, &v)?
+        }
         OutputFormat::Text => write!(out, "{}", report::text_report(runner, error))?,
     }
     out.flush()
@@ -306,6 +311,7 @@ fn write_updates(
     updates: &[Update],
     at: Timestamp,
     format: OutputFormat,
+    stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<()> {
     for u in updates {
         let Update::StepDone(i) = u else { continue };
@@ -313,7 +319,9 @@ fn write_updates(
             continue;
         };
         match format {
-            OutputFormat::Json => writeln!(w, "{v}")?,
+            OutputFormat::Json => {
+                crate::sanitize::write_json_line(w, &crate::stamp::stamp_value(v, stamp))?
+            }
             OutputFormat::Text => writeln!(
                 w,
                 "{:12.6} event {}: handshake {}",
@@ -354,7 +362,7 @@ async fn headless(
                 for ev in &batch {
                     record(&mut w, &mut session, ev, format)?;
                     let out = runner.on_event(ev);
-                    write_updates(&mut w, &runner, &out.updates, ev.at, format)?;
+                    write_updates(&mut w, &runner, &out.updates, ev.at, format, &session.stamp)?;
                     if apply(out, &runner, &mut session, &handle, ev.at).await {
                         linger = Some(Instant::now() + LINGER);
                     }
@@ -365,7 +373,7 @@ async fn headless(
             _ = async { match wake { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } }, if linger.is_none() => {
                 let now = clock.now();
                 let out = runner.poll(now);
-                write_updates(&mut w, &runner, &out.updates, now, format)?;
+                write_updates(&mut w, &runner, &out.updates, now, format, &session.stamp)?;
                 if apply(out, &runner, &mut session, &handle, now).await {
                     linger = Some(Instant::now() + LINGER);
                 }
@@ -395,7 +403,7 @@ async fn headless(
     w.flush()?;
     drop(w);
     let at = clock.now();
-    print_report(&runner, at, None, format)?;
+    print_report(&runner, at, None, format, &session.stamp)?;
     Ok(match runner.outcome() {
         Some(o) => o.exit_code(),
         None if interrupted => exit::EXPECTATION_FAILED,
