@@ -41,6 +41,11 @@ pub struct GlobalArgs {
     /// Config file to use instead of $XDG_CONFIG_HOME/hsmon/config.toml.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Add `"KEY":"VALUE"` at the end of every headless JSON record (repeatable: `--label
+    /// site=lab --label port=meter1`). KEY is letters, digits, `_`, `.` or `-`, and not a
+    /// member hsmon writes itself (type, t, ts, hex, ...).
+    #[arg(long, global = true, value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    pub label: Vec<String>,
     /// Log more to the log file (-v debug, -vv trace). Logs never go to the screen.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -61,6 +66,21 @@ pub struct Formats {
 }
 
 impl GlobalArgs {
+    /// The `--label` members, checked (see [`crate::stamp::parse_label`]).
+    pub fn labels(&self) -> Result<Vec<(String, String)>, crate::exit::UsageError> {
+        let mut out: Vec<(String, String)> = Vec::with_capacity(self.label.len());
+        for arg in &self.label {
+            let (k, v) = crate::stamp::parse_label(arg).map_err(crate::exit::UsageError)?;
+            if out.iter().any(|(seen, _)| *seen == k) {
+                return Err(crate::exit::UsageError(format!(
+                    "--label {arg}: the key '{k}' is given twice"
+                )));
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+
     /// Sorts the `--format` values into output (text/json) and line (8N1) formats.
     pub fn formats(&self) -> Result<Formats, crate::exit::UsageError> {
         let mut f = Formats::default();

@@ -20,6 +20,7 @@ use crate::sanitize::{
 };
 use crate::session::Session;
 use crate::source::SourceHandle;
+use crate::stamp::stamp_value;
 use crate::ui::sendline;
 
 /// One record as a JSON object, or None for events that have no record.
@@ -46,29 +47,29 @@ pub fn json_record(ev: &TimedEvent) -> Value {
         },
         Event::Overrun(o) => json!({
             "type": "event", "t": t, "id": "hsmon.overrun", "severity": "error",
-            "dropped_bytes": o.dropped_bytes,
             "text": format!("{} bytes dropped: the output fell behind the port", o.dropped_bytes),
+            "dropped_bytes": o.dropped_bytes,
         }),
         Event::BreakSent => json!({
             "type": "event", "t": t, "id": "hsmon.break_sent", "severity": "info", "text": "break sent",
         }),
         Event::LineErrors(None) => json!({
             "type": "event", "t": t, "id": "hsmon.line_errors", "severity": "info",
-            "available": false,
             "text": "this port keeps no line error counters (TIOCGICOUNT unsupported)",
+            "available": false,
         }),
         Event::LineErrors(Some(c)) => json!({
             "type": "event", "t": t, "id": "hsmon.line_errors",
             "severity": if c.total() > 0 { "warning" } else { "info" },
+            "text": format!("line errors: framing {} parity {} overrun {} break {} buffer {}",
+                c.frame, c.parity, c.overrun, c.brk, c.buf_overrun),
             "available": true,
             "frame": c.frame, "overrun": c.overrun, "parity": c.parity, "brk": c.brk,
             "buf_overrun": c.buf_overrun,
-            "text": format!("line errors: framing {} parity {} overrun {} break {} buffer {}",
-                c.frame, c.parity, c.overrun, c.brk, c.buf_overrun),
         }),
         Event::CommandFailed { command, reason } => json!({
             "type": "event", "t": t, "id": "hsmon.command_failed", "severity": "warning",
-            "command": command, "text": format!("{command}: {reason}"),
+            "text": format!("{command}: {reason}"), "command": command,
         }),
         Event::Apdu(x) => {
             let sw = x.sw().map(crate::decode::iso7816::sw::StatusWord);
@@ -90,7 +91,7 @@ pub fn json_record(ev: &TimedEvent) -> Value {
             text,
         } => json!({
             "type": "event", "t": t, "id": "hsmon.replay", "severity": "info",
-            "paused": paused, "speed": speed, "text": text,
+            "text": text, "paused": paused, "speed": speed,
         }),
         Event::Pcsc { operation, code } => {
             // The raw PC/SC failure; the explanation comes as an `event` from the knowledge base.
@@ -337,6 +338,9 @@ pub async fn run(
     let mut scan_wanted = autobaud;
     let mut status = crate::exit::OK;
     let mut tick = tokio::time::interval(SCAN_TICK);
+    if format == OutputFormat::Json {
+        write_json_line(&mut out, &live_session_record(&session))?;
+    }
 
     loop {
         tokio::select! {
@@ -356,7 +360,7 @@ pub async fn run(
                     if scan_wanted {
                         if let (None, Event::LineSettings { settings, .. }) = (&scan, &ev.event) {
                             let (s, c, ups) = BaudScan::start(*settings, session.baud_watch().estimate());
-                            write_scan_updates(&mut out, ev.at, &ups, format)?;
+                            write_scan_updates(&mut out, &session.stamp, ev.at, &ups, format)?;
                             cmds.extend(c);
                             scan = Some(s);
                             scan_wanted = false;
@@ -365,7 +369,7 @@ pub async fn run(
                     }
                     if let Some(s) = scan.as_mut() {
                         let (c, ups) = s.on_event(ev);
-                        write_scan_updates(&mut out, ev.at, &ups, format)?;
+                        write_scan_updates(&mut out, &session.stamp, ev.at, &ups, format)?;
                         cmds.extend(c);
                     }
                     if let Some(r) = script.as_mut() {
@@ -376,7 +380,7 @@ pub async fn run(
                         } else {
                             let (c, ups) = r.on_event(ev);
                             cmds.extend(c);
-                            write_script_updates(&mut out, ev.at, &ups, format)?;
+                            write_script_updates(&mut out, &session.stamp, ev.at, &ups, format)?;
                         }
                     }
                 }
@@ -395,7 +399,7 @@ pub async fn run(
                 let now = clock.now();
                 if let Some(s) = scan.as_mut() {
                     let (cmds, ups) = s.poll(now.as_secs_f64());
-                    write_scan_updates(&mut out, now, &ups, format)?;
+                    write_scan_updates(&mut out, &session.stamp, now, &ups, format)?;
                     out.flush()?;
                     for c in cmds {
                         if handle.commands.send(c).await.is_err() { break }
@@ -474,6 +478,7 @@ pub async fn session_timer(session: &Session, clock: &crate::clock::Clock) {
 /// expectation or had none and succeeded, error otherwise) and `script.finished`.
 fn write_script_updates(
     out: &mut impl Write,
+    stamp: &crate::stamp::Stamp,
     at: crate::event::Timestamp,
     ups: &[crate::card::runner::RunnerUpdate],
     format: OutputFormat,
@@ -508,18 +513,18 @@ fn write_script_updates(
                 json!({
                     "type": "event", "t": t, "id": "script.step",
                     "severity": if failed { "error" } else { "info" },
-                    "line": line, "sw": sw, "expect": expect, "ok": !failed, "text": text,
+                    "text": text, "line": line, "sw": sw, "expect": expect, "ok": !failed,
                 })
             }
             RunnerUpdate::Finished { failures } => json!({
                 "type": "event", "t": t, "id": "script.finished",
                 "severity": if *failures > 0 { "error" } else { "info" },
-                "failures": failures,
                 "text": format!("script finished: {failures} step(s) failed"),
+                "failures": failures,
             }),
         };
         match format {
-            OutputFormat::Json => write_json_line(out, &v)?,
+            OutputFormat::Json => write_json_line(out, &stamp_value(v, stamp))?,
             OutputFormat::Text => writeln!(
                 out,
                 "{t:12.6} event {}: {}",
@@ -537,13 +542,14 @@ pub const SCAN_TICK: std::time::Duration = std::time::Duration::from_millis(100)
 /// The `baud` records of an active scan.
 fn write_scan_updates(
     out: &mut impl Write,
+    stamp: &crate::stamp::Stamp,
     at: crate::event::Timestamp,
     ups: &[ScanUpdate],
     format: OutputFormat,
 ) -> std::io::Result<()> {
     for u in ups {
         match format {
-            OutputFormat::Json => write_json_line(out, &scan_record(at, u))?,
+            OutputFormat::Json => write_json_line(out, &stamp_value(scan_record(at, u), stamp))?,
             OutputFormat::Text => writeln!(out, "{:12.6} baud {}", at.as_secs_f64(), scan_text(u))?,
         }
     }
@@ -561,7 +567,7 @@ fn ranked_json(r: &Ranked) -> Value {
 /// ignores the rate).
 pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
     let t = at.as_secs_f64();
-    let mut v = match u {
+    let v = match u {
         ScanUpdate::Trying(c) => json!({
             "type": "baud", "t": t, "state": "trying",
             "baud": c.baud.bps(), "format": c.format.to_string(),
@@ -593,11 +599,23 @@ pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
             "ranking": Value::Array(ranking.iter().map(ranked_json).collect()),
         }),
     };
-    if let Value::Object(m) = &mut v {
-        m.insert("type".into(), json!("baud"));
-        m.insert("t".into(), json!(t));
+    // One member order for every `baud` record, whichever way it was built.
+    let mut m = match v {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("type".into(), json!("baud"));
+    out.insert("t".into(), json!(t));
+    for k in [
+        "state", "baud", "format", "score", "bytes", "reason", "ranking",
+    ] {
+        if let Some(x) = m.shift_remove(k) {
+            out.insert(k.into(), x);
+        }
     }
-    v
+    out.extend(m);
+    Value::Object(out)
 }
 
 fn scan_text(u: &ScanUpdate) -> String {
@@ -622,6 +640,97 @@ fn scan_text(u: &ScanUpdate) -> String {
     }
 }
 
+/// The JSON lines of one event, stamped (see [`crate::stamp`]): a read as `rx`/`tx` records of
+/// at most [`RECORD_BYTES`] each (written straight out, no `Value` or String between: reads
+/// are most of the output), any other event as [`json_record`]. `label` is a tap's name for
+/// the direction. Returns the lines written.
+pub fn write_event_json<W: Write + ?Sized>(
+    out: &mut W,
+    ev: &TimedEvent,
+    label: Option<&str>,
+    stamp: &crate::stamp::Stamp,
+) -> std::io::Result<u64> {
+    let (kind, b) = match &ev.event {
+        Event::Rx(b) => ("rx", b),
+        Event::Tx(b) => ("tx", b),
+        _ => {
+            write_json_line(out, &stamp_value(json_record(ev), stamp))?;
+            return Ok(1);
+        }
+    };
+    let (t, ts) = stamp.times(ev.at);
+    let t = JsonF64::new(t);
+    // At most RECORD_BYTES of data a record: a 64 KiB read is 16 lines a log shipper takes
+    // whole, all with the read's time. An empty read is still one record.
+    let mut pieces = b.chunks(RECORD_BYTES);
+    let first = pieces.next().unwrap_or_default();
+    let mut n = 0;
+    for piece in std::iter::once(first).chain(pieces) {
+        let mut line = JsonLine::begin(&mut *out)?;
+        line.str("type", kind)?
+            .stamp_text(&t, &ts)?
+            .hex("hex", piece)?;
+        if let Some(l) = label {
+            line.str("label", l)?;
+        }
+        line.labels(stamp)?.end()?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// The first record of a headless JSON run or a jsonl export: what the records that follow
+/// are about. `host` and `command` are None where not known (an export: the capture does not
+/// keep them); `capture` is the file being recorded to.
+pub fn session_record(
+    stamp: &crate::stamp::Stamp,
+    version: &str,
+    host: Option<&str>,
+    command: Option<&[String]>,
+    source: &str,
+    settings: Option<&crate::event::LineSettings>,
+    capture: Option<&str>,
+) -> Value {
+    let settings = settings.map(
+        |s| json!({"baud": s.baud.bps(), "format": s.format.to_string(), "flow": s.flow.label()}),
+    );
+    let v = json!({
+        "type": "session", "t": 0.0,
+        "version": version, "host": host, "command": command,
+        "source": source, "settings": settings, "capture": capture,
+    });
+    stamp_value(v, stamp)
+}
+
+/// [`session_record`] for this process's session: this hsmon, this host, this command line.
+pub fn live_session_record(session: &Session) -> Value {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|h| !h.is_empty());
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let capture = session
+        .recorder()
+        .filter(|w| w.failure().is_none())
+        .map(|w| w.name().to_string());
+    session_record(
+        &session.stamp,
+        env!("CARGO_PKG_VERSION"),
+        host.as_deref(),
+        Some(&argv),
+        &session.source_name,
+        session.settings.as_ref(),
+        capture.as_deref(),
+    )
+}
+
+/// The most data bytes one `rx`/`tx` JSON record carries: a longer read is split into
+/// records of this many bytes, all with the read's time.
+pub const RECORD_BYTES: usize = 4096;
+
 /// Takes one event into the session and prints its record, then the frames and diagnoses it
 /// produced: what the headless loop does with every event (public for `benches/headless.rs`).
 pub fn write_record(
@@ -637,23 +746,9 @@ pub fn write_record(
         _ => None,
     };
     match (format, &ev.event) {
-        // Reads are most of the output: written straight out, no `Value` or String between.
-        (OutputFormat::Json, Event::Rx(b) | Event::Tx(b)) => {
-            let kind = if matches!(ev.event, Event::Rx(_)) {
-                "rx"
-            } else {
-                "tx"
-            };
-            let mut line = JsonLine::begin(out)?;
-            line.str("type", kind)?
-                .f64("t", ev.at.as_secs_f64())?
-                .hex("hex", b)?;
-            if let Some(l) = label {
-                line.str("label", l)?;
-            }
-            line.end()?;
+        (OutputFormat::Json, _) => {
+            write_event_json(out, ev, label, &session.stamp)?;
         }
-        (OutputFormat::Json, _) => write_json_line(out, &json_record(ev))?,
         (OutputFormat::Text, Event::Rx(b) | Event::Tx(b)) => {
             let d = if matches!(ev.event, Event::Rx(_)) {
                 "rx"
@@ -687,22 +782,21 @@ pub fn write_findings(
     let frames = session.frames();
     let diagnoses = session.diagnoses();
     let labels = session.labels.as_ref();
+    let stamp = &session.stamp;
     // The frames of one read share its time: formatted once.
-    let mut time: Option<(crate::event::Timestamp, JsonF64)> = None;
+    let mut time: Option<(crate::event::Timestamp, JsonF64, String)> = None;
     let mut text_time: Option<(crate::event::Timestamp, String)> = None;
     for f in frames.range(frames.len() - nf..) {
         let label = labels.map(|l| l.get(f.direction));
         match format {
             OutputFormat::Json => {
-                let t = match time {
-                    Some((at, t)) if at == f.at => t,
-                    _ => {
-                        let t = JsonF64::new(f.at.as_secs_f64());
-                        time = Some((f.at, t));
-                        t
-                    }
-                };
-                write_frame_json(out, f, &t, label)?
+                if time.as_ref().is_none_or(|(at, _, _)| *at != f.at) {
+                    let (t, ts) = stamp.times(f.at);
+                    time = Some((f.at, JsonF64::new(t), ts));
+                }
+                if let Some((_, t, ts)) = &time {
+                    write_frame_json(out, f, t, ts, label, stamp)?
+                }
             }
             OutputFormat::Text => {
                 // "{:12.6} frame {dir} {protocol} {kind} {status} [{start}..{end}] {summary}",
@@ -740,7 +834,7 @@ pub fn write_findings(
     }
     for d in diagnoses.range(diagnoses.len() - nd..) {
         match format {
-            OutputFormat::Json => write_diagnosis_json(out, d)?,
+            OutputFormat::Json => write_diagnosis_json(out, d, stamp)?,
             OutputFormat::Text => {
                 let g = &d.diagnosis;
                 write!(
@@ -766,13 +860,15 @@ fn write_frame_json(
     out: &mut impl Write,
     sf: &crate::session::SessionFrame,
     t: &JsonF64,
+    ts: &str,
     label: Option<&str>,
+    stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<()> {
     let f = &sf.frame;
     let evidence = f.evidence();
     let mut line = JsonLine::begin(out)?;
     line.str("type", "frame")?
-        .f64_text("t", t)?
+        .stamp_text(t, ts)?
         .str("dir", sf.direction.label())?
         .str("protocol", f.protocol.id())?
         .str("kind", f.kind)?
@@ -789,18 +885,19 @@ fn write_frame_json(
     if let Some(l) = label {
         line.str("label", l)?;
     }
-    line.end()
+    line.labels(stamp)?.end()
 }
 
 /// A diagnosis's JSON line: [`diagnosis_record`], member for member.
 fn write_diagnosis_json(
     out: &mut impl Write,
     d: &crate::session::SessionDiagnosis,
+    stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<()> {
     let g = &d.diagnosis;
     let mut line = JsonLine::begin(out)?;
     line.str("type", "event")?
-        .f64("t", g.first_at.as_secs_f64())?
+        .stamp(g.first_at, stamp)?
         .str("id", &g.id)?
         .str("severity", g.severity.label())?
         .str("title", &g.title)?
@@ -812,7 +909,7 @@ fn write_diagnosis_json(
     if let Some(sp) = &g.span {
         line.u64("start", sp.start)?.u64("end", sp.end)?;
     }
-    line.end()
+    line.labels(stamp)?.end()
 }
 
 #[cfg(test)]
@@ -833,12 +930,22 @@ mod tests {
         );
     }
 
-    /// Adds `"label"` (a tap's name for who sent the bytes) to a record.
-    fn with_label(mut v: Value, label: Option<&str>) -> Value {
+    /// Adds `"label"` (a tap's name for who sent the bytes) to a record, then stamps it.
+    fn with_label(mut v: Value, label: Option<&str>, stamp: &crate::stamp::Stamp) -> Value {
         if let (Some(l), Value::Object(m)) = (label, &mut v) {
             m.insert("label".into(), Value::String(l.to_string()));
         }
-        v
+        stamp_value(v, stamp)
+    }
+
+    fn test_stamp() -> crate::stamp::Stamp {
+        crate::stamp::Stamp {
+            start_unix_ns: 1_700_000_000_123_456_789,
+            labels: vec![
+                ("site".into(), "lab \x1b[2J\"".into()),
+                ("port".into(), "meter1".into()),
+            ],
+        }
     }
 
     /// The records as `Value`s, the way headless output was first written: the reference the
@@ -849,16 +956,17 @@ mod tests {
     ) -> Vec<u8> {
         let mut s = Session::new("t", crate::session::DEFAULT_WINDOW_BYTES);
         s.labels = labels;
+        let stamp = test_stamp();
         let mut out = Vec::new();
         let findings = |s: &mut Session, out: &mut Vec<u8>| {
             let labels = s.labels.clone();
             let (frames, diags) = s.take_new();
             for f in frames {
                 let l = labels.as_ref().map(|l| l.get(f.direction));
-                write_json_line(out, &with_label(frame_record(f, None), l)).unwrap();
+                write_json_line(out, &with_label(frame_record(f, None), l, &stamp)).unwrap();
             }
             for d in diags {
-                write_json_line(out, &diagnosis_record(d)).unwrap();
+                write_json_line(out, &with_label(diagnosis_record(d), None, &stamp)).unwrap();
             }
         };
         for ev in events {
@@ -868,7 +976,7 @@ mod tests {
                 (Event::Tx(_), Some(l)) => Some(l.tx.as_str()),
                 _ => None,
             };
-            write_json_line(&mut out, &with_label(json_record(ev), l)).unwrap();
+            write_json_line(&mut out, &with_label(json_record(ev), l, &stamp)).unwrap();
             findings(&mut s, &mut out);
         }
         s.flush_decoders();
@@ -883,6 +991,7 @@ mod tests {
     ) -> Vec<u8> {
         let mut s = Session::new("t", crate::session::DEFAULT_WINDOW_BYTES);
         s.labels = labels;
+        s.stamp = test_stamp();
         let mut out = Vec::new();
         for ev in events {
             write_record(&mut out, &mut s, ev, format).unwrap();

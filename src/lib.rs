@@ -28,4 +28,5 @@ pub mod sanitize;
 pub mod session;
 pub mod sim;
 pub mod source;
+pub mod stamp;
 pub mod ui;

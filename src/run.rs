@@ -73,6 +73,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     }
     let config = Config::load(cli.global.config.as_deref())?;
     let formats = cli.global.formats()?;
+    // Checked here for every command: a bad --label is a usage error even where unused.
+    cli.global.labels()?;
     init_logging(&config, cli.global.verbose);
     match cli.command {
         CommandLine::List => {
@@ -182,8 +184,9 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         }
         CommandLine::Export(args) => {
             use crate::capture::export::ExportError;
-            crate::capture::export::run_cli(&args.file, args.to, args.output.as_deref()).map_err(
-                |e| match e {
+            let labels = cli.global.labels()?;
+            crate::capture::export::run_cli(&args.file, args.to, args.output.as_deref(), &labels)
+                .map_err(|e| match e {
                     // stdout failed (a full disk): exit 3 with the one line `output` words.
                     ExportError::Write(w)
                         if w.get_ref()
@@ -192,8 +195,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                         w.into()
                     }
                     e => UsageError(e.to_string()).into(),
-                },
-            )
+                })
         }
         CommandLine::Serial(args) => serial(&cli.global, formats, &config, args).await,
         CommandLine::Demo(args) => demo(&cli.global, formats, &config, args).await,
@@ -562,12 +564,12 @@ fn open_capture(
     global: &GlobalArgs,
     config: &Config,
     source: &str,
+    now: std::time::SystemTime,
 ) -> Result<Option<crate::capture::writer::CaptureWriter>> {
     use crate::capture::{meta, writer::CaptureWriter};
     if global.no_capture {
         return Ok(None);
     }
-    let now = std::time::SystemTime::now();
     let path = match &global.capture {
         Some(p) => {
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -715,7 +717,10 @@ async fn monitor_with(
         config.window_bytes(),
         Some(load_knowledge()?),
     );
-    let writer = open_capture(global, config, &handle.name)?;
+    // The wall-clock start: the capture header's and every headless record's `ts`.
+    let started = std::time::SystemTime::now();
+    session.stamp = crate::stamp::Stamp::new(started, global.labels()?);
+    let writer = open_capture(global, config, &handle.name, started)?;
     if global.headless {
         // Once, at start: a headless run records by default and would otherwise say nothing.
         // Not eprintln!: a stderr that cannot be written (a full disk) must not panic.

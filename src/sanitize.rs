@@ -137,7 +137,7 @@ impl serde_json::ser::Formatter for TerminalSafe {
 }
 
 /// One JSON value and a newline, with every string terminal-safe (see [`TerminalSafe`]).
-pub fn write_json_line<W: Write>(out: &mut W, v: &serde_json::Value) -> io::Result<()> {
+pub fn write_json_line<W: Write + ?Sized>(out: &mut W, v: &serde_json::Value) -> io::Result<()> {
     use serde::Serialize;
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, TerminalSafe);
     v.serialize(&mut ser).map_err(io::Error::other)?;
@@ -237,6 +237,30 @@ impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
         self.out.write_all(b"\"")?;
         write_hex(&mut *self.out, bytes)?;
         self.out.write_all(b"\"")?;
+        Ok(self)
+    }
+
+    /// `"t"` (rounded to microseconds) and `"ts"` (wall clock) of a record `at` after the
+    /// session start, as [`crate::stamp::stamp_value`] writes them.
+    pub fn stamp(
+        &mut self,
+        at: std::time::Duration,
+        stamp: &crate::stamp::Stamp,
+    ) -> io::Result<&mut Self> {
+        let (t, ts) = stamp.times(at);
+        self.f64("t", t)?.str("ts", &ts)
+    }
+
+    /// [`JsonLine::stamp`] with the time already formatted (see [`JsonF64`]).
+    pub fn stamp_text(&mut self, t: &JsonF64, ts: &str) -> io::Result<&mut Self> {
+        self.f64_text("t", t)?.str("ts", ts)
+    }
+
+    /// The `--label` members, last in every record.
+    pub fn labels(&mut self, stamp: &crate::stamp::Stamp) -> io::Result<&mut Self> {
+        for (k, v) in &stamp.labels {
+            self.str(k, v)?;
+        }
         Ok(self)
     }
 

@@ -327,6 +327,8 @@ pub struct Session {
     pub source_name: String,
     /// Names of the two directions, for a tap (None: rx/tx as seen from hsmon).
     pub labels: Option<DirectionLabels>,
+    /// The wall-clock start and `--label` members every headless JSON record carries.
+    pub stamp: crate::stamp::Stamp,
     pub settings: Option<LineSettings>,
     pub modem: ModemLines,
     pub connection: ConnectionState,
@@ -402,6 +404,7 @@ impl Session {
             replay: None,
             source_name: source_name.into(),
             labels: None,
+            stamp: crate::stamp::Stamp::default(),
             settings: None,
             modem: ModemLines::default(),
             connection: ConnectionState::Down {

@@ -482,10 +482,23 @@ fn jsonl_export_matches_the_headless_records() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let want: Vec<serde_json::Value> = events.iter().map(hsmon::headless::json_record).collect();
-    assert_eq!(lines, want);
-    assert_eq!(lines[6]["type"], "apdu");
-    assert_eq!(lines[6]["sw"], "6A82");
+    // First the session, from the capture header; then each event's headless record, with
+    // `ts` counted from the capture's start.
+    assert_eq!(lines[0]["type"], "session");
+    assert_eq!(lines[0]["source"], "serial /dev/ttyUSB0");
+    assert_eq!(lines[0]["ts"], "2023-11-14T22:13:20.000000Z");
+    assert_eq!(lines[0]["version"], env!("CARGO_PKG_VERSION"));
+    let stamp = hsmon::stamp::Stamp {
+        start_unix_ns: 1_700_000_000_000_000_000,
+        labels: Vec::new(),
+    };
+    let want: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| hsmon::stamp::stamp_value(hsmon::headless::json_record(e), &stamp))
+        .collect();
+    assert_eq!(lines[1..], want[..]);
+    assert_eq!(lines[7]["type"], "apdu");
+    assert_eq!(lines[7]["sw"], "6A82");
 }
 
 #[test]
@@ -528,7 +541,8 @@ fn a_torn_capture_exports_what_it_holds_and_says_where_it_was_cut() {
     std::fs::write(&cap, &full[..full.len() - 3]).unwrap();
     let (code, stdout, stderr) = run_hsmon(&["export", path_str(&cap), "--to", "jsonl"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.lines().count(), 9);
+    // The session record and the events before the cut.
+    assert_eq!(stdout.lines().count(), 10);
     assert!(
         stderr.contains("ends with an incomplete record at byte"),
         "{stderr}"

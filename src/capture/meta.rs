@@ -62,6 +62,20 @@ pub fn rfc3339(unix_ns: i64) -> String {
     )
 }
 
+/// RFC 3339 in UTC with microseconds (`YYYY-MM-DDTHH:MM:SS.uuuuuuZ`, the `ts` of headless JSON
+/// records): [`rfc3339`] cut to whole microseconds (truncated, never rounded up a second).
+pub fn rfc3339_micros(unix_ns: i64) -> String {
+    let (date, secs_of_day, nanos) = split(unix_ns);
+    let (y, m, d) = date;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60,
+        nanos / 1000
+    )
+}
+
 /// A compact UTC stamp for file names: `20231114T221320Z`.
 pub fn file_stamp(unix_ns: i64) -> String {
     let ((y, m, d), s, _) = split(unix_ns);

@@ -196,6 +196,7 @@ pub async fn run(
         .map_err(|e| UsageError(e.to_string()))?;
     let target = target(&profile, &args, formats)?;
     let clock = Clock::start();
+    let started = std::time::SystemTime::now();
     let handle = match open(&target, clock).await {
         Ok(h) => h,
         Err(e) => {
@@ -203,16 +204,18 @@ pub async fn run(
                 // Scripts read the report whatever happened.
                 let runner = Runner::new(profile, Some(knowledge.clone()), clock.now());
                 let msg = e.to_string();
-                print_report(&runner, clock.now(), Some(&msg), formats.output)?;
+                let stamp = crate::stamp::Stamp::new(started, global.labels()?);
+                print_report(&runner, clock.now(), Some(&msg), formats.output, &stamp)?;
             }
             return Err(e);
         }
     };
-    let session = Session::with_knowledge(
+    let mut session = Session::with_knowledge(
         handle.name.clone(),
         config.window_bytes(),
         Some(knowledge.clone()),
     );
+    session.stamp = crate::stamp::Stamp::new(started, global.labels()?);
     let runner = Runner::new(profile, Some(knowledge), clock.now());
     if global.headless {
         headless(handle, session, runner, formats.output, clock).await
@@ -254,10 +257,14 @@ fn print_report(
     at: Timestamp,
     error: Option<&str>,
     format: OutputFormat,
+    stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<()> {
     let mut out = crate::output::Stdout::lock();
     match format {
-        OutputFormat::Json => writeln!(out, "{}", report::json_report(runner, at, error))?,
+        OutputFormat::Json => {
+            let v = crate::stamp::stamp_value(report::json_report(runner, at, error), stamp);
+            crate::sanitize::write_json_line(&mut out, &v)?
+        }
         OutputFormat::Text => write!(out, "{}", report::text_report(runner, error))?,
     }
     out.flush()
@@ -304,6 +311,7 @@ fn write_updates(
     updates: &[Update],
     at: Timestamp,
     format: OutputFormat,
+    stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<()> {
     for u in updates {
         let Update::StepDone(i) = u else { continue };
@@ -311,7 +319,9 @@ fn write_updates(
             continue;
         };
         match format {
-            OutputFormat::Json => writeln!(w, "{v}")?,
+            OutputFormat::Json => {
+                crate::sanitize::write_json_line(w, &crate::stamp::stamp_value(v, stamp))?
+            }
             OutputFormat::Text => writeln!(
                 w,
                 "{:12.6} event {}: handshake {}",
@@ -337,6 +347,9 @@ async fn headless(
     let mut signals = crate::run::Signals::new()?;
     let mut linger: Option<Instant> = None;
     let mut interrupted = false;
+    if format == OutputFormat::Json {
+        crate::sanitize::write_json_line(&mut w, &crate::headless::live_session_record(&session))?;
+    }
     loop {
         let wake = runner.next_wake().map(|t| instant_at(&clock, t));
         tokio::select! {
@@ -349,7 +362,7 @@ async fn headless(
                 for ev in &batch {
                     record(&mut w, &mut session, ev, format)?;
                     let out = runner.on_event(ev);
-                    write_updates(&mut w, &runner, &out.updates, ev.at, format)?;
+                    write_updates(&mut w, &runner, &out.updates, ev.at, format, &session.stamp)?;
                     if apply(out, &runner, &mut session, &handle, ev.at).await {
                         linger = Some(Instant::now() + LINGER);
                     }
@@ -360,7 +373,7 @@ async fn headless(
             _ = async { match wake { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } }, if linger.is_none() => {
                 let now = clock.now();
                 let out = runner.poll(now);
-                write_updates(&mut w, &runner, &out.updates, now, format)?;
+                write_updates(&mut w, &runner, &out.updates, now, format, &session.stamp)?;
                 if apply(out, &runner, &mut session, &handle, now).await {
                     linger = Some(Instant::now() + LINGER);
                 }
@@ -390,7 +403,7 @@ async fn headless(
     w.flush()?;
     drop(w);
     let at = clock.now();
-    print_report(&runner, at, None, format)?;
+    print_report(&runner, at, None, format, &session.stamp)?;
     Ok(match runner.outcome() {
         Some(o) => o.exit_code(),
         None if interrupted => exit::EXPECTATION_FAILED,
@@ -410,7 +423,7 @@ fn record(
     session.ingest(ev);
     match format {
         OutputFormat::Json => {
-            crate::sanitize::write_json_line(w, &crate::headless::json_record(ev))
+            crate::headless::write_event_json(w, ev, None, &session.stamp).map(|_| ())
         }
         OutputFormat::Text => writeln!(w, "{}", crate::headless::text_record(ev)),
     }

@@ -121,11 +121,11 @@ pub fn step_event_json(runner: &Runner, index: usize, at: Timestamp) -> Option<V
     Some(json!({
         "type": "event", "t": at.as_secs_f64(), "id": "handshake.step",
         "severity": if ok { "info" } else { "error" },
+        "text": step_line(r),
         "profile": runner.profile().name,
         "step": r.name, "ok": ok,
         "sent": hex_string(&r.sent), "got": hex_string(&r.got),
         "elapsed_ms": millis(r.elapsed),
-        "text": step_line(r),
     }))
 }
 

@@ -72,13 +72,23 @@ pub fn export<R: Read + Seek>(
     to: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<ExportStats, ExportError> {
+    export_labelled(reader, to, &[], out)
+}
+
+/// [`export`] with `--label` members at the end of every jsonl record.
+pub fn export_labelled<R: Read + Seek>(
+    reader: &mut CaptureReader<R>,
+    to: ExportFormat,
+    labels: &[(String, String)],
+    out: &mut dyn Write,
+) -> Result<ExportStats, ExportError> {
     let header = reader.header().clone();
     let mut exporter: Box<dyn Exporter> = match to {
         ExportFormat::Pcapng => {
             let encap = probe_line_encap(reader, &header)?;
             Box::new(pcapng::PcapngExporter::new(&header, encap))
         }
-        ExportFormat::Jsonl => Box::new(jsonl::JsonlExporter),
+        ExportFormat::Jsonl => Box::new(jsonl::JsonlExporter::new(labels.to_vec())),
         ExportFormat::Hexdump => Box::new(hexdump::HexdumpExporter),
     };
     let mut stats = ExportStats::default();
@@ -128,7 +138,13 @@ fn probe_line_encap<R: Read + Seek>(
 /// `hsmon export FILE --to FORMAT [-o OUT]`: writes to OUT (or stdout), reports what the
 /// reader skipped on stderr, and returns the exit status (0). Every error names its cause and
 /// fix; the caller maps them to exit status 2.
-pub fn run_cli(file: &Path, to: ExportFormat, output: Option<&Path>) -> Result<u8, ExportError> {
+/// `labels` are the `--label` members, added to every jsonl record.
+pub fn run_cli(
+    file: &Path,
+    to: ExportFormat,
+    output: Option<&Path>,
+    labels: &[(String, String)],
+) -> Result<u8, ExportError> {
     let mut reader = CaptureReader::open(file)?;
     let stats = match output {
         Some(out_path) => {
@@ -140,7 +156,7 @@ pub fn run_cli(file: &Path, to: ExportFormat, output: Option<&Path>) -> Result<u
                 source,
             })?;
             let mut w = BufWriter::new(f);
-            let r = export(&mut reader, to, &mut w).and_then(|s| {
+            let r = export_labelled(&mut reader, to, labels, &mut w).and_then(|s| {
                 w.into_inner()
                     .map(|_| s)
                     .map_err(|e| ExportError::Write(e.into_error()))
@@ -160,7 +176,7 @@ pub fn run_cli(file: &Path, to: ExportFormat, output: Option<&Path>) -> Result<u
                 return Err(ExportError::BinaryToTerminal);
             }
             let mut w = BufWriter::new(crate::output::Stdout::lock());
-            match export(&mut reader, to, &mut w) {
+            match export_labelled(&mut reader, to, labels, &mut w) {
                 // `hsmon export ... | head`: the reader went away, which is not an error.
                 Err(ExportError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
                     return Ok(crate::exit::OK);
