@@ -55,7 +55,7 @@ mod tests {
     use proptest::prelude::*;
     use wide::u8x16;
 
-    /// Worked frames from `shared/reference/protocols.md`, with the protocol and kind each
+    /// Worked frames from the public protocol documents, with the protocol and kind each
     /// must decode as (Ok).
     fn worked_frames() -> Vec<(Protocol, &'static str, Vec<u8>)> {
         fn h(s: &str) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! wildcard) address, the control code bits and functions, data sent +0x33, and a streaming
 //! framer that skips the wake-up preamble and resyncs after garbage.
 //!
-//! Facts: protocols.md §3 (gams/python-dlt645, 600888/dlt645, spec copy); names marked [U]
+//! Facts: DL/T 645-2007 (gams/python-dlt645, 600888/dlt645, spec copy); names marked (unconfirmed)
 //! there are phrased as likely here.
 
 use wide::u8x16;
@@ -140,7 +140,7 @@ fn address_text(address: &[u8]) -> String {
     address.iter().rev().map(|b| format!("{b:02X}")).collect()
 }
 
-/// Function name of a 2007 control code's low 5 bits (protocols.md §3.1); a code in no
+/// Function name of a 2007 control code's low 5 bits (DL/T 645-2007); a code in no
 /// table is named by its value.
 fn function_name(function: u8) -> String {
     match known_function(function) {
@@ -176,7 +176,7 @@ fn data_identifier_name(di: [u8; 4]) -> Option<&'static str> {
     }
 }
 
-/// Bits of the error byte of an abnormal reply (protocols.md §3.1, tagged [U]).
+/// Bits of the error byte of an abnormal reply (DL/T 645-2007, tagged (unconfirmed)).
 fn error_bits(error: u8) -> String {
     const BITS: [&str; 7] = [
         "other error",
@@ -520,7 +520,7 @@ mod tests {
         run_whole(&mut Dlt645Framer::new(), bytes)
     }
 
-    /// protocols.md §3.2 worked frames.
+    /// DL/T 645-2007 worked frames.
     #[test]
     fn worked_frames() {
         let cases: &[(&str, &str, &str)] = &[

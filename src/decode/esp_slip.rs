@@ -626,7 +626,7 @@ mod tests {
         run_whole(&mut EspSlipFramer::new(), bytes)
     }
 
-    /// protocols.md §5.2: the 46-byte SYNC command on the wire.
+    /// Espressif's esptool serial-protocol docs: the 46-byte SYNC command on the wire.
     fn sync_command() -> Vec<u8> {
         let mut bytes = h("C0 00 08 24 00 00 00 00 00 07 07 12 20");
         bytes.extend([0x55; 32]);

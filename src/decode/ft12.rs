@@ -2,7 +2,7 @@
 //! `E5`, `10 C A CS 16` and `68 L L 68 C … CS 16` and checks length, checksum and stop byte;
 //! `mbus.rs` and `iec101.rs` give the bytes their meaning.
 //!
-//! Source: protocols.md §1.1 (libmbus `mbus_parse`/`mbus_frame_verify`) and §2.1 (lib60870
+//! Source: EN 13757-2 (libmbus `mbus_parse`/`mbus_frame_verify`) and IEC 60870-5-1/-2 (lib60870
 //! `link_layer.c`): CS is the byte sum modulo 256 from C to the end of user data; L is the
 //! number of bytes from C to the end of user data, sent twice.
 

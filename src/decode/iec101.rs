@@ -3,7 +3,7 @@
 //! streaming framer, and the ASDU tables (type ids, element sizes, causes of transmission)
 //! that `iec104.rs` shares.
 //!
-//! Facts: protocols.md §2.1 (lib60870 `link_layer.c`, `link_layer_private.h`); type ids and
+//! Facts: IEC 60870-5-1/-2 (FT1.2) (lib60870 `link_layer.c`, `link_layer_private.h`); type ids and
 //! causes from lib60870 `iec60870_common.h`; COT bits T=0x80, P/N=0x40 from lib60870
 //! `cs101_asdu.c`; information-element sizes from Wireshark `packet-iec104.c` (`asdu_length`).
 
@@ -95,7 +95,7 @@ pub fn parse(base: StreamOffset, bytes: &[u8], link_address_size: u8) -> Option<
     }
 }
 
-/// Function of a control field, from its PRM bit and function code (protocols.md §2.1).
+/// Function of a control field, from its PRM bit and function code (IEC 60870-5-1/-2 (FT1.2)).
 pub(crate) fn function_name(c: u8) -> &'static str {
     let code = c & 0x0F;
     if c & 0x40 != 0 {
@@ -482,7 +482,7 @@ mod tests {
         );
     }
 
-    /// protocols.md §2.1 unbalanced start-up with link address 1.
+    /// IEC 60870-5-1/-2 (FT1.2) unbalanced start-up with link address 1.
     #[test]
     fn link_handshake_worked_frames() {
         let cases: &[(&str, &str, &str)] = &[

@@ -1,9 +1,9 @@
 //! IEC 60870-5-104 APCI over TCP: `68 L CF1..CF4 [ASDU]` framing, I/S/U formats with their
 //! sequence numbers and U functions, and a streaming framer that resyncs after garbage.
 //!
-//! Facts: protocols.md §2.2 (lib60870 `cs104_connection.c`, Wireshark `packet-iec104.c`:
+//! Facts: IEC 60870-5-104 (lib60870 `cs104_connection.c`, Wireshark `packet-iec104.c`:
 //! `APCI_START 0x68`, `APDU_MAX_LEN 253`). The standard 104 ASDU has a 2-octet COT, a 2-octet
-//! common address and 3-octet object addresses (lib60870 defaults, protocols.md §2.2 table).
+//! common address and 3-octet object addresses (lib60870 defaults, IEC 60870-5-104 table).
 //!
 //! 104 has no checksum, so a 0x68 in garbage could pass for an I-frame and swallow up to 255
 //! bytes. An I-frame is therefore accepted only when its ASDU length fits its type id and
@@ -147,7 +147,7 @@ pub fn parse(base: StreamOffset, bytes: &[u8]) -> Option<Frame> {
     }
 }
 
-/// U-format function of a CF1 value (protocols.md §2.2 table).
+/// U-format function of a CF1 value (IEC 60870-5-104 table).
 pub(crate) fn u_function(cf1: u8) -> Option<&'static str> {
     Some(match cf1 {
         0x07 => "STARTDT act",
@@ -508,7 +508,7 @@ mod tests {
         run_whole(&mut Iec104Framer::new(), bytes)
     }
 
-    /// protocols.md §2.2 worked frames.
+    /// IEC 60870-5-104 worked frames.
     #[test]
     fn worked_frames() {
         let cases: &[(&str, &str, &str)] = &[

@@ -2,7 +2,7 @@
 //! functions, A-field, CI-field, secondary-address data), its streaming framer, and the
 //! `looks_like_mbus` heuristic that tells M-Bus from IEC 60870-5-101 on the same bytes.
 //!
-//! Facts from protocols.md §1 (libmbus `mbus-protocol.h`/`.c`, commit f09d613) and §10.
+//! Facts from EN 13757-2 (libmbus `mbus-protocol.h`/`.c`, commit f09d613) and the C-field tables of EN 13757-2 and IEC 60870-5-2.
 
 use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
@@ -80,7 +80,7 @@ pub fn parse(base: StreamOffset, bytes: &[u8]) -> Option<Frame> {
 }
 
 /// Does this FT1.2 frame (from the M-Bus or the IEC 101 framer) look like M-Bus rather than
-/// IEC 60870-5-101? Heuristic of protocols.md §10: a control/long frame is M-Bus when C is one
+/// IEC 60870-5-101? Heuristic of the C-field tables of EN 13757-2 and IEC 60870-5-2: a control/long frame is M-Bus when C is one
 /// of 53/73/08/18/28/38 and the CI is a known M-Bus CI; a short frame when C is one libmbus
 /// allows (40/5A/7A/5B/7B). `E5` is the same in both and answers `true`.
 ///
@@ -190,7 +190,7 @@ fn push_c_function(summary: &mut String, c: u8) {
     });
 }
 
-/// Meaning of an M-Bus CI-field (protocols.md §1.2; 78/7A are listed as M-Bus CIs in §10
+/// Meaning of an M-Bus CI-field (EN 13757-2; 78/7A are listed as M-Bus CIs in EN 13757-3
 /// without a meaning, so theirs are phrased as likely).
 pub(crate) fn ci_name(ci: u8) -> Option<&'static str> {
     Some(match ci {
@@ -612,7 +612,7 @@ mod tests {
         run_whole(&mut MbusFramer::new(), bytes)
     }
 
-    /// protocols.md §1.4 worked frames (checksums verified there).
+    /// EN 13757-2 worked frames (checksums verified there).
     #[test]
     fn worked_frames_decode() {
         let cases: &[(&str, &str, &str)] = &[

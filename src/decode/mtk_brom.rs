@@ -2,7 +2,7 @@
 //! complement answer `5F F5 AF FA`, an `A0` echoed back (device not waiting for the start
 //! command), and the preloader's `READY` with the host's mode answer (`METAMETA`, …).
 //!
-//! Facts: protocols.md §4.1–4.2 (mtkclient `Port.py`, `meta.py`; osmocom MT6227 trace).
+//! Facts: mtkclient (github.com/bkerler/mtkclient) (mtkclient `Port.py`, `meta.py`; osmocom MT6227 trace).
 //!
 //! No "unknown opcode" here: every element is a fixed byte sequence (the start bytes, their
 //! complements, `READY`, a mode word), so the sequence is the structure; the BROM commands
@@ -324,7 +324,7 @@ mod tests {
         out
     }
 
-    /// protocols.md §4.1: the host sequence and the complement answer.
+    /// mtkclient (github.com/bkerler/mtkclient): the host sequence and the complement answer.
     #[test]
     fn handshake_both_directions() {
         let host = run(&[0xA0, 0x0A, 0x50, 0x05]);

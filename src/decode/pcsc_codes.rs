@@ -2,7 +2,7 @@
 //! `pcsc` crate variant and a fix, plus parsing of "0x80100068", "80100068", "-2146434968"
 //! (Windows prints HRESULTs signed) and "SCARD_W_RESET_CARD" / "w_reset_card".
 //!
-//! Source: `shared/reference/pcsc.md` (pcsc-lite 1.9.9 `pcsclite.h` [run], `error.c`, Microsoft
+//! Source: pcsc-lite ( 1.9.9 `pcsclite.h` [run], `error.c`, Microsoft
 //! "Smart Card Return Values", the reset-semantics trace and issue threads for the hints).
 
 use std::fmt;

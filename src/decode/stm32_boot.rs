@@ -3,7 +3,7 @@
 //! host's stream (address + XOR, count + complement, data + XOR), and the device's GET and
 //! GET ID replies.
 //!
-//! Facts: protocols.md §5.1 (AN3155 copy, stm32flash `stm32.c`); the operand layouts and the
+//! Facts: ST AN3155 (AN3155 copy, stm32flash `stm32.c`); the operand layouts and the
 //! GET reply (`N`, version, N command bytes) from stm32flash `stm32.c` (`stm32_init`,
 //! `stm32_write_memory`, `stm32_pages_erase`, `stm32_mass_erase`).
 
@@ -28,7 +28,7 @@ const WRITE_MEMORY: u8 = 0x31;
 const ERASE: u8 = 0x43;
 const EXTENDED_ERASE: u8 = 0x44;
 
-/// Opcodes of protocols.md §5.1 and their names.
+/// Opcodes of ST AN3155 and their names.
 fn command_name(opcode: u8) -> Option<&'static str> {
     Some(match opcode {
         0x00 => "GET",
@@ -751,7 +751,7 @@ mod tests {
         frames.iter().map(|f| (f.kind, f.span.clone())).collect()
     }
 
-    /// protocols.md §5.1 command table: every opcode with its complement.
+    /// ST AN3155 command table: every opcode with its complement.
     #[test]
     fn command_table() {
         for (bytes, name) in [
@@ -783,7 +783,7 @@ mod tests {
         assert_eq!(kinds(&run(&h("1F"))), vec![("nack", 0..1)]);
     }
 
-    /// protocols.md §5.1 worked example: read 256 bytes at 0x08000000 (host stream).
+    /// ST AN3155 worked example: read 256 bytes at 0x08000000 (host stream).
     #[test]
     fn read_memory_sequence() {
         let frames = run(&h("7F 11 EE 08 00 00 00 08 FF 00"));

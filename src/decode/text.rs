@@ -4,7 +4,7 @@
 //!
 //! Why this matters for "unexpected 0x68": a 0x68 that is the `h` of `hello` means the other
 //! side is printing text (a log, an application) instead of speaking the expected protocol
-//! (protocols.md §0 and §10 step 4).
+//! (README's 0x68 table).
 
 use wide::u8x16;
 
@@ -718,7 +718,7 @@ mod tests {
 
     #[test]
     fn h_for_hello() {
-        // §10 step 4: 68 65 6C 6C 6F = "hello".
+        // 68 65 6C 6C 6F = "hello".
         let frames = run(&[0x68, 0x65, 0x6C, 0x6C, 0x6F, 0x0A]);
         assert_eq!(frames[0].summary(), "hello");
     }

@@ -1,7 +1,7 @@
 //! TLS record headers (content type, version, length; handshake type, alert level and
 //! description) and plain-HTTP start lines, the usual answer where TLS was expected.
 //!
-//! Facts: protocols.md §7 (content types from Linux `include/net/tls_prot.h`; OpenSSL record
+//! Facts: RFC 8446 §5.1, RFC 5246 §6.2.1 (content types from Linux `include/net/tls_prot.h`; OpenSSL record
 //! checks and error texts); alert descriptions from `tls_prot.h`/RFC 8446 as listed by the
 //! w5500-tls docs; handshake types from the IANA registry as listed by tls-parser.
 
@@ -17,7 +17,7 @@ use super::stream::{
 const HEADER: usize = 5;
 /// Largest record length a peer may send: 2^14 bytes of plaintext plus 2048 of expansion.
 const MAX_RECORD: u16 = (1 << 14) + 2048;
-/// Approximate OpenSSL ≥ 3.2 read buffer for a record body (16384 + 320, protocols.md §7.2):
+/// Approximate OpenSSL ≥ 3.2 read buffer for a record body (16384 + 320, RFC 8446 §5.1, RFC 5246 §6.2.1):
 /// a "length" above it gives "packet length too long" before the version is checked.
 const OPENSSL_READ_LIMIT: u16 = 16384 + 320;
 /// Longest HTTP start line framed.
@@ -692,7 +692,7 @@ mod tests {
     fn client_hello_record_spans_the_body() {
         // 16 03 01 00 05 | 01 00 00 01 AA: a (tiny) ClientHello record, then an alert.
         let mut bytes = h("16 03 01 00 05 01 00 00 01 AA");
-        // protocols.md §7.1: fatal alert 15 03 03 00 02 02 28 (handshake_failure, 40).
+        // RFC 8446 §5.1, RFC 5246 §6.2.1: fatal alert 15 03 03 00 02 02 28 (handshake_failure, 40).
         bytes.extend(h("15 03 03 00 02 02 28"));
         let frames = run_tls(&bytes);
         assert_eq!(frames.len(), 2, "{frames:#?}");
@@ -732,7 +732,7 @@ mod tests {
         assert!(matches!(&frames[0].status, FrameStatus::Malformed(w) if w.contains("empty")));
     }
 
-    /// protocols.md §7.3: 0x68 is no content type; a 104 APDU is not TLS.
+    /// RFC 8446 §5.1, RFC 5246 §6.2.1: 0x68 is no content type; a 104 APDU is not TLS.
     #[test]
     fn non_tls_first_bytes_are_not_records() {
         assert!(run_tls(&h("68 04 07 00 00 00")).is_empty());
@@ -774,7 +774,7 @@ mod tests {
         );
     }
 
-    /// protocols.md §7.2: a TLS client reading "HTTP/1.1 400" sees type 0x48, version 0x5454,
+    /// RFC 8446 §5.1, RFC 5246 §6.2.1: a TLS client reading "HTTP/1.1 400" sees type 0x48, version 0x5454,
     /// length 0x502F = 20527.
     #[test]
     fn http_status_line_read_as_tls() {
@@ -797,7 +797,7 @@ mod tests {
 
     #[test]
     fn go_plain_http_answer() {
-        // Go net/http's answer to a plaintext client (protocols.md §7.2).
+        // Go net/http's answer to a plaintext client (RFC 8446 §5.1, RFC 5246 §6.2.1).
         let frames = run_http(
             b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n",
         );

@@ -560,7 +560,7 @@ mod tests {
 
     #[test]
     fn length_from_a_length_byte_reads_an_mbus_long_frame() {
-        // protocols.md §1.4: RSP_UD, L = 0x15, 27 bytes.
+        // EN 13757-2: RSP_UD, L = 0x15, 27 bytes.
         let rsp =
             h("68 15 15 68 08 02 72 78 56 34 12 24 40 01 07 13 00 00 00 0C 78 04 03 02 01 9D 16");
         let m = Matcher {
@@ -585,7 +585,7 @@ mod tests {
 
     #[test]
     fn a_suffix_ends_an_open_reply_at_its_first_match() {
-        // protocols.md §5.2: the ROM's SYNC reply, sent several times in a row.
+        // Espressif's esptool serial-protocol docs: the ROM's SYNC reply, sent several times in a row.
         let one = h("C0 01 08 04 00 07 07 12 20 00 00 00 00 C0");
         let m = Matcher {
             preamble: None,

@@ -4,8 +4,8 @@
 //! frame, a half-duplex line, a wrong baud rate, silence). The card profile's peer is the
 //! simulated card (`sim::card`).
 //!
-//! Every byte value comes from protocols.md; where a wrong baud rate or parity is modelled,
-//! the bytes are what the reference's UART simulation says the host reads [SIM].
+//! Every byte value comes from the public protocol documents; where a wrong baud rate or parity is modelled,
+//! the bytes are what the reference's UART simulation says the host reads (simulated).
 
 /// What a faulty device does instead of answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub enum Fault {
     LongFrame,
     /// STM32: NACK 1F to 7F (the bootloader was already synchronised).
     Nack,
-    /// M-Bus: E5 sent at 2400 Bd and read at 9600 [SIM].
+    /// M-Bus: E5 sent at 2400 Bd and read at 9600 (simulated).
     WrongBaud,
     /// Never answers (wrong parity or rate on the device side, no power, wrong port).
     Silent,
@@ -58,30 +58,30 @@ pub enum Reply {
     Close,
 }
 
-/// M-Bus RSP_UD from libmbus `test/test-frames/manual_frame7.hex` (protocols.md §1.4).
+/// M-Bus RSP_UD from libmbus `test/test-frames/manual_frame7.hex` (EN 13757-2).
 pub const MBUS_RSP_UD: [u8; 27] = [
     0x68, 0x15, 0x15, 0x68, 0x08, 0x02, 0x72, 0x78, 0x56, 0x34, 0x12, 0x24, 0x40, 0x01, 0x07, 0x13,
     0x00, 0x00, 0x00, 0x0C, 0x78, 0x04, 0x03, 0x02, 0x01, 0x9D, 0x16,
 ];
 
-/// STM32 GET reply: ACK, N = 11, bootloader 3.1, 11 commands of AN3155, ACK (protocols.md §5.1).
+/// STM32 GET reply: ACK, N = 11, bootloader 3.1, 11 commands of AN3155, ACK (ST AN3155).
 pub const STM32_GET_REPLY: [u8; 15] = [
     0x79, 0x0B, 0x31, 0x00, 0x01, 0x02, 0x11, 0x21, 0x31, 0x43, 0x63, 0x73, 0x82, 0x92, 0x79,
 ];
 
-/// The ESP ROM's answer to SYNC (protocols.md §5.2); the ROM sends it several times.
+/// The ESP ROM's answer to SYNC (Espressif's esptool serial-protocol docs); the ROM sends it several times.
 pub const ESP_SYNC_REPLY: [u8; 14] = [
     0xC0, 0x01, 0x08, 0x04, 0x00, 0x07, 0x07, 0x12, 0x20, 0x00, 0x00, 0x00, 0x00, 0xC0,
 ];
 
-/// What an ESP32 prints after a normal (not download) reset (protocols.md §5.2).
+/// What an ESP32 prints after a normal (not download) reset (Espressif's esptool serial-protocol docs).
 pub const ESP_BOOT_LOG: &[u8] = b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n";
 
 /// An application's console: what "not in the bootloader" prints (0x68 'h' first).
 pub const APP_TEXT: &[u8] = b"hello world\r\n";
 
 /// DL/T 645 read-address reply of meter 000000000001: 4 FE, 68, address LSB first, 68,
-/// C = 93, L = 6, the address + 33 each, CS, 16 (protocols.md §3.1).
+/// C = 93, L = 6, the address + 33 each, CS, 16 (DL/T 645-2007).
 pub const DLT645_ADDRESS_REPLY: [u8; 22] = [
     0xFE, 0xFE, 0xFE, 0xFE, 0x68, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x68, 0x93, 0x06, 0x34, 0x33,
     0x33, 0x33, 0x33, 0x33, 0x9D, 0x16,
@@ -215,7 +215,7 @@ impl Peer {
             _ => {}
         }
         let good = match self.kind {
-            // Each start byte answered with its complement (protocols.md §4.1).
+            // Each start byte answered with its complement (mtkclient (github.com/bkerler/mtkclient)).
             Kind::MtkBrom => vec![!req[0]],
             Kind::Stm32 => match req {
                 [0x7F] if self.fault == Fault::Nack => vec![0x1F],
@@ -230,14 +230,14 @@ impl Peer {
             },
             Kind::Mbus => match req {
                 [0x10, 0x40, ..] if self.fault == Fault::LongFrame => MBUS_RSP_UD.to_vec(),
-                // protocols.md §1.5 [SIM]: E5 sent at 2400, read at 9600.
+                // EN 13757-2 (simulated): E5 sent at 2400, read at 9600.
                 [0x10, 0x40, ..] if self.fault == Fault::WrongBaud => vec![0x78, 0x80],
                 [0x10, 0x40, ..] => vec![0xE5],
                 [0x10, 0x5B | 0x7B, ..] => MBUS_RSP_UD.to_vec(),
                 _ => return None,
             },
             Kind::Iec104 => match req {
-                // STARTDT act → con, TESTFR act → con (protocols.md §2.2).
+                // STARTDT act → con, TESTFR act → con (IEC 60870-5-104).
                 [0x68, 0x04, 0x07, 0, 0, 0] => vec![0x68, 0x04, 0x0B, 0, 0, 0],
                 [0x68, 0x04, 0x43, 0, 0, 0] => vec![0x68, 0x04, 0x83, 0, 0, 0],
                 _ => return None,

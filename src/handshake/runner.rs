@@ -1178,7 +1178,7 @@ mod tests {
         assert_eq!(b.transmitted(), vec![vec![0x7F]]);
         b.rx(2, &[0x79]);
         assert_eq!(b.transmitted()[1], vec![0x00, 0xFF]);
-        // The GET reply in two chunks (protocols.md §5.1 via stm32flash; decoder's worked reply).
+        // The GET reply in two chunks (ST AN3155 via stm32flash; decoder's worked reply).
         let get = h("79 0B 31 00 01 02 11 21 31 43 63 73 82 92 79");
         b.rx(2, &get[..6]);
         assert!(!b.runner.is_finished());
@@ -1260,7 +1260,7 @@ mod tests {
 
     #[test]
     fn mbus_long_frame_where_e5_was_expected_diverges_after_the_retry() {
-        // libmbus manual_frame2 (protocols.md §1.4): an RSP_UD, C = 08.
+        // libmbus manual_frame2 (EN 13757-2): an RSP_UD, C = 08.
         let rsp = h("68 13 13 68 08 05 73 78 56 34 12 0A 00 E9 7E 01 00 00 00 35 01 00 00 3C 16");
         let mut b = Bench::new("mbus");
         b.ready_serial();
@@ -1339,7 +1339,7 @@ mod tests {
     fn mbus_baud_garbage_is_explained() {
         let mut b = Bench::new("mbus");
         b.ready_serial();
-        // protocols.md §1.5 [SIM]: E5 sent at 2400 and read at 9600.
+        // EN 13757-2 (simulated): E5 sent at 2400 and read at 9600.
         b.rx(5, &[0x78, 0x80]);
         b.wait();
         b.rx(5, &[0x78, 0x80]);

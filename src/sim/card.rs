@@ -1,7 +1,7 @@
 //! A simulated ISO/IEC 7816 card (pure: no I/O, no clock): its ATR, power and reset, and the
 //! answers a T=0 (or T=1) card gives to SELECT, GET RESPONSE, GET CHALLENGE, READ BINARY,
 //! VERIFY, MANAGE CHANNEL and EXTERNAL AUTHENTICATE, with the status words of
-//! `shared/reference/iso7816.md`. `hsmon demo` and the virtual card the tests put behind vpcd
+//! ISO/IEC 7816-3/-4. `hsmon demo` and the virtual card the tests put behind vpcd
 //! both drive it; per-test behaviour comes from a [`CardProfile`] and from overrides
 //! ([`SimCard::respond_once`], [`SimCard::respond_always`], [`SimCard::set_delay`]).
 //!

@@ -1,6 +1,6 @@
 //! The `tour` demo device: a gadget that prints a boot log, then talks M-Bus, IEC 60870-5-104
 //! and DL/T 645 — every frame opening with 0x68 — and answers what the user sends.
-//! Frames are the worked examples of `shared/reference/protocols.md` §1.4, §2.2 and §3.2.
+//! Frames are the worked examples of EN 13757-2, §2.2 and §3.2.
 //!
 //! It obeys Commands like a real port: a settings change is acknowledged with a
 //! `LineSettings` event, DTR/RTS toggle, a break is confirmed, and transmitted bytes come

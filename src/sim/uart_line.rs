@@ -1,6 +1,6 @@
 //! Bit-level UART line model: a sender driving an idle-high line, glitch noise, and a
 //! 16×-oversampling receiver with its own rate and format — what a wrong baud rate, line noise
-//! or a 7/8-bit mismatch turns bytes into (`shared/reference/protocols.md` §6).
+//! or a 7/8-bit mismatch turns bytes into (UART sampling (PC16550D datasheet)).
 //!
 //! The line is a sorted list of low intervals in seconds (`Waveform`); everything else is high.
 //! The receiver runs a 16× sample clock whose tick 0 sits at its start time: it finds a falling

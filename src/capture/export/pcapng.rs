@@ -4,7 +4,7 @@
 //!
 //! - APDUs and ATRs: LINKTYPE_WIRESHARK_UPPER_PDU (252) packets tagged with the dissector name
 //!   `iso7816` and the direction (0 = command, 1 = response/ATR) — the layout verified with
-//!   tshark 4.0 in `reference/pcsc.md`; command and response are separate packets.
+//!   tshark 4.0 (Wireshark's exported_pdu tags); command and response are separate packets.
 //! - Line bytes, one packet per received or sent chunk, direction in the EPB flags (inbound =
 //!   rx, outbound = tx), in the first of these that fits ([`LineEncap::choose`]):
 //!   - IEC 60870-5-104 (a `tcp` session to port 2404, or bytes that are 104 APDUs end to end):
@@ -647,7 +647,7 @@ mod tests {
 
     #[test]
     fn upper_pdu_matches_the_verified_layout() {
-        // reference/pcsc.md: 00 0C 00 07 "iso7816", 00 23 00 04 <u32 BE>, 00 00 00 00, bytes.
+        // Wireshark's exported_pdu tags: 00 0C 00 07 "iso7816", 00 23 00 04 <u32 BE>, 00 00 00 00, bytes.
         let b = upper_pdu("iso7816", Some(P2P_DIR_RECV), None, &[0x6A, 0x82]);
         let mut want = vec![0x00, 0x0C, 0x00, 0x07];
         want.extend_from_slice(b"iso7816");

@@ -2,7 +2,7 @@
 //! a direct-convention UART), T0, every TA/TB/TC/TD group, protocols offered, Fi/Di/fmax,
 //! guard and waiting times, T=1 and T=15 parameters, historical bytes and TCK.
 //!
-//! Sources: `shared/reference/iso7816.md` (TS 3B/3F, 03 when read as direct); the Fi/Di/fmax
+//! Sources: ISO/IEC 7816-3/-4 (TS 3B/3F, 03 when read as direct); the Fi/Di/fmax
 //! tables and interface-byte meanings of ISO 7816-3:2006 as implemented in Ludovic Rousseau's
 //! parseATR (pyscard) and several reader drivers that agree with it. TCK: present unless only
 //! T=0 is indicated; the XOR of T0..TCK is 00.

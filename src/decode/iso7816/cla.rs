@@ -2,7 +2,7 @@
 //! logical channel), the proprietary and invalid ranges, and what a 68XX/6E00 status means
 //! for the CLA that was sent ("6882 on CLA 0C: secure messaging bits set in CLA").
 //!
-//! Source: `shared/reference/iso7816.md` §"CLA byte structure" (ISO 7816-4:2005 Tables 2/3 via
+//! Source: ISO/IEC 7816-3/-4 (ISO 7816-4:2005 Tables 2/3 via
 //! gorferay, Oracle Java Card "Interindustry Space").
 
 use super::sw::StatusWord;

@@ -5,7 +5,7 @@
 //! One wire carries both directions interleaved, so the framer follows the protocol to know
 //! who speaks: after a T=0 header (reader) come procedure bytes (card): 60 NULL, INS (ACK: all
 //! remaining data), INS xor FF (one data byte), or SW1 (6X except 60, 9X) then SW2. A 68 in the
-//! SW1 slot is therefore SW1 of a 68XX status word (`shared/reference/iso7816.md`, T=0 facts).
+//! SW1 slot is therefore SW1 of a 68XX status word (ISO/IEC 7816-3/-4, T=0 facts).
 //!
 //! Resync: when the bytes stop making sense the framer "hunts" for a start: an ATR (TS 3B, 3F
 //! or 03), or, with no ATR seen, a complete T=0 exchange (header, ACK, data, valid SW1, SW2),

@@ -1,7 +1,7 @@
 //! ISO/IEC 7816 smart-card decoding: status words, CLA and INS bytes, command/response APDUs,
 //! the Answer To Reset, and raw I/O-line traffic (PPS, T=0 procedure bytes, T=1 blocks).
 //!
-//! Facts and their sources are in `shared/reference/iso7816.md` and `pcsc.md`; each submodule
+//! Facts and their sources are in ISO/IEC 7816-3/-4 and pcsc-lite's documentation; each submodule
 //! names the parts it relies on.
 
 pub mod apdu;

@@ -1,7 +1,7 @@
 //! ISO/IEC 7816-4 status words (SW1-SW2): the interindustry table with suggested fixes, the
 //! proprietary families a monitor meets, and parsing of "6882" / "68 82" / "0x6882".
 //!
-//! Source: `shared/reference/iso7816.md` (ISO 7816-4:2005 Tables 5/6 as reproduced by gorferay,
+//! Source: ISO/IEC 7816-3/-4 (ISO 7816-4:2005 Tables 5/6 as reproduced by gorferay,
 //! OpenSC, pyscard, trussed). The hints are hsmon's own wording from that file's hint column.
 //! Rows the reference marks unverified are phrased "likely".
 
