@@ -8,14 +8,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use std::time::Duration;
+
 use support::ser2net::{free_port, listening};
-use support::{PtyLink, hex, hsmon_command, path_str, require, wait_until};
+use support::{Headless, PtyLink, hsmon_command, path_str, require, wait_until};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -64,64 +63,18 @@ impl Drop for Server {
     }
 }
 
-/// `hsmon --headless --format json --config CFG serial NAME`, its records on a channel.
-struct Session {
-    child: Child,
-    rx: mpsc::Receiver<Value>,
-    rx_bytes: Vec<u8>,
+/// `hsmon --headless --format json --config CFG serial NAME`.
+fn session(cfg: &std::path::Path, name: &str) -> Headless {
+    let mut cmd = hsmon_command();
+    cmd.args(["--headless", "--format", "json", "--no-capture"])
+        .args(["--config", path_str(cfg), "serial", name]);
+    Headless::spawn(cmd)
 }
 
-impl Session {
-    fn start(cfg: &std::path::Path, name: &str) -> Session {
-        let mut child = hsmon_command()
-            .args(["--headless", "--format", "json", "--no-capture"])
-            .args(["--config", path_str(cfg), "serial", name])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("hsmon starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-        Session {
-            child,
-            rx,
-            rx_bytes: Vec::new(),
-        }
-    }
-
-    fn wait_for(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        let end = Instant::now() + T;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            let v = self.rx.recv_timeout(left).expect("record in time");
-            if v["type"] == "rx" {
-                self.rx_bytes.extend(hex(v["hex"].as_str().unwrap()));
-            }
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-
-    fn wait_rx(&mut self, want: &[u8]) {
-        while !self.rx_bytes.windows(want.len()).any(|w| w == want) {
-            self.wait_for(|v| v["type"] == "rx");
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Waits until the session has received `want` (in any of its reads).
+fn wait_rx(h: &mut Headless, want: &[u8]) {
+    while !h.rx_bytes().windows(want.len()).any(|w| w == want) {
+        h.wait_for(T, |v| v["type"] == "rx");
     }
 }
 
@@ -136,16 +89,16 @@ fn the_lab_page_s_ser2net_serves_the_logger_and_a_person_at_once() {
         format!("[ports.meter]\npath = \"rfc2217://127.0.0.1:{port}\"\nbaud = 2400\n"),
     )
     .unwrap();
-    let mut logger = Session::start(&cfg, "meter");
-    let s = logger.wait_for(|v| v["type"] == "settings");
+    let mut logger = session(&cfg, "meter");
+    let s = logger.wait_for(T, |v| v["type"] == "settings");
     assert_eq!(s["baud"], 2400, "what ser2net confirmed: {s}");
-    let mut person = Session::start(&cfg, "meter");
-    person.wait_for(|v| v["type"] == "settings");
+    let mut person = session(&cfg, "meter");
+    person.wait_for(T, |v| v["type"] == "settings");
     let mut dev = link.device();
     dev.write_all(b"\x68\x03\x03\x68\x53\xfe\x50\xa1\x16")
         .unwrap();
-    logger.wait_rx(b"\x68\x03\x03\x68\x53\xfe\x50\xa1\x16");
-    person.wait_rx(b"\x68\x03\x03\x68\x53\xfe\x50\xa1\x16");
+    wait_rx(&mut logger, b"\x68\x03\x03\x68\x53\xfe\x50\xa1\x16");
+    wait_rx(&mut person, b"\x68\x03\x03\x68\x53\xfe\x50\xa1\x16");
 }
 
 #[test]

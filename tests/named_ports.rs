@@ -6,12 +6,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{PtyLink, hsmon_command, path_str, run_hsmon};
+use support::{Headless, PtyLink, hsmon_command, path_str, run_hsmon};
 
 fn config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
     let p = dir.join("config.toml");
@@ -27,49 +25,12 @@ fn first_settings(cfg: &std::path::Path, args: &[&str]) -> Value {
 
 /// [`first_settings`] with `XDG_STATE_HOME` (where sessions are recorded) at `state`.
 fn first_settings_in(cfg: &std::path::Path, args: &[&str], state: &std::path::Path) -> Value {
-    let mut child = hsmon_command()
-        .env("XDG_STATE_HOME", state)
+    let mut cmd = hsmon_command();
+    cmd.env("XDG_STATE_HOME", state)
         .args(["--headless", "--format", "json", "--config", path_str(cfg)])
         .arg("serial")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("hsmon starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    let found = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                let v: Value = serde_json::from_str(&line).unwrap();
-                if v["type"] == "settings" {
-                    break Some(v);
-                }
-                seen.push(line);
-            }
-            Err(_) => break None,
-        }
-    };
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    found.unwrap_or_else(|| {
-        panic!(
-            "no settings record; saw {seen:?}; stderr {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+        .args(args);
+    Headless::spawn(cmd).wait_for(Duration::from_secs(20), |v| v["type"] == "settings")
 }
 
 #[test]

@@ -52,27 +52,27 @@ pub fn unix_ns(t: SystemTime) -> i64 {
 /// RFC 3339 in UTC (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`) for nanoseconds since the epoch.
 /// Hand-written (days → civil date, H. Hinnant's algorithm) to avoid a date crate for one line.
 pub fn rfc3339(unix_ns: i64) -> String {
-    let (date, secs_of_day, nanos) = split(unix_ns);
-    let (y, m, d) = date;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60
-    )
+    rfc3339_digits(unix_ns, 9)
 }
 
 /// RFC 3339 in UTC with microseconds (`YYYY-MM-DDTHH:MM:SS.uuuuuuZ`, the `ts` of headless JSON
 /// records): [`rfc3339`] cut to whole microseconds (truncated, never rounded up a second).
 pub fn rfc3339_micros(unix_ns: i64) -> String {
+    rfc3339_digits(unix_ns, 6)
+}
+
+/// RFC 3339 with `digits` (1..=9) of the fraction, truncated.
+fn rfc3339_digits(unix_ns: i64, digits: u32) -> String {
     let (date, secs_of_day, nanos) = split(unix_ns);
     let (y, m, d) = date;
+    let digits = digits.clamp(1, 9);
+    let fraction = nanos / 10i64.pow(9 - digits);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{fraction:0width$}Z",
         secs_of_day / 3600,
         secs_of_day / 60 % 60,
         secs_of_day % 60,
-        nanos / 1000
+        width = digits as usize
     )
 }
 

@@ -136,9 +136,16 @@ pub struct Headless {
 
 impl Headless {
     pub fn start(args: &[&str]) -> Headless {
-        let mut child = hsmon_command()
-            .args(["--headless", "--format", "json", "--config", "/dev/null"])
-            .args(args)
+        let mut cmd = hsmon_command();
+        cmd.args(["--headless", "--format", "json", "--config", "/dev/null"])
+            .args(args);
+        Headless::spawn(cmd)
+    }
+
+    /// Runs `cmd` (an [`hsmon_command`] with its own arguments, which must ask for headless
+    /// JSON) with its records collected as they arrive.
+    pub fn spawn(mut cmd: Command) -> Headless {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
