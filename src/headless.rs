@@ -11,15 +11,16 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::cli::OutputFormat;
 use crate::diagnose::autobaud::Ranked;
-use crate::diagnose::baud_scan::{BaudScan, ScanUpdate};
+use crate::diagnose::baud_scan::ScanUpdate;
 use crate::event::{
-    Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
+    Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, Timestamp, on_off,
 };
+use crate::handshake::driver::HandshakeDriver;
+use crate::monitor::{Effect, FrontEnd, Monitor, Report};
 use crate::sanitize::{
     JsonF64, JsonLine, hex_string, printable, write_hex, write_json_line, write_printable,
 };
 use crate::session::Session;
-use crate::source::SourceHandle;
 use crate::stamp::stamp_value;
 use crate::ui::sendline;
 
@@ -312,165 +313,167 @@ pub fn parse_control(line: &str) -> Result<Option<Command>, ControlError> {
     Ok(Some(cmd))
 }
 
-/// Runs until Ctrl-C / SIGTERM / SIGHUP, `quit` on stdin, the source ending, or `deadline`.
-/// With `autobaud`, an active scan runs once the port reports its settings; the run ends when
-/// the scan does, with exit status 0 if it locked and 1 if nothing scored.
-pub async fn run(
-    mut handle: SourceHandle,
-    mut session: Session,
+/// The headless front end: records on stdout (text, or JSON lines), control lines from
+/// stdin, messages on stderr.
+pub struct Headless<W: Write> {
+    out: W,
     format: OutputFormat,
-    deadline: Option<std::time::Duration>,
-    extras: crate::run::Extras,
-    clock: crate::clock::Clock,
-) -> color_eyre::Result<u8> {
-    let autobaud = extras.autobaud;
-    let mut script = extras.script;
-    let mut script_started = false;
-    // Errors from stdout are tagged: a closed pipe ends the run quietly (see `output`).
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, crate::output::Stdout::lock());
-    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
-    let mut line_no = 0usize;
-    let mut signals = crate::run::Signals::new()?;
-    let stop_at = deadline.map(|d| tokio::time::Instant::now() + d);
-    let mut shutting_down = false;
-    let mut scan: Option<BaudScan> = None;
-    let mut scan_wanted = autobaud;
-    let mut status = crate::exit::OK;
-    let mut tick = tokio::time::interval(SCAN_TICK);
-    if format == OutputFormat::Json {
-        write_json_line(&mut out, &live_session_record(&session))?;
-    }
-
-    loop {
-        tokio::select! {
-            ev = handle.events.recv() => {
-                let Some(ev) = ev else { break };
-                let mut cmds = Vec::new();
-                let mut batch = vec![ev];
-                // Drain what is already queued before flushing: one write per burst. At most a
-                // channel's worth: a source far ahead would otherwise refill the channel as fast
-                // as it is emptied, and the batch would hold its whole backlog in memory.
-                while batch.len() < crate::source::EVENT_CHANNEL_CAPACITY {
-                    let Ok(ev) = handle.events.try_recv() else { break };
-                    batch.push(ev);
-                }
-                for ev in &batch {
-                    write_record(&mut out, &mut session, ev, format)?;
-                    if scan_wanted {
-                        if let (None, Event::LineSettings { settings, .. }) = (&scan, &ev.event) {
-                            let (s, c, ups) = BaudScan::start(*settings, session.baud_watch().estimate());
-                            write_scan_updates(&mut out, &session.stamp, ev.at, &ups, format)?;
-                            cmds.extend(c);
-                            scan = Some(s);
-                            scan_wanted = false;
-                            continue;
-                        }
-                    }
-                    if let Some(s) = scan.as_mut() {
-                        let (c, ups) = s.on_event(ev);
-                        write_scan_updates(&mut out, &session.stamp, ev.at, &ups, format)?;
-                        cmds.extend(c);
-                    }
-                    if let Some(r) = script.as_mut() {
-                        // The script runs once a card is connected.
-                        if !script_started && matches!(ev.event, Event::Card(crate::event::CardEvent::Connected { .. })) {
-                            script_started = true;
-                            cmds.extend(r.run_all());
-                        } else {
-                            let (c, ups) = r.on_event(ev);
-                            cmds.extend(c);
-                            write_script_updates(&mut out, &session.stamp, ev.at, &ups, format)?;
-                        }
-                    }
-                }
-                out.flush()?;
-                for c in cmds {
-                    if handle.commands.send(c).await.is_err() { break }
-                }
-            }
-            _ = session_timer(&session, &clock) => {
-                if session.poll(clock.now()) {
-                    write_findings(&mut out, &mut session, format)?;
-                    out.flush()?;
-                }
-            }
-            _ = tick.tick(), if scan.as_ref().is_some_and(|s| !s.is_finished()) => {
-                let now = clock.now();
-                if let Some(s) = scan.as_mut() {
-                    let (cmds, ups) = s.poll(now.as_secs_f64());
-                    write_scan_updates(&mut out, &session.stamp, now, &ups, format)?;
-                    out.flush()?;
-                    for c in cmds {
-                        if handle.commands.send(c).await.is_err() { break }
-                    }
-                }
-            }
-            line = stdin.next_line(), if stdin_open && !shutting_down => match line {
-                Ok(Some(l)) => {
-                    line_no += 1;
-                    match parse_control(&l) {
-                        Ok(Some(cmd)) => {
-                            let quit = cmd == Command::Shutdown;
-                            if handle.commands.send(cmd).await.is_err() { break }
-                            shutting_down |= quit;
-                        }
-                        Ok(None) => {}
-                        Err(e) => crate::output::eprint_line(&format!("hsmon: stdin line {line_no}: {e}"))?,
-                    }
-                }
-                // End of input is not the end of the session: keep monitoring.
-                Ok(None) | Err(_) => stdin_open = false,
-            },
-            _ = signals.recv(), if !shutting_down => {
-                shutting_down = true;
-                let _ = handle.commands.send(Command::Shutdown).await;
-            }
-            _ = async { match stop_at { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } }, if !shutting_down => {
-                shutting_down = true;
-                if autobaud && scan.as_ref().is_none_or(|s| !s.is_finished()) {
-                    // Out of time before the scan finished: nothing locked.
-                    status = crate::exit::EXPECTATION_FAILED;
-                }
-                let _ = handle.commands.send(Command::Shutdown).await;
-            }
-        }
-        if !shutting_down {
-            if let Some(r) = script.as_ref().filter(|r| r.is_finished() && !r.is_busy()) {
-                status = if r.expectation_failures() > 0 {
-                    crate::exit::EXPECTATION_FAILED
-                } else {
-                    crate::exit::OK
-                };
-                shutting_down = true;
-                let _ = handle.commands.send(Command::Shutdown).await;
-            }
-            if let Some(result) = scan.as_ref().and_then(|s| s.result()) {
-                status = if result.is_some() {
-                    crate::exit::OK
-                } else {
-                    crate::exit::EXPECTATION_FAILED
-                };
-                shutting_down = true;
-                let _ = handle.commands.send(Command::Shutdown).await;
-            }
-        }
-    }
-    session.flush_decoders();
-    session.finish_capture();
-    write_findings(&mut out, &mut session, format)?;
-    out.flush()?;
-    Ok(status)
+    /// Stdin lines read, for error messages.
+    line_no: usize,
 }
 
-/// Fires when the session has work due (capture records for the file, frames held for
-/// arbitration on a quiet line); never when it has none. Answer it with `Session::poll`.
-pub async fn session_timer(session: &Session, clock: &crate::clock::Clock) {
-    match session.next_due() {
-        Some(due) => {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(clock.instant_at(due))).await
+impl<W: Write> Headless<W> {
+    pub fn new(out: W, format: OutputFormat) -> Headless<W> {
+        Headless {
+            out,
+            format,
+            line_no: 0,
         }
-        None => std::future::pending().await,
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> FrontEnd for Headless<W> {
+    type Input = String;
+
+    fn on_event(&mut self, m: &mut Monitor, ev: &TimedEvent) -> color_eyre::Result<()> {
+        write_taken(&mut self.out, &mut m.session, ev, self.format)?;
+        Ok(())
+    }
+
+    fn on_report(&mut self, m: &Monitor, at: Timestamp, r: &Report) -> color_eyre::Result<()> {
+        let stamp = &m.session.stamp;
+        match r {
+            Report::Scan(u) => write_scan_updates(
+                &mut self.out,
+                stamp,
+                at,
+                std::slice::from_ref(u),
+                self.format,
+            )?,
+            Report::Script(u) => write_script_updates(
+                &mut self.out,
+                stamp,
+                at,
+                std::slice::from_ref(u),
+                self.format,
+            )?,
+            Report::HandshakeStep(i) => {
+                if let Some(h) = m.driver::<HandshakeDriver>() {
+                    write_handshake_step(&mut self.out, h.runner(), *i, at, self.format, stamp)?;
+                }
+            }
+            Report::Message(text) => self.message(text.clone())?,
+            Report::ScanStatus(_) | Report::ScanStopped => {}
+        }
+        Ok(())
+    }
+
+    fn on_input(&mut self, _m: &Monitor, line: String) -> color_eyre::Result<Vec<Effect>> {
+        self.line_no += 1;
+        match parse_control(&line) {
+            Ok(Some(cmd)) => Ok(vec![Effect::Command(cmd)]),
+            Ok(None) => Ok(Vec::new()),
+            Err(e) => {
+                crate::output::eprint_line(&format!("hsmon: stdin line {}: {e}", self.line_no))?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// The end of stdin is not the end of the session: keep monitoring.
+    fn on_input_end(&mut self) -> bool {
+        false
+    }
+
+    fn settle(&mut self, m: &mut Monitor) -> color_eyre::Result<Vec<Effect>> {
+        write_findings(&mut self.out, &mut m.session, self.format)?;
+        self.out.flush()?;
+        Ok(Vec::new())
+    }
+
+    fn on_history(
+        &mut self,
+        _m: &Monitor,
+        _reply: &crate::monitor::HistoryReply,
+        _loaded: Option<&Session>,
+    ) -> bool {
+        false
+    }
+
+    fn message(&mut self, text: String) -> color_eyre::Result<()> {
+        crate::output::eprint_line(&format!("hsmon: {text}"))?;
+        Ok(())
+    }
+
+    fn next_draw(&self, _m: &Monitor) -> Option<tokio::time::Instant> {
+        None
+    }
+
+    fn draw(&mut self, _m: &Monitor) -> color_eyre::Result<()> {
+        Ok(())
+    }
+
+    fn ends_with_source(&self) -> bool {
+        true
+    }
+
+    fn decodes_at_exit(&self) -> bool {
+        true
+    }
+}
+
+/// Stdin lines as a stream (ends at end of input or on a read error).
+fn stdin_lines() -> impl futures::Stream<Item = String> + Unpin {
+    let lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    Box::pin(futures::stream::unfold(lines, |mut l| async move {
+        match l.next_line().await {
+            Ok(Some(line)) => Some((line, l)),
+            Ok(None) | Err(_) => None,
+        }
+    }))
+}
+
+/// Runs the monitor headless until Ctrl-C / SIGTERM / SIGHUP, `quit` on stdin, the source
+/// ending, `--duration`, or a driver that ends the run (`--autobaud`: exit 0 if the scan
+/// locked, 1 if nothing scored; `--script`: 1 if an expectation failed; a handshake: its
+/// outcome). Returns the exit status.
+pub async fn run(monitor: &mut Monitor, format: OutputFormat) -> color_eyre::Result<u8> {
+    // Errors from stdout are tagged: a closed pipe ends the run quietly (see `output`).
+    let out = std::io::BufWriter::with_capacity(256 * 1024, crate::output::Stdout::lock());
+    let mut fe = Headless::new(out, format);
+    if format == OutputFormat::Json {
+        write_json_line(&mut fe.out, &live_session_record(&monitor.session))?;
+    }
+    let end = monitor.run(&mut fe, &mut stdin_lines()).await?;
+    fe.out.flush()?;
+    Ok(monitor.exit_status(end).unwrap_or(crate::exit::OK))
+}
+
+/// A handshake step's `event` record (`handshake.step`).
+fn write_handshake_step(
+    w: &mut impl Write,
+    runner: &crate::handshake::runner::Runner,
+    step: usize,
+    at: Timestamp,
+    format: OutputFormat,
+    stamp: &crate::stamp::Stamp,
+) -> std::io::Result<()> {
+    let Some(v) = crate::handshake::report::step_event_json(runner, step, at) else {
+        return Ok(());
+    };
+    match format {
+        OutputFormat::Json => write_json_line(w, &stamp_value(v, stamp)),
+        OutputFormat::Text => writeln!(
+            w,
+            "{:12.6} event {}: handshake {}",
+            at.as_secs_f64(),
+            v["severity"].as_str().unwrap_or(""),
+            printable(v["text"].as_str().unwrap_or(""))
+        ),
     }
 }
 
@@ -535,9 +538,6 @@ fn write_script_updates(
     }
     Ok(())
 }
-
-/// How often a running baud scan is polled (a dwell ends on time, not only on bytes).
-pub const SCAN_TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The `baud` records of an active scan.
 fn write_scan_updates(
@@ -740,6 +740,17 @@ pub fn write_record(
     format: OutputFormat,
 ) -> std::io::Result<()> {
     session.ingest(ev);
+    write_taken(out, session, ev, format)
+}
+
+/// The record of an event the session has just taken, then the frames and diagnoses it
+/// produced.
+pub fn write_taken(
+    out: &mut impl Write,
+    session: &mut Session,
+    ev: &TimedEvent,
+    format: OutputFormat,
+) -> std::io::Result<()> {
     let label = match ev.event {
         Event::Rx(_) => session.labels.as_ref().map(|l| l.rx.as_str()),
         Event::Tx(_) => session.labels.as_ref().map(|l| l.tx.as_str()),

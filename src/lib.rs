@@ -1,12 +1,11 @@
 //! hsmon: a terminal monitor for serial lines, smart-card readers and sockets that finds the
 //! unexpected byte (0x68 first among them), decodes the frames around it and explains it.
 //!
-//! The flow is one-directional (see DESIGN.md): sources emit [`event::Event`]s, the
-//! [`session::Session`] ingests them, and the TUI ([`app`]) or the headless printer
-//! ([`headless`]) shows the session. The UI talks back to sources only through
-//! [`event::Command`]s.
+//! The flow is one-directional (see ARCHITECTURE.md): sources emit [`event::Event`]s, the one
+//! loop in [`monitor`] hands them to the [`session::Session`] and the drivers, and a front end
+//! — the TUI ([`tui`]) or the headless printer ([`headless`]) — shows the session. Front ends
+//! talk back only through [`monitor::Effect`]s; sources take only [`event::Command`]s.
 
-pub mod app;
 pub mod capture;
 pub mod card;
 pub mod cli;
@@ -19,6 +18,7 @@ pub mod exit;
 pub mod handshake;
 pub mod headless;
 pub mod list;
+pub mod monitor;
 pub mod offline;
 pub mod output;
 pub mod ports;
@@ -29,4 +29,5 @@ pub mod session;
 pub mod sim;
 pub mod source;
 pub mod stamp;
+pub mod tui;
 pub mod ui;

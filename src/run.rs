@@ -219,14 +219,65 @@ fn print_generated(text: &[u8]) -> Result<u8> {
     }
 }
 
-/// `hsmon handshake`: the run lives in `handshake::live`.
+/// `hsmon handshake`: picks the profile, opens the device through its ordinary source, and
+/// runs the profile as a driver of an ordinary monitor — every byte, frame and explanation
+/// is recorded (and captured) as for any other traffic — headless (records, then the report;
+/// exit 0 ok, 1 divergence, 2 bad profile, 3 device error) or in the TUI with the handshake
+/// pane on top.
 async fn handshake(
     global: &GlobalArgs,
     formats: Formats,
     config: &Config,
     args: crate::cli::HandshakeArgs,
 ) -> Result<u8> {
-    crate::handshake::live::run(global, formats, config, args).await
+    use crate::handshake::live;
+    use crate::handshake::runner::Runner;
+    let knowledge = load_knowledge()?;
+    let profiles = live::load_profiles(&knowledge)?;
+    if args.list {
+        crate::output::print(&live::list(&profiles, formats.output))?;
+        return Ok(exit::OK);
+    }
+    let Some(name) = &args.profile else {
+        return Err(UsageError(
+            "name a profile (hsmon handshake --list shows them), e.g. hsmon handshake stm32 --port /dev/ttyUSB0".into(),
+        )
+        .into());
+    };
+    let profile = profiles
+        .get(name)
+        .map_err(|e| UsageError(e.to_string()))?
+        .clone()
+        .with_vars(&args.set)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let target = live::target(&profile, &args, formats)?;
+    let clock = Clock::start();
+    let started = std::time::SystemTime::now();
+    let handle = match live::open(&target, clock).await {
+        Ok(h) => h,
+        Err(e) => {
+            if global.headless {
+                // Scripts read the report whatever happened.
+                let runner = Runner::new(profile, Some(knowledge.clone()), clock.now());
+                let stamp = crate::stamp::Stamp::new(started, global.labels()?);
+                live::print_report(
+                    &runner,
+                    clock.now(),
+                    Some(&e.to_string()),
+                    formats.output,
+                    &stamp,
+                )?;
+            }
+            return Err(e);
+        }
+    };
+    let runner = Runner::new(profile, Some(knowledge.clone()), clock.now());
+    let extras = Extras {
+        handshake: Some(runner),
+        knowledge: Some(knowledge),
+        ..Extras::default()
+    };
+    monitor_with(global, formats, config, handle, clock, None, extras).await
 }
 
 /// The embedded knowledge base, extended by `$XDG_CONFIG_HOME/hsmon/knowledge.toml` when
@@ -499,6 +550,7 @@ async fn card(
             autobaud: false,
             script,
             labels: None,
+            ..Extras::default()
         },
     )
     .await
@@ -624,13 +676,16 @@ fn prune_captures(dir: &std::path::Path, current: &std::path::Path, config: &Con
     }
 }
 
-/// What a monitor runs besides the session: an active baud scan, an APDU script, and the
-/// names of the two directions (a tap).
+/// What a monitor runs besides the session: its drivers (an active baud scan, an APDU
+/// script, a handshake profile), the names of the two directions (a tap), and the knowledge
+/// base when the caller has loaded it already.
 #[derive(Default)]
 pub struct Extras {
     pub autobaud: bool,
     pub script: Option<crate::card::runner::ScriptRunner>,
     pub labels: Option<crate::session::DirectionLabels>,
+    pub handshake: Option<crate::handshake::runner::Runner>,
+    pub knowledge: Option<Arc<Knowledge>>,
 }
 
 async fn demo(
@@ -653,6 +708,7 @@ async fn demo(
                 true,
             )),
             labels: None,
+            ..Extras::default()
         };
         return monitor_with(global, formats, config, handle, clock, deadline, extras).await;
     }
@@ -699,6 +755,7 @@ async fn monitor(
         autobaud,
         script: None,
         labels: None,
+        ..Extras::default()
     };
     monitor_with(global, formats, config, handle, clock, deadline, extras).await
 }
@@ -712,11 +769,12 @@ async fn monitor_with(
     deadline: Option<Duration>,
     extras: Extras,
 ) -> Result<u8> {
-    let mut session = Session::with_knowledge(
-        handle.name.clone(),
-        config.window_bytes(),
-        Some(load_knowledge()?),
-    );
+    let knowledge = match extras.knowledge {
+        Some(k) => k,
+        None => load_knowledge()?,
+    };
+    let mut session =
+        Session::with_knowledge(handle.name.clone(), config.window_bytes(), Some(knowledge));
     // The wall-clock start: the capture header's and every headless record's `ts`.
     let started = std::time::SystemTime::now();
     session.stamp = crate::stamp::Stamp::new(started, global.labels()?);
@@ -740,26 +798,51 @@ async fn monitor_with(
     if let Some(writer) = writer {
         session.set_recorder(writer);
     }
-    session.labels = extras.labels.clone();
-    if global.headless {
-        return crate::headless::run(handle, session, formats.output, deadline, extras, clock)
-            .await;
-    } else {
-        let path = Config::default_path().map_or_else(String::new, |p| p.display().to_string());
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        let ui = UiState::new(
-            config.keymap(&path)?,
-            Theme::select(config.ui.theme.as_deref(), no_color),
-            config.ui.line_ending.unwrap_or_default(),
-            (80, 24),
-        );
-        let mut ui = ui;
-        ui.script = extras.script;
-        crate::app::run(handle, session, ui, clock, deadline, extras.autobaud)
-            .await
-            .wrap_err("the terminal UI failed")?;
+    session.labels = extras.labels;
+    let headless = global.headless;
+    let mut monitor = crate::monitor::Monitor::new(handle, session, clock);
+    monitor.set_deadline(deadline);
+    // Headless, a driver's end ends the run and gives the exit status; in the TUI the user
+    // quits (a scan leaves a proposal, a script or a handshake stays on screen).
+    if extras.autobaud {
+        monitor.push_driver(Box::new(crate::monitor::scan::ScanDriver::new(headless)));
     }
-    Ok(exit::OK)
+    if let Some(r) = extras.script {
+        monitor.push_driver(Box::new(crate::monitor::script::ScriptDriver::new(
+            r, headless,
+        )));
+    }
+    if let Some(r) = extras.handshake {
+        monitor.push_driver(Box::new(crate::handshake::driver::HandshakeDriver::new(
+            r, headless,
+        )));
+    }
+    if headless {
+        let status = crate::headless::run(&mut monitor, formats.output).await?;
+        if let Some(h) = monitor.driver::<crate::handshake::driver::HandshakeDriver>() {
+            crate::handshake::live::print_report(
+                h.runner(),
+                monitor.now(),
+                None,
+                formats.output,
+                &monitor.session.stamp,
+            )?;
+        }
+        return Ok(status);
+    }
+    let path = Config::default_path().map_or_else(String::new, |p| p.display().to_string());
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ui = UiState::new(
+        config.keymap(&path)?,
+        Theme::select(config.ui.theme.as_deref(), no_color),
+        config.ui.line_ending.unwrap_or_default(),
+        (80, 24),
+    );
+    let end = crate::tui::run(&mut monitor, ui)
+        .await
+        .wrap_err("the terminal UI failed")?;
+    // A handshake's outcome (1 when quit before its end); otherwise 0.
+    Ok(monitor.exit_status(end).unwrap_or(exit::OK))
 }
 
 /// Logs go to a file, never onto the TUI: $XDG_STATE_HOME/hsmon/hsmon.log by default.
@@ -792,30 +875,4 @@ fn init_logging(config: &Config, verbose: u8) {
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .try_init();
-}
-
-/// SIGINT, SIGTERM and SIGHUP as one stream: each ends a session cleanly.
-pub struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    pub fn new() -> Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            int: signal(SignalKind::interrupt()).wrap_err("cannot watch SIGINT")?,
-            term: signal(SignalKind::terminate()).wrap_err("cannot watch SIGTERM")?,
-            hup: signal(SignalKind::hangup()).wrap_err("cannot watch SIGHUP")?,
-        })
-    }
-
-    pub async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-            _ = self.hup.recv() => {}
-        }
-    }
 }

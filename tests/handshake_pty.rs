@@ -622,3 +622,63 @@ fn usage_errors_exit_2() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no variable 'pin'"), "{}", run.stderr);
 }
+
+/// `--capture` records a handshake run like any other session: the capture replays to the
+/// same bytes, both ways, as the run's own records.
+#[test]
+fn capture_records_a_headless_handshake() {
+    let link = PtyLink::new();
+    play(&link, Peer::new("mbus", Fault::None).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("hs.hscap");
+    let cap_s = path_str(&cap).to_string();
+    let run = hsmon(
+        dir.path(),
+        &[
+            "--headless",
+            "--format",
+            "json",
+            "--config",
+            "/dev/null",
+            "--capture",
+            &cap_s,
+            "handshake",
+            "mbus",
+            "--port",
+            path_str(&link.a()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("recording to"), "{}", run.stderr);
+    assert_eq!(
+        run.records[0]["capture"],
+        cap_s.as_str(),
+        "the session record names it"
+    );
+    let bytes = |records: &[Value], dir: &str| -> Vec<u8> {
+        records
+            .iter()
+            .filter(|r| r["type"] == dir)
+            .flat_map(|r| hex(r["hex"].as_str().unwrap()))
+            .collect()
+    };
+    let replayed = hsmon(
+        dir.path(),
+        &[
+            "--headless",
+            "--format",
+            "json",
+            "replay",
+            &cap_s,
+            "--speed",
+            "max",
+        ],
+    );
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    assert_eq!(
+        bytes(&replayed.records, "tx"),
+        h("10 40 FE 3E 16 10 5B FE 59 16")
+    );
+    assert_eq!(bytes(&replayed.records, "tx"), bytes(&run.records, "tx"));
+    assert_eq!(bytes(&replayed.records, "rx"), bytes(&run.records, "rx"));
+}

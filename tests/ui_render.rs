@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use hsmon::event::{Baud, ConnectionState, Event, LineSettings, ModemLines, Overrun, TimedEvent};
+use hsmon::monitor::Effect;
 use hsmon::session::{DEFAULT_WINDOW_BYTES, Session};
 use hsmon::ui::keys::Keymap;
 use hsmon::ui::sendline::LineEnding;
@@ -302,15 +303,15 @@ fn keys_produce_commands_for_the_source() {
     let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
     assert_eq!(
         u.on_key(&s, key(KeyCode::Char('+'))),
-        vec![Command::SetBaud(Baud::new(4800).unwrap())]
+        vec![Effect::Command(Command::SetBaud(Baud::new(4800).unwrap()))]
     );
     assert_eq!(
         u.on_key(&s, key(KeyCode::Char('p'))),
-        vec![Command::SetFormat("8O1".parse().unwrap())]
+        vec![Effect::Command(Command::SetFormat("8O1".parse().unwrap()))]
     );
     assert_eq!(
         u.on_key(&s, KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT)),
-        vec![Command::SetRts(true)],
+        vec![Effect::Command(Command::SetRts(true))],
         "RTS was off"
     );
     // Custom baud entry.
@@ -320,7 +321,9 @@ fn keys_produce_commands_for_the_source() {
     }
     assert_eq!(
         u.on_key(&s, key(KeyCode::Enter)),
-        vec![Command::SetBaud(Baud::new(250000).unwrap())]
+        vec![Effect::Command(Command::SetBaud(
+            Baud::new(250000).unwrap()
+        ))]
     );
     // Send line: text, then hex with an odd digit refused, then history.
     u.on_key(&s, key(KeyCode::Char('i')));
@@ -329,7 +332,7 @@ fn keys_produce_commands_for_the_source() {
     }
     assert_eq!(
         u.on_key(&s, key(KeyCode::Enter)),
-        vec![Command::Transmit(b"AT\r".to_vec())]
+        vec![Effect::Command(Command::Transmit(b"AT\r".to_vec()))]
     );
     u.on_key(&s, key(KeyCode::Tab));
     for c in "68 0".chars() {
@@ -341,7 +344,7 @@ fn keys_produce_commands_for_the_source() {
     u.on_key(&s, key(KeyCode::Char('4')));
     assert_eq!(
         u.on_key(&s, key(KeyCode::Enter)),
-        vec![Command::Transmit(vec![0x68, 0x04])]
+        vec![Effect::Command(Command::Transmit(vec![0x68, 0x04]))]
     );
     u.on_key(&s, key(KeyCode::Up));
     assert_eq!(u.input, "68 04");
@@ -485,11 +488,15 @@ fn status_bar_suggests_the_rate_and_a_applies_it() {
     assert!(screen.contains("a apply, A scan"), "{screen}");
     assert_eq!(
         u.on_key(&s, KeyEvent::new(KeyCode::Char('a'), KeyModifiers::NONE)),
-        vec![hsmon::event::Command::SetBaud(Baud::new(9600).unwrap())]
+        vec![Effect::Command(hsmon::event::Command::SetBaud(
+            Baud::new(9600).unwrap()
+        ))]
     );
-    // `A` asks the app loop for an active scan.
-    u.on_key(&s, KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT));
-    assert_eq!(u.scan_request, Some(true));
+    // `A` asks the monitor for an active scan.
+    assert_eq!(
+        u.on_key(&s, KeyEvent::new(KeyCode::Char('A'), KeyModifiers::SHIFT)),
+        vec![Effect::StartScan]
+    );
 }
 
 #[test]

@@ -356,8 +356,10 @@ fn a_broken_user_profile_is_reported_and_skipped() {
 fn headless_handshake_ends_quietly_or_exits_3() {
     let link = PtyLink::new();
     let a = link.a();
+    // Like every monitor run here: without recording (a handshake records as the others do).
     let args = [
         "--headless",
+        "--no-capture",
         "--config",
         "/dev/null",
         "handshake",

@@ -3,6 +3,7 @@
 //! knowledge base; simulated peers for every built-in profile (`peer`); the report (`report`);
 //! and the loops that drive a run through an ordinary session, headless or in the TUI (`live`).
 
+pub mod driver;
 pub mod expect;
 pub mod live;
 pub mod peer;

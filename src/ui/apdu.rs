@@ -21,7 +21,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::card::log::CardExchange;
-use crate::card::runner::StepResult;
+use crate::card::runner::{ScriptRunner, StepResult};
 use crate::card::script::Step;
 use crate::decode::iso7816::sw::{StatusWord, lookup};
 use crate::sanitize::{hex_string, printable};
@@ -50,7 +50,11 @@ fn hex_cut(b: &[u8], max: usize) -> String {
 }
 
 /// The header lines: reader, ATR, the last reset and what it lost.
-pub fn header_lines(s: &Session, ui: &UiState) -> Vec<Line<'static>> {
+pub fn header_lines(
+    s: &Session,
+    ui: &UiState,
+    script: Option<&ScriptRunner>,
+) -> Vec<Line<'static>> {
     let c = s.card();
     let mut out = Vec::new();
     match (&c.reader, c.connected) {
@@ -111,7 +115,7 @@ pub fn header_lines(s: &Session, ui: &UiState) -> Vec<Line<'static>> {
             format!(
                 "   lost: {}{}",
                 r.lost.describe(),
-                if ui.script.is_some() && r.foreign {
+                if script.is_some() && r.foreign {
                     format!(
                         " · {} replays the script from the start",
                         ui.key_label(crate::ui::action::Action::ReplayScript)
@@ -127,8 +131,8 @@ pub fn header_lines(s: &Session, ui: &UiState) -> Vec<Line<'static>> {
 }
 
 /// The script block: title and the steps around the cursor.
-pub fn script_lines(ui: &UiState) -> Vec<Line<'static>> {
-    let Some(r) = &ui.script else {
+pub fn script_lines(ui: &UiState, script: Option<&ScriptRunner>) -> Vec<Line<'static>> {
+    let Some(r) = script else {
         return Vec::new();
     };
     let n = r.steps().len();
@@ -246,7 +250,13 @@ fn exchange_line(e: &CardExchange, selected: bool, ui: &UiState) -> Line<'static
     ])
 }
 
-pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    s: &Session,
+    ui: &UiState,
+    script: Option<&ScriptRunner>,
+) {
     let focused = ui.focus == Focus::Hex;
     let c = s.card();
     let title = format!(
@@ -271,8 +281,8 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     if inner.height == 0 || inner.width == 0 {
         return;
     }
-    let mut lines = header_lines(s, ui);
-    lines.extend(script_lines(ui));
+    let mut lines = header_lines(s, ui, script);
+    lines.extend(script_lines(ui, script));
     let room = (inner.height as usize).saturating_sub(lines.len());
     let list = c.exchanges();
     // The selected exchange stays in view; otherwise the newest are shown.
@@ -292,7 +302,7 @@ pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
             format!(
                 " no exchanges yet · {} sends an APDU (hex){}",
                 ui.key_label(crate::ui::action::Action::OpenSend),
-                if ui.script.is_some() {
+                if script.is_some() {
                     format!(
                         " · {} sends the script's next step",
                         ui.key_label(crate::ui::action::Action::StepNext)

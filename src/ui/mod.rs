@@ -26,23 +26,48 @@ use crate::ui::layout::Areas;
 use crate::ui::sendline::SendMode;
 use crate::ui::state::{Focus, InputMode, Overlay, UiState};
 
+/// What the panes draw: a session (live, or read back from the capture) and the state of
+/// the drivers that shows in them. A bare `&Session` is a view without drivers.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub session: &'a Session,
+    /// The APDU script (`hsmon card --script`), for the card pane.
+    pub script: Option<&'a crate::card::runner::ScriptRunner>,
+}
+
+impl<'a> From<&'a Session> for View<'a> {
+    fn from(session: &'a Session) -> View<'a> {
+        View {
+            session,
+            script: None,
+        }
+    }
+}
+
 /// Draws the whole screen.
-pub fn render(frame: &mut Frame, s: &Session, ui: &UiState) {
-    render_in(frame, frame.area(), s, ui);
+pub fn render<'a>(frame: &mut Frame, v: impl Into<View<'a>>, ui: &UiState) {
+    render_in(frame, frame.area(), v, ui);
 }
 
 /// Draws the panes, status and hints into `area` (the whole screen, or what a handshake pane
 /// leaves of it).
-pub fn render_in(frame: &mut Frame, area: ratatui::layout::Rect, s: &Session, ui: &UiState) {
+pub fn render_in<'a>(
+    frame: &mut Frame,
+    area: ratatui::layout::Rect,
+    v: impl Into<View<'a>>,
+    ui: &UiState,
+) {
     if area.width == 0 || area.height == 0 {
         return;
     }
+    let v = v.into();
+    let s = v.session;
     let areas = Areas::new(area);
     match (ui.focus, areas.frames, areas.events) {
         // Too small for three panes: the focused list takes the bytes pane's place.
         (Focus::Frames, None, _) => frames::render(frame, areas.hex, s, ui),
         (Focus::Events, _, None) => events::render(frame, areas.hex, s, ui),
-        _ if s.card().is_active() => apdu::render(frame, areas.hex, s, ui),
+        _ if s.card().is_active() => apdu::render(frame, areas.hex, s, ui, v.script),
         _ => hex::render(frame, areas.hex, s, ui),
     }
     if let Some(a) = areas.frames {

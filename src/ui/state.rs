@@ -6,7 +6,10 @@ use std::time::Duration;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::event::{Baud, Command, ReplayControl, Timestamp};
+pub use crate::monitor::HistoryRequest;
+use crate::monitor::{Effect, HistoryReply, Report, ScriptAction};
 use crate::session::Session;
+use crate::ui::View;
 use crate::ui::action::Action;
 use crate::ui::hex::{self, Geometry, RowRef};
 use crate::ui::keys::Keymap;
@@ -64,20 +67,6 @@ pub enum InputMode {
     Search,
 }
 
-/// What the user asked of the capture behind a live session (the app loop reads the file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HistoryRequest {
-    /// Show the capture's first bytes (older than the memory window).
-    Beginning,
-    /// Search the whole capture for these bytes, after the last hit.
-    Find(Vec<u8>, Option<(crate::event::Direction, u64)>),
-    /// The page above this byte of that direction (the first byte shown), which memory no
-    /// longer holds.
-    Above(crate::event::Direction, u64),
-    /// Back to the live session.
-    Leave,
-}
-
 /// The last search: the bytes, and where they were last found (direction, stream offset).
 pub type Search = (Vec<u8>, Option<(crate::event::Direction, u64)>);
 
@@ -121,16 +110,12 @@ pub struct UiState {
     pub now: Timestamp,
     /// A message from the UI itself (a command that could not be queued).
     pub message: Option<String>,
-    /// Start (true) or stop (false) an active baud scan: the app loop takes the request.
-    pub scan_request: Option<bool>,
-    /// A scan is running (set by the app loop).
+    /// A scan is running (as the scan reported).
     pub scanning: bool,
     /// The scan's progress or result, for the status bar.
     pub scan_status: Option<String>,
     /// The setting a finished scan proposes; the apply key takes it.
     pub proposal: Option<crate::diagnose::autobaud::Candidate>,
-    /// An APDU script being stepped through (`hsmon card --script`).
-    pub script: Option<crate::card::runner::ScriptRunner>,
     /// Selected card exchange (by seq); None follows the newest.
     pub apdu_sel: Option<u64>,
     /// A replay step in progress (`,` or `N`).
@@ -139,11 +124,8 @@ pub struct UiState {
     pub search: Option<Search>,
     /// The replay source is searching the capture for `search`.
     pub search_pending: bool,
-    /// A request for the capture behind the live session (the app loop takes it).
-    pub history_request: Option<HistoryRequest>,
     /// The screen shows bytes read back from the capture, not the live session.
     pub in_history: bool,
-    pub quit: bool,
 }
 
 impl UiState {
@@ -169,18 +151,14 @@ impl UiState {
             size,
             now: Timestamp::ZERO,
             message: None,
-            scan_request: None,
             scanning: false,
             scan_status: None,
             proposal: None,
-            script: None,
             apdu_sel: None,
             replay_goal: None,
             search: None,
             search_pending: false,
-            history_request: None,
             in_history: false,
-            quit: false,
         }
     }
 
@@ -202,7 +180,9 @@ impl UiState {
     }
 
     /// A terminal key press. Releases and repeats-as-release are ignored (Windows sends both).
-    pub fn on_key(&mut self, s: &Session, key: KeyEvent) -> Vec<Command> {
+    pub fn on_key<'a>(&mut self, v: impl Into<View<'a>>, key: KeyEvent) -> Vec<Effect> {
+        let v = v.into();
+        let s = v.session;
         if key.kind != KeyEventKind::Press {
             return Vec::new();
         }
@@ -213,7 +193,7 @@ impl UiState {
                     let a = self.keymap.action_for(&key);
                     self.overlay = None;
                     match a {
-                        Some(Action::Quit) => self.quit = true,
+                        Some(Action::Quit) => return vec![Effect::Quit],
                         Some(Action::JumpToBytes) if matches!(ov, Overlay::Detail(_)) => {
                             return self.update(s, Action::JumpToBytes);
                         }
@@ -221,8 +201,12 @@ impl UiState {
                     }
                     return Vec::new();
                 }
+                // The scan's status line offers Esc to stop it (as well as its own key).
+                if key.code == KeyCode::Esc && self.scanning {
+                    return vec![Effect::StopScan];
+                }
                 match self.keymap.action_for(&key) {
-                    Some(a) => self.update(s, a),
+                    Some(a) => self.update(v, a),
                     None => Vec::new(),
                 }
             }
@@ -230,15 +214,34 @@ impl UiState {
         }
     }
 
-    /// Applies one Action. Returns the Commands the source must carry out.
-    pub fn update(&mut self, s: &Session, action: Action) -> Vec<Command> {
+    /// Applies one Action. Returns what the monitor must carry out (commands for the source,
+    /// a scan, a read-back of the capture, a script step); performs none of it.
+    pub fn update<'a>(&mut self, v: impl Into<View<'a>>, action: Action) -> Vec<Effect> {
+        let v = v.into();
+        let s = v.session;
         self.message = None;
-        let settings = s.settings.unwrap_or_default();
-        match action {
-            Action::Quit => {
-                self.quit = true;
-                vec![]
+        // Keys that change line settings need the settings the port reported: a rate made up
+        // from a default would be a guess sent to the device.
+        let Some(settings) = s.settings.or_else(|| {
+            if changes_settings(action) {
+                self.message = Some(format!(
+                    "{}: refused, the source has not reported its line settings{}",
+                    action.describe(),
+                    if s.card().is_active() || s.replay.is_some() {
+                        " (this source has none)"
+                    } else {
+                        " yet: wait for the port to open, or it has none (TCP, a card reader)"
+                    }
+                ));
+                None
+            } else {
+                Some(Default::default())
             }
+        }) else {
+            return vec![];
+        };
+        match action {
+            Action::Quit => vec![Effect::Quit],
             Action::ToggleHelp => {
                 self.overlay = Some(Overlay::Help);
                 vec![]
@@ -337,8 +340,7 @@ impl UiState {
                     && s.counters.evicted_bytes > 0
                     && s.recorder().is_some_and(|r| r.failed().is_none())
                 {
-                    self.history_request = Some(HistoryRequest::Beginning);
-                    return vec![];
+                    return vec![Effect::History(HistoryRequest::Beginning)];
                 }
                 if let Some(first) = s.runs().front() {
                     self.scroll = Scroll::Anchor {
@@ -349,11 +351,12 @@ impl UiState {
                 vec![]
             }
             Action::Follow => {
-                if self.in_history {
-                    self.history_request = Some(HistoryRequest::Leave);
-                }
                 self.scroll = Scroll::Follow;
-                vec![]
+                if self.in_history {
+                    vec![Effect::History(HistoryRequest::Leave)]
+                } else {
+                    vec![]
+                }
             }
             Action::ApplyBaud => {
                 let suggested = self
@@ -365,10 +368,10 @@ impl UiState {
                         self.scan_status = None;
                         let mut cmds = Vec::new();
                         if c.format != settings.format {
-                            cmds.push(Command::SetFormat(c.format));
+                            cmds.push(Command::SetFormat(c.format).into());
                         }
                         if c.baud != settings.baud {
-                            cmds.push(Command::SetBaud(c.baud));
+                            cmds.push(Command::SetBaud(c.baud).into());
                         }
                         cmds
                     }
@@ -382,11 +385,15 @@ impl UiState {
                 }
             }
             Action::AutobaudScan => {
-                self.scan_request = Some(!self.scanning);
-                vec![]
+                if self.scanning {
+                    vec![Effect::StopScan]
+                } else {
+                    self.proposal = None;
+                    vec![Effect::StartScan]
+                }
             }
-            Action::BaudUp => vec![Command::SetBaud(settings.baud.step_up())],
-            Action::BaudDown => vec![Command::SetBaud(settings.baud.step_down())],
+            Action::BaudUp => vec![Command::SetBaud(settings.baud.step_up()).into()],
+            Action::BaudDown => vec![Command::SetBaud(settings.baud.step_down()).into()],
             Action::EnterBaud => {
                 self.mode = InputMode::Baud;
                 self.input.clear();
@@ -396,23 +403,23 @@ impl UiState {
             Action::CycleDataBits => {
                 let mut f = settings.format;
                 f.data_bits = f.data_bits.next();
-                vec![Command::SetFormat(f)]
+                vec![Command::SetFormat(f).into()]
             }
             Action::CycleParity => {
                 let mut f = settings.format;
                 f.parity = f.parity.next();
-                vec![Command::SetFormat(f)]
+                vec![Command::SetFormat(f).into()]
             }
             Action::ToggleStopBits => {
                 let mut f = settings.format;
                 f.stop_bits = f.stop_bits.toggled();
-                vec![Command::SetFormat(f)]
+                vec![Command::SetFormat(f).into()]
             }
-            Action::CycleFlow => vec![Command::SetFlow(settings.flow.next())],
+            Action::CycleFlow => vec![Command::SetFlow(settings.flow.next()).into()],
             // Unknown line state (a pty) toggles from "on", the Linux default after open.
-            Action::ToggleDtr => vec![Command::SetDtr(!s.modem.dtr.unwrap_or(true))],
-            Action::ToggleRts => vec![Command::SetRts(!s.modem.rts.unwrap_or(true))],
-            Action::SendBreak => vec![Command::SendBreak(BREAK_DURATION)],
+            Action::ToggleDtr => vec![Command::SetDtr(!s.modem.dtr.unwrap_or(true)).into()],
+            Action::ToggleRts => vec![Command::SetRts(!s.modem.rts.unwrap_or(true)).into()],
+            Action::SendBreak => vec![Command::SendBreak(BREAK_DURATION).into()],
             Action::OpenSend => {
                 self.mode = InputMode::Send;
                 self.input.clear();
@@ -446,29 +453,26 @@ impl UiState {
                 self.input_error = None;
                 vec![]
             }
-            Action::StepNext => self.with_script(|r| r.step()),
-            Action::RunToFailure => self.with_script(|r| r.run_to_failure()),
-            Action::ReplayScript => self.with_script(|r| {
-                r.restart();
-                r.run_to_failure()
-            }),
-            Action::Resend => match &mut self.script {
-                Some(r) => r.resend(),
-                None => match last_command(s) {
-                    Some(apdu) => vec![Command::SendApdu {
+            Action::StepNext => self.script_action(v, ScriptAction::Step),
+            Action::RunToFailure => self.script_action(v, ScriptAction::RunToFailure),
+            Action::ReplayScript => self.script_action(v, ScriptAction::Restart),
+            Action::Resend if v.script.is_some() => vec![Effect::Script(ScriptAction::Resend)],
+            Action::Resend => match last_command(s) {
+                Some(apdu) => vec![
+                    Command::SendApdu {
                         apdu,
                         origin: crate::event::ApduOrigin::User,
-                    }],
-                    None => {
-                        self.message = Some("nothing sent yet to resend".to_string());
-                        vec![]
                     }
-                },
+                    .into(),
+                ],
+                None => {
+                    self.message = Some("nothing sent yet to resend".to_string());
+                    vec![]
+                }
             },
             Action::EditApdu => {
-                let apdu = self
+                let apdu = v
                     .script
-                    .as_ref()
                     .and_then(|r| r.current_apdu().map(|b| b.to_vec()))
                     .or_else(|| last_command(s));
                 self.update(s, Action::OpenSend);
@@ -480,37 +484,26 @@ impl UiState {
             }
             Action::ResetCard => {
                 if s.card().is_active() {
-                    vec![Command::Reconnect(crate::event::CardDisposition::Reset)]
+                    vec![Command::Reconnect(crate::event::CardDisposition::Reset).into()]
                 } else {
                     self.message = Some("no card: reset applies to `hsmon card`".to_string());
                     vec![]
                 }
             }
-            Action::ToggleTransaction => {
-                match &mut self.script {
-                    Some(r) => {
-                        r.transaction = !r.transaction;
-                        self.message = Some(if r.transaction {
-                            "script runs are wrapped in SCardBeginTransaction / SCardEndTransaction"
-                                .to_string()
-                        } else {
-                            "script runs are no longer wrapped in a transaction".to_string()
-                        });
-                    }
-                    None => {
-                        self.message =
-                            Some("no script loaded: hsmon card --script FILE".to_string())
-                    }
+            Action::ToggleTransaction => match v.script {
+                Some(_) => vec![Effect::Script(ScriptAction::ToggleTransaction)],
+                None => {
+                    self.message = Some("no script loaded: hsmon card --script FILE".to_string());
+                    vec![]
                 }
-                vec![]
-            }
+            },
         }
     }
 
     /// A replay command, or a message that this is not a replay.
-    fn replay(&mut self, s: &Session, c: ReplayControl) -> Vec<Command> {
+    fn replay(&mut self, s: &Session, c: ReplayControl) -> Vec<Effect> {
         if s.replay.is_some() {
-            vec![Command::Replay(c)]
+            vec![Command::Replay(c).into()]
         } else {
             self.replay_goal = None;
             self.message = Some("not a replay: hsmon replay FILE plays a capture back".to_string());
@@ -520,7 +513,7 @@ impl UiState {
 
     /// After the session took new events: a replay step goes on until its goal is met; a
     /// search waiting on the replay looks again.
-    pub fn after_events(&mut self, s: &Session) -> Vec<Command> {
+    pub fn after_events(&mut self, s: &Session) -> Vec<Effect> {
         let mut out = Vec::new();
         if self.search_pending {
             if let Some((pattern, last)) = self.search.clone() {
@@ -546,7 +539,7 @@ impl UiState {
                     self.message = Some("the end of the capture".to_string());
                 }
             } else {
-                out.push(Command::Replay(ReplayControl::Step));
+                out.push(Command::Replay(ReplayControl::Step).into());
             }
         }
         out
@@ -570,33 +563,118 @@ impl UiState {
         ));
     }
 
-    /// Runs `f` on the loaded script, or says there is none.
-    fn with_script(
-        &mut self,
-        f: impl FnOnce(&mut crate::card::runner::ScriptRunner) -> Vec<Command>,
-    ) -> Vec<Command> {
-        match &mut self.script {
-            Some(r) => f(r),
-            None => {
-                self.message = Some(
-                    "no script loaded: start with hsmon card --script FILE (i sends one APDU)"
-                        .to_string(),
-                );
-                vec![]
-            }
+    /// A script key for the monitor, or a message that no script is loaded.
+    fn script_action(&mut self, v: View<'_>, a: ScriptAction) -> Vec<Effect> {
+        if v.script.is_some() {
+            vec![Effect::Script(a)]
+        } else {
+            self.message = Some(
+                "no script loaded: start with hsmon card --script FILE (i sends one APDU)"
+                    .to_string(),
+            );
+            vec![]
         }
     }
 
-    /// A session Event for the script runner; returns the Commands it sends next.
-    pub fn on_card_event(&mut self, ev: &crate::event::TimedEvent) -> Vec<Command> {
-        match &mut self.script {
-            Some(r) => r.on_event(ev).0,
-            None => Vec::new(),
+    /// What a driver reported: the scan's progress and result, a line for the user.
+    pub fn on_report(&mut self, r: &Report) {
+        use crate::diagnose::baud_scan::ScanUpdate;
+        match r {
+            Report::ScanStatus(line) => self.scan_status = Some(line.clone()),
+            Report::Scan(ScanUpdate::Trying(_) | ScanUpdate::Scored(_)) => self.scanning = true,
+            Report::Scan(ScanUpdate::Finished { locked, .. }) => {
+                self.scanning = false;
+                self.proposal = locked.as_ref().map(|r| r.candidate);
+                if locked.is_none() {
+                    self.message = self.scan_status.clone();
+                }
+            }
+            Report::Scan(ScanUpdate::RateIgnored { .. }) => {
+                self.scanning = false;
+                self.proposal = None;
+                self.message = self.scan_status.clone();
+            }
+            Report::ScanStopped => {
+                self.scanning = false;
+                self.scan_status = None;
+                self.message = Some("scan stopped; the port is back to its setting".into());
+            }
+            Report::Message(m) => self.message = Some(m.clone()),
+            Report::Script(_) | Report::HandshakeStep(_) => {}
+        }
+    }
+
+    /// A read-back of the capture finished: where to look in `loaded` (or in `live`, when the
+    /// bytes were in memory after all). True shows `loaded`.
+    pub fn on_history(
+        &mut self,
+        reply: &HistoryReply,
+        loaded: Option<&Session>,
+        live: &Session,
+    ) -> bool {
+        let back = " (read back from the capture · End returns to live)";
+        match (reply, loaded) {
+            (HistoryReply::Live, _) => {
+                self.in_history = false;
+                true
+            }
+            (HistoryReply::Beginning, Some(h)) => {
+                self.in_history = true;
+                if let Some(first) = h.runs().front() {
+                    self.scroll = Scroll::Anchor {
+                        seq: first.seq,
+                        row: 0,
+                    };
+                }
+                self.message = Some(
+                    "the start of the session, read back from the capture · End returns to live"
+                        .to_string(),
+                );
+                true
+            }
+            (HistoryReply::Above(dir, offset), Some(h)) => {
+                if !self.page_above(h, *dir, *offset) {
+                    return false;
+                }
+                self.in_history = true;
+                self.message =
+                    Some("older bytes, read back from the capture · End returns to live".into());
+                true
+            }
+            (
+                HistoryReply::Found {
+                    pattern,
+                    dir,
+                    range,
+                },
+                found_in,
+            ) => {
+                self.in_history = found_in.is_some();
+                self.found(found_in.unwrap_or(live), pattern, *dir, range.clone());
+                if found_in.is_some() {
+                    if let Some(m) = self.message.as_mut() {
+                        m.push_str(back);
+                    }
+                }
+                true
+            }
+            (HistoryReply::NotFound(pattern), _) => {
+                self.message = Some(format!(
+                    "{} is not in the session's capture",
+                    crate::sanitize::hex_string(pattern)
+                ));
+                false
+            }
+            (HistoryReply::Unavailable(why), _) => {
+                self.message = Some(why.clone());
+                false
+            }
+            (HistoryReply::Beginning | HistoryReply::Above(..), None) => false,
         }
     }
 
     /// Up/down in the focused pane.
-    fn move_by(&mut self, s: &Session, delta: isize) -> Vec<Command> {
+    fn move_by(&mut self, s: &Session, delta: isize) -> Vec<Effect> {
         match self.focus {
             Focus::Hex if s.card().is_active() => {
                 let list = s.card().exchanges();
@@ -663,7 +741,7 @@ impl UiState {
     }
 
     /// Moves the pane by `delta` rows; any move pauses follow mode.
-    fn scroll_by(&mut self, s: &Session, delta: isize) -> Vec<Command> {
+    fn scroll_by(&mut self, s: &Session, delta: isize) -> Vec<Effect> {
         let (g, h) = self.hex_geometry();
         let w = g.bytes_per_row;
         let top = match self.scroll {
@@ -689,7 +767,7 @@ impl UiState {
 
     /// PgUp in the hex pane: a page up, or, already at the oldest row shown, a request for the
     /// page above it from the capture when older bytes were recorded.
-    fn page_up_hex(&mut self, s: &Session) -> Vec<Command> {
+    fn page_up_hex(&mut self, s: &Session) -> Vec<Effect> {
         let (g, h) = self.hex_geometry();
         let top = match self.scroll {
             Scroll::Follow => hex::tail_rows(s, g.bytes_per_row, h).first().copied(),
@@ -704,8 +782,7 @@ impl UiState {
                 s.counters.evicted_bytes > 0 && s.recorder().is_some_and(|r| r.failed().is_none())
             };
             if let Some((dir, start)) = oldest_shown_start(s).filter(|_| readable) {
-                self.history_request = Some(HistoryRequest::Above(dir, start));
-                return vec![];
+                return vec![Effect::History(HistoryRequest::Above(dir, start))];
             }
         }
         self.scroll_by(s, -(h as isize))
@@ -749,7 +826,7 @@ impl UiState {
     }
 
     /// Keys while a line editor is open.
-    fn edit(&mut self, s: &Session, key: KeyEvent) -> Vec<Command> {
+    fn edit(&mut self, s: &Session, key: KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
             KeyCode::Esc => {
@@ -805,7 +882,7 @@ impl UiState {
         }
     }
 
-    fn submit(&mut self, s: &Session) -> Vec<Command> {
+    fn submit(&mut self, s: &Session) -> Vec<Effect> {
         match self.mode {
             InputMode::Search => {
                 let text = self.input.trim().to_string();
@@ -835,7 +912,7 @@ impl UiState {
                             "searching the capture for {}…",
                             crate::sanitize::hex_string(&pattern)
                         ));
-                        vec![Command::Replay(ReplayControl::Find(pattern))]
+                        vec![Command::Replay(ReplayControl::Find(pattern)).into()]
                     }
                     None if s.recorder().is_some_and(|r| r.failed().is_none()) => {
                         // The capture holds the whole session: search it through the file.
@@ -843,8 +920,7 @@ impl UiState {
                             "searching the capture for {}…",
                             crate::sanitize::hex_string(&pattern)
                         ));
-                        self.history_request = Some(HistoryRequest::Find(pattern, last));
-                        vec![]
+                        vec![Effect::History(HistoryRequest::Find(pattern, last))]
                     }
                     None => {
                         self.message = Some(format!(
@@ -864,7 +940,7 @@ impl UiState {
                 Ok(b) => {
                     self.mode = InputMode::Normal;
                     self.input.clear();
-                    vec![Command::SetBaud(b)]
+                    vec![Command::SetBaud(b).into()]
                 }
                 Err(e) => {
                     self.input_error = Some(e.to_string());
@@ -887,7 +963,7 @@ impl UiState {
                         }
                         self.history_pos = None;
                         // The line stays open for the next command, like a terminal prompt.
-                        vec![Command::Transmit(bytes)]
+                        vec![Command::Transmit(bytes).into()]
                     }
                     Err(e) => {
                         self.input_error = Some(e.to_string());
@@ -898,6 +974,22 @@ impl UiState {
             InputMode::Normal => vec![],
         }
     }
+}
+
+/// Keys that change the line's settings: refused until the source has reported them.
+fn changes_settings(a: Action) -> bool {
+    matches!(
+        a,
+        Action::BaudUp
+            | Action::BaudDown
+            | Action::EnterBaud
+            | Action::ApplyBaud
+            | Action::AutobaudScan
+            | Action::CycleDataBits
+            | Action::CycleParity
+            | Action::ToggleStopBits
+            | Action::CycleFlow
+    )
 }
 
 /// The last command the user or script sent (not a follow-up), to resend or edit.
