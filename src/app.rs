@@ -272,7 +272,7 @@ fn serve_history(
     req: crate::ui::state::HistoryRequest,
     current: Option<Session>,
 ) -> Option<Session> {
-    use crate::capture::history::{self, Start};
+    use crate::history::{self, Start};
     use crate::ui::state::HistoryRequest;
     if req == HistoryRequest::Leave {
         ui.in_history = false;
@@ -355,7 +355,7 @@ fn serve_history(
             Ok(None) => {
                 ui.message = Some(format!(
                     "{} is not in the session's capture",
-                    crate::sanitize::hex_string(&pattern)
+                    crate::hex::spaced(&pattern)
                 ));
                 current
             }

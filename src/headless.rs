@@ -15,9 +15,8 @@ use crate::diagnose::baud_scan::{BaudScan, ScanUpdate};
 use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
 };
-use crate::sanitize::{
-    JsonF64, JsonLine, hex_string, printable, write_hex, write_json_line, write_printable,
-};
+use crate::hex::{spaced as hex_string, write_spaced as write_hex};
+use crate::sanitize::{JsonF64, JsonLine, printable, write_json_line, write_printable};
 use crate::session::Session;
 use crate::source::SourceHandle;
 use crate::stamp::stamp_value;
@@ -287,7 +286,7 @@ pub fn parse_control(line: &str) -> Result<Option<Command>, ControlError> {
         _ => Err(ControlError(format!("{verb}: say on or off, not '{a}'"))),
     };
     let cmd = match verb {
-        "send" | "send-hex" => Command::Transmit(sendline::parse_hex(arg).map_err(|e| err(&e))?),
+        "send" | "send-hex" => Command::Transmit(crate::hex::parse(arg).map_err(|e| err(&e))?),
         "send-text" => Command::Transmit(sendline::parse_text(arg).map_err(|e| err(&e))?),
         "baud" => Command::SetBaud(arg.parse::<Baud>().map_err(|e| err(&e))?),
         "format" => Command::SetFormat(arg.parse::<FrameFormat>().map_err(|e| err(&e))?),

@@ -644,9 +644,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|h| u8::from_str_radix(h, 16).unwrap())
-            .collect()
+        crate::hex::parse(s).unwrap()
     }
 
     #[test]

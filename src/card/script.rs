@@ -561,7 +561,7 @@ impl Script {
         for step in &self.steps {
             match step {
                 Step::Apdu { bytes, expect, .. } => {
-                    text.push_str(&crate::decode::iso7816::hex(bytes));
+                    text.push_str(&crate::hex::spaced(bytes));
                     text.push('\n');
                     if let Some(pattern) = expect {
                         text.push_str(&format!("# expect {pattern}\n"));

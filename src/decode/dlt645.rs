@@ -11,9 +11,10 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_eq,
-    push_status, span, sum8,
+    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_eq, push_status,
+    span, sum8,
 };
+use crate::hex;
 
 const START: u8 = 0x68;
 const STOP: u8 = 0x16;
@@ -455,7 +456,7 @@ fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descript
                         summary.push_str(&format!(" = {whole}.{fraction} kWh"));
                         format!("{whole}.{fraction} kWh (BCD, LSB first)")
                     } else {
-                        hex(value, 48)
+                        hex::spaced_at_most(value, 48)
                     };
                     children.push(Field::new(
                         "value",
@@ -477,7 +478,7 @@ fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descript
         fields.push(
             Field::new(
                 "data",
-                format!("{} (after −0x33)", hex(&data, 48)),
+                format!("{} (after −0x33)", hex::spaced_at_most(&data, 48)),
                 span(at, data_start, raw_data.len()),
             )
             .with_children(children),

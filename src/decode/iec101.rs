@@ -11,7 +11,8 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
-use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, hex, push_status, span};
+use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, push_status, span};
+use crate::hex;
 
 /// Streaming IEC 101 framer: `E5` ("ack"), `10 C A CS 16` ("fixed") and `68 L L 68 C A ASDU
 /// CS 16` ("variable"). The link-address size is a configuration parameter of the link
@@ -132,7 +133,7 @@ fn control_field(at: StreamOffset, index: usize, c: u8) -> Field {
     let bit = |shift: u8| if (c >> shift) & 1 == 1 { '1' } else { '0' };
     let mut text = String::with_capacity(96);
     text.push_str("0x");
-    text.push_str(&super::stream::hex(&[c], 1));
+    text.push_str(&hex::spaced_at_most(&[c], 1));
     text.push(' ');
     text.push_str(function_name(c));
     if c & 0x40 != 0 {
@@ -356,7 +357,7 @@ pub(crate) fn asdu_fields(
     if let Some(rest) = asdu.get(3..).filter(|r| !r.is_empty()) {
         fields.push(Field::new(
             "rest",
-            format!("{} ({rest_note})", hex(rest, 48)),
+            format!("{} ({rest_note})", hex::spaced_at_most(rest, 48)),
             span(at, start + 3, rest.len()),
         ));
     }
@@ -441,8 +442,12 @@ fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descript
                         "COT, common address and object sizes depend on the link's configuration",
                     );
                     inner.push(
-                        Field::new("ASDU", hex(asdu, 48), span(at, asdu_start, asdu.len()))
-                            .with_children(children),
+                        Field::new(
+                            "ASDU",
+                            hex::spaced_at_most(asdu, 48),
+                            span(at, asdu_start, asdu.len()),
+                        )
+                        .with_children(children),
                     );
                     summary.push_str(": ");
                     summary.push_str(&asdu_summary);

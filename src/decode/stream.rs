@@ -478,25 +478,6 @@ pub(crate) const fn byte_set(members: &[u8]) -> [bool; 256] {
     set
 }
 
-/// Bytes as upper-case hex pairs separated by spaces ("68 04 07"), at most `max_bytes` of
-/// them, with " …" when cut.
-pub(crate) fn hex(bytes: &[u8], max_bytes: usize) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let shown = bytes.get(..max_bytes).unwrap_or(bytes);
-    let mut text = String::with_capacity(shown.len() * 3 + 2);
-    for (i, &b) in shown.iter().enumerate() {
-        if i > 0 {
-            text.push(' ');
-        }
-        text.push(char::from(DIGITS[usize::from(b >> 4)]));
-        text.push(char::from(DIGITS[usize::from(b & 0x0F)]));
-    }
-    if shown.len() < bytes.len() {
-        text.push_str(" …");
-    }
-    text
-}
-
 /// Printable form of bytes for summaries: ASCII printable as is, everything else `\xNN`
 /// (so no control byte from a device ever reaches a terminal), at most `max_chars` bytes.
 pub(crate) fn escape_ascii(bytes: &[u8], max_chars: usize) -> String {

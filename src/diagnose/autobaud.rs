@@ -9,7 +9,7 @@
 //! right rate gives ~0 framing errors). Single tokens (E5, 79, 1F) and weak frames never count:
 //! wrong-rate garbage holds them as often as any other byte. Wrong-rate garbage has signatures the
 //! passive estimator reads through fingerprints simulated with the UART line model
-//! (`sim::uart_line`): a stream of `00(FE)` means the device is far slower, `00/80/F8/E0`-type
+//! (`uart_line`): a stream of `00(FE)` means the device is far slower, `00/80/F8/E0`-type
 //! bytes give the speed ratio from their run lengths, random bytes with many FE mean faster.
 
 use std::cmp::Ordering;
@@ -19,7 +19,7 @@ use crate::decode::all::decode_all;
 use crate::decode::evidence::{Strength, WEAK_BITS};
 use crate::decode::{Protocol, StreamOffset};
 use crate::event::{Baud, FrameFormat, LineErrorCounts, Parity};
-use crate::sim::uart_line::{Receiver, Sender, Waveform};
+use crate::uart_line::{Receiver, Sender, Waveform};
 
 /// The rates devices commonly use: the standard ones, 14400 (modems, some meters) and 74880
 /// (ESP8266 boot ROM). Rates outside this list lose ties to rates in it (74880 vs 76800 decode
@@ -1303,7 +1303,7 @@ impl ActiveScan {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::sim::uart_line::{Noise, SplitMix64, UartLink};
+    use crate::uart_line::{Noise, SplitMix64, UartLink};
     use std::collections::HashMap;
 
     fn baud(b: u32) -> Baud {

@@ -303,7 +303,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::event::{Baud, FrameFormat, ModemLines};
-    use crate::sim::uart_line::{Receiver, Sender, UartLink};
+    use crate::uart_line::{Receiver, Sender, UartLink};
     use std::time::Duration;
 
     /// A port with a device on the far end of a modelled wire: Commands retune the receiver

@@ -311,7 +311,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::event::{Baud, FrameFormat};
-    use crate::sim::uart_line::{Receiver, Sender, UartLink};
+    use crate::uart_line::{Receiver, Sender, UartLink};
 
     fn settings(bps: u32) -> LineSettings {
         LineSettings {

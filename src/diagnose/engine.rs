@@ -520,7 +520,7 @@ impl Engine {
             format!(
                 "{} {}{} — {} {}",
                 dir.label(),
-                crate::sanitize::hex_string(head.get(..head_len).unwrap_or_default()),
+                crate::hex::spaced(head.get(..head_len).unwrap_or_default()),
                 if more { " …" } else { "" },
                 frame.protocol.name(),
                 crate::sanitize::printable(&frame.summary_once()),

@@ -1249,7 +1249,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// 1-based line and column (in characters) of a byte offset; clamped to the text.
     fn line_col(&self, offset: usize) -> (usize, usize) {
-        crate::config::line_col(self.text, offset)
+        crate::toml_pos::line_col(self.text, offset)
     }
 
     fn syntax(&self, e: &toml::de::Error) -> KnowledgeError {

@@ -516,7 +516,7 @@ mod tests {
     use super::*;
 
     fn h(s: &str) -> Vec<u8> {
-        crate::ui::sendline::parse_hex(s).unwrap()
+        crate::hex::parse(s).unwrap()
     }
 
     fn pat(s: &str) -> Pattern {

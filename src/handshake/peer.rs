@@ -265,7 +265,7 @@ mod tests {
     use super::*;
 
     fn h(s: &str) -> Vec<u8> {
-        crate::ui::sendline::parse_hex(s).unwrap()
+        crate::hex::parse(s).unwrap()
     }
 
     fn bytes(r: &[Reply]) -> Vec<u8> {

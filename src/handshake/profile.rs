@@ -333,7 +333,7 @@ impl Profile {
                     )
                 }));
             }
-            let bytes = crate::ui::sendline::parse_hex(value)
+            let bytes = crate::hex::parse(value)
                 .map_err(|e| bad(format!("the value is not hex bytes: {e}")))?;
             if bytes.len() > 255 {
                 return Err(bad("at most 255 bytes".to_string()));
@@ -754,7 +754,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// 1-based line and column (in characters) of a byte offset; clamped to the text.
     fn line_col(&self, offset: usize) -> (usize, usize) {
-        crate::config::line_col(self.text, offset)
+        crate::toml_pos::line_col(self.text, offset)
     }
 
     fn syntax(&self, e: &toml::de::Error) -> ProfileError {
@@ -870,7 +870,7 @@ impl Ctx<'_> {
                     "name variables like aid or address",
                 ));
             }
-            let bytes = crate::ui::sendline::parse_hex(v.get_ref()).map_err(|e| {
+            let bytes = crate::hex::parse(v.get_ref()).map_err(|e| {
                 self.invalid(
                     &v.span(),
                     format!("variable {k}: not hex bytes: {e}"),
@@ -1234,7 +1234,7 @@ impl Ctx<'_> {
                             "e.g. { bytes = \"08\", mask = \"0F\" }",
                         ));
                     }
-                    let mask = crate::ui::sendline::parse_hex(m).map_err(|e| {
+                    let mask = crate::hex::parse(m).map_err(|e| {
                         (
                             format!("`mask` is not hex bytes: {e}"),
                             "one mask byte per pattern byte, e.g. \"FF 0F\"",
@@ -1273,7 +1273,7 @@ impl Ctx<'_> {
                     (None, None) => Pattern::default(),
                 };
                 let preamble = match &t.preamble {
-                    Some(p) => match crate::ui::sendline::parse_hex(p).as_deref() {
+                    Some(p) => match crate::hex::parse(p).as_deref() {
                         Ok([b]) => Some(*b),
                         _ => {
                             return Err((
@@ -1369,7 +1369,7 @@ fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
     if s.contains('X') || s.contains('x') {
         return Err("X wildcards are for `expect`; `send` takes exact bytes".to_string());
     }
-    crate::ui::sendline::parse_hex(s).map_err(|e| format!("not hex bytes: {e}"))
+    crate::hex::parse(s).map_err(|e| format!("not hex bytes: {e}"))
 }
 
 fn valid_name(n: &str) -> bool {

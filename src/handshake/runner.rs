@@ -20,7 +20,7 @@ use crate::diagnose::observation::{HandshakeDivergence, Observation, StatusWordS
 use crate::event::{
     ApduOrigin, CardEvent, Command, ConnectionState, Event, LineSettings, TimedEvent, Timestamp,
 };
-use crate::sanitize::hex_string;
+use crate::hex;
 
 /// How long the device may take to be ready (port open, card connected, socket up).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -676,7 +676,7 @@ impl Runner {
             if echo > 0 {
                 r.notes.push(format!(
                     "the line echoed what we sent ({}), then {}",
-                    hex_string(&c.buf[..echo]),
+                    hex::spaced(&c.buf[..echo]),
                     if got.is_empty() {
                         "nothing came"
                     } else {
@@ -699,7 +699,7 @@ impl Runner {
             if step.send.is_empty() {
                 "nothing".to_string()
             } else {
-                hex_string(&step.send)
+                hex::spaced(&step.send)
             },
             step.expect
                 .as_ref()
@@ -970,7 +970,7 @@ fn got_words(got: &[u8], kind: DivergenceKind, timeout: Duration) -> String {
     }
     let shown = &got[..got.len().min(24)];
     let more = if got.len() > shown.len() { " …" } else { "" };
-    let mut s = format!("got {}{more}", hex_string(shown));
+    let mut s = format!("got {}{more}", hex::spaced(shown));
     match kind {
         DivergenceKind::Echo => s.push_str(" (the echo of what was sent)"),
         DivergenceKind::Text => {
@@ -994,7 +994,7 @@ mod tests {
     use crate::handshake::profile::Profiles;
 
     fn h(s: &str) -> Vec<u8> {
-        crate::ui::sendline::parse_hex(s).unwrap()
+        crate::hex::parse(s).unwrap()
     }
 
     fn ms(n: u64) -> Timestamp {

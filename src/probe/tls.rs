@@ -21,7 +21,8 @@ use tokio::net::TcpStream;
 
 use crate::diagnose::knowledge::Knowledge;
 use crate::diagnose::observation::{Observation, TlsProbeResult};
-use crate::sanitize::{hex_string, printable};
+use crate::hex;
+use crate::sanitize::printable;
 use crate::source::tcp::{HostPort, connect, describe_io};
 
 /// How the probe runs.
@@ -451,7 +452,7 @@ fn ip_text(b: &[u8]) -> String {
             a.copy_from_slice(b);
             std::net::Ipv6Addr::from(a).to_string()
         }
-        _ => hex_string(b),
+        _ => hex::spaced(b),
     }
 }
 
@@ -665,7 +666,7 @@ impl Report {
             "sni": self.sni,
             "verdict": self.verdict.id(),
             "text": self.headline(),
-            "reply": hex_string(&self.reply),
+            "reply": hex::spaced(&self.reply),
         });
         let Value::Object(m) = &mut v else {
             return v;
@@ -776,7 +777,7 @@ impl Report {
             _ => {}
         }
         if !self.reply.is_empty() {
-            out.push_str(&format!("  reply     {}\n", hex_string(&self.reply)));
+            out.push_str(&format!("  reply     {}\n", hex::spaced(&self.reply)));
         }
         for e in &self.explanations {
             out.push_str(&format!("\n{} [{}] {}\n", e.id, e.severity, e.title));

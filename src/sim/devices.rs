@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::event::{Baud, Command, ConnectionState, Event, FrameFormat, LineSettings, ModemLines};
-use crate::sim::uart_line::{Noise, Receiver, RxCounts, Sender, UartLink};
 use crate::source::{EventSink, SourceHandle, channels};
+use crate::uart_line::{Noise, Receiver, RxCounts, Sender, UartLink};
 
 /// One step of the device's script.
 #[derive(Debug, Clone, Copy)]

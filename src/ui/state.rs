@@ -474,7 +474,7 @@ impl UiState {
                 self.update(s, Action::OpenSend);
                 self.send_mode = crate::ui::sendline::SendMode::Hex;
                 if let Some(a) = apdu {
-                    self.input = crate::sanitize::hex_string(&a);
+                    self.input = crate::hex::spaced(&a);
                 }
                 vec![]
             }
@@ -833,7 +833,7 @@ impl UiState {
                         self.search_pending = true;
                         self.message = Some(format!(
                             "searching the capture for {}…",
-                            crate::sanitize::hex_string(&pattern)
+                            crate::hex::spaced(&pattern)
                         ));
                         vec![Command::Replay(ReplayControl::Find(pattern))]
                     }
@@ -841,7 +841,7 @@ impl UiState {
                         // The capture holds the whole session: search it through the file.
                         self.message = Some(format!(
                             "searching the capture for {}…",
-                            crate::sanitize::hex_string(&pattern)
+                            crate::hex::spaced(&pattern)
                         ));
                         self.history_request = Some(HistoryRequest::Find(pattern, last));
                         vec![]
@@ -849,7 +849,7 @@ impl UiState {
                     None => {
                         self.message = Some(format!(
                             "{} not found in the bytes in memory{}",
-                            crate::sanitize::hex_string(&pattern),
+                            crate::hex::spaced(&pattern),
                             if self.in_history {
                                 " (this part of the capture); End returns to live"
                             } else {
@@ -934,7 +934,7 @@ pub fn search_pattern(text: &str) -> Vec<u8> {
         && digits.chars().all(|c| c.is_ascii_hexdigit())
         && text.split_whitespace().all(|w| w.len() % 2 == 0);
     if hex_only {
-        if let Ok(b) = crate::ui::sendline::parse_hex(text) {
+        if let Ok(b) = crate::hex::parse(text) {
             return b;
         }
     }

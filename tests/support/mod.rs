@@ -249,9 +249,7 @@ impl Drop for Headless {
 }
 
 pub fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect()
+    hsmon::hex::parse(s).unwrap()
 }
 
 /// Runs hsmon to completion with `args`; returns (exit code, stdout, stderr).

@@ -21,11 +21,12 @@
 use super::apdu;
 use super::atr::{self, AtrProbe, MAX_ATR_LEN, T1Edc, TckStatus, TransmissionProtocol};
 use super::cla::{self, Cla, ClassKind};
+use super::from_inverse_convention;
 use super::ins::{self, DataDirection};
 use super::sw::{self, StatusWord};
-use super::{from_inverse_convention, hex, hex_limited};
 use crate::decode::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use crate::decode::stream::{lanes_at, lanes_between, lanes_eq, lanes_masked_eq};
+use crate::hex;
 use std::collections::VecDeque;
 use std::ops::Range;
 use wide::u8x16;
@@ -812,7 +813,7 @@ impl LineFramer {
             header.at..at(available),
             "header",
             status,
-            format!("{} header {}", header.name(), hex(shown)),
+            format!("{} header {}", header.name(), hex::spaced(shown)),
             fields,
         )
     }
@@ -915,7 +916,7 @@ impl LineFramer {
             format!("{} data bytes{direction}", logical.len()),
             vec![Field::new(
                 "data",
-                hex_limited(&logical, SHOWN_DATA_BYTES),
+                hex::spaced_limited(&logical, SHOWN_DATA_BYTES),
                 span,
             )],
         )
@@ -938,7 +939,7 @@ impl LineFramer {
                 if let Some(h) = self.header {
                     fields.push(Field::new(
                         "command",
-                        format!("{} {}", h.name(), hex(&h.bytes)),
+                        format!("{} {}", h.name(), hex::spaced(&h.bytes)),
                         h.at..h.at.saturating_add(5),
                     ));
                     if let Some(text) = cla::explain_status(&Cla::decode(h.cla()), sw) {
@@ -951,7 +952,7 @@ impl LineFramer {
                         )),
                         0x6C => Some(format!(
                             "re-send {} with P3={sw2:02X}",
-                            hex(h.bytes.get(..4).unwrap_or(&[]))
+                            hex::spaced(h.bytes.get(..4).unwrap_or(&[]))
                         )),
                         _ => None,
                     };
@@ -1073,7 +1074,7 @@ impl LineFramer {
         if !inf.is_empty() {
             let mut inf_field = Field::new(
                 "INF",
-                hex_limited(inf, SHOWN_DATA_BYTES),
+                hex::spaced_limited(inf, SHOWN_DATA_BYTES),
                 off(inf_range.start)..off(inf_range.end),
             );
             let complete = inf.len() == inf_len;
@@ -1112,7 +1113,7 @@ impl LineFramer {
                     let text = match p & 0x1F {
                         1 => format!("IFS = {v} bytes"),
                         3 => format!("WTX multiplier = {v}"),
-                        _ => hex(inf),
+                        _ => hex::spaced(inf),
                     };
                     summary.push_str(&format!(" ({text})"));
                 }
@@ -1152,7 +1153,7 @@ impl LineFramer {
                     let crc = logical.get(edc_at..edc_at + 2).unwrap_or(&[]);
                     fields.push(Field::new(
                         "CRC",
-                        format!("{} (not checked)", hex(crc)),
+                        format!("{} (not checked)", hex::spaced(crc)),
                         off(edc_at)..off(edc_at + 2),
                     ));
                 }
