@@ -39,12 +39,12 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => exit::code(code),
         Err(e) => {
-            use crate::output::Verdict;
+            use crate::output::ErrorClass;
             let status = match crate::output::classify(&e) {
                 // `hsmon ... | head`: the reader has what it wanted.
-                Verdict::ClosedPipe => return exit::code(exit::OK),
-                Verdict::WriteFailed => exit::DEVICE,
-                Verdict::Other => crate::cli::exit_status_for(&e),
+                ErrorClass::ClosedPipe => return exit::code(exit::OK),
+                ErrorClass::WriteFailed => exit::DEVICE,
+                ErrorClass::Other => crate::cli::exit_status_for(&e),
             };
             let mut msg = String::new();
             for (i, cause) in e.chain().enumerate() {

@@ -457,7 +457,7 @@ fn wrong_baud_session() -> Session {
         t = link.send(t, b"boot: checking flash... ok\r\n") + 0.01;
     }
     let r = link.receive_until(t + 0.1);
-    let c = r.counts.to_line_error_counts();
+    let c = r.counts;
     session(&[
         at(0, Event::Connection(ConnectionState::Up)),
         at(

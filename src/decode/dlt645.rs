@@ -11,8 +11,8 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_eq, push_status,
-    span, sum8,
+    Lanes, ParseStep, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_eq,
+    push_status, span, sum8,
 };
 use crate::hex;
 
@@ -68,23 +68,23 @@ impl WindowParser for Dlt645Parser {
         find_starts(bytes, START_AHEAD, start_hits, is_start)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         match decide(at, window, at_end) {
-            Decision::Need => Step::Need,
-            Decision::Skip => Step::Skip(1),
+            Decision::Need => ParseStep::Need,
+            Decision::Skip => ParseStep::Skip(1),
             Decision::Frame(frame, consumed)
                 if matches!(frame.status, FrameStatus::Malformed(_)) =>
             {
                 if frame.span.start < self.weak_until {
-                    return Step::Skip(consumed.max(1));
+                    return ParseStep::Skip(consumed.max(1));
                 }
                 // L is the tenth byte from the 68: the frame would have run 12 + L bytes.
                 let skip = usize::try_from(frame.span.start.saturating_sub(at)).unwrap_or(0);
                 let length = window.get(skip + 9).copied().map_or(0, u64::from);
                 self.weak_until = frame.span.start + 12 + length;
-                Step::Frame { frame, consumed }
+                ParseStep::Frame { frame, consumed }
             }
-            Decision::Frame(frame, consumed) => Step::Frame { frame, consumed },
+            Decision::Frame(frame, consumed) => ParseStep::Frame { frame, consumed },
         }
     }
 

@@ -11,7 +11,7 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
-use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, push_status, span};
+use super::stream::{ParseStep, Streamer, WindowParser, framer_from_streamer, push_status, span};
 use crate::hex;
 
 /// Streaming IEC 101 framer: `E5` ("ack"), `10 C A CS 16` ("fixed") and `68 L L 68 C A ASDU
@@ -59,17 +59,19 @@ impl WindowParser for Iec101Parser {
         ft12::next_start(bytes)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         match ft12::recognise(
             window,
             self.address_len,
             min_length(self.address_len),
             at_end,
         ) {
-            Recognised::Need => Step::Need,
-            Recognised::Skip(n) => Step::Skip(n),
-            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => Step::Skip(raw.consumed),
-            Recognised::Frame(raw) => Step::Frame {
+            Recognised::Need => ParseStep::Need,
+            Recognised::Skip(n) => ParseStep::Skip(n),
+            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => {
+                ParseStep::Skip(raw.consumed)
+            }
+            Recognised::Frame(raw) => ParseStep::Frame {
                 consumed: raw.consumed,
                 frame: build_frame(at, &raw, self.address_len),
             },

@@ -8,7 +8,7 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
-use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, push_status, span};
+use super::stream::{ParseStep, Streamer, WindowParser, framer_from_streamer, push_status, span};
 use crate::hex;
 
 /// C-fields libmbus accepts in a short frame (`mbus_frame_verify`).
@@ -54,12 +54,14 @@ impl WindowParser for MbusParser {
         ft12::next_start(bytes)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         match ft12::recognise(window, 1, MIN_LENGTH, at_end) {
-            Recognised::Need => Step::Need,
-            Recognised::Skip(n) => Step::Skip(n),
-            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => Step::Skip(raw.consumed),
-            Recognised::Frame(raw) => Step::Frame {
+            Recognised::Need => ParseStep::Need,
+            Recognised::Skip(n) => ParseStep::Skip(n),
+            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => {
+                ParseStep::Skip(raw.consumed)
+            }
+            Recognised::Frame(raw) => ParseStep::Frame {
                 consumed: raw.consumed,
                 frame: build_frame(at, &raw),
             },

@@ -13,8 +13,8 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, byte_set, find_starts, framer_from_streamer, lanes_eq,
-    span,
+    Lanes, ParseStep, Streamer, WindowParser, byte_set, find_starts, framer_from_streamer,
+    lanes_eq, span,
 };
 use crate::hex;
 
@@ -147,7 +147,7 @@ impl WindowParser for Stm32Parser {
         }
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         let window = window.get(..Self::MAX_WINDOW).unwrap_or(window);
         let decision = match self.expect {
             Some((expected_at, operand)) if expected_at == at => {
@@ -159,8 +159,8 @@ impl WindowParser for Stm32Parser {
             _ => plain(at, window, at_end),
         };
         match decision {
-            Decision::Need => Step::Need,
-            Decision::Skip => Step::Skip(1),
+            Decision::Need => ParseStep::Need,
+            Decision::Skip => ParseStep::Skip(1),
             Decision::Frame(frame, next) => {
                 let end = frame.span.end;
                 self.expect = next.map(|operand| (end, operand));
@@ -171,7 +171,7 @@ impl WindowParser for Stm32Parser {
                 } else {
                     1
                 };
-                Step::Frame { frame, consumed }
+                ParseStep::Frame { frame, consumed }
             }
         }
     }

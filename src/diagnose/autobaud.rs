@@ -340,7 +340,7 @@ fn sort_ranking(r: &mut [Ranked]) {
 
 /// Which way the true setting lies from the monitor's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
+pub enum Mismatch {
     /// The device is slower than the monitor.
     Lower,
     /// The device is faster than the monitor.
@@ -352,9 +352,9 @@ pub enum Direction {
 
 /// The passive verdict on the current setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum SettingVerdict {
     LooksRight,
-    Garbage(Direction),
+    Garbage(Mismatch),
     /// Fewer than 8 bytes and no line errors: nothing to judge yet.
     NotEnoughData,
 }
@@ -363,7 +363,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassiveEstimate {
     pub monitor: Candidate,
-    pub verdict: Verdict,
+    pub verdict: SettingVerdict,
     /// The current setting's own score, 0..=1.
     pub current: Score,
     /// Candidate settings, best first (the monitor's own setting included).
@@ -592,7 +592,7 @@ impl PassiveEstimator {
         if n < 8 && errors == 0 {
             return PassiveEstimate {
                 monitor: m,
-                verdict: Verdict::NotEnoughData,
+                verdict: SettingVerdict::NotEnoughData,
                 current,
                 ranking: vec![own(current.value, "too few bytes to judge".into())],
                 reason: format!("{n} bytes and no line errors at {m}: not enough to judge"),
@@ -603,7 +603,7 @@ impl PassiveEstimator {
             let why = describe_good(&current, ev.frames.len());
             return PassiveEstimate {
                 monitor: m,
-                verdict: Verdict::LooksRight,
+                verdict: SettingVerdict::LooksRight,
                 current,
                 ranking: vec![own(current.value, why.clone())],
                 reason: format!("{m} looks right: {why}"),
@@ -620,7 +620,7 @@ impl PassiveEstimator {
             ranking.push(own(current.value, "current setting".into()));
             return PassiveEstimate {
                 monitor: m,
-                verdict: Verdict::Garbage(Direction::Format),
+                verdict: SettingVerdict::Garbage(Mismatch::Format),
                 current,
                 ranking,
                 reason: format!("{m}: {why}"),
@@ -630,7 +630,7 @@ impl PassiveEstimator {
         let breaks = obs.zero >= 0.8 && obs.fe >= 0.5;
         let (direction, mut reason) = if breaks {
             (
-                Direction::Lower,
+                Mismatch::Lower,
                 format!(
                     "a stream of 00 with framing errors (break-like): the device is at least \
                      10x slower than {} (try {} or below)",
@@ -640,7 +640,7 @@ impl PassiveEstimator {
             )
         } else if let Some(k) = faster_ratio(ev.bytes, &obs) {
             (
-                Direction::Lower,
+                Mismatch::Lower,
                 format!(
                     "receiver-faster garbage (00/80/F8/E0-type bytes, low runs ~{k:.1} bits): \
                      the device runs at about {} bps",
@@ -649,7 +649,7 @@ impl PassiveEstimator {
             )
         } else if obs.fe >= 0.08 || obs.printable < 0.6 {
             (
-                Direction::Higher,
+                Mismatch::Higher,
                 format!(
                     "random-looking bytes with {:.0}% framing errors: the device is faster \
                      than {}",
@@ -659,7 +659,7 @@ impl PassiveEstimator {
             )
         } else {
             (
-                Direction::Unclear,
+                Mismatch::Unclear,
                 "the bytes are neither clean text nor known frames".to_string(),
             )
         };
@@ -681,8 +681,8 @@ impl PassiveEstimator {
                 let mut s = (-d / 0.25).exp();
                 let rel = f64::from(rate.bps()) / mbps;
                 let agrees = match direction {
-                    Direction::Lower => rel < 0.98,
-                    Direction::Higher => rel > 1.02,
+                    Mismatch::Lower => rel < 0.98,
+                    Mismatch::Higher => rel > 1.02,
                     _ => true,
                 };
                 if !agrees {
@@ -710,7 +710,7 @@ impl PassiveEstimator {
         }
         PassiveEstimate {
             monitor: m,
-            verdict: Verdict::Garbage(direction),
+            verdict: SettingVerdict::Garbage(direction),
             current,
             ranking,
             reason: format!("{m} looks wrong: {reason}"),
@@ -853,7 +853,7 @@ pub type FrameCounter = Box<dyn Fn(&[u8]) -> Vec<u16> + Send>;
 
 /// What the caller should do after feeding the scan.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Step {
+pub enum ScanAction {
     /// Keep the port as it is and keep feeding.
     Stay,
     /// Set the port to this candidate, then call `begin` when the port confirms it.
@@ -1073,7 +1073,7 @@ impl ActiveScan {
 
     /// Bytes read at the current setting and the line-error counter deltas since the last
     /// feed, at `now` seconds.
-    pub fn feed(&mut self, now: f64, bytes: &[u8], errors: LineErrorCounts) -> Step {
+    pub fn feed(&mut self, now: f64, bytes: &[u8], errors: LineErrorCounts) -> ScanAction {
         let Some(t) = self.now.as_mut() else {
             return self.finished_step();
         };
@@ -1095,7 +1095,7 @@ impl ActiveScan {
     }
 
     /// Time passed without bytes: ends the dwell when it is over.
-    pub fn poll(&mut self, now: f64) -> Step {
+    pub fn poll(&mut self, now: f64) -> ScanAction {
         let Some(t) = self.now.as_mut() else {
             return self.finished_step();
         };
@@ -1118,7 +1118,7 @@ impl ActiveScan {
         let over = n >= self.dwell.bytes
             || elapsed.partial_cmp(&self.dwell.seconds) != Some(Ordering::Less);
         if !(accepted || garbage || over) {
-            return Step::Stay;
+            return ScanAction::Stay;
         }
         let good = over && s.value >= self.good_enough;
         let convinced = accepted || good;
@@ -1160,7 +1160,7 @@ impl ActiveScan {
         }
         self.advance();
         match self.now.as_ref() {
-            Some(t) => Step::Switch(t.candidate),
+            Some(t) => ScanAction::Switch(t.candidate),
             None => self.finished_step(),
         }
     }
@@ -1203,7 +1203,7 @@ impl ActiveScan {
             .ok_or(false)
     }
 
-    /// The port did not change its bytes with the setting (see [`Step::RateIgnored`]): the
+    /// The port did not change its bytes with the setting (see [`ScanAction::RateIgnored`]): the
     /// control rate convinced as well as the accepted one, or, with nothing convincing, two
     /// settings at least [`CONTROL_RATIO`] apart showed the same bytes.
     pub fn rate_ignored(&self) -> bool {
@@ -1260,11 +1260,11 @@ impl ActiveScan {
         self.ranking().into_iter().next()
     }
 
-    fn finished_step(&self) -> Step {
+    fn finished_step(&self) -> ScanAction {
         if self.rate_ignored() {
-            return Step::RateIgnored;
+            return ScanAction::RateIgnored;
         }
-        Step::Finished(self.best())
+        ScanAction::Finished(self.best())
     }
 
     fn advance(&mut self) {
@@ -1333,7 +1333,7 @@ mod tests {
             t = link.send(t, line) + 0.01;
         }
         let r = link.receive_until(t + 1.0);
-        let c = r.counts.to_line_error_counts();
+        let c = r.counts;
         (r.bytes(), c)
     }
 
@@ -1507,7 +1507,7 @@ mod tests {
             dev.pump(&mut link, t);
             let r = link.receive_until(t);
             seen.extend(r.bytes());
-            let c = r.counts.to_line_error_counts();
+            let c = r.counts;
             counts.frame += c.frame;
             counts.parity += c.parity;
             counts.brk += c.brk;
@@ -1531,8 +1531,8 @@ mod tests {
                 t += read_period(c, true_rate);
                 dev.pump(&mut link, t);
                 let r = link.receive_until(t);
-                match scan.feed(t, &r.bytes(), r.counts.to_line_error_counts()) {
-                    Step::Stay => {}
+                match scan.feed(t, &r.bytes(), r.counts) {
+                    ScanAction::Stay => {}
                     _ => break,
                 }
             }
@@ -1724,13 +1724,13 @@ mod tests {
         let at = |r| Candidate::n81(baud(r));
         // Right setting.
         let e = passive(9600, "8N1", at(9600), &text);
-        assert_eq!(e.verdict, Verdict::LooksRight, "{}", e.reason);
+        assert_eq!(e.verdict, SettingVerdict::LooksRight, "{}", e.reason);
         assert_eq!(e.ranking[0].candidate, at(9600));
         // 9600 read at 115200: a stream of 00(FE): much lower.
         let e = passive(9600, "8N1", at(115200), &text);
         assert_eq!(
             e.verdict,
-            Verdict::Garbage(Direction::Lower),
+            SettingVerdict::Garbage(Mismatch::Lower),
             "{}",
             e.reason
         );
@@ -1740,7 +1740,7 @@ mod tests {
         let e = passive(2400, "8N1", at(9600), &text);
         assert_eq!(
             e.verdict,
-            Verdict::Garbage(Direction::Lower),
+            SettingVerdict::Garbage(Mismatch::Lower),
             "{}",
             e.reason
         );
@@ -1750,7 +1750,7 @@ mod tests {
         let e = passive(115200, "8N1", at(9600), &text);
         assert_eq!(
             e.verdict,
-            Verdict::Garbage(Direction::Higher),
+            SettingVerdict::Garbage(Mismatch::Higher),
             "{}",
             e.reason
         );
@@ -1759,7 +1759,7 @@ mod tests {
         let e = passive(9600, "7E1", at(9600), &text);
         assert_eq!(
             e.verdict,
-            Verdict::Garbage(Direction::Format),
+            SettingVerdict::Garbage(Mismatch::Format),
             "{}",
             e.reason
         );
@@ -1775,7 +1775,7 @@ mod tests {
         });
         assert_eq!(
             e.verdict,
-            Verdict::Garbage(Direction::Format),
+            SettingVerdict::Garbage(Mismatch::Format),
             "{}",
             e.reason
         );
@@ -1785,7 +1785,7 @@ mod tests {
             bytes: b"hi",
             ..Evidence::default()
         });
-        assert_eq!(e.verdict, Verdict::NotEnoughData);
+        assert_eq!(e.verdict, SettingVerdict::NotEnoughData);
     }
 
     // ---- the active scan -------------------------------------------------------------------
@@ -1827,14 +1827,17 @@ mod tests {
         assert_eq!(scan.current(), Some(Candidate::n81(baud(9600))));
         scan.begin(0.0);
         // Nothing arrives: the dwell ends by time.
-        assert_eq!(scan.poll(0.5), Step::Stay);
-        assert_eq!(scan.poll(1.0), Step::Switch(Candidate::n81(baud(115200))));
+        assert_eq!(scan.poll(0.5), ScanAction::Stay);
+        assert_eq!(
+            scan.poll(1.0),
+            ScanAction::Switch(Candidate::n81(baud(115200)))
+        );
         // A break stream: rejected after 16 bytes, long before the dwell ends.
         scan.begin(1.0);
-        assert_eq!(scan.feed(1.01, &[0; 8], errs(0, 0, 8)), Step::Stay);
+        assert_eq!(scan.feed(1.01, &[0; 8], errs(0, 0, 8)), ScanAction::Stay);
         assert_eq!(
             scan.feed(1.02, &[0; 8], errs(0, 0, 8)),
-            Step::Switch(Candidate::n81(baud(1200)))
+            ScanAction::Switch(Candidate::n81(baud(1200)))
         );
         // Clean text: accepted as soon as 32 bytes are in; the duplicate 9600 was dropped.
         // Before the scan ends, a control rate at least 4x away (no rate that far was heard
@@ -1842,11 +1845,11 @@ mod tests {
         scan.begin(2.0);
         let text = TEXT.concat();
         let step = scan.feed(2.5, &text.as_bytes()[..40], LineErrorCounts::default());
-        assert_eq!(step, Step::Switch(Candidate::n81(baud(14_400))));
+        assert_eq!(step, ScanAction::Switch(Candidate::n81(baud(14_400))));
         scan.begin(2.6);
         let garbage: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(97) | 0x80).collect();
         let step = scan.feed(2.7, &garbage, errs(20, 0, 0));
-        let Step::Finished(Some(best)) = step else {
+        let ScanAction::Finished(Some(best)) = step else {
             panic!("{step:?}");
         };
         assert_eq!(best.candidate, Candidate::n81(baud(1200)));
@@ -1856,13 +1859,13 @@ mod tests {
         // Feeding a finished scan is harmless.
         assert!(matches!(
             scan.feed(3.0, b"x", errs(1, 1, 1)),
-            Step::Finished(_)
+            ScanAction::Finished(_)
         ));
         assert_eq!(scan.ranking().len(), 4);
         // No candidates: finished at once.
         let mut empty = ActiveScan::new(Vec::new(), d);
         assert!(empty.is_finished());
-        assert_eq!(empty.poll(0.0), Step::Finished(None));
+        assert_eq!(empty.poll(0.0), ScanAction::Finished(None));
     }
 
     /// A pseudo-terminal passes the same bytes whatever the setting: text at the first rate
@@ -1877,7 +1880,7 @@ mod tests {
         let mut scan = ActiveScan::new(Candidate::n81_all(&[115_200, 9600, 1200]), d);
         scan.begin(0.0);
         let step = scan.feed(0.1, &text.as_bytes()[..40], LineErrorCounts::default());
-        let Step::Switch(control) = step else {
+        let ScanAction::Switch(control) = step else {
             panic!("{step:?}");
         };
         assert_eq!(
@@ -1888,7 +1891,7 @@ mod tests {
         scan.begin(0.2);
         assert_eq!(
             scan.feed(0.3, &text.as_bytes()[40..80], LineErrorCounts::default()),
-            Step::RateIgnored
+            ScanAction::RateIgnored
         );
         assert!(scan.rate_ignored() && scan.is_finished());
         // The same bytes at both, even bytes that do not score (unknown binary): ignored too.
@@ -1921,7 +1924,7 @@ mod tests {
         let m = Candidate::n81(baud(9600));
         let est = PassiveEstimate {
             monitor: m,
-            verdict: Verdict::Garbage(Direction::Format),
+            verdict: SettingVerdict::Garbage(Mismatch::Format),
             current: Score::default(),
             ranking: vec![
                 Ranked {

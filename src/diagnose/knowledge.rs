@@ -38,8 +38,9 @@ use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
-use super::observation::{Direction, MAX_OBSERVED_BYTES, Observation, ObservationKind, is_text};
+use super::observation::{MAX_OBSERVED_BYTES, Observation, ObservationKind, is_text};
 use crate::decode::frame::{FrameStatus, Protocol};
+use crate::event::Direction;
 
 /// The name the built-in knowledge file goes by in error messages and `Entry::source`.
 pub const EMBEDDED_SOURCE: &str = "assets/knowledge.toml";
@@ -880,17 +881,19 @@ impl Test {
             (Test::Text(t), O::Frame(f)) => flag(is_text(&f.bytes) == *t),
             (Test::Expected(p), O::Frame(f)) => any_prefix(p, f.expected.as_deref()?),
             (Test::Expected(p), O::Handshake(h)) => any_prefix(p, &h.expected),
-            (Test::FramingMin(n), O::LineErrors(l)) => bound(l.framing >= *n),
-            (Test::FramingMax(n), O::LineErrors(l)) => bound(l.framing <= *n),
+            (Test::FramingMin(n), O::LineErrors(l)) => bound(l.errors.frame >= *n),
+            (Test::FramingMax(n), O::LineErrors(l)) => bound(l.errors.frame <= *n),
             (Test::FramingMin(n), O::RepeatedByte { framing_errors, .. }) => {
                 bound(*framing_errors >= *n)
             }
             (Test::FramingMax(n), O::RepeatedByte { framing_errors, .. }) => {
                 bound(*framing_errors <= *n)
             }
-            (Test::ParityMin(n), O::LineErrors(l)) => bound(l.parity >= *n),
-            (Test::BreakMin(n), O::LineErrors(l)) => bound(l.breaks >= *n),
-            (Test::OverrunMin(n), O::LineErrors(l)) => bound(l.overrun >= *n),
+            (Test::ParityMin(n), O::LineErrors(l)) => bound(l.errors.parity >= *n),
+            (Test::BreakMin(n), O::LineErrors(l)) => bound(l.errors.brk >= *n),
+            (Test::OverrunMin(n), O::LineErrors(l)) => {
+                bound(l.errors.overrun + l.errors.buf_overrun >= *n)
+            }
             (Test::FeEvenPopcountOnly(b), O::LineErrors(l)) => flag(l.fe_even_popcount_only == *b),
             (Test::Rate(r), O::Baud(b)) => {
                 let est = b.estimated?;
@@ -1668,7 +1671,7 @@ fn build_entry(ctx: &Ctx<'_>, raw: RawEntry) -> Result<Entry, KnowledgeError> {
 mod tests {
     use super::*;
     use crate::diagnose::observation::{
-        BaudSuspect, FrameSeen, HandshakeDivergence, LineErrorCounts, TlsProbeResult,
+        BaudSuspect, FrameSeen, HandshakeDivergence, LineErrorWindow, TlsProbeResult,
     };
     use proptest::prelude::*;
 
@@ -1727,12 +1730,14 @@ mod tests {
     }
 
     fn line(framing: u64, parity: u64, even_only: bool) -> Observation {
-        Observation::LineErrors(LineErrorCounts {
+        Observation::LineErrors(LineErrorWindow {
             bytes: 1000,
-            framing,
-            parity,
+            errors: crate::event::LineErrorCounts {
+                frame: framing,
+                parity,
+                ..Default::default()
+            },
             fe_even_popcount_only: even_only,
-            ..LineErrorCounts::default()
         })
     }
 

@@ -22,7 +22,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::card::log::CardExchange;
 use crate::card::runner::StepResult;
-use crate::card::script::Step;
+use crate::card::script::ScriptStep;
 use crate::decode::iso7816::sw::{StatusWord, lookup};
 use crate::hex;
 use crate::sanitize::printable;
@@ -164,15 +164,15 @@ pub fn script_lines(ui: &UiState) -> Vec<Line<'static>> {
             }
         };
         let (what, expect) = match step {
-            Step::Apdu { bytes, expect, .. } => (
+            ScriptStep::Apdu { bytes, expect, .. } => (
                 hex::spaced_cut(bytes, 16),
                 expect
                     .as_ref()
                     .map(|e| format!("  # expect {e}"))
                     .unwrap_or_default(),
             ),
-            Step::Reset { .. } => ("reset".to_string(), String::new()),
-            Step::Exit { .. } => ("exit".to_string(), String::new()),
+            ScriptStep::Reset { .. } => ("reset".to_string(), String::new()),
+            ScriptStep::Exit { .. } => ("exit".to_string(), String::new()),
         };
         let result = match r.result(i) {
             Some(StepResult::Sw { sw, .. }) => format!(" → {sw:04X}"),

@@ -125,7 +125,7 @@ const WEAK_ATR_BITS: u32 = 11;
 const UNIT_BITS: u32 = 20;
 
 /// What hunting decides about the front of its window.
-enum Verdict {
+enum HuntDecision {
     /// An ATR of this many bytes.
     Atr(usize),
     /// The input ended inside an ATR.
@@ -406,7 +406,7 @@ impl LineFramer {
             }
             let start = at.saturating_add(front as u64);
             match self.judge(window, start, false) {
-                Verdict::Reject => front += 1,
+                HuntDecision::Reject => front += 1,
                 verdict => {
                     let take = window.len().min(MAX_PENDING);
                     self.pending.clear();
@@ -428,16 +428,16 @@ impl LineFramer {
         let verdict = loop {
             let held = self.pending.len().saturating_sub(front);
             if held == 0 {
-                break Verdict::Wait(0);
+                break HuntDecision::Wait(0);
             }
             let at_end = self.at_end();
             if !at_end && held < self.hunt_need {
-                break Verdict::Wait(self.hunt_need);
+                break HuntDecision::Wait(self.hunt_need);
             }
             let window = self.pending.get(front..).unwrap_or(&[]);
             let start = self.pending_start.saturating_add(front as u64);
             match self.judge(window, start, at_end) {
-                Verdict::Reject => {
+                HuntDecision::Reject => {
                     front += 1;
                     let start = self.pending_start.saturating_add(front as u64);
                     front += self.dead_prefix(self.pending.get(front..).unwrap_or(&[]), start);
@@ -451,26 +451,26 @@ impl LineFramer {
     }
 
     /// Act on the verdict for the start at `pending[0]`.
-    fn settle(&mut self, verdict: Verdict, out: &mut Vec<Frame>) {
+    fn settle(&mut self, verdict: HuntDecision, out: &mut Vec<Frame>) {
         match verdict {
-            Verdict::Atr(len) => {
+            HuntDecision::Atr(len) => {
                 self.hunt_need = 0;
                 self.accept_atr(len, out);
             }
-            Verdict::TruncatedAtr => {
+            HuntDecision::TruncatedAtr => {
                 if let Some(frame) = self.truncated_atr() {
                     out.push(frame);
                 }
                 self.pending.clear();
                 self.hunt_need = 0;
             }
-            Verdict::Unit(protocol) => {
+            HuntDecision::Unit(protocol) => {
                 self.protocol = Some(protocol);
                 self.state = State::Start;
                 self.replay_pending_from(0);
             }
-            Verdict::Wait(need) => self.hunt_need = need,
-            Verdict::Reject => {}
+            HuntDecision::Wait(need) => self.hunt_need = need,
+            HuntDecision::Reject => {}
         }
     }
 
@@ -489,13 +489,13 @@ impl LineFramer {
 
     /// What to do with the start at `window[0]` (stream offset `start`). At the end of input
     /// nothing waits: what is consistent so far is accepted only if it is complete.
-    fn judge(&self, window: &[u8], start: StreamOffset, at_end: bool) -> Verdict {
+    fn judge(&self, window: &[u8], start: StreamOffset, at_end: bool) -> HuntDecision {
         let Some(&first) = window.first() else {
-            return Verdict::Wait(1);
+            return HuntDecision::Wait(1);
         };
         if is_ts(first) {
             match self.judge_atr(window, start, at_end) {
-                Verdict::Reject => {}
+                HuntDecision::Reject => {}
                 verdict => return verdict,
             }
         }
@@ -516,21 +516,21 @@ impl LineFramer {
             LineProtocol::T0 => t0_exchange_start(reading, &mut tally),
         };
         match found {
-            Err(Evidence::Wait(need)) if !at_end => Verdict::Wait(need),
-            Err(_) => Verdict::Reject,
+            Err(Evidence::Wait(need)) if !at_end => HuntDecision::Wait(need),
+            Err(_) => HuntDecision::Reject,
             Ok(end) => match follow(reading, end, tally, UNIT_BITS) {
-                Evidence::Enough => Verdict::Unit(protocol),
+                Evidence::Enough => HuntDecision::Unit(protocol),
                 // The unit itself is complete: at the end of input nothing can contradict it.
-                Evidence::Wait(_) if at_end => Verdict::Unit(protocol),
-                Evidence::Wait(need) => Verdict::Wait(need),
-                Evidence::Against => Verdict::Reject,
+                Evidence::Wait(_) if at_end => HuntDecision::Unit(protocol),
+                Evidence::Wait(need) => HuntDecision::Wait(need),
+                Evidence::Against => HuntDecision::Reject,
             },
         }
     }
 
     /// An ATR at `window[0]` (a TS): `Reject` when there is none, so that the position can
     /// still start a T=0 exchange (03 is a valid CLA).
-    fn judge_atr(&self, window: &[u8], start: StreamOffset, at_end: bool) -> Verdict {
+    fn judge_atr(&self, window: &[u8], start: StreamOffset, at_end: bool) -> HuntDecision {
         let inverse = window.first() == Some(&0x03);
         let held = window.get(..MAX_ATR_LEN).unwrap_or(window);
         let mut decoded = [0u8; MAX_ATR_LEN];
@@ -554,7 +554,7 @@ impl LineFramer {
         match probe {
             AtrProbe::Complete(outline) => {
                 if self.fresh_at == Some(start) || outline.tck == TckStatus::Valid {
-                    return Verdict::Atr(outline.len);
+                    return HuntDecision::Atr(outline.len);
                 }
                 let reading = Reading {
                     window,
@@ -571,18 +571,18 @@ impl LineFramer {
                     binary: window.iter().take(outline.len).any(|raw| !is_text(*raw)),
                 };
                 match follow(reading, outline.len, tally, WEAK_ATR_BITS) {
-                    Evidence::Enough => Verdict::Atr(outline.len),
-                    Evidence::Wait(_) if at_end => Verdict::Atr(outline.len),
-                    Evidence::Wait(need) => Verdict::Wait(need),
-                    Evidence::Against => Verdict::Reject,
+                    Evidence::Enough => HuntDecision::Atr(outline.len),
+                    Evidence::Wait(_) if at_end => HuntDecision::Atr(outline.len),
+                    Evidence::Wait(need) => HuntDecision::Wait(need),
+                    Evidence::Against => HuntDecision::Reject,
                 }
             }
-            AtrProbe::Incomplete { need } if !at_end => Verdict::Wait(need),
+            AtrProbe::Incomplete { need } if !at_end => HuntDecision::Wait(need),
             // The input ended inside an ATR: report it as truncated (if it is one).
             AtrProbe::Incomplete { .. } if truncated_atr_frame(start, window).is_some() => {
-                Verdict::TruncatedAtr
+                HuntDecision::TruncatedAtr
             }
-            AtrProbe::Incomplete { .. } | AtrProbe::NotAtr => Verdict::Reject,
+            AtrProbe::Incomplete { .. } | AtrProbe::NotAtr => HuntDecision::Reject,
         }
     }
 
@@ -2618,7 +2618,7 @@ mod tests {
                 let rest = &window[p..];
                 for at_end in [false, true] {
                     let verdict = framer.judge(rest, 1000 + p as u64, at_end);
-                    prop_assert!(matches!(verdict, Verdict::Reject), "position {p}, end {at_end}");
+                    prop_assert!(matches!(verdict, HuntDecision::Reject), "position {p}, end {at_end}");
                 }
             }
         }
