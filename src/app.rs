@@ -10,7 +10,7 @@ use ratatui::DefaultTerminal;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
-use crate::diagnose::baud_scan::BaudScan;
+use crate::diagnose::baud::live_scan::BaudScan;
 use crate::event::Command;
 use crate::session::Session;
 use crate::source::SourceHandle;

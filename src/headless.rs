@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
 use crate::cli::OutputFormat;
-use crate::diagnose::autobaud::Ranked;
-use crate::diagnose::baud_scan::{BaudScan, ScanUpdate};
+use crate::diagnose::baud::live_scan::{BaudScan, ScanUpdate};
+use crate::diagnose::baud::scoring::Ranked;
 use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
 };
@@ -594,7 +594,7 @@ pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
         }
         ScanUpdate::RateIgnored { ranking } => json!({
             "state": "ignored",
-            "reason": crate::diagnose::baud_scan::RATE_IGNORED_TEXT,
+            "reason": crate::diagnose::baud::live_scan::RATE_IGNORED_TEXT,
             "ranking": Value::Array(ranking.iter().map(ranked_json).collect()),
         }),
     };
@@ -634,7 +634,10 @@ fn scan_text(u: &ScanUpdate) -> String {
             "none: no setting scored (is the device sending?)".to_string()
         }
         ScanUpdate::RateIgnored { .. } => {
-            format!("ignored: {}", crate::diagnose::baud_scan::RATE_IGNORED_TEXT)
+            format!(
+                "ignored: {}",
+                crate::diagnose::baud::live_scan::RATE_IGNORED_TEXT
+            )
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::card::log::CardLog;
 use crate::decode::{Frame, StreamOffset};
-use crate::diagnose::baud_watch::BaudWatch;
+use crate::diagnose::baud::watch::BaudWatch;
 use crate::diagnose::engine::{Diagnosis, Engine, Findings};
 use crate::diagnose::knowledge::Knowledge;
 use crate::event::{

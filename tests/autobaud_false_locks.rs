@@ -15,12 +15,12 @@ mod support;
 
 use std::process::Command;
 
-use hsmon::diagnose::autobaud::{COMMON_RATES, Evidence, checked_frames, score};
-use hsmon::diagnose::baud_scan::LOCK_SCORE;
+use hsmon::diagnose::baud::live_scan::LOCK_SCORE;
+use hsmon::diagnose::baud::scoring::{COMMON_RATES, Evidence, checked_frames, score};
 use hsmon::event::{Baud, FrameFormat, LineErrorCounts};
 use hsmon::uart_line::{Receiver, Sender, SplitMix64, UartLink};
 
-/// Bytes a dwell holds at most (`baud_scan::DWELL`).
+/// Bytes a dwell holds at most (`baud::live_scan::DWELL`).
 const DWELL_BYTES: usize = 256;
 /// The early-accept score of the scan (`ActiveScan::new`) and the bytes it needs.
 const ACCEPT_SCORE: f64 = 0.95;

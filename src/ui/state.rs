@@ -128,7 +128,7 @@ pub struct UiState {
     /// The scan's progress or result, for the status bar.
     pub scan_status: Option<String>,
     /// The setting a finished scan proposes; the apply key takes it.
-    pub proposal: Option<crate::diagnose::autobaud::Candidate>,
+    pub proposal: Option<crate::diagnose::baud::scoring::Candidate>,
     /// An APDU script being stepped through (`hsmon card --script`).
     pub script: Option<crate::card::runner::ScriptRunner>,
     /// Selected card exchange (by seq); None follows the newest.

@@ -5,9 +5,9 @@
 //! Pure: the session feeds it received bytes, line-error counters, valid-frame counts and
 //! settings; nothing here reads a clock or touches a port.
 
-use crate::diagnose::autobaud::{
-    COMMON_RATES, Candidate, Evidence, Mismatch, PassiveEstimate, PassiveEstimator, Ranked,
-    SettingVerdict, checked_frames, frame_net_bits,
+use crate::diagnose::baud::passive::{Mismatch, PassiveEstimate, PassiveEstimator, SettingVerdict};
+use crate::diagnose::baud::scoring::{
+    COMMON_RATES, Candidate, Evidence, Ranked, checked_frames, frame_net_bits,
 };
 use crate::diagnose::observation::{BaudSuspect, Observation};
 use crate::event::{LineErrorCounts, LineSettings};

@@ -6,9 +6,9 @@
 //! only when the port confirms the setting (the device is the truth); bytes that arrive before
 //! that belong to the previous setting and are not counted.
 
-use crate::diagnose::autobaud::{
-    ActiveScan, COMMON_RATES, Candidate, Dwell, PassiveEstimate, Ranked, ScanAction, checked_frames,
-};
+use crate::diagnose::baud::passive::PassiveEstimate;
+use crate::diagnose::baud::scan::{ActiveScan, Dwell, ScanAction};
+use crate::diagnose::baud::scoring::{COMMON_RATES, Candidate, Ranked, checked_frames};
 use crate::event::{Command, Event, LineErrorCounts, LineSettings, TimedEvent};
 
 /// A scan result at or above this score locks (the best wrong rates score below 0.2).
