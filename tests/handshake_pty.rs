@@ -12,10 +12,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hsmon::handshake::peer::{
+use serde_json::Value;
+use support::peer::{
     APP_TEXT, DLT645_ADDRESS_REPLY, ESP_BOOT_LOG, Fault, MBUS_RSP_UD, Peer, Reply, STM32_GET_REPLY,
 };
-use serde_json::Value;
 use support::{PtyLink, hex, hsmon_command, path_str};
 
 /// Longest a single hsmon run may take before the test calls it hung.

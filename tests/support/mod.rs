@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod pcscd;
+pub mod peer;
 pub mod ser2net;
 pub mod tmux;
 pub mod vpcd;
