@@ -98,10 +98,6 @@ impl CommandApdu {
     pub fn nc(&self) -> usize {
         self.data.len()
     }
-
-    pub fn cla_info(&self) -> Cla {
-        Cla::decode(self.cla)
-    }
 }
 
 /// A parsed response APDU: data then SW1 SW2.

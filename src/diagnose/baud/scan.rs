@@ -169,20 +169,6 @@ impl ActiveScan {
         self
     }
 
-    /// Early stop at `score` (0..=1) once `min_bytes` bytes were seen at the candidate.
-    pub fn with_accept(mut self, score: f64, min_bytes: usize) -> ActiveScan {
-        self.accept_score = score;
-        self.accept_bytes = min_bytes;
-        self
-    }
-
-    /// Stops at the end of a full dwell on a candidate scoring at least `score` (0..=1; above
-    /// 1 never).
-    pub fn with_good_enough(mut self, score: f64) -> ActiveScan {
-        self.good_enough = score;
-        self
-    }
-
     /// Tries first what a passive estimate ranks high: its ranked candidates that are in the
     /// scan (or format variants it suggests) move to the front, in its order.
     pub fn prioritize(mut self, estimate: &PassiveEstimate) -> ActiveScan {
