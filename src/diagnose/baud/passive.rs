@@ -303,7 +303,7 @@ impl PassiveEstimator {
         }
         // Signatures of §6.2 decide the direction; fingerprints rank within it.
         let breaks = obs.zero >= 0.8 && obs.fe >= 0.5;
-        let (direction, mut reason) = if breaks {
+        let (mismatch, mut reason) = if breaks {
             (
                 Mismatch::Lower,
                 format!(
@@ -355,7 +355,7 @@ impl PassiveEstimator {
             .map(|&(rate, d)| {
                 let mut s = (-d / 0.25).exp();
                 let rel = f64::from(rate.bps()) / mbps;
-                let agrees = match direction {
+                let agrees = match mismatch {
                     Mismatch::Lower => rel < 0.98,
                     Mismatch::Higher => rel > 1.02,
                     _ => true,
@@ -385,7 +385,7 @@ impl PassiveEstimator {
         }
         PassiveEstimate {
             monitor: m,
-            verdict: SettingVerdict::Garbage(direction),
+            verdict: SettingVerdict::Garbage(mismatch),
             current,
             ranking,
             reason: format!("{m} looks wrong: {reason}"),

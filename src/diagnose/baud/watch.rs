@@ -38,7 +38,7 @@ pub enum BaudVerdict {
     LooksRight,
     /// The bytes are garbage at this setting; `suggestion` is the best candidate, if any.
     Garbage {
-        direction: Mismatch,
+        mismatch: Mismatch,
         suggestion: Option<Ranked>,
     },
     /// Mostly text with some framing errors: the device's clock is likely this many percent
@@ -163,8 +163,8 @@ impl BaudWatch {
             (SettingVerdict::LooksRight, None) => BaudVerdict::LooksRight,
             (_, Some(pct)) if !confident_elsewhere(&estimate) => BaudVerdict::Drift { pct },
             (SettingVerdict::LooksRight, Some(_)) => BaudVerdict::LooksRight,
-            (SettingVerdict::Garbage(direction), _) => BaudVerdict::Garbage {
-                direction,
+            (SettingVerdict::Garbage(mismatch), _) => BaudVerdict::Garbage {
+                mismatch,
                 suggestion: estimate
                     .ranking
                     .iter()
@@ -192,7 +192,7 @@ impl BaudWatch {
         let configured = monitor.baud.bps();
         let (estimated, text) = match &verdict {
             BaudVerdict::Garbage {
-                direction: Mismatch::Lower | Mismatch::Higher,
+                mismatch: Mismatch::Lower | Mismatch::Higher,
                 suggestion: Some(s),
             } => (
                 Some(s.candidate.baud.bps()),
@@ -202,7 +202,7 @@ impl BaudWatch {
                 ),
             ),
             BaudVerdict::Garbage {
-                direction: Mismatch::Unclear | Mismatch::Lower | Mismatch::Higher,
+                mismatch: Mismatch::Unclear | Mismatch::Lower | Mismatch::Higher,
                 suggestion: None,
             } => (
                 None,
@@ -252,7 +252,7 @@ impl BaudWatch {
         match self.verdict.as_ref()? {
             BaudVerdict::Unknown | BaudVerdict::LooksRight => None,
             BaudVerdict::Garbage {
-                direction: Mismatch::Format,
+                mismatch: Mismatch::Format,
                 suggestion: Some(s),
             } => Some(format!(
                 "garbage: likely format mismatch — {} looks right (score {:.2})",
