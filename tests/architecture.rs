@@ -79,6 +79,8 @@ const KNOWN_BACK_EDGES: &[(&str, &str, &str)] = &[
 /// modules that do I/O or hold the application together (DESIGN.md, STYLE.md "Pure cores").
 const PURE_CORES: &[&str] = &["decode", "diagnose"];
 const IMPURE_CRATES: &[&str] = &["tokio", "crossterm", "ratatui"];
+/// Reading the clock: time is passed in (STYLE.md "Pure cores").
+const CLOCK_READS: &[&str] = &["Instant::now", "SystemTime::now"];
 const IMPURE_MODULES: &[&str] = &[
     "source", "ui", "app", "headless", "run", "sim", "capture", "config",
 ];
@@ -155,6 +157,11 @@ fn decode_and_diagnose_stay_pure() {
         for krate in IMPURE_CRATES {
             if mentions_crate(&f.code, krate) {
                 problems.push(format!("{} uses {krate}", rel(&f.path)));
+            }
+        }
+        for read in CLOCK_READS {
+            if f.code.contains(read) {
+                problems.push(format!("{} reads the clock ({read})", rel(&f.path)));
             }
         }
         for target in crate_paths(&f.code) {
