@@ -371,3 +371,21 @@ pub struct DemoArgs {
     #[arg(long)]
     pub autobaud: bool,
 }
+
+/// The exit status for an error that reached the top: usage and input errors (the config
+/// file, line settings) 2, device and connection errors 3, anything else 3.
+pub fn exit_status_for(err: &color_eyre::Report) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<crate::exit::UsageError>()
+            || cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::event::SettingsError>()
+        {
+            return crate::exit::USAGE;
+        }
+        if cause.is::<crate::exit::DeviceError>() || cause.is::<crate::source::serial::OpenError>()
+        {
+            return crate::exit::DEVICE;
+        }
+    }
+    crate::exit::DEVICE
+}

@@ -375,6 +375,18 @@ impl LineErrorCounts {
     pub fn total(&self) -> u64 {
         self.frame + self.overrun + self.parity + self.brk + self.buf_overrun
     }
+
+    /// What the counters grew by since `earlier` (a counter that went down, after the driver
+    /// reset it, counts as zero).
+    pub fn since(&self, earlier: &LineErrorCounts) -> LineErrorCounts {
+        LineErrorCounts {
+            frame: self.frame.saturating_sub(earlier.frame),
+            overrun: self.overrun.saturating_sub(earlier.overrun),
+            parity: self.parity.saturating_sub(earlier.parity),
+            brk: self.brk.saturating_sub(earlier.brk),
+            buf_overrun: self.buf_overrun.saturating_sub(earlier.buf_overrun),
+        }
+    }
 }
 
 /// What happened. Sources emit these; the session ingests them in order.

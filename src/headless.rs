@@ -10,16 +10,15 @@ use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
 use crate::cli::OutputFormat;
-use crate::diagnose::autobaud::Ranked;
-use crate::diagnose::baud_scan::ScanUpdate;
+use crate::diagnose::baud::live_scan::ScanUpdate;
+use crate::diagnose::baud::scoring::Ranked;
 use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, Timestamp, on_off,
 };
 use crate::handshake::driver::HandshakeDriver;
+use crate::hex::{spaced as hex_string, write_spaced as write_hex};
 use crate::monitor::{Effect, FrontEnd, Monitor, Report};
-use crate::sanitize::{
-    JsonF64, JsonLine, hex_string, printable, write_hex, write_json_line, write_printable,
-};
+use crate::sanitize::{JsonF64, JsonLine, printable, write_json_line, write_printable};
 use crate::session::Session;
 use crate::stamp::stamp_value;
 use crate::ui::sendline;
@@ -288,7 +287,7 @@ pub fn parse_control(line: &str) -> Result<Option<Command>, ControlError> {
         _ => Err(ControlError(format!("{verb}: say on or off, not '{a}'"))),
     };
     let cmd = match verb {
-        "send" | "send-hex" => Command::Transmit(sendline::parse_hex(arg).map_err(|e| err(&e))?),
+        "send" | "send-hex" => Command::Transmit(crate::hex::parse(arg).map_err(|e| err(&e))?),
         "send-text" => Command::Transmit(sendline::parse_text(arg).map_err(|e| err(&e))?),
         "baud" => Command::SetBaud(arg.parse::<Baud>().map_err(|e| err(&e))?),
         "format" => Command::SetFormat(arg.parse::<FrameFormat>().map_err(|e| err(&e))?),
@@ -595,7 +594,7 @@ pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
         }
         ScanUpdate::RateIgnored { ranking } => json!({
             "state": "ignored",
-            "reason": crate::diagnose::baud_scan::RATE_IGNORED_TEXT,
+            "reason": crate::diagnose::baud::live_scan::RATE_IGNORED_TEXT,
             "ranking": Value::Array(ranking.iter().map(ranked_json).collect()),
         }),
     };
@@ -635,7 +634,10 @@ fn scan_text(u: &ScanUpdate) -> String {
             "none: no setting scored (is the device sending?)".to_string()
         }
         ScanUpdate::RateIgnored { .. } => {
-            format!("ignored: {}", crate::diagnose::baud_scan::RATE_IGNORED_TEXT)
+            format!(
+                "ignored: {}",
+                crate::diagnose::baud::live_scan::RATE_IGNORED_TEXT
+            )
         }
     }
 }

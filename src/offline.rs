@@ -25,7 +25,7 @@ pub enum Input {
 pub fn read_input(input: &Input) -> Result<Vec<u8>, UsageError> {
     match input {
         Input::Hex(h) => {
-            crate::ui::sendline::parse_hex(h).map_err(|e| UsageError(format!("--hex \"{h}\": {e}")))
+            crate::hex::parse(h).map_err(|e| UsageError(format!("--hex \"{h}\": {e}")))
         }
         Input::File(p) => {
             let mut bytes = Vec::new();
@@ -87,7 +87,7 @@ fn frame_json(f: &Frame, bytes: &[u8]) -> Value {
         "status": crate::headless::status_id(&f.status),
         "evidence": f.evidence().strength.id(), "bits": f.evidence().bits,
         "start": f.span.start, "end": f.span.end,
-        "hex": crate::sanitize::hex_string(bytes),
+        "hex": crate::hex::spaced(bytes),
         "summary": f.summary(),
         "fields": fields_json(f.fields()),
     })
@@ -309,7 +309,7 @@ fn add_atr_fields(v: &mut Value, bytes: &[u8]) {
         m.insert("di".into(), json!(a.di()));
         m.insert(
             "historical".into(),
-            json!(crate::sanitize::hex_string(a.historical_bytes())),
+            json!(crate::hex::spaced(a.historical_bytes())),
         );
         m.insert("tck_ok".into(), json!(a.tck_ok()));
     }
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn decode_guesses_mbus() {
-        let bytes = crate::ui::sendline::parse_hex("68 03 03 68 53 FE 50 A1 16").unwrap();
+        let bytes = crate::hex::parse("68 03 03 68 53 FE 50 A1 16").unwrap();
         let (code, out) = decode(&bytes, None, kb(), OutputFormat::Text);
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("M-Bus control"), "{out}");
@@ -406,8 +406,7 @@ mod tests {
     #[test]
     fn decode_atr_json_has_analysis_fields() {
         let bytes =
-            crate::ui::sendline::parse_hex("3B F8 13 00 00 81 31 FE 45 4A 43 4F 50 76 32 34 31 B7")
-                .unwrap();
+            crate::hex::parse("3B F8 13 00 00 81 31 FE 45 4A 43 4F 50 76 32 34 31 B7").unwrap();
         let (code, out) = decode(&bytes, Some(Protocol::Atr), kb(), OutputFormat::Json);
         assert_eq!(code, 0);
         let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();

@@ -39,12 +39,12 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => exit::code(code),
         Err(e) => {
-            use crate::output::Verdict;
+            use crate::output::ErrorClass;
             let status = match crate::output::classify(&e) {
                 // `hsmon ... | head`: the reader has what it wanted.
-                Verdict::ClosedPipe => return exit::code(exit::OK),
-                Verdict::WriteFailed => exit::DEVICE,
-                Verdict::Other => exit::status_for(&e),
+                ErrorClass::ClosedPipe => return exit::code(exit::OK),
+                ErrorClass::WriteFailed => exit::DEVICE,
+                ErrorClass::Other => crate::cli::exit_status_for(&e),
             };
             let mut msg = String::new();
             for (i, cause) in e.chain().enumerate() {
@@ -78,7 +78,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     init_logging(&config, cli.global.verbose);
     match cli.command {
         CommandLine::List => {
-            let ports = crate::list::serial_ports();
+            let ports = crate::source::available::serial_ports();
             let readers = crate::source::card::list_readers();
             let present: Vec<crate::ports::Present> = ports
                 .iter()
@@ -95,7 +95,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                             r.iter()
                                 .map(|x| serde_json::json!({
                                     "name": x.name,
-                                    "atr": x.atr.as_ref().map(|a| crate::sanitize::hex_string(a)),
+                                    "atr": x.atr.as_ref().map(|a| crate::hex::spaced(a)),
                                 }))
                                 .collect::<Vec<_>>()
                         ),

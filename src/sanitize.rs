@@ -14,45 +14,6 @@ pub fn gutter_char(b: u8) -> char {
     }
 }
 
-/// Two upper-case hex digits for a byte, without allocation.
-pub fn hex_pair(b: u8) -> [u8; 2] {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    [DIGITS[(b >> 4) as usize], DIGITS[(b & 0x0f) as usize]]
-}
-
-/// Bytes as `68 04 04 68` written straight to `out` (what [`hex_string`] returns), a
-/// few hundred bytes at a time: a 4 KiB read becomes 12 KiB of text without a String.
-pub fn write_hex<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
-    const PER_WRITE: usize = 256;
-    let mut buf = [0u8; PER_WRITE * 3];
-    for (n, piece) in bytes.chunks(PER_WRITE).enumerate() {
-        let mut len = 0;
-        for (slot, &b) in buf.chunks_exact_mut(3).zip(piece) {
-            let [h, l] = hex_pair(b);
-            slot.copy_from_slice(&[b' ', h, l]);
-            len += 3;
-        }
-        // Each byte was written as " XY": the very first space is dropped.
-        let from = usize::from(n == 0);
-        out.write_all(buf.get(from..len).unwrap_or_default())?;
-    }
-    Ok(())
-}
-
-/// Bytes as `68 04 04 68` (the headless and JSON hex form).
-pub fn hex_string(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, &b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        let [h, l] = hex_pair(b);
-        s.push(h as char);
-        s.push(l as char);
-    }
-    s
-}
-
 /// Text that may contain device-controlled characters (a USB product string, a decoded line),
 /// made safe for the terminal: control characters (C0, DEL, C1), bidirectional controls and
 /// line/paragraph separators become `\xNN` / `\u{..}` escapes; other Unicode passes through.
@@ -230,12 +191,12 @@ impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
         Ok(self)
     }
 
-    /// Bytes as a hex string member (`"68 04 04 68"`, see [`write_hex`]): hex digits and
+    /// Bytes as a hex string member (`"68 04 04 68"`, see [`crate::hex::write_spaced`]): hex digits and
     /// spaces need no escape, so they are written as they are made.
     pub fn hex(&mut self, key: &str, bytes: &[u8]) -> io::Result<&mut Self> {
         self.key(key)?;
         self.out.write_all(b"\"")?;
-        write_hex(&mut *self.out, bytes)?;
+        crate::hex::write_spaced(&mut *self.out, bytes)?;
         self.out.write_all(b"\"")?;
         Ok(self)
     }
@@ -382,26 +343,6 @@ mod tests {
         assert!(body.contains(r#""hex":"68 04""#));
         let back: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(back, v);
-    }
-
-    #[test]
-    fn hex_string_formats() {
-        assert_eq!(hex_string(&[0x68, 0x04, 0x04, 0x68]), "68 04 04 68");
-        assert_eq!(hex_string(&[]), "");
-    }
-
-    #[test]
-    fn write_hex_equals_hex_string_at_every_length() {
-        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 37 % 256) as u8).collect();
-        for len in [0, 1, 2, 255, 256, 257, 511, 512, 513, 1000] {
-            let mut out = Vec::new();
-            write_hex(&mut out, &bytes[..len]).unwrap();
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                hex_string(&bytes[..len]),
-                "{len}"
-            );
-        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::card::log::CardLog;
 use crate::decode::{Frame, StreamOffset};
-use crate::diagnose::baud_watch::BaudWatch;
+use crate::diagnose::baud::watch::BaudWatch;
 use crate::diagnose::engine::{Diagnosis, Engine, Findings};
 use crate::diagnose::knowledge::Knowledge;
 use crate::event::{
@@ -785,7 +785,7 @@ impl Session {
     /// observations: the counters themselves, a 0x68 amid framing errors (likely garbage, not
     /// a frame start), and a run of 00 with framing errors (the port is far too fast).
     fn diagnose_line_errors(&mut self, at: Timestamp, old: LineErrorCounts, new: LineErrorCounts) {
-        use crate::diagnose::observation::{LineErrorCounts as Seen, Observation};
+        use crate::diagnose::observation::{LineErrorWindow, Observation};
         if new.total() <= old.total() {
             return;
         }
@@ -793,19 +793,17 @@ impl Session {
             return;
         };
         let (bytes, n68, n00) = self.rx_window;
-        let framing = new.frame.saturating_sub(old.frame);
-        let seen = Seen {
+        let errors = new.since(&old);
+        let framing = errors.frame;
+        let seen = LineErrorWindow {
             bytes,
-            framing,
-            parity: new.parity.saturating_sub(old.parity),
-            breaks: new.brk.saturating_sub(old.brk),
-            overrun: (new.overrun + new.buf_overrun).saturating_sub(old.overrun + old.buf_overrun),
+            errors,
             fe_even_popcount_only: false,
         };
         let mut f = std::mem::take(&mut self.findings);
         let text = format!(
             "{framing} framing, {} parity, {} break errors over {bytes} received bytes",
-            seen.parity, seen.breaks
+            errors.parity, errors.brk
         );
         engine.observe(&Observation::LineErrors(seen), at, text, &mut f);
         if framing > 0 && n68 > 0 {

@@ -118,7 +118,7 @@ impl Stamp {
     /// A stamp for a session started at `start` with `labels`.
     pub fn new(start: std::time::SystemTime, labels: Vec<(String, String)>) -> Stamp {
         Stamp {
-            start_unix_ns: crate::capture::meta::unix_ns(start),
+            start_unix_ns: crate::utc::unix_ns(start),
             labels,
         }
     }
@@ -133,7 +133,7 @@ impl Stamp {
     pub fn times_secs(&self, t_secs: f64) -> (f64, String) {
         let us = micros(t_secs);
         let ns = self.start_unix_ns.saturating_add(us.saturating_mul(1000));
-        (us as f64 / 1e6, crate::capture::meta::rfc3339_micros(ns))
+        (us as f64 / 1e6, crate::utc::rfc3339_micros(ns))
     }
 }
 

@@ -14,8 +14,6 @@ use crate::event::{
     ShareMode, StopBits,
 };
 
-use super::format::duration_to_ns;
-
 /// Record kinds. Numbers are part of the file format: never renumber, never reuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
@@ -80,6 +78,12 @@ pub enum PayloadError {
 }
 
 /// Appends the payload of `ev` to `out` and returns its kind.
+/// Record time as stored: nanoseconds since the session start, saturating at u64::MAX
+/// (584 years).
+pub fn duration_to_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 pub fn encode_payload(ev: &Event, out: &mut Vec<u8>) -> Kind {
     match ev {
         Event::Rx(b) | Event::Tx(b) => out.extend_from_slice(b),
@@ -644,9 +648,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|h| u8::from_str_radix(h, 16).unwrap())
-            .collect()
+        crate::hex::parse(s).unwrap()
     }
 
     #[test]

@@ -13,7 +13,6 @@ pub mod cleanup;
 pub mod codec;
 pub mod export;
 pub mod format;
-pub mod history;
 pub mod meta;
 pub mod reader;
 pub mod writer;

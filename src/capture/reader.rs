@@ -282,7 +282,7 @@ struct Raw {
 }
 
 /// What `step` found.
-struct Step {
+struct Found {
     offset: u64,
     at: Duration,
     /// Rx/Tx and the chunk length.
@@ -434,7 +434,7 @@ impl<R: Read + Seek> CaptureReader<R> {
     /// Advances over one event. With `decode` false, Rx/Tx payloads are measured, not copied
     /// (indexing and seeking skip them at memory speed); every other kind is decoded either
     /// way, so both paths accept and number exactly the same records.
-    fn step(&mut self, decode: bool) -> Result<Option<Step>, CaptureError> {
+    fn step(&mut self, decode: bool) -> Result<Option<Found>, CaptureError> {
         loop {
             let Some(raw) = self
                 .advance()
@@ -476,7 +476,7 @@ impl<R: Read + Seek> CaptureReader<R> {
                 Some(Direction::Tx) => self.tx += payload_len,
                 None => {}
             }
-            return Ok(Some(Step {
+            return Ok(Some(Found {
                 offset: raw.offset,
                 at,
                 bytes: dir.map(|d| (d, payload_len)),

@@ -141,7 +141,7 @@ impl<W: Write> CaptureWriter<W> {
         if self.out.is_none() {
             return;
         }
-        let at_ns = format::duration_to_ns(ev.at);
+        let at_ns = codec::duration_to_ns(ev.at);
         match &ev.event {
             // Rx/Tx are written straight from the event, split under the record size limit.
             Event::Rx(b) | Event::Tx(b) => {

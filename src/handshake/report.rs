@@ -7,7 +7,8 @@ use super::expect::diff_text;
 use super::runner::{Divergence, Explained, Outcome, Runner, StepRecord, StepStatus};
 use crate::diagnose::observation::Observation;
 use crate::event::Timestamp;
-use crate::sanitize::{hex_string, printable};
+use crate::hex;
+use crate::sanitize::printable;
 
 /// Most fixes printed per explanation in the text report (the JSON carries them all).
 const TEXT_FIXES: usize = 4;
@@ -30,10 +31,10 @@ pub fn step_json(r: &StepRecord) -> Value {
     json!({
         "name": r.name,
         "status": status_label(r.status),
-        "sent": hex_string(&r.sent),
+        "sent": hex::spaced(&r.sent),
         "expected": r.expected,
-        "got": hex_string(&r.got),
-        "echo": r.echo.as_ref().map(|e| hex_string(e)),
+        "got": hex::spaced(&r.got),
+        "echo": r.echo.as_ref().map(|e| hex::spaced(e)),
         "diff": diff_text(&r.diff),
         "alternative": r.alternative,
         "attempts": r.attempts,
@@ -49,8 +50,8 @@ fn observation_json(obs: &Observation) -> Value {
         Observation::Handshake(h) => json!({
             "observation": "handshake",
             "profile": h.profile, "step": h.step,
-            "sent": hex_string(&h.sent), "expected": hex_string(&h.expected),
-            "got": hex_string(&h.got),
+            "sent": hex::spaced(&h.sent), "expected": hex::spaced(&h.expected),
+            "got": hex::spaced(&h.got),
         }),
         Observation::StatusWord(sw) => json!({
             "observation": "sw",
@@ -124,7 +125,7 @@ pub fn step_event_json(runner: &Runner, index: usize, at: Timestamp) -> Option<V
         "text": step_line(r),
         "profile": runner.profile().name,
         "step": r.name, "ok": ok,
-        "sent": hex_string(&r.sent), "got": hex_string(&r.got),
+        "sent": hex::spaced(&r.sent), "got": hex::spaced(&r.got),
         "elapsed_ms": millis(r.elapsed),
     }))
 }
@@ -139,7 +140,7 @@ pub fn step_line(r: &StepRecord) -> String {
     };
     let mut s = format!("{mark} {}", printable(&r.name));
     if !r.sent.is_empty() {
-        s.push_str(&format!(": sent {}", shorten(&hex_string(&r.sent), 48)));
+        s.push_str(&format!(": sent {}", shorten(&hex::spaced(&r.sent), 48)));
     }
     if let Some(e) = &r.expected {
         s.push_str(&format!(", expected {}", shorten(e, 60)));

@@ -5,6 +5,7 @@
 //! channel is full, up to a bound, and beyond it drops and counts them, reporting the count
 //! as an `Overrun` event as soon as the channel has room (never a silent loss).
 
+pub mod available;
 pub mod card;
 pub mod line_errors;
 pub mod replay;
