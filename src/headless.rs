@@ -1,207 +1,28 @@
 //! Headless mode: the same session without a terminal UI. Each record is one line on
 //! stdout (text, or JSON with `"type"` and `"t"` as DESIGN.md specifies); stdin lines are
-//! commands, so scripts and tests can drive the port as the keys do.
+//! commands, so scripts and tests can drive the port as the keys do. The JSON records are
+//! defined in [`crate::record`].
 
 use std::io::Write;
 
 use serde_json::ser::{CompactFormatter, Formatter as _};
 
-use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
 use crate::cli::OutputFormat;
-use crate::diagnose::autobaud::Ranked;
 use crate::diagnose::baud_scan::{BaudScan, ScanUpdate};
 use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, TimedEvent, on_off,
 };
-use crate::sanitize::{
-    JsonF64, JsonLine, hex_string, printable, write_hex, write_json_line, write_printable,
-};
+use crate::record::session::SessionRecord;
+use crate::record::{Time, event::write_event, finding};
+use crate::sanitize::{hex_string, printable, write_hex, write_printable};
 use crate::session::Session;
 use crate::source::SourceHandle;
-use crate::stamp::stamp_value;
 use crate::ui::sendline;
 
-/// One record as a JSON object, or None for events that have no record.
-pub fn json_record(ev: &TimedEvent) -> Value {
-    let t = ev.at.as_secs_f64();
-    match &ev.event {
-        Event::Rx(b) => json!({"type": "rx", "t": t, "hex": hex_string(b)}),
-        Event::Tx(b) => json!({"type": "tx", "t": t, "hex": hex_string(b)}),
-        Event::LineSettings { settings, modem } => json!({
-            "type": "settings", "t": t,
-            "baud": settings.baud.bps(),
-            "format": settings.format.to_string(),
-            "flow": settings.flow.label(),
-            "dtr": modem.dtr, "rts": modem.rts,
-        }),
-        Event::Connection(c) => match c {
-            ConnectionState::Up => json!({"type": "connection", "t": t, "state": "up"}),
-            ConnectionState::Down { reason } => {
-                json!({"type": "connection", "t": t, "state": "down", "reason": reason})
-            }
-            ConnectionState::Retrying { reason } => {
-                json!({"type": "connection", "t": t, "state": "retrying", "reason": reason})
-            }
-        },
-        Event::Overrun(o) => json!({
-            "type": "event", "t": t, "id": "hsmon.overrun", "severity": "error",
-            "text": format!("{} bytes dropped: the output fell behind the port", o.dropped_bytes),
-            "dropped_bytes": o.dropped_bytes,
-        }),
-        Event::BreakSent => json!({
-            "type": "event", "t": t, "id": "hsmon.break_sent", "severity": "info", "text": "break sent",
-        }),
-        Event::LineErrors(None) => json!({
-            "type": "event", "t": t, "id": "hsmon.line_errors", "severity": "info",
-            "text": "this port keeps no line error counters (TIOCGICOUNT unsupported)",
-            "available": false,
-        }),
-        Event::LineErrors(Some(c)) => json!({
-            "type": "event", "t": t, "id": "hsmon.line_errors",
-            "severity": if c.total() > 0 { "warning" } else { "info" },
-            "text": format!("line errors: framing {} parity {} overrun {} break {} buffer {}",
-                c.frame, c.parity, c.overrun, c.brk, c.buf_overrun),
-            "available": true,
-            "frame": c.frame, "overrun": c.overrun, "parity": c.parity, "brk": c.brk,
-            "buf_overrun": c.buf_overrun,
-        }),
-        Event::CommandFailed { command, reason } => json!({
-            "type": "event", "t": t, "id": "hsmon.command_failed", "severity": "warning",
-            "text": format!("{command}: {reason}"), "command": command,
-        }),
-        Event::Apdu(x) => {
-            let sw = x.sw().map(crate::decode::iso7816::sw::StatusWord);
-            json!({
-                "type": "apdu", "t": t,
-                "origin": x.origin.label(),
-                "command": hex_string(&x.command),
-                "response": hex_string(x.data()),
-                "sw": sw.map(|s| s.to_string()),
-                "sw_text": sw.map(|s| crate::decode::iso7816::sw::lookup(s).meaning),
-                "summary": crate::card::describe::command_summary(&x.command),
-                "duration_ms": x.duration.as_secs_f64() * 1000.0,
-            })
-        }
-        Event::Card(c) => card_record(t, c),
-        Event::Replay {
-            paused,
-            speed,
-            text,
-        } => json!({
-            "type": "event", "t": t, "id": "hsmon.replay", "severity": "info",
-            "text": text, "paused": paused, "speed": speed,
-        }),
-        Event::Pcsc { operation, code } => {
-            // The raw PC/SC failure; the explanation comes as an `event` from the knowledge base.
-            let known = crate::decode::pcsc_codes::lookup_code(*code);
-            json!({
-                "type": "card", "t": t, "state": "pcsc_error",
-                "operation": operation,
-                "code": format!("0x{code:08X}"),
-                "name": known.map(|k| k.name),
-            })
-        }
-    }
-}
-
-fn card_record(t: f64, c: &crate::event::CardEvent) -> Value {
-    use crate::event::CardEvent as C;
-    match c {
-        C::Readers(r) => json!({"type": "card", "t": t, "state": "readers", "readers": r}),
-        C::Inserted { reader, atr } => json!({
-            "type": "card", "t": t, "state": "inserted", "reader": reader, "atr": hex_string(atr),
-        }),
-        C::Removed { reader } => {
-            json!({"type": "card", "t": t, "state": "removed", "reader": reader})
-        }
-        C::Connected {
-            reader,
-            protocol,
-            share,
-            atr,
-        } => json!({
-            "type": "card", "t": t, "state": "connected", "reader": reader,
-            "protocol": protocol,
-            "share": match share { crate::event::ShareMode::Shared => "shared", crate::event::ShareMode::Exclusive => "exclusive" },
-            "atr": hex_string(atr),
-        }),
-        C::Reconnected {
-            reader,
-            disposition,
-            protocol,
-        } => json!({
-            "type": "card", "t": t, "state": "reconnected", "reader": reader,
-            "disposition": disposition.label(), "protocol": protocol,
-        }),
-        C::Disconnected {
-            reader,
-            disposition,
-        } => json!({
-            "type": "card", "t": t, "state": "disconnected", "reader": reader,
-            "disposition": disposition.label(),
-        }),
-        C::Transaction { begun } => json!({
-            "type": "card", "t": t, "state": if *begun { "transaction_begun" } else { "transaction_ended" },
-        }),
-    }
-}
-
-/// A decoded frame as a JSON record (`"type":"frame"`).
-pub fn frame_record(sf: &crate::session::SessionFrame, bytes: Option<&[u8]>) -> Value {
-    let f = &sf.frame;
-    let mut v = json!({
-        "type": "frame", "t": sf.at.as_secs_f64(),
-        "dir": sf.direction.label(),
-        "protocol": f.protocol.id(),
-        "kind": f.kind,
-        "status": status_id(&f.status),
-        "evidence": f.evidence().strength.id(), "bits": f.evidence().bits,
-        "start": f.span.start, "end": f.span.end,
-        "summary": f.summary(),
-    });
-    if let (Some(b), Value::Object(m)) = (bytes, &mut v) {
-        m.insert("hex".into(), Value::String(hex_string(b)));
-    }
-    if let (crate::decode::FrameStatus::BadChecksum { expected, found }, Value::Object(m)) =
-        (&f.status, &mut v)
-    {
-        m.insert("checksum_expected".into(), json!(expected));
-        m.insert("checksum_found".into(), json!(found));
-    }
-    v
-}
-
-pub fn status_id(s: &crate::decode::FrameStatus) -> &'static str {
-    match s {
-        crate::decode::FrameStatus::Ok => "ok",
-        crate::decode::FrameStatus::BadChecksum { .. } => "bad_checksum",
-        crate::decode::FrameStatus::Truncated => "truncated",
-        crate::decode::FrameStatus::Malformed(_) => "malformed",
-    }
-}
-
-/// A diagnosis as a JSON record (`"type":"event"` with the knowledge id).
-pub fn diagnosis_record(d: &crate::session::SessionDiagnosis) -> Value {
-    let g = &d.diagnosis;
-    let mut v = json!({
-        "type": "event", "t": g.first_at.as_secs_f64(),
-        "id": g.id, "severity": g.severity.label(),
-        "title": g.title, "text": g.context,
-        "about_68": g.about_68,
-    });
-    if let Value::Object(m) = &mut v {
-        if let Some(d) = g.direction {
-            m.insert("dir".into(), json!(d.label()));
-        }
-        if let Some(sp) = &g.span {
-            m.insert("start".into(), json!(sp.start));
-            m.insert("end".into(), json!(sp.end));
-        }
-    }
-    v
-}
+pub use crate::record::event::RECORD_BYTES;
+pub use crate::record::finding::status_id;
 
 /// One record as a text line. Every text that can come from outside (a reason an OS or a
 /// remote end gave, a reader name, a capture's replay note) goes through `printable`, so a
@@ -474,8 +295,8 @@ pub async fn session_timer(session: &Session, clock: &crate::clock::Clock) {
     }
 }
 
-/// Records for script steps: `event` records `script.step` (info when it met its
-/// expectation or had none and succeeded, error otherwise) and `script.finished`.
+/// Records for script steps: `event` records `script.step` and `script.finished` (see
+/// [`crate::record::scan::script`]); in text, their severity and text.
 fn write_script_updates(
     out: &mut impl Write,
     stamp: &crate::stamp::Stamp,
@@ -483,54 +304,15 @@ fn write_script_updates(
     ups: &[crate::card::runner::RunnerUpdate],
     format: OutputFormat,
 ) -> std::io::Result<()> {
-    use crate::card::runner::{RunnerUpdate, StepResult};
-    let t = at.as_secs_f64();
     for u in ups {
-        let v = match u {
-            RunnerUpdate::StepDone {
-                line,
-                result,
-                expect,
-                ..
-            } => {
-                let failed = result.is_failure();
-                let (sw, text) = match result {
-                    StepResult::Sw { sw, expected } => (
-                        Some(format!("{sw:04X}")),
-                        match (expected, expect) {
-                            (Some(true), Some(e)) => {
-                                format!("line {line}: {sw:04X} as expected ({e})")
-                            }
-                            (Some(false), Some(e)) => {
-                                format!("line {line}: {sw:04X}, expected {e}")
-                            }
-                            _ => format!("line {line}: {sw:04X}"),
-                        },
-                    ),
-                    StepResult::Reset => (None, format!("line {line}: card reset")),
-                    StepResult::Failed(why) => (None, format!("line {line}: {why}")),
-                };
-                json!({
-                    "type": "event", "t": t, "id": "script.step",
-                    "severity": if failed { "error" } else { "info" },
-                    "text": text, "line": line, "sw": sw, "expect": expect, "ok": !failed,
-                })
-            }
-            RunnerUpdate::Finished { failures } => json!({
-                "type": "event", "t": t, "id": "script.finished",
-                "severity": if *failures > 0 { "error" } else { "info" },
-                "text": format!("script finished: {failures} step(s) failed"),
-                "failures": failures,
-            }),
-        };
+        let r = crate::record::scan::script(u);
         match format {
-            OutputFormat::Json => write_json_line(out, &stamp_value(v, stamp))?,
-            OutputFormat::Text => writeln!(
-                out,
-                "{t:12.6} event {}: {}",
-                v["severity"].as_str().unwrap_or(""),
-                printable(v["text"].as_str().unwrap_or(""))
-            )?,
+            OutputFormat::Json => crate::record::write(out, &r, &Time::at(at, stamp), None, stamp)?,
+            OutputFormat::Text => {
+                write!(out, "{:12.6} event {}: ", at.as_secs_f64(), r.severity)?;
+                write_printable(out, &r.text)?;
+                out.write_all(b"\n")?;
+            }
         }
     }
     Ok(())
@@ -549,73 +331,17 @@ fn write_scan_updates(
 ) -> std::io::Result<()> {
     for u in ups {
         match format {
-            OutputFormat::Json => write_json_line(out, &stamp_value(scan_record(at, u), stamp))?,
+            OutputFormat::Json => crate::record::write(
+                out,
+                &crate::record::scan::baud(u),
+                &Time::at(at, stamp),
+                None,
+                stamp,
+            )?,
             OutputFormat::Text => writeln!(out, "{:12.6} baud {}", at.as_secs_f64(), scan_text(u))?,
         }
     }
     Ok(())
-}
-
-fn ranked_json(r: &Ranked) -> Value {
-    json!({
-        "baud": r.candidate.baud.bps(), "format": r.candidate.format.to_string(),
-        "score": (r.score * 1000.0).round() / 1000.0, "bytes": r.bytes, "reason": r.reason,
-    })
-}
-
-/// A `baud` record: `state` is `trying`, `scored`, `locked`, `none` or `ignored` (the port
-/// ignores the rate).
-pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
-    let t = at.as_secs_f64();
-    let v = match u {
-        ScanUpdate::Trying(c) => json!({
-            "type": "baud", "t": t, "state": "trying",
-            "baud": c.baud.bps(), "format": c.format.to_string(),
-        }),
-        ScanUpdate::Scored(r) => {
-            let mut v = ranked_json(r);
-            if let Value::Object(m) = &mut v {
-                m.insert("state".into(), json!("scored"));
-            }
-            v
-        }
-        ScanUpdate::Finished { locked, ranking } => {
-            let mut v = locked.as_ref().map_or_else(|| json!({}), ranked_json);
-            if let Value::Object(m) = &mut v {
-                m.insert(
-                    "state".into(),
-                    json!(if locked.is_some() { "locked" } else { "none" }),
-                );
-                m.insert(
-                    "ranking".into(),
-                    Value::Array(ranking.iter().map(ranked_json).collect()),
-                );
-            }
-            v
-        }
-        ScanUpdate::RateIgnored { ranking } => json!({
-            "state": "ignored",
-            "reason": crate::diagnose::baud_scan::RATE_IGNORED_TEXT,
-            "ranking": Value::Array(ranking.iter().map(ranked_json).collect()),
-        }),
-    };
-    // One member order for every `baud` record, whichever way it was built.
-    let mut m = match v {
-        Value::Object(m) => m,
-        _ => serde_json::Map::new(),
-    };
-    let mut out = serde_json::Map::new();
-    out.insert("type".into(), json!("baud"));
-    out.insert("t".into(), json!(t));
-    for k in [
-        "state", "baud", "format", "score", "bytes", "reason", "ranking",
-    ] {
-        if let Some(x) = m.shift_remove(k) {
-            out.insert(k.into(), x);
-        }
-    }
-    out.extend(m);
-    Value::Object(out)
 }
 
 fn scan_text(u: &ScanUpdate) -> String {
@@ -640,96 +366,23 @@ fn scan_text(u: &ScanUpdate) -> String {
     }
 }
 
-/// The JSON lines of one event, stamped (see [`crate::stamp`]): a read as `rx`/`tx` records of
-/// at most [`RECORD_BYTES`] each (written straight out, no `Value` or String between: reads
-/// are most of the output), any other event as [`json_record`]. `label` is a tap's name for
-/// the direction. Returns the lines written.
-pub fn write_event_json<W: Write + ?Sized>(
+/// The `session` record of this process's session (see [`SessionRecord::live`]).
+pub fn live_session_record(session: &Session) -> SessionRecord {
+    SessionRecord::live(session)
+}
+
+/// Writes the `session` record of this process's session.
+pub fn write_live_session<W: Write + ?Sized>(
     out: &mut W,
-    ev: &TimedEvent,
-    label: Option<&str>,
-    stamp: &crate::stamp::Stamp,
-) -> std::io::Result<u64> {
-    let (kind, b) = match &ev.event {
-        Event::Rx(b) => ("rx", b),
-        Event::Tx(b) => ("tx", b),
-        _ => {
-            write_json_line(out, &stamp_value(json_record(ev), stamp))?;
-            return Ok(1);
-        }
-    };
-    let (t, ts) = stamp.times(ev.at);
-    let t = JsonF64::new(t);
-    // At most RECORD_BYTES of data a record: a 64 KiB read is 16 lines a log shipper takes
-    // whole, all with the read's time. An empty read is still one record.
-    let mut pieces = b.chunks(RECORD_BYTES);
-    let first = pieces.next().unwrap_or_default();
-    let mut n = 0;
-    for piece in std::iter::once(first).chain(pieces) {
-        let mut line = JsonLine::begin(&mut *out)?;
-        line.str("type", kind)?
-            .stamp_text(&t, &ts)?
-            .hex("hex", piece)?;
-        if let Some(l) = label {
-            line.str("label", l)?;
-        }
-        line.labels(stamp)?.end()?;
-        n += 1;
-    }
-    Ok(n)
+    session: &Session,
+) -> std::io::Result<()> {
+    SessionRecord::live(session).write(out)
 }
 
-/// The first record of a headless JSON run or a jsonl export: what the records that follow
-/// are about. `host` and `command` are None where not known (an export: the capture does not
-/// keep them); `capture` is the file being recorded to.
-pub fn session_record(
-    stamp: &crate::stamp::Stamp,
-    version: &str,
-    host: Option<&str>,
-    command: Option<&[String]>,
-    source: &str,
-    settings: Option<&crate::event::LineSettings>,
-    capture: Option<&str>,
-) -> Value {
-    let settings = settings.map(
-        |s| json!({"baud": s.baud.bps(), "format": s.format.to_string(), "flow": s.flow.label()}),
-    );
-    let v = json!({
-        "type": "session", "t": 0.0,
-        "version": version, "host": host, "command": command,
-        "source": source, "settings": settings, "capture": capture,
-    });
-    stamp_value(v, stamp)
+/// The session record as a JSON line (what [`run`] prints first).
+fn write_json_line<W: Write + ?Sized>(out: &mut W, record: &SessionRecord) -> std::io::Result<()> {
+    record.write(out)
 }
-
-/// [`session_record`] for this process's session: this hsmon, this host, this command line.
-pub fn live_session_record(session: &Session) -> Value {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .filter(|h| !h.is_empty());
-    let argv: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let capture = session
-        .recorder()
-        .filter(|w| w.failure().is_none())
-        .map(|w| w.name().to_string());
-    session_record(
-        &session.stamp,
-        env!("CARGO_PKG_VERSION"),
-        host.as_deref(),
-        Some(&argv),
-        &session.source_name,
-        session.settings.as_ref(),
-        capture.as_deref(),
-    )
-}
-
-/// The most data bytes one `rx`/`tx` JSON record carries: a longer read is split into
-/// records of this many bytes, all with the read's time.
-pub const RECORD_BYTES: usize = 4096;
 
 /// Takes one event into the session and prints its record, then the frames and diagnoses it
 /// produced: what the headless loop does with every event (public for `benches/headless.rs`).
@@ -747,7 +400,7 @@ pub fn write_record(
     };
     match (format, &ev.event) {
         (OutputFormat::Json, _) => {
-            write_event_json(out, ev, label, &session.stamp)?;
+            write_event(out, ev, label, &session.stamp)?;
         }
         (OutputFormat::Text, Event::Rx(b) | Event::Tx(b)) => {
             let d = if matches!(ev.event, Event::Rx(_)) {
@@ -769,10 +422,10 @@ pub fn write_record(
     write_findings(out, session, format)
 }
 
-/// Frames and diagnoses the session found since the last call. Each record is written as
-/// [`frame_record`] and [`diagnosis_record`] (plus a tap's label) would print, but straight
-/// to `out`; a frame's summary is read with `Frame::summary_once`, so printing a frame does
-/// not keep its description.
+/// Frames and diagnoses the session found since the last call: `frame` records
+/// ([`finding::frame`], with a tap's label) and `event` records ([`finding::diagnosis`]). A
+/// frame's summary is read with `Frame::summary_once`, so printing a frame does not keep its
+/// description.
 pub fn write_findings(
     out: &mut impl Write,
     session: &mut Session,
@@ -784,18 +437,17 @@ pub fn write_findings(
     let labels = session.labels.as_ref();
     let stamp = &session.stamp;
     // The frames of one read share its time: formatted once.
-    let mut time: Option<(crate::event::Timestamp, JsonF64, String)> = None;
+    let mut time: Option<(crate::event::Timestamp, Time)> = None;
     let mut text_time: Option<(crate::event::Timestamp, String)> = None;
     for f in frames.range(frames.len() - nf..) {
         let label = labels.map(|l| l.get(f.direction));
         match format {
             OutputFormat::Json => {
-                if time.as_ref().is_none_or(|(at, _, _)| *at != f.at) {
-                    let (t, ts) = stamp.times(f.at);
-                    time = Some((f.at, JsonF64::new(t), ts));
+                if time.as_ref().is_none_or(|(at, _)| *at != f.at) {
+                    time = Some((f.at, Time::at(f.at, stamp)));
                 }
-                if let Some((_, t, ts)) = &time {
-                    write_frame_json(out, f, t, ts, label, stamp)?
+                if let Some((_, t)) = &time {
+                    crate::record::write(out, &finding::frame(f), t, label, stamp)?
                 }
             }
             OutputFormat::Text => {
@@ -834,7 +486,13 @@ pub fn write_findings(
     }
     for d in diagnoses.range(diagnoses.len() - nd..) {
         match format {
-            OutputFormat::Json => write_diagnosis_json(out, d, stamp)?,
+            OutputFormat::Json => crate::record::write(
+                out,
+                &finding::diagnosis(d),
+                &Time::at(d.diagnosis.first_at, stamp),
+                None,
+                stamp,
+            )?,
             OutputFormat::Text => {
                 let g = &d.diagnosis;
                 write!(
@@ -855,68 +513,263 @@ pub fn write_findings(
     Ok(())
 }
 
-/// A frame's JSON line: [`frame_record`] (without bytes) and its label, member for member.
-fn write_frame_json(
-    out: &mut impl Write,
-    sf: &crate::session::SessionFrame,
-    t: &JsonF64,
-    ts: &str,
-    label: Option<&str>,
-    stamp: &crate::stamp::Stamp,
-) -> std::io::Result<()> {
-    let f = &sf.frame;
-    let evidence = f.evidence();
-    let mut line = JsonLine::begin(out)?;
-    line.str("type", "frame")?
-        .stamp_text(t, ts)?
-        .str("dir", sf.direction.label())?
-        .str("protocol", f.protocol.id())?
-        .str("kind", f.kind)?
-        .str("status", status_id(&f.status))?
-        .str("evidence", evidence.strength.id())?
-        .u64("bits", u64::from(evidence.bits))?
-        .u64("start", f.span.start)?
-        .u64("end", f.span.end)?
-        .str("summary", &f.summary_once())?;
-    if let crate::decode::FrameStatus::BadChecksum { expected, found } = &f.status {
-        line.u64("checksum_expected", u64::from(*expected))?
-            .u64("checksum_found", u64::from(*found))?;
-    }
-    if let Some(l) = label {
-        line.str("label", l)?;
-    }
-    line.labels(stamp)?.end()
-}
-
-/// A diagnosis's JSON line: [`diagnosis_record`], member for member.
-fn write_diagnosis_json(
-    out: &mut impl Write,
-    d: &crate::session::SessionDiagnosis,
-    stamp: &crate::stamp::Stamp,
-) -> std::io::Result<()> {
-    let g = &d.diagnosis;
-    let mut line = JsonLine::begin(out)?;
-    line.str("type", "event")?
-        .stamp(g.first_at, stamp)?
-        .str("id", &g.id)?
-        .str("severity", g.severity.label())?
-        .str("title", &g.title)?
-        .str("text", &g.context)?
-        .bool("about_68", g.about_68)?;
-    if let Some(dir) = g.direction {
-        line.str("dir", dir.label())?;
-    }
-    if let Some(sp) = &g.span {
-        line.u64("start", sp.start)?.u64("end", sp.end)?;
-    }
-    line.labels(stamp)?.end()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::time::Duration;
+
+    /// The records as hsmon wrote them before `crate::record` (each built as a
+    /// `serde_json::Value`): the reference the record structs must match byte for byte.
+    #[allow(clippy::all)]
+    mod reference {
+        use crate::diagnose::autobaud::Ranked;
+        use crate::diagnose::baud_scan::ScanUpdate;
+        use crate::event::{ConnectionState, Event, TimedEvent};
+        use crate::sanitize::hex_string;
+        use serde_json::{Value, json};
+
+        /// One record as a JSON object, or None for events that have no record.
+        pub fn json_record(ev: &TimedEvent) -> Value {
+            let t = ev.at.as_secs_f64();
+            match &ev.event {
+                Event::Rx(b) => json!({"type": "rx", "t": t, "hex": hex_string(b)}),
+                Event::Tx(b) => json!({"type": "tx", "t": t, "hex": hex_string(b)}),
+                Event::LineSettings { settings, modem } => json!({
+                    "type": "settings", "t": t,
+                    "baud": settings.baud.bps(),
+                    "format": settings.format.to_string(),
+                    "flow": settings.flow.label(),
+                    "dtr": modem.dtr, "rts": modem.rts,
+                }),
+                Event::Connection(c) => match c {
+                    ConnectionState::Up => json!({"type": "connection", "t": t, "state": "up"}),
+                    ConnectionState::Down { reason } => {
+                        json!({"type": "connection", "t": t, "state": "down", "reason": reason})
+                    }
+                    ConnectionState::Retrying { reason } => {
+                        json!({"type": "connection", "t": t, "state": "retrying", "reason": reason})
+                    }
+                },
+                Event::Overrun(o) => json!({
+                    "type": "event", "t": t, "id": "hsmon.overrun", "severity": "error",
+                    "text": format!("{} bytes dropped: the output fell behind the port", o.dropped_bytes),
+                    "dropped_bytes": o.dropped_bytes,
+                }),
+                Event::BreakSent => json!({
+                    "type": "event", "t": t, "id": "hsmon.break_sent", "severity": "info", "text": "break sent",
+                }),
+                Event::LineErrors(None) => json!({
+                    "type": "event", "t": t, "id": "hsmon.line_errors", "severity": "info",
+                    "text": "this port keeps no line error counters (TIOCGICOUNT unsupported)",
+                    "available": false,
+                }),
+                Event::LineErrors(Some(c)) => json!({
+                    "type": "event", "t": t, "id": "hsmon.line_errors",
+                    "severity": if c.total() > 0 { "warning" } else { "info" },
+                    "text": format!("line errors: framing {} parity {} overrun {} break {} buffer {}",
+                        c.frame, c.parity, c.overrun, c.brk, c.buf_overrun),
+                    "available": true,
+                    "frame": c.frame, "overrun": c.overrun, "parity": c.parity, "brk": c.brk,
+                    "buf_overrun": c.buf_overrun,
+                }),
+                Event::CommandFailed { command, reason } => json!({
+                    "type": "event", "t": t, "id": "hsmon.command_failed", "severity": "warning",
+                    "text": format!("{command}: {reason}"), "command": command,
+                }),
+                Event::Apdu(x) => {
+                    let sw = x.sw().map(crate::decode::iso7816::sw::StatusWord);
+                    json!({
+                        "type": "apdu", "t": t,
+                        "origin": x.origin.label(),
+                        "command": hex_string(&x.command),
+                        "response": hex_string(x.data()),
+                        "sw": sw.map(|s| s.to_string()),
+                        "sw_text": sw.map(|s| crate::decode::iso7816::sw::lookup(s).meaning),
+                        "summary": crate::card::describe::command_summary(&x.command),
+                        "duration_ms": x.duration.as_secs_f64() * 1000.0,
+                    })
+                }
+                Event::Card(c) => card_record(t, c),
+                Event::Replay {
+                    paused,
+                    speed,
+                    text,
+                } => json!({
+                    "type": "event", "t": t, "id": "hsmon.replay", "severity": "info",
+                    "text": text, "paused": paused, "speed": speed,
+                }),
+                Event::Pcsc { operation, code } => {
+                    // The raw PC/SC failure; the explanation comes as an `event` from the knowledge base.
+                    let known = crate::decode::pcsc_codes::lookup_code(*code);
+                    json!({
+                        "type": "card", "t": t, "state": "pcsc_error",
+                        "operation": operation,
+                        "code": format!("0x{code:08X}"),
+                        "name": known.map(|k| k.name),
+                    })
+                }
+            }
+        }
+
+        fn card_record(t: f64, c: &crate::event::CardEvent) -> Value {
+            use crate::event::CardEvent as C;
+            match c {
+                C::Readers(r) => json!({"type": "card", "t": t, "state": "readers", "readers": r}),
+                C::Inserted { reader, atr } => json!({
+                    "type": "card", "t": t, "state": "inserted", "reader": reader, "atr": hex_string(atr),
+                }),
+                C::Removed { reader } => {
+                    json!({"type": "card", "t": t, "state": "removed", "reader": reader})
+                }
+                C::Connected {
+                    reader,
+                    protocol,
+                    share,
+                    atr,
+                } => json!({
+                    "type": "card", "t": t, "state": "connected", "reader": reader,
+                    "protocol": protocol,
+                    "share": match share { crate::event::ShareMode::Shared => "shared", crate::event::ShareMode::Exclusive => "exclusive" },
+                    "atr": hex_string(atr),
+                }),
+                C::Reconnected {
+                    reader,
+                    disposition,
+                    protocol,
+                } => json!({
+                    "type": "card", "t": t, "state": "reconnected", "reader": reader,
+                    "disposition": disposition.label(), "protocol": protocol,
+                }),
+                C::Disconnected {
+                    reader,
+                    disposition,
+                } => json!({
+                    "type": "card", "t": t, "state": "disconnected", "reader": reader,
+                    "disposition": disposition.label(),
+                }),
+                C::Transaction { begun } => json!({
+                    "type": "card", "t": t, "state": if *begun { "transaction_begun" } else { "transaction_ended" },
+                }),
+            }
+        }
+
+        /// A decoded frame as a JSON record (`"type":"frame"`).
+        pub fn frame_record(sf: &crate::session::SessionFrame, bytes: Option<&[u8]>) -> Value {
+            let f = &sf.frame;
+            let mut v = json!({
+                "type": "frame", "t": sf.at.as_secs_f64(),
+                "dir": sf.direction.label(),
+                "protocol": f.protocol.id(),
+                "kind": f.kind,
+                "status": status_id(&f.status),
+                "evidence": f.evidence().strength.id(), "bits": f.evidence().bits,
+                "start": f.span.start, "end": f.span.end,
+                "summary": f.summary(),
+            });
+            if let (Some(b), Value::Object(m)) = (bytes, &mut v) {
+                m.insert("hex".into(), Value::String(hex_string(b)));
+            }
+            if let (crate::decode::FrameStatus::BadChecksum { expected, found }, Value::Object(m)) =
+                (&f.status, &mut v)
+            {
+                m.insert("checksum_expected".into(), json!(expected));
+                m.insert("checksum_found".into(), json!(found));
+            }
+            v
+        }
+
+        pub fn status_id(s: &crate::decode::FrameStatus) -> &'static str {
+            match s {
+                crate::decode::FrameStatus::Ok => "ok",
+                crate::decode::FrameStatus::BadChecksum { .. } => "bad_checksum",
+                crate::decode::FrameStatus::Truncated => "truncated",
+                crate::decode::FrameStatus::Malformed(_) => "malformed",
+            }
+        }
+
+        /// A diagnosis as a JSON record (`"type":"event"` with the knowledge id).
+        pub fn diagnosis_record(d: &crate::session::SessionDiagnosis) -> Value {
+            let g = &d.diagnosis;
+            let mut v = json!({
+                "type": "event", "t": g.first_at.as_secs_f64(),
+                "id": g.id, "severity": g.severity.label(),
+                "title": g.title, "text": g.context,
+                "about_68": g.about_68,
+            });
+            if let Value::Object(m) = &mut v {
+                if let Some(d) = g.direction {
+                    m.insert("dir".into(), json!(d.label()));
+                }
+                if let Some(sp) = &g.span {
+                    m.insert("start".into(), json!(sp.start));
+                    m.insert("end".into(), json!(sp.end));
+                }
+            }
+            v
+        }
+        fn ranked_json(r: &Ranked) -> Value {
+            json!({
+                "baud": r.candidate.baud.bps(), "format": r.candidate.format.to_string(),
+                "score": (r.score * 1000.0).round() / 1000.0, "bytes": r.bytes, "reason": r.reason,
+            })
+        }
+
+        /// A `baud` record: `state` is `trying`, `scored`, `locked`, `none` or `ignored` (the port
+        /// ignores the rate).
+        pub fn scan_record(at: crate::event::Timestamp, u: &ScanUpdate) -> Value {
+            let t = at.as_secs_f64();
+            let v = match u {
+                ScanUpdate::Trying(c) => json!({
+                    "type": "baud", "t": t, "state": "trying",
+                    "baud": c.baud.bps(), "format": c.format.to_string(),
+                }),
+                ScanUpdate::Scored(r) => {
+                    let mut v = ranked_json(r);
+                    if let Value::Object(m) = &mut v {
+                        m.insert("state".into(), json!("scored"));
+                    }
+                    v
+                }
+                ScanUpdate::Finished { locked, ranking } => {
+                    let mut v = locked.as_ref().map_or_else(|| json!({}), ranked_json);
+                    if let Value::Object(m) = &mut v {
+                        m.insert(
+                            "state".into(),
+                            json!(if locked.is_some() { "locked" } else { "none" }),
+                        );
+                        m.insert(
+                            "ranking".into(),
+                            Value::Array(ranking.iter().map(ranked_json).collect()),
+                        );
+                    }
+                    v
+                }
+                ScanUpdate::RateIgnored { ranking } => json!({
+                    "state": "ignored",
+                    "reason": crate::diagnose::baud_scan::RATE_IGNORED_TEXT,
+                    "ranking": Value::Array(ranking.iter().map(ranked_json).collect()),
+                }),
+            };
+            // One member order for every `baud` record, whichever way it was built.
+            let mut m = match v {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            };
+            let mut out = serde_json::Map::new();
+            out.insert("type".into(), json!("baud"));
+            out.insert("t".into(), json!(t));
+            for k in [
+                "state", "baud", "format", "score", "bytes", "reason", "ranking",
+            ] {
+                if let Some(x) = m.shift_remove(k) {
+                    out.insert(k.into(), x);
+                }
+            }
+            out.extend(m);
+            Value::Object(out)
+        }
+    }
 
     #[test]
     fn json_rx_record_matches_design() {
@@ -925,17 +778,21 @@ mod tests {
             event: Event::Rx(vec![0x68, 0x04, 0x04, 0x68]),
         };
         assert_eq!(
-            json_record(&ev).to_string(),
+            reference::json_record(&ev).to_string(),
             r#"{"type":"rx","t":0.0123,"hex":"68 04 04 68"}"#
         );
     }
 
     /// Adds `"label"` (a tap's name for who sent the bytes) to a record, then stamps it.
-    fn with_label(mut v: Value, label: Option<&str>, stamp: &crate::stamp::Stamp) -> Value {
-        if let (Some(l), Value::Object(m)) = (label, &mut v) {
-            m.insert("label".into(), Value::String(l.to_string()));
+    fn with_label(
+        mut v: serde_json::Value,
+        label: Option<&str>,
+        stamp: &crate::stamp::Stamp,
+    ) -> serde_json::Value {
+        if let (Some(l), serde_json::Value::Object(m)) = (label, &mut v) {
+            m.insert("label".into(), serde_json::Value::String(l.to_string()));
         }
-        stamp_value(v, stamp)
+        crate::stamp::stamp_value(v, stamp)
     }
 
     fn test_stamp() -> crate::stamp::Stamp {
@@ -963,10 +820,18 @@ mod tests {
             let (frames, diags) = s.take_new();
             for f in frames {
                 let l = labels.as_ref().map(|l| l.get(f.direction));
-                write_json_line(out, &with_label(frame_record(f, None), l, &stamp)).unwrap();
+                crate::sanitize::write_json_line(
+                    out,
+                    &with_label(reference::frame_record(f, None), l, &stamp),
+                )
+                .unwrap();
             }
             for d in diags {
-                write_json_line(out, &with_label(diagnosis_record(d), None, &stamp)).unwrap();
+                crate::sanitize::write_json_line(
+                    out,
+                    &with_label(reference::diagnosis_record(d), None, &stamp),
+                )
+                .unwrap();
             }
         };
         for ev in events {
@@ -976,7 +841,11 @@ mod tests {
                 (Event::Tx(_), Some(l)) => Some(l.tx.as_str()),
                 _ => None,
             };
-            write_json_line(&mut out, &with_label(json_record(ev), l, &stamp)).unwrap();
+            crate::sanitize::write_json_line(
+                &mut out,
+                &with_label(reference::json_record(ev), l, &stamp),
+            )
+            .unwrap();
             findings(&mut s, &mut out);
         }
         s.flush_decoders();
@@ -1121,6 +990,186 @@ mod tests {
             assert_eq!(g, w, "line {n}");
         }
         assert_eq!(got.lines().count(), want.lines().count());
+    }
+
+    /// Every kind of event, with text from outside in every string it carries.
+    fn every_event() -> Vec<TimedEvent> {
+        use crate::event::{
+            ApduExchange, ApduOrigin, CardDisposition, CardEvent, LineErrorCounts, LineSettings,
+            ModemLines, Overrun, ShareMode,
+        };
+        let t = "evil\x1b[2J\u{9b}31m\u{202e}rev\u{200b}\u{feff}\u{7f}\"q\\ ü".to_string();
+        let atr = vec![0x3B, 0x1B, 0x9B, 0x00];
+        let events = vec![
+            Event::LineSettings {
+                settings: LineSettings::default(),
+                modem: ModemLines {
+                    dtr: Some(true),
+                    rts: None,
+                },
+            },
+            Event::Connection(ConnectionState::Up),
+            Event::Connection(ConnectionState::Retrying { reason: t.clone() }),
+            Event::Connection(ConnectionState::Down { reason: t.clone() }),
+            Event::Rx(Vec::new()),
+            Event::Tx((0..=255u8).cycle().take(9000).collect()),
+            Event::Overrun(Overrun { dropped_bytes: 7 }),
+            Event::BreakSent,
+            Event::LineErrors(None),
+            Event::LineErrors(Some(LineErrorCounts {
+                frame: 1,
+                parity: 2,
+                overrun: 3,
+                brk: 4,
+                buf_overrun: 5,
+            })),
+            Event::LineErrors(Some(LineErrorCounts::default())),
+            Event::CommandFailed {
+                command: t.clone(),
+                reason: t.clone(),
+            },
+            Event::Replay {
+                paused: true,
+                speed: 0.25,
+                text: t.clone(),
+            },
+            Event::Apdu(ApduExchange {
+                command: b"\x00\xa4\x04\x00\x05\x1b[2J\x9b".to_vec(),
+                response: b"\x1b]52;c;x\x07\x90\x00".to_vec(),
+                duration: Duration::from_micros(3_217),
+                origin: ApduOrigin::User,
+            }),
+            Event::Apdu(ApduExchange {
+                command: vec![0x00, 0xB0, 0x00, 0x00, 0x00],
+                response: vec![0x01],
+                duration: Duration::from_millis(1),
+                origin: ApduOrigin::User,
+            }),
+            Event::Card(CardEvent::Readers(vec![t.clone(), "ok reader".into()])),
+            Event::Card(CardEvent::Inserted {
+                reader: t.clone(),
+                atr: atr.clone(),
+            }),
+            Event::Card(CardEvent::Connected {
+                reader: t.clone(),
+                protocol: t.clone(),
+                share: ShareMode::Exclusive,
+                atr,
+            }),
+            Event::Card(CardEvent::Reconnected {
+                reader: t.clone(),
+                disposition: CardDisposition::Reset,
+                protocol: "T=1".into(),
+            }),
+            Event::Card(CardEvent::Transaction { begun: true }),
+            Event::Card(CardEvent::Transaction { begun: false }),
+            Event::Card(CardEvent::Removed { reader: t.clone() }),
+            Event::Card(CardEvent::Disconnected {
+                reader: t.clone(),
+                disposition: CardDisposition::Leave,
+            }),
+            Event::Pcsc {
+                operation: t.clone(),
+                code: 0x8010_0068,
+            },
+            Event::Pcsc {
+                operation: t,
+                code: 0x1234_5678,
+            },
+        ];
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| TimedEvent {
+                at: Duration::from_micros(i as u64 * 1_000_003),
+                event,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_event_record_equals_the_value_record() {
+        let stamp = test_stamp();
+        for ev in every_event() {
+            let mut got = Vec::new();
+            crate::record::event::write_event(&mut got, &ev, None, &stamp).unwrap();
+            let mut want = Vec::new();
+            let v = reference::json_record(&ev);
+            match &ev.event {
+                // The reference has no 4 KiB split: compare the pieces joined.
+                Event::Tx(b) if b.len() > RECORD_BYTES => {
+                    let got = String::from_utf8(got).unwrap();
+                    assert_eq!(got.lines().count(), b.len().div_ceil(RECORD_BYTES));
+                    let hex: Vec<String> = got
+                        .lines()
+                        .map(|l| {
+                            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                            v["hex"].as_str().unwrap().to_string()
+                        })
+                        .collect();
+                    assert_eq!(hex.join(" "), v["hex"].as_str().unwrap());
+                    continue;
+                }
+                _ => crate::sanitize::write_json_line(&mut want, &with_label(v, None, &stamp))
+                    .unwrap(),
+            }
+            let got = String::from_utf8(got).unwrap();
+            assert_eq!(got, String::from_utf8(want).unwrap());
+            assert!(
+                !got.trim_end().chars().any(crate::sanitize::is_unsafe),
+                "{got}"
+            );
+        }
+    }
+
+    #[test]
+    fn baud_records_equal_the_value_records() {
+        use crate::diagnose::autobaud::{Candidate, Ranked};
+        let stamp = test_stamp();
+        let c = |bps: u32| Candidate {
+            baud: Baud::new(bps).unwrap(),
+            format: FrameFormat::default(),
+        };
+        let r = |bps: u32, score: f64| Ranked {
+            candidate: c(bps),
+            score,
+            bytes: 4096,
+            reason: "text \u{1b}[2J".into(),
+        };
+        let ups = [
+            ScanUpdate::Trying(c(9600)),
+            ScanUpdate::Scored(r(9600, 0.123_456)),
+            ScanUpdate::Finished {
+                locked: Some(r(115_200, 0.987_654)),
+                ranking: vec![r(115_200, 0.987_654), r(9600, 0.1)],
+            },
+            ScanUpdate::Finished {
+                locked: None,
+                ranking: vec![],
+            },
+            ScanUpdate::RateIgnored {
+                ranking: vec![r(9600, 0.5)],
+            },
+        ];
+        let at = Duration::from_millis(1234);
+        for u in &ups {
+            let mut got = Vec::new();
+            write_scan_updates(
+                &mut got,
+                &stamp,
+                at,
+                std::slice::from_ref(u),
+                OutputFormat::Json,
+            )
+            .unwrap();
+            let mut want = Vec::new();
+            let v = crate::stamp::stamp_value(reference::scan_record(at, u), &stamp);
+            crate::sanitize::write_json_line(&mut want, &v).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod offline;
 pub mod output;
 pub mod ports;
 pub mod probe;
+pub mod record;
 pub mod run;
 pub mod sanitize;
 pub mod session;

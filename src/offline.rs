@@ -221,13 +221,12 @@ pub fn decode_stream(
     for sd in s.diagnoses() {
         let d = &sd.diagnosis;
         match format {
-            OutputFormat::Json => writeln!(
+            OutputFormat::Json => crate::sanitize::write_json_line(
                 out,
-                "{}",
-                json!({"type": "event", "id": d.id, "severity": d.severity.label(),
+                &json!({"type": "event", "id": d.id, "severity": d.severity.label(),
                        "title": d.title, "text": d.context, "about_68": d.about_68,
                        "start": d.span.as_ref().map(|s| s.start),
-                       "end": d.span.as_ref().map(|s| s.end)})
+                       "end": d.span.as_ref().map(|s| s.end)}),
             )?,
             OutputFormat::Text => writeln!(
                 out,
@@ -255,7 +254,7 @@ fn write_frame(
             if f.protocol == Protocol::Atr {
                 add_atr_fields(&mut v, bytes);
             }
-            writeln!(out, "{v}")
+            crate::sanitize::write_json_line(out, &v)
         }
         OutputFormat::Text => {
             writeln!(
@@ -315,6 +314,14 @@ fn add_atr_fields(v: &mut Value, bytes: &[u8]) {
     }
 }
 
+/// A JSON line as a String, terminal-safe (see [`crate::sanitize::write_json_line`]).
+fn json_line(v: &Value) -> String {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail, and the JSON is UTF-8.
+    let _ = crate::sanitize::write_json_line(&mut out, v);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn entry_json(query: &str, e: &Entry) -> Value {
     json!({
         "type": "explanation", "query": query, "id": e.id, "severity": e.severity.label(),
@@ -346,23 +353,17 @@ pub fn explain(
         match format {
             OutputFormat::Json => {
                 if let Some(c) = pcsc {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        json!({"type": "pcsc_code", "query": q, "name": c.name,
-                               "code": format!("0x{:08X}", c.code), "meaning": c.meaning,
-                               "hint": c.hint})
-                    );
+                    out.push_str(&json_line(&json!({"type": "pcsc_code", "query": q,
+                           "name": c.name, "code": format!("0x{:08X}", c.code),
+                           "meaning": c.meaning, "hint": c.hint})));
                 }
                 if let Some(l) = &sw_line {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        json!({"type": "status_word", "query": q, "text": l})
-                    );
+                    out.push_str(&json_line(
+                        &json!({"type": "status_word", "query": q, "text": l}),
+                    ));
                 }
                 for e in &entries {
-                    let _ = writeln!(out, "{}", entry_json(q, e));
+                    out.push_str(&json_line(&entry_json(q, e)));
                 }
             }
             OutputFormat::Text => {

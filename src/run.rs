@@ -517,6 +517,14 @@ async fn replay(
         ))
         .into());
     }
+    if global.headless && args.speed == crate::source::replay::UNPACED && !args.paused {
+        return crate::capture::export::replay_headless(
+            &args.file,
+            formats.output,
+            &global.labels()?,
+        )
+        .map_err(|e| UsageError(format!("{}: {e}", args.file.display())).into());
+    }
     let clock = Clock::start();
     let handle =
         crate::source::replay::spawn(&args.file, clock, args.speed, args.paused, !global.headless)

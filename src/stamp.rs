@@ -1,8 +1,7 @@
 //! What every headless JSON record carries besides its own members: `t` rounded to
 //! microseconds, the wall-clock `ts` after it, and the user's `--label KEY=VALUE` members at
-//! the end. One [`Stamp`] per session; [`stamp_value`] applies it to a `serde_json::Value`
-//! record, [`crate::sanitize::JsonLine::stamp`] and [`crate::sanitize::JsonLine::labels`] to a
-//! record written member by member: both give the same bytes.
+//! the end. One [`Stamp`] per session; `crate::record::write` applies it to every record
+//! ([`stamp_value`] to a `serde_json::Value`, the same bytes).
 
 use std::time::Duration;
 
@@ -84,6 +83,18 @@ pub const RESERVED: &[&str] = &[
     "bytes",
     "ranking",
     "locked",
+    "profile",
+    "transport",
+    "outcome",
+    "exit",
+    "steps",
+    "divergence",
+    "error",
+    "notes",
+    "step",
+    "sent",
+    "got",
+    "elapsed_ms",
 ];
 
 /// One `--label KEY=VALUE`, checked: KEY is `[A-Za-z0-9_.-]+` and not a member hsmon writes.

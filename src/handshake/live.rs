@@ -262,8 +262,7 @@ fn print_report(
     let mut out = crate::output::Stdout::lock();
     match format {
         OutputFormat::Json => {
-            let v = crate::stamp::stamp_value(report::json_report(runner, at, error), stamp);
-            crate::sanitize::write_json_line(&mut out, &v)?
+            crate::record::handshake::write_report(&mut out, runner, at, error, stamp)?
         }
         OutputFormat::Text => write!(out, "{}", report::text_report(runner, error))?,
     }
@@ -315,12 +314,12 @@ fn write_updates(
 ) -> std::io::Result<()> {
     for u in updates {
         let Update::StepDone(i) = u else { continue };
-        let Some(v) = report::step_event_json(runner, *i, at) else {
+        let Some(v) = report::step_event_json(runner, *i) else {
             continue;
         };
         match format {
             OutputFormat::Json => {
-                crate::sanitize::write_json_line(w, &crate::stamp::stamp_value(v, stamp))?
+                crate::record::handshake::write_step_event(w, runner, *i, at, stamp)?
             }
             OutputFormat::Text => writeln!(
                 w,
@@ -348,7 +347,7 @@ async fn headless(
     let mut linger: Option<Instant> = None;
     let mut interrupted = false;
     if format == OutputFormat::Json {
-        crate::sanitize::write_json_line(&mut w, &crate::headless::live_session_record(&session))?;
+        crate::headless::write_live_session(&mut w, &session)?;
     }
     loop {
         let wake = runner.next_wake().map(|t| instant_at(&clock, t));
@@ -423,7 +422,7 @@ fn record(
     session.ingest(ev);
     match format {
         OutputFormat::Json => {
-            crate::headless::write_event_json(w, ev, None, &session.stamp).map(|_| ())
+            crate::record::event::write_event(w, ev, None, &session.stamp).map(|_| ())
         }
         OutputFormat::Text => writeln!(w, "{}", crate::headless::text_record(ev)),
     }

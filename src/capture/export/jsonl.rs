@@ -1,47 +1,94 @@
-//! JSON lines: a `session` record from the capture header, then one object per event, the
-//! records `--headless --format json` prints (`headless::write_event_json`: `ts` from the
-//! capture's start, reads split at 4 KiB), so scripts read a capture and a live session the
-//! same way.
+//! JSON lines: exactly what `hsmon --headless --format json replay FILE --speed max` prints.
+//! The capture's events go through a `Session` as a replay's do
+//! ([`crate::record::session::play`]), so the export has the `session` record (from the
+//! capture header), every `rx`/`tx`/`settings`/… record, and the `frame` and `event` records
+//! the session finds, with `ts` from the capture's start. The same exporter in text format is
+//! the headless text of a replay.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use super::Exporter;
 use crate::capture::reader::{CaptureHeader, Record};
-use crate::stamp::Stamp;
+use crate::cli::OutputFormat;
+use crate::diagnose::knowledge::Knowledge;
+use crate::record::session::{SessionRecord, play, play_end};
+use crate::session::Session;
 
-pub struct JsonlExporter {
-    stamp: Stamp,
+/// Records of a capture, JSON (the jsonl export) or text.
+pub struct RecordExporter {
+    format: OutputFormat,
+    labels: Vec<(String, String)>,
+    knowledge: Option<Arc<Knowledge>>,
+    session: Option<Session>,
 }
 
-impl JsonlExporter {
-    /// An exporter adding `labels` (the `--label` members) to every record.
-    pub fn new(labels: Vec<(String, String)>) -> JsonlExporter {
-        JsonlExporter {
-            stamp: Stamp {
-                start_unix_ns: 0,
-                labels,
-            },
+impl RecordExporter {
+    /// An exporter in `format` adding `labels` (the `--label` members) to every JSON record;
+    /// `knowledge` explains what the session finds, as in a replay.
+    pub fn new(
+        format: OutputFormat,
+        labels: Vec<(String, String)>,
+        knowledge: Option<Arc<Knowledge>>,
+    ) -> RecordExporter {
+        RecordExporter {
+            format,
+            labels,
+            knowledge,
+            session: None,
         }
     }
 }
 
-impl Exporter for JsonlExporter {
+/// Counts the lines written through it.
+struct Lines<'a> {
+    out: &'a mut dyn Write,
+    n: u64,
+}
+
+impl Write for Lines<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.n += buf.iter().take(n).filter(|&&b| b == b'\n').count() as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Exporter for RecordExporter {
     fn begin(&mut self, header: &CaptureHeader, out: &mut dyn Write) -> io::Result<()> {
-        let m = &header.meta;
-        self.stamp.start_unix_ns = m.started_unix_ns;
-        let v = crate::headless::session_record(
-            &self.stamp,
-            &m.hsmon_version,
-            None,
-            None,
-            &m.source,
-            m.settings.as_ref(),
-            None,
+        let record = SessionRecord::of_capture(&header.meta, &self.labels);
+        let mut session = Session::with_knowledge(
+            header.meta.source.clone(),
+            crate::session::DEFAULT_WINDOW_BYTES,
+            self.knowledge.clone(),
         );
-        crate::sanitize::write_json_line(out, &v)
+        session.stamp = record.stamp.clone();
+        self.session = Some(session);
+        match self.format {
+            OutputFormat::Json => record.write(out),
+            OutputFormat::Text => Ok(()),
+        }
     }
 
     fn event(&mut self, rec: &Record, out: &mut dyn Write) -> io::Result<u64> {
-        crate::headless::write_event_json(out, &rec.event, None, &self.stamp)
+        let Some(session) = self.session.as_mut() else {
+            return Ok(0);
+        };
+        let mut lines = Lines { out, n: 0 };
+        play(&mut lines, session, &rec.event, self.format)?;
+        Ok(lines.n)
+    }
+
+    fn end(&mut self, out: &mut dyn Write) -> io::Result<u64> {
+        let Some(session) = self.session.as_mut() else {
+            return Ok(0);
+        };
+        let mut lines = Lines { out, n: 0 };
+        play_end(&mut lines, session, self.format)?;
+        Ok(lines.n)
     }
 }

@@ -51,6 +51,8 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+    #[error("{0}")]
+    Knowledge(String),
     #[error("{0} is the capture itself: give -o another file name")]
     SameFile(String),
     #[error(
@@ -64,6 +66,10 @@ trait Exporter {
     fn begin(&mut self, header: &CaptureHeader, out: &mut dyn Write) -> io::Result<()>;
     /// Returns the output records written for `rec` (0: this format has no place for it).
     fn event(&mut self, rec: &Record, out: &mut dyn Write) -> io::Result<u64>;
+    /// After the last event; returns the output records written.
+    fn end(&mut self, _out: &mut dyn Write) -> io::Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Writes every event `reader` yields (from where it stands) to `out` in format `to`.
@@ -88,11 +94,25 @@ pub fn export_labelled<R: Read + Seek>(
             let encap = probe_line_encap(reader, &header)?;
             Box::new(pcapng::PcapngExporter::new(&header, encap))
         }
-        ExportFormat::Jsonl => Box::new(jsonl::JsonlExporter::new(labels.to_vec())),
+        ExportFormat::Jsonl => Box::new(jsonl::RecordExporter::new(
+            crate::cli::OutputFormat::Json,
+            labels.to_vec(),
+            Some(knowledge()?),
+        )),
         ExportFormat::Hexdump => Box::new(hexdump::HexdumpExporter),
     };
+    write_all(reader, exporter.as_mut(), &header, out)
+}
+
+/// Every event `reader` yields through `exporter` to `out`.
+fn write_all<R: Read + Seek>(
+    reader: &mut CaptureReader<R>,
+    exporter: &mut dyn Exporter,
+    header: &CaptureHeader,
+    out: &mut dyn Write,
+) -> Result<ExportStats, ExportError> {
     let mut stats = ExportStats::default();
-    exporter.begin(&header, out).map_err(ExportError::Write)?;
+    exporter.begin(header, out).map_err(ExportError::Write)?;
     while let Some(rec) = reader.next_record()? {
         stats.events += 1;
         let n = exporter.event(&rec, out).map_err(ExportError::Write)?;
@@ -101,6 +121,7 @@ pub fn export_labelled<R: Read + Seek>(
         }
         stats.written += n;
     }
+    stats.written += exporter.end(out).map_err(ExportError::Write)?;
     out.flush().map_err(ExportError::Write)?;
     stats.warnings = reader.warnings().to_vec();
     stats.warnings_dropped = reader.warnings_dropped();
@@ -186,6 +207,34 @@ pub fn run_cli(
         }
     };
     report(file, output, to, &stats);
+    Ok(crate::exit::OK)
+}
+
+/// The knowledge a replay explains with (the built-in entries and the user's file).
+fn knowledge() -> Result<std::sync::Arc<crate::diagnose::knowledge::Knowledge>, ExportError> {
+    crate::run::load_knowledge().map_err(|e| ExportError::Knowledge(e.to_string()))
+}
+
+/// `hsmon --headless replay FILE --speed max`: the capture's records on stdout in `format`,
+/// through the jsonl export's path (so `export --to jsonl` equals the JSON, record for record),
+/// what the reader skipped on stderr. Returns the exit status (0).
+pub fn replay_headless(
+    file: &Path,
+    format: crate::cli::OutputFormat,
+    labels: &[(String, String)],
+) -> Result<u8, ExportError> {
+    let mut reader = CaptureReader::open(file)?;
+    let header = reader.header().clone();
+    let mut exporter = jsonl::RecordExporter::new(format, labels.to_vec(), Some(knowledge()?));
+    let mut w = BufWriter::with_capacity(64 * 1024, crate::output::Stdout::lock());
+    let stats = match write_all(&mut reader, &mut exporter, &header, &mut w) {
+        // `hsmon ... | head`: the reader went away, which is not an error.
+        Err(ExportError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(crate::exit::OK);
+        }
+        r => r?,
+    };
+    report(file, None, ExportFormat::Jsonl, &stats);
     Ok(crate::exit::OK)
 }
 
