@@ -232,8 +232,8 @@ pub fn decode_stream(
                 out,
                 "\n{} {} ({}): {}",
                 crate::ui::events::severity_mark(d.severity),
-                d.title,
-                d.id,
+                crate::sanitize::printable(&d.title),
+                crate::sanitize::printable(&d.id),
                 crate::sanitize::printable(&d.context)
             )?,
         }
@@ -384,7 +384,11 @@ pub fn explain(
             }
         }
     }
-    Ok(out)
+    // Knowledge text may come from the user's file: nothing unsafe reaches the terminal.
+    Ok(match format {
+        OutputFormat::Text => crate::sanitize::printable_lines(&out),
+        OutputFormat::Json => out,
+    })
 }
 
 #[cfg(test)]
@@ -416,6 +420,35 @@ mod tests {
         assert_eq!(v["fi"], 372);
         assert_eq!(v["di"], 4);
         assert_eq!(v["historical"], "4A 43 4F 50 76 32 34 31");
+    }
+
+    #[test]
+    fn knowledge_text_reaches_neither_output_raw() {
+        // TOML basic strings take \uXXXX escapes: a user's file can carry any character.
+        let hostile = r"evil\u001b]52;c;eA==\u0007\u009b31m\u202erev\u2066\u200b\u200e\u061c\ufeff\u2060\u007fend";
+        let toml = format!(
+            "[[entry]]\nid = \"user.hostile\"\ndomain = \"iso7816\"\nseverity = \"error\"\n\
+             title = \"{hostile}\"\nmeaning = \"{hostile}\"\ncauses = [\"{hostile}\"]\n\
+             fixes = [\"{hostile}\"]\nreference = \"{hostile}\"\ncodes = [\"9F99\"]\nwhen = [{{ observation = \"sw\", sw = \"9F99\" }}]\n"
+        );
+        let k = Knowledge::parse(&toml, "user.toml").unwrap();
+        for format in [OutputFormat::Text, OutputFormat::Json] {
+            let out = explain(&["user.hostile".into()], &k, format).unwrap();
+            assert!(out.contains("evil"), "{out}");
+            for line in out.lines() {
+                assert!(
+                    !line.chars().any(crate::sanitize::is_unsafe),
+                    "{format:?}: {line:?}"
+                );
+            }
+            if format == OutputFormat::Json {
+                let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+                assert!(
+                    v["title"].as_str().unwrap().contains('\u{200b}'),
+                    "read back"
+                );
+            }
+        }
     }
 
     #[test]

@@ -73,6 +73,19 @@ pub fn printable(s: &str) -> String {
     out
 }
 
+/// [`printable`] line by line: a multi-line text (a report, an explanation) keeps its line
+/// breaks, and nothing else unsafe.
+pub fn printable_lines(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&printable(line));
+    }
+    out
+}
+
 /// [`printable`] written straight to `out`: the same text, without building a String.
 pub fn write_printable<W: Write + ?Sized>(out: &mut W, s: &str) -> io::Result<()> {
     // Printable ASCII (most summaries) is written as it is.
@@ -314,6 +327,14 @@ mod tests {
             assert!(is_unsafe(c), "{c:?}");
         }
         assert_eq!(printable("a\u{200B}b\u{FEFF}"), "a\\u{200B}b\\u{FEFF}");
+    }
+
+    #[test]
+    fn printable_lines_keeps_line_breaks_only() {
+        assert_eq!(
+            printable_lines("a\u{1b}[2J\nb\u{200b}\r\n"),
+            "a\\x1B[2J\nb\\u{200B}\\x0D\n"
+        );
     }
 
     #[test]

@@ -119,7 +119,8 @@ pub fn text_report(runner: &Runner, error: Option<&str>) -> String {
             }
         }
     }
-    out
+    // Profile and knowledge text may come from the user's files, an error from the OS.
+    crate::sanitize::printable_lines(&out)
 }
 
 #[cfg(test)]

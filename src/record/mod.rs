@@ -14,6 +14,7 @@
 pub mod event;
 pub mod finding;
 pub mod handshake;
+pub mod json;
 pub mod scan;
 pub mod session;
 
@@ -21,9 +22,8 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use serde_json::ser::Formatter;
 
-use crate::sanitize::{JsonF64, write_terminal_safe};
+use crate::sanitize::JsonF64;
 use crate::stamp::Stamp;
 
 /// A record type: its members (serde-derived) and the `type` it is written with.
@@ -103,85 +103,20 @@ fn labels<W: Write + ?Sized>(out: &mut W, stamp: &Stamp) -> io::Result<()> {
     Ok(())
 }
 
-/// A JSON string, quoted and escaped, terminal-safe.
-pub fn string<W: Write + ?Sized>(out: &mut W, s: &str) -> io::Result<()> {
-    // Printable ASCII without quote or backslash (names, ids, most text) needs no escape.
-    let plain = s.bytes().fold(true, |plain, b| {
-        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
-    });
-    if plain {
-        out.write_all(b"\"")?;
-        out.write_all(s.as_bytes())?;
-        return out.write_all(b"\"");
-    }
-    let mut ser = serde_json::Serializer::with_formatter(out, Members { depth: 1 });
-    s.serialize(&mut ser).map_err(io::Error::from)
-}
-
-/// A record's members, each `,"key":value`, without the braces of its object.
-fn members<W: Write + ?Sized, R: Serialize + ?Sized>(out: &mut W, record: &R) -> io::Result<()> {
-    let mut ser = serde_json::Serializer::with_formatter(out, Members { depth: 0 });
-    record.serialize(&mut ser).map_err(io::Error::from)
-}
-
-/// serde_json's compact format with two changes: the record's own object is written without
-/// its braces and with a comma before every member (the writer puts `type`, `t` and `ts`
-/// before them), and strings are terminal-safe. serde_json escapes quotes, backslashes and C0
-/// controls itself and hands the rest here as fragments.
-struct Members {
-    /// Objects open: 1 inside the record's own.
-    depth: usize,
-}
-
-impl Formatter for Members {
-    #[inline]
-    fn begin_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.depth += 1;
-        if self.depth == 1 {
-            return Ok(());
-        }
-        writer.write_all(b"{")
-    }
-
-    #[inline]
-    fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
-        self.depth = self.depth.saturating_sub(1);
-        if self.depth == 0 {
-            return Ok(());
-        }
-        writer.write_all(b"}")
-    }
-
-    #[inline]
-    fn begin_object_key<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        first: bool,
-    ) -> io::Result<()> {
-        if first && self.depth > 1 {
-            return Ok(());
-        }
-        writer.write_all(b",")
-    }
-
-    #[inline]
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        writer: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        write_terminal_safe(writer, fragment)
-    }
-}
+use json::members;
+pub use json::string;
 
 /// Bytes as a hex string member (`"68 04 04 68"`, see [`crate::sanitize::write_hex`]),
-/// formatted straight into the output: a 4 KiB read is 12 KiB of text without a String.
+/// formatted straight into the output: a 4 KiB read is 12 KiB of text without a String or
+/// an escape scan (hex digits and spaces need none). It serializes as bytes, which the
+/// record serializer ([`json`]) writes as that string; another serializer
+/// (`serde_json::to_value`) sees the bytes. `Display` gives the same text.
 #[derive(Debug, Clone, Copy)]
 pub struct Hex<'a>(pub &'a [u8]);
 
 impl Serialize for Hex<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_bytes(self.0)
     }
 }
 
