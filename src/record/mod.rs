@@ -2,7 +2,7 @@
 //! (members in the order they are written), built from the domain value by one function, and
 //! written by one writer ([`write`]) that puts `type`, `t` and `ts` first and a tap's `label`
 //! and the `--label` members last. Headless output, `hsmon export --to jsonl`, handshake runs
-//! and trace all print through it; `docs/records.schema.json` describes the result.
+//! all print through it (and trace, when it comes, should too); `docs/records.schema.json` describes the result.
 //!
 //! Every string member is written terminal-safe (see [`crate::sanitize::is_unsafe`]): a
 //! control, bidi or zero-width character from a device, an OS or a file becomes a `\uXXXX`
