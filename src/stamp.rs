@@ -1,10 +1,10 @@
 //! What every headless JSON record carries besides its own members: `t` rounded to
 //! microseconds, the wall-clock `ts` after it, and the user's `--label KEY=VALUE` members at
-//! the end. One [`Stamp`] per session; `crate::record::write` applies it to every record
-//! ([`stamp_value`] to a `serde_json::Value`, the same bytes).
+//! the end. One [`Stamp`] per session; `crate::record::write` applies it to every record.
 
 use std::time::Duration;
 
+#[cfg(test)]
 use serde_json::{Map, Value};
 
 /// The session's wall-clock start and the `--label` members.
@@ -148,6 +148,9 @@ impl Stamp {
     }
 }
 
+/// The records are written by `crate::record::write`; this applies the stamp to a
+/// `serde_json::Value` the old way, as the reference the tests hold the records to.
+#[cfg(test)]
 /// A record `Value` stamped: `t` rounded to microseconds, `ts` right after it, the labels at
 /// the end. A value without a numeric `t` gets no `ts` (labels still).
 pub fn stamp_value(v: Value, stamp: &Stamp) -> Value {
