@@ -148,11 +148,10 @@ impl Stamp {
     }
 }
 
-/// The records are written by `crate::record::write`; this applies the stamp to a
-/// `serde_json::Value` the old way, as the reference the tests hold the records to.
-#[cfg(test)]
 /// A record `Value` stamped: `t` rounded to microseconds, `ts` right after it, the labels at
-/// the end. A value without a numeric `t` gets no `ts` (labels still).
+/// the end. A value without a numeric `t` gets no `ts` (labels still). The records are written
+/// by `crate::record::write`; this is the old way, the reference the tests hold them to.
+#[cfg(test)]
 pub fn stamp_value(v: Value, stamp: &Stamp) -> Value {
     let Value::Object(mut m) = v else { return v };
     let mut out = Map::with_capacity(m.len() + 1 + stamp.labels.len());
