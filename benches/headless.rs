@@ -13,7 +13,7 @@ mod traffic;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hsmon::cli::OutputFormat;
 use hsmon::event::{ConnectionState, Event, TimedEvent};
-use hsmon::headless::{write_findings, write_record};
+use hsmon::record::stream::{write_findings, write_record};
 use hsmon::session::{DEFAULT_WINDOW_BYTES, Session};
 
 /// One headless run over `data`: every read printed, then the end-of-run findings.

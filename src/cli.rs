@@ -51,12 +51,7 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OutputFormat {
-    #[default]
-    Text,
-    Json,
-}
+pub use crate::output::OutputFormat;
 
 /// What the `--format` values said: an output format and, optionally, a line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -197,7 +192,7 @@ pub struct ExportArgs {
     pub file: PathBuf,
     /// The output format.
     #[arg(long, value_enum, value_name = "pcapng|jsonl|hexdump")]
-    pub to: crate::capture::ExportFormat,
+    pub to: crate::export::ExportFormat,
     /// Write to OUT instead of stdout.
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,

@@ -6,6 +6,14 @@
 
 use std::io::{self, IsTerminal, Write};
 
+/// How records are written: text lines, or one JSON object per line (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Which standard stream a write failed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

@@ -6,7 +6,6 @@
 
 pub mod driver;
 pub mod expect;
-pub mod live;
 pub mod profile;
 pub mod report;
 pub mod runner;

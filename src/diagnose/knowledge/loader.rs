@@ -676,7 +676,26 @@ impl Knowledge {
         Ok(Knowledge::from_entries(self.entries))
     }
 
-    /// Read the user's extension file at `path` and merge it (the only I/O in this module).
+    /// The built-in knowledge base, extended by `$XDG_CONFIG_HOME/hsmon/knowledge.toml` when
+    /// that file exists (same id replaces, new ids add); what every command explains with.
+    /// The error is the sentence to show, with the fix.
+    pub fn with_user_file() -> Result<Knowledge, String> {
+        let k = Knowledge::embedded().map_err(|e| format!("built-in knowledge: {e}"))?;
+        match Knowledge::user_file() {
+            Some(p) if p.exists() => k
+                .load_file(&p)
+                .map_err(|e| format!("{e}\n  fix the file or move it aside")),
+            _ => Ok(k),
+        }
+    }
+
+    /// Where the user's extension file is (whether or not it exists).
+    pub fn user_file() -> Option<std::path::PathBuf> {
+        dirs::config_dir().map(|d| d.join("hsmon").join("knowledge.toml"))
+    }
+
+    /// Read the user's extension file at `path` and merge it (with [`Knowledge::with_user_file`]
+    /// the only I/O in this module).
     pub fn load_file(self, path: &Path) -> Result<Knowledge, KnowledgeError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| KnowledgeError::Read {
