@@ -920,10 +920,10 @@ mod tests {
 
     #[test]
     fn json_rx_record_matches_design() {
-        let ev = TimedEvent {
-            at: Duration::from_micros(12_300),
-            event: Event::Rx(vec![0x68, 0x04, 0x04, 0x68]),
-        };
+        let ev = TimedEvent::new(
+            Duration::from_micros(12_300),
+            Event::Rx(vec![0x68, 0x04, 0x04, 0x68]),
+        );
         assert_eq!(
             json_record(&ev).to_string(),
             r#"{"type":"rx","t":0.0123,"hex":"68 04 04 68"}"#
@@ -1025,10 +1025,10 @@ mod tests {
             }
             stream.extend_from_slice(b"\xe8\xe5llo world\r\n");
         }
-        let mut events = vec![TimedEvent {
-            at: Duration::ZERO,
-            event: Event::Connection(ConnectionState::Up),
-        }];
+        let mut events = vec![TimedEvent::new(
+            Duration::ZERO,
+            Event::Connection(ConnectionState::Up),
+        )];
         for (i, piece) in stream.chunks(333).enumerate() {
             let at = Duration::from_micros(i as u64 * 1234 + 7);
             let event = if i % 7 == 3 {
@@ -1036,20 +1036,20 @@ mod tests {
             } else {
                 Event::Rx(piece.to_vec())
             };
-            events.push(TimedEvent { at, event });
+            events.push(TimedEvent::new(at, event));
             if i % 50 == 0 {
-                events.push(TimedEvent {
+                events.push(TimedEvent::new(
                     at,
-                    event: Event::Connection(ConnectionState::Down {
+                    Event::Connection(ConnectionState::Down {
                         reason: "gone \x1b]0;x\x07".into(),
                     }),
-                });
+                ));
             }
         }
-        events.push(TimedEvent {
-            at: Duration::from_secs(9),
-            event: Event::Rx(Vec::new()),
-        });
+        events.push(TimedEvent::new(
+            Duration::from_secs(9),
+            Event::Rx(Vec::new()),
+        ));
         events
     }
 

@@ -740,7 +740,7 @@ async fn monitor_with(
     if let Some(writer) = writer {
         session.set_recorder(writer);
     }
-    session.labels = extras.labels.clone();
+    session.set_streams(&handle.streams, extras.labels.clone());
     if global.headless {
         return crate::headless::run(handle, session, formats.output, deadline, extras, clock)
             .await;

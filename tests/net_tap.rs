@@ -180,10 +180,7 @@ fn the_tui_shows_whose_bytes_are_whose() {
         (10, Event::Tx(hex(REQ))),
         (300, Event::Rx(hex(RSP))),
     ] {
-        s.ingest(&TimedEvent {
-            at: Duration::from_millis(ms),
-            event: ev,
-        });
+        s.ingest(&TimedEvent::new(Duration::from_millis(ms), ev));
     }
     let ui = hsmon::ui::state::UiState::new(
         hsmon::ui::keys::Keymap::default(),

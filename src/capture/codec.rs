@@ -32,6 +32,29 @@ pub enum Kind {
     Card = 10,
     Pcsc = 11,
     Replay = 12,
+    /// Not an event: the records after it belong to this stream (see [`STREAM_KIND`]).
+    Stream = 13,
+}
+
+/// The kind of the stream-switch record: payload the stream id (u16). A writer puts one before
+/// the first record of a stream other than the previous record's, so single-stream captures
+/// (and every capture written before streams) have none and read as the main stream.
+pub const STREAM_KIND: u16 = Kind::Stream as u16;
+
+/// The payload of a stream-switch record.
+pub fn encode_stream(id: crate::event::StreamId) -> [u8; 2] {
+    id.0.to_le_bytes()
+}
+
+/// The stream a stream-switch record names.
+pub fn decode_stream(p: &[u8]) -> Result<crate::event::StreamId, PayloadError> {
+    match p {
+        [a, b, ..] => Ok(crate::event::StreamId(u16::from_le_bytes([*a, *b]))),
+        _ => Err(PayloadError::Malformed {
+            kind: "stream",
+            reason: format!("{} payload bytes, need 2", p.len()),
+        }),
+    }
 }
 
 impl Kind {
@@ -353,6 +376,8 @@ pub fn decode_payload(kind: u16, p: &[u8]) -> Result<Event, PayloadError> {
             speed: f64::from_bits(c.u64()?),
             text: c.str()?,
         },
+        // The reader takes stream switches itself; they carry no event.
+        Kind::Stream => return Err(c.bad("a stream switch is not an event".to_string())),
     })
 }
 
@@ -416,6 +441,7 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Card => "card",
         Kind::Pcsc => "pcsc",
         Kind::Replay => "replay",
+        Kind::Stream => "stream",
     }
 }
 

@@ -41,6 +41,8 @@ pub struct CaptureWriter<W: Write = File> {
     name: String,
     buf: Vec<u8>,
     scratch: Vec<u8>,
+    /// The stream of the last record written (a switch record goes before a change).
+    stream: crate::event::StreamId,
     /// Time of the oldest record in `buf` (None: nothing pending).
     pending_since: Option<Timestamp>,
     records: u64,
@@ -109,6 +111,7 @@ impl<W: Write> CaptureWriter<W> {
             name: name.into(),
             buf: format::encode_header(meta),
             scratch: Vec::new(),
+            stream: crate::event::StreamId::MAIN,
             pending_since: None,
             records: 0,
             written: 0,
@@ -126,6 +129,7 @@ impl<W: Write> CaptureWriter<W> {
             name: name.into(),
             buf: Vec::new(),
             scratch: Vec::new(),
+            stream: crate::event::StreamId::MAIN,
             pending_since: None,
             records: 0,
             written: 0,
@@ -142,6 +146,11 @@ impl<W: Write> CaptureWriter<W> {
             return;
         }
         let at_ns = format::duration_to_ns(ev.at);
+        if ev.stream != self.stream {
+            self.stream = ev.stream;
+            let id = codec::encode_stream(ev.stream);
+            format::push_record(&mut self.buf, codec::STREAM_KIND, at_ns, &id);
+        }
         match &ev.event {
             // Rx/Tx are written straight from the event, split under the record size limit.
             Event::Rx(b) | Event::Tx(b) => {
@@ -330,10 +339,7 @@ mod tests {
     }
 
     fn rx(ms: u64, b: &[u8]) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event: Event::Rx(b.to_vec()),
-        }
+        TimedEvent::new(Duration::from_millis(ms), Event::Rx(b.to_vec()))
     }
 
     fn read_all(path: &Path) -> Vec<TimedEvent> {
@@ -343,6 +349,35 @@ mod tests {
             v.push(rec.event);
         }
         v
+    }
+
+    /// A tap's capture replays with its streams; the reader counts the switch records as
+    /// no events, so numbering and offsets stay those of the events.
+    #[test]
+    fn each_record_keeps_its_stream() {
+        use crate::event::StreamId;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tap.hscap");
+        let mut w = CaptureWriter::create(&path, &meta()).unwrap();
+        let b = StreamId(1);
+        let events = vec![
+            rx(1, b"a"),
+            TimedEvent::on(b, Duration::from_millis(2), Event::Rx(b"b".to_vec())),
+            TimedEvent::on(b, Duration::from_millis(3), Event::BreakSent),
+            rx(4, b"c"),
+        ];
+        for e in &events {
+            w.append(e);
+        }
+        assert_eq!(w.records(), 4, "switch records are not events");
+        w.sync();
+        assert_eq!(read_all(&path), events);
+        let mut r = CaptureReader::open(&path).unwrap();
+        let numbers: Vec<u64> = std::iter::from_fn(|| r.next_record().unwrap())
+            .map(|rec| rec.number)
+            .collect();
+        assert_eq!(numbers, vec![0, 1, 2, 3]);
+        assert!(r.warnings().is_empty(), "{:?}", r.warnings());
     }
 
     #[test]
@@ -373,10 +408,10 @@ mod tests {
 
         // A settings or connection change is written at once.
         w.append(&rx(3000, b"\x03"));
-        w.append(&TimedEvent {
-            at: Duration::from_millis(3001),
-            event: Event::Connection(crate::event::ConnectionState::Up),
-        });
+        w.append(&TimedEvent::new(
+            Duration::from_millis(3001),
+            Event::Connection(crate::event::ConnectionState::Up),
+        ));
         assert_eq!(read_all(&path).len(), 6);
         assert!(w.failed().is_none());
         drop(w);

@@ -238,10 +238,7 @@ mod tests {
     use std::time::Duration;
 
     fn ev(ms: u64, event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event,
-        }
+        TimedEvent::new(Duration::from_millis(ms), event)
     }
 
     fn stm32_text_run() -> Runner {

@@ -2,12 +2,12 @@
 //! to the decoding engine, whose frames and diagnoses are taken into the bounded lists.
 
 use crate::decode::StreamOffset;
-use crate::diagnose::baud_watch::BaudWatch;
 use crate::diagnose::engine::{Engine, Findings};
 use crate::event::{ConnectionState, Direction, Event, LineErrorCounts, TimedEvent, Timestamp};
 
 use super::memory::DIAGNOSES_CAP;
 use super::{NoticeLevel, ReplayState, Session, SessionDiagnosis, SessionFrame};
+use crate::diagnose::baud_watch::BaudWatch;
 
 /// Largest piece of one event handed to the decoders at once. The frames found in a piece
 /// are taken into the bounded list before the next piece is decoded, so a multi-megabyte
@@ -40,6 +40,8 @@ impl Session {
         }
         self.generation += 1;
         self.last_at = self.last_at.max(ev.at);
+        self.note_stream(ev);
+        self.ingesting = ev.stream;
         match &ev.event {
             Event::Rx(b) => {
                 self.counters.rx_bytes += b.len() as u64;
@@ -290,8 +292,12 @@ impl Session {
             if self.diagnoses.len() >= DIAGNOSES_CAP {
                 self.diagnoses.pop_front();
             }
+            let stream = d
+                .direction
+                .map_or(self.ingesting, |dir| self.stream_of(dir));
             self.diagnoses.push_back(SessionDiagnosis {
                 seq: next + i as u64,
+                stream,
                 diagnosis: d,
             });
             self.pending_diagnoses += 1;

@@ -2,6 +2,7 @@
 //! evict the oldest frames and diagnoses.
 
 use crate::decode::Frame;
+
 use crate::event::{Direction, Timestamp};
 
 use super::{Session, SessionFrame};
@@ -145,6 +146,7 @@ impl Session {
         self.frames.push_back(SessionFrame {
             seq: self.next_frame_seq,
             direction,
+            stream: self.stream_of(direction),
             at,
             frame,
             heap: size,

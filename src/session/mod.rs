@@ -3,10 +3,12 @@
 //! No terminal code and no clock: time comes in with each event.
 //!
 //! Split along its seams: `ingest` (events into the model, decoding, diagnosis), `window`
-//! (the byte runs, their eviction and search), `memory` (what kept frames cost and their caps).
+//! (the byte runs, their eviction and search), `memory` (what kept frames cost and their caps),
+//! `streams` (the ports, sockets or readers the events come from, and the link each feeds).
 
 mod ingest;
 mod memory;
+mod streams;
 mod window;
 
 use std::collections::VecDeque;
@@ -18,11 +20,13 @@ use crate::diagnose::baud_watch::BaudWatch;
 use crate::diagnose::engine::{Diagnosis, Engine, Findings};
 use crate::diagnose::knowledge::Knowledge;
 use crate::event::{
-    ConnectionState, Direction, LineErrorCounts, LineSettings, ModemLines, TimedEvent, Timestamp,
+    ConnectionState, Direction, LineErrorCounts, LineSettings, ModemLines, StreamId, TimedEvent,
+    Timestamp,
 };
 
 use memory::DescriptionCosts;
 pub use memory::{DIAGNOSES_CAP, FRAMES_BYTES_CAP, FRAMES_CAP, frame_heap_bytes};
+pub use streams::{LinkId, StreamInfo};
 pub use window::{RUN_CAPACITY, RateMeter, Run};
 
 /// Default cap on the memory the scrollback window uses (both directions together): the
@@ -38,6 +42,8 @@ pub struct SessionFrame {
     /// Monotonic number (survives eviction of older frames).
     pub seq: u64,
     pub direction: Direction,
+    /// The stream the frame's bytes came on (a tap: the port that heard that direction).
+    pub stream: StreamId,
     pub at: Timestamp,
     pub frame: Frame,
     /// What the frame was charged against `FRAMES_BYTES_CAP` when kept (given back on eviction).
@@ -48,6 +54,9 @@ pub struct SessionFrame {
 #[derive(Debug, Clone)]
 pub struct SessionDiagnosis {
     pub seq: u64,
+    /// The stream it is about: the one that carried its direction's bytes, else the stream
+    /// of the event that raised it.
+    pub stream: StreamId,
     pub diagnosis: Diagnosis,
 }
 
@@ -114,6 +123,10 @@ pub struct Session {
     pub source_name: String,
     /// Names of the two directions, for a tap (None: rx/tx as seen from hsmon).
     pub labels: Option<DirectionLabels>,
+    /// The streams the events come from (at least the main one).
+    streams: Vec<StreamInfo>,
+    /// The stream of the event being ingested (what a diagnosis without a direction is about).
+    ingesting: StreamId,
     /// The wall-clock start and `--label` members every headless JSON record carries.
     pub stamp: crate::stamp::Stamp,
     pub settings: Option<LineSettings>,
@@ -173,7 +186,10 @@ impl Session {
         window_cap: usize,
         knowledge: Option<Arc<Knowledge>>,
     ) -> Session {
+        let source_name = source_name.into();
         Session {
+            streams: vec![StreamInfo::main(source_name.clone())],
+            ingesting: StreamId::MAIN,
             frames: VecDeque::new(),
             frames_bytes: 0,
             description_costs: DescriptionCosts::default(),
@@ -189,7 +205,7 @@ impl Session {
             card: CardLog::new(),
             recorder: None,
             replay: None,
-            source_name: source_name.into(),
+            source_name,
             labels: None,
             stamp: crate::stamp::Stamp::default(),
             settings: None,
@@ -315,10 +331,7 @@ mod tests {
     use std::time::Duration;
 
     fn ev(ms: u64, event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event,
-        }
+        TimedEvent::new(Duration::from_millis(ms), event)
     }
 
     #[test]
@@ -550,6 +563,73 @@ mod tests {
         );
         let last = s.runs().back().unwrap();
         assert_eq!(last.bytes, vec![0xE5], "the newest bytes are kept");
+    }
+
+    /// A tap: two streams of one link. Each keeps its own settings and counts, frames name
+    /// the port that heard them, and the request on A still pairs with the answer on B.
+    #[test]
+    fn a_tap_is_two_streams_of_one_link() {
+        use crate::event::{Baud, StreamDecl, StreamKind};
+        let (a, b) = (StreamId::MAIN, StreamId(1));
+        let decl = |id, label: &str, d| StreamDecl {
+            id,
+            label: label.into(),
+            kind: StreamKind::Serial,
+            link: 0,
+            direction: Some(d),
+        };
+        let mut s = Session::new("tap", DEFAULT_WINDOW_BYTES);
+        assert!(!s.is_multi_stream());
+        assert_eq!(s.stream_label(StreamId::MAIN), None);
+        s.set_streams(
+            &[
+                decl(a, "/dev/ttyA", Direction::Tx),
+                decl(b, "/dev/ttyB", Direction::Rx),
+            ],
+            None,
+        );
+        assert!(s.is_multi_stream());
+        let at = |bps| Event::LineSettings {
+            settings: LineSettings {
+                baud: Baud::new(bps).unwrap(),
+                ..LineSettings::default()
+            },
+            modem: ModemLines::default(),
+        };
+        s.ingest(&TimedEvent::on(a, Duration::from_millis(1), at(2400)));
+        s.ingest(&TimedEvent::on(b, Duration::from_millis(2), at(9600)));
+        s.ingest(&TimedEvent::on(
+            a,
+            Duration::from_millis(10),
+            Event::Tx(vec![0x10, 0x5B, 0x01, 0x5C, 0x16]),
+        ));
+        s.ingest(&TimedEvent::on(
+            b,
+            Duration::from_millis(300),
+            Event::Rx(chatter()[..27].to_vec()),
+        ));
+        s.flush_decoders();
+        let baud = |id| s.stream_info(id).unwrap().settings.unwrap().baud.bps();
+        assert_eq!((baud(a), baud(b)), (2400, 9600));
+        assert_eq!(s.stream_info(a).unwrap().bytes, 5);
+        assert_eq!(s.stream_info(b).unwrap().bytes, 27);
+        assert_eq!(s.stream_label(b), Some("/dev/ttyB"));
+        let mbus: Vec<_> = s
+            .frames()
+            .iter()
+            .filter(|f| f.frame.protocol == crate::decode::Protocol::Mbus)
+            .map(|f| (f.direction, f.stream))
+            .collect();
+        assert_eq!(mbus, vec![(Direction::Tx, a), (Direction::Rx, b)]);
+        assert!(s.talking_to(b).is_some());
+        assert!(s.talking_to(StreamId(7)).is_none());
+        // An event on a stream the source did not declare still has a home.
+        s.ingest(&TimedEvent::on(
+            StreamId(7),
+            Duration::from_millis(400),
+            Event::BreakSent,
+        ));
+        assert_eq!(s.stream_label(StreamId(7)), Some("stream 7"));
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn spawn(
         events: erx,
         commands: ctx,
         name,
+        streams: Vec::new(),
     })
 }
 
@@ -106,10 +107,9 @@ struct Find {
 impl Player {
     /// Emits the player's own events at the recorded time reached so far (one time base).
     fn emit(&mut self, ev: Event) {
-        let _ = self.sink.emit_at(crate::event::TimedEvent {
-            at: self.last_at,
-            event: ev,
-        });
+        let _ = self
+            .sink
+            .emit_at(crate::event::TimedEvent::new(self.last_at, ev));
     }
 
     fn announce(&mut self) {

@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::event::{
-    Command, ConnectionState, Event, LineErrorCounts, LineSettings, TimedEvent, Timestamp,
+    Command, ConnectionState, Direction, Event, LineErrorCounts, LineSettings, StreamDecl,
+    StreamId, StreamKind, TimedEvent, Timestamp,
 };
 use crate::session::DirectionLabels;
 use crate::source::serial::{self, OpenError};
@@ -74,6 +75,19 @@ pub fn spawn(
     let a = open(&ports.a, &ports.labels.tx)?;
     let b = open(&ports.b, &ports.labels.rx)?;
     let (etx, erx, ctx, crx) = channels();
+    // Two streams of one link: A's bytes are the requests, B's the answers.
+    let streams = [
+        (Port::A, &ports.a, Direction::Tx),
+        (Port::B, &ports.b, Direction::Rx),
+    ]
+    .map(|(port, path, direction)| StreamDecl {
+        id: port.stream(),
+        label: path.display().to_string(),
+        kind: StreamKind::Serial,
+        link: 0,
+        direction: Some(direction),
+    })
+    .to_vec();
     let name = format!(
         "tap {} {} → {} {}",
         ports.labels.tx,
@@ -99,6 +113,7 @@ pub fn spawn(
         events: erx,
         commands: ctx,
         name,
+        streams,
     })
 }
 
@@ -149,6 +164,17 @@ impl Reorder {
 pub enum Port {
     A,
     B,
+}
+
+impl Port {
+    /// The session stream of the port: A is the main stream (the request direction), B the
+    /// second. Every event a tap emits carries the stream of the port it came from.
+    pub fn stream(self) -> StreamId {
+        match self {
+            Port::A => StreamId::MAIN,
+            Port::B => StreamId(1),
+        }
+    }
 }
 
 /// What the merged stream last said, per port and together.
@@ -336,7 +362,8 @@ impl Merge {
         let mut out = Vec::new();
         self.merged.translate(port, labels, ev.event, &mut out);
         for event in out {
-            self.reorder.push(TimedEvent { at: ev.at, event });
+            self.reorder
+                .push(TimedEvent::on(port.stream(), ev.at, event));
         }
     }
 
@@ -369,13 +396,13 @@ impl Merge {
                     "a tap watches serial ports: APDUs need `hsmon card`".to_string()
                 };
                 let at = self.clock.now();
-                self.reorder.push(TimedEvent {
+                self.reorder.push(TimedEvent::new(
                     at,
-                    event: Event::CommandFailed {
+                    Event::CommandFailed {
                         command: cmd.describe(),
                         reason,
                     },
-                });
+                ));
             }
             // Settings and modem commands reach both ports; each acknowledges for itself.
             cmd => {
@@ -403,10 +430,7 @@ mod tests {
     use crate::event::Baud;
 
     fn at(ms: u64, event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event,
-        }
+        TimedEvent::new(Duration::from_millis(ms), event)
     }
 
     #[test]
