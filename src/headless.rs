@@ -650,11 +650,27 @@ pub fn write_event_json<W: Write + ?Sized>(
     label: Option<&str>,
     stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<u64> {
+    write_event_json_on(out, ev, label, None, stamp)
+}
+
+/// [`write_event_json`] with the `"stream"` member every record of a multi-stream session
+/// carries (the stream's label: a tap's port path).
+pub fn write_event_json_on<W: Write + ?Sized>(
+    out: &mut W,
+    ev: &TimedEvent,
+    label: Option<&str>,
+    stream: Option<&str>,
+    stamp: &crate::stamp::Stamp,
+) -> std::io::Result<u64> {
     let (kind, b) = match &ev.event {
         Event::Rx(b) => ("rx", b),
         Event::Tx(b) => ("tx", b),
         _ => {
-            write_json_line(out, &stamp_value(json_record(ev), stamp))?;
+            let mut v = json_record(ev);
+            if let (Some(s), Value::Object(m)) = (stream, &mut v) {
+                m.insert("stream".into(), Value::String(s.to_string()));
+            }
+            write_json_line(out, &stamp_value(v, stamp))?;
             return Ok(1);
         }
     };
@@ -672,6 +688,9 @@ pub fn write_event_json<W: Write + ?Sized>(
             .hex("hex", piece)?;
         if let Some(l) = label {
             line.str("label", l)?;
+        }
+        if let Some(s) = stream {
+            line.str("stream", s)?;
         }
         line.labels(stamp)?.end()?;
         n += 1;
@@ -745,9 +764,10 @@ pub fn write_record(
         Event::Tx(_) => session.labels.as_ref().map(|l| l.tx.as_str()),
         _ => None,
     };
+    let stream = session.stream_label(ev.stream);
     match (format, &ev.event) {
         (OutputFormat::Json, _) => {
-            write_event_json(out, ev, label, &session.stamp)?;
+            write_event_json_on(out, ev, label, stream, &session.stamp)?;
         }
         (OutputFormat::Text, Event::Rx(b) | Event::Tx(b)) => {
             let d = if matches!(ev.event, Event::Rx(_)) {
@@ -755,7 +775,9 @@ pub fn write_record(
             } else {
                 "tx"
             };
-            write!(out, "{:12.6} {d} ", ev.at.as_secs_f64())?;
+            write!(out, "{:12.6} ", ev.at.as_secs_f64())?;
+            write_stream_text(out, stream)?;
+            write!(out, "{d} ")?;
             // "rx meter 68 04 …": the label after the direction, for a tap.
             if let Some(l) = label {
                 write_printable(out, l)?;
@@ -764,9 +786,31 @@ pub fn write_record(
             write_hex(out, b)?;
             out.write_all(b"\n")?;
         }
-        (OutputFormat::Text, _) => writeln!(out, "{}", text_record(ev))?,
+        (OutputFormat::Text, _) => {
+            let line = text_record(ev);
+            match stream {
+                None => writeln!(out, "{line}")?,
+                Some(_) => {
+                    // "    1.234567 [/dev/ttyUSB1] settings …": the stream after the time.
+                    let (t, rest) = line.trim_start().split_once(' ').unwrap_or((&line, ""));
+                    write!(out, "{t:>12} ")?;
+                    write_stream_text(out, stream)?;
+                    writeln!(out, "{rest}")?;
+                }
+            }
+        }
     }
     write_findings(out, session, format)
+}
+
+/// `[label] ` in a multi-stream session's text lines (nothing otherwise).
+fn write_stream_text(out: &mut impl Write, stream: Option<&str>) -> std::io::Result<()> {
+    if let Some(s) = stream {
+        out.write_all(b"[")?;
+        write_printable(out, s)?;
+        out.write_all(b"] ")?;
+    }
+    Ok(())
 }
 
 /// Frames and diagnoses the session found since the last call. Each record is written as
@@ -788,6 +832,7 @@ pub fn write_findings(
     let mut text_time: Option<(crate::event::Timestamp, String)> = None;
     for f in frames.range(frames.len() - nf..) {
         let label = labels.map(|l| l.get(f.direction));
+        let stream = session.stream_label(f.stream);
         match format {
             OutputFormat::Json => {
                 if time.as_ref().is_none_or(|(at, _, _)| *at != f.at) {
@@ -795,7 +840,7 @@ pub fn write_findings(
                     time = Some((f.at, JsonF64::new(t), ts));
                 }
                 if let Some((_, t, ts)) = &time {
-                    write_frame_json(out, f, t, ts, label, stamp)?
+                    write_frame_json(out, f, t, ts, label, stream, stamp)?
                 }
             }
             OutputFormat::Text => {
@@ -807,7 +852,9 @@ pub fn write_findings(
                 if let Some((_, t)) = &text_time {
                     out.write_all(t.as_bytes())?;
                 }
-                out.write_all(b" frame ")?;
+                out.write_all(b" ")?;
+                write_stream_text(out, stream)?;
+                out.write_all(b"frame ")?;
                 for (i, word) in [
                     f.direction.label(),
                     f.frame.protocol.id(),
@@ -833,16 +880,14 @@ pub fn write_findings(
         }
     }
     for d in diagnoses.range(diagnoses.len() - nd..) {
+        let stream = session.stream_label(d.stream);
         match format {
-            OutputFormat::Json => write_diagnosis_json(out, d, stamp)?,
+            OutputFormat::Json => write_diagnosis_json(out, d, stream, stamp)?,
             OutputFormat::Text => {
                 let g = &d.diagnosis;
-                write!(
-                    out,
-                    "{:12.6} event {} ",
-                    g.first_at.as_secs_f64(),
-                    g.severity.label()
-                )?;
+                write!(out, "{:12.6} ", g.first_at.as_secs_f64())?;
+                write_stream_text(out, stream)?;
+                write!(out, "event {} ", g.severity.label())?;
                 write_printable(out, &g.id)?;
                 out.write_all(b": ")?;
                 write_printable(out, &g.title)?;
@@ -862,6 +907,7 @@ fn write_frame_json(
     t: &JsonF64,
     ts: &str,
     label: Option<&str>,
+    stream: Option<&str>,
     stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<()> {
     let f = &sf.frame;
@@ -885,6 +931,9 @@ fn write_frame_json(
     if let Some(l) = label {
         line.str("label", l)?;
     }
+    if let Some(s) = stream {
+        line.str("stream", s)?;
+    }
     line.labels(stamp)?.end()
 }
 
@@ -892,6 +941,7 @@ fn write_frame_json(
 fn write_diagnosis_json(
     out: &mut impl Write,
     d: &crate::session::SessionDiagnosis,
+    stream: Option<&str>,
     stamp: &crate::stamp::Stamp,
 ) -> std::io::Result<()> {
     let g = &d.diagnosis;
@@ -908,6 +958,9 @@ fn write_diagnosis_json(
     }
     if let Some(sp) = &g.span {
         line.u64("start", sp.start)?.u64("end", sp.end)?;
+    }
+    if let Some(s) = stream {
+        line.str("stream", s)?;
     }
     line.labels(stamp)?.end()
 }
