@@ -40,6 +40,8 @@ impl Session {
         }
         self.generation += 1;
         self.last_at = self.last_at.max(ev.at);
+        // Line error counters are per port: a rise is judged against the same port's last.
+        let stream_errors = self.stream_info(ev.stream).and_then(|s| s.line_errors);
         self.note_stream(ev);
         self.ingesting = ev.stream;
         match &ev.event {
@@ -127,7 +129,7 @@ impl Session {
                 self.notice(ev.at, NoticeLevel::Info, format!("replay {text}"));
             }
             Event::LineErrors(counts) => {
-                if let (Some(Some(old)), Some(new)) = (self.counters.line_errors, counts) {
+                if let (Some(Some(old)), Some(new)) = (stream_errors, counts) {
                     if new.total() > old.total() {
                         self.notice(
                             ev.at,
@@ -143,13 +145,14 @@ impl Session {
                         );
                     }
                 }
-                if let (Some(Some(old)), Some(new)) = (self.counters.line_errors, counts) {
+                if let (Some(Some(old)), Some(new)) = (stream_errors, counts) {
                     self.diagnose_line_errors(ev.at, old, *new);
                 }
-                self.counters.line_errors = Some(*counts);
+                // The status bar and the baud watch see the link: its ports' counters added.
+                self.counters.line_errors = self.link_line_errors();
                 self.rx_window = (0, 0, 0);
-                if let Some(c) = counts {
-                    self.baud.on_line_errors(c);
+                if let Some(Some(c)) = self.counters.line_errors {
+                    self.baud.on_line_errors(&c);
                     self.judge_baud(ev.at);
                 }
             }

@@ -632,6 +632,45 @@ mod tests {
         assert_eq!(s.stream_label(StreamId(7)), Some("stream 7"));
     }
 
+    /// Each port of a tap keeps its own counters: a rise is judged against the same port's
+    /// last report (not the other port's), and the link shows the two added up.
+    #[test]
+    fn line_errors_are_judged_per_port_and_added_for_the_link() {
+        use crate::event::{StreamDecl, StreamKind};
+        let (a, b) = (StreamId::MAIN, StreamId(1));
+        let decl = |id, d| StreamDecl {
+            id,
+            label: format!("/dev/tty{id}"),
+            kind: StreamKind::Serial,
+            link: 0,
+            direction: Some(d),
+        };
+        let mut s = Session::new("tap", DEFAULT_WINDOW_BYTES);
+        s.set_streams(&[decl(a, Direction::Tx), decl(b, Direction::Rx)], None);
+        let e = |frame| {
+            Event::LineErrors(Some(LineErrorCounts {
+                frame,
+                ..Default::default()
+            }))
+        };
+        s.ingest(&TimedEvent::on(a, Duration::from_millis(1), e(0)));
+        s.ingest(&TimedEvent::on(b, Duration::from_millis(2), e(5)));
+        assert!(s.notices().is_empty(), "first reports are no rise");
+        s.ingest(&TimedEvent::on(a, Duration::from_millis(3), e(1)));
+        let texts: Vec<&str> = s.notices().iter().map(|n| n.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            vec!["line errors: +1 framing, +0 parity, +0 overrun, +0 break"]
+        );
+        assert_eq!(
+            s.counters.line_errors,
+            Some(Some(LineErrorCounts {
+                frame: 6,
+                ..Default::default()
+            }))
+        );
+    }
+
     #[test]
     fn full_runs_do_not_round_their_allocation_up() {
         let mut s = Session::new("t", DEFAULT_WINDOW_BYTES);

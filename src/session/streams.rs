@@ -145,6 +145,34 @@ impl Session {
         self.engine.as_ref().map(|e| &e.classifier)
     }
 
+    /// The line error counters of link 0's streams added up: None until a stream reported,
+    /// Some(None) while none of them keeps any.
+    pub(super) fn link_line_errors(&self) -> Option<Option<LineErrorCounts>> {
+        let reported: Vec<Option<LineErrorCounts>> = self
+            .streams
+            .iter()
+            .filter(|s| s.link == 0)
+            .filter_map(|s| s.line_errors)
+            .collect();
+        if reported.is_empty() {
+            return None;
+        }
+        let kept: Vec<LineErrorCounts> = reported.into_iter().flatten().collect();
+        if kept.is_empty() {
+            return Some(None);
+        }
+        Some(Some(kept.iter().fold(
+            LineErrorCounts::default(),
+            |s, c| LineErrorCounts {
+                frame: s.frame + c.frame,
+                overrun: s.overrun + c.overrun,
+                parity: s.parity + c.parity,
+                brk: s.brk + c.brk,
+                buf_overrun: s.buf_overrun + c.buf_overrun,
+            },
+        )))
+    }
+
     /// Files the event under its stream; a stream the source did not declare is added.
     pub(super) fn note_stream(&mut self, ev: &TimedEvent) {
         let i = match self.streams.iter().position(|s| s.id == ev.stream) {

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::event::{
-    Command, ConnectionState, Direction, Event, LineErrorCounts, LineSettings, StreamDecl,
-    StreamId, StreamKind, TimedEvent, Timestamp,
+    Command, ConnectionState, Direction, Event, LineSettings, StreamDecl, StreamId, StreamKind,
+    TimedEvent, Timestamp,
 };
 use crate::session::DirectionLabels;
 use crate::source::serial::{self, OpenError};
@@ -184,7 +184,6 @@ pub struct MergedState {
     announced_up: bool,
     settings: [Option<LineSettings>; 2],
     mismatch_said: Option<(LineSettings, LineSettings)>,
-    errors: [Option<Option<LineErrorCounts>>; 2],
     /// When each port was asked for a new setting it has not answered yet: until both have,
     /// their settings differ only because one confirmed first (no warning then).
     awaiting: [Option<Timestamp>; 2],
@@ -271,10 +270,8 @@ impl MergedState {
                     }
                 }
             }
-            Event::LineErrors(counts) => {
-                self.errors[i] = Some(counts);
-                out.push(Event::LineErrors(self.summed_errors()));
-            }
+            // Each port's own counters, on its stream: the session adds them up for the link.
+            Event::LineErrors(counts) => out.push(Event::LineErrors(counts)),
             Event::CommandFailed { command, reason } => {
                 // A refused setting is that port's answer: it stays where it was.
                 self.answered(i, at);
@@ -285,25 +282,6 @@ impl MergedState {
             }
             other => out.push(other),
         }
-    }
-
-    /// Both ports' counters added up; `None` only if neither port keeps any.
-    fn summed_errors(&self) -> Option<LineErrorCounts> {
-        let known: Vec<LineErrorCounts> = self.errors.iter().flatten().flatten().copied().collect();
-        if known.is_empty() {
-            return None;
-        }
-        Some(
-            known
-                .iter()
-                .fold(LineErrorCounts::default(), |s, c| LineErrorCounts {
-                    frame: s.frame + c.frame,
-                    overrun: s.overrun + c.overrun,
-                    parity: s.parity + c.parity,
-                    brk: s.brk + c.brk,
-                    buf_overrun: s.buf_overrun + c.buf_overrun,
-                }),
-        )
     }
 }
 
@@ -451,7 +429,7 @@ impl Merge {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::event::Baud;
+    use crate::event::{Baud, LineErrorCounts};
 
     fn at(ms: u64, event: Event) -> TimedEvent {
         TimedEvent::new(Duration::from_millis(ms), event)
@@ -606,7 +584,7 @@ mod tests {
     }
 
     #[test]
-    fn line_errors_add_up_and_refusals_name_the_port() {
+    fn line_errors_stay_per_port_and_refusals_name_the_port() {
         let mut m = MergedState::default();
         let e = |frame| {
             Event::LineErrors(Some(LineErrorCounts {
@@ -619,7 +597,7 @@ mod tests {
             vec![Event::LineErrors(None)]
         );
         assert_eq!(translate(&mut m, Port::B, e(2)), vec![e(2)]);
-        assert_eq!(translate(&mut m, Port::A, e(3)), vec![e(5)]);
+        assert_eq!(translate(&mut m, Port::A, e(3)), vec![e(3)]);
         let out = translate(
             &mut m,
             Port::B,
