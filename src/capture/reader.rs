@@ -306,6 +306,8 @@ pub struct CaptureReader<R: Read + Seek = File> {
     tx: u64,
     /// The stream named by the last stream-switch record (main until one).
     stream: crate::event::StreamId,
+    /// The streams the capture declares (none: a single-stream capture).
+    streams: Vec<crate::event::StreamDecl>,
     warnings: Vec<ReadWarning>,
     warnings_dropped: u64,
     /// Warnings at or below this offset were given already (seeks re-read damage).
@@ -366,6 +368,7 @@ impl<R: Read + Seek> CaptureReader<R> {
             rx: 0,
             tx: 0,
             stream: crate::event::StreamId::MAIN,
+            streams: Vec::new(),
             warnings: Vec::new(),
             warnings_dropped: 0,
             warned_upto: None,
@@ -405,6 +408,12 @@ impl<R: Read + Seek> CaptureReader<R> {
     /// The number of the next event and the file offset reading continues at.
     pub fn position(&self) -> (u64, u64) {
         (self.next_number, self.pos)
+    }
+
+    /// The streams the capture declares, once the reader has passed their record (the first
+    /// of a multi-stream capture: after the first `next_record`). Empty: one stream.
+    pub fn streams(&self) -> &[crate::event::StreamDecl] {
+        &self.streams
     }
 
     /// Back to the first record.
@@ -449,6 +458,21 @@ impl<R: Read + Seek> CaptureReader<R> {
                 return Ok(None);
             };
             let at = Duration::from_nanos(raw.at_ns);
+            if raw.kind == codec::STREAMS_KIND {
+                let b = self
+                    .win
+                    .get(&mut self.src, raw.offset, raw.len)
+                    .map_err(|e| CaptureError::io(&self.name, e))?;
+                match codec::decode_streams(format::payload(b, raw.len)) {
+                    Ok(s) => self.streams = s,
+                    Err(e) => self.warn(ReadWarning::Skipped {
+                        offset: raw.offset,
+                        kind: raw.kind,
+                        reason: e.to_string(),
+                    }),
+                }
+                continue;
+            }
             if raw.kind == codec::STREAM_KIND {
                 let b = self
                     .win

@@ -138,6 +138,20 @@ impl<W: Write> CaptureWriter<W> {
         }
     }
 
+    /// Records the session's streams (a multi-stream session, before its first event), so a
+    /// replay or export of the capture knows what each stream was.
+    pub fn declare_streams(&mut self, streams: &[crate::event::StreamDecl]) {
+        if self.out.is_none() || streams.is_empty() {
+            return;
+        }
+        self.scratch.clear();
+        codec::encode_streams(streams, &mut self.scratch);
+        if self.scratch.len() <= MAX_PAYLOAD {
+            format::push_record(&mut self.buf, codec::STREAMS_KIND, 0, &self.scratch);
+            self.flush();
+        }
+    }
+
     /// Appends one event. Connection, card and settings changes are flushed at once; other
     /// events when the oldest pending one is [`FLUSH_INTERVAL`] old (by `ev.at`) or the buffer
     /// is large. A no-op once recording has stopped.
@@ -377,6 +391,40 @@ mod tests {
             .map(|rec| rec.number)
             .collect();
         assert_eq!(numbers, vec![0, 1, 2, 3]);
+        assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+    }
+
+    /// A tap's capture names its ports: the declaration record comes back from the reader
+    /// (and takes no event number).
+    #[test]
+    fn declared_streams_come_back() {
+        use crate::event::{Direction, StreamDecl, StreamId, StreamKind};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tap.hscap");
+        let mut w = CaptureWriter::create(&path, &meta()).unwrap();
+        let decls = vec![
+            StreamDecl {
+                id: StreamId::MAIN,
+                label: "/dev/ttyUSB0".into(),
+                kind: StreamKind::Serial,
+                link: 0,
+                direction: Some(Direction::Tx),
+            },
+            StreamDecl {
+                id: StreamId(1),
+                label: "/dev/ttyUSB1".into(),
+                kind: StreamKind::Serial,
+                link: 0,
+                direction: Some(Direction::Rx),
+            },
+        ];
+        w.declare_streams(&decls);
+        w.append(&rx(1, b"a"));
+        w.sync();
+        let mut r = CaptureReader::open(&path).unwrap();
+        assert!(r.streams().is_empty());
+        assert_eq!(r.next_record().unwrap().unwrap().number, 0);
+        assert_eq!(r.streams(), decls.as_slice());
         assert!(r.warnings().is_empty(), "{:?}", r.warnings());
     }
 

@@ -101,6 +101,9 @@ impl Session {
         if !streams.is_empty() {
             self.streams = streams.iter().map(StreamInfo::declared).collect();
         }
+        if let Some(r) = self.recorder.as_mut() {
+            r.declare_streams(streams);
+        }
     }
 
     /// Every stream, in the order the source declared them (the main stream first).

@@ -34,6 +34,12 @@ pub fn spawn(
 ) -> Result<SourceHandle, crate::capture::reader::CaptureError> {
     let reader = CaptureReader::open(path)?;
     let header = reader.header().clone();
+    // A multi-stream capture declares its streams before its first event.
+    let streams = {
+        let mut peek = CaptureReader::open(path)?;
+        let _ = peek.next_record();
+        peek.streams().to_vec()
+    };
     let (etx, erx, ctx, mut crx) = channels();
     let (cmd_tx, cmd_rx) = std_mpsc::channel::<Command>();
     std::thread::spawn(move || {
@@ -77,7 +83,7 @@ pub fn spawn(
         events: erx,
         commands: ctx,
         name,
-        streams: Vec::new(),
+        streams,
     })
 }
 
