@@ -205,10 +205,10 @@ pub fn decode_stream(
         let read = buf.get(..n).unwrap_or_default();
         recent.extend_from_slice(read);
         total += n as u64;
-        s.ingest(&TimedEvent {
-            at: std::time::Duration::ZERO,
-            event: Event::Rx(read.to_vec()),
-        });
+        s.ingest(&TimedEvent::new(
+            std::time::Duration::ZERO,
+            Event::Rx(read.to_vec()),
+        ));
         found += print_new(&mut s, &recent, recent_start, out)?;
         if recent.len() > KEPT_INPUT {
             let cut = recent.len() - KEPT_INPUT;

@@ -12,10 +12,7 @@ use hsmon::session::Session;
 fn feed(events: Vec<Event>) -> Session {
     let mut s = Session::new("test", 1 << 20);
     for (i, e) in events.into_iter().enumerate() {
-        s.ingest(&TimedEvent {
-            at: Duration::from_millis(i as u64 * 10),
-            event: e,
-        });
+        s.ingest(&TimedEvent::new(Duration::from_millis(i as u64 * 10), e));
     }
     s.flush_decoders();
     s

@@ -118,10 +118,10 @@ fn a_captures_strings_reach_neither_output_raw() {
         }),
     ];
     for (i, event) in events.into_iter().enumerate() {
-        w.append(&TimedEvent {
-            at: Duration::from_millis(i as u64 * 10),
+        w.append(&TimedEvent::new(
+            Duration::from_millis(i as u64 * 10),
             event,
-        });
+        ));
     }
     w.sync();
     drop(w);

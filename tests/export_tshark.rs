@@ -95,7 +95,7 @@ fn session() -> Vec<TimedEvent> {
         ),
     ]
     .into_iter()
-    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .map(|(t, event)| TimedEvent::new(ms(t), event))
     .collect()
 }
 
@@ -334,7 +334,7 @@ fn iec104_session() -> Vec<TimedEvent> {
         (90, Event::Rx(hex("68 04 83 00 00 00"))),
     ]
     .into_iter()
-    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .map(|(t, event)| TimedEvent::new(ms(t), event))
     .collect()
 }
 
@@ -430,7 +430,7 @@ fn serial_bytes_go_out_as_rtac_serial_and_iec101_dissects_with_decode_as() {
         ),
     ]
     .into_iter()
-    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .map(|(t, event)| TimedEvent::new(ms(t), event))
     .collect();
     let dir = tempfile::tempdir().unwrap();
     let cap = write_capture_from(dir.path(), "serial /dev/ttyS0", &events);

@@ -159,10 +159,7 @@ fn each_peer_meets_its_profile() {
             }
             let e = pending.remove(0);
             now += Duration::from_millis(1);
-            let out = runner.on_event(&TimedEvent {
-                at: now,
-                event: e.clone(),
-            });
+            let out = runner.on_event(&TimedEvent::new(now, e.clone()));
             if let Event::Tx(b) = &e {
                 for r in peer.on_bytes(b) {
                     pending.push(match r {

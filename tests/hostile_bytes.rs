@@ -170,10 +170,7 @@ fn hostile_card_events() -> Vec<Event> {
 }
 
 fn at(ms: u64, event: Event) -> TimedEvent {
-    TimedEvent {
-        at: Duration::from_millis(ms),
-        event,
-    }
+    TimedEvent::new(Duration::from_millis(ms), event)
 }
 
 /// The stream in pieces of varying size (framers see sequences split anywhere), both

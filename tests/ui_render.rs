@@ -19,10 +19,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 
 fn at(ms: u64, event: Event) -> TimedEvent {
-    TimedEvent {
-        at: Duration::from_millis(ms),
-        event,
-    }
+    TimedEvent::new(Duration::from_millis(ms), event)
 }
 
 /// A session built only through `ingest`, as a real one is.

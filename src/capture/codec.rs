@@ -30,6 +30,97 @@ pub enum Kind {
     Card = 10,
     Pcsc = 11,
     Replay = 12,
+    /// Not an event: the records after it belong to this stream (see [`STREAM_KIND`]).
+    Stream = 13,
+    /// Not an event: the session's streams as its source declared them (see [`STREAMS_KIND`]).
+    Streams = 14,
+}
+
+/// The kind of the stream-declaration record, written once before the first event of a
+/// multi-stream session: count u16, then per stream id u16, kind u8 (0 serial, 1 tcp, 2 card,
+/// 3 replay, 4 demo), link u16, direction u8 (0 both, 1 rx, 2 tx), label str.
+pub const STREAMS_KIND: u16 = Kind::Streams as u16;
+
+/// The payload of a stream-declaration record.
+pub fn encode_streams(streams: &[crate::event::StreamDecl], out: &mut Vec<u8>) {
+    use crate::event::{Direction, StreamKind};
+    out.extend_from_slice(&(streams.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
+    for s in streams.iter().take(usize::from(u16::MAX)) {
+        out.extend_from_slice(&s.id.0.to_le_bytes());
+        out.push(match s.kind {
+            StreamKind::Serial => 0,
+            StreamKind::Tcp => 1,
+            StreamKind::Card => 2,
+            StreamKind::Replay => 3,
+            StreamKind::Demo => 4,
+        });
+        out.extend_from_slice(&s.link.to_le_bytes());
+        out.push(match s.direction {
+            None => 0,
+            Some(Direction::Rx) => 1,
+            Some(Direction::Tx) => 2,
+        });
+        put_str(out, &s.label);
+    }
+}
+
+/// The streams a stream-declaration record declares.
+pub fn decode_streams(p: &[u8]) -> Result<Vec<crate::event::StreamDecl>, PayloadError> {
+    use crate::event::{Direction, StreamDecl, StreamId, StreamKind};
+    let mut c = Cur {
+        b: p,
+        kind: "streams",
+    };
+    let n = u16::from_le_bytes(c.array()?);
+    let mut out = Vec::with_capacity(usize::from(n).min(64));
+    for _ in 0..n {
+        let id = StreamId(u16::from_le_bytes(c.array()?));
+        let kind = match c.u8()? {
+            0 => StreamKind::Serial,
+            1 => StreamKind::Tcp,
+            2 => StreamKind::Card,
+            3 => StreamKind::Replay,
+            4 => StreamKind::Demo,
+            k => return Err(c.bad(format!("stream kind {k}"))),
+        };
+        let link = u16::from_le_bytes(c.array()?);
+        let direction = match c.u8()? {
+            0 => None,
+            1 => Some(Direction::Rx),
+            2 => Some(Direction::Tx),
+            d => return Err(c.bad(format!("direction {d}"))),
+        };
+        let label = c.str()?;
+        out.push(StreamDecl {
+            id,
+            label,
+            kind,
+            link,
+            direction,
+        });
+    }
+    Ok(out)
+}
+
+/// The kind of the stream-switch record: payload the stream id (u16). A writer puts one before
+/// the first record of a stream other than the previous record's, so single-stream captures
+/// (and every capture written before streams) have none and read as the main stream.
+pub const STREAM_KIND: u16 = Kind::Stream as u16;
+
+/// The payload of a stream-switch record.
+pub fn encode_stream(id: crate::event::StreamId) -> [u8; 2] {
+    id.0.to_le_bytes()
+}
+
+/// The stream a stream-switch record names.
+pub fn decode_stream(p: &[u8]) -> Result<crate::event::StreamId, PayloadError> {
+    match p {
+        [a, b, ..] => Ok(crate::event::StreamId(u16::from_le_bytes([*a, *b]))),
+        _ => Err(PayloadError::Malformed {
+            kind: "stream",
+            reason: format!("{} payload bytes, need 2", p.len()),
+        }),
+    }
 }
 
 impl Kind {
@@ -357,6 +448,10 @@ pub fn decode_payload(kind: u16, p: &[u8]) -> Result<Event, PayloadError> {
             speed: f64::from_bits(c.u64()?),
             text: c.str()?,
         },
+        // The reader takes stream switches itself; they carry no event.
+        Kind::Stream | Kind::Streams => {
+            return Err(c.bad("a stream record is not an event".to_string()));
+        }
     })
 }
 
@@ -420,6 +515,8 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Card => "card",
         Kind::Pcsc => "pcsc",
         Kind::Replay => "replay",
+        Kind::Stream => "stream",
+        Kind::Streams => "streams",
     }
 }
 

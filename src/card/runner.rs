@@ -379,10 +379,7 @@ mod tests {
     use std::time::Duration;
 
     fn ev(event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::ZERO,
-            event,
-        }
+        TimedEvent::new(Duration::ZERO, event)
     }
 
     fn answer(cmd: &Command, response: &[u8]) -> TimedEvent {

@@ -283,10 +283,7 @@ mod tests {
     }
 
     fn ev(ms: u64, event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event,
-        }
+        TimedEvent::new(Duration::from_millis(ms), event)
     }
 
     fn stm32_text_run() -> Runner {

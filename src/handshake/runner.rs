@@ -1002,7 +1002,7 @@ mod tests {
     }
 
     fn ev(at: u64, event: Event) -> TimedEvent {
-        TimedEvent { at: ms(at), event }
+        TimedEvent::new(ms(at), event)
     }
 
     /// A device played by the test: the runner's commands in, events with times out.

@@ -330,12 +330,23 @@ pub fn write_event<W: Write + ?Sized>(
     label: Option<&str>,
     stamp: &Stamp,
 ) -> io::Result<u64> {
+    write_event_on(out, ev, label, None, stamp)
+}
+
+/// [`write_event`] with the `stream` member of a multi-stream session.
+pub fn write_event_on<W: Write + ?Sized>(
+    out: &mut W,
+    ev: &TimedEvent,
+    label: Option<&str>,
+    stream: Option<&str>,
+    stamp: &Stamp,
+) -> io::Result<u64> {
     let time = Time::at(ev.at, stamp);
     let (kind, b) = match &ev.event {
         Event::Rx(b) => ("rx", b),
         Event::Tx(b) => ("tx", b),
         other => {
-            super::write(out, &from_event(other), &time, label, stamp)?;
+            super::write_on(out, &from_event(other), &time, label, stream, stamp)?;
             return Ok(1);
         }
     };
@@ -347,7 +358,7 @@ pub fn write_event<W: Write + ?Sized>(
             kind,
             hex: Hex(piece),
         };
-        super::write(out, &r, &time, label, stamp)?;
+        super::write_on(out, &r, &time, label, stream, stamp)?;
         n += 1;
     }
     Ok(n)

@@ -9,7 +9,9 @@
 //! escape, never the raw character, and a JSON parser still reads the original text back.
 //!
 //! Adding an optional member to a record is one line in its struct:
-//! `#[serde(skip_serializing_if = "Option::is_none")] pub stream: Option<&'a str>,`.
+//! `#[serde(skip_serializing_if = "Option::is_none")] pub member: Option<&'a str>,`. The
+//! members every record may carry (a tap's `label`, the `stream` of a multi-stream session,
+//! the `--label`s) are the writer's ([`write_on`]).
 
 pub mod event;
 pub mod finding;
@@ -61,6 +63,19 @@ pub fn write<W: Write + ?Sized, R: Record + ?Sized>(
     label: Option<&str>,
     stamp: &Stamp,
 ) -> io::Result<()> {
+    write_on(out, record, time, label, None, stamp)
+}
+
+/// [`write`] with the `stream` member every record of a multi-stream session carries (the
+/// stream's label: a tap's port path), after `label` and before the `--label` members.
+pub fn write_on<W: Write + ?Sized, R: Record + ?Sized>(
+    out: &mut W,
+    record: &R,
+    time: &Time,
+    label: Option<&str>,
+    stream: Option<&str>,
+    stamp: &Stamp,
+) -> io::Result<()> {
     out.write_all(b"{\"type\":\"")?;
     out.write_all(record.kind().as_bytes())?;
     out.write_all(b"\",\"t\":")?;
@@ -73,6 +88,10 @@ pub fn write<W: Write + ?Sized, R: Record + ?Sized>(
     if let Some(l) = label {
         out.write_all(b",\"label\":")?;
         string(out, l)?;
+    }
+    if let Some(s) = stream {
+        out.write_all(b",\"stream\":")?;
+        string(out, s)?;
     }
     labels(out, stamp)?;
     out.write_all(b"}\n")
@@ -107,7 +126,7 @@ fn labels<W: Write + ?Sized>(out: &mut W, stamp: &Stamp) -> io::Result<()> {
 use json::members;
 pub use json::string;
 
-/// Bytes as a hex string member (`"68 04 04 68"`, see [`crate::sanitize::write_hex`]),
+/// Bytes as a hex string member (`"68 04 04 68"`, see [`crate::hex::write_spaced`]),
 /// formatted straight into the output: a 4 KiB read is 12 KiB of text without a String or
 /// an escape scan (hex digits and spaces need none). It serializes as bytes, which the
 /// record serializer ([`json`]) writes as that string; another serializer

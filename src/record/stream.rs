@@ -11,7 +11,7 @@ use crate::event::{ConnectionState, Event, TimedEvent, on_off};
 use crate::hex::{spaced as hex_string, write_spaced as write_hex};
 use crate::output::OutputFormat;
 use crate::record::finding::status_id;
-use crate::record::{Time, event::write_event, finding};
+use crate::record::{Time, event::write_event_on, finding};
 use crate::sanitize::{printable, write_printable};
 use crate::session::Session;
 
@@ -104,9 +104,10 @@ pub fn write_taken(
         Event::Tx(_) => session.labels.as_ref().map(|l| l.tx.as_str()),
         _ => None,
     };
+    let stream = session.stream_label(ev.stream);
     match (format, &ev.event) {
         (OutputFormat::Json, _) => {
-            write_event(out, ev, label, &session.stamp)?;
+            write_event_on(out, ev, label, stream, &session.stamp)?;
         }
         (OutputFormat::Text, Event::Rx(b) | Event::Tx(b)) => {
             let d = if matches!(ev.event, Event::Rx(_)) {
@@ -114,7 +115,9 @@ pub fn write_taken(
             } else {
                 "tx"
             };
-            write!(out, "{:12.6} {d} ", ev.at.as_secs_f64())?;
+            write!(out, "{:12.6} ", ev.at.as_secs_f64())?;
+            write_stream_text(out, stream)?;
+            write!(out, "{d} ")?;
             // "rx meter 68 04 …": the label after the direction, for a tap.
             if let Some(l) = label {
                 write_printable(out, l)?;
@@ -123,9 +126,31 @@ pub fn write_taken(
             write_hex(out, b)?;
             out.write_all(b"\n")?;
         }
-        (OutputFormat::Text, _) => writeln!(out, "{}", text_record(ev))?,
+        (OutputFormat::Text, _) => {
+            let line = text_record(ev);
+            match stream {
+                None => writeln!(out, "{line}")?,
+                Some(_) => {
+                    // "    1.234567 [/dev/ttyUSB1] settings …": the stream after the time.
+                    let (t, rest) = line.trim_start().split_once(' ').unwrap_or((&line, ""));
+                    write!(out, "{t:>12} ")?;
+                    write_stream_text(out, stream)?;
+                    writeln!(out, "{rest}")?;
+                }
+            }
+        }
     }
     write_findings(out, session, format)
+}
+
+/// `[label] ` in a multi-stream session's text lines (nothing otherwise).
+fn write_stream_text(out: &mut impl Write, stream: Option<&str>) -> std::io::Result<()> {
+    if let Some(s) = stream {
+        out.write_all(b"[")?;
+        write_printable(out, s)?;
+        out.write_all(b"] ")?;
+    }
+    Ok(())
 }
 
 /// Frames and diagnoses the session found since the last call: `frame` records
@@ -147,13 +172,14 @@ pub fn write_findings(
     let mut text_time: Option<(crate::event::Timestamp, String)> = None;
     for f in frames.range(frames.len() - nf..) {
         let label = labels.map(|l| l.get(f.direction));
+        let stream = session.stream_label(f.stream);
         match format {
             OutputFormat::Json => {
                 if time.as_ref().is_none_or(|(at, _)| *at != f.at) {
                     time = Some((f.at, Time::at(f.at, stamp)));
                 }
                 if let Some((_, t)) = &time {
-                    crate::record::write(out, &finding::frame(f), t, label, stamp)?
+                    crate::record::write_on(out, &finding::frame(f), t, label, stream, stamp)?
                 }
             }
             OutputFormat::Text => {
@@ -165,7 +191,9 @@ pub fn write_findings(
                 if let Some((_, t)) = &text_time {
                     out.write_all(t.as_bytes())?;
                 }
-                out.write_all(b" frame ")?;
+                out.write_all(b" ")?;
+                write_stream_text(out, stream)?;
+                out.write_all(b"frame ")?;
                 for (i, word) in [
                     f.direction.label(),
                     f.frame.protocol.id(),
@@ -191,22 +219,21 @@ pub fn write_findings(
         }
     }
     for d in diagnoses.range(diagnoses.len() - nd..) {
+        let stream = session.stream_label(d.stream);
         match format {
-            OutputFormat::Json => crate::record::write(
+            OutputFormat::Json => crate::record::write_on(
                 out,
                 &finding::diagnosis(d),
                 &Time::at(d.diagnosis.first_at, stamp),
                 None,
+                stream,
                 stamp,
             )?,
             OutputFormat::Text => {
                 let g = &d.diagnosis;
-                write!(
-                    out,
-                    "{:12.6} event {} ",
-                    g.first_at.as_secs_f64(),
-                    g.severity.label()
-                )?;
+                write!(out, "{:12.6} ", g.first_at.as_secs_f64())?;
+                write_stream_text(out, stream)?;
+                write!(out, "event {} ", g.severity.label())?;
                 write_printable(out, &g.id)?;
                 out.write_all(b": ")?;
                 write_printable(out, &g.title)?;
@@ -580,10 +607,10 @@ mod tests {
 
     #[test]
     fn json_rx_record_matches_design() {
-        let ev = TimedEvent {
-            at: Duration::from_micros(12_300),
-            event: Event::Rx(vec![0x68, 0x04, 0x04, 0x68]),
-        };
+        let ev = TimedEvent::new(
+            Duration::from_micros(12_300),
+            Event::Rx(vec![0x68, 0x04, 0x04, 0x68]),
+        );
         assert_eq!(
             reference::json_record(&ev).to_string(),
             r#"{"type":"rx","t":0.0123,"hex":"68 04 04 68"}"#
@@ -701,10 +728,10 @@ mod tests {
             }
             stream.extend_from_slice(b"\xe8\xe5llo world\r\n");
         }
-        let mut events = vec![TimedEvent {
-            at: Duration::ZERO,
-            event: Event::Connection(ConnectionState::Up),
-        }];
+        let mut events = vec![TimedEvent::new(
+            Duration::ZERO,
+            Event::Connection(ConnectionState::Up),
+        )];
         for (i, piece) in stream.chunks(333).enumerate() {
             let at = Duration::from_micros(i as u64 * 1234 + 7);
             let event = if i % 7 == 3 {
@@ -712,20 +739,20 @@ mod tests {
             } else {
                 Event::Rx(piece.to_vec())
             };
-            events.push(TimedEvent { at, event });
+            events.push(TimedEvent::new(at, event));
             if i % 50 == 0 {
-                events.push(TimedEvent {
+                events.push(TimedEvent::new(
                     at,
-                    event: Event::Connection(ConnectionState::Down {
+                    Event::Connection(ConnectionState::Down {
                         reason: "gone \x1b]0;x\x07".into(),
                     }),
-                });
+                ));
             }
         }
-        events.push(TimedEvent {
-            at: Duration::from_secs(9),
-            event: Event::Rx(Vec::new()),
-        });
+        events.push(TimedEvent::new(
+            Duration::from_secs(9),
+            Event::Rx(Vec::new()),
+        ));
         events
     }
 
@@ -887,10 +914,7 @@ mod tests {
         events
             .into_iter()
             .enumerate()
-            .map(|(i, event)| TimedEvent {
-                at: Duration::from_micros(i as u64 * 1_000_003),
-                event,
-            })
+            .map(|(i, event)| TimedEvent::new(Duration::from_micros(i as u64 * 1_000_003), event))
             .collect()
     }
 

@@ -737,7 +737,7 @@ async fn monitor_with(
     if let Some(writer) = writer {
         session.set_recorder(writer);
     }
-    session.labels = extras.labels;
+    session.set_streams(&handle.streams, extras.labels);
     let headless = global.headless;
     let mut monitor = crate::monitor::Monitor::new(handle, session, clock);
     monitor.set_deadline(deadline);

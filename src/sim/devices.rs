@@ -143,6 +143,7 @@ pub fn spawn(scenario: &str, clock: Clock) -> Option<SourceHandle> {
         events: erx,
         commands: ctx,
         name: format!("demo: {scenario} (simulated board)"),
+        streams: Vec::new(),
     })
 }
 

@@ -365,6 +365,7 @@ pub fn spawn(
         events: erx,
         commands: ctx,
         name,
+        streams: Vec::new(),
     })
 }
 

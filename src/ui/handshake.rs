@@ -260,10 +260,7 @@ mod tests {
     use std::time::Duration;
 
     fn ev(ms: u64, event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event,
-        }
+        TimedEvent::new(Duration::from_millis(ms), event)
     }
 
     /// An MTK run whose first step got its A0 back ten times.

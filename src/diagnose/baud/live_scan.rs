@@ -337,10 +337,7 @@ mod tests {
         }
 
         fn ev(&self, event: Event) -> TimedEvent {
-            TimedEvent {
-                at: Duration::from_secs_f64(self.t),
-                event,
-            }
+            TimedEvent::new(Duration::from_secs_f64(self.t), event)
         }
 
         fn obey(&mut self, cmds: Vec<Command>) -> Vec<TimedEvent> {
