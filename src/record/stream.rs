@@ -162,6 +162,22 @@ pub fn write_findings(
     session: &mut Session,
     format: OutputFormat,
 ) -> std::io::Result<()> {
+    write_link_findings(out, session, format)?;
+    // The session's other conversations (each descriptor a traced program uses).
+    let mut links = session.take_links();
+    let written = links
+        .iter_mut()
+        .try_for_each(|(_, link)| write_link_findings(out, link, format));
+    session.restore_links(links);
+    written
+}
+
+/// [`write_findings`] for one link (the session itself is link 0).
+fn write_link_findings(
+    out: &mut impl Write,
+    session: &mut Session,
+    format: OutputFormat,
+) -> std::io::Result<()> {
     let (nf, nd) = session.take_new_counts();
     let frames = session.frames();
     let diagnoses = session.diagnoses();

@@ -43,6 +43,12 @@ impl Session {
         // Line error counters are per port: a rise is judged against the same port's last.
         let stream_errors = self.stream_info(ev.stream).and_then(|s| s.line_errors);
         self.note_stream(ev);
+        // Another conversation than link 0's: its own session decodes it.
+        let link = self.stream_info(ev.stream).map_or(0, |s| s.link);
+        if link != 0 {
+            self.link_mut(link).ingest(ev);
+            return;
+        }
         self.ingesting = ev.stream;
         match &ev.event {
             Event::Rx(b) => {
@@ -178,10 +184,11 @@ impl Session {
     /// nothing pending, no timer needed).
     pub fn next_due(&self) -> Option<Timestamp> {
         let held = self.engine.as_ref().and_then(Engine::due);
-        match (self.capture_flush_due(), held) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let links = self.links.iter().filter_map(|(_, l)| l.next_due()).min();
+        [self.capture_flush_due(), held, links]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Does what is due at `now`: writes the capture, releases frames held long enough on a
@@ -189,6 +196,14 @@ impl Session {
     pub fn poll(&mut self, now: Timestamp) -> bool {
         self.poll_capture(now);
         let before = self.generation;
+        let mut links_changed = false;
+        for (_, l) in self.links.iter_mut() {
+            links_changed |= l.poll(now);
+        }
+        if links_changed {
+            // Something to show: the session as a whole changed.
+            self.generation += 1;
+        }
         if self
             .engine
             .as_ref()
@@ -364,6 +379,9 @@ impl Session {
     pub fn flush_decoders(&mut self) {
         let at = self.last_at;
         self.with_engine(|e, f| e.flush(at, f));
+        for (_, l) in self.links.iter_mut() {
+            l.flush_decoders();
+        }
     }
 
     /// Frames and diagnoses added since the last call (for headless output), oldest first.

@@ -125,6 +125,12 @@ pub struct Session {
     pub labels: Option<DirectionLabels>,
     /// The streams the events come from (at least the main one).
     streams: Vec<StreamInfo>,
+    /// The session's other conversations (links 1, 2, …: each descriptor a traced program
+    /// uses), each decoded on its own as a session of its own without a capture (their events
+    /// are recorded once, here). Link 0 is this session itself.
+    links: Vec<(streams::LinkId, Session)>,
+    /// What a new link diagnoses with.
+    knowledge: Option<Arc<Knowledge>>,
     /// The stream of the event being ingested (what a diagnosis without a direction is about).
     ingesting: StreamId,
     /// The wall-clock start and `--label` members every headless JSON record carries.
@@ -189,6 +195,8 @@ impl Session {
         let source_name = source_name.into();
         Session {
             streams: vec![StreamInfo::main(source_name.clone())],
+            links: Vec::new(),
+            knowledge: knowledge.clone(),
             ingesting: StreamId::MAIN,
             frames: VecDeque::new(),
             frames_bytes: 0,
@@ -567,6 +575,95 @@ mod tests {
 
     /// A tap: two streams of one link. Each keeps its own settings and counts, frames name
     /// the port that heard them, and the request on A still pairs with the answer on B.
+    /// Two conversations in one session (two descriptors of a traced program): each link
+    /// decodes on its own, so bytes of one never complete or break a frame of the other,
+    /// "talking to" answers per link, and the records name the stream.
+    #[test]
+    fn each_link_decodes_on_its_own() {
+        use crate::event::{StreamDecl, StreamKind};
+        let (tty, sock) = (StreamId::MAIN, StreamId(1));
+        let decl = |id, label: &str, link| StreamDecl {
+            id,
+            label: label.into(),
+            kind: StreamKind::Serial,
+            link,
+            direction: None,
+        };
+        let mut s = Session::new("trace", DEFAULT_WINDOW_BYTES);
+        s.set_streams(
+            &[
+                decl(tty, "/dev/ttyUSB0", 0),
+                decl(sock, "tcp 10.0.0.5:2404", 1),
+            ],
+            None,
+        );
+        let mbus = chatter()[..27].to_vec();
+        let text = b"boot: ok\r\nlogin: \r\n".repeat(4);
+        // The frame's first half on the tty, text on the socket, the second half on the tty.
+        s.ingest(&TimedEvent::on(
+            tty,
+            Duration::from_millis(1),
+            Event::Rx(mbus[..12].to_vec()),
+        ));
+        s.ingest(&TimedEvent::on(
+            sock,
+            Duration::from_millis(2),
+            Event::Rx(text.clone()),
+        ));
+        s.ingest(&TimedEvent::on(
+            tty,
+            Duration::from_millis(3),
+            Event::Rx(mbus[12..].to_vec()),
+        ));
+        s.flush_decoders();
+        let protocols = |l: &Session| -> Vec<crate::decode::Protocol> {
+            l.frames().iter().map(|f| f.frame.protocol).collect()
+        };
+        assert_eq!(
+            protocols(&s),
+            vec![crate::decode::Protocol::Mbus],
+            "link 0: the whole frame"
+        );
+        let link1 = s.link(1).unwrap();
+        assert!(
+            protocols(link1)
+                .iter()
+                .all(|p| *p == crate::decode::Protocol::Text),
+            "link 1: text only, no M-Bus bytes mixed in: {:?}",
+            protocols(link1)
+        );
+        assert_eq!(link1.frames().len(), 8);
+        assert!(link1.frames().iter().all(|f| f.stream == sock));
+        assert_eq!(s.links().count(), 2);
+        // "Talking to" per stream.
+        let top = |id| {
+            s.talking_to(id)
+                .unwrap()
+                .ranking()
+                .first()
+                .map(|g| g.protocol)
+        };
+        assert_eq!(top(tty), Some(crate::decode::Protocol::Mbus));
+        assert_eq!(top(sock), Some(crate::decode::Protocol::Text));
+        // The records of both links, each naming its stream.
+        let mut out = Vec::new();
+        crate::record::stream::write_findings(&mut out, &mut s, crate::output::OutputFormat::Json)
+            .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(
+            out.matches("\"stream\":\"/dev/ttyUSB0\"").count(),
+            1,
+            "{out}"
+        );
+        assert_eq!(
+            out.matches("\"stream\":\"tcp 10.0.0.5:2404\"").count(),
+            8,
+            "{out}"
+        );
+        // The capture timer and the held frames of every link.
+        assert_eq!(s.next_due(), None, "all flushed");
+    }
+
     #[test]
     fn a_tap_is_two_streams_of_one_link() {
         use crate::event::{Baud, StreamDecl, StreamKind};

@@ -130,11 +130,12 @@ impl Session {
     }
 
     /// The stream that carries `dir` of link 0: a tap's port for that direction, else the
-    /// main stream (which carries both).
+    /// stream that carries both (the main stream, or a link's own descriptor).
     pub fn stream_of(&self, dir: Direction) -> StreamId {
-        self.streams
-            .iter()
-            .find(|s| s.link == 0 && s.direction == Some(dir))
+        let link0 = || self.streams.iter().filter(|s| s.link == 0);
+        link0()
+            .find(|s| s.direction == Some(dir))
+            .or_else(|| link0().find(|s| s.direction.is_none()))
             .map_or(StreamId::MAIN, |s| s.id)
     }
 
@@ -142,10 +143,70 @@ impl Session {
     /// base or for a stream the session does not know.
     pub fn talking_to(&self, stream: StreamId) -> Option<&Classifier> {
         let link = self.stream_info(stream)?.link;
-        if link != 0 {
-            return None;
+        self.link(link)?.engine.as_ref().map(|e| &e.classifier)
+    }
+
+    /// The conversation `id`: link 0 is this session, the others decode on their own (each
+    /// descriptor a traced program uses). None for a link no event has reached yet.
+    pub fn link(&self, id: LinkId) -> Option<&Session> {
+        if id == 0 {
+            return Some(self);
         }
-        self.engine.as_ref().map(|e| &e.classifier)
+        self.links.iter().find(|(l, _)| *l == id).map(|(_, s)| s)
+    }
+
+    /// Every link that has seen an event, link 0 (this session) first.
+    pub fn links(&self) -> impl Iterator<Item = (LinkId, &Session)> {
+        std::iter::once((0, self)).chain(self.links.iter().map(|(id, s)| (*id, s)))
+    }
+
+    /// The other links, taken out for a moment (to write their records with this session's
+    /// names at hand); give them back with [`Session::restore_links`].
+    pub fn take_links(&mut self) -> Vec<(LinkId, Session)> {
+        std::mem::take(&mut self.links)
+    }
+
+    pub fn restore_links(&mut self, links: Vec<(LinkId, Session)>) {
+        self.links = links;
+    }
+
+    /// The session of link `id` (not 0), made on its first event: the same knowledge, memory
+    /// cap, stamp and stream names as this one, and no capture of its own.
+    pub(super) fn link_mut(&mut self, id: LinkId) -> &mut Session {
+        let i = match self.links.iter().position(|(l, _)| *l == id) {
+            Some(i) => i,
+            None => {
+                let label = self
+                    .streams
+                    .iter()
+                    .find(|s| s.link == id)
+                    .map_or_else(|| format!("link {id}"), |s| s.label.clone());
+                let mut link =
+                    Session::with_knowledge(label, self.window_cap, self.knowledge.clone());
+                link.stamp = self.stamp.clone();
+                link.streams = self
+                    .streams
+                    .iter()
+                    .map(|s| StreamInfo {
+                        link: 0,
+                        ..s.clone()
+                    })
+                    .filter(|s| self.stream_info(s.id).is_some_and(|o| o.link == id))
+                    .collect();
+                // Records of a multi-stream session name their stream: keep every name.
+                for s in &self.streams {
+                    if !link.streams.iter().any(|t| t.id == s.id) {
+                        link.streams.push(StreamInfo {
+                            link: u16::MAX,
+                            ..s.clone()
+                        });
+                    }
+                }
+                self.links.push((id, link));
+                self.links.len() - 1
+            }
+        };
+        &mut self.links[i].1
     }
 
     /// The line error counters of link 0's streams added up: None until a stream reported,
