@@ -72,6 +72,10 @@ pub struct DriverDone {
 pub trait Driver: Any {
     /// A short name for logs ("scan", "script", "handshake").
     fn name(&self) -> &'static str;
+    /// The loop starts (or the driver joins a running one): what it can do before any event.
+    fn start(&mut self, _session: &Session, _at: Timestamp) -> DriverStep {
+        DriverStep::default()
+    }
     /// The session has taken `ev`.
     fn on_event(&mut self, session: &mut Session, ev: &TimedEvent) -> DriverStep;
     /// Woken at (or after) `next_wake`.

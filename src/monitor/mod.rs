@@ -228,14 +228,12 @@ impl Monitor {
         Ok(end)
     }
 
-    /// Drivers that can act before any event (a scan on a session that knows its settings).
+    /// What the drivers can do before any event (a scan on a session that knows its settings).
     fn start_drivers<F: FrontEnd>(&mut self, fe: &mut F) -> Result<()> {
         let at = self.clock.now();
         let mut steps = Vec::new();
         for d in self.drivers.iter_mut() {
-            if let Some(s) = d.as_any_mut().downcast_mut::<scan::ScanDriver>() {
-                steps.push(s.start_now(&self.session, at));
-            }
+            steps.push(d.start(&self.session, at));
         }
         for step in steps {
             self.carry_out_now(fe, step, at)?;
@@ -394,7 +392,7 @@ impl Monitor {
                     if self.driver::<scan::ScanDriver>().is_none() {
                         let mut d = scan::ScanDriver::new(false);
                         let at = self.clock.now();
-                        let step = d.start_now(&self.session, at);
+                        let step = d.start(&self.session, at);
                         self.drivers.push(Box::new(d));
                         self.carry_out_now(fe, step, at)?;
                     }

@@ -62,16 +62,16 @@ impl ScanDriver {
         reports.extend(ups.into_iter().map(Report::Scan));
         DriverStep { commands, reports }
     }
-
-    /// Starts at once when the session already knows the settings (a key press mid-session).
-    pub fn start_now(&mut self, session: &Session, at: Timestamp) -> DriverStep {
-        self.try_start(session, at)
-    }
 }
 
 impl Driver for ScanDriver {
     fn name(&self) -> &'static str {
         "scan"
+    }
+
+    /// Starts at once when the session already knows the settings (a key press mid-session).
+    fn start(&mut self, session: &Session, at: Timestamp) -> DriverStep {
+        self.try_start(session, at)
     }
 
     fn on_event(&mut self, session: &mut Session, ev: &TimedEvent) -> DriverStep {
