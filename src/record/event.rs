@@ -338,7 +338,7 @@ pub fn write_event_on<W: Write + ?Sized>(
     out: &mut W,
     ev: &TimedEvent,
     label: Option<&str>,
-    stream: Option<&str>,
+    stream: Option<crate::session::StreamTag<'_>>,
     stamp: &Stamp,
 ) -> io::Result<u64> {
     let time = Time::at(ev.at, stamp);

@@ -27,6 +27,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 use crate::sanitize::JsonF64;
+use crate::session::StreamTag;
 use crate::stamp::Stamp;
 
 /// A record type: its members (serde-derived) and the `type` it is written with.
@@ -67,13 +68,14 @@ pub fn write<W: Write + ?Sized, R: Record + ?Sized>(
 }
 
 /// [`write`] with the `stream` member every record of a multi-stream session carries (the
-/// stream's label: a tap's port path), after `label` and before the `--label` members.
+/// stream's label: a tap's port path) and, for a traced program's descriptor, its `pid`;
+/// after `label` and before the `--label` members.
 pub fn write_on<W: Write + ?Sized, R: Record + ?Sized>(
     out: &mut W,
     record: &R,
     time: &Time,
     label: Option<&str>,
-    stream: Option<&str>,
+    stream: Option<StreamTag<'_>>,
     stamp: &Stamp,
 ) -> io::Result<()> {
     out.write_all(b"{\"type\":\"")?;
@@ -91,7 +93,11 @@ pub fn write_on<W: Write + ?Sized, R: Record + ?Sized>(
     }
     if let Some(s) = stream {
         out.write_all(b",\"stream\":")?;
-        string(out, s)?;
+        string(out, s.label)?;
+        if let Some(pid) = s.pid {
+            out.write_all(b",\"pid\":")?;
+            out.write_all(pid.to_string().as_bytes())?;
+        }
     }
     labels(out, stamp)?;
     out.write_all(b"}\n")

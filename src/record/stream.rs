@@ -104,7 +104,7 @@ pub fn write_taken(
         Event::Tx(_) => session.labels.as_ref().map(|l| l.tx.as_str()),
         _ => None,
     };
-    let stream = session.stream_label(ev.stream);
+    let stream = session.stream_tag(ev.stream);
     match (format, &ev.event) {
         (OutputFormat::Json, _) => {
             write_event_on(out, ev, label, stream, &session.stamp)?;
@@ -143,11 +143,17 @@ pub fn write_taken(
     write_findings(out, session, format)
 }
 
-/// `[label] ` in a multi-stream session's text lines (nothing otherwise).
-fn write_stream_text(out: &mut impl Write, stream: Option<&str>) -> std::io::Result<()> {
+/// `[label] ` (or `[label pid N] `) in a multi-stream session's text lines (nothing otherwise).
+fn write_stream_text(
+    out: &mut impl Write,
+    stream: Option<crate::session::StreamTag<'_>>,
+) -> std::io::Result<()> {
     if let Some(s) = stream {
         out.write_all(b"[")?;
-        write_printable(out, s)?;
+        write_printable(out, s.label)?;
+        if let Some(pid) = s.pid {
+            write!(out, " pid {pid}")?;
+        }
         out.write_all(b"] ")?;
     }
     Ok(())
@@ -188,7 +194,7 @@ fn write_link_findings(
     let mut text_time: Option<(crate::event::Timestamp, String)> = None;
     for f in frames.range(frames.len() - nf..) {
         let label = labels.map(|l| l.get(f.direction));
-        let stream = session.stream_label(f.stream);
+        let stream = session.stream_tag(f.stream);
         match format {
             OutputFormat::Json => {
                 if time.as_ref().is_none_or(|(at, _)| *at != f.at) {
@@ -235,7 +241,7 @@ fn write_link_findings(
         }
     }
     for d in diagnoses.range(diagnoses.len() - nd..) {
-        let stream = session.stream_label(d.stream);
+        let stream = session.stream_tag(d.stream);
         match format {
             OutputFormat::Json => crate::record::write_on(
                 out,

@@ -26,7 +26,7 @@ use crate::event::{
 
 use memory::DescriptionCosts;
 pub use memory::{DIAGNOSES_CAP, FRAMES_BYTES_CAP, FRAMES_CAP, frame_heap_bytes};
-pub use streams::{LinkId, StreamInfo};
+pub use streams::{LinkId, StreamInfo, StreamTag};
 pub use window::{RUN_CAPACITY, RateMeter, Run};
 
 /// Default cap on the memory the scrollback window uses (both directions together): the
@@ -575,6 +575,45 @@ mod tests {
 
     /// A tap: two streams of one link. Each keeps its own settings and counts, frames name
     /// the port that heard them, and the request on A still pairs with the answer on B.
+    /// A stream that appears mid-session (a descriptor a traced program opens) is declared
+    /// with its link and process: it decodes on its own link and its records say which.
+    #[test]
+    fn a_stream_declared_mid_session_gets_its_link_and_pid() {
+        use crate::event::{StreamDecl, StreamKind};
+        let mut s = Session::new("trace", DEFAULT_WINDOW_BYTES);
+        s.ingest(&TimedEvent::new(
+            Duration::ZERO,
+            Event::Connection(ConnectionState::Up),
+        ));
+        let id = StreamId(3);
+        s.declare_stream(
+            &StreamDecl {
+                id,
+                label: "/dev/ttyUSB0".into(),
+                kind: StreamKind::Serial,
+                link: 3,
+                direction: None,
+            },
+            Some(4242),
+        );
+        s.ingest(&TimedEvent::on(
+            id,
+            Duration::from_millis(5),
+            Event::Rx(chatter()[..27].to_vec()),
+        ));
+        s.flush_decoders();
+        assert!(s.frames().is_empty(), "link 0 saw none of it");
+        assert_eq!(s.link(3).map(|l| l.frames().len()), Some(1));
+        let mut out = Vec::new();
+        crate::record::stream::write_findings(&mut out, &mut s, crate::output::OutputFormat::Json)
+            .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("\"stream\":\"/dev/ttyUSB0\",\"pid\":4242"),
+            "{out}"
+        );
+    }
+
     /// Two conversations in one session (two descriptors of a traced program): each link
     /// decodes on its own, so bytes of one never complete or break a frame of the other,
     /// "talking to" answers per link, and the records name the stream.

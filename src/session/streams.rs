@@ -37,6 +37,16 @@ pub struct StreamInfo {
     pub rate: RateMeter,
     /// This stream's line error counters: None until known, Some(None) where the port keeps none.
     pub line_errors: Option<Option<LineErrorCounts>>,
+    /// The process that uses it (a traced program's descriptor), when known.
+    pub pid: Option<u32>,
+}
+
+/// What a record of a multi-stream session says about its stream: the label (a port path,
+/// `tcp HOST:PORT`, …) and, for a traced program's descriptor, the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamTag<'a> {
+    pub label: &'a str,
+    pub pid: Option<u32>,
 }
 
 impl StreamInfo {
@@ -55,6 +65,7 @@ impl StreamInfo {
             bytes: 0,
             rate: RateMeter::default(),
             line_errors: None,
+            pid: None,
         }
     }
 
@@ -123,10 +134,38 @@ impl Session {
     /// The stream's label for a record: Some only in a multi-stream session (a single-stream
     /// session's records stay as they were).
     pub fn stream_label(&self, id: StreamId) -> Option<&str> {
+        self.stream_tag(id).map(|t| t.label)
+    }
+
+    /// What a record says about stream `id`: Some only in a multi-stream session.
+    pub fn stream_tag(&self, id: StreamId) -> Option<StreamTag<'_>> {
         if !self.is_multi_stream() {
             return None;
         }
-        self.stream_info(id).map(|s| s.label.as_str())
+        self.stream_info(id).map(|s| StreamTag {
+            label: s.label.as_str(),
+            pid: s.pid,
+        })
+    }
+
+    /// A stream that appeared during the session (a descriptor a traced program opened):
+    /// declared before its first event, or when it comes; a stream already known keeps its
+    /// counters and takes the new name, link and process.
+    pub fn declare_stream(&mut self, decl: &StreamDecl, pid: Option<u32>) {
+        match self.streams.iter_mut().find(|s| s.id == decl.id) {
+            Some(s) => {
+                s.label = decl.label.clone();
+                s.kind = Some(decl.kind);
+                s.link = decl.link;
+                s.direction = decl.direction;
+                s.pid = pid;
+            }
+            None => {
+                let mut s = StreamInfo::declared(decl);
+                s.pid = pid;
+                self.streams.push(s);
+            }
+        }
     }
 
     /// The stream that carries `dir` of link 0: a tap's port for that direction, else the
