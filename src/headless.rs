@@ -104,6 +104,43 @@ pub fn json_record(ev: &TimedEvent) -> Value {
                 "name": known.map(|k| k.name),
             })
         }
+        Event::Trace(te) => trace_record(t, te),
+    }
+}
+
+/// A traced program's news: `stream`, `process`, `detached`, and the final `exit` record
+/// (`{"type":"exit","code":3}` or `{"type":"exit","signal":9}`).
+fn trace_record(t: f64, te: &crate::event::TraceEvent) -> Value {
+    use crate::event::{ProgramExit, TraceEvent};
+    match te {
+        TraceEvent::Stream { name, pid, fd } => {
+            json!({"type": "stream", "t": t, "stream": name, "pid": pid, "fd": fd})
+        }
+        TraceEvent::Process { pid, parent, exec } => {
+            json!({"type": "process", "t": t, "pid": pid, "parent": parent, "exec": exec})
+        }
+        TraceEvent::Exit(ProgramExit::Code(c)) => json!({"type": "exit", "t": t, "code": c}),
+        TraceEvent::Exit(ProgramExit::Signal(s)) => {
+            json!({"type": "exit", "t": t, "signal": s})
+        }
+        TraceEvent::Detached { pid } => json!({"type": "detached", "t": t, "pid": pid}),
+    }
+}
+
+fn trace_text(te: &crate::event::TraceEvent) -> String {
+    use crate::event::{ProgramExit, TraceEvent};
+    match te {
+        TraceEvent::Stream { name, pid, fd } => {
+            format!("stream {} pid {pid} fd {fd}", printable(name))
+        }
+        TraceEvent::Process { pid, parent, exec } => match (parent, exec) {
+            (_, Some(e)) => format!("process {pid} runs {}", printable(e)),
+            (Some(p), None) => format!("process {pid} started by {p}"),
+            (None, None) => format!("process {pid}"),
+        },
+        TraceEvent::Exit(ProgramExit::Code(c)) => format!("exit code {c}"),
+        TraceEvent::Exit(ProgramExit::Signal(s)) => format!("exit signal {s}"),
+        TraceEvent::Detached { pid } => format!("detached from {pid}: it runs on"),
     }
 }
 
@@ -265,6 +302,7 @@ pub fn text_record(ev: &TimedEvent) -> String {
             printable(operation),
             printable(&crate::card::describe::pcsc_error_text(*code))
         ),
+        Event::Trace(te) => format!("{t:12.6} {}", trace_text(te)),
     }
 }
 
@@ -340,6 +378,13 @@ impl<W: Write> FrontEnd for Headless<W> {
     type Input = String;
 
     fn on_event(&mut self, m: &mut Monitor, ev: &TimedEvent) -> color_eyre::Result<()> {
+        match &ev.event {
+            Event::Trace(crate::event::TraceEvent::Stream { name, pid, .. }) => {
+                tag_trace_stream(&mut m.session.stamp, Some((name, *pid)));
+            }
+            Event::Trace(_) => tag_trace_stream(&mut m.session.stamp, None),
+            _ => {}
+        }
         write_taken(&mut self.out, &mut m.session, ev, self.format)?;
         Ok(())
     }
@@ -423,6 +468,20 @@ impl<W: Write> FrontEnd for Headless<W> {
 
     fn decodes_at_exit(&self) -> bool {
         true
+    }
+}
+
+/// INTERIM until `TimedEvent` carries a stream id (branch `streams`): a traced program's
+/// streams all go through the main stream, each run of events announced by a
+/// `TraceEvent::Stream`. Its name and pid become the `stream` and `pid` members of every
+/// record that follows (they ride on the stamp's labels), so each record names its stream.
+/// Frames and diagnoses written later may carry the next stream's name.
+/// News of the program as a whole (a process, its exit) clears them.
+fn tag_trace_stream(stamp: &mut crate::stamp::Stamp, stream: Option<(&str, u32)>) {
+    stamp.labels.retain(|(k, _)| k != "stream" && k != "pid");
+    if let Some((name, pid)) = stream {
+        stamp.labels.push(("stream".to_string(), name.to_string()));
+        stamp.labels.push(("pid".to_string(), pid.to_string()));
     }
 }
 

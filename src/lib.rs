@@ -29,5 +29,6 @@ pub mod session;
 pub mod sim;
 pub mod source;
 pub mod stamp;
+pub mod trace;
 pub mod tui;
 pub mod ui;

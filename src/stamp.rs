@@ -84,6 +84,13 @@ pub const RESERVED: &[&str] = &[
     "bytes",
     "ranking",
     "locked",
+    // hsmon trace
+    "stream",
+    "pid",
+    "fd",
+    "parent",
+    "exec",
+    "signal",
 ];
 
 /// One `--label KEY=VALUE`, checked: KEY is `[A-Za-z0-9_.-]+` and not a member hsmon writes.

@@ -32,11 +32,12 @@ pub enum Kind {
     Card = 10,
     Pcsc = 11,
     Replay = 12,
+    Trace = 13,
 }
 
 impl Kind {
     /// Every kind this version writes and reads.
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Rx,
         Kind::Tx,
         Kind::LineSettings,
@@ -49,6 +50,7 @@ impl Kind {
         Kind::Card,
         Kind::Pcsc,
         Kind::Replay,
+        Kind::Trace,
     ];
 
     pub fn of(ev: &Event) -> Kind {
@@ -65,6 +67,7 @@ impl Kind {
             Event::Card(_) => Kind::Card,
             Event::Pcsc { .. } => Kind::Pcsc,
             Event::Replay { .. } => Kind::Replay,
+            Event::Trace(_) => Kind::Trace,
         }
     }
 }
@@ -136,6 +139,8 @@ pub fn encode_payload(ev: &Event, out: &mut Vec<u8>) -> Kind {
             out.extend_from_slice(&speed.to_le_bytes());
             put_str(out, text);
         }
+        // The trace news as JSON text: rare records, and the shape is still settling.
+        Event::Trace(t) => put_str(out, &serde_json::to_string(t).unwrap_or_default()),
     }
     Kind::of(ev)
 }
@@ -353,6 +358,10 @@ pub fn decode_payload(kind: u16, p: &[u8]) -> Result<Event, PayloadError> {
             speed: f64::from_bits(c.u64()?),
             text: c.str()?,
         },
+        Kind::Trace => {
+            let text = c.str()?;
+            Event::Trace(serde_json::from_str(&text).map_err(|e| c.bad(format!("trace: {e}")))?)
+        }
     })
 }
 
@@ -416,6 +425,7 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Card => "card",
         Kind::Pcsc => "pcsc",
         Kind::Replay => "replay",
+        Kind::Trace => "trace",
     }
 }
 
@@ -640,6 +650,18 @@ pub(crate) mod tests {
             speed: 0.25,
             text: "paused at 0.25x".to_string(),
         });
+        use crate::event::{ProgramExit, TraceEvent};
+        v.push(Event::Trace(TraceEvent::Stream {
+            name: "/dev/ttyUSB0".to_string(),
+            pid: 4242,
+            fd: 3,
+        }));
+        v.push(Event::Trace(TraceEvent::Process {
+            pid: 4243,
+            parent: Some(4242),
+            exec: None,
+        }));
+        v.push(Event::Trace(TraceEvent::Exit(ProgramExit::Signal(9))));
         v
     }
 
@@ -701,6 +723,8 @@ pub(crate) mod tests {
             (Kind::Apdu, 9),
             (Kind::Card, 10),
             (Kind::Pcsc, 11),
+            (Kind::Replay, 12),
+            (Kind::Trace, 13),
         ];
         for (k, n) in want {
             assert_eq!(k as u16, n);
