@@ -149,7 +149,21 @@ pub fn helper_main(args: &[OsString]) -> u8 {
         t.flush();
         return 3;
     }
+    // The program has hsmon's stdin/stdout/stderr; the helper lets go of its copies, so a
+    // pipeline reading hsmon's output ends when hsmon and the program have, not the helper.
+    release_stdio();
     t.run(control)
+}
+
+fn release_stdio() {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    if let Ok(null) = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+        for fd in 0..3 {
+            let _ = nix::unistd::dup2(null, fd);
+        }
+        let _ = nix::unistd::close(null);
+    }
 }
 
 fn refused(usage: bool, message: String) -> Wire {
