@@ -248,8 +248,18 @@ fn trace_stm32flash_settings_on_a_pty() {
     assert_eq!(settings["stream"], a.as_str());
     assert_eq!(settings["baud"], 57600);
     assert_eq!(settings["format"], "8E1");
-    // A pty keeps no parity: stm32flash reads the flags back and gives up (its own words).
+    // A pty keeps no parity: stm32flash reads the flags back and gives up (its own words),
+    // and hsmon says why in the program's terms.
     assert!(stderr.contains("Failed to set terminal flags"), "{stderr}");
+    let said = records
+        .iter()
+        .find(|r| r["type"] == "event" && r["stream"] == a.as_str())
+        .unwrap_or_else(|| panic!("no not-kept event: {records:#?}"));
+    let text = said["text"].as_str().unwrap();
+    assert!(
+        text.contains("the program set 57600 8E1") && text.contains("kept 57600 8N1"),
+        "{text}"
+    );
     assert_eq!(status, 1);
     assert_eq!(exit_record(&records)["code"], 1);
 }

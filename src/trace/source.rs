@@ -212,6 +212,21 @@ pub fn event_of(w: Wire) -> Option<(Option<StreamKey>, Event)> {
             )
         }
         Wire::Break { pid, fd, stream } => (key(pid, fd, stream), Event::BreakSent),
+        // Interim: a warning event in the program's terms, until the knowledge base has an
+        // entry for a port that did not keep its settings.
+        Wire::NotKept {
+            pid,
+            fd,
+            stream,
+            asked,
+            text,
+        } => (
+            key(pid, fd, stream),
+            Event::CommandFailed {
+                command: format!("the program's tcsetattr {asked}"),
+                reason: text,
+            },
+        ),
         Wire::Process { pid, parent, exec } => (
             None,
             Event::Trace(TraceEvent::Process { pid, parent, exec }),

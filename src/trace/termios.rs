@@ -69,6 +69,10 @@ pub enum TtyRequest {
     },
     /// TCSBRK with a non-zero arg: tcdrain, nothing to show.
     Drain,
+    /// TCGETS/TCGETS2: what the port has now (read after the call), `len` bytes at `arg`.
+    Get {
+        len: usize,
+    },
 }
 
 /// The request behind an ioctl number on a tty; None for the rest (TCGETS, TIOCGWINSZ, ...).
@@ -84,6 +88,8 @@ pub fn request(nr: u32, arg: u64) -> Option<TtyRequest> {
         TCSBRKP | TIOCSBRK => TtyRequest::Break,
         TIOCCBRK => TtyRequest::BreakOff,
         TCFLSH => TtyRequest::Flush { queue: arg },
+        TCGETS => TtyRequest::Get { len: TERMIOS_LEN },
+        TCGETS2 => TtyRequest::Get { len: TERMIOS2_LEN },
         _ => return None,
     })
 }
@@ -206,6 +212,32 @@ pub fn settings(bytes: &[u8], len: usize) -> Result<LineSettings, TermiosError> 
     })
 }
 
+/// When the port did not keep what the program set: the words for it, in the program's
+/// terms (None when it kept it). A pseudo-terminal has no parity or character size: Linux's
+/// pty driver forces CS8 and clears PARENB (drivers/tty/pty.c, `pty_set_termios`).
+pub fn not_kept(asked: &LineSettings, kept: &LineSettings, pty: bool) -> Option<String> {
+    if asked == kept {
+        return None;
+    }
+    let mut text = format!(
+        "the program set {} {} flow {}; the port kept {} {} flow {}",
+        asked.baud,
+        asked.format,
+        asked.flow.label(),
+        kept.baud,
+        kept.format,
+        kept.flow.label()
+    );
+    if pty && asked.format != kept.format {
+        text.push_str(
+            ": a pseudo-terminal has no parity or character size (Linux forces CS8, no parity), \
+             so a program that checks its settings (stm32flash: \"Failed to set terminal flags\") \
+             gives up; test it on a real UART adapter",
+        );
+    }
+    Some(text)
+}
+
 /// The modem lines after a TIOCMSET/TIOCMBIS/TIOCMBIC with `bits`, from `before`.
 pub fn modem_after(req: TtyRequest, bits: u32, before: ModemLines) -> ModemLines {
     let dtr = bits & TIOCM_DTR != 0;
@@ -318,6 +350,21 @@ mod tests {
     }
 
     #[test]
+    fn a_pty_dropping_parity_is_said_in_the_programs_terms() {
+        let asked = settings(
+            &termios(0, 0o010001 | CS8 | PARENB, 0, TERMIOS_LEN),
+            TERMIOS_LEN,
+        )
+        .unwrap();
+        let kept = settings(&termios(0, 0o010001 | CS8, 0, TERMIOS_LEN), TERMIOS_LEN).unwrap();
+        assert_eq!(not_kept(&asked, &asked, true), None);
+        let text = not_kept(&asked, &kept, true).unwrap();
+        assert!(text.starts_with("the program set 57600 8E1 flow none; the port kept 57600 8N1"));
+        assert!(text.contains("pseudo-terminal"));
+        assert!(!not_kept(&asked, &kept, false).unwrap().contains("pseudo"));
+    }
+
+    #[test]
     fn modem_lines_follow_set_bis_bic() {
         let none = ModemLines::default();
         let m = modem_after(TtyRequest::ModemBis, TIOCM_DTR, none);
@@ -328,6 +375,10 @@ mod tests {
         assert_eq!((m.dtr, m.rts), (Some(false), Some(true)));
         assert_eq!(request(TCSBRK, 0), Some(TtyRequest::Break));
         assert_eq!(request(TCSBRK, 1), Some(TtyRequest::Drain));
-        assert_eq!(request(TCGETS, 0), None);
+        assert_eq!(
+            request(TCGETS, 0),
+            Some(TtyRequest::Get { len: TERMIOS_LEN })
+        );
+        assert_eq!(request(0x5413, 0), None); // TIOCGWINSZ
     }
 }

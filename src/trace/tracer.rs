@@ -200,6 +200,8 @@ struct Tracer {
     procs: Processes,
     /// Per (process, fd): the settings and modem lines the program set.
     lines: HashMap<(u32, i32), (Option<LineSettings>, ModemLines)>,
+    /// Per (process, fd): the settings a "not kept" message was sent for (said once).
+    told: HashMap<(u32, i32), LineSettings>,
     /// Leaving: every task is interrupted and detached at its next stop.
     detaching: bool,
     exit: Option<Wire>,
@@ -214,6 +216,7 @@ impl Tracer {
             tasks: HashMap::new(),
             procs: Processes::default(),
             lines: HashMap::new(),
+            told: HashMap::new(),
             detaching: false,
             exit: None,
         }
@@ -600,6 +603,13 @@ impl Tracer {
                 self.resume(pid, false, None);
             }
             PTRACE_EVENT_EXEC => {
+                // A thread that execs takes the leader's pid; its old id never reports again.
+                if let Ok(former) = ptrace::getevent(pid) {
+                    let former = Pid::from_raw(former as i32);
+                    if former != pid {
+                        self.tasks.remove(&former);
+                    }
+                }
                 let raw = pid.as_raw() as u32;
                 // The exec'ing thread now has the group leader's pid; close-on-exec goes.
                 let gone = self.procs.table(raw).exec();
@@ -683,7 +693,6 @@ impl Tracer {
         let wanted = match &req {
             Request::Io { fd, .. } | Request::Ioctl { fd, .. } => {
                 matches!(self.slot(raw, *fd), Slot::Tracked(_))
-                    || matches!(self.slot(raw, *fd), Slot::Socket { .. })
             }
             Request::Connect { fd, .. } => matches!(self.slot(raw, *fd), Slot::Socket { .. }),
             Request::Exec | Request::Exit => false,
@@ -907,6 +916,25 @@ impl Tracer {
                     fd,
                     stream,
                 });
+                return;
+            }
+            TtyRequest::Get { len } => {
+                let bytes = read_mem(pid, arg, len).unwrap_or_default();
+                let (Some(asked), Ok(kept)) = (settings, termios::settings(&bytes, len)) else {
+                    return;
+                };
+                let pty = read_link(group, fd).is_some_and(|l| l.starts_with("/dev/pts/"));
+                let told = self.told.get(&(group, fd)) == Some(&asked);
+                if let (Some(text), false) = (termios::not_kept(&asked, &kept, pty), told) {
+                    self.told.insert((group, fd), asked);
+                    self.send(&Wire::NotKept {
+                        pid: group,
+                        fd,
+                        stream,
+                        asked: asked.to_string(),
+                        text,
+                    });
+                }
                 return;
             }
             TtyRequest::BreakOff | TtyRequest::Flush { .. } | TtyRequest::Drain => return,

@@ -42,6 +42,14 @@ pub enum Wire {
         dtr: Option<bool>,
         rts: Option<bool>,
     },
+    /// A TCGETS after the program's settings shows the port did not keep them.
+    NotKept {
+        pid: u32,
+        fd: i32,
+        stream: String,
+        asked: String,
+        text: String,
+    },
     /// The program sent a break.
     Break { pid: u32, fd: i32, stream: String },
     /// A new process of the program, or an exec.
