@@ -61,6 +61,18 @@ pub fn take_fd(fd: i32) -> nix::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
+extern "C" fn wake(_: libc::c_int) {}
+
+/// SIGUSR1 gets a handler that does nothing, installed without SA_RESTART: it only makes the
+/// tracer's blocking waitpid return EINTR (the helper's control thread sends it).
+pub fn wake_on_sigusr1() -> nix::Result<()> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let act = SigAction::new(SigHandler::Handler(wake), SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler is async-signal-safe (it does nothing); it replaces SIGUSR1's
+    // default in the helper only (the program's exec resets handlers to the default).
+    unsafe { sigaction(Signal::SIGUSR1, &act) }.map(drop)
+}
+
 /// Signal dispositions the helper changed, to put back in the program before exec.
 pub struct SavedSignals {
     actions: Vec<(libc::c_int, libc::sigaction)>,
@@ -68,8 +80,8 @@ pub struct SavedSignals {
 }
 
 /// The helper ignores the terminal's SIGINT, SIGQUIT and SIGHUP (Ctrl-C meant for hsmon and
-/// the program must not kill the tracer that keeps the program's filter served) and blocks
-/// SIGCHLD (read through a signalfd). Returns what to restore in the program.
+/// the program must not kill the tracer that keeps the program's filter served). Returns
+/// what to restore in the program (with the signal mask hsmon had).
 pub fn helper_signals() -> nix::Result<SavedSignals> {
     let mut actions = Vec::new();
     for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP] {
@@ -83,14 +95,14 @@ pub fn helper_signals() -> nix::Result<SavedSignals> {
             actions.push((sig, old));
         }
     }
-    // SAFETY: sigemptyset/sigaddset initialise the local set; sigprocmask reads it and
-    // writes the old mask into another live local. The helper is single-threaded.
+    // SAFETY: sigprocmask with a null `set` only writes the current mask into a live local.
     let mask = unsafe {
-        let mut block: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut block);
-        libc::sigaddset(&mut block, libc::SIGCHLD);
         let mut old: libc::sigset_t = std::mem::zeroed();
-        Errno::result(libc::sigprocmask(libc::SIG_BLOCK, &block, &mut old))?;
+        Errno::result(libc::sigprocmask(
+            libc::SIG_BLOCK,
+            std::ptr::null(),
+            &mut old,
+        ))?;
         old
     };
     Ok(SavedSignals { actions, mask })

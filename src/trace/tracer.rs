@@ -9,21 +9,21 @@
 //! then reads the bytes with process_vm_readv using the returned length. An attached program
 //! has no filter (one cannot be added from outside), so it runs under PTRACE_SYSCALL.
 //!
-//! The loop waits in poll(2) on a signalfd for SIGCHLD and on hsmon's control pipe, then
-//! takes every pending stop with WNOHANG, so hsmon going away is seen at once.
+//! The loop blocks in waitpid; hsmon going away (its control pipe closing) interrupts it
+//! (see [`Tracer::run`]).
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, poll};
+use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
 use nix::sys::ptrace::{self, Options};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use nix::sys::uio::{RemoteIoVec, process_vm_readv};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -398,15 +398,26 @@ impl Tracer {
     }
 
     /// The loop: until every task is gone (or let go). Returns the helper's exit status.
-    fn run(&mut self, mut control: File) -> u8 {
-        let mut mask = SigSet::empty();
-        mask.add(Signal::SIGCHLD);
-        let Ok(mut sfd) =
-            SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-        else {
+    ///
+    /// It blocks in waitpid; a thread watches hsmon's control pipe and, when it closes,
+    /// interrupts that waitpid with SIGUSR1 (again every 50 ms until heard: the signal may
+    /// land just before the call blocks).
+    fn run(&mut self, control: File) -> u8 {
+        let gone = Arc::new(AtomicBool::new(false));
+        let heard = Arc::new(AtomicBool::new(false));
+        if sys::wake_on_sigusr1().is_err() {
             return 3;
-        };
-        let mut control_open = true;
+        }
+        let main = pthread_self();
+        {
+            let (gone, heard) = (gone.clone(), heard.clone());
+            let spawned = std::thread::Builder::new()
+                .name("control".into())
+                .spawn(move || watch_control(control, main, &gone, &heard));
+            if spawned.is_err() {
+                return 3;
+            }
+        }
         loop {
             loop {
                 match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
@@ -424,35 +435,18 @@ impl Tracer {
                 self.send(&exit);
             }
             self.flush();
+            if gone.load(Ordering::SeqCst) && !heard.load(Ordering::SeqCst) {
+                heard.store(true, Ordering::SeqCst);
+                // hsmon quit (or died).
+                self.hsmon_gone();
+            }
             if self.tasks.is_empty() {
                 return 0;
             }
-            let mut fds = vec![PollFd::new(sfd.as_raw_fd(), PollFlags::POLLIN)];
-            if control_open {
-                fds.push(PollFd::new(control.as_raw_fd(), PollFlags::POLLIN));
-            }
-            match poll(&mut fds, 1000) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(_) => return 3,
-            }
-            while let Ok(Some(_)) = sfd.read_signal() {}
-            let control_ready = fds
-                .get(1)
-                .and_then(|f| f.revents())
-                .is_some_and(|r| !r.is_empty());
-            if control_open && control_ready {
-                let mut b = [0u8; 64];
-                match control.read(&mut b) {
-                    Ok(n) if n > 0 => {}
-                    // EOF: hsmon quit (or died).
-                    _ => {
-                        control_open = false;
-                        self.hsmon_gone();
-                        if !self.launched() {
-                            self.start_detach();
-                        }
-                    }
-                }
+            match waitpid(None, Some(WaitPidFlag::__WALL)) {
+                Ok(st) => self.on_status(st),
+                Err(Errno::EINTR) => {}
+                Err(_) => self.tasks.clear(),
             }
         }
     }
@@ -953,6 +947,23 @@ impl Tracer {
                 rts: modem.rts,
             });
         }
+    }
+}
+
+/// Waits for hsmon's control pipe to close, then wakes the tracer thread until it has heard.
+fn watch_control(mut control: File, main: Pthread, gone: &AtomicBool, heard: &AtomicBool) {
+    let mut b = [0u8; 64];
+    loop {
+        match control.read(&mut b) {
+            Ok(n) if n > 0 => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    gone.store(true, Ordering::SeqCst);
+    while !heard.load(Ordering::SeqCst) {
+        let _ = pthread_kill(main, Signal::SIGUSR1);
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
