@@ -414,3 +414,22 @@ fn trace_refusals_name_the_cause() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("name the program after --"));
 }
+
+#[test]
+fn trace_udp_sendto_names_the_peer() {
+    // Python's socket module (https://docs.python.org/3/library/socket.html): sendto on an
+    // unconnected datagram socket.
+    let py = python();
+    let (status, records, stderr) = trace_run(&[
+        &py,
+        "-c",
+        "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+         s.sendto(b'hello', ('127.0.0.1', 9))\ns.sendto(b'again', ('127.0.0.1', 9))",
+    ]);
+    assert_eq!(status, 0, "{stderr}");
+    assert_eq!(
+        bytes_of(&records, "tx", "udp 127.0.0.1:9", None),
+        b"helloagain",
+        "{records:#?}"
+    );
+}

@@ -185,9 +185,16 @@ pub enum Request {
         domain: u32,
         ty: u32,
     },
-    /// connect, sendto with an address: the peer's `struct sockaddr`.
+    /// connect: the peer's `struct sockaddr`.
     Connect {
         fd: i32,
+        addr: u64,
+        len: u32,
+    },
+    /// sendto with a destination address: bytes written, and the peer.
+    SendTo {
+        fd: i32,
+        buf: u64,
         addr: u64,
         len: u32,
     },
@@ -271,8 +278,14 @@ pub fn decode(call: Call, a: [u64; 6]) -> Option<Request> {
             dir: Direction::Tx,
             buf: Buffer::Flat(a[1]),
         },
-        // sendto on a connected socket has no address; one with an address is a datagram
-        // whose peer may change: the stream keeps the first peer (see `fds`).
+        // sendto on a connected socket has no address; one with an address (a datagram on
+        // an unconnected socket) names the peer: the stream takes the first one.
+        Call::Sendto if a[4] != 0 => Request::SendTo {
+            fd: fd(a[0]),
+            buf: a[1],
+            addr: a[4],
+            len: a[5] as u32,
+        },
         Call::Sendto => Request::Io {
             fd: fd(a[0]),
             dir: Direction::Tx,
@@ -474,6 +487,19 @@ mod tests {
             })
         );
         assert_eq!(decode(Call::Fcntl, [5, 3, 0, 0, 0, 0]), None);
+        assert_eq!(
+            decode(Call::Sendto, [4, 0x1000, 3, 0, 0x2000, 16]),
+            Some(Request::SendTo {
+                fd: 4,
+                buf: 0x1000,
+                addr: 0x2000,
+                len: 16
+            })
+        );
+        assert!(matches!(
+            decode(Call::Sendto, [4, 0x1000, 3, 0, 0, 0]),
+            Some(Request::Io { .. })
+        ));
         assert_eq!(
             decode(Call::Ioctl, [3, 0xFFFF_FFFF_0000_5402, 0x2000, 0, 0, 0]),
             Some(Request::Ioctl {

@@ -689,6 +689,10 @@ impl Tracer {
                 matches!(self.slot(raw, *fd), Slot::Tracked(_))
             }
             Request::Connect { fd, .. } => matches!(self.slot(raw, *fd), Slot::Socket { .. }),
+            Request::SendTo { fd, .. } => matches!(
+                self.slot(raw, *fd),
+                Slot::Tracked(_) | Slot::Socket { datagram: true, .. }
+            ),
             Request::Exec | Request::Exit => false,
             _ => true,
         };
@@ -838,35 +842,23 @@ impl Tracer {
                 let slot = resolve_fd(group, fd as i32);
                 self.open_stream(tid, fd as i32, slot, cloexec);
             }
+            Request::SendTo { fd, buf, addr, len } => {
+                let Ok(n) = res else { return };
+                if let Slot::Socket {
+                    datagram: true,
+                    family: Family::Inet | Family::Inet6,
+                } = self.slot(tid, fd)
+                {
+                    let bytes = read_mem(pid, addr, (len as usize).min(128)).unwrap_or_default();
+                    if let Some((_, peer)) = fds::parse_sockaddr(&bytes) {
+                        self.open_stream(tid, fd, Slot::Tracked(Endpoint::Udp { peer }), false);
+                    }
+                }
+                self.on_io(pid, tid, fd, Direction::Tx, Buffer::Flat(buf), n);
+            }
             Request::Io { fd, dir, buf } => {
                 let Ok(n) = res else { return };
-                if n == 0 {
-                    return;
-                }
-                let Slot::Tracked(ep) = self.slot(tid, fd) else {
-                    return;
-                };
-                let want = (n as usize).min(MAX_IO);
-                let got = read_buffer(pid, buf, want).unwrap_or_default();
-                let stream = ep.stream_name();
-                if !got.is_empty() {
-                    self.send(&Wire::Bytes {
-                        pid: group,
-                        fd,
-                        stream: stream.clone(),
-                        rx: dir == Direction::Rx,
-                        hex: hex(&got),
-                    });
-                }
-                let lost = n - got.len() as u64;
-                if lost > 0 {
-                    self.send(&Wire::Lost {
-                        pid: group,
-                        fd,
-                        stream,
-                        bytes: lost,
-                    });
-                }
+                self.on_io(pid, tid, fd, dir, buf, n);
             }
             Request::Ioctl { fd, request, arg } => {
                 if res.is_err() {
@@ -881,6 +873,38 @@ impl Tracer {
                 self.on_tty_ioctl(pid, group, fd, ep.stream_name(), request, arg);
             }
             Request::Exec | Request::Exit => {}
+        }
+    }
+
+    /// A read or write of `n` bytes on `fd`: its bytes, when `fd` is a stream.
+    fn on_io(&mut self, pid: Pid, tid: u32, fd: i32, dir: Direction, buf: Buffer, n: u64) {
+        let group = self.procs.group(tid);
+        if n == 0 {
+            return;
+        }
+        let Slot::Tracked(ep) = self.slot(tid, fd) else {
+            return;
+        };
+        let want = (n as usize).min(MAX_IO);
+        let got = read_buffer(pid, buf, want).unwrap_or_default();
+        let stream = ep.stream_name();
+        if !got.is_empty() {
+            self.send(&Wire::Bytes {
+                pid: group,
+                fd,
+                stream: stream.clone(),
+                rx: dir == Direction::Rx,
+                hex: hex(&got),
+            });
+        }
+        let lost = n - got.len() as u64;
+        if lost > 0 {
+            self.send(&Wire::Lost {
+                pid: group,
+                fd,
+                stream,
+                bytes: lost,
+            });
         }
     }
 
