@@ -433,3 +433,76 @@ fn trace_udp_sendto_names_the_peer() {
         "{records:#?}"
     );
 }
+
+#[test]
+fn trace_another_users_process_is_refused_with_the_causes() {
+    // util-linux setpriv runs hsmon as nobody; the target runs as root: ptrace says EPERM.
+    require("setpriv");
+    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+    let out = Command::new("setpriv")
+        .env("RUST_BACKTRACE", "0")
+        .env("XDG_STATE_HOME", "/tmp")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(support::hsmon_bin())
+        .args([
+            "--headless",
+            "--no-capture",
+            "--config",
+            "/dev/null",
+            "trace",
+            "--pid",
+        ])
+        .arg(victim.id().to_string())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("ptrace is not permitted"), "{err}");
+    assert!(err.contains("kernel.yama.ptrace_scope"), "{err}");
+    assert!(
+        err.contains("belongs to uid 0 and hsmon runs as uid 65534"),
+        "{err}"
+    );
+    assert_eq!(
+        tracer_of(victim.id()),
+        Some(0),
+        "the process was left alone"
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+}
+
+#[test]
+fn trace_a_process_strace_already_traces_is_refused() {
+    require("strace");
+    let mut victim = Command::new("sleep").arg("30").spawn().unwrap();
+    let mut strace = Command::new("strace")
+        .args(["-o", "/dev/null", "-p"])
+        .arg(victim.id().to_string())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(5), || {
+        tracer_of(victim.id()).is_some_and(|t| t != 0)
+    })
+    .expect("strace attaches");
+    let out = hsmon_command()
+        .args([
+            "--headless",
+            "--no-capture",
+            "--config",
+            "/dev/null",
+            "trace",
+            "--pid",
+        ])
+        .arg(victim.id().to_string())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("is already traced by process"), "{err}");
+    let _ = strace.kill();
+    let _ = strace.wait();
+    let _ = victim.kill();
+    let _ = victim.wait();
+}

@@ -170,16 +170,44 @@ fn refused(usage: bool, message: String) -> Wire {
     Wire::Refused { usage, message }
 }
 
-/// What ptrace's EPERM means, with the fixes.
-fn eperm_message(what: &str) -> String {
+/// What ptrace's EPERM means, with the fixes: the cause that applies first when it can be
+/// seen (another user's process, a process already traced, Yama's scope), then the others.
+fn eperm_message(what: &str, target: Option<u32>) -> String {
+    let mut known = String::new();
+    if let Some(pid) = target {
+        let field = |name: &str| status_field(&pid.to_string(), name);
+        let me = status_field("self", "Uid:").unwrap_or(0);
+        if let Some(uid) = field("Uid:").filter(|u| *u != me && me != 0) {
+            known = format!(
+                "process {pid} belongs to uid {uid} and hsmon runs as uid {me}: run hsmon as that user or as root. "
+            );
+        } else if let Some(t) = field("TracerPid:").filter(|t| *t != 0) {
+            known = format!(
+                "process {pid} is already traced by process {t} (strace, gdb): a process has one tracer; stop that one first. "
+            );
+        }
+    }
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .map(|s| format!("kernel.yama.ptrace_scope is {} here", s.trim()))
+        .unwrap_or_else(|_| "kernel.yama.ptrace_scope".to_string());
     format!(
-        "{what}: ptrace is not permitted (EPERM). Causes and fixes: kernel.yama.ptrace_scope \
-         (cat /proc/sys/kernel/yama/ptrace_scope; 1 allows only descendants: start the program \
-         under hsmon trace -- CMD, or run sudo sysctl kernel.yama.ptrace_scope=0; 2 needs \
-         root; 3 forbids ptrace); a container's seccomp profile that blocks ptrace (docker: \
-         --cap-add SYS_PTRACE --security-opt seccomp=unconfined); another user's process \
-         (run hsmon as that user or root); a process already traced (strace, gdb)"
+        "{what}: ptrace is not permitted (EPERM). {known}Causes and fixes: another user's \
+         process (run hsmon as that user or root); {scope} (1 allows only descendants: start \
+         the program under hsmon trace -- CMD, or sudo sysctl kernel.yama.ptrace_scope=0; 2 \
+         needs root; 3 forbids ptrace); a container's seccomp profile that blocks ptrace \
+         (docker: --cap-add SYS_PTRACE --security-opt seccomp=unconfined); a process already \
+         traced (strace, gdb)"
     )
+}
+
+/// The first number of a `/proc/PID/status` line (`Uid:` gives the real uid).
+fn status_field(pid: &str, name: &str) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 /// A task's state between its stops.
@@ -318,7 +346,7 @@ impl Tracer {
             return Err(refused(
                 false,
                 if e == Errno::EPERM {
-                    eperm_message("cannot trace the program")
+                    eperm_message("cannot trace the program", None)
                 } else {
                     format!("cannot trace the program: {e}")
                 },
@@ -379,7 +407,7 @@ impl Tracer {
                     self.start_detach();
                     return Err(refused(
                         false,
-                        eperm_message(&format!("cannot attach to {pid}")),
+                        eperm_message(&format!("cannot attach to {pid}"), Some(pid)),
                     ));
                 }
                 Err(e) => {
