@@ -72,7 +72,7 @@ fn exit_record(records: &[Value]) -> &Value {
 }
 
 const PROGRAM: &str = r#"
-import os, sys, termios
+import os, sys, termios, threading
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)
 a = termios.tcgetattr(fd)
 a[0] = 0; a[1] = 0; a[3] = 0
@@ -91,12 +91,15 @@ os.waitpid(pid, 0)
 fd2 = os.dup(fd)
 os.write(fd2, b"DUP")
 os.close(fd2)
+t = threading.Thread(target=lambda: os.write(fd, b"THR"))
+t.start()
+t.join()
 print("got", got.hex(), flush=True)
 sys.exit(3)
 "#;
 
 #[test]
-fn trace_python_pty_fork_dup_settings_and_exit_status() {
+fn trace_python_pty_fork_dup_thread_settings_and_exit_status() {
     let py = python();
     let link = PtyLink::new();
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +116,7 @@ fn trace_python_pty_fork_dup_settings_and_exit_status() {
             got.extend_from_slice(&buf[..n]);
         }
         dev.write_all(b"PONG").unwrap();
-        while got.len() < 6 + 5 + 3 && Instant::now() < end {
+        while got.len() < 6 + 5 + 3 + 3 && Instant::now() < end {
             let n = dev.read(&mut buf).unwrap();
             got.extend_from_slice(&buf[..n]);
         }
@@ -130,7 +133,7 @@ fn trace_python_pty_fork_dup_settings_and_exit_status() {
         "the program's stdout passes through: {stderr}"
     );
     let heard = device.join().unwrap();
-    assert_eq!(heard, b"\x7f\x68PINGCHILDDUP");
+    assert_eq!(heard, b"\x7f\x68PINGCHILDDUPTHR");
 
     let settings = records
         .iter()
@@ -158,7 +161,8 @@ fn trace_python_pty_fork_dup_settings_and_exit_status() {
         .to_string();
     assert_eq!(
         bytes_of(&records, "tx", &a, Some(&parent)),
-        b"\x7f\x68PINGDUP"
+        b"\x7f\x68PINGDUPTHR",
+        "a thread's writes are its process's"
     );
     let child = records
         .iter()
@@ -505,4 +509,11 @@ fn trace_a_process_strace_already_traces_is_refused() {
     let _ = strace.wait();
     let _ = victim.kill();
     let _ = victim.wait();
+}
+
+#[test]
+fn trace_a_killed_program_gives_128_plus_the_signal() {
+    let (status, records, _) = trace_run(&["sh", "-c", "kill -9 $$"]);
+    assert_eq!(status, 128 + 9);
+    assert_eq!(exit_record(&records)["signal"], 9);
 }
