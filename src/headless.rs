@@ -501,13 +501,28 @@ fn stdin_lines() -> impl futures::Stream<Item = String> + Unpin {
 /// locked, 1 if nothing scored; `--script`: 1 if an expectation failed; a handshake: its
 /// outcome). Returns the exit status.
 pub async fn run(monitor: &mut Monitor, format: OutputFormat) -> color_eyre::Result<u8> {
+    run_reading(monitor, format, true).await
+}
+
+/// [`run`], with stdin read for control lines only when `control` (`hsmon trace` leaves
+/// stdin to the traced program).
+pub async fn run_reading(
+    monitor: &mut Monitor,
+    format: OutputFormat,
+    control: bool,
+) -> color_eyre::Result<u8> {
     // Errors from stdout are tagged: a closed pipe ends the run quietly (see `output`).
     let out = std::io::BufWriter::with_capacity(256 * 1024, crate::output::Stdout::lock());
     let mut fe = Headless::new(out, format);
     if format == OutputFormat::Json {
         write_json_line(&mut fe.out, &live_session_record(&monitor.session))?;
     }
-    let end = monitor.run(&mut fe, &mut stdin_lines()).await?;
+    let mut input: std::pin::Pin<Box<dyn futures::Stream<Item = String> + Send>> = if control {
+        Box::pin(stdin_lines())
+    } else {
+        Box::pin(futures::stream::pending())
+    };
+    let end = monitor.run(&mut fe, &mut input).await?;
     fe.out.flush()?;
     Ok(monitor.exit_status(end).unwrap_or(crate::exit::OK))
 }

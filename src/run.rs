@@ -466,21 +466,18 @@ async fn trace(
             .into());
         }
     };
+    // A launched program has hsmon's stdin: headless reads no control lines from it.
+    let launched = matches!(target, Target::Launch { .. });
     let clock = Clock::start();
     let traced = crate::trace::source::spawn(target, clock).map_err(|e| match e {
         TraceError::Usage(m) => color_eyre::Report::new(UsageError(m)),
         TraceError::Device(m) => color_eyre::Report::new(crate::exit::DeviceError(m)),
     })?;
-    let status = monitor_with(
-        global,
-        formats,
-        config,
-        traced.handle,
-        clock,
-        None,
-        Extras::default(),
-    )
-    .await?;
+    let extras = Extras {
+        program_stdin: launched,
+        ..Extras::default()
+    };
+    let status = monitor_with(global, formats, config, traced.handle, clock, None, extras).await?;
     let exit = traced.exit.lock().ok().and_then(|e| *e);
     Ok(exit.map_or(status, crate::event::ProgramExit::shell_status))
 }
@@ -731,6 +728,8 @@ pub struct Extras {
     pub labels: Option<crate::session::DirectionLabels>,
     pub handshake: Option<crate::handshake::runner::Runner>,
     pub knowledge: Option<Arc<Knowledge>>,
+    /// stdin belongs to a traced program: headless reads no control lines from it.
+    pub program_stdin: bool,
 }
 
 async fn demo(
@@ -863,7 +862,9 @@ async fn monitor_with(
         )));
     }
     if headless {
-        let status = crate::headless::run(&mut monitor, formats.output).await?;
+        let status =
+            crate::headless::run_reading(&mut monitor, formats.output, !extras.program_stdin)
+                .await?;
         if let Some(h) = monitor.driver::<crate::handshake::driver::HandshakeDriver>() {
             crate::handshake::live::print_report(
                 h.runner(),

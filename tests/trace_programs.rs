@@ -517,3 +517,28 @@ fn trace_a_killed_program_gives_128_plus_the_signal() {
     assert_eq!(status, 128 + 9);
     assert_eq!(exit_record(&records)["signal"], 9);
 }
+
+#[test]
+fn trace_the_program_keeps_its_stdin() {
+    // Headless hsmon reads control lines from stdin; under trace, stdin is the program's.
+    let mut child = hsmon_command()
+        .args([
+            "--headless",
+            "--no-capture",
+            "--config",
+            "/dev/null",
+            "trace",
+            "--",
+        ])
+        .args(["sh", "-c", "read line; echo \"program read: $line\""])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"send 68\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("program read: send 68"), "{err}");
+}
