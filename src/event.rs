@@ -435,6 +435,9 @@ pub enum TraceEvent {
         parent: Option<u32>,
         exec: Option<String>,
     },
+    /// The program discarded what waited in the tty's queues (TCFLSH): `input`, `output` or
+    /// `both`.
+    Flush { queue: String },
     /// The traced program (the process hsmon started or attached to) ended.
     Exit(ProgramExit),
     /// hsmon stopped watching a program that runs on (quit, or detached after `--pid`).

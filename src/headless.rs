@@ -124,6 +124,7 @@ fn trace_record(t: f64, te: &crate::event::TraceEvent) -> Value {
             json!({"type": "exit", "t": t, "signal": s})
         }
         TraceEvent::Detached { pid } => json!({"type": "detached", "t": t, "pid": pid}),
+        TraceEvent::Flush { queue } => json!({"type": "flush", "t": t, "queue": queue}),
     }
 }
 
@@ -141,6 +142,7 @@ fn trace_text(te: &crate::event::TraceEvent) -> String {
         TraceEvent::Exit(ProgramExit::Code(c)) => format!("exit code {c}"),
         TraceEvent::Exit(ProgramExit::Signal(s)) => format!("exit signal {s}"),
         TraceEvent::Detached { pid } => format!("detached from {pid}: it runs on"),
+        TraceEvent::Flush { queue } => format!("flush {}", printable(queue)),
     }
 }
 
@@ -378,10 +380,12 @@ impl<W: Write> FrontEnd for Headless<W> {
     type Input = String;
 
     fn on_event(&mut self, m: &mut Monitor, ev: &TimedEvent) -> color_eyre::Result<()> {
+        use crate::event::TraceEvent;
         match &ev.event {
-            Event::Trace(crate::event::TraceEvent::Stream { name, pid, .. }) => {
+            Event::Trace(TraceEvent::Stream { name, pid, .. }) => {
                 tag_trace_stream(&mut m.session.stamp, Some((name, *pid)));
             }
+            Event::Trace(TraceEvent::Flush { .. }) => {}
             Event::Trace(_) => tag_trace_stream(&mut m.session.stamp, None),
             _ => {}
         }

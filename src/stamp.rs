@@ -91,6 +91,7 @@ pub const RESERVED: &[&str] = &[
     "parent",
     "exec",
     "signal",
+    "queue",
 ];
 
 /// One `--label KEY=VALUE`, checked: KEY is `[A-Za-z0-9_.-]+` and not a member hsmon writes.

@@ -79,6 +79,7 @@ a[0] = 0; a[1] = 0; a[3] = 0
 a[2] = (a[2] & ~(termios.CSIZE | termios.PARODD | termios.CSTOPB)) | termios.CS8 | termios.PARENB | termios.CLOCAL | termios.CREAD
 a[4] = a[5] = termios.B9600
 termios.tcsetattr(fd, termios.TCSANOW, a)
+termios.tcflush(fd, termios.TCIOFLUSH)
 os.write(fd, b"\x7f\x68PING")
 got = b""
 while len(got) < 4:
@@ -141,6 +142,12 @@ fn trace_python_pty_fork_dup_thread_settings_and_exit_status() {
         .unwrap_or_else(|| panic!("no settings record: {records:#?}"));
     assert_eq!(settings["baud"], 9600);
     assert_eq!(settings["format"], "8E1");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "flush" && r["queue"] == "both" && r["stream"] == a.as_str()),
+        "tcflush(TCIOFLUSH) is a flush record"
+    );
 
     // Both processes, each with its own bytes.
     let markers: Vec<&Value> = records

@@ -662,6 +662,9 @@ pub(crate) mod tests {
             exec: None,
         }));
         v.push(Event::Trace(TraceEvent::Exit(ProgramExit::Signal(9))));
+        v.push(Event::Trace(TraceEvent::Flush {
+            queue: "both".to_string(),
+        }));
         v
     }
 

@@ -212,6 +212,15 @@ pub fn event_of(w: Wire) -> Option<(Option<StreamKey>, Event)> {
             )
         }
         Wire::Break { pid, fd, stream } => (key(pid, fd, stream), Event::BreakSent),
+        Wire::Flush {
+            pid,
+            fd,
+            stream,
+            queue,
+        } => (
+            key(pid, fd, stream),
+            Event::Trace(TraceEvent::Flush { queue }),
+        ),
         // Interim: a warning event in the program's terms, until the knowledge base has an
         // entry for a port that did not keep its settings.
         Wire::NotKept {

@@ -212,6 +212,15 @@ pub fn settings(bytes: &[u8], len: usize) -> Result<LineSettings, TermiosError> 
     })
 }
 
+/// TCFLSH's queue argument in words (TCIFLUSH 0, TCOFLUSH 1, TCIOFLUSH 2).
+pub fn flush_queue(arg: u64) -> &'static str {
+    match arg {
+        0 => "input",
+        1 => "output",
+        _ => "both",
+    }
+}
+
 /// When the port did not keep what the program set: the words for it, in the program's
 /// terms (None when it kept it). A pseudo-terminal has no parity or character size: Linux's
 /// pty driver forces CS8 and clears PARENB (drivers/tty/pty.c, `pty_set_termios`).

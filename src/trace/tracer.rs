@@ -983,7 +983,16 @@ impl Tracer {
                 }
                 return;
             }
-            TtyRequest::BreakOff | TtyRequest::Flush { .. } | TtyRequest::Drain => return,
+            TtyRequest::Flush { queue } => {
+                self.send(&Wire::Flush {
+                    pid: group,
+                    fd,
+                    stream,
+                    queue: termios::flush_queue(queue).to_string(),
+                });
+                return;
+            }
+            TtyRequest::BreakOff | TtyRequest::Drain => return,
         }
         self.lines.insert((group, fd), (settings, modem));
         // Modem lines alone (before any settings) have no settings record to ride on.

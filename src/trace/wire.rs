@@ -50,6 +50,13 @@ pub enum Wire {
         asked: String,
         text: String,
     },
+    /// The program flushed the tty's queues: `input`, `output` or `both`.
+    Flush {
+        pid: u32,
+        fd: i32,
+        stream: String,
+        queue: String,
+    },
     /// The program sent a break.
     Break { pid: u32, fd: i32, stream: String },
     /// A new process of the program, or an exec.
