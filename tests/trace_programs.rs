@@ -549,3 +549,61 @@ fn trace_the_program_keeps_its_stdin() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("program read: send 68"), "{err}");
 }
+
+#[test]
+fn trace_capture_exports_and_replays_with_its_streams() {
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = dir.path().join("udp.hscap");
+    let out = hsmon_command()
+        .args(["--headless", "--format", "json", "--config", "/dev/null", "--capture"])
+        .arg(&cap)
+        .args(["trace", "--", &py, "-c"])
+        .arg("import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'68', ('127.0.0.1', 9))")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let export = hsmon_command()
+        .args(["export", "--to", "jsonl"])
+        .arg(&cap)
+        .output()
+        .unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|r| r["type"] == "stream" && r["stream"] == "udp 127.0.0.1:9")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|r| r["type"] == "tx" && r["hex"] == "36 38")
+    );
+    assert!(lines.iter().any(|r| r["type"] == "exit" && r["code"] == 0));
+    let replay = hsmon_command()
+        .args([
+            "--headless",
+            "--format",
+            "json",
+            "--config",
+            "/dev/null",
+            "replay",
+            "--speed",
+            "max",
+        ])
+        .arg(&cap)
+        .output()
+        .unwrap();
+    let replayed: Vec<Value> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        replayed
+            .iter()
+            .any(|r| r["type"] == "tx" && r["stream"] == "udp 127.0.0.1:9")
+    );
+}
