@@ -13,7 +13,7 @@ mod traffic;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hsmon::cli::OutputFormat;
 use hsmon::event::{ConnectionState, Event, TimedEvent};
-use hsmon::headless::{write_findings, write_record};
+use hsmon::record::stream::{write_findings, write_record};
 use hsmon::session::{DEFAULT_WINDOW_BYTES, Session};
 
 /// One headless run over `data`: every read printed, then the end-of-run findings.
@@ -22,16 +22,13 @@ fn run(data: &[u8], format: OutputFormat) -> usize {
     let mut session = Session::new("/dev/ttyUSB0", DEFAULT_WINDOW_BYTES);
     let mut out: Vec<u8> = Vec::with_capacity(1 << 20);
     let mut printed = 0usize;
-    let up = TimedEvent {
-        at: Duration::ZERO,
-        event: Event::Connection(ConnectionState::Up),
-    };
+    let up = TimedEvent::new(Duration::ZERO, Event::Connection(ConnectionState::Up));
     write_record(&mut out, &mut session, &up, format).unwrap();
     for (i, chunk) in data.chunks(4096).enumerate() {
-        let ev = TimedEvent {
-            at: Duration::from_micros(i as u64 * 250),
-            event: Event::Rx(chunk.to_vec()),
-        };
+        let ev = TimedEvent::new(
+            Duration::from_micros(i as u64 * 250),
+            Event::Rx(chunk.to_vec()),
+        );
         write_record(&mut out, &mut session, &ev, format).unwrap();
         // The headless loop flushes a `BufWriter` after each burst: the buffer is reused.
         if out.len() > 256 * 1024 {

@@ -17,23 +17,20 @@ use ratatui::backend::TestBackend;
 
 fn busy_session() -> Session {
     let mut s = Session::new("/dev/ttyUSB0", DEFAULT_WINDOW_BYTES);
-    s.ingest(&TimedEvent {
-        at: Duration::ZERO,
-        event: Event::Connection(ConnectionState::Up),
-    });
+    s.ingest(&TimedEvent::new(
+        Duration::ZERO,
+        Event::Connection(ConnectionState::Up),
+    ));
     // 8 MiB of mixed traffic: frames with 0x68, text, and TX requests in between.
     let frame: Vec<u8> = (0..4096u32).map(|i| (i * 37 % 256) as u8).collect();
     for i in 0..2048u64 {
         let at = Duration::from_millis(i);
-        s.ingest(&TimedEvent {
-            at,
-            event: Event::Rx(frame.clone()),
-        });
+        s.ingest(&TimedEvent::new(at, Event::Rx(frame.clone())));
         if i % 16 == 0 {
-            s.ingest(&TimedEvent {
+            s.ingest(&TimedEvent::new(
                 at,
-                event: Event::Tx(vec![0x10, 0x5B, 0x01, 0x5C, 0x16]),
-            });
+                Event::Tx(vec![0x10, 0x5B, 0x01, 0x5C, 0x16]),
+            ));
         }
     }
     s
@@ -102,10 +99,10 @@ fn bench_ingest(c: &mut Criterion) {
             b.iter(|| {
                 let mut s = Session::new("bench", DEFAULT_WINDOW_BYTES);
                 for (i, chunk) in data.chunks(4096).enumerate() {
-                    s.ingest(&TimedEvent {
-                        at: Duration::from_micros(i as u64),
-                        event: Event::Rx(chunk.to_vec()),
-                    });
+                    s.ingest(&TimedEvent::new(
+                        Duration::from_micros(i as u64),
+                        Event::Rx(chunk.to_vec()),
+                    ));
                 }
                 s.flush_decoders();
                 s

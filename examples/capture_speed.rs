@@ -45,10 +45,7 @@ fn throughput<W: Write>(w: &mut CaptureWriter<W>, chunk: usize, total: usize) ->
     let t = Instant::now();
     for i in 0..n {
         let at = Duration::from_micros(i as u64);
-        w.append(&TimedEvent {
-            at,
-            event: Event::Rx(data.clone()),
-        });
+        w.append(&TimedEvent::new(at, Event::Rx(data.clone())));
         w.poll_flush(at);
     }
     w.flush();
@@ -92,10 +89,7 @@ fn main() {
             std::thread::sleep(wait);
         }
         for _ in 0..per_batch {
-            w.append(&TimedEvent {
-                at: start.elapsed(),
-                event: Event::Rx(chunk.clone()),
-            });
+            w.append(&TimedEvent::new(start.elapsed(), Event::Rx(chunk.clone())));
             sent += chunk.len();
         }
         w.poll_flush(start.elapsed());
@@ -122,14 +116,14 @@ fn main() {
     while w.bytes_written() < index_mb << 20 {
         let at = Duration::from_micros(i * 50);
         let c = chunks[(i % 3) as usize].clone();
-        w.append(&TimedEvent {
+        w.append(&TimedEvent::new(
             at,
-            event: if i % 4 == 0 {
+            if i % 4 == 0 {
                 Event::Tx(c)
             } else {
                 Event::Rx(c)
             },
-        });
+        ));
         w.poll_flush(at);
         i += 1;
     }

@@ -58,10 +58,10 @@ fn main() {
     for mib in 0..total_mib {
         for chunk in block.chunks(4096) {
             // 4 KiB every 0.5 ms: 8 MB/s, so time-windowed state (rate meters) is as live.
-            session.ingest(&TimedEvent {
-                at: Duration::from_micros(reads * 500),
-                event: Event::Rx(chunk.to_vec()),
-            });
+            session.ingest(&TimedEvent::new(
+                Duration::from_micros(reads * 500),
+                Event::Rx(chunk.to_vec()),
+            ));
             reads += 1;
         }
         if described {

@@ -51,12 +51,7 @@ pub struct GlobalArgs {
     pub verbose: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OutputFormat {
-    #[default]
-    Text,
-    Json,
-}
+pub use crate::output::OutputFormat;
 
 /// What the `--format` values said: an output format and, optionally, a line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -201,7 +196,7 @@ pub struct ExportArgs {
     pub file: PathBuf,
     /// The output format.
     #[arg(long, value_enum, value_name = "pcapng|jsonl|hexdump")]
-    pub to: crate::capture::ExportFormat,
+    pub to: crate::export::ExportFormat,
     /// Write to OUT instead of stdout.
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
@@ -384,4 +379,22 @@ pub struct DemoArgs {
     /// Start an active baud scan at once, as `serial --autobaud` does.
     #[arg(long)]
     pub autobaud: bool,
+}
+
+/// The exit status for an error that reached the top: usage and input errors (the config
+/// file, line settings) 2, device and connection errors 3, anything else 3.
+pub fn exit_status_for(err: &color_eyre::Report) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<crate::exit::UsageError>()
+            || cause.is::<crate::config::ConfigError>()
+            || cause.is::<crate::event::SettingsError>()
+        {
+            return crate::exit::USAGE;
+        }
+        if cause.is::<crate::exit::DeviceError>() || cause.is::<crate::source::serial::OpenError>()
+        {
+            return crate::exit::DEVICE;
+        }
+    }
+    crate::exit::DEVICE
 }

@@ -161,19 +161,6 @@ pub enum ConfigError {
     Invalid { path: String, message: String },
 }
 
-/// 1-based line and column (in characters) of a byte offset, clamped to the text (config,
-/// knowledge and profile files all report positions this way).
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 /// Line and column of the `[ports.NAME]` header (or of `NAME` under a `[ports]` table).
 fn ports_position(text: &str, name: &str) -> (usize, usize) {
     let candidates = [
@@ -187,7 +174,7 @@ fn ports_position(text: &str, name: &str) -> (usize, usize) {
         .min()
         .or_else(|| text.find(name))
         .unwrap_or(0);
-    line_col(text, at)
+    crate::toml_pos::line_col(text, at)
 }
 
 impl Config {
@@ -218,7 +205,9 @@ impl Config {
     /// Parses and validates config text; errors carry file, line and column.
     pub fn parse(text: &str, path: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+            let (line, column) = e
+                .span()
+                .map_or((1, 1), |s| crate::toml_pos::line_col(text, s.start));
             ConfigError::Parse {
                 path: path.to_string(),
                 line,
@@ -450,12 +439,5 @@ mod tests {
             assert!(e.starts_with(at), "{text:?}: {e}");
             assert!(e.contains(want), "{text:?}: {e}");
         }
-    }
-
-    #[test]
-    fn line_col_counts_from_one() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-        assert_eq!(line_col("ab", 99), (1, 3));
     }
 }

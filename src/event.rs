@@ -375,6 +375,18 @@ impl LineErrorCounts {
     pub fn total(&self) -> u64 {
         self.frame + self.overrun + self.parity + self.brk + self.buf_overrun
     }
+
+    /// What the counters grew by since `earlier` (a counter that went down, after the driver
+    /// reset it, counts as zero).
+    pub fn since(&self, earlier: &LineErrorCounts) -> LineErrorCounts {
+        LineErrorCounts {
+            frame: self.frame.saturating_sub(earlier.frame),
+            overrun: self.overrun.saturating_sub(earlier.overrun),
+            parity: self.parity.saturating_sub(earlier.parity),
+            brk: self.brk.saturating_sub(earlier.brk),
+            buf_overrun: self.buf_overrun.saturating_sub(earlier.buf_overrun),
+        }
+    }
 }
 
 /// What happened. Sources emit these; the session ingests them in order.
@@ -592,11 +604,83 @@ pub enum CardEvent {
     },
 }
 
-/// An Event and when it happened.
+/// Which stream of a session an event belongs to: a port, each side of a tap, later each
+/// socket or port a traced program opens. Numbered by the source, from 0; a source with one
+/// stream uses [`StreamId::MAIN`] only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId(pub u16);
+
+impl StreamId {
+    /// The only stream of a single-stream source (a port, a socket, a reader, a demo).
+    pub const MAIN: StreamId = StreamId(0);
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What carries a stream's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKind {
+    Serial,
+    Tcp,
+    Card,
+    Replay,
+    Demo,
+}
+
+impl StreamKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamKind::Serial => "serial",
+            StreamKind::Tcp => "tcp",
+            StreamKind::Card => "card",
+            StreamKind::Replay => "replay",
+            StreamKind::Demo => "demo",
+        }
+    }
+}
+
+/// A stream as its source declares it: what the user calls it and how its bytes join a
+/// conversation. `direction` is `Some` when the stream carries one direction of a link (each
+/// port of a tap: its bytes arrive already as that direction), `None` when it carries both
+/// (one port, one socket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamDecl {
+    pub id: StreamId,
+    /// The port path, peer address or reader name.
+    pub label: String,
+    pub kind: StreamKind,
+    /// Streams with the same link are one conversation (a tap's two ports): the engine pairs
+    /// the requests of one with the answers of the other.
+    pub link: u16,
+    pub direction: Option<Direction>,
+}
+
+/// An Event, when it happened and on which stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimedEvent {
     pub at: Timestamp,
+    pub stream: StreamId,
     pub event: Event,
+}
+
+impl TimedEvent {
+    /// An event on the main stream (every single-stream source).
+    pub fn new(at: Timestamp, event: Event) -> TimedEvent {
+        TimedEvent {
+            at,
+            stream: StreamId::MAIN,
+            event,
+        }
+    }
+
+    /// An event on `stream` (a tap's port, one of a trace's descriptors).
+    pub fn on(stream: StreamId, at: Timestamp, event: Event) -> TimedEvent {
+        TimedEvent { at, stream, event }
+    }
 }
 
 /// An effect on a source, requested by the UI or the headless control input.

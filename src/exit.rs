@@ -1,5 +1,6 @@
 //! Exit statuses (DESIGN.md) and the errors that choose them. Every message names the cause
-//! and the fix.
+//! and the fix. A leaf: which other modules' errors map to which status is decided at the top
+//! ([`crate::cli::exit_status_for`]), so any module can name a status here.
 
 use std::process::ExitCode;
 
@@ -21,22 +22,6 @@ pub struct UsageError(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct DeviceError(pub String);
-
-/// The exit status for an error that reached the top.
-pub fn status_for(err: &color_eyre::Report) -> u8 {
-    for cause in err.chain() {
-        if cause.is::<UsageError>()
-            || cause.is::<crate::config::ConfigError>()
-            || cause.is::<crate::event::SettingsError>()
-        {
-            return USAGE;
-        }
-        if cause.is::<DeviceError>() || cause.is::<crate::source::serial::OpenError>() {
-            return DEVICE;
-        }
-    }
-    DEVICE
-}
 
 pub fn code(n: u8) -> ExitCode {
     ExitCode::from(n)

@@ -25,7 +25,7 @@ pub enum Input {
 pub fn read_input(input: &Input) -> Result<Vec<u8>, UsageError> {
     match input {
         Input::Hex(h) => {
-            crate::ui::sendline::parse_hex(h).map_err(|e| UsageError(format!("--hex \"{h}\": {e}")))
+            crate::hex::parse(h).map_err(|e| UsageError(format!("--hex \"{h}\": {e}")))
         }
         Input::File(p) => {
             let mut bytes = Vec::new();
@@ -84,10 +84,10 @@ fn frame_json(f: &Frame, bytes: &[u8]) -> Value {
         "type": "frame",
         "protocol": f.protocol.id(),
         "kind": f.kind,
-        "status": crate::headless::status_id(&f.status),
+        "status": crate::record::finding::status_id(&f.status),
         "evidence": f.evidence().strength.id(), "bits": f.evidence().bits,
         "start": f.span.start, "end": f.span.end,
-        "hex": crate::sanitize::hex_string(bytes),
+        "hex": crate::hex::spaced(bytes),
         "summary": f.summary(),
         "fields": fields_json(f.fields()),
     })
@@ -205,10 +205,10 @@ pub fn decode_stream(
         let read = buf.get(..n).unwrap_or_default();
         recent.extend_from_slice(read);
         total += n as u64;
-        s.ingest(&TimedEvent {
-            at: std::time::Duration::ZERO,
-            event: Event::Rx(read.to_vec()),
-        });
+        s.ingest(&TimedEvent::new(
+            std::time::Duration::ZERO,
+            Event::Rx(read.to_vec()),
+        ));
         found += print_new(&mut s, &recent, recent_start, out)?;
         if recent.len() > KEPT_INPUT {
             let cut = recent.len() - KEPT_INPUT;
@@ -221,20 +221,19 @@ pub fn decode_stream(
     for sd in s.diagnoses() {
         let d = &sd.diagnosis;
         match format {
-            OutputFormat::Json => writeln!(
+            OutputFormat::Json => crate::sanitize::write_json_line(
                 out,
-                "{}",
-                json!({"type": "event", "id": d.id, "severity": d.severity.label(),
+                &json!({"type": "event", "id": d.id, "severity": d.severity.label(),
                        "title": d.title, "text": d.context, "about_68": d.about_68,
                        "start": d.span.as_ref().map(|s| s.start),
-                       "end": d.span.as_ref().map(|s| s.end)})
+                       "end": d.span.as_ref().map(|s| s.end)}),
             )?,
             OutputFormat::Text => writeln!(
                 out,
                 "\n{} {} ({}): {}",
                 crate::ui::events::severity_mark(d.severity),
-                d.title,
-                d.id,
+                crate::sanitize::printable(&d.title),
+                crate::sanitize::printable(&d.id),
                 crate::sanitize::printable(&d.context)
             )?,
         }
@@ -255,7 +254,7 @@ fn write_frame(
             if f.protocol == Protocol::Atr {
                 add_atr_fields(&mut v, bytes);
             }
-            writeln!(out, "{v}")
+            crate::sanitize::write_json_line(out, &v)
         }
         OutputFormat::Text => {
             writeln!(
@@ -309,10 +308,18 @@ fn add_atr_fields(v: &mut Value, bytes: &[u8]) {
         m.insert("di".into(), json!(a.di()));
         m.insert(
             "historical".into(),
-            json!(crate::sanitize::hex_string(a.historical_bytes())),
+            json!(crate::hex::spaced(a.historical_bytes())),
         );
         m.insert("tck_ok".into(), json!(a.tck_ok()));
     }
+}
+
+/// A JSON line as a String, terminal-safe (see [`crate::sanitize::write_json_line`]).
+fn json_line(v: &Value) -> String {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail, and the JSON is UTF-8.
+    let _ = crate::sanitize::write_json_line(&mut out, v);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn entry_json(query: &str, e: &Entry) -> Value {
@@ -346,23 +353,17 @@ pub fn explain(
         match format {
             OutputFormat::Json => {
                 if let Some(c) = pcsc {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        json!({"type": "pcsc_code", "query": q, "name": c.name,
-                               "code": format!("0x{:08X}", c.code), "meaning": c.meaning,
-                               "hint": c.hint})
-                    );
+                    out.push_str(&json_line(&json!({"type": "pcsc_code", "query": q,
+                           "name": c.name, "code": format!("0x{:08X}", c.code),
+                           "meaning": c.meaning, "hint": c.hint})));
                 }
                 if let Some(l) = &sw_line {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        json!({"type": "status_word", "query": q, "text": l})
-                    );
+                    out.push_str(&json_line(
+                        &json!({"type": "status_word", "query": q, "text": l}),
+                    ));
                 }
                 for e in &entries {
-                    let _ = writeln!(out, "{}", entry_json(q, e));
+                    out.push_str(&json_line(&entry_json(q, e)));
                 }
             }
             OutputFormat::Text => {
@@ -383,7 +384,11 @@ pub fn explain(
             }
         }
     }
-    Ok(out)
+    // Knowledge text may come from the user's file: nothing unsafe reaches the terminal.
+    Ok(match format {
+        OutputFormat::Text => crate::sanitize::printable_lines(&out),
+        OutputFormat::Json => out,
+    })
 }
 
 #[cfg(test)]
@@ -397,7 +402,7 @@ mod tests {
 
     #[test]
     fn decode_guesses_mbus() {
-        let bytes = crate::ui::sendline::parse_hex("68 03 03 68 53 FE 50 A1 16").unwrap();
+        let bytes = crate::hex::parse("68 03 03 68 53 FE 50 A1 16").unwrap();
         let (code, out) = decode(&bytes, None, kb(), OutputFormat::Text);
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("M-Bus control"), "{out}");
@@ -406,8 +411,7 @@ mod tests {
     #[test]
     fn decode_atr_json_has_analysis_fields() {
         let bytes =
-            crate::ui::sendline::parse_hex("3B F8 13 00 00 81 31 FE 45 4A 43 4F 50 76 32 34 31 B7")
-                .unwrap();
+            crate::hex::parse("3B F8 13 00 00 81 31 FE 45 4A 43 4F 50 76 32 34 31 B7").unwrap();
         let (code, out) = decode(&bytes, Some(Protocol::Atr), kb(), OutputFormat::Json);
         assert_eq!(code, 0);
         let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
@@ -415,6 +419,35 @@ mod tests {
         assert_eq!(v["fi"], 372);
         assert_eq!(v["di"], 4);
         assert_eq!(v["historical"], "4A 43 4F 50 76 32 34 31");
+    }
+
+    #[test]
+    fn knowledge_text_reaches_neither_output_raw() {
+        // TOML basic strings take \uXXXX escapes: a user's file can carry any character.
+        let hostile = r"evil\u001b]52;c;eA==\u0007\u009b31m\u202erev\u2066\u200b\u200e\u061c\ufeff\u2060\u007fend";
+        let toml = format!(
+            "[[entry]]\nid = \"user.hostile\"\ndomain = \"iso7816\"\nseverity = \"error\"\n\
+             title = \"{hostile}\"\nmeaning = \"{hostile}\"\ncauses = [\"{hostile}\"]\n\
+             fixes = [\"{hostile}\"]\nreference = \"{hostile}\"\ncodes = [\"9F99\"]\nwhen = [{{ observation = \"sw\", sw = \"9F99\" }}]\n"
+        );
+        let k = Knowledge::parse(&toml, "user.toml").unwrap();
+        for format in [OutputFormat::Text, OutputFormat::Json] {
+            let out = explain(&["user.hostile".into()], &k, format).unwrap();
+            assert!(out.contains("evil"), "{out}");
+            for line in out.lines() {
+                assert!(
+                    !line.chars().any(crate::sanitize::is_unsafe),
+                    "{format:?}: {line:?}"
+                );
+            }
+            if format == OutputFormat::Json {
+                let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+                assert!(
+                    v["title"].as_str().unwrap().contains('\u{200b}'),
+                    "read back"
+                );
+            }
+        }
     }
 
     #[test]

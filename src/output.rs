@@ -6,6 +6,14 @@
 
 use std::io::{self, IsTerminal, Write};
 
+/// How records are written: text lines, or one JSON object per line (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// Which standard stream a write failed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
@@ -42,7 +50,7 @@ impl WriteError {
 
 /// What the top does with an error that reached it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ErrorClass {
     /// The reader of our output went away: exit 0, say nothing.
     ClosedPipe,
     /// Writing our output failed otherwise: one line, exit status 3.
@@ -52,7 +60,7 @@ pub enum Verdict {
 }
 
 /// Looks through an error's chain for a [`WriteError`] (bare, or inside an `io::Error`).
-pub fn classify(err: &color_eyre::Report) -> Verdict {
+pub fn classify(err: &color_eyre::Report) -> ErrorClass {
     for cause in err.chain() {
         let found = cause.downcast_ref::<WriteError>().or_else(|| {
             cause
@@ -62,13 +70,13 @@ pub fn classify(err: &color_eyre::Report) -> Verdict {
         });
         if let Some(w) = found {
             return if w.is_closed_pipe() {
-                Verdict::ClosedPipe
+                ErrorClass::ClosedPipe
             } else {
-                Verdict::WriteFailed
+                ErrorClass::WriteFailed
             };
         }
     }
-    Verdict::Other
+    ErrorClass::Other
 }
 
 /// Standard output, locked, with every error tagged as a [`WriteError`]. Wrap it in a
@@ -171,13 +179,13 @@ mod tests {
         let e = WriteError::wrap(Stream::Stdout, io::Error::from(io::ErrorKind::BrokenPipe));
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
         let r = color_eyre::Report::new(e);
-        assert_eq!(classify(&r), Verdict::ClosedPipe);
+        assert_eq!(classify(&r), ErrorClass::ClosedPipe);
         let full = WriteError::wrap(Stream::Stdout, io::Error::from_raw_os_error(28));
         let r: Result<(), io::Error> = Err(full);
         let r = r.wrap_err("while printing").err().map(|r| classify(&r));
-        assert_eq!(r, Some(Verdict::WriteFailed));
+        assert_eq!(r, Some(ErrorClass::WriteFailed));
         let plain = color_eyre::Report::new(io::Error::from(io::ErrorKind::BrokenPipe));
-        assert_eq!(classify(&plain), Verdict::Other);
+        assert_eq!(classify(&plain), ErrorClass::Other);
     }
 
     #[test]

@@ -184,8 +184,8 @@ pub struct Present {
     pub usb: Option<UsbId>,
 }
 
-impl From<crate::list::PortInfo> for Present {
-    fn from(p: crate::list::PortInfo) -> Present {
+impl From<crate::source::available::PortInfo> for Present {
+    fn from(p: crate::source::available::PortInfo) -> Present {
         Present {
             usb: p.vid_pid.as_deref().and_then(|v| v.parse().ok()),
             by_id: p.by_id.into_iter().collect(),
@@ -196,7 +196,7 @@ impl From<crate::list::PortInfo> for Present {
 
 /// The ports on this machine now.
 pub fn present() -> Vec<Present> {
-    crate::list::serial_ports()
+    crate::source::available::serial_ports()
         .into_iter()
         .map(Present::from)
         .collect()

@@ -1,7 +1,8 @@
 //! The only way device bytes reach the terminal: every byte becomes a printable character,
 //! so no control character or escape sequence from a device is ever written raw. Text that
 //! carries device-controlled characters (a decoded line, a reader name, a reason read from a
-//! capture) goes through [`printable`]; JSON lines through [`write_json_line`].
+//! capture) goes through [`printable`]; JSON strings through [`write_terminal_safe`] (the
+//! records of `crate::record`, and [`write_json_line`] for a `serde_json::Value`).
 
 use std::io::{self, Write};
 
@@ -12,45 +13,6 @@ pub fn gutter_char(b: u8) -> char {
     } else {
         '.'
     }
-}
-
-/// Two upper-case hex digits for a byte, without allocation.
-pub fn hex_pair(b: u8) -> [u8; 2] {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    [DIGITS[(b >> 4) as usize], DIGITS[(b & 0x0f) as usize]]
-}
-
-/// Bytes as `68 04 04 68` written straight to `out` (what [`hex_string`] returns), a
-/// few hundred bytes at a time: a 4 KiB read becomes 12 KiB of text without a String.
-pub fn write_hex<W: Write + ?Sized>(out: &mut W, bytes: &[u8]) -> io::Result<()> {
-    const PER_WRITE: usize = 256;
-    let mut buf = [0u8; PER_WRITE * 3];
-    for (n, piece) in bytes.chunks(PER_WRITE).enumerate() {
-        let mut len = 0;
-        for (slot, &b) in buf.chunks_exact_mut(3).zip(piece) {
-            let [h, l] = hex_pair(b);
-            slot.copy_from_slice(&[b' ', h, l]);
-            len += 3;
-        }
-        // Each byte was written as " XY": the very first space is dropped.
-        let from = usize::from(n == 0);
-        out.write_all(buf.get(from..len).unwrap_or_default())?;
-    }
-    Ok(())
-}
-
-/// Bytes as `68 04 04 68` (the headless and JSON hex form).
-pub fn hex_string(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, &b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        let [h, l] = hex_pair(b);
-        s.push(h as char);
-        s.push(l as char);
-    }
-    s
 }
 
 /// Text that may contain device-controlled characters (a USB product string, a decoded line),
@@ -68,6 +30,19 @@ pub fn printable(s: &str) -> String {
         } else {
             out.push(c);
         }
+    }
+    out
+}
+
+/// [`printable`] line by line: a multi-line text (a report, an explanation) keeps its line
+/// breaks, and nothing else unsafe.
+pub fn printable_lines(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&printable(line));
     }
     out
 }
@@ -101,16 +76,21 @@ fn is_bidi_control(c: char) -> bool {
     )
 }
 
+/// Zero-width characters hide text or make two different strings look the same.
+fn is_zero_width(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
 /// A character that must not reach a terminal as itself: C0, DEL and C1 controls (C1 as
-/// UTF-8 is a CSI or OSC to some terminals), bidi controls, and the line and paragraph
-/// separators some terminals break lines at.
+/// UTF-8 is a CSI or OSC to some terminals; U+009B is CSI), bidi controls, zero-width
+/// characters, and the line and paragraph separators some terminals break lines at.
 pub fn is_unsafe(c: char) -> bool {
-    c.is_control() || is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}')
+    c.is_control() || is_bidi_control(c) || is_zero_width(c) || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// serde_json escapes C0 controls, quotes and backslashes; this also escapes DEL, C1,
-/// bidi controls and separators as `\uXXXX`, so a JSON line printed to a terminal is inert
-/// and still the same JSON (a parser reads the same strings back).
+/// bidi controls, zero-width characters and separators as `\uXXXX`, so a JSON line printed to
+/// a terminal is inert and still the same JSON (a parser reads the same strings back).
 struct TerminalSafe;
 
 impl serde_json::ser::Formatter for TerminalSafe {
@@ -119,172 +99,39 @@ impl serde_json::ser::Formatter for TerminalSafe {
         writer: &mut W,
         fragment: &str,
     ) -> io::Result<()> {
-        // Hex strings and most text are ASCII below DEL: written as they are.
-        if fragment.bytes().all(|b| b < 0x7f) {
-            return writer.write_all(fragment.as_bytes());
-        }
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if is_unsafe(c) {
-                writer.write_all(&fragment.as_bytes()[start..i])?;
-                // Every such character is in the Basic Multilingual Plane: one escape.
-                write!(writer, "\\u{:04x}", c as u32)?;
-                start = i + c.len_utf8();
-            }
-        }
-        writer.write_all(&fragment.as_bytes()[start..])
+        write_terminal_safe(writer, fragment)
     }
 }
 
-/// One JSON value and a newline, with every string terminal-safe (see [`TerminalSafe`]).
+/// A piece of a JSON string that serde_json has already escaped for JSON (no quote, backslash
+/// or C0 control left in it), written with every other [`is_unsafe`] character as a `\uXXXX`
+/// escape: the one escaping of JSON output (headless records, exports, `decode`).
+#[inline]
+pub fn write_terminal_safe<W: ?Sized + Write>(writer: &mut W, fragment: &str) -> io::Result<()> {
+    // Hex strings and most text are ASCII below DEL: written as they are. Folded without an
+    // early exit so the check runs many bytes a step.
+    if fragment.bytes().fold(true, |ok, b| ok & (b < 0x7f)) {
+        return writer.write_all(fragment.as_bytes());
+    }
+    let mut start = 0;
+    for (i, c) in fragment.char_indices() {
+        if is_unsafe(c) {
+            writer.write_all(fragment.as_bytes().get(start..i).unwrap_or_default())?;
+            // Every such character is in the Basic Multilingual Plane: one escape.
+            write!(writer, "\\u{:04x}", c as u32)?;
+            start = i + c.len_utf8();
+        }
+    }
+    writer.write_all(fragment.as_bytes().get(start..).unwrap_or_default())
+}
+
+/// One JSON value and a newline, with every string terminal-safe (see [`TerminalSafe`]): the
+/// outputs that are not records (`hsmon decode`, `hsmon explain`).
 pub fn write_json_line<W: Write + ?Sized>(out: &mut W, v: &serde_json::Value) -> io::Result<()> {
     use serde::Serialize;
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, TerminalSafe);
-    v.serialize(&mut ser).map_err(io::Error::other)?;
+    v.serialize(&mut ser).map_err(io::Error::from)?;
     out.write_all(b"\n")
-}
-
-/// One JSON object written as a line, member by member: the same bytes [`write_json_line`]
-/// writes for the equal `serde_json::Value` (members in the order written, numbers and
-/// string escapes as serde_json writes them, every string terminal-safe), without building
-/// the value. The headless records of every read, frame and diagnosis go through it.
-///
-/// Keys are written as given: they must be plain ASCII names (the record formats' own).
-pub struct JsonLine<'w, W: Write + ?Sized> {
-    out: &'w mut W,
-    first: bool,
-}
-
-impl<'w, W: Write + ?Sized> JsonLine<'w, W> {
-    /// Opens the object.
-    #[inline]
-    pub fn begin(out: &'w mut W) -> io::Result<Self> {
-        out.write_all(b"{")?;
-        Ok(JsonLine { out, first: true })
-    }
-
-    /// `,"key":` (no comma before the first). Inlined, so a literal key is copied with a
-    /// few stores rather than a `memcpy` call (a frame record has a dozen members).
-    #[inline(always)]
-    fn key(&mut self, key: &str) -> io::Result<()> {
-        if self.first {
-            self.first = false;
-            self.out.write_all(b"\"")?;
-        } else {
-            self.out.write_all(b",\"")?;
-        }
-        self.out.write_all(key.as_bytes())?;
-        self.out.write_all(b"\":")
-    }
-
-    /// A string member, escaped as serde_json does and terminal-safe.
-    #[inline]
-    pub fn str(&mut self, key: &str, value: &str) -> io::Result<&mut Self> {
-        self.key(key)?;
-        // Printable ASCII without quote or backslash (ids, names, most summaries) is written
-        // as it is, as serde_json and `TerminalSafe` would write it.
-        if is_plain_json(value) {
-            self.out.write_all(b"\"")?;
-            self.out.write_all(value.as_bytes())?;
-            return self.out.write_all(b"\"").map(|()| self);
-        }
-        write_json_string(&mut *self.out, value)?;
-        Ok(self)
-    }
-
-    /// A number member written as serde_json writes an `f64` (`null` if not finite).
-    #[inline]
-    pub fn f64(&mut self, key: &str, value: f64) -> io::Result<&mut Self> {
-        use serde_json::ser::Formatter;
-        self.key(key)?;
-        if value.is_finite() {
-            TerminalSafe.write_f64(&mut *self.out, value)?;
-        } else {
-            TerminalSafe.write_null(&mut *self.out)?;
-        }
-        Ok(self)
-    }
-
-    /// A number member already formatted (see [`JsonF64`]).
-    #[inline]
-    pub fn f64_text(&mut self, key: &str, value: &JsonF64) -> io::Result<&mut Self> {
-        self.key(key)?;
-        self.out.write_all(value.as_bytes())?;
-        Ok(self)
-    }
-
-    /// An unsigned integer member.
-    #[inline]
-    pub fn u64(&mut self, key: &str, value: u64) -> io::Result<&mut Self> {
-        use serde_json::ser::Formatter;
-        self.key(key)?;
-        TerminalSafe.write_u64(&mut *self.out, value)?;
-        Ok(self)
-    }
-
-    /// A `true`/`false` member.
-    #[inline]
-    pub fn bool(&mut self, key: &str, value: bool) -> io::Result<&mut Self> {
-        self.key(key)?;
-        self.out.write_all(if value { b"true" } else { b"false" })?;
-        Ok(self)
-    }
-
-    /// Bytes as a hex string member (`"68 04 04 68"`, see [`write_hex`]): hex digits and
-    /// spaces need no escape, so they are written as they are made.
-    pub fn hex(&mut self, key: &str, bytes: &[u8]) -> io::Result<&mut Self> {
-        self.key(key)?;
-        self.out.write_all(b"\"")?;
-        write_hex(&mut *self.out, bytes)?;
-        self.out.write_all(b"\"")?;
-        Ok(self)
-    }
-
-    /// `"t"` (rounded to microseconds) and `"ts"` (wall clock) of a record `at` after the
-    /// session start, as [`crate::stamp::stamp_value`] writes them.
-    pub fn stamp(
-        &mut self,
-        at: std::time::Duration,
-        stamp: &crate::stamp::Stamp,
-    ) -> io::Result<&mut Self> {
-        let (t, ts) = stamp.times(at);
-        self.f64("t", t)?.str("ts", &ts)
-    }
-
-    /// [`JsonLine::stamp`] with the time already formatted (see [`JsonF64`]).
-    pub fn stamp_text(&mut self, t: &JsonF64, ts: &str) -> io::Result<&mut Self> {
-        self.f64_text("t", t)?.str("ts", ts)
-    }
-
-    /// The `--label` members, last in every record.
-    pub fn labels(&mut self, stamp: &crate::stamp::Stamp) -> io::Result<&mut Self> {
-        for (k, v) in &stamp.labels {
-            self.str(k, v)?;
-        }
-        Ok(self)
-    }
-
-    /// Closes the object and the line.
-    #[inline]
-    pub fn end(&mut self) -> io::Result<()> {
-        self.out.write_all(b"}\n")
-    }
-}
-
-/// Printable ASCII without `"` or `\`: a JSON string that needs no escape, from serde_json
-/// or [`TerminalSafe`]. Folded without an early exit so the check runs 16 or 32 bytes a step.
-fn is_plain_json(s: &str) -> bool {
-    s.bytes().fold(true, |plain, b| {
-        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\')
-    })
-}
-
-/// A string as serde_json writes it (quoted, escaped), terminal-safe.
-#[inline(never)]
-fn write_json_string<W: Write + ?Sized>(out: &mut W, value: &str) -> io::Result<()> {
-    use serde::Serialize;
-    let mut ser = serde_json::Serializer::with_formatter(out, TerminalSafe);
-    value.serialize(&mut ser).map_err(io::Error::other)
 }
 
 /// An `f64` formatted once as serde_json writes it (`null` if not finite), for a member many
@@ -385,26 +232,6 @@ mod tests {
     }
 
     #[test]
-    fn hex_string_formats() {
-        assert_eq!(hex_string(&[0x68, 0x04, 0x04, 0x68]), "68 04 04 68");
-        assert_eq!(hex_string(&[]), "");
-    }
-
-    #[test]
-    fn write_hex_equals_hex_string_at_every_length() {
-        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 37 % 256) as u8).collect();
-        for len in [0, 1, 2, 255, 256, 257, 511, 512, 513, 1000] {
-            let mut out = Vec::new();
-            write_hex(&mut out, &bytes[..len]).unwrap();
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                hex_string(&bytes[..len]),
-                "{len}"
-            );
-        }
-    }
-
-    #[test]
     fn write_printable_equals_printable() {
         let every: String = (0..0x3000u32).filter_map(char::from_u32).collect();
         for s in [
@@ -421,79 +248,34 @@ mod tests {
     }
 
     #[test]
-    fn json_line_writes_what_the_value_writes() {
-        let text: String = (0..0x3000u32).filter_map(char::from_u32).collect();
-        for (t, n, b) in [
-            (0.0123, 7u64, true),
-            (1.0, 0, false),
-            (1e-7, u64::MAX, true),
-            (123456.789, 42, false),
-        ] {
-            let mut fast = Vec::new();
-            JsonLine::begin(&mut fast)
-                .unwrap()
-                .str("type", "frame")
-                .unwrap()
-                .f64("t", t)
-                .unwrap()
-                .u64("n", n)
-                .unwrap()
-                .bool("b", b)
-                .unwrap()
-                .hex("hex", &[0x68, 0x04, 0x00, 0xFF])
-                .unwrap()
-                .str("summary", &text)
-                .unwrap()
-                .str("quoted", "a \"b\" \\c\u{7f}")
-                .unwrap()
-                .str("a_key_longer_than_the_buffer_holds_in_one_piece", "x")
-                .unwrap()
-                .end()
-                .unwrap();
-            let v = serde_json::json!({
-                "type": "frame", "t": t, "n": n, "b": b, "hex": "68 04 00 FF", "summary": text,
-                "quoted": "a \"b\" \\c\u{7f}",
-                "a_key_longer_than_the_buffer_holds_in_one_piece": "x",
-            });
-            let mut slow = Vec::new();
-            write_json_line(&mut slow, &v).unwrap();
+    fn json_f64_is_what_serde_json_writes() {
+        for v in [0.0123, 1.0, 1e-7, 123456.789, f64::MAX, f64::MIN_POSITIVE] {
             assert_eq!(
-                String::from_utf8(fast).unwrap(),
-                String::from_utf8(slow).unwrap()
+                JsonF64::new(v).as_bytes(),
+                serde_json::to_string(&v).unwrap().as_bytes(),
+                "{v}"
             );
         }
-        let mut out = Vec::new();
-        JsonLine::begin(&mut out)
-            .unwrap()
-            .f64("t", f64::NAN)
-            .unwrap()
-            .end()
-            .unwrap();
-        assert_eq!(out, b"{\"t\":null}\n");
-        for v in [
-            0.0123,
-            1.0,
-            1e-7,
-            123456.789,
-            f64::MAX,
-            f64::MIN_POSITIVE,
-            f64::INFINITY,
+        assert_eq!(JsonF64::new(f64::NAN).as_bytes(), b"null");
+        assert_eq!(JsonF64::new(f64::INFINITY).as_bytes(), b"null");
+    }
+
+    #[test]
+    fn zero_width_characters_are_unsafe() {
+        for c in [
+            '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{9B}', '\u{7F}',
         ] {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            JsonLine::begin(&mut a)
-                .unwrap()
-                .f64("t", v)
-                .unwrap()
-                .end()
-                .unwrap();
-            JsonLine::begin(&mut b)
-                .unwrap()
-                .f64_text("t", &JsonF64::new(v))
-                .unwrap()
-                .end()
-                .unwrap();
-            assert_eq!(a, b, "{v}");
+            assert!(is_unsafe(c), "{c:?}");
         }
+        assert_eq!(printable("a\u{200B}b\u{FEFF}"), "a\\u{200B}b\\u{FEFF}");
+    }
+
+    #[test]
+    fn printable_lines_keeps_line_breaks_only() {
+        assert_eq!(
+            printable_lines("a\u{1b}[2J\nb\u{200b}\r\n"),
+            "a\\x1B[2J\nb\\u{200B}\\x0D\n"
+        );
     }
 
     #[test]

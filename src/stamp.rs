@@ -1,11 +1,10 @@
 //! What every headless JSON record carries besides its own members: `t` rounded to
 //! microseconds, the wall-clock `ts` after it, and the user's `--label KEY=VALUE` members at
-//! the end. One [`Stamp`] per session; [`stamp_value`] applies it to a `serde_json::Value`
-//! record, [`crate::sanitize::JsonLine::stamp`] and [`crate::sanitize::JsonLine::labels`] to a
-//! record written member by member: both give the same bytes.
+//! the end. One [`Stamp`] per session; `crate::record::write` applies it to every record.
 
 use std::time::Duration;
 
+#[cfg(test)]
 use serde_json::{Map, Value};
 
 /// The session's wall-clock start and the `--label` members.
@@ -84,6 +83,18 @@ pub const RESERVED: &[&str] = &[
     "bytes",
     "ranking",
     "locked",
+    "profile",
+    "transport",
+    "outcome",
+    "exit",
+    "steps",
+    "divergence",
+    "error",
+    "notes",
+    "step",
+    "sent",
+    "got",
+    "elapsed_ms",
     // hsmon trace
     "stream",
     "pid",
@@ -126,7 +137,7 @@ impl Stamp {
     /// A stamp for a session started at `start` with `labels`.
     pub fn new(start: std::time::SystemTime, labels: Vec<(String, String)>) -> Stamp {
         Stamp {
-            start_unix_ns: crate::capture::meta::unix_ns(start),
+            start_unix_ns: crate::utc::unix_ns(start),
             labels,
         }
     }
@@ -141,12 +152,14 @@ impl Stamp {
     pub fn times_secs(&self, t_secs: f64) -> (f64, String) {
         let us = micros(t_secs);
         let ns = self.start_unix_ns.saturating_add(us.saturating_mul(1000));
-        (us as f64 / 1e6, crate::capture::meta::rfc3339_micros(ns))
+        (us as f64 / 1e6, crate::utc::rfc3339_micros(ns))
     }
 }
 
 /// A record `Value` stamped: `t` rounded to microseconds, `ts` right after it, the labels at
-/// the end. A value without a numeric `t` gets no `ts` (labels still).
+/// the end. A value without a numeric `t` gets no `ts` (labels still). The records are written
+/// by `crate::record::write`; this is the old way, the reference the tests hold them to.
+#[cfg(test)]
 pub fn stamp_value(v: Value, stamp: &Stamp) -> Value {
     let Value::Object(mut m) = v else { return v };
     let mut out = Map::with_capacity(m.len() + 1 + stamp.labels.len());

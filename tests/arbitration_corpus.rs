@@ -149,10 +149,7 @@ fn feed(reads: &[Read]) -> Session {
             Direction::Rx => Event::Rx(bytes.clone()),
             Direction::Tx => Event::Tx(bytes.clone()),
         };
-        s.ingest(&TimedEvent {
-            at: Duration::from_millis(i as u64),
-            event,
-        });
+        s.ingest(&TimedEvent::new(Duration::from_millis(i as u64), event));
     }
     s.flush_decoders();
     s
@@ -720,10 +717,10 @@ fn hundred_thousand_log_lines_are_all_text() {
         }
     };
     for (i, piece) in stream.chunks(4096).enumerate() {
-        s.ingest(&TimedEvent {
-            at: Duration::from_millis(i as u64),
-            event: Event::Rx(piece.to_vec()),
-        });
+        s.ingest(&TimedEvent::new(
+            Duration::from_millis(i as u64),
+            Event::Rx(piece.to_vec()),
+        ));
         tally(&mut s);
     }
     s.flush_decoders();

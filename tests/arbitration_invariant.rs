@@ -29,10 +29,7 @@ fn byte() -> impl Strategy<Value = u8> {
 fn reported(reads: &[Vec<u8>]) -> Vec<(u64, u64, &'static str, &'static str, Rank)> {
     let mut s = Session::new("invariant", 1 << 20);
     for r in reads {
-        s.ingest(&TimedEvent {
-            at: Duration::ZERO,
-            event: Event::Rx(r.clone()),
-        });
+        s.ingest(&TimedEvent::new(Duration::ZERO, Event::Rx(r.clone())));
     }
     s.flush_decoders();
     s.frames()

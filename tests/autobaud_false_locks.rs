@@ -4,7 +4,7 @@
 //! falsely" when the scan would stop on it (a prefix of 32+ bytes scoring at the early-accept
 //! level) or propose it (its final score at the lock level).
 //!
-//! The garbage comes from two sources: hsmon's own line model (`sim::uart_line`) and the
+//! The garbage comes from two sources: hsmon's own line model (`uart_line`) and the
 //! independent emulator `tests/uart_emulator.py`, written from the UART specification. The
 //! error counters are left out (a pty or a USB bridge reports none): with them, garbage only
 //! scores lower.
@@ -15,12 +15,12 @@ mod support;
 
 use std::process::Command;
 
-use hsmon::diagnose::autobaud::{COMMON_RATES, Evidence, checked_frames, score};
-use hsmon::diagnose::baud_scan::LOCK_SCORE;
+use hsmon::diagnose::baud::live_scan::LOCK_SCORE;
+use hsmon::diagnose::baud::scoring::{COMMON_RATES, Evidence, checked_frames, score};
 use hsmon::event::{Baud, FrameFormat, LineErrorCounts};
-use hsmon::sim::uart_line::{Receiver, Sender, SplitMix64, UartLink};
+use hsmon::uart_line::{Receiver, Sender, SplitMix64, UartLink};
 
-/// Bytes a dwell holds at most (`baud_scan::DWELL`).
+/// Bytes a dwell holds at most (`baud::live_scan::DWELL`).
 const DWELL_BYTES: usize = 256;
 /// The early-accept score of the scan (`ActiveScan::new`) and the bytes it needs.
 const ACCEPT_SCORE: f64 = 0.95;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hsmon::event::{Baud, FrameFormat};
-use hsmon::sim::uart_line::{Receiver, Sender, UartLink};
+use hsmon::uart_line::{Receiver, Sender, UartLink};
 use support::{Headless, PtyLink, path_str};
 
 const BOOT_LOG: &[&str] = &[

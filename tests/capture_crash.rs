@@ -58,10 +58,7 @@ fn child_writer() {
     let start = Instant::now();
     let mut reported = 0;
     for i in 0.. {
-        w.append(&TimedEvent {
-            at: start.elapsed(),
-            event: event(i),
-        });
+        w.append(&TimedEvent::new(start.elapsed(), event(i)));
         w.poll_flush(start.elapsed());
         if w.flush_due().is_none() && w.records() > reported {
             reported = w.records();

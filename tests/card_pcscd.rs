@@ -109,7 +109,7 @@ fn a_script_runs_with_get_response_and_le_retry_and_exits_0() {
     let seen: Vec<String> = vcard
         .apdus()
         .iter()
-        .map(|c| hsmon::sanitize::hex_string(c))
+        .map(|c| hsmon::hex::spaced(c))
         .collect();
     let sent: Vec<&str> = a.iter().map(|r| r["command"].as_str().unwrap()).collect();
     assert_eq!(seen, sent);

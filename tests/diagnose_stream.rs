@@ -6,16 +6,13 @@
 use std::time::Duration;
 
 use hsmon::event::{Event, LineErrorCounts, TimedEvent};
+use hsmon::hex;
 use hsmon::session::Session;
-use hsmon::ui::sendline::parse_hex;
 
 fn feed(events: Vec<Event>) -> Session {
     let mut s = Session::new("test", 1 << 20);
     for (i, e) in events.into_iter().enumerate() {
-        s.ingest(&TimedEvent {
-            at: Duration::from_millis(i as u64 * 10),
-            event: e,
-        });
+        s.ingest(&TimedEvent::new(Duration::from_millis(i as u64 * 10), e));
     }
     s.flush_decoders();
     s
@@ -29,11 +26,11 @@ fn ids(s: &Session) -> Vec<String> {
 }
 
 fn rx(h: &str) -> Event {
-    Event::Rx(parse_hex(h).unwrap())
+    Event::Rx(hex::parse(h).unwrap())
 }
 
 fn tx(h: &str) -> Event {
-    Event::Tx(parse_hex(h).unwrap())
+    Event::Tx(hex::parse(h).unwrap())
 }
 
 #[test]

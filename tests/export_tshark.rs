@@ -95,7 +95,7 @@ fn session() -> Vec<TimedEvent> {
         ),
     ]
     .into_iter()
-    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .map(|(t, event)| TimedEvent::new(ms(t), event))
     .collect()
 }
 
@@ -334,7 +334,7 @@ fn iec104_session() -> Vec<TimedEvent> {
         (90, Event::Rx(hex("68 04 83 00 00 00"))),
     ]
     .into_iter()
-    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .map(|(t, event)| TimedEvent::new(ms(t), event))
     .collect()
 }
 
@@ -430,7 +430,7 @@ fn serial_bytes_go_out_as_rtac_serial_and_iec101_dissects_with_decode_as() {
         ),
     ]
     .into_iter()
-    .map(|(t, event)| TimedEvent { at: ms(t), event })
+    .map(|(t, event)| TimedEvent::new(ms(t), event))
     .collect();
     let dir = tempfile::tempdir().unwrap();
     let cap = write_capture_from(dir.path(), "serial /dev/ttyS0", &events);
@@ -494,11 +494,27 @@ fn jsonl_export_matches_the_headless_records() {
     };
     let want: Vec<serde_json::Value> = events
         .iter()
-        .map(|e| hsmon::stamp::stamp_value(hsmon::headless::json_record(e), &stamp))
+        .flat_map(|e| {
+            let mut out = Vec::new();
+            hsmon::record::event::write_event(&mut out, e, None, &stamp).unwrap();
+            String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        })
         .collect();
-    assert_eq!(lines[1..], want[..]);
-    assert_eq!(lines[7]["type"], "apdu");
-    assert_eq!(lines[7]["sw"], "6A82");
+    // The events' own records, in order, between the frames and diagnoses the session found
+    // in them (diagnoses are the `event` records with a knowledge title).
+    let own: Vec<serde_json::Value> = lines[1..]
+        .iter()
+        .filter(|r| r["type"] != "frame" && r.get("title").is_none())
+        .cloned()
+        .collect();
+    assert_eq!(own, want);
+    assert!(lines.iter().any(|r| r["type"] == "frame"), "{stdout}");
+    assert_eq!(own[6]["type"], "apdu");
+    assert_eq!(own[6]["sw"], "6A82");
 }
 
 #[test]
@@ -541,8 +557,14 @@ fn a_torn_capture_exports_what_it_holds_and_says_where_it_was_cut() {
     std::fs::write(&cap, &full[..full.len() - 3]).unwrap();
     let (code, stdout, stderr) = run_hsmon(&["export", path_str(&cap), "--to", "jsonl"]);
     assert_eq!(code, 0, "{stderr}");
-    // The session record and the events before the cut.
-    assert_eq!(stdout.lines().count(), 10);
+    // The session record and the events before the cut (besides the frames and diagnoses
+    // found in them).
+    let own = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["type"] != "frame" && r.get("title").is_none())
+        .count();
+    assert_eq!(own, 10, "{stdout}");
     assert!(
         stderr.contains("ends with an incomplete record at byte"),
         "{stderr}"

@@ -243,7 +243,7 @@ async fn stalled_consumer_never_blocks_the_source_and_every_drop_is_counted_and_
     let overruns: Vec<Value> = events
         .iter()
         .filter(|e| matches!(e.event, Event::Overrun(_)))
-        .map(hsmon::headless::json_record)
+        .map(|e| serde_json::to_value(hsmon::record::event::from_event(&e.event)).unwrap())
         .collect();
     assert!(!overruns.is_empty());
     assert!(overruns.iter().all(|v| v["id"] == "hsmon.overrun"));

@@ -12,10 +12,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hsmon::handshake::peer::{
+use serde_json::Value;
+use support::peer::{
     APP_TEXT, DLT645_ADDRESS_REPLY, ESP_BOOT_LOG, Fault, MBUS_RSP_UD, Peer, Reply, STM32_GET_REPLY,
 };
-use serde_json::Value;
 use support::{PtyLink, hex, hsmon_command, path_str};
 
 /// Longest a single hsmon run may take before the test calls it hung.
@@ -215,7 +215,7 @@ fn stm32_text_instead_of_79() {
     assert_eq!(run.first_id(), "stm32.text_instead_of_ack");
     assert_eq!(
         run.report()["steps"][0]["got"],
-        hsmon::sanitize::hex_string(APP_TEXT)
+        hsmon::hex::spaced(APP_TEXT)
     );
     // The session raised the same explanation, about the 0x68 ('h') that came back.
     let ev = run
@@ -271,7 +271,7 @@ fn mbus_good_meter() {
     assert_eq!(heard, h("10 40 FE 3E 16 10 5B FE 59 16"));
     assert_eq!(
         run.report()["steps"][1]["got"],
-        hsmon::sanitize::hex_string(&MBUS_RSP_UD)
+        hsmon::hex::spaced(&MBUS_RSP_UD)
     );
     assert!(
         run.of_type("frame")
@@ -366,7 +366,7 @@ fn esp32_reset_dance_then_sync_and_the_boot_log_case() {
     assert_eq!(run.first_id(), "esp.not_download_mode");
     assert_eq!(
         run.report()["steps"][3]["got"],
-        hsmon::sanitize::hex_string(ESP_BOOT_LOG)
+        hsmon::hex::spaced(ESP_BOOT_LOG)
     );
 }
 
@@ -378,7 +378,7 @@ fn dlt645_read_address_with_and_without_echo() {
         assert_eq!(heard, h("FE FE FE FE 68 AA AA AA AA AA AA 68 13 00 DF 16"));
         assert_eq!(
             run.report()["steps"][0]["got"],
-            hsmon::sanitize::hex_string(&DLT645_ADDRESS_REPLY)
+            hsmon::hex::spaced(&DLT645_ADDRESS_REPLY)
         );
     }
 }

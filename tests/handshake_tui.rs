@@ -8,7 +8,7 @@ mod support;
 
 use std::io::{Read, Write};
 
-use hsmon::handshake::peer::{Fault, Peer, Reply};
+use support::peer::{Fault, Peer, Reply};
 use support::tmux::Tmux;
 use support::{PtyLink, hsmon_bin, path_str};
 

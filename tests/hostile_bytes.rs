@@ -107,7 +107,8 @@ fn hostile_stream() -> Vec<u8> {
 /// Texts that reach notices, the card pane and headless lines from outside hsmon: OS and
 /// remote reasons, reader names, a capture's replay note.
 fn hostile_text() -> String {
-    "evil\x1b]52;c;cm0gLXJmIH4K\x07\x1b[2J\u{9b}31m\u{202e}reversed\u{2028}\r\n\0end".to_string()
+    "evil\x1b]52;c;cm0gLXJmIH4K\x07\x1b[2J\u{9b}31m\u{202e}reversed\u{2028}\r\n\0\u{200b}\u{2066}\u{feff}\u{7f}end"
+        .to_string()
 }
 
 /// The text-bearing events, with hostile text in every string.
@@ -169,10 +170,7 @@ fn hostile_card_events() -> Vec<Event> {
 }
 
 fn at(ms: u64, event: Event) -> TimedEvent {
-    TimedEvent {
-        at: Duration::from_millis(ms),
-        event,
-    }
+    TimedEvent::new(Duration::from_millis(ms), event)
 }
 
 /// The stream in pieces of varying size (framers see sequences split anywhere), both
@@ -367,16 +365,19 @@ fn headless_text_and_json_lines_carry_no_control_characters() {
         for e in &events {
             s.ingest(e);
             match format {
-                OutputFormat::Text => writeln!(out, "{}", hsmon::headless::text_record(e)).unwrap(),
+                OutputFormat::Text => {
+                    writeln!(out, "{}", hsmon::record::stream::text_record(e)).unwrap()
+                }
                 OutputFormat::Json => {
-                    hsmon::sanitize::write_json_line(&mut out, &hsmon::headless::json_record(e))
+                    hsmon::record::event::write_event(&mut out, e, None, &Default::default())
+                        .map(|_| ())
                         .unwrap()
                 }
             }
-            hsmon::headless::write_findings(&mut out, &mut s, format).unwrap();
+            hsmon::record::stream::write_findings(&mut out, &mut s, format).unwrap();
         }
         s.flush_decoders();
-        hsmon::headless::write_findings(&mut out, &mut s, format).unwrap();
+        hsmon::record::stream::write_findings(&mut out, &mut s, format).unwrap();
         let lines = assert_lines_clean(&out, name);
         assert!(
             lines > events.len(),

@@ -222,14 +222,14 @@ fn jsonl_export_starts_with_the_session_and_stamps_every_record() {
     let meta = CaptureMeta::new("serial /dev/ttyUSB0", None, start);
     let mut w = CaptureWriter::create(&path, &meta).unwrap();
     let burst: Vec<u8> = (0..65_536u32).map(|i| (i % 253) as u8).collect();
-    w.append(&TimedEvent {
-        at: Duration::from_nanos(2_507_707_684),
-        event: Event::Rx(burst.clone()),
-    });
-    w.append(&TimedEvent {
-        at: Duration::from_millis(3000),
-        event: Event::Tx(vec![0x10, 0x5b]),
-    });
+    w.append(&TimedEvent::new(
+        Duration::from_nanos(2_507_707_684),
+        Event::Rx(burst.clone()),
+    ));
+    w.append(&TimedEvent::new(
+        Duration::from_millis(3000),
+        Event::Tx(vec![0x10, 0x5b]),
+    ));
     w.sync();
     assert_eq!(w.failed(), None);
     drop(w);

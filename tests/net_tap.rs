@@ -122,6 +122,40 @@ fn one_baud_control_sets_both_ports_and_sending_is_refused() {
     );
 }
 
+/// A tap is two streams: every record names its port (`"stream"`), the two confirmations of
+/// one baud command among them, and the change raises no "different settings" warning.
+#[test]
+fn records_name_their_port_and_a_baud_change_is_no_difference() {
+    let (a, b) = (PtyLink::new(), PtyLink::new());
+    let (pa, pb) = (a.a().display().to_string(), b.a().display().to_string());
+    let mut h = start(&a, &b);
+    h.control("baud 9600");
+    let mut ports = vec![
+        h.wait_for(T, |r| r["type"] == "settings" && r["baud"] == 9600)["stream"].clone(),
+        h.wait_for(T, |r| r["type"] == "settings" && r["baud"] == 9600)["stream"].clone(),
+    ];
+    ports.sort_by_key(|p| p.to_string());
+    let mut want = vec![pa.clone(), pb.clone()];
+    want.sort();
+    assert_eq!(ports, want);
+    a.device().write_all(&hex(REQ)).unwrap();
+    let tx = h.wait_for(T, |r| r["type"] == "tx");
+    assert_eq!(tx["stream"], pa.as_str(), "{tx}");
+    let frame = h.wait_for(T, |r| r["type"] == "frame");
+    assert_eq!(frame["stream"], pa.as_str(), "{frame}");
+    b.device().write_all(&hex(RSP)).unwrap();
+    let frame = h.wait_for(T, |r| r["type"] == "frame" && r["dir"] == "rx");
+    assert_eq!(frame["stream"], pb.as_str(), "{frame}");
+    // Nothing between: the first warning is the refusal to send.
+    h.control("send 01 02");
+    let first = h.wait_for(T, |r| r["id"] == "hsmon.command_failed");
+    assert!(
+        first["text"].as_str().unwrap().contains("only listens"),
+        "{first}"
+    );
+    assert!(first["stream"].is_string(), "{first}");
+}
+
 #[test]
 fn a_vanished_port_is_named_and_returns() {
     let (mut a, b) = (PtyLink::new(), PtyLink::new());
@@ -180,10 +214,7 @@ fn the_tui_shows_whose_bytes_are_whose() {
         (10, Event::Tx(hex(REQ))),
         (300, Event::Rx(hex(RSP))),
     ] {
-        s.ingest(&TimedEvent {
-            at: Duration::from_millis(ms),
-            event: ev,
-        });
+        s.ingest(&TimedEvent::new(Duration::from_millis(ms), ev));
     }
     let ui = hsmon::ui::state::UiState::new(
         hsmon::ui::keys::Keymap::default(),

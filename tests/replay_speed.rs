@@ -21,15 +21,15 @@ fn write_capture(dir: &std::path::Path) -> std::path::PathBuf {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000),
     );
     let mut w = CaptureWriter::create(&path, &meta).unwrap();
-    let mut events = vec![TimedEvent {
-        at: Duration::ZERO,
-        event: Event::Connection(ConnectionState::Up),
-    }];
+    let mut events = vec![TimedEvent::new(
+        Duration::ZERO,
+        Event::Connection(ConnectionState::Up),
+    )];
     for i in 0..200u64 {
-        events.push(TimedEvent {
-            at: Duration::from_millis(30 * (i + 1)),
-            event: Event::Rx(vec![(i % 256) as u8, 0x16]),
-        });
+        events.push(TimedEvent::new(
+            Duration::from_millis(30 * (i + 1)),
+            Event::Rx(vec![(i % 256) as u8, 0x16]),
+        ));
     }
     for e in &events {
         w.append(e);

@@ -7,7 +7,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use hsmon::card::script::{Script, Step};
+use hsmon::card::script::{Script, ScriptStep};
 use hsmon::sim::card::SimCard;
 use support::pcscd::pcsc_test;
 use support::vpcd::{VirtualCard, VpcdEvent};
@@ -55,7 +55,7 @@ fn scriptor_sends_what_the_parser_reads() {
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Apdu { bytes, .. } => Some(bytes.clone()),
+            ScriptStep::Apdu { bytes, .. } => Some(bytes.clone()),
             _ => None,
         })
         .collect();
@@ -92,7 +92,7 @@ fn scriptor_sends_what_the_parser_reads() {
         .count();
     assert_eq!(apdus_before_reset, 2, "{log:?}");
     let patterns = script.steps.iter().filter_map(|s| match s {
-        Step::Apdu { expect, .. } => Some(expect.clone().unwrap()),
+        ScriptStep::Apdu { expect, .. } => Some(expect.clone().unwrap()),
         _ => None,
     });
     for ((command, response), pattern) in vcard.exchanges().into_iter().zip(patterns) {

@@ -114,10 +114,10 @@ fn what_hsmon_sent_is_no_evidence_and_silence_is_no_answer() {
         .into_iter()
         .enumerate()
     {
-        s.ingest(&TimedEvent {
-            at: Duration::from_millis(500 * i as u64),
-            event: Event::Tx(bytes),
-        });
+        s.ingest(&TimedEvent::new(
+            Duration::from_millis(500 * i as u64),
+            Event::Tx(bytes),
+        ));
     }
     s.flush_decoders();
     assert_eq!(
@@ -126,14 +126,14 @@ fn what_hsmon_sent_is_no_evidence_and_silence_is_no_answer() {
     );
     // Later the device answers: now its ACK (in reply to the request) is evidence, and the
     // request it answers is shown with it (the unanswered ones a reply window before are not).
-    s.ingest(&TimedEvent {
-        at: Duration::from_millis(2600),
-        event: Event::Tx(vec![0x7F]),
-    });
-    s.ingest(&TimedEvent {
-        at: Duration::from_millis(2610),
-        event: Event::Rx(vec![0x79]),
-    });
+    s.ingest(&TimedEvent::new(
+        Duration::from_millis(2600),
+        Event::Tx(vec![0x7F]),
+    ));
+    s.ingest(&TimedEvent::new(
+        Duration::from_millis(2610),
+        Event::Rx(vec![0x79]),
+    ));
     s.flush_decoders();
     let acks: Vec<_> = s
         .frames()

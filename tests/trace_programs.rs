@@ -601,9 +601,15 @@ fn trace_capture_exports_and_replays_with_its_streams() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // A replay gives the records the export does (tests/export_equals_replay.rs).
     assert!(
         replayed
             .iter()
-            .any(|r| r["type"] == "tx" && r["stream"] == "udp 127.0.0.1:9")
+            .any(|r| r["type"] == "stream" && r["stream"] == "udp 127.0.0.1:9")
+    );
+    assert!(
+        replayed
+            .iter()
+            .any(|r| r["type"] == "tx" && r["hex"] == "36 38")
     );
 }

@@ -2,7 +2,7 @@
 """An independent UART line emulator for hsmon's auto-baud tests.
 
 Written from the UART framing and receiver descriptions, not from hsmon's own line model
-(src/sim/uart_line.rs), so that the scan is tested against something it was not fitted to:
+(src/uart_line.rs), so that the scan is tested against something it was not fitted to:
 
 * Texas Instruments, "KeyStone Architecture Universal Asynchronous Receiver/Transmitter
   (UART) User Guide", SPRUGP1 (frame: one start bit, 5-8 data bits least significant first,

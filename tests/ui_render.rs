@@ -19,10 +19,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 
 fn at(ms: u64, event: Event) -> TimedEvent {
-    TimedEvent {
-        at: Duration::from_millis(ms),
-        event,
-    }
+    TimedEvent::new(Duration::from_millis(ms), event)
 }
 
 /// A session built only through `ingest`, as a real one is.
@@ -450,7 +447,7 @@ fn talking_to_names_the_peer() {
 /// 9600 8N1 text read at 115200 through the line model: breaks, as a real UART reports them.
 fn wrong_baud_session() -> Session {
     use hsmon::event::{FrameFormat, LineErrorCounts};
-    use hsmon::sim::uart_line::{Receiver, Sender, UartLink};
+    use hsmon::uart_line::{Receiver, Sender, UartLink};
     let mut link = UartLink::new(
         Sender::new(Baud::new(9600).unwrap(), FrameFormat::default()),
         Receiver::new(Baud::new(115_200).unwrap(), FrameFormat::default()),
@@ -460,7 +457,7 @@ fn wrong_baud_session() -> Session {
         t = link.send(t, b"boot: checking flash... ok\r\n") + 0.01;
     }
     let r = link.receive_until(t + 0.1);
-    let c = r.counts.to_line_error_counts();
+    let c = r.counts;
     session(&[
         at(0, Event::Connection(ConnectionState::Up)),
         at(

@@ -73,10 +73,7 @@ fuzz_target!(|data: &[u8]| {
                     1 => Event::Tx(chunk.to_vec()),
                     _ => Event::BreakSent,
                 };
-                w.append(&TimedEvent {
-                    at: Duration::from_micros(i as u64),
-                    event,
-                });
+                w.append(&TimedEvent::new(Duration::from_micros(i as u64), event));
             }
             let Some(mut b) = w.into_inner() else { return };
             for d in damage.chunks(3) {

@@ -59,7 +59,7 @@ fn drive(profile: Profile, replies: &[u8]) {
         let out = match queue.pop() {
             Some(e) => {
                 now += Duration::from_millis(1);
-                runner.on_event(&TimedEvent { at: now, event: e })
+                runner.on_event(&TimedEvent::new(now, e))
             }
             None => {
                 now = now.max(runner.next_wake().expect("an unfinished run has a wake time"));

@@ -16,10 +16,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Event::Rx(chunk.to_vec())
         };
-        s.ingest(&TimedEvent {
-            at: Duration::from_millis(i as u64),
-            event,
-        });
+        s.ingest(&TimedEvent::new(Duration::from_millis(i as u64), event));
     }
     s.flush_decoders();
 });

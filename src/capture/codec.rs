@@ -14,8 +14,6 @@ use crate::event::{
     ShareMode, StopBits,
 };
 
-use super::format::duration_to_ns;
-
 /// Record kinds. Numbers are part of the file format: never renumber, never reuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
@@ -32,7 +30,98 @@ pub enum Kind {
     Card = 10,
     Pcsc = 11,
     Replay = 12,
-    Trace = 13,
+    /// Not an event: the records after it belong to this stream (see [`STREAM_KIND`]).
+    Stream = 13,
+    /// Not an event: the session's streams as its source declared them (see [`STREAMS_KIND`]).
+    Streams = 14,
+    Trace = 15,
+}
+
+/// The kind of the stream-declaration record, written once before the first event of a
+/// multi-stream session: count u16, then per stream id u16, kind u8 (0 serial, 1 tcp, 2 card,
+/// 3 replay, 4 demo), link u16, direction u8 (0 both, 1 rx, 2 tx), label str.
+pub const STREAMS_KIND: u16 = Kind::Streams as u16;
+
+/// The payload of a stream-declaration record.
+pub fn encode_streams(streams: &[crate::event::StreamDecl], out: &mut Vec<u8>) {
+    use crate::event::{Direction, StreamKind};
+    out.extend_from_slice(&(streams.len().min(usize::from(u16::MAX)) as u16).to_le_bytes());
+    for s in streams.iter().take(usize::from(u16::MAX)) {
+        out.extend_from_slice(&s.id.0.to_le_bytes());
+        out.push(match s.kind {
+            StreamKind::Serial => 0,
+            StreamKind::Tcp => 1,
+            StreamKind::Card => 2,
+            StreamKind::Replay => 3,
+            StreamKind::Demo => 4,
+        });
+        out.extend_from_slice(&s.link.to_le_bytes());
+        out.push(match s.direction {
+            None => 0,
+            Some(Direction::Rx) => 1,
+            Some(Direction::Tx) => 2,
+        });
+        put_str(out, &s.label);
+    }
+}
+
+/// The streams a stream-declaration record declares.
+pub fn decode_streams(p: &[u8]) -> Result<Vec<crate::event::StreamDecl>, PayloadError> {
+    use crate::event::{Direction, StreamDecl, StreamId, StreamKind};
+    let mut c = Cur {
+        b: p,
+        kind: "streams",
+    };
+    let n = u16::from_le_bytes(c.array()?);
+    let mut out = Vec::with_capacity(usize::from(n).min(64));
+    for _ in 0..n {
+        let id = StreamId(u16::from_le_bytes(c.array()?));
+        let kind = match c.u8()? {
+            0 => StreamKind::Serial,
+            1 => StreamKind::Tcp,
+            2 => StreamKind::Card,
+            3 => StreamKind::Replay,
+            4 => StreamKind::Demo,
+            k => return Err(c.bad(format!("stream kind {k}"))),
+        };
+        let link = u16::from_le_bytes(c.array()?);
+        let direction = match c.u8()? {
+            0 => None,
+            1 => Some(Direction::Rx),
+            2 => Some(Direction::Tx),
+            d => return Err(c.bad(format!("direction {d}"))),
+        };
+        let label = c.str()?;
+        out.push(StreamDecl {
+            id,
+            label,
+            kind,
+            link,
+            direction,
+        });
+    }
+    Ok(out)
+}
+
+/// The kind of the stream-switch record: payload the stream id (u16). A writer puts one before
+/// the first record of a stream other than the previous record's, so single-stream captures
+/// (and every capture written before streams) have none and read as the main stream.
+pub const STREAM_KIND: u16 = Kind::Stream as u16;
+
+/// The payload of a stream-switch record.
+pub fn encode_stream(id: crate::event::StreamId) -> [u8; 2] {
+    id.0.to_le_bytes()
+}
+
+/// The stream a stream-switch record names.
+pub fn decode_stream(p: &[u8]) -> Result<crate::event::StreamId, PayloadError> {
+    match p {
+        [a, b, ..] => Ok(crate::event::StreamId(u16::from_le_bytes([*a, *b]))),
+        _ => Err(PayloadError::Malformed {
+            kind: "stream",
+            reason: format!("{} payload bytes, need 2", p.len()),
+        }),
+    }
 }
 
 impl Kind {
@@ -83,6 +172,12 @@ pub enum PayloadError {
 }
 
 /// Appends the payload of `ev` to `out` and returns its kind.
+/// Record time as stored: nanoseconds since the session start, saturating at u64::MAX
+/// (584 years).
+pub fn duration_to_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
 pub fn encode_payload(ev: &Event, out: &mut Vec<u8>) -> Kind {
     match ev {
         Event::Rx(b) | Event::Tx(b) => out.extend_from_slice(b),
@@ -362,6 +457,10 @@ pub fn decode_payload(kind: u16, p: &[u8]) -> Result<Event, PayloadError> {
             let text = c.str()?;
             Event::Trace(serde_json::from_str(&text).map_err(|e| c.bad(format!("trace: {e}")))?)
         }
+        // The reader takes stream switches itself; they carry no event.
+        Kind::Stream | Kind::Streams => {
+            return Err(c.bad("a stream record is not an event".to_string()));
+        }
     })
 }
 
@@ -426,6 +525,8 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Pcsc => "pcsc",
         Kind::Replay => "replay",
         Kind::Trace => "trace",
+        Kind::Stream => "stream",
+        Kind::Streams => "streams",
     }
 }
 
@@ -669,9 +770,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|h| u8::from_str_radix(h, 16).unwrap())
-            .collect()
+        crate::hex::parse(s).unwrap()
     }
 
     #[test]
@@ -727,7 +826,7 @@ pub(crate) mod tests {
             (Kind::Card, 10),
             (Kind::Pcsc, 11),
             (Kind::Replay, 12),
-            (Kind::Trace, 13),
+            (Kind::Trace, 15),
         ];
         for (k, n) in want {
             assert_eq!(k as u16, n);

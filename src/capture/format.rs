@@ -6,8 +6,6 @@
 //! from a torn or damaged one, and can find the next good record after damage by scanning for
 //! [`SYNC`] and checking length and CRC.
 
-use std::time::Duration;
-
 use crate::event::LineSettings;
 
 use super::codec::{self, Kind};
@@ -59,12 +57,6 @@ pub mod tag {
     pub const STARTED_UNIX_NS: u16 = 3;
     /// The line settings at the start, encoded as a LineSettings record payload.
     pub const LINE_SETTINGS: u16 = 4;
-}
-
-/// Record time as stored: nanoseconds since the session start, saturating at u64::MAX
-/// (584 years).
-pub fn duration_to_ns(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The full header for `meta`: magic, version, metadata TLVs and the header CRC.

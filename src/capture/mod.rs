@@ -7,18 +7,16 @@
 //! - [`writer`]: [`CaptureWriter`], append + timed flush, stops (never panics) on I/O errors.
 //! - [`reader`]: [`CaptureReader`] with resync over damage, torn-tail report and an index.
 //! - [`cleanup`]: keeps the default capture directory within the `[capture]` limits.
-//! - [`export`]: pcapng / jsonl / hexdump and the `hsmon export` command.
+//!
+//! The exports (pcapng, jsonl, hexdump) live in [`crate::export`].
 
 pub mod cleanup;
 pub mod codec;
-pub mod export;
 pub mod format;
-pub mod history;
 pub mod meta;
 pub mod reader;
 pub mod writer;
 
-pub use export::{ExportError, ExportFormat, ExportStats, export};
 pub use meta::{CaptureMeta, default_capture_dir, default_capture_path};
 pub use reader::{
     CaptureError, CaptureHeader, CaptureIndex, CaptureReader, ReadWarning, Record, TornTail,

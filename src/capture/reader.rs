@@ -282,11 +282,13 @@ struct Raw {
 }
 
 /// What `step` found.
-struct Step {
+struct Found {
     offset: u64,
     at: Duration,
     /// Rx/Tx and the chunk length.
     bytes: Option<(Direction, u64)>,
+    /// The stream the record belongs to (the last stream-switch record's).
+    stream: crate::event::StreamId,
     /// The decoded event (None when only the shape was asked for).
     event: Option<Event>,
 }
@@ -302,6 +304,10 @@ pub struct CaptureReader<R: Read + Seek = File> {
     next_number: u64,
     rx: u64,
     tx: u64,
+    /// The stream named by the last stream-switch record (main until one).
+    stream: crate::event::StreamId,
+    /// The streams the capture declares (none: a single-stream capture).
+    streams: Vec<crate::event::StreamDecl>,
     warnings: Vec<ReadWarning>,
     warnings_dropped: u64,
     /// Warnings at or below this offset were given already (seeks re-read damage).
@@ -361,6 +367,8 @@ impl<R: Read + Seek> CaptureReader<R> {
             next_number: 0,
             rx: 0,
             tx: 0,
+            stream: crate::event::StreamId::MAIN,
+            streams: Vec::new(),
             warnings: Vec::new(),
             warnings_dropped: 0,
             warned_upto: None,
@@ -402,12 +410,19 @@ impl<R: Read + Seek> CaptureReader<R> {
         (self.next_number, self.pos)
     }
 
+    /// The streams the capture declares, once the reader has passed their record (the first
+    /// of a multi-stream capture: after the first `next_record`). Empty: one stream.
+    pub fn streams(&self) -> &[crate::event::StreamDecl] {
+        &self.streams
+    }
+
     /// Back to the first record.
     pub fn rewind(&mut self) {
         self.pos = self.header.len;
         self.next_number = 0;
         self.rx = 0;
         self.tx = 0;
+        self.stream = crate::event::StreamId::MAIN;
         self.torn = None;
     }
 
@@ -427,14 +442,14 @@ impl<R: Read + Seek> CaptureReader<R> {
             offset: s.offset,
             rx,
             tx,
-            event: TimedEvent { at: s.at, event },
+            event: TimedEvent::on(s.stream, s.at, event),
         }))
     }
 
     /// Advances over one event. With `decode` false, Rx/Tx payloads are measured, not copied
     /// (indexing and seeking skip them at memory speed); every other kind is decoded either
     /// way, so both paths accept and number exactly the same records.
-    fn step(&mut self, decode: bool) -> Result<Option<Step>, CaptureError> {
+    fn step(&mut self, decode: bool) -> Result<Option<Found>, CaptureError> {
         loop {
             let Some(raw) = self
                 .advance()
@@ -443,6 +458,36 @@ impl<R: Read + Seek> CaptureReader<R> {
                 return Ok(None);
             };
             let at = Duration::from_nanos(raw.at_ns);
+            if raw.kind == codec::STREAMS_KIND {
+                let b = self
+                    .win
+                    .get(&mut self.src, raw.offset, raw.len)
+                    .map_err(|e| CaptureError::io(&self.name, e))?;
+                match codec::decode_streams(format::payload(b, raw.len)) {
+                    Ok(s) => self.streams = s,
+                    Err(e) => self.warn(ReadWarning::Skipped {
+                        offset: raw.offset,
+                        kind: raw.kind,
+                        reason: e.to_string(),
+                    }),
+                }
+                continue;
+            }
+            if raw.kind == codec::STREAM_KIND {
+                let b = self
+                    .win
+                    .get(&mut self.src, raw.offset, raw.len)
+                    .map_err(|e| CaptureError::io(&self.name, e))?;
+                match codec::decode_stream(format::payload(b, raw.len)) {
+                    Ok(id) => self.stream = id,
+                    Err(e) => self.warn(ReadWarning::Skipped {
+                        offset: raw.offset,
+                        kind: raw.kind,
+                        reason: e.to_string(),
+                    }),
+                }
+                continue;
+            }
             let payload_len = (raw.len - format::RECORD_OVERHEAD) as u64;
             let dir = if raw.kind == Kind::Rx as u16 {
                 Some(Direction::Rx)
@@ -476,10 +521,11 @@ impl<R: Read + Seek> CaptureReader<R> {
                 Some(Direction::Tx) => self.tx += payload_len,
                 None => {}
             }
-            return Ok(Some(Step {
+            return Ok(Some(Found {
                 offset: raw.offset,
                 at,
                 bytes: dir.map(|d| (d, payload_len)),
+                stream: self.stream,
                 event,
             }));
         }
@@ -764,10 +810,7 @@ mod tests {
         events
             .into_iter()
             .enumerate()
-            .map(|(i, event)| TimedEvent {
-                at: Duration::from_micros(i as u64 * 1500 + 7),
-                event,
-            })
+            .map(|(i, event)| TimedEvent::new(Duration::from_micros(i as u64 * 1500 + 7), event))
             .collect()
     }
 
@@ -962,13 +1005,15 @@ mod tests {
 
     fn many_events(n: usize) -> Vec<TimedEvent> {
         (0..n)
-            .map(|i| TimedEvent {
-                at: Duration::from_micros(i as u64 * 100),
-                event: match i % 5 {
-                    0..=2 => Event::Rx((0..(i % 37) as u8).map(|b| b ^ i as u8).collect()),
-                    3 => Event::Tx(vec![i as u8; 3]),
-                    _ => Event::BreakSent,
-                },
+            .map(|i| {
+                TimedEvent::new(
+                    Duration::from_micros(i as u64 * 100),
+                    match i % 5 {
+                        0..=2 => Event::Rx((0..(i % 37) as u8).map(|b| b ^ i as u8).collect()),
+                        3 => Event::Tx(vec![i as u8; 3]),
+                        _ => Event::BreakSent,
+                    },
+                )
             })
             .collect()
     }
@@ -1095,10 +1140,7 @@ mod tests {
                 flip_at in any::<proptest::sample::Index>(),
                 flip in 1u8..=255,
             ) {
-                let events: Vec<TimedEvent> = sizes.iter().enumerate().map(|(i, &n)| TimedEvent {
-                    at: Duration::from_millis(i as u64),
-                    event: Event::Rx((0..n).map(|k| (k * 7 + i) as u8).collect()),
-                }).collect();
+                let events: Vec<TimedEvent> = sizes.iter().enumerate().map(|(i, &n)| TimedEvent::new(Duration::from_millis(i as u64), Event::Rx((0..n).map(|k| (k * 7 + i) as u8).collect()))).collect();
                 let (mut bytes, offsets) = capture(&events);
                 let first = offsets[0] as usize;
                 let i = first + flip_at.index(bytes.len() - first);

@@ -41,6 +41,8 @@ pub struct CaptureWriter<W: Write = File> {
     name: String,
     buf: Vec<u8>,
     scratch: Vec<u8>,
+    /// The stream of the last record written (a switch record goes before a change).
+    stream: crate::event::StreamId,
     /// Time of the oldest record in `buf` (None: nothing pending).
     pending_since: Option<Timestamp>,
     records: u64,
@@ -109,6 +111,7 @@ impl<W: Write> CaptureWriter<W> {
             name: name.into(),
             buf: format::encode_header(meta),
             scratch: Vec::new(),
+            stream: crate::event::StreamId::MAIN,
             pending_since: None,
             records: 0,
             written: 0,
@@ -126,11 +129,26 @@ impl<W: Write> CaptureWriter<W> {
             name: name.into(),
             buf: Vec::new(),
             scratch: Vec::new(),
+            stream: crate::event::StreamId::MAIN,
             pending_since: None,
             records: 0,
             written: 0,
             oversize_dropped: 0,
             failure: Some(failure),
+        }
+    }
+
+    /// Records the session's streams (a multi-stream session, before its first event), so a
+    /// replay or export of the capture knows what each stream was.
+    pub fn declare_streams(&mut self, streams: &[crate::event::StreamDecl]) {
+        if self.out.is_none() || streams.is_empty() {
+            return;
+        }
+        self.scratch.clear();
+        codec::encode_streams(streams, &mut self.scratch);
+        if self.scratch.len() <= MAX_PAYLOAD {
+            format::push_record(&mut self.buf, codec::STREAMS_KIND, 0, &self.scratch);
+            self.flush();
         }
     }
 
@@ -141,7 +159,12 @@ impl<W: Write> CaptureWriter<W> {
         if self.out.is_none() {
             return;
         }
-        let at_ns = format::duration_to_ns(ev.at);
+        let at_ns = codec::duration_to_ns(ev.at);
+        if ev.stream != self.stream {
+            self.stream = ev.stream;
+            let id = codec::encode_stream(ev.stream);
+            format::push_record(&mut self.buf, codec::STREAM_KIND, at_ns, &id);
+        }
         match &ev.event {
             // Rx/Tx are written straight from the event, split under the record size limit.
             Event::Rx(b) | Event::Tx(b) => {
@@ -330,10 +353,7 @@ mod tests {
     }
 
     fn rx(ms: u64, b: &[u8]) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event: Event::Rx(b.to_vec()),
-        }
+        TimedEvent::new(Duration::from_millis(ms), Event::Rx(b.to_vec()))
     }
 
     fn read_all(path: &Path) -> Vec<TimedEvent> {
@@ -343,6 +363,69 @@ mod tests {
             v.push(rec.event);
         }
         v
+    }
+
+    /// A tap's capture replays with its streams; the reader counts the switch records as
+    /// no events, so numbering and offsets stay those of the events.
+    #[test]
+    fn each_record_keeps_its_stream() {
+        use crate::event::StreamId;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tap.hscap");
+        let mut w = CaptureWriter::create(&path, &meta()).unwrap();
+        let b = StreamId(1);
+        let events = vec![
+            rx(1, b"a"),
+            TimedEvent::on(b, Duration::from_millis(2), Event::Rx(b"b".to_vec())),
+            TimedEvent::on(b, Duration::from_millis(3), Event::BreakSent),
+            rx(4, b"c"),
+        ];
+        for e in &events {
+            w.append(e);
+        }
+        assert_eq!(w.records(), 4, "switch records are not events");
+        w.sync();
+        assert_eq!(read_all(&path), events);
+        let mut r = CaptureReader::open(&path).unwrap();
+        let numbers: Vec<u64> = std::iter::from_fn(|| r.next_record().unwrap())
+            .map(|rec| rec.number)
+            .collect();
+        assert_eq!(numbers, vec![0, 1, 2, 3]);
+        assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+    }
+
+    /// A tap's capture names its ports: the declaration record comes back from the reader
+    /// (and takes no event number).
+    #[test]
+    fn declared_streams_come_back() {
+        use crate::event::{Direction, StreamDecl, StreamId, StreamKind};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tap.hscap");
+        let mut w = CaptureWriter::create(&path, &meta()).unwrap();
+        let decls = vec![
+            StreamDecl {
+                id: StreamId::MAIN,
+                label: "/dev/ttyUSB0".into(),
+                kind: StreamKind::Serial,
+                link: 0,
+                direction: Some(Direction::Tx),
+            },
+            StreamDecl {
+                id: StreamId(1),
+                label: "/dev/ttyUSB1".into(),
+                kind: StreamKind::Serial,
+                link: 0,
+                direction: Some(Direction::Rx),
+            },
+        ];
+        w.declare_streams(&decls);
+        w.append(&rx(1, b"a"));
+        w.sync();
+        let mut r = CaptureReader::open(&path).unwrap();
+        assert!(r.streams().is_empty());
+        assert_eq!(r.next_record().unwrap().unwrap().number, 0);
+        assert_eq!(r.streams(), decls.as_slice());
+        assert!(r.warnings().is_empty(), "{:?}", r.warnings());
     }
 
     #[test]
@@ -373,10 +456,10 @@ mod tests {
 
         // A settings or connection change is written at once.
         w.append(&rx(3000, b"\x03"));
-        w.append(&TimedEvent {
-            at: Duration::from_millis(3001),
-            event: Event::Connection(crate::event::ConnectionState::Up),
-        });
+        w.append(&TimedEvent::new(
+            Duration::from_millis(3001),
+            Event::Connection(crate::event::ConnectionState::Up),
+        ));
         assert_eq!(read_all(&path).len(), 6);
         assert!(w.failed().is_none());
         drop(w);

@@ -5,7 +5,7 @@ use crate::decode::iso7816::apdu;
 use crate::decode::iso7816::{cla::Cla, ins};
 use crate::decode::pcsc_codes;
 use crate::event::{CardEvent, ShareMode};
-use crate::sanitize::hex_string;
+use crate::hex;
 
 /// "00 A4 SELECT, P1 04 P2 00, Lc 7, Le 256" — or why the bytes are not a command APDU.
 pub fn command_summary(command: &[u8]) -> String {
@@ -48,7 +48,7 @@ pub fn card_event_text(ev: &CardEvent) -> String {
         CardEvent::Readers(r) if r.is_empty() => "no readers".to_string(),
         CardEvent::Readers(r) => format!("readers: {}", r.join(", ")),
         CardEvent::Inserted { reader, atr } => {
-            format!("inserted in {reader}, ATR {}", hex_string(atr))
+            format!("inserted in {reader}, ATR {}", hex::spaced(atr))
         }
         CardEvent::Removed { reader } => format!("removed from {reader}"),
         CardEvent::Connected {
@@ -141,7 +141,7 @@ pub fn card_name(atr: &[u8]) -> Option<String> {
 
 /// `card_name` over the text of a smartcard_list.txt.
 pub fn card_name_in(list: &str, atr: &[u8]) -> Option<String> {
-    let want = hex_string(atr).to_ascii_uppercase();
+    let want = hex::spaced(atr).to_ascii_uppercase();
     let mut lines = list.lines().peekable();
     while let Some(line) = lines.next() {
         if line.starts_with('\t') || line.starts_with('#') || line.trim().is_empty() {

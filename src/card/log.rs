@@ -12,7 +12,7 @@ use crate::decode::iso7816::apdu::parse_command;
 use crate::decode::iso7816::cla::{Cla, SecureMessaging};
 use crate::diagnose::observation::{Observation, StatusWordSeen};
 use crate::event::{ApduExchange, CardDisposition, CardEvent, Event, Timestamp};
-use crate::sanitize::hex_string;
+use crate::hex;
 
 /// Exchanges kept in memory.
 pub const EXCHANGES_CAP: usize = 20_000;
@@ -47,7 +47,7 @@ impl CardContext {
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(aid) = &self.selected {
-            parts.push(format!("the selected application {}", hex_string(aid)));
+            parts.push(format!("the selected application {}", hex::spaced(aid)));
         }
         if self.pin_verified {
             parts.push("the verified PIN".to_string());

@@ -7,7 +7,7 @@
 //! card source answers 61XX with GET RESPONSE and 6CXX with a resend, so 61XX/6CXX are not final
 //! then. `# expect` patterns are checked against that final status word.
 
-use crate::card::script::{Script, Step, SwPattern};
+use crate::card::script::{Script, ScriptStep, SwPattern};
 use crate::event::{ApduOrigin, CardDisposition, CardEvent, Command, Event, TimedEvent};
 
 /// How a step ended.
@@ -103,7 +103,7 @@ impl ScriptRunner {
         }
     }
 
-    pub fn steps(&self) -> &[Step] {
+    pub fn steps(&self) -> &[ScriptStep] {
         &self.script.steps
     }
 
@@ -199,7 +199,7 @@ impl ScriptRunner {
             n.checked_sub(1)?
         };
         match self.script.steps.get(i) {
-            Some(Step::Apdu { bytes, .. }) => Some(bytes),
+            Some(ScriptStep::Apdu { bytes, .. }) => Some(bytes),
             _ => None,
         }
     }
@@ -219,7 +219,7 @@ impl ScriptRunner {
             cmds.push(Command::Transaction(true));
         }
         match step {
-            Step::Apdu { bytes, line, .. } => {
+            ScriptStep::Apdu { bytes, line, .. } => {
                 self.waiting = Some(self.pos);
                 self.last_sw = None;
                 cmds.push(Command::SendApdu {
@@ -229,14 +229,14 @@ impl ScriptRunner {
                     },
                 });
             }
-            Step::Reset { .. } => {
+            ScriptStep::Reset { .. } => {
                 // A reset inside a transaction would block other applications' view of it;
                 // end the transaction first (as scriptor has none).
                 self.end_transaction(&mut cmds);
                 self.waiting = Some(self.pos);
                 cmds.push(Command::Reconnect(CardDisposition::Reset));
             }
-            Step::Exit { .. } => {
+            ScriptStep::Exit { .. } => {
                 self.finished = true;
                 self.pos = self.script.steps.len();
                 self.end_transaction(&mut cmds);
@@ -265,7 +265,7 @@ impl ScriptRunner {
         };
         let step = self.script.steps.get(i).cloned();
         let result = match (&ev.event, &step) {
-            (Event::Apdu(x), Some(Step::Apdu { line, .. })) => {
+            (Event::Apdu(x), Some(ScriptStep::Apdu { line, .. })) => {
                 let ours = match x.origin {
                     ApduOrigin::Script { line: l } => l as usize == *line,
                     ApduOrigin::GetResponse | ApduOrigin::LeRetry => self.last_sw.is_some(),
@@ -294,16 +294,15 @@ impl ScriptRunner {
                     }
                 }
             }
-            (Event::Card(CardEvent::Reconnected { disposition, .. }), Some(Step::Reset { .. }))
-                if *disposition != CardDisposition::Leave =>
-            {
-                Some(StepResult::Reset)
-            }
+            (
+                Event::Card(CardEvent::Reconnected { disposition, .. }),
+                Some(ScriptStep::Reset { .. }),
+            ) if *disposition != CardDisposition::Leave => Some(StepResult::Reset),
             (Event::Pcsc { operation, code }, Some(_)) => Some(StepResult::Failed(format!(
                 "{operation}: {}",
                 crate::card::describe::pcsc_error_text(*code)
             ))),
-            (Event::CommandFailed { reason, .. }, Some(Step::Reset { .. })) => {
+            (Event::CommandFailed { reason, .. }, Some(ScriptStep::Reset { .. })) => {
                 Some(StepResult::Failed(reason.clone()))
             }
             _ => None,
@@ -323,7 +322,7 @@ impl ScriptRunner {
             line: step.as_ref().map_or(0, |s| s.line()),
             result,
             expect: match &step {
-                Some(Step::Apdu {
+                Some(ScriptStep::Apdu {
                     expect: Some(p), ..
                 }) => Some(p.to_string()),
                 _ => None,
@@ -363,7 +362,7 @@ impl ScriptRunner {
 
     fn sw_result(&self, i: usize, sw: u16) -> StepResult {
         let expected = match self.script.steps.get(i) {
-            Some(Step::Apdu {
+            Some(ScriptStep::Apdu {
                 expect: Some(p), ..
             }) => Some(SwPattern::matches(p, sw)),
             _ => None,
@@ -380,10 +379,7 @@ mod tests {
     use std::time::Duration;
 
     fn ev(event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::ZERO,
-            event,
-        }
+        TimedEvent::new(Duration::ZERO, event)
     }
 
     fn answer(cmd: &Command, response: &[u8]) -> TimedEvent {

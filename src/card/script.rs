@@ -37,14 +37,14 @@ const QUOTED_CHARS: usize = 24;
 /// A parsed script: what to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Script {
-    pub steps: Vec<Step>,
+    pub steps: Vec<ScriptStep>,
     /// Lines hsmon accepts but scriptor would read differently (the script still runs here).
     pub warnings: Vec<ScriptWarning>,
 }
 
 /// One thing the script does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub enum ScriptStep {
     /// Send a command APDU. `line` is where it starts (1-based; a `\`-continued APDU spans
     /// more lines); `expect` applies to its final status word.
     Apdu {
@@ -58,11 +58,13 @@ pub enum Step {
     Exit { line: usize },
 }
 
-impl Step {
+impl ScriptStep {
     /// The 1-based line the step starts on.
     pub fn line(&self) -> usize {
         match self {
-            Step::Apdu { line, .. } | Step::Reset { line } | Step::Exit { line } => *line,
+            ScriptStep::Apdu { line, .. }
+            | ScriptStep::Reset { line }
+            | ScriptStep::Exit { line } => *line,
         }
     }
 }
@@ -463,7 +465,7 @@ impl Script {
                         start: p.start,
                     });
                 }
-                let Some(Step::Apdu {
+                let Some(ScriptStep::Apdu {
                     expect,
                     line: command_line,
                     ..
@@ -507,10 +509,10 @@ impl Script {
                 }
                 last_apdu = None;
                 if word == "exit" {
-                    script.steps.push(Step::Exit { line });
+                    script.steps.push(ScriptStep::Exit { line });
                     return Ok(script);
                 }
-                script.steps.push(Step::Reset { line });
+                script.steps.push(ScriptStep::Reset { line });
                 continue;
             }
             if crlf {
@@ -542,7 +544,7 @@ impl Script {
                 source,
             })?;
             last_apdu = Some(script.steps.len());
-            script.steps.push(Step::Apdu {
+            script.steps.push(ScriptStep::Apdu {
                 bytes: apdu.bytes,
                 line: apdu.start,
                 expect: None,
@@ -560,15 +562,15 @@ impl Script {
         let mut text = String::new();
         for step in &self.steps {
             match step {
-                Step::Apdu { bytes, expect, .. } => {
-                    text.push_str(&crate::decode::iso7816::hex(bytes));
+                ScriptStep::Apdu { bytes, expect, .. } => {
+                    text.push_str(&crate::hex::spaced(bytes));
                     text.push('\n');
                     if let Some(pattern) = expect {
                         text.push_str(&format!("# expect {pattern}\n"));
                     }
                 }
-                Step::Reset { .. } => text.push_str("reset\n"),
-                Step::Exit { .. } => text.push_str("exit\n"),
+                ScriptStep::Reset { .. } => text.push_str("reset\n"),
+                ScriptStep::Exit { .. } => text.push_str("exit\n"),
             }
         }
         text
@@ -578,7 +580,7 @@ impl Script {
     pub fn apdu_count(&self) -> usize {
         self.steps
             .iter()
-            .filter(|s| matches!(s, Step::Apdu { .. }))
+            .filter(|s| matches!(s, ScriptStep::Apdu { .. }))
             .count()
     }
 }
@@ -649,8 +651,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn apdu(bytes: &[u8], line: usize, expect: Option<&str>) -> Step {
-        Step::Apdu {
+    fn apdu(bytes: &[u8], line: usize, expect: Option<&str>) -> ScriptStep {
+        ScriptStep::Apdu {
             bytes: bytes.to_vec(),
             line,
             expect: expect.map(|e| SwPattern::parse(e).unwrap()),
@@ -747,7 +749,7 @@ this line is never read
                     Some("61XX")
                 ),
                 apdu(&[0x00, 0xC0, 0x00, 0x00, 0x0B], 5, Some("9000")),
-                Step::Reset { line: 7 },
+                ScriptStep::Reset { line: 7 },
                 apdu(
                     &[
                         0x00, 0xA4, 0x04, 0x00, 0x07, 0xF0, 0x68, 0x73, 0x6D, 0x6F, 0x6E, 0x01
@@ -756,7 +758,7 @@ this line is never read
                     Some("9000|61XX")
                 ),
                 apdu(&[0x00, 0x84, 0x00, 0x00, 0x08], 13, None),
-                Step::Exit { line: 14 },
+                ScriptStep::Exit { line: 14 },
             ]
         );
         assert_eq!(script.apdu_count(), 4);
@@ -775,9 +777,9 @@ this line is never read
         assert_eq!(
             script.steps,
             vec![
-                Step::Reset { line: 1 },
+                ScriptStep::Reset { line: 1 },
                 apdu(&[0x00, 0xB0, 0x00, 0x00, 0x10], 2, None),
-                Step::Exit { line: 3 },
+                ScriptStep::Exit { line: 3 },
             ]
         );
     }
@@ -916,7 +918,7 @@ this line is never read
         // Largest legal APDU: case 4E with 65 535 data bytes, 65 544 bytes in all.
         let ok = format!("00 D6 00 00 00 FF FF {data} 00 00\n");
         let script = Script::parse(&ok).unwrap();
-        let Step::Apdu { bytes, .. } = &script.steps[0] else {
+        let ScriptStep::Apdu { bytes, .. } = &script.steps[0] else {
             panic!()
         };
         assert_eq!(bytes.len(), MAX_APDU_LEN);
@@ -1099,13 +1101,13 @@ this line is never read
         assert_eq!(again.steps, script.steps);
     }
 
-    fn strip_lines(steps: &[Step]) -> Vec<(u8, Vec<u8>, Option<SwPattern>)> {
+    fn strip_lines(steps: &[ScriptStep]) -> Vec<(u8, Vec<u8>, Option<SwPattern>)> {
         steps
             .iter()
             .map(|s| match s {
-                Step::Apdu { bytes, expect, .. } => (0, bytes.clone(), expect.clone()),
-                Step::Reset { .. } => (1, vec![], None),
-                Step::Exit { .. } => (2, vec![], None),
+                ScriptStep::Apdu { bytes, expect, .. } => (0, bytes.clone(), expect.clone()),
+                ScriptStep::Reset { .. } => (1, vec![], None),
+                ScriptStep::Exit { .. } => (2, vec![], None),
             })
             .collect()
     }
@@ -1183,8 +1185,8 @@ this line is never read
         fn rendered_scripts_parse_back(
             steps in proptest::collection::vec(
                 prop_oneof![
-                    4 => (command(), proptest::option::of(pattern())).prop_map(|(bytes, expect)| Step::Apdu { bytes, line: 0, expect }),
-                    1 => Just(Step::Reset { line: 0 }),
+                    4 => (command(), proptest::option::of(pattern())).prop_map(|(bytes, expect)| ScriptStep::Apdu { bytes, line: 0, expect }),
+                    1 => Just(ScriptStep::Reset { line: 0 }),
                 ],
                 0..12,
             ),
@@ -1192,7 +1194,7 @@ this line is never read
         ) {
             let mut steps = steps;
             if exit {
-                steps.push(Step::Exit { line: 0 });
+                steps.push(ScriptStep::Exit { line: 0 });
             }
             let script = Script { steps, warnings: vec![] };
             let parsed = Script::parse(&script.to_text()).unwrap();

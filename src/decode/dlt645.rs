@@ -11,9 +11,10 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_eq,
+    Lanes, ParseStep, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_eq,
     push_status, span, sum8,
 };
+use crate::hex;
 
 const START: u8 = 0x68;
 const STOP: u8 = 0x16;
@@ -67,23 +68,23 @@ impl WindowParser for Dlt645Parser {
         find_starts(bytes, START_AHEAD, start_hits, is_start)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         match decide(at, window, at_end) {
-            Decision::Need => Step::Need,
-            Decision::Skip => Step::Skip(1),
+            Decision::Need => ParseStep::Need,
+            Decision::Skip => ParseStep::Skip(1),
             Decision::Frame(frame, consumed)
                 if matches!(frame.status, FrameStatus::Malformed(_)) =>
             {
                 if frame.span.start < self.weak_until {
-                    return Step::Skip(consumed.max(1));
+                    return ParseStep::Skip(consumed.max(1));
                 }
                 // L is the tenth byte from the 68: the frame would have run 12 + L bytes.
                 let skip = usize::try_from(frame.span.start.saturating_sub(at)).unwrap_or(0);
                 let length = window.get(skip + 9).copied().map_or(0, u64::from);
                 self.weak_until = frame.span.start + 12 + length;
-                Step::Frame { frame, consumed }
+                ParseStep::Frame { frame, consumed }
             }
-            Decision::Frame(frame, consumed) => Step::Frame { frame, consumed },
+            Decision::Frame(frame, consumed) => ParseStep::Frame { frame, consumed },
         }
     }
 
@@ -455,7 +456,7 @@ fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descript
                         summary.push_str(&format!(" = {whole}.{fraction} kWh"));
                         format!("{whole}.{fraction} kWh (BCD, LSB first)")
                     } else {
-                        hex(value, 48)
+                        hex::spaced_at_most(value, 48)
                     };
                     children.push(Field::new(
                         "value",
@@ -477,7 +478,7 @@ fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descript
         fields.push(
             Field::new(
                 "data",
-                format!("{} (after −0x33)", hex(&data, 48)),
+                format!("{} (after −0x33)", hex::spaced_at_most(&data, 48)),
                 span(at, data_start, raw_data.len()),
             )
             .with_children(children),

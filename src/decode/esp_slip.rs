@@ -20,7 +20,7 @@
 //! the structure says "ESP", so such bytes stay unclaimed.
 
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
-use super::stream::hex;
+use crate::hex;
 
 const END: u8 = 0xC0;
 const ESCAPE: u8 = 0xDB;
@@ -480,7 +480,7 @@ impl Packet<'_> {
                 fields.push(
                     Field::new(
                         "data",
-                        hex(data, 48),
+                        hex::spaced_at_most(data, 48),
                         self.span_of(HEADER, self.payload.len()),
                     )
                     .with_children(children),
@@ -496,7 +496,7 @@ impl Packet<'_> {
             if !data.is_empty() {
                 fields.push(Field::new(
                     "data",
-                    hex(data, 48),
+                    hex::spaced_at_most(data, 48),
                     self.span_of(HEADER, self.payload.len()),
                 ));
             }

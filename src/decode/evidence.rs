@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn text_lines_weigh_by_their_characters() {
         let short = strongest("79 0A").2;
-        let long = strongest(&crate::sanitize::hex_string(b"system ready\r\n")).2;
+        let long = strongest(&crate::hex::spaced(b"system ready\r\n")).2;
         assert!(short.bits < long.bits);
         assert!(long.bits > 16);
     }

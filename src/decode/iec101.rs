@@ -11,7 +11,8 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
-use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, hex, push_status, span};
+use super::stream::{ParseStep, Streamer, WindowParser, framer_from_streamer, push_status, span};
+use crate::hex;
 
 /// Streaming IEC 101 framer: `E5` ("ack"), `10 C A CS 16` ("fixed") and `68 L L 68 C A ASDU
 /// CS 16` ("variable"). The link-address size is a configuration parameter of the link
@@ -58,17 +59,19 @@ impl WindowParser for Iec101Parser {
         ft12::next_start(bytes)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         match ft12::recognise(
             window,
             self.address_len,
             min_length(self.address_len),
             at_end,
         ) {
-            Recognised::Need => Step::Need,
-            Recognised::Skip(n) => Step::Skip(n),
-            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => Step::Skip(raw.consumed),
-            Recognised::Frame(raw) => Step::Frame {
+            Recognised::Need => ParseStep::Need,
+            Recognised::Skip(n) => ParseStep::Skip(n),
+            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => {
+                ParseStep::Skip(raw.consumed)
+            }
+            Recognised::Frame(raw) => ParseStep::Frame {
                 consumed: raw.consumed,
                 frame: build_frame(at, &raw, self.address_len),
             },
@@ -132,7 +135,7 @@ fn control_field(at: StreamOffset, index: usize, c: u8) -> Field {
     let bit = |shift: u8| if (c >> shift) & 1 == 1 { '1' } else { '0' };
     let mut text = String::with_capacity(96);
     text.push_str("0x");
-    text.push_str(&super::stream::hex(&[c], 1));
+    text.push_str(&hex::spaced_at_most(&[c], 1));
     text.push(' ');
     text.push_str(function_name(c));
     if c & 0x40 != 0 {
@@ -356,7 +359,7 @@ pub(crate) fn asdu_fields(
     if let Some(rest) = asdu.get(3..).filter(|r| !r.is_empty()) {
         fields.push(Field::new(
             "rest",
-            format!("{} ({rest_note})", hex(rest, 48)),
+            format!("{} ({rest_note})", hex::spaced_at_most(rest, 48)),
             span(at, start + 3, rest.len()),
         ));
     }
@@ -441,8 +444,12 @@ fn describe(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descript
                         "COT, common address and object sizes depend on the link's configuration",
                     );
                     inner.push(
-                        Field::new("ASDU", hex(asdu, 48), span(at, asdu_start, asdu.len()))
-                            .with_children(children),
+                        Field::new(
+                            "ASDU",
+                            hex::spaced_at_most(asdu, 48),
+                            span(at, asdu_start, asdu.len()),
+                        )
+                        .with_children(children),
                     );
                     summary.push_str(": ");
                     summary.push_str(&asdu_summary);

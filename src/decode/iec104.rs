@@ -15,9 +15,10 @@ use super::frame::{
 };
 use super::iec101::{asdu_fields, cause_name, element_size, type_name};
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, hex, lanes_between,
+    Lanes, ParseStep, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_between,
     lanes_eq, lanes_masked_eq, span,
 };
+use crate::hex;
 use wide::u8x16;
 
 /// APCI start byte.
@@ -87,19 +88,19 @@ impl WindowParser for Iec104Parser {
         }
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         match decide(at, window, at_end) {
-            Decision::Need => Step::Need,
-            Decision::Skip => Step::Skip(1),
+            Decision::Need => ParseStep::Need,
+            Decision::Skip => ParseStep::Skip(1),
             // A weak candidate inside the previous weak one is not reported: one of the two
             // is a false start, and the first already shows those bytes. A frame that checks
             // out is always reported.
-            Decision::Frame(_, 1) if at < self.weak_until => Step::Skip(1),
+            Decision::Frame(_, 1) if at < self.weak_until => ParseStep::Skip(1),
             Decision::Frame(frame, consumed) => {
                 if consumed == 1 {
                     self.weak_until = frame.span.end;
                 }
-                Step::Frame { frame, consumed }
+                ParseStep::Frame { frame, consumed }
             }
         }
     }
@@ -461,7 +462,14 @@ fn describe_i(frame: &Frame, bytes: &[u8], note: u32, _detail: Detail) -> Descri
     } else {
         " (ASDU layout not checked)"
     };
-    fields.push(Field::new("ASDU", hex(asdu, 48), span(at, 6, asdu.len())).with_children(children));
+    fields.push(
+        Field::new(
+            "ASDU",
+            hex::spaced_at_most(asdu, 48),
+            span(at, 6, asdu.len()),
+        )
+        .with_children(children),
+    );
     let mut summary = format!("I-frame N(S)={send} N(R)={receive}: {asdu_summary}{checked}");
     if let FrameStatus::Malformed(why) = &frame.status {
         summary.push_str(" — ");

@@ -8,7 +8,8 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::ft12::{self, Check, RawFrame, Recognised, Shape};
-use super::stream::{Step, Streamer, WindowParser, framer_from_streamer, hex, push_status, span};
+use super::stream::{ParseStep, Streamer, WindowParser, framer_from_streamer, push_status, span};
+use crate::hex;
 
 /// C-fields libmbus accepts in a short frame (`mbus_frame_verify`).
 const SHORT_C_FIELDS: [u8; 5] = [0x40, 0x5A, 0x7A, 0x5B, 0x7B];
@@ -53,12 +54,14 @@ impl WindowParser for MbusParser {
         ft12::next_start(bytes)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         match ft12::recognise(window, 1, MIN_LENGTH, at_end) {
-            Recognised::Need => Step::Need,
-            Recognised::Skip(n) => Step::Skip(n),
-            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => Step::Skip(raw.consumed),
-            Recognised::Frame(raw) => Step::Frame {
+            Recognised::Need => ParseStep::Need,
+            Recognised::Skip(n) => ParseStep::Skip(n),
+            Recognised::Frame(raw) if !self.headers.admit(at, &raw) => {
+                ParseStep::Skip(raw.consumed)
+            }
+            Recognised::Frame(raw) => ParseStep::Frame {
                 consumed: raw.consumed,
                 frame: build_frame(at, &raw),
             },
@@ -184,7 +187,7 @@ fn push_c_function(summary: &mut String, c: u8) {
         0x08 | 0x18 | 0x28 | 0x38 => "RSP_UD",
         _ => {
             summary.push_str("unknown C-field 0x");
-            summary.push_str(&super::stream::hex(&[c], 1));
+            summary.push_str(&hex::spaced_at_most(&[c], 1));
             return;
         }
     });
@@ -236,21 +239,13 @@ fn push_address_short(out: &mut String, a: u8) {
     match a {
         0xFD..=0xFF => {
             out.push_str("A=0x");
-            push_hex_byte(out, a);
+            hex::push_pair(out, a);
         }
         _ => {
             out.push_str("A=");
             push_decimal(out, usize::from(a));
         }
     }
-}
-
-/// Two upper-case hex digits (as `{:02X}`). Summaries are written by hand: every frame's is
-/// printed, and `write!` costs more than the rest of the summary.
-fn push_hex_byte(out: &mut String, b: u8) {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    out.push(char::from(DIGITS[usize::from(b >> 4)]));
-    out.push(char::from(DIGITS[usize::from(b & 0x0F)]));
 }
 
 /// A number in decimal (as `{}`).
@@ -474,7 +469,7 @@ fn long_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec<
             ));
         }
         summary.push_str(" CI=0x");
-        push_hex_byte(&mut summary, ci);
+        hex::push_pair(&mut summary, ci);
         if let Some(name) = ci_name(ci) {
             summary.push(' ');
             summary.push_str(name);
@@ -491,8 +486,12 @@ fn long_frame(at: StreamOffset, raw: &RawFrame<'_>, full: bool) -> (String, Vec<
                 summary.push_str(&note);
             }
             fields.push(
-                Field::new("data", hex(data, 64), span(at, data_start, data.len()))
-                    .with_children(children),
+                Field::new(
+                    "data",
+                    hex::spaced_at_most(data, 64),
+                    span(at, data_start, data.len()),
+                )
+                .with_children(children),
             );
         } else if let Some(id) = id_of(ci, data) {
             summary.push_str(", ID ");
@@ -583,14 +582,14 @@ fn data_children(
             if let Some(signature) = data.get(10..12) {
                 children.push(Field::new(
                     "signature",
-                    hex(signature, 2),
+                    hex::spaced_at_most(signature, 2),
                     span(at, start + 10, 2),
                 ));
             }
             if let Some(records) = data.get(12..).filter(|r| !r.is_empty()) {
                 children.push(Field::new(
                     "records",
-                    hex(records, 64),
+                    hex::spaced_at_most(records, 64),
                     span(at, start + 12, records.len()),
                 ));
             }
@@ -801,7 +800,7 @@ mod tests {
         }
         for b in 0..=255u8 {
             let (mut hex, mut short) = (String::new(), String::new());
-            push_hex_byte(&mut hex, b);
+            hex::push_pair(&mut hex, b);
             push_address_short(&mut short, b);
             assert_eq!(hex, format!("{b:02X}"));
             let want = match b {

@@ -12,7 +12,7 @@ use wide::u8x16;
 
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_eq, span,
+    Lanes, ParseStep, Streamer, WindowParser, find_starts, framer_from_streamer, lanes_eq, span,
 };
 
 /// What the host sends, one byte at a time.
@@ -84,14 +84,14 @@ impl WindowParser for MtkParser {
         find_starts(bytes, 1, start_hits, is_start)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         let window = window.get(..Self::MAX_WINDOW).unwrap_or(window);
         match decide(at, window, at_end) {
-            Decision::Need => Step::Need,
-            Decision::Skip => Step::Skip(1),
+            Decision::Need => ParseStep::Need,
+            Decision::Skip => ParseStep::Skip(1),
             Decision::Frame(frame) => {
                 let consumed = (frame.span.end - frame.span.start) as usize;
-                Step::Frame { frame, consumed }
+                ParseStep::Frame { frame, consumed }
             }
         }
     }

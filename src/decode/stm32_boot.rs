@@ -13,9 +13,10 @@ use super::frame::{
     Description, Detail, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset,
 };
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, byte_set, find_starts, framer_from_streamer, hex,
+    Lanes, ParseStep, Streamer, WindowParser, byte_set, find_starts, framer_from_streamer,
     lanes_eq, span,
 };
+use crate::hex;
 
 const SYNC: u8 = 0x7F;
 const ACK: u8 = 0x79;
@@ -146,7 +147,7 @@ impl WindowParser for Stm32Parser {
         }
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         let window = window.get(..Self::MAX_WINDOW).unwrap_or(window);
         let decision = match self.expect {
             Some((expected_at, operand)) if expected_at == at => {
@@ -158,8 +159,8 @@ impl WindowParser for Stm32Parser {
             _ => plain(at, window, at_end),
         };
         match decision {
-            Decision::Need => Step::Need,
-            Decision::Skip => Step::Skip(1),
+            Decision::Need => ParseStep::Need,
+            Decision::Skip => ParseStep::Skip(1),
             Decision::Frame(frame, next) => {
                 let end = frame.span.end;
                 self.expect = next.map(|operand| (end, operand));
@@ -170,7 +171,7 @@ impl WindowParser for Stm32Parser {
                 } else {
                     1
                 };
-                Step::Frame { frame, consumed }
+                ParseStep::Frame { frame, consumed }
             }
         }
     }
@@ -331,7 +332,11 @@ fn ack(at: StreamOffset, window: &[u8], at_end: bool) -> Decision {
         ),
         Field::new(
             "commands",
-            format!("{} ({})", hex(commands, 32), names.join(", ")),
+            format!(
+                "{} ({})",
+                hex::spaced_at_most(commands, 32),
+                names.join(", ")
+            ),
             span(at, 3, n),
         ),
         Field::new("ACK", "0x79", span(at, 3 + n, 1)),
@@ -578,7 +583,7 @@ fn operand_frame(at: StreamOffset, window: &[u8], at_end: bool, operand: Operand
             let expected = count ^ xor(data);
             let fields = vec![
                 Field::new("N-1", format!("{count} ({n} bytes)"), span(at, 0, 1)),
-                Field::new("data", hex(data, 32), span(at, 1, n)),
+                Field::new("data", hex::spaced_at_most(data, 32), span(at, 1, n)),
                 Field::new(
                     "checksum",
                     format!("0x{found:02X} (XOR of N-1 and the data)"),
@@ -706,7 +711,7 @@ fn page_list(
         ),
         Field::new(
             "pages",
-            hex(body.get(width..).unwrap_or_default(), 32),
+            hex::spaced_at_most(body.get(width..).unwrap_or_default(), 32),
             span(at, width, count * width),
         ),
         Field::new(

@@ -14,7 +14,7 @@ use wide::u8x16;
 use super::frame::{Description, Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 
 /// What a [`WindowParser`] decided about the position at the start of its window.
-pub(crate) enum Step {
+pub(crate) enum ParseStep {
     /// The window is too short to decide; call again with more bytes.
     Need,
     /// No frame starts here; move on by this many bytes (at least 1).
@@ -51,7 +51,7 @@ pub(crate) trait WindowParser: Send {
     fn next_candidate(&self, at: StreamOffset, bytes: &[u8]) -> Option<usize>;
     /// Decide whether a frame starts at `window[0]` (stream offset `at`). `at_end` means no
     /// more bytes will follow (flush).
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step;
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep;
     /// Forget any context.
     fn reset(&mut self) {}
     /// The highest rank a frame starting at `window[0]` could still reach, with `window`
@@ -308,17 +308,17 @@ fn scan<P: WindowParser>(
         let decisive = at_end || rest.len() >= P::MAX_WINDOW;
         let step = parser.parse(at + pos as u64, rest, at_end);
         match step {
-            Step::Need if decisive || more_follows => {
+            ParseStep::Need if decisive || more_follows => {
                 // Contract breach (or a window that cannot grow here): never stall.
                 pos += 1;
             }
-            Step::Need => return ScanEnd::Need(pos),
-            Step::Skip(n) => pos += n.max(1),
-            Step::Frame { frame, consumed } => {
+            ParseStep::Need => return ScanEnd::Need(pos),
+            ParseStep::Skip(n) => pos += n.max(1),
+            ParseStep::Frame { frame, consumed } => {
                 out.push(frame);
                 pos += consumed.max(1);
             }
-            Step::FrameWithBody {
+            ParseStep::FrameWithBody {
                 frame,
                 consumed,
                 body: body_len,
@@ -476,25 +476,6 @@ pub(crate) const fn byte_set(members: &[u8]) -> [bool; 256] {
         i += 1;
     }
     set
-}
-
-/// Bytes as upper-case hex pairs separated by spaces ("68 04 07"), at most `max_bytes` of
-/// them, with " …" when cut.
-pub(crate) fn hex(bytes: &[u8], max_bytes: usize) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let shown = bytes.get(..max_bytes).unwrap_or(bytes);
-    let mut text = String::with_capacity(shown.len() * 3 + 2);
-    for (i, &b) in shown.iter().enumerate() {
-        if i > 0 {
-            text.push(' ');
-        }
-        text.push(char::from(DIGITS[usize::from(b >> 4)]));
-        text.push(char::from(DIGITS[usize::from(b & 0x0F)]));
-    }
-    if shown.len() < bytes.len() {
-        text.push_str(" …");
-    }
-    text
 }
 
 /// Printable form of bytes for summaries: ASCII printable as is, everything else `\xNN`

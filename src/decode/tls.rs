@@ -9,7 +9,7 @@ use wide::u8x16;
 
 use super::frame::{Field, Frame, FrameStatus, Framer, Protocol, StreamOffset};
 use super::stream::{
-    Lanes, Step, Streamer, WindowParser, escape_ascii, find_starts, framer_from_streamer,
+    Lanes, ParseStep, Streamer, WindowParser, escape_ascii, find_starts, framer_from_streamer,
     lanes_between, lanes_eq, span,
 };
 
@@ -138,7 +138,7 @@ impl WindowParser for TlsParser {
         find_starts(bytes, 1, record_hits, is_record_start)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         record(at, window, at_end)
     }
 }
@@ -157,8 +157,8 @@ fn is_record_start(rest: &[u8]) -> bool {
 /// The frame spans the whole record; if `bytes` ends earlier it is `Truncated`.
 pub fn parse_record(base: StreamOffset, bytes: &[u8]) -> Option<Frame> {
     match record(base, bytes, true) {
-        Step::Frame { frame, .. } => Some(frame),
-        Step::FrameWithBody {
+        ParseStep::Frame { frame, .. } => Some(frame),
+        ParseStep::FrameWithBody {
             frame,
             consumed,
             body,
@@ -174,15 +174,15 @@ pub fn parse_record(base: StreamOffset, bytes: &[u8]) -> Option<Frame> {
     }
 }
 
-fn record(at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+fn record(at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
     let Some(&[content_type, major, minor, high, low]) = window.get(..HEADER) else {
         // The header is too short to tell a record from any other byte.
         let prefix_fits =
             window.get(1).is_none_or(|&m| m == 3) && window.get(2).is_none_or(|&m| m <= 4);
         return if at_end || !prefix_fits {
-            Step::Skip(1)
+            ParseStep::Skip(1)
         } else {
-            Step::Need
+            ParseStep::Need
         };
     };
     // Unknown is not absent, except here: a record header has no check value, and its
@@ -190,10 +190,10 @@ fn record(at: StreamOffset, window: &[u8], at_end: bool) -> Step {
     // ~11 bits). RFC 8446 §5 answers an unknown content type with unexpected_message, so a
     // peer that sends one is not speaking TLS anyway: such bytes stay unframed.
     let Some(type_name) = content_type_name(content_type) else {
-        return Step::Skip(1);
+        return ParseStep::Skip(1);
     };
     if major != 3 || minor > 4 {
-        return Step::Skip(1);
+        return ParseStep::Skip(1);
     }
     let length = u16::from_be_bytes([high, low]);
     let fields = vec![
@@ -223,7 +223,7 @@ fn record(at: StreamOffset, window: &[u8], at_end: bool) -> Step {
             summary,
             fields,
         );
-        return Step::Frame { frame, consumed: 1 };
+        return ParseStep::Frame { frame, consumed: 1 };
     }
     let body_len = usize::from(length);
     let peek_len = match content_type {
@@ -235,7 +235,7 @@ fn record(at: StreamOffset, window: &[u8], at_end: bool) -> Step {
     .min(body_len);
     let Some(peek) = window.get(HEADER..HEADER + peek_len) else {
         if !at_end {
-            return Step::Need;
+            return ParseStep::Need;
         }
         let seen = window.get(HEADER..).unwrap_or_default();
         return with_body(at, content_type, version, length, seen, fields);
@@ -251,7 +251,7 @@ fn with_body(
     length: u16,
     peek: &[u8],
     mut fields: Vec<Field>,
-) -> Step {
+) -> ParseStep {
     let body_len = usize::from(length);
     let type_name = content_type_name(content_type).unwrap_or("record");
     let mut status = FrameStatus::Ok;
@@ -344,7 +344,7 @@ fn with_body(
         summary,
         fields,
     );
-    Step::FrameWithBody {
+    ParseStep::FrameWithBody {
         frame,
         consumed: HEADER,
         body: length as u64,
@@ -416,14 +416,14 @@ impl WindowParser for HttpParser {
         find_starts(bytes, 1, line_hits, is_line_start)
     }
 
-    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> Step {
+    fn parse(&mut self, at: StreamOffset, window: &[u8], at_end: bool) -> ParseStep {
         let window = window.get(..MAX_LINE).unwrap_or(window);
         match start_line(at, window, at_end) {
-            Line::Need => Step::Need,
-            Line::No => Step::Skip(1),
+            Line::Need => ParseStep::Need,
+            Line::No => ParseStep::Skip(1),
             Line::Frame(frame) => {
                 let consumed = (frame.span.end - frame.span.start) as usize;
-                Step::Frame { frame, consumed }
+                ParseStep::Frame { frame, consumed }
             }
         }
     }

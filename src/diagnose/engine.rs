@@ -15,7 +15,7 @@ use crate::decode::{Frame, Framer, Protocol, StreamOffset, WEAK_BITS};
 use crate::diagnose::arbiter::Arbiter;
 use crate::diagnose::classify::Classifier;
 use crate::diagnose::knowledge::{Entry, Knowledge, Severity};
-use crate::diagnose::observation::{self, FrameSeen, Observation, StatusWordSeen};
+use crate::diagnose::observation::{FrameSeen, Observation, StatusWordSeen};
 use crate::event::{Direction, Timestamp};
 
 /// Bytes of recent history kept per direction, to read back the bytes of a frame that
@@ -230,13 +230,6 @@ impl Raised {
             last_at: at,
             count: 1,
         });
-    }
-}
-
-fn obs_dir(d: Direction) -> observation::Direction {
-    match d {
-        Direction::Rx => observation::Direction::Rx,
-        Direction::Tx => observation::Direction::Tx,
     }
 }
 
@@ -498,12 +491,8 @@ impl Engine {
         // bytes and kind for nothing was most of what a plain frame cost here).
         let frame_obs = self
             .knowledge
-            .may_match_frame(frame.protocol, &frame.status, obs_dir(dir), echo, false)
-            .then(|| {
-                Observation::Frame(
-                    FrameSeen::from_frame(frame, obs_dir(dir), bytes).with_echo(echo),
-                )
-            });
+            .may_match_frame(frame.protocol, &frame.status, dir, echo, false)
+            .then(|| Observation::Frame(FrameSeen::from_frame(frame, dir, bytes).with_echo(echo)));
         let sw = status_word(frame, bytes);
         let about_68 = bytes.first() == Some(&0x68)
             || bytes.iter().find(|&&b| b != 0xFE) == Some(&0x68)
@@ -520,7 +509,7 @@ impl Engine {
             format!(
                 "{} {}{} — {} {}",
                 dir.label(),
-                crate::sanitize::hex_string(head.get(..head_len).unwrap_or_default()),
+                crate::hex::spaced(head.get(..head_len).unwrap_or_default()),
                 if more { " …" } else { "" },
                 frame.protocol.name(),
                 crate::sanitize::printable(&frame.summary_once()),

@@ -3,9 +3,7 @@
 //! knowledge file, no clock.
 
 pub mod arbiter;
-pub mod autobaud;
-pub mod baud_scan;
-pub mod baud_watch;
+pub mod baud;
 pub mod classify;
 pub mod engine;
 pub mod knowledge;

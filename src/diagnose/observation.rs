@@ -9,30 +9,11 @@
 //! module does not depend on any particular decoder's API.
 
 use crate::decode::frame::{Frame, FrameStatus, Protocol};
+use crate::event::{Direction, LineErrorCounts};
 
 /// The longest byte prefix an observation keeps (frame bytes, handshake replies, TLS replies).
 /// Knowledge conditions match prefixes, and no pattern may be longer than this.
 pub const MAX_OBSERVED_BYTES: usize = 64;
-
-/// Which way bytes travelled, seen from hsmon. Same variants as `event::Direction`; kept here so
-/// the diagnosis core depends on nothing but `decode::frame`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Received from the device.
-    Rx,
-    /// Sent to the device.
-    Tx,
-}
-
-impl Direction {
-    /// The spelling used in knowledge conditions (`direction = "rx"`).
-    pub fn id(self) -> &'static str {
-        match self {
-            Direction::Rx => "rx",
-            Direction::Tx => "tx",
-        }
-    }
-}
 
 /// One thing the session noticed. Each variant is one `observation = "..."` kind in the
 /// knowledge file (see [`ObservationKind`]).
@@ -48,7 +29,7 @@ pub enum Observation {
     /// A decoded frame (`observation = "frame"`).
     Frame(FrameSeen),
     /// UART error counters over a window (`observation = "line_errors"`), e.g. `TIOCGICOUNT` deltas.
-    LineErrors(LineErrorCounts),
+    LineErrors(LineErrorWindow),
     /// The baud estimator suspects the configured rate is wrong (`observation = "baud"`).
     Baud(BaudSuspect),
     /// Bytes that differ only in bit 7 were seen where the same character was meant, e.g. 0x68
@@ -286,17 +267,12 @@ fn truncated(bytes: &[u8]) -> Vec<u8> {
 
 /// UART error counters accumulated over a window of received bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LineErrorCounts {
+pub struct LineErrorWindow {
     /// Bytes received in the window.
     pub bytes: u64,
-    /// Framing errors (stop bit read as 0).
-    pub framing: u64,
-    /// Parity errors (only reported by Linux when `INPCK` is set).
-    pub parity: u64,
-    /// Break conditions.
-    pub breaks: u64,
-    /// Receiver overruns.
-    pub overrun: u64,
+    /// How many of each error the driver counted over the window (a difference of two
+    /// readings of its counters).
+    pub errors: LineErrorCounts,
     /// Every framing error fell on a byte with an even number of 1 bits: the signature of an
     /// 8E1 sender read at 8N1.
     pub fe_even_popcount_only: bool,

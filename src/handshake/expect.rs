@@ -3,7 +3,7 @@
 //! an optional preamble to skip, a suffix the reply ends with, and alternatives. Pure.
 //!
 //! Streaming replies are judged as they arrive: every expectation is prefix-monotonic, so once
-//! a reply is [`Verdict::Wrong`] no later byte can make it right, and [`Verdict::Complete`]
+//! a reply is [`ReplyMatch::Wrong`] no later byte can make it right, and [`ReplyMatch::Complete`]
 //! says how many bytes the answer took (bytes after it belong to no step).
 
 use std::fmt;
@@ -190,7 +190,7 @@ pub struct Matcher {
 
 /// How a reply stands against an expectation so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ReplyMatch {
     /// The first `len` bytes are a whole answer that matches (alternative `alt`).
     Complete { alt: usize, len: usize },
     /// Could still match with more bytes.
@@ -211,48 +211,48 @@ impl Matcher {
     }
 
     /// Judges a reply that may still grow.
-    pub fn judge(&self, reply: &[u8]) -> Verdict {
+    pub fn judge(&self, reply: &[u8]) -> ReplyMatch {
         let skip = self.preamble_len(reply);
         let body = &reply[skip..];
         if body.is_empty() {
-            return Verdict::NeedMore;
+            return ReplyMatch::NeedMore;
         }
         let n = body.len().min(self.prefix.len());
         if !self.prefix.matches_start(&body[..n]) {
-            return Verdict::Wrong;
+            return ReplyMatch::Wrong;
         }
         match self.needed(body) {
             Need::Bytes(need) => {
                 if need < self.prefix.len().max(self.suffix.len()) {
                     // A length byte that leaves no room for the fixed part.
                     return if body.len() >= self.prefix.len() {
-                        Verdict::Wrong
+                        ReplyMatch::Wrong
                     } else {
-                        Verdict::NeedMore
+                        ReplyMatch::NeedMore
                     };
                 }
                 if body.len() < need {
-                    return Verdict::NeedMore;
+                    return ReplyMatch::NeedMore;
                 }
                 if self.suffix_at(body, need) {
-                    Verdict::Complete {
+                    ReplyMatch::Complete {
                         alt: 0,
                         len: skip + need,
                     }
                 } else {
-                    Verdict::Wrong
+                    ReplyMatch::Wrong
                 }
             }
-            Need::Unknown => Verdict::NeedMore,
+            Need::Unknown => ReplyMatch::NeedMore,
             Need::UntilSuffix => {
                 let min = (self.prefix.len() + self.suffix.len()).max(1);
                 match (min..=body.len()).find(|&end| self.suffix_at(body, end)) {
-                    Some(end) => Verdict::Complete {
+                    Some(end) => ReplyMatch::Complete {
                         alt: 0,
                         len: skip + end,
                     },
-                    None if body.len() >= MAX_REPLY => Verdict::Wrong,
-                    None => Verdict::NeedMore,
+                    None if body.len() >= MAX_REPLY => ReplyMatch::Wrong,
+                    None => ReplyMatch::NeedMore,
                 }
             }
         }
@@ -367,19 +367,19 @@ pub struct Expect {
 }
 
 impl Expect {
-    pub fn judge(&self, reply: &[u8]) -> Verdict {
+    pub fn judge(&self, reply: &[u8]) -> ReplyMatch {
         let mut need_more = false;
         for (i, m) in self.alternatives.iter().enumerate() {
             match m.judge(reply) {
-                Verdict::Complete { len, .. } => return Verdict::Complete { alt: i, len },
-                Verdict::NeedMore => need_more = true,
-                Verdict::Wrong => {}
+                ReplyMatch::Complete { len, .. } => return ReplyMatch::Complete { alt: i, len },
+                ReplyMatch::NeedMore => need_more = true,
+                ReplyMatch::Wrong => {}
             }
         }
         if need_more {
-            Verdict::NeedMore
+            ReplyMatch::NeedMore
         } else {
-            Verdict::Wrong
+            ReplyMatch::Wrong
         }
     }
 
@@ -516,7 +516,7 @@ mod tests {
     use super::*;
 
     fn h(s: &str) -> Vec<u8> {
-        crate::ui::sendline::parse_hex(s).unwrap()
+        crate::hex::parse(s).unwrap()
     }
 
     fn pat(s: &str) -> Pattern {
@@ -552,10 +552,13 @@ mod tests {
     #[test]
     fn exact_bytes_complete_at_their_length() {
         let m = Matcher::exact(&[0x79]);
-        assert_eq!(m.judge(&[]), Verdict::NeedMore);
-        assert_eq!(m.judge(&[0x79]), Verdict::Complete { alt: 0, len: 1 });
-        assert_eq!(m.judge(&[0x79, 0x00]), Verdict::Complete { alt: 0, len: 1 });
-        assert_eq!(m.judge(b"h"), Verdict::Wrong);
+        assert_eq!(m.judge(&[]), ReplyMatch::NeedMore);
+        assert_eq!(m.judge(&[0x79]), ReplyMatch::Complete { alt: 0, len: 1 });
+        assert_eq!(
+            m.judge(&[0x79, 0x00]),
+            ReplyMatch::Complete { alt: 0, len: 1 }
+        );
+        assert_eq!(m.judge(b"h"), ReplyMatch::Wrong);
     }
 
     #[test]
@@ -569,14 +572,14 @@ mod tests {
             suffix: pat("16"),
             length: Length::FromByte { offset: 1, add: 6 },
         };
-        assert_eq!(m.judge(&rsp[..1]), Verdict::NeedMore);
-        assert_eq!(m.judge(&rsp[..26]), Verdict::NeedMore);
-        assert_eq!(m.judge(&rsp), Verdict::Complete { alt: 0, len: 27 });
+        assert_eq!(m.judge(&rsp[..1]), ReplyMatch::NeedMore);
+        assert_eq!(m.judge(&rsp[..26]), ReplyMatch::NeedMore);
+        assert_eq!(m.judge(&rsp), ReplyMatch::Complete { alt: 0, len: 27 });
         assert!(m.judge_whole(&rsp));
         // SND_UD (C = 53) is a master's frame: wrong at byte 4.
-        assert_eq!(m.judge(&h("68 03 03 68 53")), Verdict::Wrong);
+        assert_eq!(m.judge(&h("68 03 03 68 53")), ReplyMatch::Wrong);
         // E5 where a long frame was expected.
-        assert_eq!(m.judge(&[0xE5]), Verdict::Wrong);
+        assert_eq!(m.judge(&[0xE5]), ReplyMatch::Wrong);
         assert_eq!(
             m.to_string(),
             "68 XX XX 68 X8 … 16 (L+6 bytes, L at offset 1)"
@@ -595,9 +598,9 @@ mod tests {
         };
         let mut twice = one.clone();
         twice.extend_from_slice(&one);
-        assert_eq!(m.judge(&one[..13]), Verdict::NeedMore);
-        assert_eq!(m.judge(&twice), Verdict::Complete { alt: 0, len: 14 });
-        assert_eq!(m.judge(b"rst:0x1"), Verdict::Wrong);
+        assert_eq!(m.judge(&one[..13]), ReplyMatch::NeedMore);
+        assert_eq!(m.judge(&twice), ReplyMatch::Complete { alt: 0, len: 14 });
+        assert_eq!(m.judge(b"rst:0x1"), ReplyMatch::Wrong);
     }
 
     #[test]
@@ -608,12 +611,12 @@ mod tests {
             suffix: Pattern::default(),
             length: Length::Implied,
         };
-        assert_eq!(m.judge(&[0xFE, 0xFE]), Verdict::NeedMore);
+        assert_eq!(m.judge(&[0xFE, 0xFE]), ReplyMatch::NeedMore);
         assert_eq!(
             m.judge(&[0xFE, 0xFE, 0x68]),
-            Verdict::Complete { alt: 0, len: 3 }
+            ReplyMatch::Complete { alt: 0, len: 3 }
         );
-        assert_eq!(m.judge(&[0x68]), Verdict::Complete { alt: 0, len: 1 });
+        assert_eq!(m.judge(&[0x68]), ReplyMatch::Complete { alt: 0, len: 1 });
         assert_eq!(m.to_string(), "[FE…] 68");
     }
 
@@ -625,8 +628,8 @@ mod tests {
             suffix: Pattern::default(),
             length: Length::FromByte { offset: 1, add: 0 },
         };
-        assert_eq!(m.judge(&[0x68, 0x01]), Verdict::NeedMore);
-        assert_eq!(m.judge(&[0x68, 0x01, 0x01, 0x68]), Verdict::Wrong);
+        assert_eq!(m.judge(&[0x68, 0x01]), ReplyMatch::NeedMore);
+        assert_eq!(m.judge(&[0x68, 0x01, 0x01, 0x68]), ReplyMatch::Wrong);
     }
 
     #[test]
@@ -637,13 +640,13 @@ mod tests {
                 Matcher::exact(&h("10 00 01 01 16")),
             ],
         };
-        assert_eq!(e.judge(&[0xE5]), Verdict::Complete { alt: 0, len: 1 });
-        assert_eq!(e.judge(&[0x10, 0x00]), Verdict::NeedMore);
+        assert_eq!(e.judge(&[0xE5]), ReplyMatch::Complete { alt: 0, len: 1 });
+        assert_eq!(e.judge(&[0x10, 0x00]), ReplyMatch::NeedMore);
         assert_eq!(
             e.judge(&h("10 00 01 01 16")),
-            Verdict::Complete { alt: 1, len: 5 }
+            ReplyMatch::Complete { alt: 1, len: 5 }
         );
-        assert_eq!(e.judge(&[0x68]), Verdict::Wrong);
+        assert_eq!(e.judge(&[0x68]), ReplyMatch::Wrong);
         assert_eq!(e.to_string(), "E5 or 10 00 01 01 16");
         assert_eq!(e.fixed_bytes(), vec![0xE5]);
     }
@@ -673,7 +676,7 @@ mod tests {
         assert!(!any4.judge_whole(&[1, 2, 3]));
         assert_eq!(
             any4.judge(&[1, 2, 3, 4, 5]),
-            Verdict::Complete { alt: 0, len: 4 }
+            ReplyMatch::Complete { alt: 0, len: 4 }
         );
         assert_eq!(any4.to_string(), "any 4 bytes");
     }

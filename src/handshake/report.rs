@@ -1,13 +1,11 @@
-//! A handshake run as records: the `handshake.step` events while it runs, and the final
-//! report — one JSON object (`"type":"handshake"`) or text for people. Pure formatting.
-
-use serde_json::{Value, json};
+//! A handshake run for people: the step lines and the final text report. Pure formatting. The
+//! JSON records (`handshake.step` events, the `handshake` report) are
+//! [`crate::record::handshake`]'s.
 
 use super::expect::diff_text;
-use super::runner::{Divergence, Explained, Outcome, Runner, StepRecord, StepStatus};
-use crate::diagnose::observation::Observation;
-use crate::event::Timestamp;
-use crate::sanitize::{hex_string, printable};
+use super::runner::{Outcome, Runner, StepRecord, StepStatus};
+use crate::hex;
+use crate::sanitize::printable;
 
 /// Most fixes printed per explanation in the text report (the JSON carries them all).
 const TEXT_FIXES: usize = 4;
@@ -21,114 +19,6 @@ pub fn status_label(s: StepStatus) -> &'static str {
     }
 }
 
-fn millis(d: Option<std::time::Duration>) -> Option<f64> {
-    d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
-}
-
-/// One step as JSON.
-pub fn step_json(r: &StepRecord) -> Value {
-    json!({
-        "name": r.name,
-        "status": status_label(r.status),
-        "sent": hex_string(&r.sent),
-        "expected": r.expected,
-        "got": hex_string(&r.got),
-        "echo": r.echo.as_ref().map(|e| hex_string(e)),
-        "diff": diff_text(&r.diff),
-        "alternative": r.alternative,
-        "attempts": r.attempts,
-        "sent_at": r.sent_at.map(|t| t.as_secs_f64()),
-        "latency_ms": millis(r.latency),
-        "elapsed_ms": millis(r.elapsed),
-        "notes": r.notes,
-    })
-}
-
-fn observation_json(obs: &Observation) -> Value {
-    match obs {
-        Observation::Handshake(h) => json!({
-            "observation": "handshake",
-            "profile": h.profile, "step": h.step,
-            "sent": hex_string(&h.sent), "expected": hex_string(&h.expected),
-            "got": hex_string(&h.got),
-        }),
-        Observation::StatusWord(sw) => json!({
-            "observation": "sw",
-            "sw": format!("{:04X}", sw.sw),
-            "cla": sw.cla.map(|c| format!("{c:02X}")),
-            "ins": sw.ins.map(|c| format!("{c:02X}")),
-        }),
-        other => json!({ "observation": other.kind().id() }),
-    }
-}
-
-fn explained_json(e: &Explained) -> Value {
-    json!({
-        "id": e.id, "severity": e.severity.label(), "title": e.title,
-        "declared": e.declared, "meaning": e.meaning,
-        "causes": e.causes, "fixes": e.fixes,
-    })
-}
-
-fn divergence_json(runner: &Runner, d: &Divergence) -> Value {
-    json!({
-        "step": runner.records().get(d.step).map(|r| r.name.clone()),
-        "index": d.step,
-        "kind": d.kind.id(),
-        "text": d.text,
-        "observation": observation_json(&d.observation),
-        "explanation": d.explanation.iter().map(explained_json).collect::<Vec<_>>(),
-    })
-}
-
-/// The final report as one JSON record. `error` is set when the run never started (the
-/// device could not be opened).
-pub fn json_report(runner: &Runner, at: Timestamp, error: Option<&str>) -> Value {
-    let p = runner.profile();
-    let outcome = runner.outcome();
-    let (label, code) = match (outcome, error) {
-        (Some(o), _) => (o.label(), o.exit_code()),
-        (None, Some(_)) => ("device_error", crate::exit::DEVICE),
-        (None, None) => ("interrupted", crate::exit::EXPECTATION_FAILED),
-    };
-    let error = match outcome {
-        Some(Outcome::DeviceError(e)) => Some(e.as_str()),
-        _ => error,
-    };
-    json!({
-        "type": "handshake",
-        "t": at.as_secs_f64(),
-        "profile": p.name,
-        "transport": p.transport.label(),
-        "source": p.source,
-        "outcome": label,
-        "ok": matches!(outcome, Some(Outcome::Success)),
-        "exit": code,
-        "steps": runner.records().iter().map(step_json).collect::<Vec<_>>(),
-        "divergence": match outcome {
-            Some(Outcome::Diverged(d)) => divergence_json(runner, d),
-            _ => Value::Null,
-        },
-        "error": error,
-        "notes": runner.notes,
-    })
-}
-
-/// A `handshake.step` event record for a step that just ended.
-pub fn step_event_json(runner: &Runner, index: usize, at: Timestamp) -> Option<Value> {
-    let r = runner.records().get(index)?;
-    let ok = r.status == StepStatus::Ok;
-    Some(json!({
-        "type": "event", "t": at.as_secs_f64(), "id": "handshake.step",
-        "severity": if ok { "info" } else { "error" },
-        "text": step_line(r),
-        "profile": runner.profile().name,
-        "step": r.name, "ok": ok,
-        "sent": hex_string(&r.sent), "got": hex_string(&r.got),
-        "elapsed_ms": millis(r.elapsed),
-    }))
-}
-
 /// One line per step: `✓ init: sent 7F, expected 79, got 79 in 3 ms`.
 pub fn step_line(r: &StepRecord) -> String {
     let mark = match r.status {
@@ -139,7 +29,7 @@ pub fn step_line(r: &StepRecord) -> String {
     };
     let mut s = format!("{mark} {}", printable(&r.name));
     if !r.sent.is_empty() {
-        s.push_str(&format!(": sent {}", shorten(&hex_string(&r.sent), 48)));
+        s.push_str(&format!(": sent {}", shorten(&hex::spaced(&r.sent), 48)));
     }
     if let Some(e) = &r.expected {
         s.push_str(&format!(", expected {}", shorten(e, 60)));
@@ -224,7 +114,8 @@ pub fn text_report(runner: &Runner, error: Option<&str>) -> String {
             }
         }
     }
-    out
+    // Profile and knowledge text may come from the user's files, an error from the OS.
+    crate::sanitize::printable_lines(&out)
 }
 
 #[cfg(test)]
@@ -237,11 +128,162 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    fn ev(ms: u64, event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event,
+    /// The records as they were built before `crate::record` (as `serde_json::Value`s): the
+    /// reference the record structs must match byte for byte.
+    mod reference {
+        use crate::diagnose::observation::Observation;
+        use crate::event::Timestamp;
+        use crate::handshake::expect::diff_text;
+        use crate::handshake::report::{status_label, step_line};
+        use crate::handshake::runner::{
+            Divergence, Explained, Outcome, Runner, StepRecord, StepStatus,
+        };
+        use crate::hex::spaced as hex_string;
+        use serde_json::{Value, json};
+
+        pub fn millis(d: Option<std::time::Duration>) -> Option<f64> {
+            d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3)
         }
+
+        /// One step as JSON.
+        pub fn step_json(r: &StepRecord) -> Value {
+            json!({
+                "name": r.name,
+                "status": status_label(r.status),
+                "sent": hex_string(&r.sent),
+                "expected": r.expected,
+                "got": hex_string(&r.got),
+                "echo": r.echo.as_ref().map(|e| hex_string(e)),
+                "diff": diff_text(&r.diff),
+                "alternative": r.alternative,
+                "attempts": r.attempts,
+                "sent_at": r.sent_at.map(|t| t.as_secs_f64()),
+                "latency_ms": millis(r.latency),
+                "elapsed_ms": millis(r.elapsed),
+                "notes": r.notes,
+            })
+        }
+
+        pub fn observation_json(obs: &Observation) -> Value {
+            match obs {
+                Observation::Handshake(h) => json!({
+                    "observation": "handshake",
+                    "profile": h.profile, "step": h.step,
+                    "sent": hex_string(&h.sent), "expected": hex_string(&h.expected),
+                    "got": hex_string(&h.got),
+                }),
+                Observation::StatusWord(sw) => json!({
+                    "observation": "sw",
+                    "sw": format!("{:04X}", sw.sw),
+                    "cla": sw.cla.map(|c| format!("{c:02X}")),
+                    "ins": sw.ins.map(|c| format!("{c:02X}")),
+                }),
+                other => json!({ "observation": other.kind().id() }),
+            }
+        }
+
+        pub fn explained_json(e: &Explained) -> Value {
+            json!({
+                "id": e.id, "severity": e.severity.label(), "title": e.title,
+                "declared": e.declared, "meaning": e.meaning,
+                "causes": e.causes, "fixes": e.fixes,
+            })
+        }
+
+        pub fn divergence_json(runner: &Runner, d: &Divergence) -> Value {
+            json!({
+                "step": runner.records().get(d.step).map(|r| r.name.clone()),
+                "index": d.step,
+                "kind": d.kind.id(),
+                "text": d.text,
+                "observation": observation_json(&d.observation),
+                "explanation": d.explanation.iter().map(explained_json).collect::<Vec<_>>(),
+            })
+        }
+
+        /// The final report as one JSON record. `error` is set when the run never started (the
+        /// device could not be opened).
+        pub fn json_report(runner: &Runner, at: Timestamp, error: Option<&str>) -> Value {
+            let p = runner.profile();
+            let outcome = runner.outcome();
+            let (label, code) = match (outcome, error) {
+                (Some(o), _) => (o.label(), o.exit_code()),
+                (None, Some(_)) => ("device_error", crate::exit::DEVICE),
+                (None, None) => ("interrupted", crate::exit::EXPECTATION_FAILED),
+            };
+            let error = match outcome {
+                Some(Outcome::DeviceError(e)) => Some(e.as_str()),
+                _ => error,
+            };
+            json!({
+                "type": "handshake",
+                "t": at.as_secs_f64(),
+                "profile": p.name,
+                "transport": p.transport.label(),
+                "source": p.source,
+                "outcome": label,
+                "ok": matches!(outcome, Some(Outcome::Success)),
+                "exit": code,
+                "steps": runner.records().iter().map(step_json).collect::<Vec<_>>(),
+                "divergence": match outcome {
+                    Some(Outcome::Diverged(d)) => divergence_json(runner, d),
+                    _ => Value::Null,
+                },
+                "error": error,
+                "notes": runner.notes,
+            })
+        }
+
+        /// A `handshake.step` event record for a step that just ended.
+        pub fn step_event_json(runner: &Runner, index: usize, at: Timestamp) -> Option<Value> {
+            let r = runner.records().get(index)?;
+            let ok = r.status == StepStatus::Ok;
+            Some(json!({
+                "type": "event", "t": at.as_secs_f64(), "id": "handshake.step",
+                "severity": if ok { "info" } else { "error" },
+                "text": step_line(r),
+                "profile": runner.profile().name,
+                "step": r.name, "ok": ok,
+                "sent": hex_string(&r.sent), "got": hex_string(&r.got),
+                "elapsed_ms": millis(r.elapsed),
+            }))
+        }
+    }
+
+    /// The report and step event as the record writer writes them and as the reference
+    /// `Value`s, stamped, wrote them.
+    fn both_ways(r: &Runner, error: Option<&str>) -> [(String, String); 2] {
+        let stamp = crate::stamp::Stamp {
+            start_unix_ns: 1_700_000_000_000_000_000,
+            labels: vec![("site".into(), "lab\u{202e}".into())],
+        };
+        let at = Duration::from_millis(100);
+        let line = |v: serde_json::Value| {
+            let mut out = Vec::new();
+            crate::sanitize::write_json_line(&mut out, &crate::stamp::stamp_value(v, &stamp))
+                .unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let mut report = Vec::new();
+        crate::record::handshake::write_report(&mut report, r, at, error, &stamp).unwrap();
+        let mut step = Vec::new();
+        crate::record::handshake::write_step_event(&mut step, r, 0, at, &stamp).unwrap();
+        [
+            (
+                String::from_utf8(report).unwrap(),
+                line(reference::json_report(r, at, error)),
+            ),
+            (
+                String::from_utf8(step).unwrap(),
+                reference::step_event_json(r, 0, at)
+                    .map(line)
+                    .unwrap_or_default(),
+            ),
+        ]
+    }
+
+    fn ev(ms: u64, event: Event) -> TimedEvent {
+        TimedEvent::new(Duration::from_millis(ms), event)
     }
 
     fn stm32_text_run() -> Runner {
@@ -265,7 +307,11 @@ mod tests {
     #[test]
     fn the_json_report_carries_steps_divergence_and_explanation() {
         let r = stm32_text_run();
-        let v = json_report(&r, Duration::from_millis(100), None);
+        for (got, want) in both_ways(&r, None) {
+            assert_eq!(got, want);
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(both_ways(&r, None)[0].0.trim_end()).unwrap();
         assert_eq!(v["type"], "handshake");
         assert_eq!(v["outcome"], "diverged");
         assert_eq!(v["exit"], 1);
@@ -287,7 +333,7 @@ mod tests {
             "stm32.text_instead_of_ack"
         );
         assert_eq!(v["divergence"]["explanation"][0]["declared"], true);
-        let e = step_event_json(&r, 0, Duration::from_millis(100)).unwrap();
+        let e = crate::record::handshake::step_event_json(&r, 0).unwrap();
         assert_eq!(
             (e["id"].as_str(), e["ok"].as_bool()),
             (Some("handshake.step"), Some(false))
@@ -316,7 +362,9 @@ mod tests {
         let k = Arc::new(Knowledge::embedded().unwrap());
         let p = Profiles::built_in().unwrap().get("mbus").unwrap().clone();
         let r = Runner::new(p, Some(k), Duration::ZERO);
-        let v = json_report(&r, Duration::ZERO, Some("/dev/ttyX: no such serial port"));
+        let [(got, want), _] = both_ways(&r, Some("/dev/ttyX: no such serial port"));
+        assert_eq!(got, want);
+        let v: serde_json::Value = serde_json::from_str(got.trim_end()).unwrap();
         assert_eq!(
             (v["outcome"].as_str(), v["exit"].as_u64()),
             (Some("device_error"), Some(3))

@@ -13,14 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::expect::{DiffByte, MAX_REPLY, Verdict};
+use super::expect::{DiffByte, MAX_REPLY, ReplyMatch};
 use super::profile::{DivergenceKind, EchoPolicy, ObservationChoice, Profile, Step, Transport};
 use crate::diagnose::knowledge::{Knowledge, Severity};
 use crate::diagnose::observation::{HandshakeDivergence, Observation, StatusWordSeen, is_text};
 use crate::event::{
     ApduOrigin, CardEvent, Command, ConnectionState, Event, LineSettings, TimedEvent, Timestamp,
 };
-use crate::sanitize::hex_string;
+use crate::hex;
 
 /// How long the device may take to be ready (port open, card connected, socket up).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -182,7 +182,7 @@ enum State {
 
 /// What a reply amounts to, echo taken into account.
 struct Judged {
-    verdict: Verdict,
+    verdict: ReplyMatch,
     /// Bytes of echo at the start (matched past).
     echo: usize,
 }
@@ -521,7 +521,7 @@ impl Runner {
     fn judged(&self, step: &Step, buf: &[u8]) -> Judged {
         let Some(expect) = &step.expect else {
             return Judged {
-                verdict: Verdict::Complete { alt: 0, len: 0 },
+                verdict: ReplyMatch::Complete { alt: 0, len: 0 },
                 echo: 0,
             };
         };
@@ -538,8 +538,8 @@ impl Runner {
                 let v = expect.judge(buf);
                 return Judged {
                     verdict: match v {
-                        Verdict::Complete { .. } => v,
-                        _ => Verdict::NeedMore,
+                        ReplyMatch::Complete { .. } => v,
+                        _ => ReplyMatch::NeedMore,
                     },
                     echo: 0,
                 };
@@ -561,9 +561,9 @@ impl Runner {
         };
         let j = self.judged(&step, &c.buf);
         match j.verdict {
-            Verdict::Complete { alt, len } => self.succeed(j.echo, alt, len, now, out),
-            Verdict::NeedMore => {}
-            Verdict::Wrong => {
+            ReplyMatch::Complete { alt, len } => self.succeed(j.echo, alt, len, now, out),
+            ReplyMatch::NeedMore => {}
+            ReplyMatch::Wrong => {
                 let full = c.buf.len() >= MAX_GOT;
                 let until = (now + step.idle).min(c.deadline);
                 if let State::Collect(c) = &mut self.state {
@@ -638,7 +638,7 @@ impl Runner {
             }
         }
         let j = self.judged(&step, &c.buf);
-        if let Verdict::Complete { alt, len } = j.verdict {
+        if let ReplyMatch::Complete { alt, len } = j.verdict {
             self.succeed(j.echo, alt, len, now, out);
             return;
         }
@@ -676,7 +676,7 @@ impl Runner {
             if echo > 0 {
                 r.notes.push(format!(
                     "the line echoed what we sent ({}), then {}",
-                    hex_string(&c.buf[..echo]),
+                    hex::spaced(&c.buf[..echo]),
                     if got.is_empty() {
                         "nothing came"
                     } else {
@@ -699,7 +699,7 @@ impl Runner {
             if step.send.is_empty() {
                 "nothing".to_string()
             } else {
-                hex_string(&step.send)
+                hex::spaced(&step.send)
             },
             step.expect
                 .as_ref()
@@ -949,7 +949,7 @@ fn classify(step: &Step, got: &[u8]) -> DivergenceKind {
     if step
         .expect
         .as_ref()
-        .is_some_and(|e| e.judge(got) == Verdict::NeedMore)
+        .is_some_and(|e| e.judge(got) == ReplyMatch::NeedMore)
         && (step.send.is_empty() || !step.send.starts_with(got))
     {
         return DivergenceKind::Short;
@@ -970,7 +970,7 @@ fn got_words(got: &[u8], kind: DivergenceKind, timeout: Duration) -> String {
     }
     let shown = &got[..got.len().min(24)];
     let more = if got.len() > shown.len() { " …" } else { "" };
-    let mut s = format!("got {}{more}", hex_string(shown));
+    let mut s = format!("got {}{more}", hex::spaced(shown));
     match kind {
         DivergenceKind::Echo => s.push_str(" (the echo of what was sent)"),
         DivergenceKind::Text => {
@@ -994,7 +994,7 @@ mod tests {
     use crate::handshake::profile::Profiles;
 
     fn h(s: &str) -> Vec<u8> {
-        crate::ui::sendline::parse_hex(s).unwrap()
+        crate::hex::parse(s).unwrap()
     }
 
     fn ms(n: u64) -> Timestamp {
@@ -1002,7 +1002,7 @@ mod tests {
     }
 
     fn ev(at: u64, event: Event) -> TimedEvent {
-        TimedEvent { at: ms(at), event }
+        TimedEvent::new(ms(at), event)
     }
 
     /// A device played by the test: the runner's commands in, events with times out.

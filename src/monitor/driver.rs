@@ -7,7 +7,7 @@ use std::any::Any;
 use std::time::Duration;
 
 use crate::card::runner::RunnerUpdate;
-use crate::diagnose::baud_scan::ScanUpdate;
+use crate::diagnose::baud::live_scan::ScanUpdate;
 use crate::event::{Command, TimedEvent, Timestamp};
 use crate::session::Session;
 

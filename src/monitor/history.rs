@@ -6,8 +6,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::effect::HistoryRequest;
-use crate::capture::history::{self, Start};
 use crate::event::Direction;
+use crate::history::{self, Start};
 use crate::session::Session;
 
 /// The answer to a [`HistoryRequest`].

@@ -7,7 +7,7 @@ use std::any::Any;
 use std::time::Duration;
 
 use super::driver::{Driver, DriverDone, DriverStep, EndReason, Report};
-use crate::diagnose::baud_scan::{BaudScan, ScanUpdate};
+use crate::diagnose::baud::live_scan::{BaudScan, ScanUpdate};
 use crate::event::{Event, TimedEvent, Timestamp};
 use crate::exit;
 use crate::session::Session;

@@ -21,7 +21,8 @@ use tokio::net::TcpStream;
 
 use crate::diagnose::knowledge::Knowledge;
 use crate::diagnose::observation::{Observation, TlsProbeResult};
-use crate::sanitize::{hex_string, printable};
+use crate::hex;
+use crate::sanitize::printable;
 use crate::source::tcp::{HostPort, connect, describe_io};
 
 /// How the probe runs.
@@ -55,7 +56,7 @@ pub enum ProbeError {
 
 /// What answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Answer {
     /// A TLS handshake completed.
     Tls(Box<Handshake>),
     /// The peer answered with a TLS alert.
@@ -72,17 +73,17 @@ pub enum Verdict {
     Unreachable { error: String },
 }
 
-impl Verdict {
+impl Answer {
     /// Stable id for `--format json`.
     pub fn id(&self) -> &'static str {
         match self {
-            Verdict::Tls(_) => "tls",
-            Verdict::Alert(_) => "alert",
-            Verdict::Plaintext { .. } => "plaintext",
-            Verdict::Closed { .. } => "closed",
-            Verdict::Silent { .. } => "silent",
-            Verdict::HandshakeFailed { .. } => "handshake_failed",
-            Verdict::Unreachable { .. } => "connection_error",
+            Answer::Tls(_) => "tls",
+            Answer::Alert(_) => "alert",
+            Answer::Plaintext { .. } => "plaintext",
+            Answer::Closed { .. } => "closed",
+            Answer::Silent { .. } => "silent",
+            Answer::HandshakeFailed { .. } => "handshake_failed",
+            Answer::Unreachable { .. } => "connection_error",
         }
     }
 }
@@ -167,7 +168,7 @@ pub struct Report {
     pub target: String,
     /// The SNI sent (None for an IP address).
     pub sni: Option<String>,
-    pub verdict: Verdict,
+    pub verdict: Answer,
     /// The first bytes the peer sent.
     pub reply: Vec<u8>,
     pub explanations: Vec<Explanation>,
@@ -200,7 +201,7 @@ pub async fn probe(
     let (verdict, reply) = match connect(target, opts.timeout).await {
         Ok(mut stream) => exchange(&mut stream, &mut conn, &verifier, opts.timeout).await,
         Err(e) => (
-            Verdict::Unreachable {
+            Answer::Unreachable {
                 error: e.to_string(),
             },
             Vec::new(),
@@ -225,34 +226,34 @@ async fn exchange(
     conn: &mut ClientConnection,
     verifier: &Recorder,
     timeout: Duration,
-) -> (Verdict, Vec<u8>) {
+) -> (Answer, Vec<u8>) {
     let mut raw: Vec<u8> = Vec::new();
     if let Err(e) = send_pending(stream, conn).await {
         let reason = format!("sending the ClientHello failed: {}", describe_io(&e));
-        return (Verdict::HandshakeFailed { reason }, raw);
+        return (Answer::HandshakeFailed { reason }, raw);
     }
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
-            Err(_) if raw.is_empty() => return (Verdict::Silent { waited: timeout }, raw),
+            Err(_) if raw.is_empty() => return (Answer::Silent { waited: timeout }, raw),
             Err(_) => {
                 let reason = format!(
                     "the handshake stalled: nothing more came within {:.1} s",
                     timeout.as_secs_f64()
                 );
-                return (Verdict::HandshakeFailed { reason }, raw);
+                return (Answer::HandshakeFailed { reason }, raw);
             }
             Ok(Ok(0)) | Ok(Err(_)) if raw.is_empty() => {
                 let how = "the peer closed the connection without a byte".to_string();
-                return (Verdict::Closed { how }, raw);
+                return (Answer::Closed { how }, raw);
             }
             Ok(Ok(0)) => {
                 let reason = "the peer closed the connection during the handshake".to_string();
-                return (Verdict::HandshakeFailed { reason }, raw);
+                return (Answer::HandshakeFailed { reason }, raw);
             }
             Ok(Err(e)) => {
                 let reason = format!("during the handshake: {}", describe_io(&e));
-                return (Verdict::HandshakeFailed { reason }, raw);
+                return (Answer::HandshakeFailed { reason }, raw);
             }
             Ok(Ok(n)) => n,
         };
@@ -262,7 +263,7 @@ async fn exchange(
         if !TlsProbeResult::new(None, None, &raw).looks_tls() {
             read_rest_of_line(stream, &mut raw).await;
             let first_line = first_line(&raw);
-            return (Verdict::Plaintext { first_line }, raw);
+            return (Answer::Plaintext { first_line }, raw);
         }
         let mut rd: &[u8] = fresh;
         while !rd.is_empty() {
@@ -271,7 +272,7 @@ async fn exchange(
                 Ok(_) => {}
                 Err(e) => {
                     let reason = format!("rustls refused the records: {e}");
-                    return (Verdict::HandshakeFailed { reason }, raw);
+                    return (Answer::HandshakeFailed { reason }, raw);
                 }
             }
             if let Err(e) = conn.process_new_packets() {
@@ -282,7 +283,7 @@ async fn exchange(
         }
         if let Err(e) = send_pending(stream, conn).await {
             let reason = format!("during the handshake: {}", describe_io(&e));
-            return (Verdict::HandshakeFailed { reason }, raw);
+            return (Answer::HandshakeFailed { reason }, raw);
         }
         if !conn.is_handshaking() {
             let hs = Handshake {
@@ -302,7 +303,7 @@ async fn exchange(
             };
             conn.send_close_notify();
             let _ = send_pending(stream, conn).await;
-            return (Verdict::Tls(Box::new(hs)), raw);
+            return (Answer::Tls(Box::new(hs)), raw);
         }
     }
 }
@@ -383,9 +384,9 @@ fn decode_alert(record: &[u8]) -> Option<Alert> {
 }
 
 /// What a handshake error means: a plaintext alert from the peer, or a failure with a reason.
-fn failure(e: &rustls::Error, raw: &[u8]) -> Verdict {
+fn failure(e: &rustls::Error, raw: &[u8]) -> Answer {
     if let Some(a) = find_alert(raw) {
-        return Verdict::Alert(a);
+        return Answer::Alert(a);
     }
     match e {
         rustls::Error::AlertReceived(d) => {
@@ -393,19 +394,19 @@ fn failure(e: &rustls::Error, raw: &[u8]) -> Verdict {
             // is not exposed, and every alert but close_notify/user_canceled ends a handshake.
             let code = u8::from(*d);
             let named = decode_alert(&[0x15, 3, 3, 0, 2, 2, code]);
-            Verdict::Alert(named.unwrap_or(Alert {
+            Answer::Alert(named.unwrap_or(Alert {
                 level: 2,
                 level_name: "fatal".to_string(),
                 description: code,
                 description_name: format!("{d:?}"),
             }))
         }
-        rustls::Error::PeerIncompatible(why) => Verdict::HandshakeFailed {
+        rustls::Error::PeerIncompatible(why) => Answer::HandshakeFailed {
             reason: format!(
                 "the server's TLS is one rustls refuses ({why:?}): likely TLS 1.0/1.1 or old cipher suites only (an old device or firmware); `openssl s_client -connect HOST:PORT` shows what it offers"
             ),
         },
-        other => Verdict::HandshakeFailed {
+        other => Answer::HandshakeFailed {
             reason: other.to_string(),
         },
     }
@@ -451,7 +452,7 @@ fn ip_text(b: &[u8]) -> String {
             a.copy_from_slice(b);
             std::net::Ipv6Addr::from(a).to_string()
         }
-        _ => hex_string(b),
+        _ => hex::spaced(b),
     }
 }
 
@@ -577,12 +578,12 @@ impl Report {
     pub fn new(
         target: &HostPort,
         sni: Option<String>,
-        verdict: Verdict,
+        verdict: Answer,
         reply: Vec<u8>,
         knowledge: &Knowledge,
     ) -> Report {
         let explanations = match &verdict {
-            Verdict::Plaintext { .. } | Verdict::Closed { .. } => {
+            Answer::Plaintext { .. } | Answer::Closed { .. } => {
                 let obs = Observation::TlsProbe(TlsProbeResult::new(
                     Some(target.port),
                     Some("https"),
@@ -616,8 +617,8 @@ impl Report {
     /// 3 no connection.
     pub fn exit_code(&self) -> u8 {
         match self.verdict {
-            Verdict::Tls(_) => crate::exit::OK,
-            Verdict::Unreachable { .. } => crate::exit::DEVICE,
+            Answer::Tls(_) => crate::exit::OK,
+            Answer::Unreachable { .. } => crate::exit::DEVICE,
             _ => crate::exit::EXPECTATION_FAILED,
         }
     }
@@ -625,7 +626,7 @@ impl Report {
     /// One sentence: what answered and what it means.
     pub fn headline(&self) -> String {
         match &self.verdict {
-            Verdict::Tls(h) => match &h.verified {
+            Answer::Tls(h) => match &h.verified {
                 Ok(trust) => format!(
                     "TLS: {} handshake completed, certificate verified ({})",
                     h.version,
@@ -636,25 +637,25 @@ impl Report {
                     h.version
                 ),
             },
-            Verdict::Alert(a) => format!(
+            Answer::Alert(a) => format!(
                 "TLS alert: the server refused the handshake ({} {}, {})",
                 a.level_name, a.description_name, a.description
             ),
-            Verdict::Plaintext { first_line } if first_line.starts_with("HTTP/") => {
+            Answer::Plaintext { first_line } if first_line.starts_with("HTTP/") => {
                 "plaintext: this port serves unencrypted HTTP — ws:// (http://) is what it speaks; a wss:// (https://) URL for it fails".to_string()
             }
-            Verdict::Plaintext { .. } => {
+            Answer::Plaintext { .. } => {
                 "plaintext: this port serves unencrypted traffic, not TLS".to_string()
             }
-            Verdict::Closed { how } => format!("no answer: {how} after the ClientHello"),
-            Verdict::Silent { waited } => format!(
+            Answer::Closed { how } => format!("no answer: {how} after the ClientHello"),
+            Answer::Silent { waited } => format!(
                 "no answer: the peer accepted the connection but sent nothing within {:.1} s (a plaintext service waiting for its own protocol, or a firewall)",
                 waited.as_secs_f64()
             ),
-            Verdict::HandshakeFailed { reason } => {
+            Answer::HandshakeFailed { reason } => {
                 format!("TLS records came back, but the handshake failed: {reason}")
             }
-            Verdict::Unreachable { error } => format!("no connection: {error}"),
+            Answer::Unreachable { error } => format!("no connection: {error}"),
         }
     }
 
@@ -665,13 +666,13 @@ impl Report {
             "sni": self.sni,
             "verdict": self.verdict.id(),
             "text": self.headline(),
-            "reply": hex_string(&self.reply),
+            "reply": hex::spaced(&self.reply),
         });
         let Value::Object(m) = &mut v else {
             return v;
         };
         match &self.verdict {
-            Verdict::Tls(h) => {
+            Answer::Tls(h) => {
                 m.insert("version".into(), json!(h.version));
                 m.insert("cipher".into(), json!(h.cipher));
                 m.insert("verified".into(), json!(h.verified.is_ok()));
@@ -693,7 +694,7 @@ impl Report {
                     .collect();
                 m.insert("chain".into(), Value::Array(chain));
             }
-            Verdict::Alert(a) => {
+            Answer::Alert(a) => {
                 m.insert(
                     "alert".into(),
                     json!({
@@ -702,16 +703,16 @@ impl Report {
                     }),
                 );
             }
-            Verdict::Plaintext { first_line } => {
+            Answer::Plaintext { first_line } => {
                 m.insert("first_line".into(), json!(first_line));
             }
-            Verdict::HandshakeFailed { reason } => {
+            Answer::HandshakeFailed { reason } => {
                 m.insert("error".into(), json!(reason));
             }
-            Verdict::Unreachable { error } => {
+            Answer::Unreachable { error } => {
                 m.insert("error".into(), json!(error));
             }
-            Verdict::Closed { .. } | Verdict::Silent { .. } => {}
+            Answer::Closed { .. } | Answer::Silent { .. } => {}
         }
         let ex: Vec<Value> = self
             .explanations
@@ -736,7 +737,7 @@ impl Report {
             self.headline()
         ));
         match &self.verdict {
-            Verdict::Tls(h) => {
+            Answer::Tls(h) => {
                 out.push_str(&format!(
                     "  version   {}\n  cipher    {}\n",
                     h.version, h.cipher
@@ -766,17 +767,17 @@ impl Report {
                     }
                 }
             }
-            Verdict::Alert(a) => out.push_str(&format!(
+            Answer::Alert(a) => out.push_str(&format!(
                 "  alert     level {} ({}), description {} ({})\n",
                 a.level, a.level_name, a.description, a.description_name
             )),
-            Verdict::Plaintext { first_line } => {
+            Answer::Plaintext { first_line } => {
                 out.push_str(&format!("  first line  {first_line}\n"));
             }
             _ => {}
         }
         if !self.reply.is_empty() {
-            out.push_str(&format!("  reply     {}\n", hex_string(&self.reply)));
+            out.push_str(&format!("  reply     {}\n", hex::spaced(&self.reply)));
         }
         for e in &self.explanations {
             out.push_str(&format!("\n{} [{}] {}\n", e.id, e.severity, e.title));
@@ -854,7 +855,7 @@ mod tests {
         let r = Report::new(
             &t,
             None,
-            Verdict::Plaintext {
+            Answer::Plaintext {
                 first_line: first_line(&raw),
             },
             raw,
@@ -878,7 +879,7 @@ mod tests {
         let r = Report::new(
             &t,
             None,
-            Verdict::Plaintext {
+            Answer::Plaintext {
                 first_line: first_line(&raw),
             },
             raw,
@@ -897,19 +898,19 @@ mod tests {
         let k = knowledge();
         let mk = |v| Report::new(&t, None, v, Vec::new(), &k).exit_code();
         assert_eq!(
-            mk(Verdict::Unreachable {
+            mk(Answer::Unreachable {
                 error: "refused".into()
             }),
             3
         );
         assert_eq!(
-            mk(Verdict::Closed {
+            mk(Answer::Closed {
                 how: "closed".into()
             }),
             1
         );
         assert_eq!(
-            mk(Verdict::Tls(Box::new(Handshake {
+            mk(Answer::Tls(Box::new(Handshake {
                 version: "TLS 1.3".into(),
                 cipher: "x".into(),
                 chain: vec![],

@@ -104,12 +104,6 @@ impl Application {
         }
     }
 
-    /// Replaces the FCI returned by SELECT.
-    pub fn with_fci(mut self, fci: &[u8]) -> Application {
-        self.fci = fci.to_vec();
-        self
-    }
-
     /// Adds a file anyone may read.
     pub fn with_file(mut self, fid: u16, content: &[u8]) -> Application {
         self.files.push(ElementaryFile {
@@ -201,16 +195,6 @@ impl CardProfile {
             )
             .with_pin(&DEMO_PIN, 3)
             .with_logical_channels(4)
-    }
-
-    pub fn with_atr(mut self, atr: &[u8]) -> CardProfile {
-        self.atr = atr.to_vec();
-        self
-    }
-
-    pub fn with_protocol(mut self, protocol: CardProtocol) -> CardProfile {
-        self.protocol = protocol;
-        self
     }
 
     pub fn with_application(mut self, application: Application) -> CardProfile {

@@ -49,6 +49,7 @@ pub fn spawn(clock: Clock) -> SourceHandle {
         events: erx,
         commands: ctx,
         name: format!("demo: card ({READER})"),
+        streams: Vec::new(),
     }
 }
 

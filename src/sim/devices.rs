@@ -11,9 +11,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::clock::Clock;
-use crate::event::{Baud, Command, ConnectionState, Event, FrameFormat, LineSettings, ModemLines};
-use crate::sim::uart_line::{Noise, Receiver, RxCounts, Sender, UartLink};
+use crate::event::{
+    Baud, Command, ConnectionState, Event, FrameFormat, LineErrorCounts, LineSettings, ModemLines,
+};
 use crate::source::{EventSink, SourceHandle, channels};
+use crate::uart_line::{Noise, Receiver, Sender, UartLink};
 
 /// One step of the device's script.
 #[derive(Debug, Clone, Copy)]
@@ -92,7 +94,7 @@ const DRIFT_PPM: f64 = 40_000.0;
 /// The wire between the simulated board and the monitor's UART, for scenarios that model it.
 struct Wire {
     link: UartLink,
-    totals: RxCounts,
+    totals: LineErrorCounts,
 }
 
 fn wire_for(scenario: &str, monitor: &LineSettings) -> Option<Option<Wire>> {
@@ -102,19 +104,19 @@ fn wire_for(scenario: &str, monitor: &LineSettings) -> Option<Option<Wire>> {
         "tour" => Some(None),
         "wrong-baud" => Some(Some(Wire {
             link: UartLink::new(Sender::new(nine_six, FrameFormat::default()), receiver),
-            totals: RxCounts::default(),
+            totals: LineErrorCounts::default(),
         })),
         "drift" => Some(Some(Wire {
             link: UartLink::new(
                 Sender::new(monitor.baud, monitor.format).with_clock_ppm(DRIFT_PPM),
                 receiver,
             ),
-            totals: RxCounts::default(),
+            totals: LineErrorCounts::default(),
         })),
         "noisy" => Some(Some(Wire {
             link: UartLink::new(Sender::new(monitor.baud, monitor.format), receiver)
                 .with_noise(Noise::in_bit_times(8.0, 0.75, 9.0, monitor.baud, 0x68)),
-            totals: RxCounts::default(),
+            totals: LineErrorCounts::default(),
         })),
         _ => None,
     }
@@ -141,6 +143,7 @@ pub fn spawn(scenario: &str, clock: Clock) -> Option<SourceHandle> {
         events: erx,
         commands: ctx,
         name: format!("demo: {scenario} (simulated board)"),
+        streams: Vec::new(),
     })
 }
 
@@ -204,7 +207,7 @@ impl TourDevice {
         wire.totals.parity += got.counts.parity;
         wire.totals.brk += got.counts.brk;
         let changed = wire.totals != before;
-        let counts = wire.totals.to_line_error_counts();
+        let counts = wire.totals;
         let rx = got.bytes();
         if !rx.is_empty() {
             self.emit(Event::Rx(rx))?;

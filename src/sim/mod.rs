@@ -4,4 +4,3 @@
 pub mod card;
 pub mod card_reader;
 pub mod devices;
-pub mod uart_line;

@@ -136,6 +136,7 @@ pub fn spawn(opts: CardOptions, clock: Clock) -> SourceHandle {
         events: erx,
         commands: ctx,
         name,
+        streams: Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! channel is full, up to a bound, and beyond it drops and counts them, reporting the count
 //! as an `Overrun` event as soon as the channel has room (never a silent loss).
 
+pub mod available;
 pub mod card;
 pub mod line_errors;
 pub mod replay;
@@ -44,6 +45,9 @@ pub struct SourceHandle {
     pub commands: mpsc::Sender<Command>,
     /// A human name: "/dev/ttyUSB0", "demo: boot log + M-Bus meter".
     pub name: String,
+    /// The streams the source's events name (a tap: one per port). Empty: one stream,
+    /// [`crate::event::StreamId::MAIN`], described by `name`.
+    pub streams: Vec<crate::event::StreamDecl>,
 }
 
 /// Makes the two channels of a source.
@@ -97,7 +101,7 @@ impl EventSink {
     /// Emits an event stamped now.
     pub fn emit(&mut self, event: Event) -> Result<(), Closed> {
         let at = self.clock.now();
-        self.emit_at(TimedEvent { at, event })
+        self.emit_at(TimedEvent::new(at, event))
     }
 
     /// Emits an event; if the channel is full, queues it (coalescing received bytes into the
@@ -130,12 +134,14 @@ impl EventSink {
         if let (
             Some(TimedEvent {
                 event: Event::Rx(last),
+                stream,
                 ..
             }),
             Event::Rx(new),
         ) = (self.pending.back_mut(), &ev.event)
         {
-            if last.len() + new.len() <= COALESCE_MAX {
+            // Only within one stream: a tap's two ports are two streams.
+            if *stream == ev.stream && last.len() + new.len() <= COALESCE_MAX {
                 last.extend_from_slice(new);
                 return;
             }
@@ -146,12 +152,12 @@ impl EventSink {
     /// Moves queued events into the channel while it has room; reports drops first.
     pub fn flush(&mut self) -> Result<(), Closed> {
         if self.dropped_bytes > 0 {
-            let ev = TimedEvent {
-                at: self.clock.now(),
-                event: Event::Overrun(Overrun {
+            let ev = TimedEvent::new(
+                self.clock.now(),
+                Event::Overrun(Overrun {
                     dropped_bytes: self.dropped_bytes,
                 }),
-            };
+            );
             // The overrun record goes in order: after what was queued before the drop.
             match self.try_send_front_or_queue(ev) {
                 Ok(true) => self.dropped_bytes = 0,

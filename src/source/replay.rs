@@ -34,6 +34,12 @@ pub fn spawn(
 ) -> Result<SourceHandle, crate::capture::reader::CaptureError> {
     let reader = CaptureReader::open(path)?;
     let header = reader.header().clone();
+    // A multi-stream capture declares its streams before its first event.
+    let streams = {
+        let mut peek = CaptureReader::open(path)?;
+        let _ = peek.next_record();
+        peek.streams().to_vec()
+    };
     let (etx, erx, ctx, mut crx) = channels();
     let (cmd_tx, cmd_rx) = std_mpsc::channel::<Command>();
     std::thread::spawn(move || {
@@ -77,6 +83,7 @@ pub fn spawn(
         events: erx,
         commands: ctx,
         name,
+        streams,
     })
 }
 
@@ -106,10 +113,9 @@ struct Find {
 impl Player {
     /// Emits the player's own events at the recorded time reached so far (one time base).
     fn emit(&mut self, ev: Event) {
-        let _ = self.sink.emit_at(crate::event::TimedEvent {
-            at: self.last_at,
-            event: ev,
-        });
+        let _ = self
+            .sink
+            .emit_at(crate::event::TimedEvent::new(self.last_at, ev));
     }
 
     fn announce(&mut self) {

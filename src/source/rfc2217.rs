@@ -75,6 +75,7 @@ pub async fn spawn(
         events: erx,
         commands: ctx,
         name,
+        streams: Vec::new(),
     })
 }
 

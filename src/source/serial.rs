@@ -56,7 +56,7 @@ pub enum OpenError {
 }
 
 fn available_ports_hint() -> String {
-    let ports = crate::list::serial_port_names();
+    let ports = super::available::serial_port_names();
     if ports.is_empty() {
         " No serial ports were found on this machine: is the adapter plugged in? (`hsmon list` shows them)".to_string()
     } else {
@@ -365,6 +365,7 @@ pub fn spawn(
         events: erx,
         commands: ctx,
         name,
+        streams: Vec::new(),
     })
 }
 

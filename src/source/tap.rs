@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 
 use crate::clock::Clock;
 use crate::event::{
-    Command, ConnectionState, Event, LineErrorCounts, LineSettings, TimedEvent, Timestamp,
+    Command, ConnectionState, Direction, Event, LineSettings, StreamDecl, StreamId, StreamKind,
+    TimedEvent, Timestamp,
 };
 use crate::session::DirectionLabels;
 use crate::source::serial::{self, OpenError};
@@ -74,6 +75,19 @@ pub fn spawn(
     let a = open(&ports.a, &ports.labels.tx)?;
     let b = open(&ports.b, &ports.labels.rx)?;
     let (etx, erx, ctx, crx) = channels();
+    // Two streams of one link: A's bytes are the requests, B's the answers.
+    let streams = [
+        (Port::A, &ports.a, Direction::Tx),
+        (Port::B, &ports.b, Direction::Rx),
+    ]
+    .map(|(port, path, direction)| StreamDecl {
+        id: port.stream(),
+        label: path.display().to_string(),
+        kind: StreamKind::Serial,
+        link: 0,
+        direction: Some(direction),
+    })
+    .to_vec();
     let name = format!(
         "tap {} {} → {} {}",
         ports.labels.tx,
@@ -99,6 +113,7 @@ pub fn spawn(
         events: erx,
         commands: ctx,
         name,
+        streams,
     })
 }
 
@@ -151,6 +166,17 @@ pub enum Port {
     B,
 }
 
+impl Port {
+    /// The session stream of the port: A is the main stream (the request direction), B the
+    /// second. Every event a tap emits carries the stream of the port it came from.
+    pub fn stream(self) -> StreamId {
+        match self {
+            Port::A => StreamId::MAIN,
+            Port::B => StreamId(1),
+        }
+    }
+}
+
 /// What the merged stream last said, per port and together.
 #[derive(Debug, Default)]
 pub struct MergedState {
@@ -158,22 +184,42 @@ pub struct MergedState {
     announced_up: bool,
     settings: [Option<LineSettings>; 2],
     mismatch_said: Option<(LineSettings, LineSettings)>,
-    errors: [Option<Option<LineErrorCounts>>; 2],
-    /// Ports asked for a new setting that have not answered yet: until both have, their
-    /// settings differ only because one confirmed first (no warning then).
-    awaiting: [bool; 2],
+    /// When each port was asked for a new setting it has not answered yet: until both have,
+    /// their settings differ only because one confirmed first (no warning then).
+    awaiting: [Option<Timestamp>; 2],
 }
 
 impl MergedState {
-    /// A settings command went to the ports marked `sent`: each will confirm for itself.
-    pub fn settings_commanded(&mut self, sent: [bool; 2]) {
-        self.awaiting = sent;
+    /// A settings command went at `at` to the ports marked `sent`: each will confirm for itself.
+    pub fn settings_commanded(&mut self, sent: [bool; 2], at: Timestamp) {
+        self.awaiting = sent.map(|s| s.then_some(at));
+    }
+
+    /// A port's settings report or refusal stamped `at` answers the pending command only if
+    /// the port sent it after the command went out. One stamped earlier (the settings a port
+    /// reports when it opens, still on its way through the merge when the command went out)
+    /// is older news: taking it for the answer ended the wait early, and the port's real
+    /// answer, landing after the other port's, then read as a difference.
+    fn answered(&mut self, i: usize, at: Timestamp) {
+        if let Some(slot) = self.awaiting.get_mut(i) {
+            if slot.is_some_and(|sent| at >= sent) {
+                *slot = None;
+            }
+        }
     }
 
     /// Turns one port's event into what the merged session sees. Pure, so the merging rules
     /// are tested without ports: A's bytes become `Tx`, B's `Rx`; `Up` only once both are up;
-    /// a loss, a refused command and a settings difference name the port.
-    pub fn translate(&mut self, port: Port, labels: [&str; 2], ev: Event, out: &mut Vec<Event>) {
+    /// a loss, a refused command and a settings difference name the port. `at` is when the
+    /// port stamped the event.
+    pub fn translate(
+        &mut self,
+        port: Port,
+        at: Timestamp,
+        labels: [&str; 2],
+        ev: Event,
+        out: &mut Vec<Event>,
+    ) {
         let i = port as usize;
         let label = labels[i];
         match ev {
@@ -204,9 +250,9 @@ impl MergedState {
             }
             Event::LineSettings { settings, modem } => {
                 self.settings[i] = Some(settings);
-                self.awaiting[i] = false;
+                self.answered(i, at);
                 out.push(Event::LineSettings { settings, modem });
-                if self.awaiting.iter().any(|&w| w) {
+                if self.awaiting.iter().any(Option::is_some) {
                     return;
                 }
                 if let [Some(a), Some(b)] = self.settings {
@@ -224,13 +270,11 @@ impl MergedState {
                     }
                 }
             }
-            Event::LineErrors(counts) => {
-                self.errors[i] = Some(counts);
-                out.push(Event::LineErrors(self.summed_errors()));
-            }
+            // Each port's own counters, on its stream: the session adds them up for the link.
+            Event::LineErrors(counts) => out.push(Event::LineErrors(counts)),
             Event::CommandFailed { command, reason } => {
                 // A refused setting is that port's answer: it stays where it was.
-                self.awaiting[i] = false;
+                self.answered(i, at);
                 out.push(Event::CommandFailed {
                     command: format!("{label}: {command}"),
                     reason,
@@ -238,25 +282,6 @@ impl MergedState {
             }
             other => out.push(other),
         }
-    }
-
-    /// Both ports' counters added up; `None` only if neither port keeps any.
-    fn summed_errors(&self) -> Option<LineErrorCounts> {
-        let known: Vec<LineErrorCounts> = self.errors.iter().flatten().flatten().copied().collect();
-        if known.is_empty() {
-            return None;
-        }
-        Some(
-            known
-                .iter()
-                .fold(LineErrorCounts::default(), |s, c| LineErrorCounts {
-                    frame: s.frame + c.frame,
-                    overrun: s.overrun + c.overrun,
-                    parity: s.parity + c.parity,
-                    brk: s.brk + c.brk,
-                    buf_overrun: s.buf_overrun + c.buf_overrun,
-                }),
-        )
     }
 }
 
@@ -334,9 +359,11 @@ impl Merge {
     fn take(&mut self, port: Port, ev: TimedEvent) {
         let labels = [self.sides[0].label.as_str(), self.sides[1].label.as_str()];
         let mut out = Vec::new();
-        self.merged.translate(port, labels, ev.event, &mut out);
+        self.merged
+            .translate(port, ev.at, labels, ev.event, &mut out);
         for event in out {
-            self.reorder.push(TimedEvent { at: ev.at, event });
+            self.reorder
+                .push(TimedEvent::on(port.stream(), ev.at, event));
         }
     }
 
@@ -369,13 +396,13 @@ impl Merge {
                     "a tap watches serial ports: APDUs need `hsmon card`".to_string()
                 };
                 let at = self.clock.now();
-                self.reorder.push(TimedEvent {
+                self.reorder.push(TimedEvent::new(
                     at,
-                    event: Event::CommandFailed {
+                    Event::CommandFailed {
                         command: cmd.describe(),
                         reason,
                     },
-                });
+                ));
             }
             // Settings and modem commands reach both ports; each acknowledges for itself.
             cmd => {
@@ -383,8 +410,10 @@ impl Merge {
                     cmd,
                     Command::SetBaud(_) | Command::SetFormat(_) | Command::SetFlow(_)
                 ) {
-                    self.merged
-                        .settings_commanded([!self.sides[0].done, !self.sides[1].done]);
+                    self.merged.settings_commanded(
+                        [!self.sides[0].done, !self.sides[1].done],
+                        self.clock.now(),
+                    );
                 }
                 for s in &self.sides {
                     if !s.done {
@@ -400,13 +429,10 @@ impl Merge {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::event::Baud;
+    use crate::event::{Baud, LineErrorCounts};
 
     fn at(ms: u64, event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event,
-        }
+        TimedEvent::new(Duration::from_millis(ms), event)
     }
 
     #[test]
@@ -430,9 +456,14 @@ mod tests {
 
     const LABELS: [&str; 2] = ["master", "meter"];
 
+    /// One port's event, stamped after any command of the tests below (sent at 0..1 s).
     fn translate(m: &mut MergedState, port: Port, ev: Event) -> Vec<Event> {
+        translate_at(m, port, 2000, ev)
+    }
+
+    fn translate_at(m: &mut MergedState, port: Port, ms: u64, ev: Event) -> Vec<Event> {
         let mut out = Vec::new();
-        m.translate(port, LABELS, ev, &mut out);
+        m.translate(port, Duration::from_millis(ms), LABELS, ev, &mut out);
         out
     }
 
@@ -507,10 +538,10 @@ mod tests {
         };
         translate(&mut m, Port::A, s(2400));
         translate(&mut m, Port::B, s(2400));
-        m.settings_commanded([true, true]);
+        m.settings_commanded([true, true], Duration::ZERO);
         assert_eq!(translate(&mut m, Port::A, s(9600)), vec![s(9600)]);
         assert_eq!(translate(&mut m, Port::B, s(9600)), vec![s(9600)]);
-        m.settings_commanded([true, true]);
+        m.settings_commanded([true, true], Duration::ZERO);
         assert_eq!(translate(&mut m, Port::B, s(19200)), vec![s(19200)]);
         let out = translate(&mut m, Port::A, s(9600));
         assert!(
@@ -519,8 +550,41 @@ mod tests {
         );
     }
 
+    /// The race behind `net_tap::one_baud_control_sets_both_ports_and_sending_is_refused`:
+    /// port B's settings from when it opened (stamped before the command) reach the merge after
+    /// the command went out. That is not B's answer: the wait goes on, and A's new rate landing
+    /// first raises no difference; B's real answer ends the wait.
     #[test]
-    fn line_errors_add_up_and_refusals_name_the_port() {
+    fn settings_sent_before_the_command_do_not_answer_it() {
+        let mut m = MergedState::default();
+        let s = |bps| Event::LineSettings {
+            settings: LineSettings {
+                baud: Baud::new(bps).unwrap(),
+                ..LineSettings::default()
+            },
+            modem: Default::default(),
+        };
+        translate_at(&mut m, Port::A, 10, s(2400));
+        m.settings_commanded([true, true], Duration::from_millis(100));
+        assert_eq!(translate_at(&mut m, Port::B, 11, s(2400)), vec![s(2400)]);
+        assert_eq!(
+            translate_at(&mut m, Port::A, 120, s(9600)),
+            vec![s(9600)],
+            "B has not answered yet: no difference"
+        );
+        assert_eq!(translate_at(&mut m, Port::B, 118, s(9600)), vec![s(9600)]);
+        // A port that really ends elsewhere is still said.
+        m.settings_commanded([true, true], Duration::from_millis(200));
+        translate_at(&mut m, Port::A, 210, s(19200));
+        let out = translate_at(&mut m, Port::B, 211, s(9600));
+        assert!(
+            matches!(out.get(1), Some(Event::CommandFailed { reason, .. }) if reason.contains("at 19200") && reason.contains("at 9600")),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn line_errors_stay_per_port_and_refusals_name_the_port() {
         let mut m = MergedState::default();
         let e = |frame| {
             Event::LineErrors(Some(LineErrorCounts {
@@ -533,7 +597,7 @@ mod tests {
             vec![Event::LineErrors(None)]
         );
         assert_eq!(translate(&mut m, Port::B, e(2)), vec![e(2)]);
-        assert_eq!(translate(&mut m, Port::A, e(3)), vec![e(5)]);
+        assert_eq!(translate(&mut m, Port::A, e(3)), vec![e(3)]);
         let out = translate(
             &mut m,
             Port::B,

@@ -224,6 +224,7 @@ pub async fn spawn(target: HostPort, clock: Clock) -> Result<SourceHandle, Conne
         events: erx,
         commands: ctx,
         name,
+        streams: Vec::new(),
     })
 }
 

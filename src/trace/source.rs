@@ -99,6 +99,8 @@ pub fn spawn(target: Target, clock: Clock) -> Result<TraceHandle, TraceError> {
             events: erx,
             commands: ctx,
             name,
+            // One session stream for now; see `to_monitor`.
+            streams: Vec::new(),
         },
         exit,
         pid,
@@ -137,10 +139,7 @@ fn read_loop(
                 *slot = Some(*e);
             }
         }
-        let ev = TimedEvent {
-            at: clock.now(),
-            event,
-        };
+        let ev = TimedEvent::new(clock.now(), event);
         for e in to_monitor(&mut last, key, ev) {
             if tx.blocking_send(e).is_err() {
                 return;
@@ -285,14 +284,14 @@ pub fn to_monitor(
     if last.as_ref() == Some(&key) {
         return vec![ev];
     }
-    let marker = TimedEvent {
-        at: ev.at,
-        event: Event::Trace(TraceEvent::Stream {
+    let marker = TimedEvent::new(
+        ev.at,
+        Event::Trace(TraceEvent::Stream {
             name: key.name.clone(),
             pid: key.pid,
             fd: key.fd,
         }),
-    };
+    );
     *last = Some(key);
     vec![marker, ev]
 }
@@ -311,13 +310,13 @@ async fn commands(
             cmd = crx.recv() => match cmd {
                 None | Some(Command::Shutdown) => break,
                 Some(c) => {
-                    let ev = TimedEvent {
-                        at: clock.now(),
-                        event: Event::CommandFailed {
+                    let ev = TimedEvent::new(
+                        clock.now(),
+                        Event::CommandFailed {
                             command: c.describe(),
                             reason: "hsmon trace only watches: the port belongs to the traced program".to_string(),
                         },
-                    };
+                    );
                     let _ = etx.try_send(ev);
                 }
             },
@@ -334,10 +333,7 @@ mod tests {
     use std::time::Duration;
 
     fn at(event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::ZERO,
-            event,
-        }
+        TimedEvent::new(Duration::ZERO, event)
     }
 
     #[test]

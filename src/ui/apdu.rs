@@ -22,9 +22,10 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::card::log::CardExchange;
 use crate::card::runner::{ScriptRunner, StepResult};
-use crate::card::script::Step;
+use crate::card::script::ScriptStep;
 use crate::decode::iso7816::sw::{StatusWord, lookup};
-use crate::sanitize::{hex_string, printable};
+use crate::hex;
+use crate::sanitize::printable;
 use crate::session::Session;
 use crate::ui::state::{Focus, UiState};
 
@@ -37,15 +38,6 @@ fn sw_style(ui: &UiState, sw: Option<u16>) -> Style {
         Some(0x90) | Some(0x61) => ui.theme.status_good,
         Some(0x62) | Some(0x63) | Some(0x6C) => ui.theme.hint_key,
         _ => ui.theme.error,
-    }
-}
-
-/// Bytes as hex, cut to `max` bytes with an ellipsis.
-fn hex_cut(b: &[u8], max: usize) -> String {
-    if b.len() <= max {
-        hex_string(b)
-    } else {
-        format!("{} … ({} bytes)", hex_string(&b[..max]), b.len())
     }
 }
 
@@ -92,7 +84,7 @@ pub fn header_lines(
             .unwrap_or_else(|e| format!("not a valid ATR: {e}"));
         out.push(Line::from(vec![
             Span::styled(" ATR ", ui.theme.hint_key),
-            Span::raw(format!("{} — {}", hex_string(atr), printable(&summary))),
+            Span::raw(format!("{} — {}", hex::spaced(atr), printable(&summary))),
         ]));
         if let Some(name) = crate::card::describe::card_name(atr) {
             out.push(Line::raw(format!("     {}", printable(&name))));
@@ -176,15 +168,15 @@ pub fn script_lines(ui: &UiState, script: Option<&ScriptRunner>) -> Vec<Line<'st
             }
         };
         let (what, expect) = match step {
-            Step::Apdu { bytes, expect, .. } => (
-                hex_cut(bytes, 16),
+            ScriptStep::Apdu { bytes, expect, .. } => (
+                hex::spaced_cut(bytes, 16),
                 expect
                     .as_ref()
                     .map(|e| format!("  # expect {e}"))
                     .unwrap_or_default(),
             ),
-            Step::Reset { .. } => ("reset".to_string(), String::new()),
-            Step::Exit { .. } => ("exit".to_string(), String::new()),
+            ScriptStep::Reset { .. } => ("reset".to_string(), String::new()),
+            ScriptStep::Exit { .. } => ("exit".to_string(), String::new()),
         };
         let result = match r.result(i) {
             Some(StepResult::Sw { sw, .. }) => format!(" → {sw:04X}"),
@@ -217,7 +209,7 @@ fn exchange_line(e: &CardExchange, selected: bool, ui: &UiState) -> Line<'static
         format!("{:>9.3} {:<12} ", e.at.as_secs_f64(), x.origin.label())
     };
     let command = if e.parent.is_some() {
-        hex_cut(&x.command, 8)
+        hex::spaced_cut(&x.command, 8)
     } else {
         crate::card::describe::command_summary(&x.command)
     };
@@ -229,7 +221,7 @@ fn exchange_line(e: &CardExchange, selected: bool, ui: &UiState) -> Line<'static
             if data.is_empty() {
                 format!("{w:04X} {meaning}")
             } else {
-                format!("{} · {w:04X} {meaning}", hex_cut(data, 8))
+                format!("{} · {w:04X} {meaning}", hex::spaced_cut(data, 8))
             }
         }
     };
@@ -334,7 +326,7 @@ pub fn detail_lines(s: &Session, ui: &UiState, seq: u64) -> Vec<Line<'static>> {
         ),
         ui.theme.title,
     ));
-    out.push(Line::raw(format!("command  {}", hex_string(&x.command))));
+    out.push(Line::raw(format!("command  {}", hex::spaced(&x.command))));
     let frame = crate::decode::iso7816::apdu::command_frame(0, &x.command);
     out.push(Line::raw(format!(
         "         {}",
@@ -367,7 +359,7 @@ pub fn detail_lines(s: &Session, ui: &UiState, seq: u64) -> Vec<Line<'static>> {
                 if data.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", hex_string(data))
+                    format!(": {}", hex::spaced(data))
                 }
             )));
             let info = lookup(StatusWord(w));
@@ -403,7 +395,7 @@ pub fn render_atr(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     match &s.card().atr {
         None => lines.push(Line::styled("no card yet", ui.theme.hint)),
         Some(atr) => {
-            lines.push(Line::raw(hex_string(atr)));
+            lines.push(Line::raw(hex::spaced(atr)));
             if let Some(name) = crate::card::describe::card_name(atr) {
                 lines.push(Line::styled(printable(&name), ui.theme.title));
             }

@@ -21,7 +21,8 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::handshake::expect::DiffByte;
 use crate::handshake::runner::{Outcome, Runner, StepRecord, StepStatus};
-use crate::sanitize::{hex_string, printable};
+use crate::hex;
+use crate::sanitize::printable;
 use crate::session::Session;
 use crate::ui::state::UiState;
 use crate::ui::theme::Theme;
@@ -176,7 +177,7 @@ fn step_line(r: &StepRecord, name_w: usize, theme: &Theme) -> Line<'static> {
     if !r.sent.is_empty() {
         spans.push(Span::styled("sent ", theme.hint));
         spans.push(Span::styled(
-            format!("{} ", short_hex(&r.sent, 8)),
+            format!("{} ", hex::spaced_cut(&r.sent, 8)),
             theme.tx,
         ));
     }
@@ -189,7 +190,7 @@ fn step_line(r: &StepRecord, name_w: usize, theme: &Theme) -> Line<'static> {
         spans.push(Span::styled("got ", theme.hint));
         if let Some(echo) = &r.echo {
             spans.push(Span::styled(
-                format!("[echo {}] ", short_hex(echo, 4)),
+                format!("[echo {}] ", hex::spaced_cut(echo, 4)),
                 theme.hint,
             ));
         }
@@ -232,14 +233,6 @@ fn diff_spans(diff: &[DiffByte], theme: &Theme) -> Vec<Span<'static>> {
     spans
 }
 
-fn short_hex(b: &[u8], max: usize) -> String {
-    if b.len() <= max {
-        hex_string(b)
-    } else {
-        format!("{} … ({} bytes)", hex_string(&b[..max]), b.len())
-    }
-}
-
 fn short_text(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
@@ -267,10 +260,7 @@ mod tests {
     use std::time::Duration;
 
     fn ev(ms: u64, event: Event) -> TimedEvent {
-        TimedEvent {
-            at: Duration::from_millis(ms),
-            event,
-        }
+        TimedEvent::new(Duration::from_millis(ms), event)
     }
 
     /// An MTK run whose first step got its A0 back ten times.

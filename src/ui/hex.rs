@@ -14,7 +14,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::event::Direction;
-use crate::sanitize::{gutter_char, hex_pair};
+use crate::sanitize::gutter_char;
 use crate::session::{Run, Session};
 use crate::ui::state::{Scroll, UiState};
 use crate::ui::theme::Theme;
@@ -204,7 +204,7 @@ fn row_line(
     // Hex: plain stretches are grouped into one span; each 0x68 gets its own.
     let mut hex = String::with_capacity(w * 3);
     for (i, &b) in bytes.iter().enumerate() {
-        let [h, l] = hex_pair(b);
+        let [h, l] = crate::hex::pair(b);
         if b == HIGHLIGHT_BYTE || is_marked(i) {
             if !hex.is_empty() {
                 spans.push(Span::styled(std::mem::take(&mut hex), style));

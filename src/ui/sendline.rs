@@ -38,29 +38,10 @@ impl LineEnding {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SendParseError {
-    #[error("odd number of hex digits ({0}): each byte needs two digits, e.g. 0A not A")]
-    OddHex(usize),
-    #[error("'{0}' is not a hex digit: use 0-9 and A-F, bytes separated by spaces if you like")]
-    BadHexDigit(char),
+    #[error(transparent)]
+    Hex(#[from] crate::hex::HexError),
     #[error("bad escape '\\{0}': use \\r \\n \\t \\\\ or \\xNN")]
     BadEscape(String),
-}
-
-/// Parses hex bytes: "68 04 04 68", "68040468", "0x68,0x04" (separators: space, comma, colon).
-pub fn parse_hex(s: &str) -> Result<Vec<u8>, SendParseError> {
-    let mut digits = Vec::with_capacity(s.len());
-    let cleaned = s.replace("0x", " ").replace("0X", " ");
-    for c in cleaned.chars() {
-        if c.is_whitespace() || c == ',' || c == ':' || c == '-' {
-            continue;
-        }
-        let d = c.to_digit(16).ok_or(SendParseError::BadHexDigit(c))?;
-        digits.push(d as u8);
-    }
-    if digits.len() % 2 != 0 {
-        return Err(SendParseError::OddHex(digits.len()));
-    }
-    Ok(digits.chunks(2).map(|p| (p[0] << 4) | p[1]).collect())
 }
 
 /// Parses text with escapes: \r \n \t \0 \\ \xNN; other characters as UTF-8.
@@ -97,7 +78,7 @@ pub fn parse_text(s: &str) -> Result<Vec<u8>, SendParseError> {
 /// The bytes a send line stands for.
 pub fn parse(s: &str, mode: SendMode, ending: LineEnding) -> Result<Vec<u8>, SendParseError> {
     match mode {
-        SendMode::Hex => parse_hex(s),
+        SendMode::Hex => Ok(crate::hex::parse(s)?),
         SendMode::Text => {
             let mut b = parse_text(s)?;
             b.extend_from_slice(ending.bytes());
@@ -131,16 +112,6 @@ pub fn render(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn hex_forms() {
-        assert_eq!(parse_hex("68 04 04 68").unwrap(), vec![0x68, 4, 4, 0x68]);
-        assert_eq!(parse_hex("68040468").unwrap(), vec![0x68, 4, 4, 0x68]);
-        assert_eq!(parse_hex("0x68,0x0a").unwrap(), vec![0x68, 0x0a]);
-        assert_eq!(parse_hex("").unwrap(), Vec::<u8>::new());
-        assert_eq!(parse_hex("68 0"), Err(SendParseError::OddHex(3)));
-        assert_eq!(parse_hex("6G"), Err(SendParseError::BadHexDigit('G')));
-    }
 
     #[test]
     fn text_escapes() {

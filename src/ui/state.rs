@@ -115,7 +115,7 @@ pub struct UiState {
     /// The scan's progress or result, for the status bar.
     pub scan_status: Option<String>,
     /// The setting a finished scan proposes; the apply key takes it.
-    pub proposal: Option<crate::diagnose::autobaud::Candidate>,
+    pub proposal: Option<crate::diagnose::baud::scoring::Candidate>,
     /// Selected card exchange (by seq); None follows the newest.
     pub apdu_sel: Option<u64>,
     /// A replay step in progress (`,` or `N`).
@@ -478,7 +478,7 @@ impl UiState {
                 self.update(s, Action::OpenSend);
                 self.send_mode = crate::ui::sendline::SendMode::Hex;
                 if let Some(a) = apdu {
-                    self.input = crate::sanitize::hex_string(&a);
+                    self.input = crate::hex::spaced(&a);
                 }
                 vec![]
             }
@@ -578,7 +578,7 @@ impl UiState {
 
     /// What a driver reported: the scan's progress and result, a line for the user.
     pub fn on_report(&mut self, r: &Report) {
-        use crate::diagnose::baud_scan::ScanUpdate;
+        use crate::diagnose::baud::live_scan::ScanUpdate;
         match r {
             Report::ScanStatus(line) => self.scan_status = Some(line.clone()),
             Report::Scan(ScanUpdate::Trying(_) | ScanUpdate::Scored(_)) => self.scanning = true,
@@ -661,7 +661,7 @@ impl UiState {
             (HistoryReply::NotFound(pattern), _) => {
                 self.message = Some(format!(
                     "{} is not in the session's capture",
-                    crate::sanitize::hex_string(pattern)
+                    crate::hex::spaced(pattern)
                 ));
                 false
             }
@@ -910,7 +910,7 @@ impl UiState {
                         self.search_pending = true;
                         self.message = Some(format!(
                             "searching the capture for {}…",
-                            crate::sanitize::hex_string(&pattern)
+                            crate::hex::spaced(&pattern)
                         ));
                         vec![Command::Replay(ReplayControl::Find(pattern)).into()]
                     }
@@ -918,14 +918,14 @@ impl UiState {
                         // The capture holds the whole session: search it through the file.
                         self.message = Some(format!(
                             "searching the capture for {}…",
-                            crate::sanitize::hex_string(&pattern)
+                            crate::hex::spaced(&pattern)
                         ));
                         vec![Effect::History(HistoryRequest::Find(pattern, last))]
                     }
                     None => {
                         self.message = Some(format!(
                             "{} not found in the bytes in memory{}",
-                            crate::sanitize::hex_string(&pattern),
+                            crate::hex::spaced(&pattern),
                             if self.in_history {
                                 " (this part of the capture); End returns to live"
                             } else {
@@ -1026,7 +1026,7 @@ pub fn search_pattern(text: &str) -> Vec<u8> {
         && digits.chars().all(|c| c.is_ascii_hexdigit())
         && text.split_whitespace().all(|w| w.len() % 2 == 0);
     if hex_only {
-        if let Ok(b) = crate::ui::sendline::parse_hex(text) {
+        if let Ok(b) = crate::hex::parse(text) {
             return b;
         }
     }

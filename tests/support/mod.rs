@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod pcscd;
+pub mod peer;
 pub mod ser2net;
 pub mod tmux;
 pub mod vpcd;
@@ -264,9 +265,7 @@ impl Drop for Headless {
 }
 
 pub fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect()
+    hsmon::hex::parse(s).unwrap()
 }
 
 /// Runs hsmon to completion with `args`; returns (exit code, stdout, stderr).

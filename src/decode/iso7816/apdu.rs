@@ -8,8 +8,9 @@
 
 use super::cla::{self, Cla};
 use super::sw::{self, StatusWord};
-use super::{byte_span, hex, hex_limited, ins, span};
+use super::{byte_span, ins, span};
 use crate::decode::frame::{Field, Frame, FrameStatus, Protocol, StreamOffset};
+use crate::hex;
 use std::fmt;
 use std::ops::Range;
 
@@ -96,10 +97,6 @@ impl CommandApdu {
     /// Nc, the number of command data bytes.
     pub fn nc(&self) -> usize {
         self.data.len()
-    }
-
-    pub fn cla_info(&self) -> Cla {
-        Cla::decode(self.cla)
     }
 }
 
@@ -308,7 +305,7 @@ fn header_fields(base: StreamOffset, bytes: &[u8]) -> Vec<Field> {
 }
 
 fn length_value(field: &[u8], meaning: String) -> String {
-    format!("{} ({meaning})", hex(field))
+    format!("{} ({meaning})", hex::spaced(field))
 }
 
 /// Decode a command APDU into a frame (kind "command"). Malformed input gives a frame with
@@ -332,7 +329,7 @@ pub fn command_frame(base: StreamOffset, bytes: &[u8]) -> Frame {
             if !cmd.data.is_empty() {
                 fields.push(Field::new(
                     "data",
-                    hex_limited(slice(&cmd.data), SHOWN_DATA_BYTES),
+                    hex::spaced_limited(slice(&cmd.data), SHOWN_DATA_BYTES),
                     span(base, cmd.data.clone()),
                 ));
             }
@@ -375,7 +372,7 @@ pub fn command_frame(base: StreamOffset, bytes: &[u8]) -> Frame {
             if bytes.len() > 4 {
                 fields.push(Field::new(
                     "rest",
-                    hex_limited(bytes.get(4..).unwrap_or(&[]), SHOWN_DATA_BYTES),
+                    hex::spaced_limited(bytes.get(4..).unwrap_or(&[]), SHOWN_DATA_BYTES),
                     span(base, 4..bytes.len()),
                 ));
             }
@@ -410,7 +407,7 @@ fn response_frame_inner(base: StreamOffset, bytes: &[u8], cla: Option<Cla>) -> F
             if !resp.data.is_empty() {
                 fields.push(Field::new(
                     "data",
-                    hex_limited(
+                    hex::spaced_limited(
                         bytes.get(resp.data.clone()).unwrap_or(&[]),
                         SHOWN_DATA_BYTES,
                     ),

@@ -7,8 +7,9 @@
 //! parseATR (pyscard) and several reader drivers that agree with it. TCK: present unless only
 //! T=0 is indicated; the XOR of T0..TCK is 00.
 
-use super::{ascii, byte_span, from_inverse_convention, hex, span};
+use super::{ascii, byte_span, from_inverse_convention, span};
 use crate::decode::frame::{Field, Frame, FrameStatus, Protocol, StreamOffset};
+use crate::hex;
 use std::fmt;
 use std::ops::Range;
 
@@ -850,7 +851,7 @@ impl Atr {
             let h = self.historical_bytes();
             fields.push(Field::new(
                 "historical bytes",
-                format!("{} \"{}\"", hex(h), ascii(h)),
+                format!("{} \"{}\"", hex::spaced(h), ascii(h)),
                 span(base, self.historical.clone()),
             ));
         }
@@ -998,7 +999,7 @@ pub fn frame(base: StreamOffset, bytes: &[u8]) -> Frame {
             if !bytes.is_empty() {
                 fields.push(Field::new(
                     "bytes",
-                    hex(bytes.get(..64).unwrap_or(bytes)),
+                    hex::spaced(bytes.get(..64).unwrap_or(bytes)),
                     span(base, 0..bytes.len()),
                 ));
             }

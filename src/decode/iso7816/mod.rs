@@ -22,36 +22,6 @@ pub fn from_inverse_convention(raw: u8) -> u8 {
     (!raw).reverse_bits()
 }
 
-/// Bytes as upper-case hex pairs separated by spaces ("68 82").
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len().saturating_mul(3));
-    for (i, byte) in bytes.iter().enumerate() {
-        if i > 0 {
-            text.push(' ');
-        }
-        push_hex_byte(&mut text, *byte);
-    }
-    text
-}
-
-/// Like [`hex`] but shows at most `limit` bytes, then how many were left out, so a 64 KiB
-/// extended APDU does not become a 200 KiB field value.
-pub(crate) fn hex_limited(bytes: &[u8], limit: usize) -> String {
-    match bytes.get(..limit) {
-        Some(shown) if bytes.len() > limit => {
-            format!("{} … ({} bytes in all)", hex(shown), bytes.len())
-        }
-        _ => hex(bytes),
-    }
-}
-
-fn push_hex_byte(text: &mut String, byte: u8) {
-    for nibble in [byte >> 4, byte & 0x0F] {
-        let digit = char::from_digit(u32::from(nibble), 16).unwrap_or('?');
-        text.push(digit.to_ascii_uppercase());
-    }
-}
-
 /// Printable ASCII rendering ('.' for the rest), for historical bytes and data fields.
 pub(crate) fn ascii(bytes: &[u8]) -> String {
     bytes
@@ -92,11 +62,7 @@ mod tests {
     }
 
     #[test]
-    fn hex_and_ascii_render() {
-        assert_eq!(hex(&[0x68, 0x82, 0x0C]), "68 82 0C");
-        assert_eq!(hex(&[]), "");
-        assert_eq!(hex_limited(&[1, 2, 3], 2), "01 02 … (3 bytes in all)");
-        assert_eq!(hex_limited(&[1, 2], 2), "01 02");
+    fn ascii_renders() {
         assert_eq!(ascii(b"JC\x00P"), "JC.P");
     }
 

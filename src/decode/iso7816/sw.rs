@@ -149,11 +149,6 @@ impl SwCategory {
             SwCategory::Unknown => "unknown",
         }
     }
-
-    /// True for the two error classes (a warning or success is not an error).
-    pub fn is_error(self) -> bool {
-        matches!(self, SwCategory::ExecutionError | SwCategory::CheckingError)
-    }
 }
 
 /// What a status word means and what to do about it.

@@ -163,10 +163,7 @@ mod tests {
                 Direction::Rx => Event::Rx(b.to_vec()),
                 Direction::Tx => Event::Tx(b.to_vec()),
             };
-            w.append(&TimedEvent {
-                at: Duration::from_millis(i as u64),
-                event,
-            });
+            w.append(&TimedEvent::new(Duration::from_millis(i as u64), event));
         }
         w.sync();
         (dir, path)

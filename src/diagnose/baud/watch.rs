@@ -5,9 +5,9 @@
 //! Pure: the session feeds it received bytes, line-error counters, valid-frame counts and
 //! settings; nothing here reads a clock or touches a port.
 
-use crate::diagnose::autobaud::{
-    COMMON_RATES, Candidate, Direction, Evidence, PassiveEstimate, PassiveEstimator, Ranked,
-    Verdict, checked_frames, frame_net_bits,
+use crate::diagnose::baud::passive::{Mismatch, PassiveEstimate, PassiveEstimator, SettingVerdict};
+use crate::diagnose::baud::scoring::{
+    COMMON_RATES, Candidate, Evidence, Ranked, checked_frames, frame_net_bits,
 };
 use crate::diagnose::observation::{BaudSuspect, Observation};
 use crate::event::{LineErrorCounts, LineSettings};
@@ -38,7 +38,7 @@ pub enum BaudVerdict {
     LooksRight,
     /// The bytes are garbage at this setting; `suggestion` is the best candidate, if any.
     Garbage {
-        direction: Direction,
+        mismatch: Mismatch,
         suggestion: Option<Ranked>,
     },
     /// Mostly text with some framing errors: the device's clock is likely this many percent
@@ -114,14 +114,7 @@ impl BaudWatch {
     /// The driver's cumulative counters (TIOCGICOUNT, or the simulated wire's).
     pub fn on_line_errors(&mut self, counts: &LineErrorCounts) {
         if let Some(old) = self.last_counts {
-            let d = |new: u64, old: u64| new.saturating_sub(old);
-            let delta = LineErrorCounts {
-                frame: d(counts.frame, old.frame),
-                overrun: d(counts.overrun, old.overrun),
-                parity: d(counts.parity, old.parity),
-                brk: d(counts.brk, old.brk),
-                buf_overrun: d(counts.buf_overrun, old.buf_overrun),
-            };
+            let delta = counts.since(&old);
             if delta.frame + delta.parity + delta.brk > 0 {
                 self.errors.frame += delta.frame;
                 self.errors.parity += delta.parity;
@@ -166,12 +159,12 @@ impl BaudWatch {
         let estimate = estimator.estimate(&ev);
         let drift = estimator.drift_pct(&ev);
         let verdict = match (estimate.verdict, drift) {
-            (Verdict::NotEnoughData, _) => BaudVerdict::Unknown,
-            (Verdict::LooksRight, None) => BaudVerdict::LooksRight,
+            (SettingVerdict::NotEnoughData, _) => BaudVerdict::Unknown,
+            (SettingVerdict::LooksRight, None) => BaudVerdict::LooksRight,
             (_, Some(pct)) if !confident_elsewhere(&estimate) => BaudVerdict::Drift { pct },
-            (Verdict::LooksRight, Some(_)) => BaudVerdict::LooksRight,
-            (Verdict::Garbage(direction), _) => BaudVerdict::Garbage {
-                direction,
+            (SettingVerdict::LooksRight, Some(_)) => BaudVerdict::LooksRight,
+            (SettingVerdict::Garbage(mismatch), _) => BaudVerdict::Garbage {
+                mismatch,
                 suggestion: estimate
                     .ranking
                     .iter()
@@ -199,7 +192,7 @@ impl BaudWatch {
         let configured = monitor.baud.bps();
         let (estimated, text) = match &verdict {
             BaudVerdict::Garbage {
-                direction: Direction::Lower | Direction::Higher,
+                mismatch: Mismatch::Lower | Mismatch::Higher,
                 suggestion: Some(s),
             } => (
                 Some(s.candidate.baud.bps()),
@@ -209,7 +202,7 @@ impl BaudWatch {
                 ),
             ),
             BaudVerdict::Garbage {
-                direction: Direction::Unclear | Direction::Lower | Direction::Higher,
+                mismatch: Mismatch::Unclear | Mismatch::Lower | Mismatch::Higher,
                 suggestion: None,
             } => (
                 None,
@@ -259,7 +252,7 @@ impl BaudWatch {
         match self.verdict.as_ref()? {
             BaudVerdict::Unknown | BaudVerdict::LooksRight => None,
             BaudVerdict::Garbage {
-                direction: Direction::Format,
+                mismatch: Mismatch::Format,
                 suggestion: Some(s),
             } => Some(format!(
                 "garbage: likely format mismatch — {} looks right (score {:.2})",
@@ -311,7 +304,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::event::{Baud, FrameFormat};
-    use crate::sim::uart_line::{Receiver, Sender, UartLink};
+    use crate::uart_line::{Receiver, Sender, UartLink};
 
     fn settings(bps: u32) -> LineSettings {
         LineSettings {
@@ -331,7 +324,7 @@ mod tests {
             t = link.send(t, b"boot: checking flash... ok, hello there\r\n") + 0.005;
         }
         let r = link.receive_until(t + 0.5);
-        (r.bytes(), r.counts.to_line_error_counts())
+        (r.bytes(), r.counts)
     }
 
     fn watch_through(monitor_bps: u32, bytes: &[u8], counts: LineErrorCounts) -> BaudWatch {
@@ -433,7 +426,7 @@ mod tests {
             t = link.send(t, text) + 0.005;
         }
         let r = link.receive_until(t + 0.5);
-        let (b, c) = (r.bytes(), r.counts.to_line_error_counts());
+        let (b, c) = (r.bytes(), r.counts);
         // Counters polled after every read, or every 200 bytes (a driver's counters are read
         // on a timer), with reads of any size. (Polled more rarely than every 256 bytes, the
         // early verdict can still be a mismatch: the bytes alone do not tell drift apart.)

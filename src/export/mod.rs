@@ -10,7 +10,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Read, Seek, Write};
 use std::path::Path;
 
-use super::reader::{CaptureError, CaptureHeader, CaptureReader, ReadWarning, Record, TornTail};
+use crate::capture::reader::{
+    CaptureError, CaptureHeader, CaptureReader, ReadWarning, Record, TornTail,
+};
 
 /// What `hsmon export --to` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,6 +53,8 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+    #[error("{0}")]
+    Knowledge(String),
     #[error("{0} is the capture itself: give -o another file name")]
     SameFile(String),
     #[error(
@@ -64,6 +68,10 @@ trait Exporter {
     fn begin(&mut self, header: &CaptureHeader, out: &mut dyn Write) -> io::Result<()>;
     /// Returns the output records written for `rec` (0: this format has no place for it).
     fn event(&mut self, rec: &Record, out: &mut dyn Write) -> io::Result<u64>;
+    /// After the last event; returns the output records written.
+    fn end(&mut self, _out: &mut dyn Write) -> io::Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Writes every event `reader` yields (from where it stands) to `out` in format `to`.
@@ -88,11 +96,25 @@ pub fn export_labelled<R: Read + Seek>(
             let encap = probe_line_encap(reader, &header)?;
             Box::new(pcapng::PcapngExporter::new(&header, encap))
         }
-        ExportFormat::Jsonl => Box::new(jsonl::JsonlExporter::new(labels.to_vec())),
+        ExportFormat::Jsonl => Box::new(jsonl::RecordExporter::new(
+            crate::output::OutputFormat::Json,
+            labels.to_vec(),
+            Some(knowledge()?),
+        )),
         ExportFormat::Hexdump => Box::new(hexdump::HexdumpExporter),
     };
+    write_all(reader, exporter.as_mut(), &header, out)
+}
+
+/// Every event `reader` yields through `exporter` to `out`.
+fn write_all<R: Read + Seek>(
+    reader: &mut CaptureReader<R>,
+    exporter: &mut dyn Exporter,
+    header: &CaptureHeader,
+    out: &mut dyn Write,
+) -> Result<ExportStats, ExportError> {
     let mut stats = ExportStats::default();
-    exporter.begin(&header, out).map_err(ExportError::Write)?;
+    exporter.begin(header, out).map_err(ExportError::Write)?;
     while let Some(rec) = reader.next_record()? {
         stats.events += 1;
         let n = exporter.event(&rec, out).map_err(ExportError::Write)?;
@@ -101,6 +123,7 @@ pub fn export_labelled<R: Read + Seek>(
         }
         stats.written += n;
     }
+    stats.written += exporter.end(out).map_err(ExportError::Write)?;
     out.flush().map_err(ExportError::Write)?;
     stats.warnings = reader.warnings().to_vec();
     stats.warnings_dropped = reader.warnings_dropped();
@@ -189,6 +212,36 @@ pub fn run_cli(
     Ok(crate::exit::OK)
 }
 
+/// The knowledge a replay explains with (the built-in entries and the user's file).
+fn knowledge() -> Result<std::sync::Arc<crate::diagnose::knowledge::Knowledge>, ExportError> {
+    crate::diagnose::knowledge::Knowledge::with_user_file()
+        .map(std::sync::Arc::new)
+        .map_err(ExportError::Knowledge)
+}
+
+/// `hsmon --headless replay FILE --speed max`: the capture's records on stdout in `format`,
+/// through the jsonl export's path (so `export --to jsonl` equals the JSON, record for record),
+/// what the reader skipped on stderr. Returns the exit status (0).
+pub fn replay_headless(
+    file: &Path,
+    format: crate::output::OutputFormat,
+    labels: &[(String, String)],
+) -> Result<u8, ExportError> {
+    let mut reader = CaptureReader::open(file)?;
+    let header = reader.header().clone();
+    let mut exporter = jsonl::RecordExporter::new(format, labels.to_vec(), Some(knowledge()?));
+    let mut w = BufWriter::with_capacity(64 * 1024, crate::output::Stdout::lock());
+    let stats = match write_all(&mut reader, &mut exporter, &header, &mut w) {
+        // `hsmon ... | head`: the reader went away, which is not an error.
+        Err(ExportError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+            return Ok(crate::exit::OK);
+        }
+        r => r?,
+    };
+    report(file, None, ExportFormat::Jsonl, &stats);
+    Ok(crate::exit::OK)
+}
+
 /// What the reader skipped, on stderr: a few warnings, the torn tail, and a summary line when
 /// the export went to a file.
 fn report(file: &Path, output: Option<&Path>, to: ExportFormat, stats: &ExportStats) {
@@ -230,7 +283,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The headless text line of an event without its leading time column.
 fn text_without_time(rec: &Record) -> String {
-    let line = crate::headless::text_record(&rec.event);
+    let line = crate::record::stream::text_record(&rec.event);
     let t = line.trim_start();
     t.split_once(' ').map_or(t, |(_, rest)| rest).to_string()
 }

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use super::{Exporter, text_without_time};
 use crate::capture::reader::{CaptureHeader, Record};
 use crate::event::{CardEvent, Event};
-use crate::sanitize::{gutter_char, hex_pair, printable};
+use crate::sanitize::{gutter_char, printable};
 
 pub struct HexdumpExporter;
 
@@ -78,7 +78,7 @@ fn dump(out: &mut dyn Write, mark: &str, start: u64, bytes: &[u8]) -> io::Result
             }
             match row.get(k) {
                 Some(&b) => {
-                    let [h, l] = hex_pair(b);
+                    let [h, l] = crate::hex::pair(b);
                     hex.push(h as char);
                     hex.push(l as char);
                     hex.push(' ');

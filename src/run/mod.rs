@@ -1,5 +1,8 @@
 //! The top: parse config, start logging and the source, then the TUI or headless loop.
 //! Errors reach here as `color_eyre` reports and leave with the exit status DESIGN.md sets.
+//! `handshake.rs` is `hsmon handshake`'s command line (profiles, the device, the report).
+
+pub mod handshake;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -39,12 +42,12 @@ pub fn main(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => exit::code(code),
         Err(e) => {
-            use crate::output::Verdict;
+            use crate::output::ErrorClass;
             let status = match crate::output::classify(&e) {
                 // `hsmon ... | head`: the reader has what it wanted.
-                Verdict::ClosedPipe => return exit::code(exit::OK),
-                Verdict::WriteFailed => exit::DEVICE,
-                Verdict::Other => exit::status_for(&e),
+                ErrorClass::ClosedPipe => return exit::code(exit::OK),
+                ErrorClass::WriteFailed => exit::DEVICE,
+                ErrorClass::Other => crate::cli::exit_status_for(&e),
             };
             let mut msg = String::new();
             for (i, cause) in e.chain().enumerate() {
@@ -78,7 +81,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     init_logging(&config, cli.global.verbose);
     match cli.command {
         CommandLine::List => {
-            let ports = crate::list::serial_ports();
+            let ports = crate::source::available::serial_ports();
             let readers = crate::source::card::list_readers();
             let present: Vec<crate::ports::Present> = ports
                 .iter()
@@ -95,7 +98,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                             r.iter()
                                 .map(|x| serde_json::json!({
                                     "name": x.name,
-                                    "atr": x.atr.as_ref().map(|a| crate::sanitize::hex_string(a)),
+                                    "atr": x.atr.as_ref().map(|a| crate::hex::spaced(a)),
                                 }))
                                 .collect::<Vec<_>>()
                         ),
@@ -183,10 +186,10 @@ async fn dispatch(cli: Cli) -> Result<u8> {
             Ok(exit::OK)
         }
         CommandLine::Export(args) => {
-            use crate::capture::export::ExportError;
+            use crate::export::ExportError;
             let labels = cli.global.labels()?;
-            crate::capture::export::run_cli(&args.file, args.to, args.output.as_deref(), &labels)
-                .map_err(|e| match e {
+            crate::export::run_cli(&args.file, args.to, args.output.as_deref(), &labels).map_err(
+                |e| match e {
                     // stdout failed (a full disk): exit 3 with the one line `output` words.
                     ExportError::Write(w)
                         if w.get_ref()
@@ -195,7 +198,8 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                         w.into()
                     }
                     e => UsageError(e.to_string()).into(),
-                })
+                },
+            )
         }
         CommandLine::Serial(args) => serial(&cli.global, formats, &config, args).await,
         CommandLine::Demo(args) => demo(&cli.global, formats, &config, args).await,
@@ -203,7 +207,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         CommandLine::Tap(args) => tap(&cli.global, formats, &config, args).await,
         CommandLine::Trace(args) => trace(&cli.global, formats, &config, args).await,
         CommandLine::Probe(args) => probe(formats, args).await,
-        CommandLine::Handshake(args) => handshake(&cli.global, formats, &config, args).await,
+        CommandLine::Handshake(args) => handshake::run(&cli.global, formats, &config, args).await,
         // Handled above, before the config is read.
         CommandLine::Completions(_) | CommandLine::Man => Ok(exit::OK),
     }
@@ -220,80 +224,11 @@ fn print_generated(text: &[u8]) -> Result<u8> {
     }
 }
 
-/// `hsmon handshake`: picks the profile, opens the device through its ordinary source, and
-/// runs the profile as a driver of an ordinary monitor — every byte, frame and explanation
-/// is recorded (and captured) as for any other traffic — headless (records, then the report;
-/// exit 0 ok, 1 divergence, 2 bad profile, 3 device error) or in the TUI with the handshake
-/// pane on top.
-async fn handshake(
-    global: &GlobalArgs,
-    formats: Formats,
-    config: &Config,
-    args: crate::cli::HandshakeArgs,
-) -> Result<u8> {
-    use crate::handshake::live;
-    use crate::handshake::runner::Runner;
-    let knowledge = load_knowledge()?;
-    let profiles = live::load_profiles(&knowledge)?;
-    if args.list {
-        crate::output::print(&live::list(&profiles, formats.output))?;
-        return Ok(exit::OK);
-    }
-    let Some(name) = &args.profile else {
-        return Err(UsageError(
-            "name a profile (hsmon handshake --list shows them), e.g. hsmon handshake stm32 --port /dev/ttyUSB0".into(),
-        )
-        .into());
-    };
-    let profile = profiles
-        .get(name)
-        .map_err(|e| UsageError(e.to_string()))?
-        .clone()
-        .with_vars(&args.set)
-        .map_err(|e| UsageError(e.to_string()))?;
-    let target = live::target(&profile, &args, formats)?;
-    let clock = Clock::start();
-    let started = std::time::SystemTime::now();
-    let handle = match live::open(&target, clock).await {
-        Ok(h) => h,
-        Err(e) => {
-            if global.headless {
-                // Scripts read the report whatever happened.
-                let runner = Runner::new(profile, Some(knowledge.clone()), clock.now());
-                let stamp = crate::stamp::Stamp::new(started, global.labels()?);
-                live::print_report(
-                    &runner,
-                    clock.now(),
-                    Some(&e.to_string()),
-                    formats.output,
-                    &stamp,
-                )?;
-            }
-            return Err(e);
-        }
-    };
-    let runner = Runner::new(profile, Some(knowledge.clone()), clock.now());
-    let extras = Extras {
-        handshake: Some(runner),
-        knowledge: Some(knowledge),
-        ..Extras::default()
-    };
-    monitor_with(global, formats, config, handle, clock, None, extras).await
-}
-
 /// The embedded knowledge base, extended by `$XDG_CONFIG_HOME/hsmon/knowledge.toml` when
 /// that file exists (same id replaces, new ids add). A malformed file is a usage error with
 /// file, line and column.
 pub fn load_knowledge() -> Result<Arc<Knowledge>> {
-    let k = Knowledge::embedded().map_err(|e| UsageError(format!("built-in knowledge: {e}")))?;
-    let user = dirs::config_dir().map(|d| d.join("hsmon").join("knowledge.toml"));
-    let k = match user {
-        Some(p) if p.exists() => k
-            .load_file(&p)
-            .map_err(|e| UsageError(format!("{e}\n  fix the file or move it aside")))?,
-        _ => k,
-    };
-    Ok(Arc::new(k))
+    Ok(Arc::new(Knowledge::with_user_file().map_err(UsageError)?))
 }
 
 /// Line settings from, in order: the command line, the named port, the config file's
@@ -378,7 +313,7 @@ fn named_port(config: &Config, arg: &std::path::Path) -> Result<Option<Named>> {
     }
     if let Some(profile) = &port.profile {
         let knowledge = load_knowledge()?;
-        let profiles = crate::handshake::live::load_profiles(&knowledge)?;
+        let profiles = handshake::load_profiles(&knowledge)?;
         if let Err(e) = profiles.get(profile) {
             let at = config
                 .ports_at
@@ -611,6 +546,10 @@ async fn replay(
         ))
         .into());
     }
+    if global.headless && args.speed == crate::source::replay::UNPACED && !args.paused {
+        return crate::export::replay_headless(&args.file, formats.output, &global.labels()?)
+            .map_err(|e| UsageError(format!("{}: {e}", args.file.display())).into());
+    }
     let clock = Clock::start();
     let handle =
         crate::source::replay::spawn(&args.file, clock, args.speed, args.paused, !global.headless)
@@ -842,7 +781,7 @@ async fn monitor_with(
     if let Some(writer) = writer {
         session.set_recorder(writer);
     }
-    session.labels = extras.labels;
+    session.set_streams(&handle.streams, extras.labels);
     let headless = global.headless;
     let mut monitor = crate::monitor::Monitor::new(handle, session, clock);
     monitor.set_deadline(deadline);
@@ -866,7 +805,7 @@ async fn monitor_with(
             crate::headless::run_reading(&mut monitor, formats.output, !extras.program_stdin)
                 .await?;
         if let Some(h) = monitor.driver::<crate::handshake::driver::HandshakeDriver>() {
-            crate::handshake::live::print_report(
+            handshake::print_report(
                 h.runner(),
                 monitor.now(),
                 None,

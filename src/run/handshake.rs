@@ -1,19 +1,20 @@
 //! `hsmon handshake`'s command line: the profiles a run can use, the device a profile talks
 //! to (`--port`, `--reader`, `--tcp`), opening it through its ordinary source, and the report.
-//! The run itself is a driver ([`super::driver`]) of the ordinary monitor loop.
+//! The run itself is a driver ([`crate::handshake::driver`]) of the ordinary monitor loop.
 
 use std::io::Write;
 
 use color_eyre::eyre::Result;
 
-use super::profile::{Profile, Profiles, Transport};
-use super::report;
-use super::runner::Runner;
-use crate::cli::{Formats, HandshakeArgs, OutputFormat};
+use crate::cli::{Formats, GlobalArgs, HandshakeArgs, OutputFormat};
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::diagnose::knowledge::Knowledge;
 use crate::event::{Baud, FrameFormat, LineSettings, Timestamp};
-use crate::exit::{DeviceError, UsageError};
+use crate::exit::{self, DeviceError, UsageError};
+use crate::handshake::profile::{Profile, Profiles, Transport};
+use crate::handshake::report;
+use crate::handshake::runner::Runner;
 use crate::source::SourceHandle;
 
 /// Where the device is, from the command line.
@@ -185,12 +186,70 @@ pub fn print_report(
     let mut out = crate::output::Stdout::lock();
     match format {
         OutputFormat::Json => {
-            let v = crate::stamp::stamp_value(report::json_report(runner, at, error), stamp);
-            crate::sanitize::write_json_line(&mut out, &v)?
+            crate::record::handshake::write_report(&mut out, runner, at, error, stamp)?
         }
         OutputFormat::Text => write!(out, "{}", report::text_report(runner, error))?,
     }
     out.flush()
+}
+
+/// `hsmon handshake`: picks the profile, opens the device through its ordinary source, and
+/// runs the profile as a driver of an ordinary monitor — every byte, frame and explanation
+/// is recorded (and captured) as for any other traffic — headless (records, then the report;
+/// exit 0 ok, 1 divergence, 2 bad profile, 3 device error) or in the TUI with the handshake
+/// pane on top.
+pub(super) async fn run(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    args: crate::cli::HandshakeArgs,
+) -> Result<u8> {
+    let knowledge = super::load_knowledge()?;
+    let profiles = load_profiles(&knowledge)?;
+    if args.list {
+        crate::output::print(&list(&profiles, formats.output))?;
+        return Ok(exit::OK);
+    }
+    let Some(name) = &args.profile else {
+        return Err(UsageError(
+            "name a profile (hsmon handshake --list shows them), e.g. hsmon handshake stm32 --port /dev/ttyUSB0".into(),
+        )
+        .into());
+    };
+    let profile = profiles
+        .get(name)
+        .map_err(|e| UsageError(e.to_string()))?
+        .clone()
+        .with_vars(&args.set)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let target = target(&profile, &args, formats)?;
+    let clock = Clock::start();
+    let started = std::time::SystemTime::now();
+    let handle = match open(&target, clock).await {
+        Ok(h) => h,
+        Err(e) => {
+            if global.headless {
+                // Scripts read the report whatever happened.
+                let runner = Runner::new(profile, Some(knowledge.clone()), clock.now());
+                let stamp = crate::stamp::Stamp::new(started, global.labels()?);
+                print_report(
+                    &runner,
+                    clock.now(),
+                    Some(&e.to_string()),
+                    formats.output,
+                    &stamp,
+                )?;
+            }
+            return Err(e);
+        }
+    };
+    let runner = Runner::new(profile, Some(knowledge.clone()), clock.now());
+    let extras = super::Extras {
+        handshake: Some(runner),
+        knowledge: Some(knowledge),
+        ..super::Extras::default()
+    };
+    super::monitor_with(global, formats, config, handle, clock, None, extras).await
 }
 
 #[cfg(test)]

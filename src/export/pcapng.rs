@@ -33,7 +33,7 @@
 use std::io::{self, Write};
 
 use super::{Exporter, text_without_time};
-use crate::capture::format::duration_to_ns;
+use crate::capture::codec::duration_to_ns;
 use crate::capture::reader::{CaptureHeader, Record};
 use crate::event::{ApduOrigin, CardEvent, ConnectionState, Event};
 

@@ -432,43 +432,16 @@ pub struct RxChar {
     pub at: f64,
 }
 
-/// Error totals as a Linux serial driver counts them (serial8250: a break counts as `brk`
-/// only; otherwise a parity error counts as `parity` before a framing error counts as `frame`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RxCounts {
-    pub frame: u64,
-    pub parity: u64,
-    pub brk: u64,
-}
-
-impl RxCounts {
-    fn count(&mut self, c: &RxChar) {
-        if c.brk {
-            self.brk += 1;
-        } else if c.parity_error {
-            self.parity += 1;
-        } else if c.framing_error {
-            self.frame += 1;
-        }
-    }
-
-    /// The counters in the form a serial source reports them (`Event::LineErrors`).
-    pub fn to_line_error_counts(self) -> LineErrorCounts {
-        LineErrorCounts {
-            frame: self.frame,
-            parity: self.parity,
-            brk: self.brk,
-            ..LineErrorCounts::default()
-        }
-    }
-
-    /// Counts accumulated since `earlier` (saturating).
-    pub fn since(self, earlier: RxCounts) -> RxCounts {
-        RxCounts {
-            frame: self.frame.saturating_sub(earlier.frame),
-            parity: self.parity.saturating_sub(earlier.parity),
-            brk: self.brk.saturating_sub(earlier.brk),
-        }
+/// Adds one character to error totals the way a Linux serial driver counts them (serial8250:
+/// a break counts as `brk` only; otherwise a parity error counts as `parity` before a framing
+/// error counts as `frame`). Overrun counters stay zero: the model never drops a character.
+fn count(totals: &mut LineErrorCounts, c: &RxChar) {
+    if c.brk {
+        totals.brk += 1;
+    } else if c.parity_error {
+        totals.parity += 1;
+    } else if c.framing_error {
+        totals.frame += 1;
     }
 }
 
@@ -476,7 +449,7 @@ impl RxCounts {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Received {
     pub chars: Vec<RxChar>,
-    pub counts: RxCounts,
+    pub counts: LineErrorCounts,
 }
 
 impl Received {
@@ -522,7 +495,7 @@ impl Receiver {
             bias: dt * SAMPLE_BIAS_TICKS,
             hunt_from: 0,
             level_armed: false,
-            counts: RxCounts::default(),
+            counts: LineErrorCounts::default(),
             hint: 0,
         }
     }
@@ -553,7 +526,7 @@ pub struct RxDecoder {
     hunt_from: i64,
     /// Level mode after a framing error: a low at `hunt_from` is a start bit.
     level_armed: bool,
-    counts: RxCounts,
+    counts: LineErrorCounts,
     /// Index into the waveform where the last lookup ended (samples move forward in time).
     hint: usize,
 }
@@ -564,7 +537,7 @@ impl RxDecoder {
     }
 
     /// Error totals since this decoder started.
-    pub fn counts(&self) -> RxCounts {
+    pub fn counts(&self) -> LineErrorCounts {
         self.counts
     }
 
@@ -695,7 +668,7 @@ impl RxDecoder {
                 brk,
                 at: self.tick_time(last_tick),
             };
-            self.counts.count(&c);
+            count(&mut self.counts, &c);
             out.push(c);
             self.hunt_from = last_tick.saturating_add(1);
             self.level_armed = !stop && self.rx.after_framing_error == AfterFramingError::Level;
@@ -783,7 +756,7 @@ impl UartLink {
         let before = self.decoder.counts();
         let mut chars = Vec::new();
         self.decoder.decode_until(&self.wave, until, &mut chars);
-        let counts = self.decoder.counts().since(before);
+        let counts = self.decoder.counts().since(&before);
         // Keep only what the decoder may still sample.
         self.wave.forget_before(self.decoder.horizon());
         self.decoder.hint = 0;
@@ -872,10 +845,9 @@ mod tests {
         assert!(r.chars.iter().all(|c| c.brk));
         assert_eq!(
             r.counts,
-            RxCounts {
-                frame: 0,
-                parity: 0,
-                brk: 3
+            LineErrorCounts {
+                brk: 3,
+                ..LineErrorCounts::default()
             }
         );
     }
@@ -975,7 +947,7 @@ mod tests {
     #[test]
     fn counters_follow_linux_priorities() {
         // A break counts as brk only; a byte with bad parity and a bad stop counts as parity.
-        let mut c = RxCounts::default();
+        let mut c = LineErrorCounts::default();
         let ch = |fe, pe, brk| RxChar {
             byte: 0,
             framing_error: fe,
@@ -983,19 +955,18 @@ mod tests {
             brk,
             at: 0.0,
         };
-        c.count(&ch(true, true, true));
-        c.count(&ch(true, true, false));
-        c.count(&ch(true, false, false));
+        count(&mut c, &ch(true, true, true));
+        count(&mut c, &ch(true, true, false));
+        count(&mut c, &ch(true, false, false));
         assert_eq!(
             c,
-            RxCounts {
+            LineErrorCounts {
                 frame: 1,
                 parity: 1,
-                brk: 1
+                brk: 1,
+                ..LineErrorCounts::default()
             }
         );
-        let l = c.to_line_error_counts();
-        assert_eq!((l.frame, l.parity, l.brk, l.overrun), (1, 1, 1, 0));
     }
 
     #[test]
@@ -1106,7 +1077,7 @@ mod tests {
             let mask = data_mask(format);
             let want: Vec<u8> = bytes.iter().map(|b| b & mask).collect();
             prop_assert_eq!(r.bytes(), want);
-            prop_assert_eq!(r.counts, RxCounts::default());
+            prop_assert_eq!(r.counts, LineErrorCounts::default());
             prop_assert!(r.chars.iter().all(|c| !c.framing_error && !c.parity_error && !c.brk));
         }
 

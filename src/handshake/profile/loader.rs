@@ -1,562 +1,27 @@
-//! Handshake profiles: declarative send/expect sequences in TOML. The built-in ones live in
-//! `assets/profiles/*.toml` (embedded at build time); the user's in
-//! `$XDG_CONFIG_HOME/hsmon/profiles/*.toml`, where a profile with a built-in's `name` replaces
-//! it. Parsing is pure; every error names the file, line and column and what was expected.
-//!
-//! ```toml
-//! name = "stm32"
-//! description = "STM32 USART bootloader: 7F → ACK 79, then GET"
-//! transport = "serial"              # serial | card | tcp
-//! knowledge_profile = "stm32"       # optional: the `profile` knowledge conditions see
-//! echo = "skip"                     # optional: skip a half-duplex echo (default) | divergence
-//!
-//! [serial]
-//! baud = 57600
-//! format = "8E1"
-//!
-//! [explain]                         # knowledge ids shown first for each kind of divergence
-//! no_answer = ["stm32.no_ack"]      # no_answer | echo | text | mismatch | short
-//!
-//! [[step]]
-//! name = "init"
-//! send = "7F"
-//! expect = "79"                     # exact bytes; X = any nibble
-//! timeout_ms = 500
-//! retries = 1
-//!
-//! [[step]]
-//! name = "get"
-//! send = "00 FF"
-//! expect = { bytes = "79 XX XX", length = { byte = 1, add = 4 }, last = "79" }
-//! ```
-//!
-//! A step does, in order: wait `delay_ms`, set `dtr`/`rts` (boot-mode entry), send `send`, and
-//! wait up to `timeout_ms` for `expect` (a string, a table with `bytes`, `mask`, `last`, `sw`,
-//! `length`, `preamble`, or an array of alternatives), resending `retries` times.
-//! `send` may use the profile's `[vars]`: `{aid}` inserts its bytes, `{len:aid}` their count.
+//! Profile files as deserialised and their validation: every error names the file, line and
+//! column and what was expected; templates, hex and names are checked here.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, de};
 use toml::Spanned;
 
-use super::expect::{Expect, Length, Matcher, Pattern};
-use crate::diagnose::knowledge::Knowledge;
 use crate::event::{Baud, FlowControl, FrameFormat, LineSettings};
+use crate::handshake::expect::{Expect, Length, Matcher, Pattern};
 
-/// The built-in profiles: (name in messages, text).
-const BUILT_IN: [(&str, &str); 7] = [
-    (
-        "assets/profiles/mtk-brom.toml",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/profiles/mtk-brom.toml"
-        )),
-    ),
-    (
-        "assets/profiles/stm32.toml",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/profiles/stm32.toml"
-        )),
-    ),
-    (
-        "assets/profiles/esp32.toml",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/profiles/esp32.toml"
-        )),
-    ),
-    (
-        "assets/profiles/mbus.toml",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/profiles/mbus.toml"
-        )),
-    ),
-    (
-        "assets/profiles/iec104.toml",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/profiles/iec104.toml"
-        )),
-    ),
-    (
-        "assets/profiles/dlt645.toml",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/profiles/dlt645.toml"
-        )),
-    ),
-    (
-        "assets/profiles/iso7816-select.toml",
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/assets/profiles/iso7816-select.toml"
-        )),
-    ),
-];
-
-/// Default time a step waits for its answer.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
-/// Default quiet gap that ends a wrong reply (so the report shows all of it, not one byte).
-pub const DEFAULT_IDLE: Duration = Duration::from_millis(50);
-/// Bounds that keep a profile from stalling a run for hours.
-const MAX_TIMEOUT_MS: u64 = 60_000;
-const MAX_DELAY_MS: u64 = 60_000;
-const MAX_RETRIES: u64 = 100;
-const MAX_STEPS: usize = 256;
-const MAX_SEND: usize = 4096;
-
-/// Why a profile could not be used. Errors inside a file carry its name, line and column.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProfileError {
-    /// Syntax, a missing or unknown field, or a value that does not fit.
-    #[error("{file}:{line}:{column}: {message}. Hint: {hint}")]
-    Invalid {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-        hint: String,
-    },
-    #[error("cannot read profile {path}: {reason}. Hint: check the path and that you can read it")]
-    Read { path: String, reason: String },
-    #[error(
-        "{file}: a profile named \"{name}\" is also defined in {other}. Hint: give each profile its own `name` (a user profile named like a built-in one replaces it)"
-    )]
-    Duplicate {
-        file: String,
-        name: String,
-        other: String,
-    },
-    #[error(
-        "no handshake profile named \"{name}\": use one of {available} (hsmon handshake --list)"
-    )]
-    Unknown { name: String, available: String },
-    #[error("--set {given}: {reason}")]
-    BadVar { given: String, reason: String },
-}
-
-impl ProfileError {
-    /// `(file, line, column)` of errors that point into a file.
-    pub fn location(&self) -> Option<(&str, usize, usize)> {
-        match self {
-            ProfileError::Invalid {
-                file, line, column, ..
-            } => Some((file, *line, *column)),
-            _ => None,
-        }
-    }
-}
-
-/// How the device is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
-    /// A serial port, opened with these settings (the command line may override them).
-    Serial(LineSettings),
-    /// A smart card in a PC/SC reader: each `send` is a command APDU.
-    Card,
-    /// A TCP socket; `default_port` when `--tcp` gives only a host.
-    Tcp { default_port: Option<u16> },
-}
-
-impl Transport {
-    pub fn label(&self) -> &'static str {
-        match self {
-            Transport::Serial(_) => "serial",
-            Transport::Card => "card",
-            Transport::Tcp { .. } => "tcp",
-        }
-    }
-}
-
-/// What to do when the line gives back what was just sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EchoPolicy {
-    /// A half-duplex line (2-wire RS-485, M-Bus level converters): recognise the echo, say so,
-    /// and match the answer after it.
-    Skip,
-    /// An echo is the divergence (a MediaTek BROM echoing A0 instead of answering 5F).
-    Divergence,
-}
-
-/// The kinds of divergence a profile can attach knowledge ids to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum DivergenceKind {
-    /// Nothing (or only the line's echo) came back before the timeout.
-    NoAnswer,
-    /// What came back starts with what was sent, and the profile treats an echo as wrong.
-    Echo,
-    /// Printable text: a boot log or an application, not the expected protocol.
-    Text,
-    /// Other bytes than the expected ones.
-    Mismatch,
-    /// The right start, then the reply stopped short.
-    Short,
-}
-
-impl DivergenceKind {
-    pub const ALL: [DivergenceKind; 5] = [
-        DivergenceKind::NoAnswer,
-        DivergenceKind::Echo,
-        DivergenceKind::Text,
-        DivergenceKind::Mismatch,
-        DivergenceKind::Short,
-    ];
-
-    /// The key in `[explain]` and in reports.
-    pub fn id(self) -> &'static str {
-        match self {
-            DivergenceKind::NoAnswer => "no_answer",
-            DivergenceKind::Echo => "echo",
-            DivergenceKind::Text => "text",
-            DivergenceKind::Mismatch => "mismatch",
-            DivergenceKind::Short => "short",
-        }
-    }
-}
-
-/// Which observation a divergence is explained from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObservationChoice {
-    /// `observation = "handshake"`: profile, step, sent, expected, got.
-    Handshake,
-    /// `observation = "sw"`: the status word the card answered (card profiles).
-    StatusWord,
-}
-
-/// Knowledge ids to show first for each kind of divergence, and the observation to match.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Explain {
-    pub observation: ObservationChoice,
-    pub ids: BTreeMap<DivergenceKind, Vec<String>>,
-    /// Where each id was written (line, column), for "no such knowledge id" errors.
-    id_spans: Vec<(String, usize, usize)>,
-}
-
-impl Explain {
-    fn empty() -> Explain {
-        Explain {
-            observation: ObservationChoice::Handshake,
-            ids: BTreeMap::new(),
-            id_spans: Vec::new(),
-        }
-    }
-
-    /// The ids for `kind` (a step's own list, else the profile's).
-    pub fn ids_for(&self, kind: DivergenceKind) -> &[String] {
-        self.ids.get(&kind).map(Vec::as_slice).unwrap_or(&[])
-    }
-}
-
-/// A piece of a `send` template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Bytes(Vec<u8>),
-    Var(String),
-    Len(String),
-}
-
-/// One step of a handshake.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    pub name: String,
-    /// 1-based line of the step in its file (card APDUs carry it as their script line).
-    pub line: usize,
-    pub delay: Duration,
-    pub dtr: Option<bool>,
-    pub rts: Option<bool>,
-    /// Bytes to send (resolved from the template and the vars); empty: send nothing.
-    pub send: Vec<u8>,
-    template: Vec<Piece>,
-    pub expect: Option<Expect>,
-    pub timeout: Duration,
-    pub retries: u32,
-    pub idle: Duration,
-    pub echo: EchoPolicy,
-    /// The step's `[step.explain]` merged over the profile's.
-    pub explain: Explain,
-}
-
-/// A validated profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Profile {
-    pub name: String,
-    pub description: String,
-    pub transport: Transport,
-    /// The `profile` that knowledge conditions match (`mtk*`, `stm32*`, `esp*`, ...).
-    pub knowledge_profile: String,
-    pub steps: Vec<Step>,
-    /// Variables and their current values (defaults, or `--set`).
-    pub vars: BTreeMap<String, Vec<u8>>,
-    /// The file it came from (`assets/profiles/stm32.toml` or a path).
-    pub source: String,
-    pub built_in: bool,
-    explain: Explain,
-}
-
-impl Profile {
-    /// Parses and validates one profile file. `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
-        let ctx = Ctx { file, text };
-        let raw: RawProfile = toml::from_str(text).map_err(|e| ctx.syntax(&e))?;
-        ctx.build(raw)
-    }
-
-    /// Replaces variable values (`--set aid=A000000003`): each `name=HEX`, name declared in
-    /// `[vars]`.
-    pub fn with_vars(mut self, sets: &[String]) -> Result<Profile, ProfileError> {
-        for given in sets {
-            let bad = |reason: String| ProfileError::BadVar {
-                given: given.clone(),
-                reason,
-            };
-            let (name, value) = given
-                .split_once('=')
-                .ok_or_else(|| bad("write NAME=HEX, e.g. --set aid=A000000003".to_string()))?;
-            let name = name.trim();
-            if !self.vars.contains_key(name) {
-                let known: Vec<&str> = self.vars.keys().map(String::as_str).collect();
-                return Err(bad(if known.is_empty() {
-                    format!("profile {} has no variables", self.name)
-                } else {
-                    format!(
-                        "profile {} has no variable '{name}': it has {}",
-                        self.name,
-                        known.join(", ")
-                    )
-                }));
-            }
-            let bytes = crate::ui::sendline::parse_hex(value)
-                .map_err(|e| bad(format!("the value is not hex bytes: {e}")))?;
-            if bytes.len() > 255 {
-                return Err(bad("at most 255 bytes".to_string()));
-            }
-            self.vars.insert(name.to_string(), bytes);
-        }
-        for step in &mut self.steps {
-            step.send =
-                render(&step.template, &self.vars).map_err(|reason| ProfileError::BadVar {
-                    given: sets.join(" "),
-                    reason,
-                })?;
-        }
-        Ok(self)
-    }
-
-    /// Checks that every knowledge id the profile names exists.
-    pub fn check_knowledge(&self, knowledge: &Knowledge) -> Result<(), ProfileError> {
-        let all = std::iter::once(&self.explain).chain(self.steps.iter().map(|s| &s.explain));
-        for ex in all {
-            for (id, line, column) in &ex.id_spans {
-                if knowledge.get(id).is_none() {
-                    return Err(ProfileError::Invalid {
-                        file: self.source.clone(),
-                        line: *line,
-                        column: *column,
-                        message: format!("no knowledge entry with id \"{id}\""),
-                        hint: "use an id `hsmon explain` knows (e.g. stm32.no_ack), or add the \
-                               entry to your knowledge.toml"
-                            .to_string(),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The ids declared for a kind of divergence at a step (the step's, else the profile's).
-    pub fn explain_ids(&self, step: usize, kind: DivergenceKind) -> &[String] {
-        self.steps
-            .get(step)
-            .map_or(&[][..], |s| s.explain.ids_for(kind))
-    }
-
-    /// The observation a divergence at `step` is explained from.
-    pub fn observation(&self, step: usize) -> ObservationChoice {
-        self.steps
-            .get(step)
-            .map_or(self.explain.observation, |s| s.explain.observation)
-    }
-
-    /// The line settings a serial profile asks for.
-    pub fn line_settings(&self) -> Option<LineSettings> {
-        match self.transport {
-            Transport::Serial(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    /// One line for `--list`: name, transport, description.
-    pub fn list_line(&self) -> String {
-        format!(
-            "{:<16} {:<6} {}{}",
-            self.name,
-            self.transport.label(),
-            self.description,
-            if self.built_in {
-                String::new()
-            } else {
-                format!(" [{}]", self.source)
-            }
-        )
-    }
-}
-
-/// Fills a template with variable values.
-fn render(template: &[Piece], vars: &BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    for p in template {
-        match p {
-            Piece::Bytes(b) => out.extend_from_slice(b),
-            Piece::Var(n) | Piece::Len(n) => {
-                let v = vars
-                    .get(n)
-                    .ok_or_else(|| format!("no variable '{n}' in [vars]"))?;
-                if matches!(p, Piece::Len(_)) {
-                    out.push(u8::try_from(v.len()).map_err(|_| format!("{n} is longer than 255"))?);
-                } else {
-                    out.extend_from_slice(v);
-                }
-            }
-        }
-    }
-    if out.len() > MAX_SEND {
-        return Err(format!("the bytes to send exceed {MAX_SEND}"));
-    }
-    Ok(out)
-}
-
-/// The built-in and user profiles, by name.
-#[derive(Debug, Clone)]
-pub struct Profiles {
-    list: Vec<Profile>,
-    skipped: Vec<ProfileError>,
-}
-
-impl Profiles {
-    /// The built-in profiles only.
-    pub fn built_in() -> Result<Profiles, ProfileError> {
-        let mut list = Vec::new();
-        for (file, text) in BUILT_IN {
-            let mut p = Profile::parse(text, file)?;
-            p.built_in = true;
-            list.push(p);
-        }
-        Ok(Profiles {
-            list,
-            skipped: Vec::new(),
-        })
-    }
-
-    /// The built-in profiles, then every `*.toml` in `dir` (in name order): a user profile
-    /// with a built-in's name replaces it. Ids are checked against `knowledge`. A user file
-    /// that cannot be read, does not parse, names an unknown id or repeats another file's
-    /// name is left out and kept in [`Profiles::skipped`], so one broken file costs only
-    /// itself; an error in a built-in profile is an error.
-    pub fn load(dir: Option<&Path>, knowledge: &Knowledge) -> Result<Profiles, ProfileError> {
-        let mut set = Profiles::built_in()?;
-        for p in &set.list {
-            p.check_knowledge(knowledge)?;
-        }
-        let Some(dir) = dir.filter(|d| d.is_dir()) else {
-            return Ok(set);
-        };
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) => {
-                set.skipped.push(ProfileError::Read {
-                    path: dir.display().to_string(),
-                    reason: e.to_string(),
-                });
-                return Ok(set);
-            }
-        };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        for path in files {
-            let name = path.display().to_string();
-            let loaded = std::fs::read_to_string(&path)
-                .map_err(|e| ProfileError::Read {
-                    path: name.clone(),
-                    reason: e.to_string(),
-                })
-                .and_then(|text| Profile::parse(&text, &name))
-                .and_then(|p| p.check_knowledge(knowledge).map(|()| p))
-                .and_then(|p| match seen.get(&p.name) {
-                    Some(other) => Err(ProfileError::Duplicate {
-                        file: name.clone(),
-                        name: p.name,
-                        other: other.clone(),
-                    }),
-                    None => Ok(p),
-                });
-            match loaded {
-                Ok(p) => {
-                    seen.insert(p.name.clone(), name);
-                    set.insert(p);
-                }
-                Err(e) => set.skipped.push(e),
-            }
-        }
-        Ok(set)
-    }
-
-    /// The user profiles [`Profiles::load`] left out, each with its file and the problem.
-    pub fn skipped(&self) -> &[ProfileError] {
-        &self.skipped
-    }
-
-    fn insert(&mut self, p: Profile) {
-        match self.list.iter_mut().find(|q| q.name == p.name) {
-            Some(slot) => *slot = p,
-            None => self.list.push(p),
-        }
-    }
-
-    /// Where user profiles live: `$XDG_CONFIG_HOME/hsmon/profiles`.
-    pub fn user_dir() -> Option<PathBuf> {
-        dirs::config_dir().map(|d| d.join("hsmon").join("profiles"))
-    }
-
-    pub fn all(&self) -> &[Profile] {
-        &self.list
-    }
-
-    pub fn get(&self, name: &str) -> Result<&Profile, ProfileError> {
-        self.list
-            .iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| ProfileError::Unknown {
-                name: name.to_string(),
-                available: self
-                    .list
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The file format as deserialised, and its validation
-// ---------------------------------------------------------------------------------------------
+use super::{
+    DEFAULT_IDLE, DEFAULT_TIMEOUT, DivergenceKind, EchoPolicy, Explain, MAX_DELAY_MS, MAX_RETRIES,
+    MAX_STEPS, MAX_TIMEOUT_MS, ObservationChoice, Piece, Profile, ProfileError, Step, Transport,
+    render,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawProfile {
+pub(super) struct RawProfile {
     name: Spanned<String>,
     description: Spanned<String>,
     transport: Spanned<String>,
@@ -746,18 +211,18 @@ impl<'de> Deserialize<'de> for RawExpect {
 }
 
 /// The file being validated, for positions in errors.
-struct Ctx<'a> {
-    file: &'a str,
-    text: &'a str,
+pub(super) struct Ctx<'a> {
+    pub(super) file: &'a str,
+    pub(super) text: &'a str,
 }
 
 impl Ctx<'_> {
     /// 1-based line and column (in characters) of a byte offset; clamped to the text.
     fn line_col(&self, offset: usize) -> (usize, usize) {
-        crate::config::line_col(self.text, offset)
+        crate::toml_pos::line_col(self.text, offset)
     }
 
-    fn syntax(&self, e: &toml::de::Error) -> ProfileError {
+    pub(super) fn syntax(&self, e: &toml::de::Error) -> ProfileError {
         let (line, column) = self.line_col(e.span().map_or(0, |s| s.start));
         ProfileError::Invalid {
             file: self.file.to_string(),
@@ -781,7 +246,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn build(&self, raw: RawProfile) -> Result<Profile, ProfileError> {
+    pub(super) fn build(&self, raw: RawProfile) -> Result<Profile, ProfileError> {
         let name = raw.name.get_ref().trim().to_string();
         if !valid_name(&name) {
             return Err(self.invalid(
@@ -870,7 +335,7 @@ impl Ctx<'_> {
                     "name variables like aid or address",
                 ));
             }
-            let bytes = crate::ui::sendline::parse_hex(v.get_ref()).map_err(|e| {
+            let bytes = crate::hex::parse(v.get_ref()).map_err(|e| {
                 self.invalid(
                     &v.span(),
                     format!("variable {k}: not hex bytes: {e}"),
@@ -1234,7 +699,7 @@ impl Ctx<'_> {
                             "e.g. { bytes = \"08\", mask = \"0F\" }",
                         ));
                     }
-                    let mask = crate::ui::sendline::parse_hex(m).map_err(|e| {
+                    let mask = crate::hex::parse(m).map_err(|e| {
                         (
                             format!("`mask` is not hex bytes: {e}"),
                             "one mask byte per pattern byte, e.g. \"FF 0F\"",
@@ -1273,7 +738,7 @@ impl Ctx<'_> {
                     (None, None) => Pattern::default(),
                 };
                 let preamble = match &t.preamble {
-                    Some(p) => match crate::ui::sendline::parse_hex(p).as_deref() {
+                    Some(p) => match crate::hex::parse(p).as_deref() {
                         Ok([b]) => Some(*b),
                         _ => {
                             return Err((
@@ -1288,9 +753,12 @@ impl Ctx<'_> {
                     None => Length::Implied,
                     Some(RawLength::Exact(n)) => {
                         let n = usize::try_from(*n).unwrap_or(usize::MAX);
-                        if n == 0 || n > super::expect::MAX_REPLY {
+                        if n == 0 || n > crate::handshake::expect::MAX_REPLY {
                             return Err((
-                                format!("`length` {n} is outside 1..={}", super::expect::MAX_REPLY),
+                                format!(
+                                    "`length` {n} is outside 1..={}",
+                                    crate::handshake::expect::MAX_REPLY
+                                ),
                                 "the number of bytes the reply has",
                             ));
                         }
@@ -1313,7 +781,9 @@ impl Ctx<'_> {
                                 "offset < 4096",
                             ));
                         };
-                        if offset >= super::expect::MAX_REPLY || add > super::expect::MAX_REPLY {
+                        if offset >= crate::handshake::expect::MAX_REPLY
+                            || add > crate::handshake::expect::MAX_REPLY
+                        {
                             return Err((
                                 format!("`length` byte {offset} / add {add} out of range"),
                                 "offsets and additions below 4096",
@@ -1369,7 +839,7 @@ fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
     if s.contains('X') || s.contains('x') {
         return Err("X wildcards are for `expect`; `send` takes exact bytes".to_string());
     }
-    crate::ui::sendline::parse_hex(s).map_err(|e| format!("not hex bytes: {e}"))
+    crate::hex::parse(s).map_err(|e| format!("not hex bytes: {e}"))
 }
 
 fn valid_name(n: &str) -> bool {
@@ -1390,216 +860,4 @@ fn valid_knowledge_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    const MINIMAL: &str = r#"
-name = "t"
-description = "a test"
-transport = "serial"
-[serial]
-baud = 9600
-format = "8E1"
-[[step]]
-name = "init"
-send = "7F"
-expect = "79"
-"#;
-
-    fn err(text: &str) -> (usize, usize, String) {
-        match Profile::parse(text, "t.toml") {
-            Err(ProfileError::Invalid {
-                line,
-                column,
-                message,
-                file,
-                hint,
-            }) => {
-                assert_eq!(file, "t.toml");
-                assert!(!hint.is_empty());
-                (line, column, message)
-            }
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_minimal_profile_parses_with_defaults() {
-        let p = Profile::parse(MINIMAL, "t.toml").unwrap();
-        assert_eq!(p.name, "t");
-        assert_eq!(p.knowledge_profile, "t");
-        assert_eq!(p.line_settings().unwrap().to_string(), "9600 8E1 flow none");
-        let s = &p.steps[0];
-        assert_eq!(s.send, vec![0x7F]);
-        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
-        assert_eq!(s.retries, 0);
-        assert_eq!(s.echo, EchoPolicy::Skip);
-        assert_eq!(s.line, 8, "the line of [[step]]");
-        assert_eq!(s.expect.as_ref().unwrap().to_string(), "79");
-    }
-
-    #[test]
-    fn every_built_in_profile_parses_and_names_existing_knowledge() {
-        let k = Knowledge::embedded().unwrap();
-        let set = Profiles::load(None, &k).unwrap();
-        let names: Vec<&str> = set.all().iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "mtk-brom",
-                "stm32",
-                "esp32",
-                "mbus",
-                "iec104",
-                "dlt645",
-                "iso7816-select"
-            ]
-        );
-        for p in set.all() {
-            assert!(p.built_in);
-            assert!(p.list_line().starts_with(&p.name));
-            assert!(!p.list_line().contains('\n'));
-        }
-    }
-
-    #[test]
-    fn vars_fill_templates_and_can_be_overridden() {
-        let text = r#"
-name = "sel"
-description = "select"
-transport = "card"
-[vars]
-aid = "F0 68 73"
-[[step]]
-name = "select"
-send = "00 A4 04 00 {len:aid} {aid} 00"
-expect = { sw = "9000" }
-"#;
-        let p = Profile::parse(text, "s.toml").unwrap();
-        assert_eq!(p.steps[0].send, vec![0, 0xA4, 4, 0, 3, 0xF0, 0x68, 0x73, 0]);
-        let p = p.with_vars(&["aid=A0000000041010".to_string()]).unwrap();
-        assert_eq!(
-            p.steps[0].send,
-            vec![0, 0xA4, 4, 0, 7, 0xA0, 0, 0, 0, 4, 0x10, 0x10, 0]
-        );
-        let e = p.clone().with_vars(&["pin=1234".to_string()]).unwrap_err();
-        assert!(e.to_string().contains("no variable 'pin'"), "{e}");
-        let e = p.with_vars(&["aid".to_string()]).unwrap_err();
-        assert!(e.to_string().contains("NAME=HEX"), "{e}");
-    }
-
-    #[test]
-    fn user_profiles_replace_built_ins_by_name_and_errors_name_the_file() {
-        let k = Knowledge::embedded().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("mine.toml"),
-            MINIMAL.replace("name = \"t\"", "name = \"stm32\""),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("notes.txt"), "not a profile").unwrap();
-        let set = Profiles::load(Some(dir.path()), &k).unwrap();
-        let p = set.get("stm32").unwrap();
-        assert!(!p.built_in);
-        assert!(p.source.ends_with("mine.toml"));
-        assert_eq!(set.all().len(), 7);
-        assert!(
-            set.get("nope")
-                .unwrap_err()
-                .to_string()
-                .contains("mtk-brom, stm32")
-        );
-
-        std::fs::write(
-            dir.path().join("zz.toml"),
-            "name = \"x\"\ndescription = 5\n",
-        )
-        .unwrap();
-        // The broken file is skipped with its place; the others still load.
-        let set = Profiles::load(Some(dir.path()), &k).unwrap();
-        assert!(set.get("stm32").is_ok_and(|p| !p.built_in));
-        assert_eq!(set.all().len(), 7);
-        assert_eq!(set.skipped().len(), 1);
-        let (file, line, _) = set.skipped()[0].location().unwrap();
-        assert!(file.ends_with("zz.toml"));
-        assert_eq!(line, 2);
-
-        // A second file with the same name is skipped; the first stays.
-        std::fs::write(
-            dir.path().join("zz.toml"),
-            MINIMAL.replace("name = \"t\"", "name = \"stm32\""),
-        )
-        .unwrap();
-        let set = Profiles::load(Some(dir.path()), &k).unwrap();
-        assert!(set.get("stm32").unwrap().source.ends_with("mine.toml"));
-        assert!(matches!(set.skipped(), [ProfileError::Duplicate { .. }]));
-    }
-
-    #[test]
-    fn unknown_knowledge_ids_are_rejected_where_written() {
-        let k = Knowledge::embedded().unwrap();
-        let text = MINIMAL.to_string() + "[step.explain]\nno_answer = [\"stm32.no_such\"]\n";
-        let p = Profile::parse(&text, "t.toml").unwrap();
-        let e = p.check_knowledge(&k).unwrap_err();
-        let (_, line, column) = e.location().unwrap();
-        assert_eq!((line, column), (13, 13));
-        assert!(
-            e.to_string()
-                .contains("no knowledge entry with id \"stm32.no_such\"")
-        );
-    }
-
-    /// Malformed profiles: each is rejected at its line and column with a message that says
-    /// what was expected.
-    #[test]
-    fn malformed_profiles_are_rejected_with_position_and_reason() {
-        let base = |extra: &str| format!("{MINIMAL}{extra}");
-        let cases: Vec<(String, (usize, usize), &str)> = vec![
-            ("name = \"t\"\n".to_string(), (1, 1), "missing field `description`"),
-            (MINIMAL.replace("transport = \"serial\"", "transport = \"usb\""), (4, 13), "unknown transport \"usb\": expected serial, card or tcp"),
-            (MINIMAL.replace("name = \"t\"", "name = \"T 1\""), (2, 8), "is not a profile name"),
-            (MINIMAL.replace("format = \"8E1\"", "format = \"8X1\""), (7, 10), "invalid frame format '8X1'"),
-            (MINIMAL.replace("baud = 9600", "baud = 1"), (6, 8), "invalid baud rate 1"),
-            (MINIMAL.replace("expect = \"79\"", "expect = \"7\""), (11, 10), "`expect`: an odd number of hex digits"),
-            (MINIMAL.replace("expect = \"79\"", "expect = \"7G\""), (11, 10), "'G' is not a hex digit or X"),
-            (MINIMAL.replace("send = \"7F\"", "send = \"7X\""), (10, 8), "X wildcards are for `expect`"),
-            (MINIMAL.replace("send = \"7F\"", "send = \"{aid}\""), (10, 8), "{aid} names no variable"),
-            (MINIMAL.replace("expect = \"79\"", "expect = []"), (11, 10), "empty array"),
-            (MINIMAL.replace("expect = \"79\"", "expect = { lenght = 3 }"), (11, 12), "unknown field `lenght`"),
-            (MINIMAL.replace("expect = \"79\"", "expect = { last = \"16\", length = 0 }"), (11, 10), "`length` 0 is outside"),
-            (MINIMAL.replace("expect = \"79\"", "expect = { sw = \"9000\" }"), (11, 10), "`sw` only applies to card profiles"),
-            (MINIMAL.replace("expect = \"79\"", "expect = [\"79\", { mask = \"0F\" }]"), (11, 10), "`expect` alternative 2: the table gives none of bytes"),
-            (MINIMAL.replace("expect = \"79\"", "expect = { bytes = \"08\", mask = \"0F 0F\" }"), (11, 10), "the mask has 2 bytes but the pattern has 1"),
-            (MINIMAL.replace("expect = \"79\"", "expect = { bytes = \"68\", length = \"x\" }"), (11, 35), "a number of bytes, or { byte = OFFSET, add = N }"),
-            (base("timeout_ms = 0\n"), (12, 14), "`timeout_ms` is 0"),
-            (base("retries = 1000\n"), (12, 11), "`retries` 1000 is more than 100"),
-            (base("echo = \"maybe\"\n"), (12, 8), "expected \"skip\" or \"divergence\""),
-            (base("[[step]]\nname = \"init\"\nsend = \"00\"\n"), (12, 1), "a second step named \"init\""),
-            (base("[[step]]\nname = \"idle\"\n"), (12, 1), "does nothing"),
-            (base("[explain]\nobservation = \"frame\"\n"), (13, 15), "expected \"handshake\" or \"sw\""),
-            (base("[explain]\ntext = [\"Not An Id\"]\n"), (13, 8), "is not a knowledge id"),
-            (base("[step.explain]\nwhat = 1\n"), (13, 1), "unknown field `what`"),
-            (MINIMAL.replace("name = \"init\"", "name = \"init\"\ndtr = true").replace("transport = \"serial\"\n[serial]\nbaud = 9600\nformat = \"8E1\"", "transport = \"tcp\""), (7, 7), "`dtr` only applies to serial profiles"),
-            ("name = \"c\"\ndescription = \"d\"\ntransport = \"card\"\n[[step]]\nname = \"s\"\nsend = \"00 A4\"\n".to_string(), (6, 8), "a command APDU has at least 4"),
-            ("name = \"c\"\ndescription = \"d\"\ntransport = \"serial\"\n[[step]]\nname = \"s\"\nsend = \"00\"\n".to_string(), (3, 13), "needs a [serial] table"),
-            ("name = \"c\"\ndescription = \"d\"\ntransport = \"tcp\"\n".to_string(), (1, 1), "no steps"),
-            ("name = \"c\"\ndescription = \"d\"\ntransport = \"tcp\"\n[vars]\naid = \"0G\"\n".to_string(), (5, 7), "variable aid: not hex bytes"),
-            (MINIMAL.replace("description = \"a test\"", "description = \"\"\"two\nlines\"\"\""), (3, 15), "one non-empty line"),
-            ("name = \"c".to_string(), (1, 10), "invalid basic string"),
-        ];
-        let mut wrong = Vec::new();
-        for (text, (line, column), want) in cases {
-            let (l, c, message) = err(&text);
-            if !message.contains(want) || (l, c) != (line, column) {
-                wrong.push(format!(
-                    "{l}:{c}: {message:?}, wanted {line}:{column}: {want:?}"
-                ));
-            }
-        }
-        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    }
 }

@@ -6,9 +6,9 @@
 //! only when the port confirms the setting (the device is the truth); bytes that arrive before
 //! that belong to the previous setting and are not counted.
 
-use crate::diagnose::autobaud::{
-    ActiveScan, COMMON_RATES, Candidate, Dwell, PassiveEstimate, Ranked, Step, checked_frames,
-};
+use crate::diagnose::baud::passive::PassiveEstimate;
+use crate::diagnose::baud::scan::{ActiveScan, Dwell, ScanAction};
+use crate::diagnose::baud::scoring::{COMMON_RATES, Candidate, Ranked, checked_frames};
 use crate::event::{Command, Event, LineErrorCounts, LineSettings, TimedEvent};
 
 /// A scan result at or above this score locks (the best wrong rates score below 0.2).
@@ -224,16 +224,16 @@ impl BaudScan {
         self.last_counts = Some(*c);
     }
 
-    fn after(&mut self, step: Step) -> (Vec<Command>, Vec<ScanUpdate>) {
+    fn after(&mut self, step: ScanAction) -> (Vec<Command>, Vec<ScanUpdate>) {
         match step {
-            Step::Stay => (Vec::new(), Vec::new()),
-            Step::Switch(c) => {
+            ScanAction::Stay => (Vec::new(), Vec::new()),
+            ScanAction::Switch(c) => {
                 let mut ups = self.newly_scored();
                 let (cmds, more) = self.switch_to(c);
                 ups.extend(more);
                 (cmds, ups)
             }
-            Step::Finished(best) => {
+            ScanAction::Finished(best) => {
                 let mut ups = self.newly_scored();
                 let locked = best.filter(|b| b.score >= LOCK_SCORE);
                 self.finished = Some(locked.clone());
@@ -243,7 +243,7 @@ impl BaudScan {
                 });
                 (Vec::new(), ups)
             }
-            Step::RateIgnored => {
+            ScanAction::RateIgnored => {
                 let mut ups = self.newly_scored();
                 self.finished = Some(None);
                 self.rate_ignored = true;
@@ -303,7 +303,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::event::{Baud, FrameFormat, ModemLines};
-    use crate::sim::uart_line::{Receiver, Sender, UartLink};
+    use crate::uart_line::{Receiver, Sender, UartLink};
     use std::time::Duration;
 
     /// A port with a device on the far end of a modelled wire: Commands retune the receiver
@@ -337,10 +337,7 @@ mod tests {
         }
 
         fn ev(&self, event: Event) -> TimedEvent {
-            TimedEvent {
-                at: Duration::from_secs_f64(self.t),
-                event,
-            }
+            TimedEvent::new(Duration::from_secs_f64(self.t), event)
         }
 
         fn obey(&mut self, cmds: Vec<Command>) -> Vec<TimedEvent> {
@@ -382,7 +379,7 @@ mod tests {
                         + 0.002;
                 }
                 let r = self.link.receive_until(self.t);
-                let c = r.counts.to_line_error_counts();
+                let c = r.counts;
                 self.counts.frame += c.frame;
                 self.counts.brk += c.brk;
                 self.counts.parity += c.parity;

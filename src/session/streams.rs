@@ -1,0 +1,194 @@
+//! The streams of a session (a port, each port of a tap, later each descriptor a traced
+//! program uses): what each is, its own settings, modem lines, connection, counts and rate,
+//! and the link — the one conversation — its bytes feed.
+//!
+//! The decoding unit is the link: a tap's two ports are two streams of one link, so the engine
+//! still pairs the requests heard on port A with the answers heard on port B. A port or a
+//! socket is one stream carrying both directions of its own link.
+
+use crate::diagnose::classify::Classifier;
+use crate::event::{
+    ConnectionState, Direction, Event, LineErrorCounts, LineSettings, ModemLines, StreamDecl,
+    StreamId, StreamKind, TimedEvent,
+};
+
+use super::{DirectionLabels, RateMeter, Session};
+
+/// A conversation: the streams that carry its two directions. Today a session decodes one
+/// link (the session's engine, window and frame lists are link 0's).
+pub type LinkId = u16;
+
+/// One stream and what it last reported.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    pub id: StreamId,
+    /// The port path, peer address or reader name (the source's name for a single stream).
+    pub label: String,
+    pub kind: Option<StreamKind>,
+    pub link: LinkId,
+    /// The direction of the link this stream carries; None: both (one port, one socket).
+    pub direction: Option<Direction>,
+    /// As this stream's port last confirmed it (the device is the truth).
+    pub settings: Option<LineSettings>,
+    pub modem: ModemLines,
+    pub connection: ConnectionState,
+    /// Bytes the stream carried.
+    pub bytes: u64,
+    pub rate: RateMeter,
+    /// This stream's line error counters: None until known, Some(None) where the port keeps none.
+    pub line_errors: Option<Option<LineErrorCounts>>,
+}
+
+impl StreamInfo {
+    fn declared(d: &StreamDecl) -> StreamInfo {
+        StreamInfo {
+            id: d.id,
+            label: d.label.clone(),
+            kind: Some(d.kind),
+            link: d.link,
+            direction: d.direction,
+            settings: None,
+            modem: ModemLines::default(),
+            connection: ConnectionState::Down {
+                reason: "not connected yet".to_string(),
+            },
+            bytes: 0,
+            rate: RateMeter::default(),
+            line_errors: None,
+        }
+    }
+
+    /// The one stream of a single-stream source, named after it.
+    pub(super) fn main(label: String) -> StreamInfo {
+        StreamInfo::declared(&StreamDecl {
+            id: StreamId::MAIN,
+            label,
+            kind: StreamKind::Serial,
+            link: 0,
+            direction: None,
+        })
+        .without_kind()
+    }
+
+    fn without_kind(mut self) -> StreamInfo {
+        self.kind = None;
+        self
+    }
+
+    /// Takes what the event says about this stream alone.
+    pub(super) fn note(&mut self, ev: &TimedEvent) {
+        match &ev.event {
+            Event::Rx(b) | Event::Tx(b) => {
+                self.bytes += b.len() as u64;
+                self.rate.add(ev.at, b.len());
+            }
+            Event::LineSettings { settings, modem } => {
+                self.settings = Some(*settings);
+                self.modem = *modem;
+            }
+            Event::Connection(c) => self.connection = c.clone(),
+            Event::LineErrors(c) => self.line_errors = Some(*c),
+            _ => {}
+        }
+    }
+}
+
+impl Session {
+    /// Takes the source's streams (none: the one main stream, named after the source) and,
+    /// for a tap, the names of the two directions. Call before the first event.
+    pub fn set_streams(&mut self, streams: &[StreamDecl], labels: Option<DirectionLabels>) {
+        self.labels = labels;
+        if !streams.is_empty() {
+            self.streams = streams.iter().map(StreamInfo::declared).collect();
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.declare_streams(streams);
+        }
+    }
+
+    /// Every stream, in the order the source declared them (the main stream first).
+    pub fn streams(&self) -> &[StreamInfo] {
+        &self.streams
+    }
+
+    /// True when the session has more than one stream: its records then name their stream.
+    pub fn is_multi_stream(&self) -> bool {
+        self.streams.len() > 1
+    }
+
+    pub fn stream_info(&self, id: StreamId) -> Option<&StreamInfo> {
+        self.streams.iter().find(|s| s.id == id)
+    }
+
+    /// The stream's label for a record: Some only in a multi-stream session (a single-stream
+    /// session's records stay as they were).
+    pub fn stream_label(&self, id: StreamId) -> Option<&str> {
+        if !self.is_multi_stream() {
+            return None;
+        }
+        self.stream_info(id).map(|s| s.label.as_str())
+    }
+
+    /// The stream that carries `dir` of link 0: a tap's port for that direction, else the
+    /// main stream (which carries both).
+    pub fn stream_of(&self, dir: Direction) -> StreamId {
+        self.streams
+            .iter()
+            .find(|s| s.link == 0 && s.direction == Some(dir))
+            .map_or(StreamId::MAIN, |s| s.id)
+    }
+
+    /// What the stream's link is talking (the classifier's answer), None without a knowledge
+    /// base or for a stream the session does not know.
+    pub fn talking_to(&self, stream: StreamId) -> Option<&Classifier> {
+        let link = self.stream_info(stream)?.link;
+        if link != 0 {
+            return None;
+        }
+        self.engine.as_ref().map(|e| &e.classifier)
+    }
+
+    /// The line error counters of link 0's streams added up: None until a stream reported,
+    /// Some(None) while none of them keeps any.
+    pub(super) fn link_line_errors(&self) -> Option<Option<LineErrorCounts>> {
+        let reported: Vec<Option<LineErrorCounts>> = self
+            .streams
+            .iter()
+            .filter(|s| s.link == 0)
+            .filter_map(|s| s.line_errors)
+            .collect();
+        if reported.is_empty() {
+            return None;
+        }
+        let kept: Vec<LineErrorCounts> = reported.into_iter().flatten().collect();
+        if kept.is_empty() {
+            return Some(None);
+        }
+        Some(Some(kept.iter().fold(
+            LineErrorCounts::default(),
+            |s, c| LineErrorCounts {
+                frame: s.frame + c.frame,
+                overrun: s.overrun + c.overrun,
+                parity: s.parity + c.parity,
+                brk: s.brk + c.brk,
+                buf_overrun: s.buf_overrun + c.buf_overrun,
+            },
+        )))
+    }
+
+    /// Files the event under its stream; a stream the source did not declare is added.
+    pub(super) fn note_stream(&mut self, ev: &TimedEvent) {
+        let i = match self.streams.iter().position(|s| s.id == ev.stream) {
+            Some(i) => i,
+            None => {
+                let mut s = StreamInfo::main(format!("stream {}", ev.stream));
+                s.id = ev.stream;
+                self.streams.push(s);
+                self.streams.len() - 1
+            }
+        };
+        if let Some(s) = self.streams.get_mut(i) {
+            s.note(ev);
+        }
+    }
+}
