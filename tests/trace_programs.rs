@@ -613,3 +613,31 @@ fn trace_capture_exports_and_replays_with_its_streams() {
             .any(|r| r["type"] == "tx" && r["hex"] == "36 38")
     );
 }
+
+#[test]
+fn trace_the_program_gets_the_signal_state_it_would_get_untraced() {
+    // proc(5): SigIgn and SigBlk are the ignored and blocked signal masks.
+    let probe = "grep -E '^Sig(Ign|Blk)' /proc/$$/status";
+    // Untraced, as hsmon's own children start (std's Command resets SIGPIPE).
+    let untraced = Command::new("sh").args(["-c", probe]).output().unwrap();
+    let out = hsmon_command()
+        .args([
+            "--headless",
+            "--no-capture",
+            "--config",
+            "/dev/null",
+            "trace",
+            "--",
+            "sh",
+            "-c",
+            probe,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        String::from_utf8_lossy(&untraced.stdout).trim()
+    );
+}

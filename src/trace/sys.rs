@@ -127,7 +127,7 @@ pub fn fork_stopped(l: &Launch, saved: &SavedSignals) -> nix::Result<Pid> {
         filter: l.filter.as_ptr().cast_mut(),
     };
     // SAFETY: fork in a single-threaded helper. In the child only async-signal-safe calls
-    // follow (sigaction, sigprocmask, dup2, prctl, seccomp, kill, getpid, execv, _exit) on
+    // follow (sigaction, sigprocmask, signal, dup2, prctl, seccomp, kill, getpid, execv, _exit) on
     // data built before the fork (`ptrs`, `prog`, `saved`), then exec or _exit: no
     // allocation, no lock, no return into Rust code.
     unsafe {
@@ -142,6 +142,9 @@ pub fn fork_stopped(l: &Launch, saved: &SavedSignals) -> nix::Result<Pid> {
             libc::sigaction(*sig, act, std::ptr::null_mut());
         }
         libc::sigprocmask(libc::SIG_SETMASK, &saved.mask, std::ptr::null_mut());
+        // Rust's runtime ignores SIGPIPE in the helper; an ignored signal stays ignored across
+        // exec, so put it back as std's Command does for every child it spawns.
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         if l.stdout_to_stderr {
             libc::dup2(2, 1);
         }
