@@ -617,7 +617,8 @@ fn trace_capture_exports_and_replays_with_its_streams() {
 #[test]
 fn trace_the_program_gets_the_signal_state_it_would_get_untraced() {
     // proc(5): SigIgn and SigBlk are the ignored and blocked signal masks.
-    let probe = "grep -E '^Sig(Ign|Blk)' /proc/$$/status";
+    // grep reads its own status (a shell's mask changes while it waits for a child).
+    let probe = "exec grep -E '^Sig(Ign|Blk)' /proc/self/status";
     // Untraced, as hsmon's own children start (std's Command resets SIGPIPE).
     let untraced = Command::new("sh").args(["-c", probe]).output().unwrap();
     let out = hsmon_command()
