@@ -3,10 +3,11 @@
 # drive (real ptys via socat, python3 for the UART emulator behind the auto-baud tests, tmux for
 # the end-to-end TUI test, pcscd and the virtual reader for smart-card tests, ser2net, tshark,
 # groff and man for the man-page test, systemd-analyze and strace for the unit in
-# contrib/systemd and its system-call filter), then the Rust toolchain check.
+# contrib/systemd and its system-call filter, stm32flash and curl as real programs under
+# `hsmon trace`), then the Rust toolchain check.
 set -euo pipefail
 
-PKGS=(pkgconf libudev-dev libpcsclite-dev pcscd vsmartcard-vpcd socat tmux util-linux tshark ser2net python3 groff-base man-db systemd strace)
+PKGS=(pkgconf libudev-dev libpcsclite-dev pcscd vsmartcard-vpcd socat tmux util-linux tshark ser2net python3 groff-base man-db systemd strace stm32flash curl)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -122,6 +122,10 @@ pub enum CommandLine {
     Tap(TapArgs),
     /// Ask a port what it really speaks.
     Probe(ProbeArgs),
+    /// Watch your own program talk to its ports and sockets: run it under hsmon (`hsmon
+    /// trace -- stm32flash /dev/ttyUSB0`) or attach to it (`--pid`). Its reads, writes and
+    /// the line settings it sets become records; hsmon exits with the program's status.
+    Trace(TraceArgs),
     /// Run a known handshake against a device step by step and explain the first divergence
     /// (--headless: a JSON report; exit 0 ok, 1 divergence, 2 bad profile, 3 device error).
     Handshake(HandshakeArgs),
@@ -202,6 +206,16 @@ pub struct ExportArgs {
 pub struct TcpArgs {
     /// HOST:PORT, e.g. 10.0.0.5:2404, lab-pi:7000, [::1]:2000.
     pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Attach to this running process (and its threads) instead of starting a program.
+    #[arg(long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, value_name = "CMD ARGS")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

@@ -427,6 +427,51 @@ pub enum Event {
         speed: f64,
         text: String,
     },
+    /// What a traced program did besides moving bytes (`hsmon trace`).
+    Trace(TraceEvent),
+}
+
+/// A traced program's news that is not bytes or line settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum TraceEvent {
+    /// INTERIM until `TimedEvent` carries a stream id (branch `streams`): the events that
+    /// follow, up to the next `Stream`, belong to this stream of the traced program — the
+    /// path as the program opened it, `tcp HOST:PORT`, `udp HOST:PORT` or `unix PATH` — on
+    /// this descriptor of this process. Headless puts `stream` and `pid` on their records.
+    Stream { name: String, pid: u32, fd: i32 },
+    /// A process of the traced program started (fork, vfork, clone of a process) or ran a
+    /// new program (exec).
+    Process {
+        pid: u32,
+        parent: Option<u32>,
+        exec: Option<String>,
+    },
+    /// The program discarded what waited in the tty's queues (TCFLSH): `input`, `output` or
+    /// `both`.
+    Flush { queue: String },
+    /// The traced program (the process hsmon started or attached to) ended.
+    Exit(ProgramExit),
+    /// hsmon stopped watching a program that runs on (quit, or detached after `--pid`).
+    Detached { pid: u32 },
+}
+
+/// How a traced program ended: its exit status, or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramExit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl ProgramExit {
+    /// The status a shell reports for it: the code, or 128 + the signal number.
+    pub fn shell_status(self) -> u8 {
+        match self {
+            ProgramExit::Code(c) => (c & 0xff) as u8,
+            ProgramExit::Signal(s) => (128 + (s & 0x7f)) as u8,
+        }
+    }
 }
 
 /// What the replay keys ask of the replay source.

@@ -93,6 +93,19 @@ impl<W: Write> FrontEnd for Headless<W> {
     type Input = String;
 
     fn on_event(&mut self, m: &mut Monitor, ev: &TimedEvent) -> color_eyre::Result<()> {
+        use crate::event::{Event, TraceEvent};
+        match &ev.event {
+            Event::Trace(TraceEvent::Stream { name, pid, .. }) => {
+                // The stream record names them itself; the records after it carry them.
+                tag_trace_stream(&mut m.session.stamp, None);
+                write_taken(&mut self.out, &mut m.session, ev, self.format)?;
+                tag_trace_stream(&mut m.session.stamp, Some((name, *pid)));
+                return Ok(());
+            }
+            Event::Trace(TraceEvent::Flush { .. }) => {}
+            Event::Trace(_) => tag_trace_stream(&mut m.session.stamp, None),
+            _ => {}
+        }
         write_taken(&mut self.out, &mut m.session, ev, self.format)?;
         Ok(())
     }
@@ -190,18 +203,47 @@ fn stdin_lines() -> impl futures::Stream<Item = String> + Unpin {
     }))
 }
 
+/// INTERIM until a traced program's descriptors are streams of the session: they all go
+/// through the main stream, each run of events announced by a `TraceEvent::Stream`. Its name
+/// and pid become the `stream` and `pid` members of every record that follow (they ride on
+/// the stamp's labels), so each record names its stream. News of the program as a whole (a
+/// process, its exit) clears them. Frames and diagnoses written later may carry the next
+/// stream's name.
+fn tag_trace_stream(stamp: &mut crate::stamp::Stamp, stream: Option<(&str, u32)>) {
+    stamp.labels.retain(|(k, _)| k != "stream" && k != "pid");
+    if let Some((name, pid)) = stream {
+        stamp.labels.push(("stream".to_string(), name.to_string()));
+        stamp.labels.push(("pid".to_string(), pid.to_string()));
+    }
+}
+
 /// Runs the monitor headless until Ctrl-C / SIGTERM / SIGHUP, `quit` on stdin, the source
 /// ending, `--duration`, or a driver that ends the run (`--autobaud`: exit 0 if the scan
 /// locked, 1 if nothing scored; `--script`: 1 if an expectation failed; a handshake: its
 /// outcome). Returns the exit status.
 pub async fn run(monitor: &mut Monitor, format: OutputFormat) -> color_eyre::Result<u8> {
+    run_reading(monitor, format, true).await
+}
+
+/// [`run`], with stdin read for control lines only when `control` (`hsmon trace` leaves
+/// stdin to the traced program).
+pub async fn run_reading(
+    monitor: &mut Monitor,
+    format: OutputFormat,
+    control: bool,
+) -> color_eyre::Result<u8> {
     // Errors from stdout are tagged: a closed pipe ends the run quietly (see `output`).
     let out = std::io::BufWriter::with_capacity(256 * 1024, crate::output::Stdout::lock());
     let mut fe = Headless::new(out, format);
     if format == OutputFormat::Json {
         write_json_line(&mut fe.out, &live_session_record(&monitor.session))?;
     }
-    let end = monitor.run(&mut fe, &mut stdin_lines()).await?;
+    let mut input: std::pin::Pin<Box<dyn futures::Stream<Item = String> + Send>> = if control {
+        Box::pin(stdin_lines())
+    } else {
+        Box::pin(futures::stream::pending())
+    };
+    let end = monitor.run(&mut fe, &mut input).await?;
     fe.out.flush()?;
     Ok(monitor.exit_status(end).unwrap_or(crate::exit::OK))
 }

@@ -34,6 +34,7 @@ pub mod sim;
 pub mod source;
 pub mod stamp;
 pub mod toml_pos;
+pub mod trace;
 pub mod tui;
 pub mod uart_line;
 pub mod ui;

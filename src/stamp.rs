@@ -95,6 +95,14 @@ pub const RESERVED: &[&str] = &[
     "sent",
     "got",
     "elapsed_ms",
+    // hsmon trace
+    "stream",
+    "pid",
+    "fd",
+    "parent",
+    "exec",
+    "signal",
+    "queue",
 ];
 
 /// One `--label KEY=VALUE`, checked: KEY is `[A-Za-z0-9_.-]+` and not a member hsmon writes.

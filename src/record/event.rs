@@ -131,10 +131,41 @@ pub enum Card<'a> {
     },
 }
 
+/// `stream`, `process`, `exit`, `detached`, `flush`: a traced program's news (`hsmon trace`).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Trace<'a> {
+    /// INTERIM until trace streams are streams of the session: the records that follow, up to
+    /// the next `stream`, belong to this stream of the traced program.
+    Stream {
+        stream: &'a str,
+        pid: u32,
+        fd: i32,
+    },
+    Process {
+        pid: u32,
+        parent: Option<u32>,
+        exec: Option<&'a str>,
+    },
+    ExitCode {
+        code: i32,
+    },
+    ExitSignal {
+        signal: i32,
+    },
+    Detached {
+        pid: u32,
+    },
+    Flush {
+        queue: &'a str,
+    },
+}
+
 /// The record of one source event.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum FromEvent<'a> {
+    Trace(Trace<'a>),
     Bytes(Bytes<'a>),
     Settings(Settings),
     Connection(Connection<'a>),
@@ -152,6 +183,13 @@ impl Record for FromEvent<'_> {
             FromEvent::Event(_) => "event",
             FromEvent::Apdu(_) => "apdu",
             FromEvent::Card(_) => "card",
+            FromEvent::Trace(t) => match t {
+                Trace::Stream { .. } => "stream",
+                Trace::Process { .. } => "process",
+                Trace::ExitCode { .. } | Trace::ExitSignal { .. } => "exit",
+                Trace::Detached { .. } => "detached",
+                Trace::Flush { .. } => "flush",
+            },
         }
     }
 }
@@ -274,6 +312,27 @@ pub fn from_event(ev: &Event) -> FromEvent<'_> {
             code: format!("0x{code:08X}"),
             name: crate::decode::pcsc_codes::lookup_code(*code).map(|k| k.name),
         }),
+        Event::Trace(t) => FromEvent::Trace(trace(t)),
+    }
+}
+
+fn trace(t: &crate::event::TraceEvent) -> Trace<'_> {
+    use crate::event::{ProgramExit, TraceEvent};
+    match t {
+        TraceEvent::Stream { name, pid, fd } => Trace::Stream {
+            stream: name,
+            pid: *pid,
+            fd: *fd,
+        },
+        TraceEvent::Process { pid, parent, exec } => Trace::Process {
+            pid: *pid,
+            parent: *parent,
+            exec: exec.as_deref(),
+        },
+        TraceEvent::Exit(ProgramExit::Code(code)) => Trace::ExitCode { code: *code },
+        TraceEvent::Exit(ProgramExit::Signal(signal)) => Trace::ExitSignal { signal: *signal },
+        TraceEvent::Detached { pid } => Trace::Detached { pid: *pid },
+        TraceEvent::Flush { queue } => Trace::Flush { queue },
     }
 }
 

@@ -76,6 +76,26 @@ pub fn text_record(ev: &TimedEvent) -> String {
             printable(operation),
             printable(&crate::card::describe::pcsc_error_text(*code))
         ),
+        Event::Trace(te) => format!("{t:12.6} {}", trace_text(te)),
+    }
+}
+
+/// A traced program's news as text (`hsmon trace`).
+fn trace_text(te: &crate::event::TraceEvent) -> String {
+    use crate::event::{ProgramExit, TraceEvent};
+    match te {
+        TraceEvent::Stream { name, pid, fd } => {
+            format!("stream {} pid {pid} fd {fd}", printable(name))
+        }
+        TraceEvent::Process { pid, parent, exec } => match (parent, exec) {
+            (_, Some(e)) => format!("process {pid} runs {}", printable(e)),
+            (Some(p), None) => format!("process {pid} started by {p}"),
+            (None, None) => format!("process {pid}"),
+        },
+        TraceEvent::Exit(ProgramExit::Code(c)) => format!("exit code {c}"),
+        TraceEvent::Exit(ProgramExit::Signal(s)) => format!("exit signal {s}"),
+        TraceEvent::Detached { pid } => format!("detached from {pid}: it runs on"),
+        TraceEvent::Flush { queue } => format!("flush {}", printable(queue)),
     }
 }
 
@@ -464,6 +484,29 @@ mod tests {
                         "code": format!("0x{code:08X}"),
                         "name": known.map(|k| k.name),
                     })
+                }
+                Event::Trace(te) => {
+                    use crate::event::{ProgramExit, TraceEvent};
+                    match te {
+                        TraceEvent::Stream { name, pid, fd } => {
+                            json!({"type": "stream", "t": t, "stream": name, "pid": pid, "fd": fd})
+                        }
+                        TraceEvent::Process { pid, parent, exec } => json!({
+                            "type": "process", "t": t, "pid": pid, "parent": parent, "exec": exec,
+                        }),
+                        TraceEvent::Exit(ProgramExit::Code(c)) => {
+                            json!({"type": "exit", "t": t, "code": c})
+                        }
+                        TraceEvent::Exit(ProgramExit::Signal(s)) => {
+                            json!({"type": "exit", "t": t, "signal": s})
+                        }
+                        TraceEvent::Detached { pid } => {
+                            json!({"type": "detached", "t": t, "pid": pid})
+                        }
+                        TraceEvent::Flush { queue } => {
+                            json!({"type": "flush", "t": t, "queue": queue})
+                        }
+                    }
                 }
             }
         }

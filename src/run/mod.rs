@@ -205,6 +205,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         CommandLine::Demo(args) => demo(&cli.global, formats, &config, args).await,
         CommandLine::Tcp(args) => tcp(&cli.global, formats, &config, args).await,
         CommandLine::Tap(args) => tap(&cli.global, formats, &config, args).await,
+        CommandLine::Trace(args) => trace(&cli.global, formats, &config, args).await,
         CommandLine::Probe(args) => probe(formats, args).await,
         CommandLine::Handshake(args) => handshake::run(&cli.global, formats, &config, args).await,
         // Handled above, before the config is read.
@@ -373,6 +374,47 @@ async fn tcp(
     let clock = Clock::start();
     let handle = crate::source::tcp::spawn(target, clock).await?;
     monitor(global, formats, config, handle, clock, None, false).await
+}
+
+/// `trace [--pid PID] [-- CMD ARGS...]`: the user's program as the source. Headless, the
+/// program's stdout goes to hsmon's stderr (stdout carries the records). hsmon's exit status
+/// is the program's (128 + signal when killed); 0 when hsmon let go of it first.
+async fn trace(
+    global: &GlobalArgs,
+    formats: Formats,
+    config: &Config,
+    args: crate::cli::TraceArgs,
+) -> Result<u8> {
+    use crate::trace::source::TraceError;
+    use crate::trace::tracer::Target;
+    let target = match (args.pid, args.command.split_first()) {
+        (Some(pid), None) => Target::Attach { pid },
+        (None, Some((program, rest))) => Target::Launch {
+            program: program.clone(),
+            args: rest.to_vec(),
+            stdout_to_stderr: global.headless,
+        },
+        _ => {
+            return Err(UsageError(
+                "name the program after --, e.g. hsmon trace -- stm32flash /dev/ttyUSB0, or attach with hsmon trace --pid PID".into(),
+            )
+            .into());
+        }
+    };
+    // A launched program has hsmon's stdin: headless reads no control lines from it.
+    let launched = matches!(target, Target::Launch { .. });
+    let clock = Clock::start();
+    let traced = crate::trace::source::spawn(target, clock).map_err(|e| match e {
+        TraceError::Usage(m) => color_eyre::Report::new(UsageError(m)),
+        TraceError::Device(m) => color_eyre::Report::new(crate::exit::DeviceError(m)),
+    })?;
+    let extras = Extras {
+        program_stdin: launched,
+        ..Extras::default()
+    };
+    let status = monitor_with(global, formats, config, traced.handle, clock, None, extras).await?;
+    let exit = traced.exit.lock().ok().and_then(|e| *e);
+    Ok(exit.map_or(status, crate::event::ProgramExit::shell_status))
 }
 
 /// `tap PORT_A PORT_B`: two ports, one per direction of a link, in one session.
@@ -625,6 +667,8 @@ pub struct Extras {
     pub labels: Option<crate::session::DirectionLabels>,
     pub handshake: Option<crate::handshake::runner::Runner>,
     pub knowledge: Option<Arc<Knowledge>>,
+    /// stdin belongs to a traced program: headless reads no control lines from it.
+    pub program_stdin: bool,
 }
 
 async fn demo(
@@ -757,7 +801,9 @@ async fn monitor_with(
         )));
     }
     if headless {
-        let status = crate::headless::run(&mut monitor, formats.output).await?;
+        let status =
+            crate::headless::run_reading(&mut monitor, formats.output, !extras.program_stdin)
+                .await?;
         if let Some(h) = monitor.driver::<crate::handshake::driver::HandshakeDriver>() {
             handshake::print_report(
                 h.runner(),

@@ -123,6 +123,8 @@ impl Session {
             }
             Event::BreakSent => self.notice(ev.at, NoticeLevel::Info, "break sent".to_string()),
             Event::Apdu(_) | Event::Card(_) | Event::Pcsc { .. } => self.ingest_card(ev),
+            // Nothing for the byte window: headless writes its record, the capture keeps it.
+            Event::Trace(_) => {}
             Event::Replay {
                 paused,
                 speed,

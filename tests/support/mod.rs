@@ -242,6 +242,21 @@ impl Headless {
     }
 }
 
+impl Headless {
+    /// SIGKILL (no clean-up), then stderr read to its end: that waits for every process
+    /// still holding it (a traced program whose output goes there).
+    pub fn kill_hard(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
 impl Drop for Headless {
     fn drop(&mut self) {
         let _ = self.child.kill();
