@@ -435,10 +435,11 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum TraceEvent {
-    /// INTERIM until `TimedEvent` carries a stream id (branch `streams`): the events that
-    /// follow, up to the next `Stream`, belong to this stream of the traced program — the
-    /// path as the program opened it, `tcp HOST:PORT`, `udp HOST:PORT` or `unix PATH` — on
-    /// this descriptor of this process. Headless puts `stream` and `pid` on their records.
+    /// A descriptor of the traced program, seen for the first time, on the session stream
+    /// the tracer gave it: the path as the program opened it, `tcp HOST:PORT`, `udp
+    /// HOST:PORT` or `unix PATH`, on this descriptor of this process. The session declares
+    /// the stream from it (`Session::declare_traced`); every record of the stream then
+    /// carries `stream` and `pid`.
     Stream { name: String, pid: u32, fd: i32 },
     /// A process of the traced program started (fork, vfork, clone of a process) or ran a
     /// new program (exec).

@@ -93,19 +93,6 @@ impl<W: Write> FrontEnd for Headless<W> {
     type Input = String;
 
     fn on_event(&mut self, m: &mut Monitor, ev: &TimedEvent) -> color_eyre::Result<()> {
-        use crate::event::{Event, TraceEvent};
-        match &ev.event {
-            Event::Trace(TraceEvent::Stream { name, pid, .. }) => {
-                // The stream record names them itself; the records after it carry them.
-                tag_trace_stream(&mut m.session.stamp, None);
-                write_taken(&mut self.out, &mut m.session, ev, self.format)?;
-                tag_trace_stream(&mut m.session.stamp, Some((name, *pid)));
-                return Ok(());
-            }
-            Event::Trace(TraceEvent::Flush { .. }) => {}
-            Event::Trace(_) => tag_trace_stream(&mut m.session.stamp, None),
-            _ => {}
-        }
         write_taken(&mut self.out, &mut m.session, ev, self.format)?;
         Ok(())
     }
@@ -201,20 +188,6 @@ fn stdin_lines() -> impl futures::Stream<Item = String> + Unpin {
             Ok(None) | Err(_) => None,
         }
     }))
-}
-
-/// INTERIM until a traced program's descriptors are streams of the session: they all go
-/// through the main stream, each run of events announced by a `TraceEvent::Stream`. Its name
-/// and pid become the `stream` and `pid` members of every record that follow (they ride on
-/// the stamp's labels), so each record names its stream. News of the program as a whole (a
-/// process, its exit) clears them. Frames and diagnoses written later may carry the next
-/// stream's name.
-fn tag_trace_stream(stamp: &mut crate::stamp::Stamp, stream: Option<(&str, u32)>) {
-    stamp.labels.retain(|(k, _)| k != "stream" && k != "pid");
-    if let Some((name, pid)) = stream {
-        stamp.labels.push(("stream".to_string(), name.to_string()));
-        stamp.labels.push(("pid".to_string(), pid.to_string()));
-    }
 }
 
 /// Runs the monitor headless until Ctrl-C / SIGTERM / SIGHUP, `quit` on stdin, the source

@@ -55,7 +55,7 @@ fn trace_run(cmd: &[&str]) -> (i32, Vec<Value>, String) {
 }
 
 /// The bytes of all `kind` records (rx/tx) on `stream`, optionally of one pid.
-fn bytes_of(records: &[Value], kind: &str, stream: &str, pid: Option<&str>) -> Vec<u8> {
+fn bytes_of(records: &[Value], kind: &str, stream: &str, pid: Option<u64>) -> Vec<u8> {
     records
         .iter()
         .filter(|r| r["type"] == kind && r["stream"] == stream)
@@ -163,22 +163,20 @@ fn trace_python_pty_fork_dup_thread_settings_and_exit_status() {
         .iter()
         .find(|r| r["type"] == "tx" && r["stream"] == a.as_str())
         .unwrap()["pid"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .as_u64()
+        .unwrap();
     assert_eq!(
-        bytes_of(&records, "tx", &a, Some(&parent)),
+        bytes_of(&records, "tx", &a, Some(parent)),
         b"\x7f\x68PINGDUPTHR",
         "a thread's writes are its process's"
     );
     let child = records
         .iter()
-        .find(|r| r["type"] == "tx" && r["pid"] != parent.as_str())
+        .find(|r| r["type"] == "tx" && r["pid"] != parent)
         .unwrap()["pid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(bytes_of(&records, "tx", &a, Some(&child)), b"CHILD");
+        .as_u64()
+        .unwrap();
+    assert_eq!(bytes_of(&records, "tx", &a, Some(child)), b"CHILD");
     assert_eq!(bytes_of(&records, "rx", &a, None), b"PONG");
     // The dup'ed descriptor is a stream of its own, up and down.
     assert!(
@@ -188,8 +186,9 @@ fn trace_python_pty_fork_dup_thread_settings_and_exit_status() {
     );
     assert_eq!(exit_record(&records)["code"], 3);
     assert!(
-        records.iter().any(|r| r["type"] == "process"
-            && r["parent"].as_u64().map(|p| p.to_string()) == Some(parent.clone())),
+        records
+            .iter()
+            .any(|r| r["type"] == "process" && r["parent"].as_u64() == Some(parent)),
         "the fork is a process record"
     );
 }
@@ -329,7 +328,7 @@ fn trace_attach_pid_then_quit_the_program_runs_on() {
             .unwrap()
             .starts_with("tick")
     );
-    assert_eq!(tick["pid"], pid.to_string().as_str());
+    assert_eq!(tick["pid"], pid);
     assert!(
         tracer_of(pid).is_some_and(|t| t != 0),
         "traced while hsmon runs"

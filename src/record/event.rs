@@ -135,11 +135,9 @@ pub enum Card<'a> {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Trace<'a> {
-    /// INTERIM until trace streams are streams of the session: the records that follow, up to
-    /// the next `stream`, belong to this stream of the traced program.
+    /// A descriptor the program uses, seen for the first time: its `fd` (the writer adds the
+    /// stream's name and process, as on every record of the stream).
     Stream {
-        stream: &'a str,
-        pid: u32,
         fd: i32,
     },
     Process {
@@ -319,11 +317,7 @@ pub fn from_event(ev: &Event) -> FromEvent<'_> {
 fn trace(t: &crate::event::TraceEvent) -> Trace<'_> {
     use crate::event::{ProgramExit, TraceEvent};
     match t {
-        TraceEvent::Stream { name, pid, fd } => Trace::Stream {
-            stream: name,
-            pid: *pid,
-            fd: *fd,
-        },
+        TraceEvent::Stream { fd, .. } => Trace::Stream { fd: *fd },
         TraceEvent::Process { pid, parent, exec } => Trace::Process {
             pid: *pid,
             parent: *parent,

@@ -84,9 +84,8 @@ pub fn text_record(ev: &TimedEvent) -> String {
 fn trace_text(te: &crate::event::TraceEvent) -> String {
     use crate::event::{ProgramExit, TraceEvent};
     match te {
-        TraceEvent::Stream { name, pid, fd } => {
-            format!("stream {} pid {pid} fd {fd}", printable(name))
-        }
+        // The line's `[NAME pid N]` names the stream (see `write_stream_text`).
+        TraceEvent::Stream { fd, .. } => format!("stream opened, fd {fd}"),
         TraceEvent::Process { pid, parent, exec } => match (parent, exec) {
             (_, Some(e)) => format!("process {pid} runs {}", printable(e)),
             (Some(p), None) => format!("process {pid} started by {p}"),
@@ -488,8 +487,8 @@ mod tests {
                 Event::Trace(te) => {
                     use crate::event::{ProgramExit, TraceEvent};
                     match te {
-                        TraceEvent::Stream { name, pid, fd } => {
-                            json!({"type": "stream", "t": t, "stream": name, "pid": pid, "fd": fd})
+                        TraceEvent::Stream { fd, .. } => {
+                            json!({"type": "stream", "t": t, "fd": fd})
                         }
                         TraceEvent::Process { pid, parent, exec } => json!({
                             "type": "process", "t": t, "pid": pid, "parent": parent, "exec": exec,

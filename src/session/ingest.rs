@@ -3,7 +3,9 @@
 
 use crate::decode::StreamOffset;
 use crate::diagnose::engine::{Engine, Findings};
-use crate::event::{ConnectionState, Direction, Event, LineErrorCounts, TimedEvent, Timestamp};
+use crate::event::{
+    ConnectionState, Direction, Event, LineErrorCounts, StreamId, TimedEvent, Timestamp,
+};
 
 use super::memory::DIAGNOSES_CAP;
 use super::{NoticeLevel, ReplayState, Session, SessionDiagnosis, SessionFrame};
@@ -40,6 +42,16 @@ impl Session {
         }
         self.generation += 1;
         self.last_at = self.last_at.max(ev.at);
+        // A traced program's descriptor, seen for the first time: a stream of its own.
+        if let Event::Trace(crate::event::TraceEvent::Stream { name, pid, .. }) = &ev.event {
+            // Once, where it is new (a link's own session already knows its streams).
+            let known = self
+                .stream_info(ev.stream)
+                .is_some_and(|s| s.label == *name && s.pid == Some(*pid));
+            if ev.stream != StreamId::MAIN && !known {
+                self.declare_traced(ev.stream, name, *pid);
+            }
+        }
         // Line error counters are per port: a rise is judged against the same port's last.
         let stream_errors = self.stream_info(ev.stream).and_then(|s| s.line_errors);
         self.note_stream(ev);

@@ -148,6 +148,30 @@ impl Session {
         })
     }
 
+    /// A traced program's descriptor `id` (`name`: the path as the program opened it, `tcp
+    /// HOST:PORT`, …, in process `pid`): the same device or peer as an earlier descriptor
+    /// joins that one's link (a forked child writing to its parent's port is one
+    /// conversation); a new one gets a link of its own.
+    pub fn declare_traced(&mut self, id: StreamId, name: &str, pid: u32) {
+        let link = self
+            .streams
+            .iter()
+            .find(|s| s.id != StreamId::MAIN && s.id != id && s.label == name)
+            .map_or(id.0, |s| s.link);
+        let kind = match name.split_once(' ') {
+            Some(("tcp" | "udp" | "unix", _)) => StreamKind::Tcp,
+            _ => StreamKind::Serial,
+        };
+        let decl = StreamDecl {
+            id,
+            label: name.to_string(),
+            kind,
+            link,
+            direction: None,
+        };
+        self.declare_stream(&decl, Some(pid));
+    }
+
     /// A stream that appeared during the session (a descriptor a traced program opened):
     /// declared before its first event, or when it comes; a stream already known keeps its
     /// counters and takes the new name, link and process.
@@ -165,6 +189,14 @@ impl Session {
                 s.pid = pid;
                 self.streams.push(s);
             }
+        }
+        // A link that already decodes learns its new stream (as its own: link 0 there).
+        if let Some((_, link)) = self.links.iter_mut().find(|(l, _)| *l == decl.link) {
+            let own = StreamDecl {
+                link: 0,
+                ..decl.clone()
+            };
+            link.declare_stream(&own, pid);
         }
     }
 

@@ -15,7 +15,7 @@ use super::wire::Wire;
 use crate::clock::Clock;
 use crate::event::{
     Baud, Command, ConnectionState, Event, FlowControl, FrameFormat, LineSettings, ModemLines,
-    Overrun, ProgramExit, TimedEvent, TraceEvent,
+    Overrun, ProgramExit, StreamId, TimedEvent, TraceEvent,
 };
 use crate::source::{SourceHandle, channels};
 
@@ -99,7 +99,7 @@ pub fn spawn(target: Target, clock: Clock) -> Result<TraceHandle, TraceError> {
             events: erx,
             commands: ctx,
             name,
-            // One session stream for now; see `to_monitor`.
+            // Declared as the program opens them: see `to_monitor`.
             streams: Vec::new(),
         },
         exit,
@@ -129,7 +129,7 @@ fn read_loop(
     clock: Clock,
     exit: &Mutex<Option<ProgramExit>>,
 ) {
-    let mut last: Option<StreamKey> = None;
+    let mut ids = StreamIds::default();
     while let Some(w) = read_wire(&mut lines) {
         let Some((key, event)) = event_of(w) else {
             continue;
@@ -140,7 +140,7 @@ fn read_loop(
             }
         }
         let ev = TimedEvent::new(clock.now(), event);
-        for e in to_monitor(&mut last, key, ev) {
+        for e in to_monitor(&mut ids, key, ev) {
             if tx.blocking_send(e).is_err() {
                 return;
             }
@@ -264,27 +264,29 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The one mapping from the tracer's streams to the monitor's.
-///
-/// INTERIM until `TimedEvent` carries a `StreamId` (branch `streams`): every stream goes
-/// through the main stream, and a `TraceEvent::Stream` marker goes before the first event
-/// of each run of one stream, so headless records name their stream. Once stream ids land,
-/// this becomes: look the key up (or declare a new stream for it) and return
-/// `TimedEvent::on(id, at, event)`.
-pub fn to_monitor(
-    last: &mut Option<StreamKey>,
-    key: Option<StreamKey>,
-    ev: TimedEvent,
-) -> Vec<TimedEvent> {
+/// The session stream of each descriptor the tracer has seen.
+#[derive(Debug, Default)]
+pub struct StreamIds {
+    ids: std::collections::HashMap<StreamKey, StreamId>,
+}
+
+/// The one mapping from the tracer's streams to the monitor's: each descriptor of each
+/// process (a [`StreamKey`]) is a stream of the session, announced by a `stream` event on it
+/// the first time it is seen (the session names the stream after it and gives it a link:
+/// the same device or peer as an earlier descriptor joins its link, so a forked child's
+/// bytes on the parent's port decode as one conversation). News of the program as a whole
+/// (a process, its exit) goes on the main stream.
+pub fn to_monitor(ids: &mut StreamIds, key: Option<StreamKey>, ev: TimedEvent) -> Vec<TimedEvent> {
     let Some(key) = key else {
-        // News of the program as a whole: the next stream event is announced again.
-        *last = None;
         return vec![ev];
     };
-    if last.as_ref() == Some(&key) {
-        return vec![ev];
+    if let Some(id) = ids.ids.get(&key) {
+        return vec![TimedEvent::on(*id, ev.at, ev.event)];
     }
-    let marker = TimedEvent::new(
+    // Ids 1…u16::MAX: past that many descriptors, the rest share the last one.
+    let id = StreamId(u16::try_from(ids.ids.len() + 1).unwrap_or(u16::MAX));
+    let marker = TimedEvent::on(
+        id,
         ev.at,
         Event::Trace(TraceEvent::Stream {
             name: key.name.clone(),
@@ -292,8 +294,8 @@ pub fn to_monitor(
             fd: key.fd,
         }),
     );
-    *last = Some(key);
-    vec![marker, ev]
+    ids.ids.insert(key, id);
+    vec![marker, TimedEvent::on(id, ev.at, ev.event)]
 }
 
 /// The command side: hsmon only watches a traced program, so line commands are refused; a
@@ -337,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn a_marker_goes_before_each_run_of_a_stream() {
+    fn each_descriptor_is_a_stream_announced_once() {
         let a = StreamKey {
             pid: 1,
             fd: 3,
@@ -348,16 +350,14 @@ mod tests {
             fd: 3,
             name: "/dev/pts/4".into(),
         };
-        let mut last = None;
-        assert_eq!(
-            to_monitor(&mut last, Some(a.clone()), at(Event::Tx(vec![1]))).len(),
-            2
-        );
-        assert_eq!(
-            to_monitor(&mut last, Some(a.clone()), at(Event::Rx(vec![2]))).len(),
-            1
-        );
-        let out = to_monitor(&mut last, Some(b), at(Event::Tx(vec![3])));
+        let mut ids = StreamIds::default();
+        let first = to_monitor(&mut ids, Some(a.clone()), at(Event::Tx(vec![1])));
+        assert_eq!(first.len(), 2, "announced, then the bytes");
+        assert!(first.iter().all(|e| e.stream == StreamId(1)));
+        let again = to_monitor(&mut ids, Some(a.clone()), at(Event::Rx(vec![2])));
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].stream, StreamId(1));
+        let out = to_monitor(&mut ids, Some(b), at(Event::Tx(vec![3])));
         assert_eq!(
             out[0].event,
             Event::Trace(TraceEvent::Stream {
@@ -366,8 +366,11 @@ mod tests {
                 fd: 3
             })
         );
+        assert_eq!(out[0].stream, StreamId(2));
         let exit = at(Event::Trace(TraceEvent::Exit(ProgramExit::Code(3))));
-        assert_eq!(to_monitor(&mut last, None, exit).len(), 1);
+        let out = to_monitor(&mut ids, None, exit);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].stream, StreamId::MAIN);
     }
 
     #[test]
