@@ -73,6 +73,8 @@ pub struct Headless<W: Write> {
     format: OutputFormat,
     /// Stdin lines read, for error messages.
     line_no: usize,
+    /// The capture stopped (or never started) and that was said: the exit status says it too.
+    recording_failed: bool,
 }
 
 impl<W: Write> Headless<W> {
@@ -81,7 +83,53 @@ impl<W: Write> Headless<W> {
             out,
             format,
             line_no: 0,
+            recording_failed: false,
         }
+    }
+
+    /// True once recording failed (at start or during the session): headless exits 3.
+    pub fn recording_failed(&self) -> bool {
+        self.recording_failed
+    }
+
+    /// Says, once, that the capture stopped: an `event` record `hsmon.recording_stopped` on
+    /// stdout and (unless `said_on_stderr`, as at start) a line on stderr.
+    fn check_recording(
+        &mut self,
+        session: &Session,
+        said_on_stderr: bool,
+    ) -> color_eyre::Result<()> {
+        if self.recording_failed {
+            return Ok(());
+        }
+        let Some((name, f)) = session
+            .recorder()
+            .and_then(|r| r.failure().map(|f| (r.name().to_string(), f)))
+        else {
+            return Ok(());
+        };
+        self.recording_failed = true;
+        let at = session.last_at;
+        match self.format {
+            OutputFormat::Json => crate::record::write(
+                &mut self.out,
+                &crate::record::event::recording_stopped(&name, &f.reason, &f.detail),
+                &crate::record::Time::at(at, &session.stamp),
+                None,
+                &session.stamp,
+            )?,
+            OutputFormat::Text => writeln!(
+                self.out,
+                "{:12.6} event error: {}",
+                at.as_secs_f64(),
+                printable(&f.detail)
+            )?,
+        }
+        self.out.flush()?;
+        if !said_on_stderr {
+            crate::output::eprint_line(&format!("hsmon: {}", printable(&f.detail)))?;
+        }
+        Ok(())
     }
 
     pub fn into_inner(self) -> W {
@@ -144,6 +192,7 @@ impl<W: Write> FrontEnd for Headless<W> {
 
     fn settle(&mut self, m: &mut Monitor) -> color_eyre::Result<Vec<Effect>> {
         write_findings(&mut self.out, &mut m.session, self.format)?;
+        self.check_recording(&m.session, false)?;
         self.out.flush()?;
         Ok(Vec::new())
     }
@@ -193,7 +242,8 @@ fn stdin_lines() -> impl futures::Stream<Item = String> + Unpin {
 /// Runs the monitor headless until Ctrl-C / SIGTERM / SIGHUP, `quit` on stdin, the source
 /// ending, `--duration`, or a driver that ends the run (`--autobaud`: exit 0 if the scan
 /// locked, 1 if nothing scored; `--script`: 1 if an expectation failed; a handshake: its
-/// outcome). Returns the exit status.
+/// outcome). Returns the exit status: 3 when the capture could not be written (at start or
+/// during the session), said on stderr and as an `hsmon.recording_stopped` record.
 pub async fn run(monitor: &mut Monitor, format: OutputFormat) -> color_eyre::Result<u8> {
     run_reading(monitor, format, true).await
 }
@@ -216,9 +266,17 @@ pub async fn run_reading(
     } else {
         Box::pin(futures::stream::pending())
     };
+    // A capture that could not start was said on stderr at start: the record says it too.
+    fe.check_recording(&monitor.session, true)?;
     let end = monitor.run(&mut fe, &mut input).await?;
     fe.out.flush()?;
-    Ok(monitor.exit_status(end).unwrap_or(crate::exit::OK))
+    let status = monitor.exit_status(end).unwrap_or(crate::exit::OK);
+    // Recording failed: the exit status says it (3, the device/I/O class), unless a driver
+    // already failed the run with its own status.
+    if fe.recording_failed() && status == crate::exit::OK {
+        return Ok(crate::exit::DEVICE);
+    }
+    Ok(status)
 }
 
 /// A handshake step's `event` record (`handshake.step`).

@@ -151,9 +151,12 @@ fn a_full_disk_stops_recording_but_not_the_session() {
         .args(["--capture", "/dev/full", "demo", "tour", "--duration", "2"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    // Issue 20: the session runs on, and the failure is loud: exit 3 (the device/I/O class),
+    // an `hsmon.recording_stopped` record.
+    assert_eq!(out.status.code(), Some(3));
     let r = records(&out.stdout);
     assert!(r.iter().any(|x| x["type"] == "frame"), "the session ran on");
+    assert!(r.iter().any(|x| x["id"] == "hsmon.recording_stopped"));
 }
 
 #[test]

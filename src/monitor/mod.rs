@@ -96,7 +96,10 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(handle: SourceHandle, session: Session, clock: Clock) -> Monitor {
+    pub fn new(handle: SourceHandle, mut session: Session, clock: Clock) -> Monitor {
+        // Issue 20: the capture is written by the source's sink, before the event channel
+        // and anything that may drop (the display, stdout); the session keeps the handle.
+        handle.events.tee().attach(session.recorded_at_source());
         Monitor {
             session,
             handle,

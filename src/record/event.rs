@@ -78,6 +78,22 @@ pub enum HsmonMembers {
     CommandFailed { command: String },
     /// `hsmon.replay`.
     Replay { paused: bool, speed: f64 },
+    /// `hsmon.recording_stopped`: the capture file and the short reason ("disk full").
+    RecordingStopped { capture: String, reason: String },
+}
+
+/// The `event` record `hsmon.recording_stopped`: the capture could not be started or stopped
+/// during the session (a full disk, an unwritable path); `detail` says what and the fix.
+pub fn recording_stopped(capture: &str, reason: &str, detail: &str) -> FromEvent<'static> {
+    hsmon_event(
+        "hsmon.recording_stopped",
+        "error",
+        detail.to_string(),
+        HsmonMembers::RecordingStopped {
+            capture: capture.to_string(),
+            reason: reason.to_string(),
+        },
+    )
 }
 
 /// `apdu`: one command/response exchange with a card.
@@ -234,7 +250,7 @@ pub fn from_event(ev: &Event) -> FromEvent<'_> {
             "hsmon.overrun",
             "error",
             format!(
-                "{} bytes dropped: the output fell behind the port",
+                "{} received bytes not shown: the output fell behind the port (a capture being recorded has them)",
                 o.dropped_bytes
             ),
             HsmonMembers::Overrun {

@@ -36,7 +36,7 @@ pub fn text_record(ev: &TimedEvent) -> String {
             format!("{t:12.6} connection retrying: {}", printable(reason))
         }
         Event::Overrun(o) => format!(
-            "{t:12.6} event error: {} bytes dropped (output fell behind)",
+            "{t:12.6} event error: {} received bytes not shown (output fell behind; a capture being recorded has them)",
             o.dropped_bytes
         ),
         Event::BreakSent => format!("{t:12.6} event: break sent"),
@@ -428,7 +428,7 @@ mod tests {
                 },
                 Event::Overrun(o) => json!({
                     "type": "event", "t": t, "id": "hsmon.overrun", "severity": "error",
-                    "text": format!("{} bytes dropped: the output fell behind the port", o.dropped_bytes),
+                    "text": format!("{} received bytes not shown: the output fell behind the port (a capture being recorded has them)", o.dropped_bytes),
                     "dropped_bytes": o.dropped_bytes,
                 }),
                 Event::BreakSent => json!({

@@ -826,8 +826,17 @@ async fn monitor_with(
     let end = crate::tui::run(&mut monitor, ui)
         .await
         .wrap_err("the terminal UI failed")?;
-    // A handshake's outcome (1 when quit before its end); otherwise 0.
-    Ok(monitor.exit_status(end).unwrap_or(exit::OK))
+    // A handshake's outcome (1 when quit before its end); otherwise 0 — or 3 when the
+    // capture could not be written (the status bar said so; stderr says it again now that
+    // the screen is gone).
+    let status = monitor.exit_status(end).unwrap_or(exit::OK);
+    if let Some(f) = monitor.session.recording_failure() {
+        crate::output::eprint_line(&format!("hsmon: {}", crate::sanitize::printable(&f.detail)))?;
+        if status == exit::OK {
+            return Ok(exit::DEVICE);
+        }
+    }
+    Ok(status)
 }
 
 /// Logs go to a file, never onto the TUI: $XDG_STATE_HOME/hsmon/hsmon.log by default.

@@ -35,11 +35,10 @@ pub(super) fn count_byte(bytes: &[u8], needle: u8) -> u64 {
 impl Session {
     /// Takes one event into the model.
     pub fn ingest(&mut self, ev: &TimedEvent) {
-        if let Some(r) = self.recorder.as_mut() {
-            let was = r.failed().is_none();
+        if let Some(r) = self.recorder.as_ref().filter(|_| !self.recorded_upstream) {
             r.append(ev);
-            self.note_capture_failure(was, ev.at);
         }
+        self.note_capture_failure(ev.at);
         self.generation += 1;
         self.last_at = self.last_at.max(ev.at);
         // A traced program's descriptor, seen for the first time: a stream of its own.
@@ -124,11 +123,19 @@ impl Session {
             }
             Event::Overrun(o) => {
                 self.counters.dropped_bytes += o.dropped_bytes;
+                // Display drops: the source's sink recorded the bytes before it dropped them.
+                let kept = if self.recorded_upstream
+                    && self.recorder.as_ref().is_some_and(|r| r.failed().is_none())
+                {
+                    " (the capture has them)"
+                } else {
+                    ""
+                };
                 self.notice(
                     ev.at,
                     NoticeLevel::Error,
                     format!(
-                        "{} bytes dropped: the display fell behind the port",
+                        "{} received bytes not shown: the display fell behind the port{kept}",
                         o.dropped_bytes
                     ),
                 );

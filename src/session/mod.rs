@@ -80,7 +80,8 @@ pub enum NoticeLevel {
 pub struct Counters {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
-    /// Bytes sources had to drop because the session fell behind.
+    /// Received bytes not shown because the display or output fell behind (the source's
+    /// sink dropped them from its queue after recording them in the capture).
     pub dropped_bytes: u64,
     /// Bytes pushed out of the in-memory window (still in the capture file, when recording).
     pub evicted_bytes: u64,
@@ -168,8 +169,15 @@ pub struct Session {
     card: CardLog,
     /// The replay's player state, when the source is a replay.
     pub replay: Option<ReplayState>,
-    /// Every ingested event is appended here when the session is recorded.
-    recorder: Option<crate::capture::writer::CaptureWriter>,
+    /// The capture, when the session is recorded. Shared with the source's sink once the
+    /// monitor hands it over ([`Session::recorded_at_source`]): then the sink appends every
+    /// event before any queue that may drop it, and the session only flushes, reads back and
+    /// ends it. Until then (a session fed by hand, a test), `ingest` appends.
+    recorder: Option<crate::capture::recorder::Recorder>,
+    /// True once the source's sink appends the events (the session no longer does).
+    recorded_upstream: bool,
+    /// Whether the failure of the recorder was already noticed.
+    recording_stop_noticed: bool,
     /// Time of the last ingested event.
     pub last_at: Timestamp,
     /// Bumped on every change, so the UI can tell whether to redraw.
@@ -212,6 +220,8 @@ impl Session {
             baud: BaudWatch::new(),
             card: CardLog::new(),
             recorder: None,
+            recorded_upstream: false,
+            recording_stop_noticed: false,
             replay: None,
             source_name,
             labels: None,
@@ -243,19 +253,30 @@ impl Session {
 
     /// Hands everything recorded so far to the file (before reading the capture back).
     pub fn flush_capture(&mut self) {
-        if let Some(r) = self.recorder.as_mut() {
+        if let Some(r) = self.recorder.as_ref() {
             r.flush();
         }
     }
 
     /// Records every event from now on into `writer` (a stopped writer just reports why).
     pub fn set_recorder(&mut self, writer: crate::capture::writer::CaptureWriter) {
-        self.recorder = Some(writer);
+        // A capture that could not start was said at start (status bar, stderr line).
+        self.recording_stop_noticed = writer.failure().is_some();
+        self.recorder = Some(crate::capture::recorder::Recorder::new(writer));
+        self.recorded_upstream = false;
     }
 
     /// The capture, if the session is recorded.
-    pub fn recorder(&self) -> Option<&crate::capture::writer::CaptureWriter> {
+    pub fn recorder(&self) -> Option<&crate::capture::recorder::Recorder> {
         self.recorder.as_ref()
+    }
+
+    /// The source's sink appends every event to the capture from now on (it is given the
+    /// recorder this returns); the session stops appending. None: nothing to record.
+    pub fn recorded_at_source(&mut self) -> Option<crate::capture::recorder::Recorder> {
+        let r = self.recorder.clone()?;
+        self.recorded_upstream = true;
+        Some(r)
     }
 
     /// When the capture next needs `poll_capture` (None: nothing pending, no timer needed).
@@ -265,36 +286,44 @@ impl Session {
 
     /// Writes what is due to the capture (records reach the file within 100 ms).
     pub fn poll_capture(&mut self, now: Timestamp) {
-        if let Some(r) = self.recorder.as_mut() {
-            let was = r.failed().is_none();
+        if let Some(r) = self.recorder.as_ref() {
             r.poll_flush(now);
-            self.note_capture_failure(was, now);
         }
+        self.note_capture_failure(now);
     }
 
     /// Flushes and syncs the capture: the end of a session.
     pub fn finish_capture(&mut self) {
-        if let Some(r) = self.recorder.as_mut() {
+        if let Some(r) = self.recorder.as_ref() {
             r.sync();
         }
+        let at = self.last_at;
+        self.note_capture_failure(at);
     }
 
-    fn note_capture_failure(&mut self, was_ok: bool, at: Timestamp) {
-        let detail = match self.recorder.as_ref().and_then(|r| r.failure()) {
-            Some(f) if was_ok => f.detail.clone(),
-            _ => return,
+    /// Why recording stopped, in full, once it has (None while it runs or without capture).
+    pub fn recording_failure(&self) -> Option<crate::capture::WriteFailure> {
+        self.recorder.as_ref().and_then(|r| r.failure())
+    }
+
+    /// A notice, once, when the capture stopped (whoever was writing when it failed).
+    pub(crate) fn note_capture_failure(&mut self, at: Timestamp) {
+        if self.recording_stop_noticed {
+            return;
+        }
+        let Some(f) = self.recording_failure() else {
+            return;
         };
-        self.notice(
-            at,
-            NoticeLevel::Error,
-            format!("recording stopped: {detail}"),
-        );
+        self.recording_stop_noticed = true;
+        self.generation += 1;
+        self.notice(at, NoticeLevel::Error, f.detail);
     }
 
     /// Appends an event to the capture without taking it into the model: at exit, what the
     /// source had already read must still reach the file, though nothing will show it.
+    /// (Nothing to do when the source's sink records: it already has.)
     pub fn record_only(&mut self, ev: &TimedEvent) {
-        if let Some(r) = self.recorder.as_mut() {
+        if let Some(r) = self.recorder.as_ref().filter(|_| !self.recorded_upstream) {
             r.append(ev);
         }
     }

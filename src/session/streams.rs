@@ -112,7 +112,7 @@ impl Session {
         if !streams.is_empty() {
             self.streams = streams.iter().map(StreamInfo::declared).collect();
         }
-        if let Some(r) = self.recorder.as_mut() {
+        if let Some(r) = self.recorder.as_ref() {
             r.declare_streams(streams);
         }
     }

@@ -297,6 +297,8 @@ struct Side {
 
 impl Side {
     fn new(handle: SourceHandle, label: &str) -> Side {
+        // Each port's events are recorded once, by the tap's own sink.
+        handle.events.tee().attach(None);
         Side {
             handle,
             label: label.to_string(),

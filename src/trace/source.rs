@@ -125,7 +125,7 @@ fn read_wire(lines: &mut BufReader<File>) -> Option<Wire> {
 /// behind (the helper, and so the program, waits too: no byte is dropped).
 fn read_loop(
     mut lines: BufReader<File>,
-    tx: mpsc::Sender<TimedEvent>,
+    tx: crate::source::EventTx,
     clock: Clock,
     exit: &Mutex<Option<ProgramExit>>,
 ) {
@@ -302,7 +302,7 @@ pub fn to_monitor(ids: &mut StreamIds, key: Option<StreamKey>, ev: TimedEvent) -
 /// shutdown (or the session ending) closes the control pipe, and the helper lets go.
 async fn commands(
     mut crx: mpsc::Receiver<Command>,
-    etx: mpsc::Sender<TimedEvent>,
+    etx: crate::source::EventTx,
     control: File,
     mut done: oneshot::Receiver<()>,
     clock: Clock,

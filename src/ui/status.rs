@@ -39,7 +39,7 @@ fn recording(s: &Session, ui: &UiState) -> Span<'static> {
         None => Span::raw(""),
         Some(r) => match r.failed() {
             Some(why) => Span::styled(
-                format!(" recording stopped: {} ", crate::sanitize::printable(why)),
+                format!(" recording stopped: {} ", crate::sanitize::printable(&why)),
                 ui.theme.status_bad,
             ),
             None => Span::styled(
