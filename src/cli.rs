@@ -252,6 +252,9 @@ pub struct TlsProbeArgs {
     /// Seconds to wait for the connection and for each answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub timeout: f64,
+    /// Seconds the whole probe may take, however the server paces its bytes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    pub deadline: f64,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,7 @@ pub mod session;
 pub mod sim;
 pub mod source;
 pub mod stamp;
+pub mod textfile;
 pub mod toml_pos;
 pub mod tui;
 pub mod uart_line;

@@ -427,9 +427,17 @@ async fn probe(formats: Formats, args: crate::cli::ProbeArgs) -> Result<u8> {
         ))
         .into());
     }
+    if !(a.deadline.is_finite() && a.deadline > 0.0) {
+        return Err(UsageError(format!(
+            "--deadline {}: give a positive number of seconds",
+            a.deadline
+        ))
+        .into());
+    }
     let opts = crate::probe::tls::ProbeOptions {
         sni: a.sni,
         timeout: Duration::from_secs_f64(a.timeout.min(600.0)),
+        deadline: Duration::from_secs_f64(a.deadline.min(3600.0)),
     };
     let knowledge = load_knowledge()?;
     let report = crate::probe::tls::probe(&target, &opts, &knowledge)
@@ -525,9 +533,14 @@ pub fn load_script(
     follow_up: bool,
     transaction: bool,
 ) -> Result<crate::card::runner::ScriptRunner> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::textfile::read_text(path).map_err(|e| {
+        let fix = if e.kind() == std::io::ErrorKind::InvalidData {
+            ""
+        } else {
+            " — check the path"
+        };
         UsageError(format!(
-            "cannot read the script {}: {e} — check the path",
+            "cannot read the script {}: {e}{fix}",
             path.display()
         ))
     })?;
