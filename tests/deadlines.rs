@@ -11,8 +11,10 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use hsmon::capture::{CaptureMeta, CaptureWriter};
+use hsmon::event::{ConnectionState, Event, TimedEvent};
 use serde_json::Value;
-use support::run_hsmon_within;
+use support::{path_str, run_hsmon_within};
 
 /// A server that reads the ClientHello, then sends a TLS-looking record one byte a second.
 fn trickling_tls_server() -> u16 {
@@ -105,4 +107,64 @@ fn an_endless_script_file_is_refused_at_its_size_limit() {
     .unwrap();
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("larger than 1024 KiB"), "{err}");
+}
+
+/// A capture whose third record is stamped 2^64−1 ns (its checksum is valid: the writer
+/// wrote it), between ordinary records 10 ms apart.
+fn capture_with_an_absurd_stamp(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("absurd.hscap");
+    let meta = CaptureMeta::new(
+        "serial /dev/ttyUSB0",
+        None,
+        std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    );
+    let mut w = CaptureWriter::create(&path, &meta).unwrap();
+    let events = [
+        TimedEvent::new(Duration::ZERO, Event::Connection(ConnectionState::Up)),
+        TimedEvent::new(Duration::from_millis(10), Event::Rx(b"one\r\n".to_vec())),
+        TimedEvent::new(
+            Duration::from_nanos(u64::MAX),
+            Event::Rx(b"two\r\n".to_vec()),
+        ),
+        TimedEvent::new(Duration::from_millis(20), Event::Rx(b"three\r\n".to_vec())),
+        TimedEvent::new(Duration::from_millis(30), Event::Rx(b"four\r\n".to_vec())),
+    ];
+    for e in &events {
+        w.append(e);
+    }
+    w.sync();
+    assert_eq!(w.failed(), None);
+    path
+}
+
+#[test]
+fn replay_of_a_record_stamped_2_64_ns_plays_on_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = capture_with_an_absurd_stamp(dir.path());
+    for speed in ["1000", "1"] {
+        let (code, out, err) = run_hsmon_within(
+            &[
+                "--config",
+                "/dev/null",
+                "--headless",
+                "--format",
+                "json",
+                "replay",
+                path_str(&cap),
+                "--speed",
+                speed,
+            ],
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert_eq!(code, 0, "{err}");
+        let rx: Vec<u8> = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["type"] == "rx")
+            .flat_map(|v| support::hex(v["hex"].as_str().unwrap_or_default()))
+            .collect();
+        assert_eq!(rx, b"one\r\ntwo\r\nthree\r\nfour\r\n", "{out}");
+        assert!(out.contains("585 years after the one before it"), "{out}");
+    }
 }
