@@ -168,3 +168,42 @@ fn replay_of_a_record_stamped_2_64_ns_plays_on_and_says_so() {
         assert!(out.contains("585 years after the one before it"), "{out}");
     }
 }
+
+/// A peer that accepts and closes at once; counts the connections it got.
+fn accept_and_close() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    (port, count)
+}
+
+/// hsmon against `target` for 4 s: connections made (the first and the reconnects).
+fn connections_in_four_seconds(args: &[&str], count: &std::sync::atomic::AtomicUsize) -> usize {
+    let mut full = vec!["--config", "/dev/null", "--headless", "--no-capture"];
+    full.extend_from_slice(args);
+    let _ = run_hsmon_within(&full, Duration::from_secs(4));
+    count.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[test]
+fn tcp_against_a_peer_that_closes_at_once_backs_off() {
+    let (port, count) = accept_and_close();
+    let n = connections_in_four_seconds(&["tcp", &format!("127.0.0.1:{port}")], &count);
+    // 0, +0.5, +1, +2 s: four connections in 4 s (on main: over a thousand).
+    assert!((2..=6).contains(&n), "{n} connections in 4 s");
+}
+
+#[test]
+fn rfc2217_against_a_peer_that_closes_at_once_backs_off() {
+    let (port, count) = accept_and_close();
+    let n =
+        connections_in_four_seconds(&["serial", &format!("rfc2217://127.0.0.1:{port}")], &count);
+    assert!((1..=6).contains(&n), "{n} connections in 4 s");
+}
