@@ -269,6 +269,10 @@ pub struct DecodeArgs {
     /// A file of raw bytes.
     #[arg(required_unless_present = "hex")]
     pub file: Option<PathBuf>,
+    /// Stop after this many input bytes (say so on stderr): for endless inputs such as a
+    /// device or a pipe that does not end.
+    #[arg(long, value_name = "N")]
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]

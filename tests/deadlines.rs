@@ -207,3 +207,111 @@ fn rfc2217_against_a_peer_that_closes_at_once_backs_off() {
         connections_in_four_seconds(&["serial", &format!("rfc2217://127.0.0.1:{port}")], &count);
     assert!((1..=6).contains(&n), "{n} connections in 4 s");
 }
+
+/// Resident memory of a running process, in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn decode_of_an_endless_input_keeps_its_memory_bounded() {
+    let mut child = support::hsmon_command()
+        .args(["--config", "/dev/null", "decode", "/dev/zero"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let early = rss_kib(child.id());
+    std::thread::sleep(Duration::from_secs(2));
+    let late = rss_kib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    // On main before the streaming decode: about 1 GB more every second.
+    assert!(late < 100 * 1024, "{late} KiB after 3 s");
+    assert!(
+        late < early + 16 * 1024,
+        "{early} KiB after 1 s, {late} KiB after 3 s"
+    );
+}
+
+#[test]
+fn decode_with_a_protocol_of_an_endless_input_stops_at_its_limit() {
+    let (code, _, err) = run_hsmon_within(
+        &[
+            "--config",
+            "/dev/null",
+            "decode",
+            "--protocol",
+            "text",
+            "/dev/zero",
+        ],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("larger than 64 MiB") && err.contains("--max-bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn decode_max_bytes_stops_there_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("boot.log");
+    let mut log = String::new();
+    for n in 0..1000 {
+        log.push_str(&format!("[{n:6}] line {n} ok\r\n"));
+    }
+    std::fs::write(&f, &log).unwrap();
+    let (code, out, err) = run_hsmon_within(
+        &[
+            "--config",
+            "/dev/null",
+            "--format",
+            "json",
+            "decode",
+            path_str(&f),
+            "--max-bytes",
+            "2000",
+        ],
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("stopped after 2000 input bytes (--max-bytes 2000)"),
+        "{err}"
+    );
+    let ends: Vec<u64> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "frame")
+        .map(|v| v["end"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !ends.is_empty() && ends.iter().all(|&e| e <= 2000),
+        "{ends:?}"
+    );
+    // An endless device, too: it ends, and says where.
+    let (code, _, err) = run_hsmon_within(
+        &[
+            "--config",
+            "/dev/null",
+            "decode",
+            "/dev/zero",
+            "--max-bytes",
+            "1000000",
+        ],
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert!(code == 0 || code == 1, "{err}");
+    assert!(err.contains("stopped after 1000000 input bytes"), "{err}");
+}

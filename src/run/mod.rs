@@ -154,14 +154,25 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 }
             };
             let mut out = std::io::BufWriter::new(crate::output::Stdout::lock());
+            let limit = args.max_bytes.unwrap_or(u64::MAX);
+            let mut limited = std::io::Read::take(&mut reader, limit);
             let done = crate::offline::decode_stream(
-                &mut reader,
+                &mut limited,
                 protocol,
                 knowledge,
                 formats.output,
                 &mut out,
             )
             .and_then(|code| std::io::Write::flush(&mut out).map(|()| code));
+            if done.is_ok() && args.max_bytes.is_some() && limited.limit() == 0 {
+                let mut one = [0u8; 1];
+                if std::io::Read::read(&mut reader, &mut one).is_ok_and(|n| n > 0) {
+                    crate::output::eprint_last(&format!(
+                        "decode: stopped after {limit} input bytes (--max-bytes {limit}); the rest \
+                         of the input was not read"
+                    ));
+                }
+            }
             match done {
                 Ok(code) => Ok(code),
                 // The reader of our output went away (`| head`): nothing more to say.
