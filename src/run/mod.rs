@@ -2,6 +2,7 @@
 //! Errors reach here as `color_eyre` reports and leave with the exit status DESIGN.md sets.
 //! `handshake.rs` is `hsmon handshake`'s command line (profiles, the device, the report).
 
+pub mod card_wait;
 pub mod handshake;
 
 use std::process::ExitCode;
@@ -502,6 +503,7 @@ async fn card(
         None,
         Extras {
             autobaud: false,
+            card_wait: card_wait::CardWaitDriver::new(args.reader.clone(), script.is_some()),
             script,
             labels: None,
             ..Extras::default()
@@ -649,6 +651,8 @@ pub struct Extras {
     pub labels: Option<crate::session::DirectionLabels>,
     pub handshake: Option<crate::handshake::runner::Runner>,
     pub knowledge: Option<Arc<Knowledge>>,
+    /// Headless `card` with `--reader` or `--script`: end after a stated wait with nothing.
+    pub card_wait: Option<card_wait::CardWaitDriver>,
 }
 
 async fn demo(
@@ -767,6 +771,9 @@ async fn monitor_with(
     monitor.set_deadline(deadline);
     // Headless, a driver's end ends the run and gives the exit status; in the TUI the user
     // quits (a scan leaves a proposal, a script or a handshake stays on screen).
+    if let Some(w) = extras.card_wait.filter(|_| headless) {
+        monitor.push_driver(Box::new(w));
+    }
     if extras.autobaud {
         monitor.push_driver(Box::new(crate::monitor::scan::ScanDriver::new(headless)));
     }
