@@ -315,3 +315,41 @@ fn decode_max_bytes_stops_there_and_says_so() {
     assert!(code == 0 || code == 1, "{err}");
     assert!(err.contains("stopped after 1000000 input bytes"), "{err}");
 }
+
+/// hsmon with its config dir in a scratch folder where `file` (under hsmon/) is /dev/zero.
+fn with_endless_user_file(file: &str, args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hsmon").join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let mut cmd = support::hsmon_command();
+    cmd.env("XDG_CONFIG_HOME", dir.path()).args(args);
+    support::run_within(cmd, Duration::from_secs(20)).unwrap()
+}
+
+#[test]
+fn an_endless_knowledge_file_is_refused_at_its_size_limit() {
+    let (code, _, err) = with_endless_user_file(
+        "knowledge.toml",
+        &["--config", "/dev/null", "explain", "68"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("knowledge.toml") && err.contains("larger than 1024 KiB"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_endless_profile_file_is_skipped_at_its_size_limit() {
+    let (code, out, err) = with_endless_user_file(
+        "profiles/endless.toml",
+        &["--config", "/dev/null", "handshake", "--list"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("endless.toml") && all.contains("larger than 1024 KiB"),
+        "{all}"
+    );
+}

@@ -270,8 +270,18 @@ pub fn run_hsmon(args: &[&str]) -> (i32, String, String) {
 /// Runs hsmon with `args` and gives it `limit` to finish: the exit code, stdout and stderr,
 /// or an error saying it still ran (it is killed then). For tests of things that used to hang.
 pub fn run_hsmon_within(args: &[&str], limit: Duration) -> Result<(i32, String, String), String> {
-    let mut child = hsmon_command()
-        .args(args)
+    let mut cmd = hsmon_command();
+    cmd.args(args);
+    run_within(cmd, limit)
+}
+
+/// [`run_hsmon_within`] for a command already set up (arguments, environment).
+pub fn run_within(mut cmd: Command, limit: Duration) -> Result<(i32, String, String), String> {
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
