@@ -49,7 +49,18 @@ impl Driver for CardWaitDriver {
     fn on_event(&mut self, _session: &mut Session, ev: &TimedEvent) -> DriverStep {
         match &ev.event {
             Event::CommandFailed { command, reason } if command.starts_with(CHOOSE_READER) => {
+                let first = self.reader_problem.is_none() && !self.gave_up;
                 self.reader_problem = Some(format!("{command}: {reason}"));
+                if first {
+                    let text = format!(
+                        "{command}: {reason}; waiting up to {} s for it (headless), then exit 3",
+                        CARD_WAIT.as_secs()
+                    );
+                    return DriverStep {
+                        commands: Vec::new(),
+                        reports: vec![Report::Message(text)],
+                    };
+                }
             }
             Event::Card(CardEvent::Connected { .. }) => {
                 self.connected = true;

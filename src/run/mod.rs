@@ -165,14 +165,12 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 &mut out,
             )
             .and_then(|code| std::io::Write::flush(&mut out).map(|()| code));
+            // The limit reached: said without reading on (a pipe could block that read).
             if done.is_ok() && args.max_bytes.is_some() && limited.limit() == 0 {
-                let mut one = [0u8; 1];
-                if std::io::Read::read(&mut reader, &mut one).is_ok_and(|n| n > 0) {
-                    crate::output::eprint_last(&format!(
-                        "decode: stopped after {limit} input bytes (--max-bytes {limit}); the rest \
-                         of the input was not read"
-                    ));
-                }
+                crate::output::eprint_last(&format!(
+                    "decode: stopped after {limit} input bytes (--max-bytes {limit}); anything \
+                     after them was not read"
+                ));
             }
             match done {
                 Ok(code) => Ok(code),
