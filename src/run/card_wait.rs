@@ -19,8 +19,8 @@ pub const CARD_WAIT: Duration = Duration::from_secs(5);
 pub struct CardWaitDriver {
     reader: Option<String>,
     script: bool,
-    /// What the source said about `--reader` (no such reader, ambiguous), until a card
-    /// connects.
+    /// The source's "choose reader" command when it said `--reader` matches no reader (or
+    /// several), until a card connects; the reason was said at once.
     reader_problem: Option<String>,
     connected: bool,
     gave_up: bool,
@@ -50,7 +50,7 @@ impl Driver for CardWaitDriver {
         match &ev.event {
             Event::CommandFailed { command, reason } if command.starts_with(CHOOSE_READER) => {
                 let first = self.reader_problem.is_none() && !self.gave_up;
-                self.reader_problem = Some(format!("{command}: {reason}"));
+                self.reader_problem = Some(command.clone());
                 if first {
                     let text = format!(
                         "{command}: {reason}; waiting up to {} s for it (headless), then exit 3",
@@ -80,7 +80,7 @@ impl Driver for CardWaitDriver {
             None
         } else if let Some(problem) = &self.reader_problem {
             Some(format!(
-                "{problem}. Gave up after {secs} s (headless); exit 3"
+                "{problem}: still no one reader matches. Gave up after {secs} s (headless); exit 3"
             ))
         } else if self.script {
             let place = self
