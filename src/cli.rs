@@ -266,6 +266,9 @@ pub struct TlsProbeArgs {
     /// Seconds to wait for the connection and for each answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
     pub timeout: f64,
+    /// Seconds the whole probe may take, however the server paces its bytes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    pub deadline: f64,
 }
 
 #[derive(Debug, Args)]
@@ -280,6 +283,10 @@ pub struct DecodeArgs {
     /// A file of raw bytes.
     #[arg(required_unless_present = "hex")]
     pub file: Option<PathBuf>,
+    /// Stop after this many input bytes (say so on stderr): for endless inputs such as a
+    /// device or a pipe that does not end.
+    #[arg(long, value_name = "N")]
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Args)]

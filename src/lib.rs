@@ -33,6 +33,7 @@ pub mod session;
 pub mod sim;
 pub mod source;
 pub mod stamp;
+pub mod textfile;
 pub mod toml_pos;
 pub mod trace;
 pub mod tui;

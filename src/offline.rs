@@ -120,6 +120,9 @@ fn frames_for(p: Protocol, bytes: &[u8]) -> Vec<Frame> {
     }
 }
 
+/// Most input `decode --protocol` reads (it decodes the input whole).
+pub const MAX_WHOLE: u64 = 64 * 1024 * 1024;
+
 /// Bytes read and decoded at a time by [`decode_stream`].
 const DECODE_CHUNK: usize = 64 * 1024;
 
@@ -155,7 +158,20 @@ pub fn decode_stream(
 ) -> std::io::Result<u8> {
     if let Some(p) = protocol {
         let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes)?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(&mut *input, MAX_WHOLE + 1),
+            &mut bytes,
+        )?;
+        if bytes.len() as u64 > MAX_WHOLE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "with --protocol the input is decoded whole, and it is larger than {} MiB: \
+                     give --max-bytes N, or leave --protocol out to decode it as it streams",
+                    MAX_WHOLE >> 20
+                ),
+            ));
+        }
         let frames = frames_for(p, &bytes);
         for f in &frames {
             let slice = bytes

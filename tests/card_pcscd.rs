@@ -321,3 +321,54 @@ fn a_script_in_a_transaction_begins_and_ends_it() {
         "SELECT, GET RESPONSE, GET CHALLENGE"
     );
 }
+
+/// Headless `card` that has nothing to work with ends with exit 3 after its stated wait
+/// (5 s), saying why; on main each of these ran until killed.
+fn assert_gives_up(args: &[&str], want: &[&str]) {
+    let started = Instant::now();
+    let (code, records, err) = run_card(args);
+    let took = started.elapsed();
+    assert_eq!(code, 3, "{args:?}: stderr {err}\nrecords {records:#?}");
+    assert!(took < Duration::from_secs(12), "{args:?} took {took:?}");
+    for w in want {
+        assert!(err.contains(w), "{args:?}: {w:?} not in stderr {err}");
+    }
+}
+
+#[test]
+fn a_reader_that_does_not_exist_is_said_with_the_ones_that_do_and_exits_3() {
+    let (_lock, reader) = pcsc_test();
+    let name = reader.to_str().unwrap().to_string();
+    let script = script_file(&format!("{SELECT_DEMO}\n"));
+    let script = script.path().to_str().unwrap();
+    for args in [
+        vec!["--reader", "nosuch"],
+        vec!["--reader", "99"],
+        vec!["--reader", "nosuch", "--script", script],
+        vec!["--reader", "99", "--script", script],
+    ] {
+        assert_gives_up(
+            &args,
+            &[
+                "no reader has that name or index",
+                &format!("\"{name}\""),
+                "Gave up after 5 s",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_script_with_no_card_in_the_reader_is_said_and_exits_3() {
+    let (_lock, reader) = pcsc_test();
+    pcscd::wait_card(&reader, None);
+    let script = script_file(&format!("{SELECT_DEMO}\n"));
+    let script = script.path().to_str().unwrap();
+    let name = reader.to_str().unwrap();
+    for args in [
+        vec!["--script", script],
+        vec!["--reader", name, "--script", script],
+    ] {
+        assert_gives_up(&args, &["no card was connected within 5 s", "exit 3"]);
+    }
+}

@@ -32,6 +32,9 @@ pub struct ProbeOptions {
     pub sni: Option<String>,
     /// Limit for the connection and for each wait for an answer.
     pub timeout: Duration,
+    /// Limit for the whole probe, connection included: a server that trickles a byte now and
+    /// then keeps every single wait short and would otherwise hold the probe for ever.
+    pub deadline: Duration,
 }
 
 /// Most reply bytes kept (enough for a plaintext first line and the records before an alert).
@@ -198,8 +201,17 @@ pub async fn probe(
     let config = client_config(verifier.clone())?;
     let mut conn = ClientConnection::new(Arc::new(config), name)
         .map_err(|e| ProbeError::Setup(e.to_string()))?;
-    let (verdict, reply) = match connect(target, opts.timeout).await {
-        Ok(mut stream) => exchange(&mut stream, &mut conn, &verifier, opts.timeout).await,
+    let end = tokio::time::Instant::now() + opts.deadline;
+    let first = opts.timeout.min(opts.deadline);
+    let (verdict, reply) = match connect(target, first).await {
+        Ok(mut stream) => {
+            let limits = Limits {
+                wait: opts.timeout,
+                end,
+                deadline: opts.deadline,
+            };
+            exchange(&mut stream, &mut conn, &verifier, limits).await
+        }
         Err(e) => (
             Answer::Unreachable {
                 error: e.to_string(),
@@ -220,13 +232,33 @@ fn client_config(verifier: Arc<Recorder>) -> Result<ClientConfig, ProbeError> {
         .with_no_client_auth())
 }
 
+/// How long the exchange may wait: each read, and all of it.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    wait: Duration,
+    end: tokio::time::Instant,
+    deadline: Duration,
+}
+
+impl Limits {
+    /// When the next read gives up: after `wait`, or at the overall end if that is sooner.
+    fn next(&self) -> tokio::time::Instant {
+        (tokio::time::Instant::now() + self.wait).min(self.end)
+    }
+
+    fn overdue(&self) -> bool {
+        tokio::time::Instant::now() >= self.end
+    }
+}
+
 /// Sends the ClientHello and reads until the answer is classified.
 async fn exchange(
     stream: &mut TcpStream,
     conn: &mut ClientConnection,
     verifier: &Recorder,
-    timeout: Duration,
+    limits: Limits,
 ) -> (Answer, Vec<u8>) {
+    let timeout = limits.wait;
     let mut raw: Vec<u8> = Vec::new();
     if let Err(e) = send_pending(stream, conn).await {
         let reason = format!("sending the ClientHello failed: {}", describe_io(&e));
@@ -234,8 +266,25 @@ async fn exchange(
     }
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = match tokio::time::timeout(timeout, stream.read(&mut buf)).await {
-            Err(_) if raw.is_empty() => return (Answer::Silent { waited: timeout }, raw),
+        let n = match tokio::time::timeout_at(limits.next(), stream.read(&mut buf)).await {
+            Err(_) if raw.is_empty() => {
+                let waited = if limits.overdue() {
+                    limits.deadline
+                } else {
+                    timeout
+                };
+                return (Answer::Silent { waited }, raw);
+            }
+            Err(_) if limits.overdue() => {
+                let reason = format!(
+                    "no verdict within the overall deadline of {:.1} s: {} bytes came, too slowly to \
+                     finish a handshake (a server that trickles bytes); give --deadline SECONDS to \
+                     wait longer",
+                    limits.deadline.as_secs_f64(),
+                    raw.len()
+                );
+                return (Answer::HandshakeFailed { reason }, raw);
+            }
             Err(_) => {
                 let reason = format!(
                     "the handshake stalled: nothing more came within {:.1} s",
@@ -261,7 +310,7 @@ async fn exchange(
         let room = MAX_REPLY.saturating_sub(raw.len());
         raw.extend_from_slice(&fresh[..n.min(room)]);
         if !TlsProbeResult::new(None, None, &raw).looks_tls() {
-            read_rest_of_line(stream, &mut raw).await;
+            read_rest_of_line(stream, &mut raw, limits.end).await;
             let first_line = first_line(&raw);
             return (Answer::Plaintext { first_line }, raw);
         }
@@ -320,10 +369,11 @@ async fn send_pending(stream: &mut TcpStream, conn: &mut ClientConnection) -> io
 }
 
 /// A plaintext answer: read on briefly until its first line is complete.
-async fn read_rest_of_line(stream: &mut TcpStream, raw: &mut Vec<u8>) {
+async fn read_rest_of_line(stream: &mut TcpStream, raw: &mut Vec<u8>, end: tokio::time::Instant) {
     let mut buf = [0u8; 4096];
     while !raw.contains(&b'\n') && raw.len() < MAX_REPLY {
-        match tokio::time::timeout(LINE_WAIT, stream.read(&mut buf)).await {
+        let until = (tokio::time::Instant::now() + LINE_WAIT).min(end);
+        match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => {
                 let room = MAX_REPLY - raw.len();
                 raw.extend_from_slice(&buf[..n.min(room)]);

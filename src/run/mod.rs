@@ -2,6 +2,7 @@
 //! Errors reach here as `color_eyre` reports and leave with the exit status DESIGN.md sets.
 //! `handshake.rs` is `hsmon handshake`'s command line (profiles, the device, the report).
 
+pub mod card_wait;
 pub mod handshake;
 
 use std::process::ExitCode;
@@ -154,14 +155,23 @@ async fn dispatch(cli: Cli) -> Result<u8> {
                 }
             };
             let mut out = std::io::BufWriter::new(crate::output::Stdout::lock());
+            let limit = args.max_bytes.unwrap_or(u64::MAX);
+            let mut limited = std::io::Read::take(&mut reader, limit);
             let done = crate::offline::decode_stream(
-                &mut reader,
+                &mut limited,
                 protocol,
                 knowledge,
                 formats.output,
                 &mut out,
             )
             .and_then(|code| std::io::Write::flush(&mut out).map(|()| code));
+            // The limit reached: said without reading on (a pipe could block that read).
+            if done.is_ok() && args.max_bytes.is_some() && limited.limit() == 0 {
+                crate::output::eprint_last(&format!(
+                    "decode: stopped after {limit} input bytes (--max-bytes {limit}); anything \
+                     after them was not read"
+                ));
+            }
             match done {
                 Ok(code) => Ok(code),
                 // The reader of our output went away (`| head`): nothing more to say.
@@ -469,9 +479,17 @@ async fn probe(formats: Formats, args: crate::cli::ProbeArgs) -> Result<u8> {
         ))
         .into());
     }
+    if !(a.deadline.is_finite() && a.deadline > 0.0) {
+        return Err(UsageError(format!(
+            "--deadline {}: give a positive number of seconds",
+            a.deadline
+        ))
+        .into());
+    }
     let opts = crate::probe::tls::ProbeOptions {
         sni: a.sni,
         timeout: Duration::from_secs_f64(a.timeout.min(600.0)),
+        deadline: Duration::from_secs_f64(a.deadline.min(3600.0)),
     };
     let knowledge = load_knowledge()?;
     let report = crate::probe::tls::probe(&target, &opts, &knowledge)
@@ -525,6 +543,7 @@ async fn card(
         None,
         Extras {
             autobaud: false,
+            card_wait: card_wait::CardWaitDriver::new(args.reader.clone(), script.is_some()),
             script,
             labels: None,
             ..Extras::default()
@@ -567,9 +586,14 @@ pub fn load_script(
     follow_up: bool,
     transaction: bool,
 ) -> Result<crate::card::runner::ScriptRunner> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::textfile::read_text(path).map_err(|e| {
+        let fix = if e.kind() == std::io::ErrorKind::InvalidData {
+            ""
+        } else {
+            " — check the path"
+        };
         UsageError(format!(
-            "cannot read the script {}: {e} — check the path",
+            "cannot read the script {}: {e}{fix}",
             path.display()
         ))
     })?;
@@ -669,6 +693,8 @@ pub struct Extras {
     pub knowledge: Option<Arc<Knowledge>>,
     /// stdin belongs to a traced program: headless reads no control lines from it.
     pub program_stdin: bool,
+    /// Headless `card` with `--reader` or `--script`: end after a stated wait with nothing.
+    pub card_wait: Option<card_wait::CardWaitDriver>,
 }
 
 async fn demo(
@@ -787,6 +813,9 @@ async fn monitor_with(
     monitor.set_deadline(deadline);
     // Headless, a driver's end ends the run and gives the exit status; in the TUI the user
     // quits (a scan leaves a proposal, a script or a handshake stays on screen).
+    if let Some(w) = extras.card_wait.filter(|_| headless) {
+        monitor.push_driver(Box::new(w));
+    }
     if extras.autobaud {
         monitor.push_driver(Box::new(crate::monitor::scan::ScanDriver::new(headless)));
     }

@@ -85,6 +85,10 @@ const MAX_GET_RESPONSE: usize = 64;
 /// The largest response an extended-length APDU can have, plus SW1 SW2.
 const RESPONSE_BUFFER: usize = 65_536 + 2;
 
+/// The command named in the `CommandFailed` event that says a `--reader` matches no reader
+/// (or several): "choose reader 'NAME'".
+pub const CHOOSE_READER: &str = "choose reader";
+
 /// Starts the card thread.
 pub fn spawn(opts: CardOptions, clock: Clock) -> SourceHandle {
     let (etx, erx, ctx, mut crx) = channels();
@@ -127,6 +131,7 @@ pub fn spawn(opts: CardOptions, clock: Clock) -> SourceHandle {
             held: None,
             context_error: None,
             said_ambiguous: false,
+            said_missing: None,
             last_command: None,
         };
         w.run();
@@ -164,6 +169,9 @@ struct Worker {
     context_error: Option<u32>,
     /// An ambiguous --reader was said.
     said_ambiguous: bool,
+    /// The reader list when a --reader that matches none of it was last said (said again
+    /// when the list changes).
+    said_missing: Option<Vec<CString>>,
     /// When the last command arrived (a busy card is served from the command channel).
     last_command: Option<Instant>,
 }
@@ -557,6 +565,9 @@ impl Worker {
             Some(w) => w.clone(),
         };
         if let Ok(i) = want.parse::<usize>() {
+            if i >= self.readers.len() {
+                self.say_missing(&want);
+            }
             return (i < self.readers.len()).then_some(i);
         }
         let names: Vec<String> = self.readers.iter().map(|r| lossy(r)).collect();
@@ -577,13 +588,16 @@ impl Worker {
         match (hits.as_slice(), with_card.as_slice()) {
             ([one], _) => Some(*one),
             (_, [one]) => Some(*one),
-            ([], _) => None,
+            ([], _) => {
+                self.say_missing(&want);
+                None
+            }
             _ => {
                 if !self.said_ambiguous {
                     self.said_ambiguous = true;
                     let list: Vec<&str> = hits.iter().map(|&i| names[i].as_str()).collect();
                     self.emit(Event::CommandFailed {
-                        command: format!("choose reader '{want}'"),
+                        command: format!("{CHOOSE_READER} '{want}'"),
                         reason: format!(
                             "it matches {}: give the full name or the index (hsmon list)",
                             list.join(", ")
@@ -593,6 +607,36 @@ impl Worker {
                 None
             }
         }
+    }
+
+    /// Says once per reader list that `--reader want` names none of the readers, and which
+    /// readers there are (a `CommandFailed` for [`CHOOSE_READER`]).
+    fn say_missing(&mut self, want: &str) {
+        if self.said_missing.as_ref() == Some(&self.readers) {
+            return;
+        }
+        self.said_missing = Some(self.readers.clone());
+        let reason = if self.readers.is_empty() {
+            "no reader is connected (pcscd lists none): plug the reader in, or check that pcscd \
+             runs and has its driver (hsmon list)"
+                .to_string()
+        } else {
+            let list: Vec<String> = self
+                .readers
+                .iter()
+                .enumerate()
+                .map(|(i, r)| format!("{i} \"{}\"", lossy(r)))
+                .collect();
+            format!(
+                "no reader has that name or index; the readers are: {} — give one of these names \
+                 (or a unique part of it) or its index",
+                list.join(", ")
+            )
+        };
+        self.emit(Event::CommandFailed {
+            command: format!("{CHOOSE_READER} '{want}'"),
+            reason,
+        });
     }
 
     fn connect_if_needed(&mut self) {

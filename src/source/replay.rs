@@ -20,6 +20,10 @@ pub const SPEED_MAX: f64 = 1024.0;
 /// The speed that means "as fast as it can": no waiting between events (`--speed max` or
 /// `--speed 0`). Slower from there is [`SPEED_MAX`].
 pub const UNPACED: f64 = 0.0;
+/// A recorded gap longer than this between two records is not waited for: the later record
+/// plays at once and the player says so. A damaged or forged stamp (2^64−1 ns is 584 years)
+/// would otherwise hold a replay for ever, at any speed.
+pub const MAX_GAP: Duration = Duration::from_secs(3600);
 
 /// Opens `path` and starts playing it at `speed` (paused when `paused`). Errors name the
 /// cause and the fix (not a capture, newer version, unreadable).
@@ -75,6 +79,7 @@ pub fn spawn(
             played: 0,
             stay,
             last_at: Timestamp::ZERO,
+            prev_at: None,
         };
         p.announce();
         p.run();
@@ -103,6 +108,20 @@ struct Player {
     stay: bool,
     /// The recorded time of the last event played.
     last_at: Timestamp,
+    /// The recorded time of the record read before this one (pacing counts gaps from it).
+    prev_at: Option<Timestamp>,
+}
+
+/// A long span in words: "3.2 h", "41 days", "584 years".
+fn describe_gap(gap: Duration) -> String {
+    let s = gap.as_secs_f64();
+    if s < 2.0 * 86_400.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else if s < 2.0 * 365.25 * 86_400.0 {
+        format!("{:.0} days", s / 86_400.0)
+    } else {
+        format!("{:.0} years", s / (365.25 * 86_400.0))
+    }
 }
 
 struct Find {
@@ -199,7 +218,9 @@ impl Player {
             }
         };
         let at = rec.event.at;
+        let prev = self.prev_at.replace(at);
         if self.find.is_none() && self.speed != UNPACED {
+            self.clamp_gap(prev, at);
             let (t0, a0) = *self.anchor.get_or_insert((Instant::now(), at));
             let due = t0 + at.saturating_sub(a0).div_f64(self.speed);
             // Sleep in slices so commands (pause, a new speed) act at once.
@@ -237,6 +258,33 @@ impl Player {
             self.announce();
         }
         ok
+    }
+
+    /// Pacing restarts at a record stamped before the one read before it, or more than
+    /// [`MAX_GAP`] after it: it plays at once, and a forward jump is said (one `Replay` event).
+    fn clamp_gap(&mut self, prev: Option<Timestamp>, at: Timestamp) {
+        let Some(prev) = prev else { return };
+        if at < prev {
+            self.anchor = Some((Instant::now(), at));
+            return;
+        }
+        let gap = at - prev;
+        if gap <= MAX_GAP {
+            return;
+        }
+        self.anchor = Some((Instant::now(), at));
+        let text = format!(
+            "record {} is stamped {} after the one before it (more than {} h, a damaged or \
+             forged time): played at once instead of waiting",
+            self.played + 1,
+            describe_gap(gap),
+            MAX_GAP.as_secs() / 3600
+        );
+        self.emit(Event::Replay {
+            paused: self.paused,
+            speed: self.speed,
+            text,
+        });
     }
 
     fn send(&mut self, ev: crate::event::TimedEvent, _deferred: bool) -> bool {

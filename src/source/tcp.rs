@@ -207,7 +207,7 @@ pub fn describe_io(e: &io::Error) -> String {
 pub const PEER_CLOSED: &str = "the peer closed the connection";
 
 /// Connects and starts the source task. The first connection fails fast with a
-/// [`ConnectError`]; after that, a lost connection is retried every [`RETRY_INTERVAL`].
+/// [`ConnectError`]; after that, a lost connection is retried with a [`Backoff`].
 pub async fn spawn(target: HostPort, clock: Clock) -> Result<SourceHandle, ConnectError> {
     let stream = connect(&target, CONNECT_TIMEOUT).await?;
     let (etx, erx, ctx, crx) = channels();
@@ -246,14 +246,53 @@ pub(crate) trait Reconnecting {
     async fn connected(&mut self, stream: &mut TcpStream) -> Ended;
 }
 
+/// The wait before each reconnect attempt: [`RETRY_INTERVAL`] (500 ms) at first, doubling
+/// after each attempt that failed or each connection that did not last, up to
+/// [`RETRY_MAX`]; back to the start after a connection that lasted [`RETRY_STABLE`]. A peer
+/// that accepts and closes at once is then tried about once every 4 s, not 300 times a second.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+/// Longest wait between reconnect attempts.
+pub const RETRY_MAX: Duration = Duration::from_secs(4);
+/// A connection up this long resets the back-off.
+pub const RETRY_STABLE: Duration = Duration::from_secs(5);
+
+impl Backoff {
+    pub(crate) fn new() -> Backoff {
+        Backoff {
+            next: RETRY_INTERVAL,
+        }
+    }
+
+    /// The wait before the next attempt; the one after it is twice as long (up to the cap).
+    pub(crate) fn step(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(RETRY_MAX);
+        now
+    }
+
+    /// A connection ended after being up for `lasted`: one that lasted starts over.
+    pub(crate) fn connection_lasted(&mut self, lasted: Duration) {
+        if lasted >= RETRY_STABLE {
+            *self = Backoff::new();
+        }
+    }
+}
+
 /// Runs a source's connections one after another: "up", serve, and after a loss "down" and
-/// [`reconnect`], until the session ends (then the stream is shut and the sink drained).
+/// [`reconnect`] with a [`Backoff`], until the session ends (then the stream is shut and the
+/// sink drained).
 pub(crate) async fn run_reconnecting<T: Reconnecting>(task: &mut T, mut stream: TcpStream) {
+    let mut backoff = Backoff::new();
     loop {
         let (_, sink, _) = task.parts();
         if sink.emit(Event::Connection(ConnectionState::Up)).is_err() {
             return;
         }
+        let up = tokio::time::Instant::now();
         match task.connected(&mut stream).await {
             Ended::Shutdown => {
                 let _ = stream.shutdown().await;
@@ -262,6 +301,7 @@ pub(crate) async fn run_reconnecting<T: Reconnecting>(task: &mut T, mut stream: 
                 return;
             }
             Ended::Lost(reason) => {
+                backoff.connection_lasted(up.elapsed());
                 let (target, sink, commands) = task.parts();
                 tracing::info!(target = %target, %reason, kind = T::KIND, "connection lost");
                 let down = Event::Connection(ConnectionState::Down {
@@ -270,7 +310,7 @@ pub(crate) async fn run_reconnecting<T: Reconnecting>(task: &mut T, mut stream: 
                 if sink.emit(down).is_err() {
                     return;
                 }
-                match reconnect(target, sink, commands, reason).await {
+                match reconnect(target, sink, commands, reason, &mut backoff).await {
                     Some(s) => stream = s,
                     None => return,
                 }
@@ -345,17 +385,17 @@ impl Reconnecting for TcpTask {
 /// What a raw TCP source answers to a line-settings command.
 const NO_LINE_SETTINGS: &str = "a raw TCP connection has no serial line to configure: for a remote port with baud control, use `hsmon serial rfc2217://HOST:PORT` (ser2net's telnet(rfc2217) accepter)";
 
-/// Tries to connect again every [`RETRY_INTERVAL`] until it works or the session ends
-/// (None). Commands meanwhile are refused with a message; the retry notice is repeated
+/// Tries to connect again, waiting as `backoff` says before each attempt, until it works or
+/// the session ends (None). Commands meanwhile are refused with a message; the retry notice is repeated
 /// only when the reason changes (refused → host not found), not every attempt.
 pub(crate) async fn reconnect(
     target: &HostPort,
     sink: &mut EventSink,
     commands: &mut mpsc::Receiver<Command>,
     mut reason: String,
+    backoff: &mut Backoff,
 ) -> Option<TcpStream> {
-    let mut tick = tokio::time::interval(RETRY_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut due = tokio::time::Instant::now() + backoff.step();
     let mut announced = false;
     loop {
         if !announced {
@@ -366,7 +406,7 @@ pub(crate) async fn reconnect(
             announced = true;
         }
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep_until(due) => {}
             _ = tokio::time::sleep(Duration::from_millis(2)), if sink.has_pending() => {
                 sink.flush().ok()?;
                 continue;
@@ -389,6 +429,7 @@ pub(crate) async fn reconnect(
         match connect(target, RETRY_INTERVAL.max(Duration::from_secs(2))).await {
             Ok(s) => return Some(s),
             Err(e) => {
+                due = tokio::time::Instant::now() + backoff.step();
                 let now = e.short();
                 if now != reason {
                     reason = now;
@@ -403,6 +444,17 @@ pub(crate) async fn reconnect(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_and_starts_over_after_a_lasting_connection() {
+        let mut b = Backoff::new();
+        let waits: Vec<u64> = (0..6).map(|_| b.step().as_millis() as u64).collect();
+        assert_eq!(waits, [500, 1000, 2000, 4000, 4000, 4000]);
+        b.connection_lasted(Duration::from_millis(100));
+        assert_eq!(b.step(), RETRY_MAX, "a short connection does not reset it");
+        b.connection_lasted(RETRY_STABLE);
+        assert_eq!(b.step(), RETRY_INTERVAL);
+    }
 
     #[test]
     fn host_port_parses_names_v4_and_bracketed_v6() {

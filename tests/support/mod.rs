@@ -282,6 +282,60 @@ pub fn run_hsmon(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs hsmon with `args` and gives it `limit` to finish: the exit code, stdout and stderr,
+/// or an error saying it still ran (it is killed then). For tests of things that used to hang.
+pub fn run_hsmon_within(args: &[&str], limit: Duration) -> Result<(i32, String, String), String> {
+    let mut cmd = hsmon_command();
+    cmd.args(args);
+    run_within(cmd, limit)
+}
+
+/// [`run_hsmon_within`] for a command already set up (arguments, environment).
+pub fn run_within(mut cmd: Command, limit: Duration) -> Result<(i32, String, String), String> {
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = String::from_utf8_lossy(&out_t.join().unwrap()).into_owned();
+    let err = String::from_utf8_lossy(&err_t.join().unwrap()).into_owned();
+    match status {
+        Some(s) => Ok((s.code().unwrap_or(-1), out, err)),
+        None => Err(format!(
+            "hsmon {args:?} still ran after {limit:?}; stdout {out:?}, stderr {err:?}"
+        )),
+    }
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -698,7 +698,7 @@ impl Knowledge {
     /// the only I/O in this module).
     pub fn load_file(self, path: &Path) -> Result<Knowledge, KnowledgeError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| KnowledgeError::Read {
+        let text = crate::textfile::read_text(path).map_err(|source| KnowledgeError::Read {
             path: name.clone(),
             source,
         })?;

@@ -487,7 +487,7 @@ impl Profiles {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         for path in files {
             let name = path.display().to_string();
-            let loaded = std::fs::read_to_string(&path)
+            let loaded = crate::textfile::read_text(&path)
                 .map_err(|e| ProfileError::Read {
                     path: name.clone(),
                     reason: e.to_string(),
