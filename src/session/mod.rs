@@ -284,11 +284,7 @@ impl Session {
             Some(f) if was_ok => f.detail.clone(),
             _ => return,
         };
-        self.notice(
-            at,
-            NoticeLevel::Error,
-            format!("recording stopped: {detail}"),
-        );
+        self.notice(at, NoticeLevel::Error, detail);
     }
 
     /// Appends an event to the capture without taking it into the model: at exit, what the
