@@ -514,3 +514,37 @@ fn status_bar_says_recording_and_why_it_stopped() {
     let screen = text_of(draw(&full, &ui(200, 30)).backend().buffer());
     assert!(screen.contains("recording stopped: disk full"), "{screen}");
 }
+
+/// Issue 20: after scrolling up in the frames pane, every row is drawn — the frames after the
+/// selection fill the rows below it instead of blank rows.
+#[test]
+fn frames_pane_draws_every_row_after_scrolling_up() {
+    let mut events = vec![at(0, Event::Connection(ConnectionState::Up))];
+    for i in 0..60u64 {
+        events.push(at(
+            10 + i,
+            Event::Rx(format!("msg-{i:02}\r\n").into_bytes()),
+        ));
+    }
+    let s = session(&events);
+    let mut u = ui(180, 24);
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let rows = |u: &UiState| {
+        let screen = text_of(draw(&s, u).backend().buffer());
+        let n = screen.lines().filter(|l| l.contains("✓")).count();
+        (n, screen)
+    };
+    let (following, screen) = rows(&u);
+    assert!(following >= 4, "{screen}");
+    // The frames pane, then far up: the selection near the oldest frames.
+    u.on_key(&s, key(KeyCode::Tab));
+    for _ in 0..55 {
+        u.on_key(&s, key(KeyCode::Up));
+    }
+    let (scrolled, screen) = rows(&u);
+    assert!(screen.contains("selected"), "{screen}");
+    assert_eq!(
+        scrolled, following,
+        "rows drawn blank below the selection:\n{screen}"
+    );
+}
