@@ -432,13 +432,27 @@ struct SerialTask {
 impl SerialTask {
     async fn run(&mut self, mut port: SerialStream) {
         loop {
+            // What the port was opened with (the command line, the config) is checked like a
+            // live `format` command: a port that kept other settings (a pty keeps 8N1) is said.
+            let asked = self.settings;
             self.settings = read_settings(&port, &self.settings);
             let up = self.sink.emit(Event::Connection(ConnectionState::Up));
+            let kept = if asked == self.settings {
+                Ok(())
+            } else {
+                self.sink.emit(Event::CommandFailed {
+                    command: format!("open with {asked}"),
+                    reason: format!(
+                        "the port kept {} (pseudo-terminals ignore data bits, parity and flow control)",
+                        self.settings
+                    ),
+                })
+            };
             let ls = self.sink.emit(Event::LineSettings {
                 settings: self.settings,
                 modem: self.modem,
             });
-            if up.is_err() || ls.is_err() {
+            if up.is_err() || kept.is_err() || ls.is_err() {
                 return;
             }
             match self.connected(&mut port).await {
