@@ -548,3 +548,30 @@ fn frames_pane_draws_every_row_after_scrolling_up() {
         "rows drawn blank below the selection:\n{screen}"
     );
 }
+
+/// Issue 20: the notice when recording stops during a session said "recording stopped:
+/// recording stopped: …".
+#[test]
+fn recording_stopped_is_said_once() {
+    use hsmon::capture::{meta::CaptureMeta, writer::CaptureWriter};
+    let meta = CaptureMeta::new("t", None, std::time::SystemTime::now());
+    // A pipe takes the header, then its reader goes: every later write fails mid-session.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let file = std::fs::File::from(std::os::fd::OwnedFd::from(writer));
+    let mut s = mbus_session();
+    s.set_recorder(CaptureWriter::new(file, "pipe.hscap", &meta));
+    drop(reader);
+    for i in 0..64u64 {
+        s.ingest(&at(1_000 + i * 200, Event::Rx(vec![0x55; 64 * 1024])));
+        s.poll_capture(Duration::from_millis(1_100 + i * 200));
+    }
+    let texts: Vec<&str> = s.notices().iter().map(|n| n.text.as_str()).collect();
+    let stopped: Vec<&&str> = texts
+        .iter()
+        .filter(|t| t.contains("recording stopped"))
+        .collect();
+    assert!(!stopped.is_empty(), "no notice: {texts:?}");
+    for t in stopped {
+        assert_eq!(t.matches("recording stopped").count(), 1, "{t}");
+    }
+}
