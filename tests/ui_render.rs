@@ -575,3 +575,41 @@ fn recording_stopped_is_said_once() {
         assert_eq!(t.matches("recording stopped").count(), 1, "{t}");
     }
 }
+
+/// Issue 20: a TUI replay of a damaged or cut capture said only "replay ended"; the status bar
+/// now says what was skipped and where.
+#[test]
+fn replay_end_says_what_was_damaged() {
+    let end = |reason: &str| {
+        session(&[
+            at(
+                0,
+                Event::Replay {
+                    paused: false,
+                    speed: 1000.0,
+                    text: "replay".into(),
+                },
+            ),
+            at(0, Event::Connection(ConnectionState::Up)),
+            at(5, Event::Rx(b"boot\r\n".to_vec())),
+            at(
+                10,
+                Event::Connection(ConnectionState::Down {
+                    reason: reason.into(),
+                }),
+            ),
+        ])
+    };
+    let s = end(
+        "end of the capture: 3 events played, 1 damaged record(s) skipped (at byte 213); the file ends in a cut record at byte 400",
+    );
+    let screen = text_of(draw(&s, &ui(200, 30)).backend().buffer());
+    assert!(
+        screen.contains("replay ended (1000x) · 1 damaged record(s) skipped (at byte 213"),
+        "{screen}"
+    );
+    let s = end("end of the capture: 3 events played");
+    let screen = text_of(draw(&s, &ui(200, 30)).backend().buffer());
+    assert!(screen.contains("replay ended (1000x)"), "{screen}");
+    assert!(!screen.contains("damaged"), "{screen}");
+}

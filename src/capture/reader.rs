@@ -147,8 +147,8 @@ impl std::fmt::Display for ReadWarning {
     }
 }
 
-/// Where the skipped records were, for a one-line summary: "at byte 120, 4096 and 9000"
-/// (the first few; `hsmon export` lists them all).
+/// Where the skipped records were, for a one-line summary: "at bytes 120, 4096 and 9000"
+/// (the first few; `hsmon export FILE --to jsonl` lists each on stderr).
 pub fn warning_offsets(warnings: &[ReadWarning]) -> String {
     const SHOWN: usize = 5;
     let offsets: Vec<String> = warnings
@@ -164,7 +164,7 @@ pub fn warning_offsets(warnings: &[ReadWarning]) -> String {
         all => format!("{}, …", all.join(", ")),
     };
     let s = if warnings.len() == 1 { "" } else { "s" };
-    format!("at byte{s} {list}; `hsmon export FILE --to jsonl > /dev/null` lists each on stderr")
+    format!("at byte{s} {list}")
 }
 
 /// The incomplete end of a capture: the bytes after the last good record.
