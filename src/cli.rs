@@ -174,7 +174,13 @@ pub struct HandshakeArgs {
     #[arg(long, value_name = "PORT")]
     pub port: Option<PathBuf>,
     /// Baud rate instead of the profile's.
-    #[arg(short, long, value_name = "BAUD", requires = "port")]
+    #[arg(
+        short,
+        long,
+        value_name = "BAUD",
+        requires = "port",
+        allow_negative_numbers = true
+    )]
     pub baud: Option<String>,
     /// Character format instead of the profile's (8N1, 8E1, ...).
     #[arg(long = "line", value_name = "8N1", requires = "port")]
@@ -225,7 +231,7 @@ pub struct TapArgs {
     /// The adapter whose RX hears the device: shown as RX, the answers.
     pub port_b: PathBuf,
     /// Baud rate of both ports. Default: the config file's, else 115200.
-    #[arg(short, long, value_name = "BAUD")]
+    #[arg(short, long, value_name = "BAUD", allow_negative_numbers = true)]
     pub baud: Option<String>,
     /// Character format of both ports (8N1, 7E1, 8E2). `--format 8N1` works too.
     #[arg(long = "line", value_name = "8N1")]
@@ -305,7 +311,7 @@ pub struct SerialArgs {
     pub port: PathBuf,
     /// Baud rate in bits per second (any rate the adapter supports, e.g. 74880).
     /// Default: the config file's, else 115200.
-    #[arg(short, long, value_name = "BAUD")]
+    #[arg(short, long, value_name = "BAUD", allow_negative_numbers = true)]
     pub baud: Option<String>,
     /// Character format: data bits 5-8, parity N/E/O/M/S, stop bits 1/2 (8N1, 7E1, 8E2).
     /// `--format 8N1` works too.

@@ -69,8 +69,8 @@ pub struct SerialDefaults {
 #[derive(Debug, Default, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct UiConfig {
-    /// In-memory scrollback cap, in MiB (default 64).
-    pub scrollback_mib: Option<usize>,
+    /// In-memory scrollback cap, in MiB (default 64, 1 to 4096).
+    pub scrollback_mib: Option<Bounded<1, 4096>>,
     pub theme: Option<String>,
     pub line_ending: Option<LineEnding>,
 }
@@ -159,6 +159,33 @@ pub enum ConfigError {
     Read { path: String, reason: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    #[error("{path}: {error}")]
+    Keymap { path: String, error: KeymapError },
+}
+
+/// Line and column of `action` under `[keys]` (the start of `[keys]` if not found).
+fn key_position(text: &str, action: &str) -> (usize, usize) {
+    let keys = text.find("[keys]").unwrap_or(0);
+    let at = text
+        .get(keys..)
+        .and_then(|t| {
+            t.match_indices(action).find_map(|(i, _)| {
+                let line_start = t.get(..i)?.rfind('\n').map_or(0, |n| n + 1);
+                t.get(line_start..i)?.trim().is_empty().then_some(i)
+            })
+        })
+        .map_or(keys, |i| keys + i);
+    crate::toml_pos::line_col(text, at)
+}
+
+/// Line and column of `file` under `[log]`.
+fn log_file_position(text: &str) -> (usize, usize) {
+    let log = text.find("[log]").unwrap_or(0);
+    let at = text
+        .get(log..)
+        .and_then(|t| t.find("file"))
+        .map_or(log, |i| log + i);
+    crate::toml_pos::line_col(text, at)
 }
 
 /// Line and column of the `[ports.NAME]` header (or of `NAME` under a `[ports]` table).
@@ -218,7 +245,36 @@ impl Config {
         let mut cfg = cfg;
         // Validate the values now, so a bad default fails at start-up, not at first use.
         cfg.line_settings(path)?;
-        cfg.keymap(path)?;
+        cfg.keymap(path).map_err(|e| match e {
+            ConfigError::Keymap { error, .. } => {
+                let (line, column) = key_position(text, error.action());
+                ConfigError::Parse {
+                    path: path.to_string(),
+                    line,
+                    column,
+                    message: error.to_string(),
+                }
+            }
+            other => other,
+        })?;
+        if let Some(file) = &cfg.log.file {
+            // The log is opened later, quietly: a folder that is not there would lose it.
+            let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+                let (line, column) = log_file_position(text);
+                return Err(ConfigError::Parse {
+                    path: path.to_string(),
+                    line,
+                    column,
+                    message: format!(
+                        "[log] file = \"{}\": the folder {} does not exist: create it (mkdir -p {}) or choose another file",
+                        crate::sanitize::printable(&file.display().to_string()),
+                        crate::sanitize::printable(&dir.display().to_string()),
+                        crate::sanitize::printable(&dir.display().to_string()),
+                    ),
+                });
+            }
+        }
         for name in cfg.ports.keys() {
             let (line, column) = ports_position(text, name);
             if let Err(message) = crate::ports::check_name(name) {
@@ -256,19 +312,19 @@ impl Config {
 
     pub fn keymap(&self, path: &str) -> Result<Keymap, ConfigError> {
         Keymap::with_overrides(self.keys.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(
-            |e: KeymapError| ConfigError::Invalid {
+            |error: KeymapError| ConfigError::Keymap {
                 path: path.to_string(),
-                message: e.to_string(),
+                error,
             },
         )
     }
 
     pub fn window_bytes(&self) -> usize {
-        self.ui
-            .scrollback_mib
-            .unwrap_or(crate::session::DEFAULT_WINDOW_BYTES >> 20)
-            .clamp(1, 4096)
-            << 20
+        let mib = self.ui.scrollback_mib.map_or(
+            (crate::session::DEFAULT_WINDOW_BYTES >> 20) as u64,
+            Bounded::get,
+        );
+        usize::try_from(mib).unwrap_or(4096) << 20
     }
 }
 
@@ -439,5 +495,43 @@ mod tests {
             assert!(e.starts_with(at), "{text:?}: {e}");
             assert!(e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn values_out_of_range_conflicting_keys_and_a_missing_log_folder_are_refused_with_their_place()
+    {
+        for (text, at, want) in [
+            (
+                "[ui]\nscrollback_mib = 0\n",
+                "c.toml:2:18:",
+                "give 1 to 4096",
+            ),
+            (
+                "[ui]\nscrollback_mib = 999999999\n",
+                "c.toml:2:18:",
+                "give 1 to 4096",
+            ),
+            (
+                "[keys]\nbaud_up = [\"x\"]\nbaud_down = [\"x\"]\n",
+                "c.toml:2:1:",
+                "bound to both 'baud_down' and 'baud_up'",
+            ),
+            (
+                "[log]\nfile = \"/nonexistent-hsmon/dir/hsmon.log\"\n",
+                "c.toml:2:1:",
+                "mkdir -p /nonexistent-hsmon/dir",
+            ),
+        ] {
+            let e = Config::parse(text, "c.toml").unwrap_err().to_string();
+            assert!(e.starts_with(at), "{text:?}: {e}");
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // In range, one key per action, a log folder that exists: accepted.
+        let ok = Config::parse(
+            "[ui]\nscrollback_mib = 8\n[keys]\nbaud_up = [\"x\"]\nbaud_down = [\"y\"]\n[log]\nfile = \"/tmp/hsmon.log\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.window_bytes(), 8 << 20);
     }
 }

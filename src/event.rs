@@ -53,7 +53,7 @@ impl Baud {
         if (Self::MIN..=Self::MAX).contains(&bps) {
             Ok(Baud(bps))
         } else {
-            Err(SettingsError::BaudOutOfRange(bps))
+            Err(SettingsError::BaudOutOfRange(bps.to_string()))
         }
     }
 
@@ -95,10 +95,18 @@ impl std::str::FromStr for Baud {
     type Err = SettingsError;
     fn from_str(s: &str) -> Result<Baud, SettingsError> {
         let t = s.trim().replace('_', "");
-        let n: u32 = t
-            .parse()
-            .map_err(|_| SettingsError::BaudNotNumber(s.to_string()))?;
-        Baud::new(n)
+        match t.parse::<u32>() {
+            Ok(n) => Baud::new(n),
+            // A whole number too large or negative (`-b 99999999999`, `-b -1`) is out of range,
+            // not "not a number".
+            Err(_)
+                if t.parse::<i128>().is_ok()
+                    || (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())) =>
+            {
+                Err(SettingsError::BaudOutOfRange(t))
+            }
+            Err(_) => Err(SettingsError::BaudNotNumber(s.to_string())),
+        }
     }
 }
 
@@ -332,7 +340,7 @@ pub enum SettingsError {
     #[error(
         "invalid baud rate {0}: use a rate between 50 and 12000000 bps (e.g. 9600, 115200, 74880)"
     )]
-    BaudOutOfRange(u32),
+    BaudOutOfRange(String),
     #[error("invalid baud rate '{0}': give a whole number of bits per second, e.g. -b 115200")]
     BaudNotNumber(String),
     #[error(

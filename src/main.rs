@@ -11,6 +11,30 @@ fn main() -> std::process::ExitCode {
     {
         return std::process::ExitCode::from(hsmon::trace::tracer::helper_main(&args));
     }
-    let cli = hsmon::cli::Cli::parse();
+    let cli = match hsmon::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     hsmon::run::main(cli)
+}
+
+/// clap's message for a bad command line, with the arguments it echoes made terminal-safe
+/// (`hsmon $'\e]0;X\a'` must not set the window title); help and version as clap prints them.
+fn usage_error(e: &clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        // Help and version come from our own text only.
+        let _ = e.print();
+        let code = u8::try_from(e.exit_code()).unwrap_or(hsmon::exit::USAGE);
+        return std::process::ExitCode::from(code);
+    }
+    let text = e.render().to_string();
+    let safe = hsmon::sanitize::printable_lines(text.trim_end_matches('\n'));
+    hsmon::output::eprint_last(&safe);
+    std::process::ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(hsmon::exit::USAGE))
 }

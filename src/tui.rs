@@ -237,12 +237,33 @@ where
 pub async fn run(monitor: &mut Monitor, ui: UiState) -> Result<EndReason> {
     let terminal = ratatui::try_init()?;
     let guard = TerminalGuard;
+    let quit_watch = sigquit_as_sigterm()?;
     let mut tui = Tui::new(terminal, ui)?;
     let mut input = EventStream::new();
     let end = monitor.run(&mut tui, &mut input).await;
+    quit_watch.abort();
     drop(guard);
     if let Some(d) = tui.draw_stats.take() {
         d.write();
     }
     end
+}
+
+/// SIGQUIT (from outside: raw mode turns Ctrl-\ into a key) would end the process at once,
+/// leaving the terminal raw on the alternate screen with the cursor hidden. While the TUI runs
+/// it is taken as SIGTERM, which the monitor answers by ending the session cleanly: terminal
+/// restored, capture complete.
+fn sigquit_as_sigterm() -> Result<tokio::task::JoinHandle<()>> {
+    use color_eyre::eyre::WrapErr;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut quit = signal(SignalKind::quit()).wrap_err("cannot watch SIGQUIT")?;
+    Ok(tokio::spawn(async move {
+        while quit.recv().await.is_some() {
+            if nix::sys::signal::raise(nix::sys::signal::Signal::SIGTERM).is_err() {
+                // No SIGTERM to be had: restore the terminal and leave as SIGQUIT would.
+                ratatui::restore();
+                std::process::exit(128 + 3);
+            }
+        }
+    }))
 }

@@ -98,25 +98,118 @@ fn bad_arguments_and_ports() {
     }
 }
 
+/// Permission denied: joining the device's group helps only when its group may read and
+/// write it; a 0600 device (root only) needs a udev rule instead.
 #[test]
-fn permission_denied_names_the_dialout_group() {
+fn permission_denied_gives_the_fix_the_mode_allows() {
     require("setpriv");
     let link = PtyLink::new();
     let target = std::fs::canonicalize(link.a()).unwrap();
     use std::os::unix::fs::PermissionsExt;
+    let open_as_nobody = || {
+        let out = std::process::Command::new("setpriv")
+            .env("RUST_BACKTRACE", "0")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(support::hsmon_bin())
+            .args(["--config", "/dev/null", "serial"])
+            .arg(&target)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains("permission denied"), "{err}");
+        err
+    };
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = std::process::Command::new("setpriv")
-        .env("RUST_BACKTRACE", "0")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(support::hsmon_bin())
-        .args(["--config", "/dev/null", "serial"])
-        .arg(&target)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("permission denied"), "{err}");
-    assert!(err.contains("usermod -aG dialout"), "{err}");
+    let err = open_as_nobody();
+    assert!(
+        !err.contains("usermod"),
+        "a group cannot help at 0600: {err}"
+    );
+    assert!(
+        err.contains("mode 0600") && err.contains("udev rule"),
+        "{err}"
+    );
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o660)).unwrap();
+    let err = open_as_nobody();
+    assert!(err.contains("sudo usermod -aG "), "{err}");
+}
+
+/// Each message says the true cause, once, and a fix that works (issue 20, item 6).
+#[test]
+fn messages_say_the_true_cause_once_with_a_fix_that_works() {
+    let link = PtyLink::new();
+    let pty = path_str(&link.a()).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bad.apdu");
+    std::fs::write(&script, "00 A4 04 0\n").unwrap();
+    let script = path_str(&script).to_string();
+    let missing = dir.path().join("nosuch.hscap");
+    let missing = path_str(&missing).to_string();
+    let dir_path = path_str(dir.path()).to_string();
+    // (arguments, exit status, what stderr says, what it must no longer say)
+    type Case<'a> = (Vec<&'a str>, i32, Vec<&'a str>, Vec<&'a str>);
+    let table: Vec<Case> = vec![
+        (
+            vec!["serial", &pty, "-b", "99999999999"],
+            2,
+            vec!["invalid baud rate 99999999999: use a rate between 50 and 12000000"],
+            vec!["whole number"],
+        ),
+        (
+            // `-b -1` reaches the baud check (clap's "use -- -1" tip did not work).
+            vec!["serial", &pty, "-b", "-1"],
+            2,
+            vec!["invalid baud rate -1: use a rate between 50"],
+            vec!["-- -1"],
+        ),
+        (
+            vec!["serial", &dir_path],
+            3,
+            vec!["is not a serial port (it is a directory)", "/dev/ttyUSB0"],
+            vec![],
+        ),
+        (
+            vec![
+                "--headless",
+                "--capture",
+                "/proc/x.hscap",
+                "demo",
+                "--duration",
+                "0.2",
+            ],
+            2,
+            vec!["the folder takes no new files", "--no-capture"],
+            vec!["no such directory"],
+        ),
+        (
+            vec!["--headless", "card", "--script", &script],
+            2,
+            vec!["bad.apdu:1:10: \"0\" has an odd number of hex digits"],
+            vec!["line 1"],
+        ),
+        (
+            vec!["--headless", "replay", &missing],
+            2,
+            vec!["nosuch.hscap: no such file"],
+            vec!["nosuch.hscap: /"],
+        ),
+        (
+            vec!["--headless", "replay", "--speed", "10", &missing],
+            2,
+            vec!["nosuch.hscap: no such file"],
+            vec!["nosuch.hscap: /"],
+        ),
+    ];
+    for (args, code, wants, not) in table {
+        let mut full = vec!["--config", "/dev/null"];
+        full.extend(args.iter().copied());
+        check(&full, code, &wants);
+        let (_, _, err) = run_hsmon(&full);
+        for n in not {
+            assert!(!err.contains(n), "{args:?}: stderr still says {n:?}: {err}");
+        }
+    }
 }
 
 #[test]

@@ -322,6 +322,12 @@ fn sigint_restores_the_terminal_and_completes_the_capture() {
     signal_ends_the_session_cleanly(nix::sys::signal::Signal::SIGINT);
 }
 
+/// Issue 20: an external SIGQUIT left the terminal raw, on the alternate screen, cursor hidden.
+#[test]
+fn sigquit_restores_the_terminal_and_completes_the_capture() {
+    signal_ends_the_session_cleanly(nix::sys::signal::Signal::SIGQUIT);
+}
+
 #[test]
 fn sighup_restores_the_terminal_and_completes_the_capture() {
     signal_ends_the_session_cleanly(nix::sys::signal::Signal::SIGHUP);

@@ -61,6 +61,10 @@ fn sequences() -> Vec<(&'static str, Vec<u8>)> {
         ("bidi overrides", "\u{202a}\u{202b}\u{202c}\u{202d}\u{202e}evil\u{2066}\u{2067}\u{2068}\u{2069}\u{200e}\u{200f}\u{61c}".as_bytes().to_vec()),
         ("line separators", "a\u{2028}b\u{2029}c".as_bytes().to_vec()),
         (
+            "zero-width",
+            "a\u{200b}b\u{200c}c\u{200d}d\u{2060}e\u{feff}f".as_bytes().to_vec(),
+        ),
+        (
             "invalid UTF-8",
             b"\xc3\x28\xa0\xa1\xe2\x28\xa1\xf0\x28\x8c\xbc\xff\xfe\xc0\xaf\xed\xa0\x80\xf8\x88\x80\x80\x80".to_vec(),
         ),

@@ -186,3 +186,50 @@ fn replay_refuses_what_is_not_a_capture() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("max"));
 }
+
+/// Issue 20: a paced replay of a damaged capture gave a count of skipped records without
+/// where they are; the end now names their offsets.
+#[test]
+fn paced_replay_names_the_offsets_of_damaged_records() {
+    use hsmon::capture::{CaptureMeta, CaptureWriter};
+    use hsmon::event::{ConnectionState, Event, TimedEvent};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged.hscap");
+    let meta = CaptureMeta::new(
+        "t",
+        None,
+        std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    );
+    let mut w = CaptureWriter::create(&path, &meta).unwrap();
+    w.append(&TimedEvent::new(
+        Duration::ZERO,
+        Event::Connection(ConnectionState::Up),
+    ));
+    for i in 0..10u64 {
+        w.append(&TimedEvent::new(
+            Duration::from_millis(1 + i),
+            Event::Rx(vec![b'a' + i as u8; 200]),
+        ));
+    }
+    w.sync();
+    drop(w);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = hsmon_command()
+        .args(["--config", "/dev/null", "--headless", "--format", "json"])
+        .args(["replay", "--speed", "1000"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let end = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|r| r["reason"].as_str().map(str::to_string))
+        .find(|r| r.contains("end of the capture"))
+        .unwrap_or_else(|| panic!("no end record: {stdout}"));
+    assert!(end.contains("damaged record(s) skipped"), "{end}");
+    assert!(end.contains("at byte "), "the offsets are named: {end}");
+}

@@ -67,6 +67,25 @@ fn transmit_reaches_the_device_and_is_recorded() {
     assert_eq!(got, [0x68, 0x04, 0x04, 0x68, b'A', b'T', b'\r']);
 }
 
+/// Issue 20: `--line 7E1` at start on a pty (which keeps 8N1) is said, as the live `format`
+/// command is, instead of a session that silently runs at 8N1.
+#[test]
+fn start_settings_the_port_kept_are_said() {
+    let link = PtyLink::new();
+    let mut h = Headless::start(&["serial", path_str(&link.a()), "--line", "7E1"]);
+    let refused = h.wait_for(T, |r| r["id"] == "hsmon.command_failed");
+    let text = refused["text"].as_str().unwrap();
+    assert!(
+        text.contains("7E1") && text.contains("kept 115200 8N1"),
+        "{refused}"
+    );
+    let settings = h.wait_for(T, |r| r["type"] == "settings");
+    assert_eq!(
+        settings["format"], "8N1",
+        "the record says what the port has"
+    );
+}
+
 #[test]
 fn settings_commands_are_acknowledged_by_the_port() {
     let link = PtyLink::new();
@@ -93,12 +112,10 @@ fn settings_commands_are_acknowledged_by_the_port() {
     let dtr = h.wait_for(T, |r| {
         r["id"] == "hsmon.command_failed" && r["command"] == "set DTR off"
     });
-    assert!(
-        dtr["text"]
-            .as_str()
-            .unwrap()
-            .contains("no modem control lines")
-    );
+    let text = dtr["text"].as_str().unwrap();
+    assert!(text.contains("no modem control lines"), "{dtr}");
+    // Issue 20: the OS's word for it (ENOTTY, "Not a typewriter") is not echoed.
+    assert!(!text.contains("typewriter"), "{dtr}");
 }
 
 #[test]

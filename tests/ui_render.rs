@@ -514,3 +514,102 @@ fn status_bar_says_recording_and_why_it_stopped() {
     let screen = text_of(draw(&full, &ui(200, 30)).backend().buffer());
     assert!(screen.contains("recording stopped: disk full"), "{screen}");
 }
+
+/// Issue 20: after scrolling up in the frames pane, every row is drawn — the frames after the
+/// selection fill the rows below it instead of blank rows.
+#[test]
+fn frames_pane_draws_every_row_after_scrolling_up() {
+    let mut events = vec![at(0, Event::Connection(ConnectionState::Up))];
+    for i in 0..60u64 {
+        events.push(at(
+            10 + i,
+            Event::Rx(format!("msg-{i:02}\r\n").into_bytes()),
+        ));
+    }
+    let s = session(&events);
+    let mut u = ui(180, 24);
+    let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let rows = |u: &UiState| {
+        let screen = text_of(draw(&s, u).backend().buffer());
+        let n = screen.lines().filter(|l| l.contains("✓")).count();
+        (n, screen)
+    };
+    let (following, screen) = rows(&u);
+    assert!(following >= 4, "{screen}");
+    // The frames pane, then far up: the selection near the oldest frames.
+    u.on_key(&s, key(KeyCode::Tab));
+    for _ in 0..55 {
+        u.on_key(&s, key(KeyCode::Up));
+    }
+    let (scrolled, screen) = rows(&u);
+    assert!(screen.contains("selected"), "{screen}");
+    assert_eq!(
+        scrolled, following,
+        "rows drawn blank below the selection:\n{screen}"
+    );
+}
+
+/// Issue 20: the notice when recording stops during a session said "recording stopped:
+/// recording stopped: …".
+#[test]
+fn recording_stopped_is_said_once() {
+    use hsmon::capture::{meta::CaptureMeta, writer::CaptureWriter};
+    let meta = CaptureMeta::new("t", None, std::time::SystemTime::now());
+    // A pipe takes the header, then its reader goes: every later write fails mid-session.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let file = std::fs::File::from(std::os::fd::OwnedFd::from(writer));
+    let mut s = mbus_session();
+    s.set_recorder(CaptureWriter::new(file, "pipe.hscap", &meta));
+    drop(reader);
+    for i in 0..64u64 {
+        s.ingest(&at(1_000 + i * 200, Event::Rx(vec![0x55; 64 * 1024])));
+        s.poll_capture(Duration::from_millis(1_100 + i * 200));
+    }
+    let texts: Vec<&str> = s.notices().iter().map(|n| n.text.as_str()).collect();
+    let stopped: Vec<&&str> = texts
+        .iter()
+        .filter(|t| t.contains("recording stopped"))
+        .collect();
+    assert!(!stopped.is_empty(), "no notice: {texts:?}");
+    for t in stopped {
+        assert_eq!(t.matches("recording stopped").count(), 1, "{t}");
+    }
+}
+
+/// Issue 20: a TUI replay of a damaged or cut capture said only "replay ended"; the status bar
+/// now says what was skipped and where.
+#[test]
+fn replay_end_says_what_was_damaged() {
+    let end = |reason: &str| {
+        session(&[
+            at(
+                0,
+                Event::Replay {
+                    paused: false,
+                    speed: 1000.0,
+                    text: "replay".into(),
+                },
+            ),
+            at(0, Event::Connection(ConnectionState::Up)),
+            at(5, Event::Rx(b"boot\r\n".to_vec())),
+            at(
+                10,
+                Event::Connection(ConnectionState::Down {
+                    reason: reason.into(),
+                }),
+            ),
+        ])
+    };
+    let s = end(
+        "end of the capture: 3 events played, 1 damaged record(s) skipped (at byte 213); the file ends in a cut record at byte 400",
+    );
+    let screen = text_of(draw(&s, &ui(200, 30)).backend().buffer());
+    assert!(
+        screen.contains("replay ended (1000x) · 1 damaged record(s) skipped (at byte 213"),
+        "{screen}"
+    );
+    let s = end("end of the capture: 3 events played");
+    let screen = text_of(draw(&s, &ui(200, 30)).backend().buffer());
+    assert!(screen.contains("replay ended (1000x)"), "{screen}");
+    assert!(!screen.contains("damaged"), "{screen}");
+}

@@ -156,6 +156,30 @@ pub fn header_len(fixed: &[u8]) -> Result<usize, HeaderProblem> {
     Ok(HEADER_FIXED + meta_len + 4)
 }
 
+/// The length a header would have in this format, whatever its version field says: to tell a
+/// damaged version field from a newer file ([`version_damaged`]).
+pub fn len_ignoring_version(fixed: &[u8]) -> Option<usize> {
+    let meta_len = u32::from_le_bytes(fixed.get(12..16)?.try_into().ok()?) as usize;
+    (meta_len <= MAX_META).then_some(HEADER_FIXED + meta_len + 4)
+}
+
+/// Whether a header that reads as a newer major version is in fact this format with a damaged
+/// version field: its checksum fails as it is and matches once the major is ours. (A file from
+/// a newer hsmon has a checksum of its own that matches.)
+pub fn version_damaged(h: &[u8]) -> bool {
+    let Some(need) = h.get(..HEADER_FIXED).and_then(len_ignoring_version) else {
+        return false;
+    };
+    let Some(h) = h.get(..need) else {
+        return false;
+    };
+    let (body, crc) = h.split_at(need - 4);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let mut ours = body.to_vec();
+    ours[8..10].copy_from_slice(&VERSION_MAJOR.to_le_bytes());
+    crc32fast::hash(body) != stored && crc32fast::hash(&ours) == stored
+}
+
 /// A whole header (as long as [`header_len`] said): checks the CRC and reads the metadata.
 pub fn decode_header(h: &[u8]) -> Result<(CaptureMeta, (u16, u16)), HeaderProblem> {
     let need = header_len(h)?;

@@ -147,6 +147,26 @@ impl std::fmt::Display for ReadWarning {
     }
 }
 
+/// Where the skipped records were, for a one-line summary: "at bytes 120, 4096 and 9000"
+/// (the first few; `hsmon export FILE --to jsonl` lists each on stderr).
+pub fn warning_offsets(warnings: &[ReadWarning]) -> String {
+    const SHOWN: usize = 5;
+    let offsets: Vec<String> = warnings
+        .iter()
+        .take(SHOWN)
+        .map(|w| w.offset().to_string())
+        .collect();
+    let more = warnings.len().saturating_sub(SHOWN);
+    let list = match offsets.as_slice() {
+        [] => return String::new(),
+        [one] => one.clone(),
+        [init @ .., last] if more == 0 => format!("{} and {last}", init.join(", ")),
+        all => format!("{}, …", all.join(", ")),
+    };
+    let s = if warnings.len() == 1 { "" } else { "s" };
+    format!("at byte{s} {list}")
+}
+
 /// The incomplete end of a capture: the bytes after the last good record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TornTail {
@@ -353,6 +373,22 @@ impl<R: Read + Seek> CaptureReader<R> {
         let fixed = win.get(&mut src, 0, format::HEADER_FIXED).map_err(io)?;
         let need = match format::header_len(fixed) {
             Ok(n) => n,
+            Err(format::HeaderProblem::NewerVersion { major, minor }) => {
+                // A flipped version byte is damage, not a newer hsmon: say so when the
+                // checksum matches only with our version.
+                let damaged = format::len_ignoring_version(fixed)
+                    .and_then(|n| win.get(&mut src, 0, n).ok())
+                    .is_some_and(format::version_damaged);
+                let p = if damaged {
+                    format::HeaderProblem::Corrupt(format!(
+                        "its format version reads {major}.{minor}, but the header checksum matches only with version {}.x: a damaged byte, not a newer hsmon",
+                        format::VERSION_MAJOR
+                    ))
+                } else {
+                    format::HeaderProblem::NewerVersion { major, minor }
+                };
+                return Err(header_error(&name, p));
+            }
             Err(p) => return Err(header_error(&name, p)),
         };
         let h = win.get(&mut src, 0, need).map_err(io)?;
@@ -979,11 +1015,22 @@ mod tests {
         let e = err(b"PK\x03\x04 a zip file, not a capture");
         assert!(matches!(e, CaptureError::NotACapture { .. }));
         assert!(e.to_string().contains("hsmon decode x.hscap"), "{e}");
+        // A newer hsmon's file: version 7 and a checksum that matches it.
         let mut newer = bytes.clone();
         newer[8] = 7;
+        let need = format::len_ignoring_version(&newer).unwrap();
+        let crc = crc32fast::hash(&newer[..need - 4]);
+        newer[need - 4..need].copy_from_slice(&crc.to_le_bytes());
         let e = err(&newer);
         assert!(e.to_string().contains("newer hsmon"), "{e}");
         assert!(e.to_string().contains("upgrade hsmon"), "{e}");
+        // A flipped version byte: the checksum is wrong, so it is damage, not a newer hsmon.
+        let mut flipped = bytes.clone();
+        flipped[8] ^= 0x40;
+        let e = err(&flipped);
+        assert!(matches!(e, CaptureError::CorruptHeader { .. }), "{e}");
+        assert!(!e.to_string().contains("upgrade hsmon"), "{e}");
+        assert!(e.to_string().contains("damaged"), "{e}");
         let mut lf = bytes.clone();
         lf.remove(6);
         assert!(err(&lf).to_string().contains("binary mode"));

@@ -315,7 +315,15 @@ fn short_reason(e: &io::Error) -> String {
 
 fn failure(name: &str, e: &io::Error, records: u64, doing: &str) -> WriteFailure {
     use io::ErrorKind as K;
-    let reason = short_reason(e);
+    let folder_exists = Path::new(name)
+        .parent()
+        .is_some_and(|d| d.as_os_str().is_empty() || d.is_dir());
+    let reason = if e.kind() == K::NotFound && folder_exists {
+        // /proc, /sys: the folder is there, its file system makes no new files.
+        "the folder takes no new files".into()
+    } else {
+        short_reason(e)
+    };
     let fix = match e.kind() {
         K::StorageFull | K::QuotaExceeded | K::FileTooLarge => {
             "free some space, or choose another place with --capture FILE"

@@ -162,14 +162,23 @@ pub fn list(profiles: &Profiles, format: OutputFormat) -> String {
     let mut out = String::new();
     for p in profiles.all() {
         match format {
-            OutputFormat::Text => out.push_str(&format!("{}\n", p.list_line())),
-            OutputFormat::Json => out.push_str(&format!(
-                "{}\n",
-                serde_json::json!({
-                    "name": p.name, "transport": p.transport.label(),
-                    "description": p.description, "source": p.source, "built_in": p.built_in,
-                })
-            )),
+            // A user's profile is shared text: printed terminal-safe.
+            OutputFormat::Text => {
+                out.push_str(&crate::sanitize::printable(&p.list_line()));
+                out.push('\n');
+            }
+            OutputFormat::Json => {
+                let mut line = Vec::new();
+                // Writing to a Vec cannot fail.
+                let _ = crate::sanitize::write_json_line(
+                    &mut line,
+                    &serde_json::json!({
+                        "name": p.name, "transport": p.transport.label(),
+                        "description": p.description, "source": p.source, "built_in": p.built_in,
+                    }),
+                );
+                out.push_str(&String::from_utf8_lossy(&line));
+            }
         }
     }
     out

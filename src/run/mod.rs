@@ -57,7 +57,9 @@ pub fn main(cli: Cli) -> ExitCode {
                 }
                 msg.push_str(&cause.to_string());
             }
-            crate::output::eprint_last(&format!("hsmon: {msg}"));
+            // Messages echo arguments, paths and OS or device text: nothing raw reaches the
+            // terminal.
+            crate::output::eprint_last(&crate::sanitize::printable_lines(&format!("hsmon: {msg}")));
             exit::code(status)
         }
     }
@@ -567,12 +569,12 @@ async fn replay(
     }
     if global.headless && args.speed == crate::source::replay::UNPACED && !args.paused {
         return crate::export::replay_headless(&args.file, formats.output, &global.labels()?)
-            .map_err(|e| UsageError(format!("{}: {e}", args.file.display())).into());
+            .map_err(|e| UsageError(e.to_string()).into());
     }
     let clock = Clock::start();
     let handle =
         crate::source::replay::spawn(&args.file, clock, args.speed, args.paused, !global.headless)
-            .map_err(|e| UsageError(format!("{}: {e}", args.file.display())))?;
+            .map_err(|e| UsageError(e.to_string()))?;
     // A replay is not recorded again.
     let mut g = global.clone();
     g.no_capture = true;
@@ -599,9 +601,9 @@ pub fn load_script(
     })?;
     let script = crate::card::script::Script::parse(&text).map_err(|e| {
         UsageError(format!(
-            "{}:{}: {e} — {}",
+            "{}:{} — {}",
             path.display(),
-            e.line(),
+            script_error_at(&e.to_string()),
             e.hint()
         ))
     })?;
@@ -609,6 +611,21 @@ pub fn load_script(
         crate::card::runner::ScriptRunner::new(script, path.display().to_string(), follow_up);
     runner.transaction = transaction;
     Ok(runner)
+}
+
+/// A script error's text ("line 3, column 5: …", "line 3: …") as `3:5: …` / `3: …`, to
+/// follow the path once (`bad.apdu:3:5: …`, not `bad.apdu:3: line 3, column 5: …`).
+fn script_error_at(text: &str) -> String {
+    let Some(rest) = text.strip_prefix("line ") else {
+        return text.to_string();
+    };
+    let Some((place, what)) = rest.split_once(": ") else {
+        return text.to_string();
+    };
+    match place.split_once(", column ") {
+        Some((line, column)) => format!("{line}:{column}: {what}"),
+        None => format!("{place}: {what}"),
+    }
 }
 
 /// The session's capture: `--capture FILE`, else a new file in the default directory; none

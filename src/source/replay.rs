@@ -332,7 +332,10 @@ impl Player {
                 "end of the capture: {} events played{}{torn}",
                 self.played,
                 if warnings > 0 {
-                    format!(", {warnings} damaged record(s) skipped")
+                    format!(
+                        ", {warnings} damaged record(s) skipped ({})",
+                        crate::capture::reader::warning_offsets(self.reader.warnings())
+                    )
                 } else {
                     String::new()
                 }

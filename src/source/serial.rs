@@ -33,10 +33,8 @@ const READ_BUFFER: usize = 64 * 1024;
 pub enum OpenError {
     #[error("{path}: no such serial port.{}", available_ports_hint())]
     NotFound { path: String },
-    #[error(
-        "permission denied on {path}: add yourself to the dialout group (sudo usermod -aG dialout $USER), then log out and in again"
-    )]
-    PermissionDenied { path: String },
+    #[error("permission denied on {path}: {fix}")]
+    PermissionDenied { path: String, fix: String },
     #[error(
         "{path} is busy: another program has it open{holder}. Close that program (a terminal, ModemManager, a flashing tool) and try again"
     )]
@@ -164,6 +162,12 @@ fn map_open_error(path: &str, e: tokio_serial::Error) -> OpenError {
     if text.contains("Not a typewriter") || text.contains("Inappropriate ioctl") {
         return OpenError::NotATty { path, reason: text };
     }
+    if Path::new(&path).is_dir() {
+        return OpenError::NotATty {
+            path,
+            reason: "it is a directory".into(),
+        };
+    }
     match e.kind {
         // serialport reports EBUSY (TIOCEXCL) and a held flock as NoDevice.
         tokio_serial::ErrorKind::NoDevice if Path::new(&path).exists() => {
@@ -173,7 +177,7 @@ fn map_open_error(path: &str, e: tokio_serial::Error) -> OpenError {
         tokio_serial::ErrorKind::NoDevice => OpenError::NotFound { path },
         tokio_serial::ErrorKind::Io(kind) => match kind {
             io::ErrorKind::NotFound => OpenError::NotFound { path },
-            io::ErrorKind::PermissionDenied => OpenError::PermissionDenied { path },
+            io::ErrorKind::PermissionDenied => permission_denied(path),
             io::ErrorKind::ResourceBusy | io::ErrorKind::WouldBlock => {
                 let holder = holders_text(Path::new(&path));
                 OpenError::Busy { path, holder }
@@ -187,7 +191,7 @@ fn map_open_error(path: &str, e: tokio_serial::Error) -> OpenError {
         },
         tokio_serial::ErrorKind::Unknown => {
             if text.contains("Permission denied") {
-                OpenError::PermissionDenied { path }
+                permission_denied(path)
             } else if text.contains("busy") || text.contains("Resource temporarily unavailable") {
                 OpenError::Busy {
                     path,
@@ -198,6 +202,39 @@ fn map_open_error(path: &str, e: tokio_serial::Error) -> OpenError {
             }
         }
     }
+}
+
+/// Permission denied, with the fix the device's owner, group and mode allow: joining its
+/// group helps only when the group may read and write it (a 0600 root device needs a udev
+/// rule or sudo).
+fn permission_denied(path: String) -> OpenError {
+    use std::os::unix::fs::MetadataExt;
+    let fix = match std::fs::metadata(&path) {
+        Ok(m) if m.mode() & 0o060 == 0o060 => {
+            let group = group_name(m.gid()).unwrap_or_else(|| format!("with id {}", m.gid()));
+            format!(
+                "the port belongs to the group {group}: add yourself to it (sudo usermod -aG {group} $USER), then log out and in again"
+            )
+        }
+        Ok(m) => format!(
+            "only its owner (uid {}) may open it (mode {:04o}): give it a group you are in with a udev rule (e.g. GROUP=\"dialout\", MODE=\"0660\"), or run hsmon as that user",
+            m.uid(),
+            m.mode() & 0o7777
+        ),
+        Err(_) => "check the permissions of the port and of the folders above it".into(),
+    };
+    OpenError::PermissionDenied { path, fix }
+}
+
+/// The name of group `gid` from /etc/group.
+fn group_name(gid: u32) -> Option<String> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?;
+        (id.parse() == Ok(gid)).then(|| name.to_string())
+    })
 }
 
 fn to_sp_data_bits(d: DataBits) -> tokio_serial::DataBits {
@@ -395,13 +432,27 @@ struct SerialTask {
 impl SerialTask {
     async fn run(&mut self, mut port: SerialStream) {
         loop {
+            // What the port was opened with (the command line, the config) is checked like a
+            // live `format` command: a port that kept other settings (a pty keeps 8N1) is said.
+            let asked = self.settings;
             self.settings = read_settings(&port, &self.settings);
             let up = self.sink.emit(Event::Connection(ConnectionState::Up));
+            let kept = if asked == self.settings {
+                Ok(())
+            } else {
+                self.sink.emit(Event::CommandFailed {
+                    command: format!("open with {asked}"),
+                    reason: format!(
+                        "the port kept {} (pseudo-terminals ignore data bits, parity and flow control)",
+                        self.settings
+                    ),
+                })
+            };
             let ls = self.sink.emit(Event::LineSettings {
                 settings: self.settings,
                 modem: self.modem,
             });
-            if up.is_err() || ls.is_err() {
+            if up.is_err() || kept.is_err() || ls.is_err() {
                 return;
             }
             match self.connected(&mut port).await {
@@ -674,10 +725,15 @@ impl SerialTask {
     }
 }
 
+/// Why DTR or RTS could not be set. ENOTTY ("Not a typewriter") is the OS's word for a port
+/// without modem lines; it is said in those words, not echoed.
 fn no_modem_lines(e: tokio_serial::Error) -> String {
-    format!(
-        "this port has no modem control lines (a pseudo-terminal or a bridge without them): {e}"
-    )
+    let text = e.description;
+    if text.contains("Not a typewriter") || text.contains("Inappropriate ioctl") {
+        "this port has no modem control lines (a pseudo-terminal, or an adapter or bridge without them): DTR and RTS cannot be set on it".into()
+    } else {
+        format!("the port refused to change the modem line: {text}")
+    }
 }
 
 fn describe_io(e: &io::Error) -> String {

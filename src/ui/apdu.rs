@@ -252,10 +252,10 @@ pub fn render(
     let focused = ui.focus == Focus::Hex;
     let c = s.card();
     let title = format!(
-        " card · {} exchanges{} ",
-        c.exchanges().len(),
+        " card · {}{} ",
+        counted(c.exchanges().len() as u64, "exchange"),
         if c.errors > 0 {
-            format!(" · {} errors", c.errors)
+            format!(" · {}", counted(c.errors, "error"))
         } else {
             String::new()
         }
@@ -421,4 +421,23 @@ pub fn render_atr(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
             .wrap(ratatui::widgets::Wrap { trim: false }),
         area,
     );
+}
+
+/// "1 error", "2 errors".
+fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_said_in_the_singular_for_one() {
+        assert_eq!(super::counted(1, "error"), "1 error");
+        assert_eq!(super::counted(2, "error"), "2 errors");
+        assert_eq!(super::counted(0, "exchange"), "0 exchanges");
+    }
 }

@@ -11,20 +11,22 @@ use crate::event::Direction;
 use crate::session::{Session, SessionFrame};
 use crate::ui::state::{Focus, UiState};
 
-/// Frames that pass the protocol filter, ending at the selection (or the newest), oldest first.
+/// Frames that pass the protocol filter, ending at the selection (or the newest), oldest first;
+/// when fewer than `h` come before the selection (it is near the oldest), the frames after it
+/// fill the rows below, so no row is drawn blank.
 pub fn window<'a>(s: &'a Session, ui: &UiState, h: usize) -> Vec<&'a SessionFrame> {
     let frames = s.frames();
+    let passes = |f: &&SessionFrame| ui.protocol_filter.is_none_or(|p| f.frame.protocol == p);
     let end = match ui.frame_sel {
         Some(seq) => frames.partition_point(|f| f.seq <= seq),
         None => frames.len(),
     };
-    let mut out: Vec<&SessionFrame> = frames
-        .range(..end)
-        .rev()
-        .filter(|f| ui.protocol_filter.is_none_or(|p| f.frame.protocol == p))
-        .take(h)
-        .collect();
+    let mut out: Vec<&SessionFrame> = frames.range(..end).rev().filter(passes).take(h).collect();
     out.reverse();
+    if out.len() < h {
+        let more = h - out.len();
+        out.extend(frames.range(end..).filter(passes).take(more));
+    }
     out
 }
 

@@ -208,6 +208,25 @@ pub enum KeymapError {
         "cannot read key '{key}' for '{action}' in [keys]: write a character (q, D, +), a name (up, pgup, f5, space) or ctrl-x / alt-x"
     )]
     BadKey { action: String, key: String },
+    #[error(
+        "key '{key}' is bound to both '{first}' and '{second}' in [keys]: keep it for one of them"
+    )]
+    TwoActions {
+        key: String,
+        first: String,
+        second: String,
+    },
+}
+
+impl KeymapError {
+    /// The action whose `[keys]` entry is to blame (for the error's line and column).
+    pub fn action(&self) -> &str {
+        match self {
+            KeymapError::UnknownAction(a) => a,
+            KeymapError::BadKey { action, .. } => action,
+            KeymapError::TwoActions { second, .. } => second,
+        }
+    }
 }
 
 impl Keymap {
@@ -217,6 +236,9 @@ impl Keymap {
         overrides: impl IntoIterator<Item = (&'a str, &'a [String])>,
     ) -> Result<Keymap, KeymapError> {
         let mut map = Keymap::default();
+        // Keys the user bound, and to what: one key for two actions is an error, not a
+        // silent "last wins".
+        let mut bound: Vec<(KeySpec, &str)> = Vec::new();
         for (name, keys) in overrides {
             let action =
                 Action::from_name(name).ok_or_else(|| KeymapError::UnknownAction(name.into()))?;
@@ -229,6 +251,16 @@ impl Keymap {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            for k in &specs {
+                if let Some((_, first)) = bound.iter().find(|(b, a)| b == k && *a != name) {
+                    return Err(KeymapError::TwoActions {
+                        key: k.label(),
+                        first: (*first).to_string(),
+                        second: name.to_string(),
+                    });
+                }
+                bound.push((*k, name));
+            }
             map.bindings
                 .retain(|(k, a)| *a != action && !specs.contains(k));
             map.bindings.extend(specs.into_iter().map(|k| (k, action)));

@@ -50,6 +50,14 @@ fn recording(s: &Session, ui: &UiState) -> Span<'static> {
     }
 }
 
+/// What a replay's end says beyond "N events played": damaged records skipped, a cut last
+/// record ("end of the capture: 9 events played, 1 damaged record(s) skipped (at byte 213 …)").
+fn replay_damage(reason: &str) -> Option<&str> {
+    let (_, rest) = reason.split_once(" events played")?;
+    let rest = rest.trim_start_matches([',', ';', ' ']);
+    (!rest.is_empty()).then_some(rest)
+}
+
 /// A replay speed as shown: `4x`, or `max` for unpaced playback (speed 0, `--speed max`).
 fn pace(speed: f64) -> String {
     if speed == crate::source::replay::UNPACED {
@@ -62,9 +70,18 @@ fn pace(speed: f64) -> String {
 pub fn render(frame: &mut Frame, area: Rect, s: &Session, ui: &UiState) {
     let theme = &ui.theme;
     let (conn_text, conn_style) = match (&s.replay, &s.connection) {
-        (Some(r), ConnectionState::Down { .. }) => {
-            (format!("■ replay ended ({})", pace(r.speed)), theme.status)
-        }
+        (Some(r), ConnectionState::Down { reason }) => match replay_damage(reason) {
+            // Damaged or cut records are said where the user looks, not only in the log.
+            Some(damage) => (
+                format!(
+                    "■ replay ended ({}) · {}",
+                    pace(r.speed),
+                    crate::sanitize::printable(damage)
+                ),
+                theme.status_bad,
+            ),
+            None => (format!("■ replay ended ({})", pace(r.speed)), theme.status),
+        },
         (Some(r), _) if r.paused => (
             format!("⏸ replay paused ({}) · Space plays, . steps", pace(r.speed)),
             theme.status,
