@@ -35,7 +35,6 @@ pub mod source;
 pub mod stamp;
 pub mod textfile;
 pub mod toml_pos;
-pub mod trace;
 pub mod tui;
 pub mod uart_line;
 pub mod ui;

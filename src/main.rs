@@ -7,9 +7,9 @@ fn main() -> std::process::ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if args
         .first()
-        .is_some_and(|a| a == hsmon::trace::tracer::HELPER_ARG)
+        .is_some_and(|a| a == hsmon::source::trace::tracer::HELPER_ARG)
     {
-        return std::process::ExitCode::from(hsmon::trace::tracer::helper_main(&args));
+        return std::process::ExitCode::from(hsmon::source::trace::tracer::helper_main(&args));
     }
     let cli = match hsmon::cli::Cli::try_parse() {
         Ok(cli) => cli,

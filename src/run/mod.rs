@@ -397,8 +397,8 @@ async fn trace(
     config: &Config,
     args: crate::cli::TraceArgs,
 ) -> Result<u8> {
-    use crate::trace::source::TraceError;
-    use crate::trace::tracer::Target;
+    use crate::source::trace::source::TraceError;
+    use crate::source::trace::tracer::Target;
     let target = match (args.pid, args.command.split_first()) {
         (Some(pid), None) => Target::Attach { pid },
         (None, Some((program, rest))) => Target::Launch {
@@ -416,7 +416,7 @@ async fn trace(
     // A launched program has hsmon's stdin: headless reads no control lines from it.
     let launched = matches!(target, Target::Launch { .. });
     let clock = Clock::start();
-    let traced = crate::trace::source::spawn(target, clock).map_err(|e| match e {
+    let traced = crate::source::trace::source::spawn(target, clock).map_err(|e| match e {
         TraceError::Usage(m) => color_eyre::Report::new(UsageError(m)),
         TraceError::Device(m) => color_eyre::Report::new(crate::exit::DeviceError(m)),
     })?;

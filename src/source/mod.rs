@@ -15,6 +15,7 @@ pub mod rfc2217;
 pub mod serial;
 pub mod tap;
 pub mod tcp;
+pub mod trace;
 
 use std::collections::VecDeque;
 
