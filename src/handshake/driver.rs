@@ -60,10 +60,6 @@ impl HandshakeDriver {
 }
 
 impl Driver for HandshakeDriver {
-    fn name(&self) -> &'static str {
-        "handshake"
-    }
-
     fn on_event(&mut self, session: &mut Session, ev: &TimedEvent) -> DriverStep {
         let out = self.runner.on_event(ev);
         self.step(out, session, ev.at)

@@ -70,8 +70,6 @@ pub struct DriverDone {
 
 /// A driver in the monitor loop.
 pub trait Driver: Any {
-    /// A short name for logs ("scan", "script", "handshake").
-    fn name(&self) -> &'static str;
     /// The loop starts (or the driver joins a running one): what it can do before any event.
     fn start(&mut self, _session: &Session, _at: Timestamp) -> DriverStep {
         DriverStep::default()

@@ -141,16 +141,8 @@ impl Monitor {
         self.history.is_some()
     }
 
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
     pub fn now(&self) -> Timestamp {
         self.clock.now()
-    }
-
-    pub fn source_open(&self) -> bool {
-        self.source_open
     }
 
     /// The exit status the drivers ask for after `end` (the first that asks), if any.
@@ -381,7 +373,7 @@ impl Monitor {
     }
 
     /// Carries out effects; returns an end when one ends the session.
-    pub async fn apply<F: FrontEnd>(
+    async fn apply<F: FrontEnd>(
         &mut self,
         fe: &mut F,
         effects: Vec<Effect>,

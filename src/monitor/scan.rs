@@ -65,10 +65,6 @@ impl ScanDriver {
 }
 
 impl Driver for ScanDriver {
-    fn name(&self) -> &'static str {
-        "scan"
-    }
-
     /// Starts at once when the session already knows the settings (a key press mid-session).
     fn start(&mut self, session: &Session, at: Timestamp) -> DriverStep {
         self.try_start(session, at)

@@ -61,10 +61,6 @@ impl ScriptDriver {
 }
 
 impl Driver for ScriptDriver {
-    fn name(&self) -> &'static str {
-        "script"
-    }
-
     fn on_event(&mut self, _session: &mut Session, ev: &TimedEvent) -> DriverStep {
         if self.autorun
             && !self.started

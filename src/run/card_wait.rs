@@ -42,10 +42,6 @@ impl CardWaitDriver {
 }
 
 impl Driver for CardWaitDriver {
-    fn name(&self) -> &'static str {
-        "card-wait"
-    }
-
     fn on_event(&mut self, _session: &mut Session, ev: &TimedEvent) -> DriverStep {
         match &ev.event {
             Event::CommandFailed { command, reason } if command.starts_with(CHOOSE_READER) => {
